@@ -1,0 +1,16 @@
+//! The collector: a SQLite store of benchmark history, and the statistics over it.
+//!
+//! Raw samples are kept beside the summaries so that history can be re-analysed when the
+//! statistics improve. The schema is documented in `collector/schema.md`; the statistics in
+//! `docs/statistics.md`.
+
+mod db;
+mod fingerprint;
+mod ingest;
+pub mod query;
+mod schema;
+pub mod statistics;
+
+pub use db::{CollectorError, Database};
+pub use fingerprint::fingerprint;
+pub use ingest::IngestOutcome;

@@ -1,0 +1,146 @@
+//! The collector on real SQLite files.
+
+use std::collections::BTreeMap;
+
+use collector::{Database, IngestOutcome};
+use harness::metrics::Direction;
+use harness::results::*;
+use workloads::{Params, WorkloadKind};
+
+fn results(run: &str, sha: &str, depth: u64, wall: &[f64]) -> Results {
+    let params = Params { workload: WorkloadKind::BlobsUpload, count: 10, size: 100_000, concurrency: 1 };
+    let mut metrics = BTreeMap::new();
+    metrics.insert("wall_s".to_owned(), MetricSamples { unit: "s".into(), direction: Direction::Lower, samples: wall.to_vec() });
+    metrics.insert(
+        "throughput_mib_s".to_owned(),
+        MetricSamples { unit: "MiB/s".into(), direction: Direction::Higher, samples: wall.iter().map(|w| 1.0 / w).collect() },
+    );
+    Results {
+        schema: SCHEMA.into(),
+        run: RunInfo {
+            id: run.into(),
+            started_at: "2026-11-27T00:00:00Z".into(),
+            finished_at: "2026-11-27T00:01:00Z".into(),
+            tool_version: "0.1.0".into(),
+            scenario_file: "scenarios/smoke.toml".into(),
+            sample_interval_ms: 10,
+            seed: u64::MAX,
+        },
+        commit: CommitInfo {
+            sha: sha.into(),
+            parents: vec![],
+            subject: format!("commit {sha}"),
+            author_name: "A. Developer".into(),
+            author_time: 1_700_000_000 + depth as i64,
+            commit_time: 1_700_000_000 + depth as i64,
+            branch: Some("main".into()),
+            dirty: false,
+            depth,
+        },
+        machine: MachineInfo {
+            cpu_model: "Test CPU".into(),
+            logical_cores: 2,
+            physical_cores: Some(2),
+            memory_bytes: 24 << 30,
+            kernel: "6.1".into(),
+            os: "Linux".into(),
+            arch: "x86_64".into(),
+            rustc: "rustc 1.95.0".into(),
+            profile: "release".into(),
+            covariates: Covariates { load_avg_1m: 0.5, cpu_mhz: 2000 },
+        },
+        scenarios: vec![ScenarioResult {
+            id: params.scenario_id(),
+            workload: "blobs.upload".into(),
+            workload_version: 1,
+            definition_hash: params.definition_hash(),
+            description: params.describe(),
+            params,
+            warmup_rounds: 1,
+            rounds: wall.len() as u32,
+            metrics,
+        }],
+    }
+}
+
+fn count(db_path: &std::path::Path, table: &str) -> i64 {
+    let conn = rusqlite::Connection::open(db_path).unwrap();
+    conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).unwrap()
+}
+
+#[test]
+fn ingest_keeps_raw_samples_and_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bench.sqlite");
+    let mut db = Database::open(&path).unwrap();
+    let r = results("run-1", "aaa", 5, &[1.0, 1.1, 0.9, 1.0, 1.2, 1.05]);
+    assert!(matches!(db.ingest(&r).unwrap(), IngestOutcome::Stored { .. }));
+    assert!(matches!(db.ingest(&r).unwrap(), IngestOutcome::AlreadyPresent { .. }));
+    drop(db);
+    assert_eq!(count(&path, "runs"), 1);
+    assert_eq!(count(&path, "samples"), 12);
+    assert_eq!(count(&path, "data_points"), 2);
+
+    let db = Database::open(&path).unwrap();
+    let series = db.series().unwrap();
+    assert_eq!(series.len(), 2);
+    let wall = series.iter().find(|s| s.metric == "wall_s").unwrap();
+    assert_eq!((wall.unit.as_str(), wall.direction.as_str()), ("s", "lower"));
+    let points = db.points(wall, None).unwrap();
+    assert_eq!(points.len(), 1);
+    assert_eq!(points[0].summary.median, 1.025);
+    assert_eq!(db.samples(points[0].run_id, wall.scenario_ref, "wall_s").unwrap(), vec![1.0, 1.1, 0.9, 1.0, 1.2, 1.05]);
+}
+
+#[test]
+fn series_follow_commit_order_not_ingest_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = Database::open(&dir.path().join("b.sqlite")).unwrap();
+    // Ingested newest first, as a backfill would.
+    db.ingest(&results("r3", "ccc", 9, &[3.0; 5])).unwrap();
+    db.ingest(&results("r1", "aaa", 2, &[1.0; 5])).unwrap();
+    db.ingest(&results("r2", "bbb", 4, &[2.0; 5])).unwrap();
+    // A re-run of bbb replaces its point.
+    db.ingest(&results("r2b", "bbb", 4, &[2.5; 5])).unwrap();
+    let wall = db.series().unwrap().into_iter().find(|s| s.metric == "wall_s").unwrap();
+    let points = db.points(&wall, Some("main")).unwrap();
+    let shas: Vec<_> = points.iter().map(|p| p.commit.sha.as_str()).collect();
+    assert_eq!(shas, ["aaa", "bbb", "ccc"]);
+    assert_eq!(points[1].summary.median, 2.5);
+    assert!(db.points(&wall, Some("other")).unwrap().is_empty());
+    assert_eq!(db.runs().unwrap()[0].commit.sha, "ccc");
+}
+
+#[test]
+fn a_failed_ingest_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("b.sqlite");
+    let mut db = Database::open(&path).unwrap();
+    db.ingest(&results("ok", "aaa", 1, &[1.0; 5])).unwrap();
+    // Same metric name with another unit: refused after the run row was written.
+    let mut bad = results("bad", "bbb", 2, &[1.0; 5]);
+    bad.scenarios[0].metrics.get_mut("wall_s").unwrap().unit = "ms".into();
+    let err = db.ingest(&bad).unwrap_err().to_string();
+    assert!(err.contains("metric wall_s is stored as s"), "{err}");
+    drop(db);
+    assert_eq!(count(&path, "runs"), 1);
+    assert_eq!(count(&path, "commits"), 1);
+    assert_eq!(count(&path, "samples"), 10);
+}
+
+#[test]
+fn bad_files_are_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.sqlite");
+    std::fs::write(&junk, b"this is not a database, just some text that is long enough to have a header").unwrap();
+    let err = Database::open(&junk).err().unwrap().to_string();
+    assert!(err.contains(&junk.display().to_string()), "{err}");
+    let missing_dir = dir.path().join("nope/b.sqlite");
+    let err = Database::open(&missing_dir).err().unwrap().to_string();
+    assert!(err.contains("does not exist"), "{err}");
+    // A database from a newer soledad-bench is not touched.
+    let newer = dir.path().join("newer.sqlite");
+    rusqlite::Connection::open(&newer).unwrap().pragma_update(None, "user_version", 99).unwrap();
+    let err = Database::open(&newer).err().unwrap().to_string();
+    assert!(err.contains("schema version 99"), "{err}");
+}

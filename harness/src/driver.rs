@@ -1,0 +1,123 @@
+//! A client-driver child process: `soledad-bench drive`, running one round of a workload.
+//! The protocol is in `workloads::protocol`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use workloads::protocol::{DriverMessage, GO};
+use workloads::{Outcome, Params};
+
+use crate::server::tail;
+
+/// Environment variable that carries the token to the driver (not its command line, which
+/// other users of the machine can read).
+pub const TOKEN_ENV: &str = "SOLEDAD_BENCH_TOKEN";
+
+/// How to start a driver for one round.
+pub struct DriverSpec<'a> {
+    pub exe: &'a Path,
+    pub server_url: &'a str,
+    pub user: &'a str,
+    pub token: &'a str,
+    pub params: &'a Params,
+    pub round: u32,
+    pub seed: u64,
+    pub work_dir: &'a Path,
+}
+
+pub struct DriverProcess {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+    log: PathBuf,
+}
+
+impl DriverProcess {
+    pub fn spawn(spec: &DriverSpec) -> Result<Self, String> {
+        std::fs::create_dir_all(spec.work_dir).map_err(|e| format!("cannot create {}: {e}", spec.work_dir.display()))?;
+        let log = spec.work_dir.join("driver.log");
+        let log_file = std::fs::File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+        let params = serde_json::to_string(spec.params).expect("params serialize");
+        let mut child = Command::new(spec.exe)
+            .arg("drive")
+            .args(["--server", spec.server_url, "--user", spec.user, "--params", &params])
+            .args(["--round", &spec.round.to_string(), "--seed", &spec.seed.to_string()])
+            .arg("--work-dir")
+            .arg(spec.work_dir)
+            .env(TOKEN_ENV, spec.token)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(log_file)
+            .spawn()
+            .map_err(|e| format!("cannot run {} drive: {e}", spec.exe.display()))?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Self { stdin: child.stdin.take(), child, lines, log })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn next_message(&mut self, timeout: Duration, waiting_for: &str) -> Result<DriverMessage, String> {
+        match self.lines.recv_timeout(timeout) {
+            Ok(line) => serde_json::from_str(&line).map_err(|e| format!("driver said {line:?} ({e})")),
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(format!("driver not {waiting_for} after {}s", timeout.as_secs())),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let status = self.child.wait().map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+                Err(format!("driver exited ({status}) before it was {waiting_for}: {}", tail(&self.log)))
+            }
+        }
+    }
+
+    pub fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
+        match self.next_message(timeout, "ready")? {
+            DriverMessage::Ready => Ok(()),
+            other => Err(format!("driver sent {other:?} instead of ready")),
+        }
+    }
+
+    /// Starts the measured part.
+    pub fn go(&mut self) -> Result<(), String> {
+        let stdin = self.stdin.as_mut().ok_or("driver was already started")?;
+        writeln!(stdin, "{GO}").and_then(|_| stdin.flush()).map_err(|e| format!("cannot start the driver: {e}"))
+    }
+
+    pub fn wait_done(&mut self, timeout: Duration) -> Result<Outcome, String> {
+        match self.next_message(timeout, "done")? {
+            DriverMessage::Done(outcome) => Ok(outcome),
+            other => Err(format!("driver sent {other:?} instead of its outcome")),
+        }
+    }
+
+    /// Lets the driver exit. It stays alive after reporting so that its counters can be read
+    /// from /proc; a process that has exited has no memory counters left.
+    pub fn finish(mut self) -> Result<(), String> {
+        self.stdin = None;
+        let status = self.child.wait().map_err(|e| e.to_string())?;
+        if !status.success() {
+            return Err(format!("driver exited with {status}: {}", tail(&self.log)));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for DriverProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! Results JSON, version 1: the contract between the harness and the collector. Documented
+//! field by field in `harness/RESULTS.md`; change both together, and bump [`SCHEMA`] for
+//! anything a v1 reader would misread.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use workloads::Params;
+
+use crate::HarnessError;
+use crate::metrics::Direction;
+
+pub const SCHEMA: &str = "soledad-bench/results/v1";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Results {
+    pub schema: String,
+    pub run: RunInfo,
+    pub commit: CommitInfo,
+    pub machine: MachineInfo,
+    pub scenarios: Vec<ScenarioResult>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// Unique per harness invocation; ingesting the same id twice is a no-op.
+    pub id: String,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub finished_at: String,
+    /// Version of the soledad-bench that ran the harness.
+    pub tool_version: String,
+    /// The scenario file, as given on the command line.
+    pub scenario_file: String,
+    /// Memory sampling interval.
+    pub sample_interval_ms: u64,
+    /// Seed of the payload generator.
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitInfo {
+    pub sha: String,
+    pub parents: Vec<String>,
+    pub subject: String,
+    pub author_name: String,
+    /// Seconds since the epoch.
+    pub author_time: i64,
+    pub commit_time: i64,
+    /// `None` on a detached HEAD.
+    pub branch: Option<String>,
+    /// Tracked files differed from the commit when the run started.
+    pub dirty: bool,
+    /// Commits on the first-parent chain from the root to this one (the root has depth 0):
+    /// the position of the commit on its branch, stable forever.
+    pub depth: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MachineInfo {
+    pub cpu_model: String,
+    pub logical_cores: u32,
+    pub physical_cores: Option<u32>,
+    pub memory_bytes: u64,
+    pub kernel: String,
+    pub os: String,
+    pub arch: String,
+    pub rustc: String,
+    /// Cargo profile of the measured binaries: `release` or `debug`.
+    pub profile: String,
+    /// Readings that vary between runs on the same machine; recorded, never fingerprinted.
+    pub covariates: Covariates,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Covariates {
+    /// 1-minute load average when the run started.
+    pub load_avg_1m: f64,
+    /// Mean current CPU frequency when the run started, in MHz (0 if unknown).
+    pub cpu_mhz: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScenarioResult {
+    /// Such as `blobs.upload/10x100k/c1`.
+    pub id: String,
+    pub workload: String,
+    pub workload_version: u32,
+    pub definition_hash: String,
+    /// What the scenario measures, in a sentence, for readers of the site.
+    pub description: String,
+    pub params: Params,
+    pub warmup_rounds: u32,
+    /// Measured rounds: every metric has this many samples, in round order.
+    pub rounds: u32,
+    pub metrics: BTreeMap<String, MetricSamples>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MetricSamples {
+    pub unit: String,
+    pub direction: Direction,
+    pub samples: Vec<f64>,
+}
+
+impl Results {
+    /// Reads and checks a results file.
+    pub fn load(path: &Path) -> Result<Self, HarnessError> {
+        let fail = |message: String| HarnessError::Results { path: path.to_owned(), message };
+        let text = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+        let value: serde_json::Value =
+            serde_json::from_slice(&text).map_err(|e| fail(format!("not JSON: {e}")))?;
+        match value.get("schema").and_then(|s| s.as_str()) {
+            Some(SCHEMA) => {}
+            Some(other) => return Err(fail(format!("schema is {other:?}; this version reads {SCHEMA:?}"))),
+            None => return Err(fail(format!("no \"schema\" field; expected {SCHEMA:?}"))),
+        }
+        let results: Results = serde_json::from_value(value).map_err(|e| fail(e.to_string()))?;
+        results.validate().map_err(fail)?;
+        Ok(results)
+    }
+
+    /// Checks what the types cannot: sample counts, finite values.
+    pub fn validate(&self) -> Result<(), String> {
+        for s in &self.scenarios {
+            for (name, m) in &s.metrics {
+                if m.samples.len() != s.rounds as usize {
+                    return Err(format!(
+                        "scenario {}: metric {name} has {} samples for {} rounds",
+                        s.id,
+                        m.samples.len(),
+                        s.rounds
+                    ));
+                }
+                if let Some(bad) = m.samples.iter().find(|v| !v.is_finite()) {
+                    return Err(format!("scenario {}: metric {name} has a non-finite sample {bad}", s.id));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the file atomically: a reader never sees half of it.
+    pub fn save(&self, path: &Path) -> Result<(), HarnessError> {
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(HarnessError::io(format!("cannot create {}", dir.display())))?;
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)
+            .map_err(HarnessError::io(format!("cannot write in {}", dir.display())))?;
+        serde_json::to_writer_pretty(&mut tmp, self).map_err(|e| HarnessError::Io {
+            what: format!("cannot write {}", path.display()),
+            source: e.into(),
+        })?;
+        tmp.persist(path).map_err(|e| HarnessError::Io { what: format!("cannot write {}", path.display()), source: e.error })?;
+        Ok(())
+    }
+}

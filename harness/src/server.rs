@@ -1,0 +1,108 @@
+//! A `blobs-server` child process with a fresh data directory.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::HarnessError;
+
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The benchmark user the server knows.
+pub const BENCH_USER: &str = "bench";
+
+pub struct ServerProcess {
+    child: Child,
+    addr: SocketAddr,
+    token: String,
+    log: PathBuf,
+}
+
+impl ServerProcess {
+    /// Starts a server on a free loopback port with its data under `dir`.
+    pub fn start(binary: &Path, dir: &Path) -> Result<Self, HarnessError> {
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        let tokens = dir.join("tokens");
+        std::fs::write(&tokens, format!("{BENCH_USER}:{token}\n"))
+            .map_err(HarnessError::io(format!("cannot write {}", tokens.display())))?;
+        let log = dir.join("server.log");
+        let log_file = std::fs::File::create(&log).map_err(HarnessError::io(format!("cannot create {}", log.display())))?;
+        let mut child = Command::new(binary)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .arg("--tokens")
+            .arg(&tokens)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log_file)
+            .spawn()
+            .map_err(|e| HarnessError::ServerStart(format!("cannot run {}: {e}", binary.display())))?;
+
+        // Read the address line on a thread so a silent server cannot hang the harness.
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(START_TIMEOUT).unwrap_or_default();
+        let Some(addr) = blobs_server::parse_listening_line(&line) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(HarnessError::ServerStart(format!(
+                "{} did not report its address within {}s; its log says: {}",
+                binary.display(),
+                START_TIMEOUT.as_secs(),
+                tail(&log)
+            )));
+        };
+        if !addr.ip().is_loopback() {
+            let _ = child.kill();
+            return Err(HarnessError::ServerStart(format!("server bound {addr}, which is not loopback")));
+        }
+        Ok(Self { child, addr, token, log })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// Errors if the server has exited, with the end of its log.
+    pub fn check_alive(&mut self) -> Result<(), String> {
+        match self.child.try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(status)) => Err(format!("the server exited ({status}); its log says: {}", tail(&self.log))),
+            Err(e) => Err(format!("cannot check the server: {e}")),
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The last lines of a log file, for error messages.
+pub(crate) fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(5);
+    let joined = lines[start..].join(" | ");
+    if joined.is_empty() { "(nothing)".into() } else { joined }
+}
