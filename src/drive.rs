@@ -33,7 +33,9 @@ pub struct DriveArgs {
 /// Benchmark traffic stays on this machine: only loopback servers are driven.
 fn check_loopback(server: &str) -> anyhow::Result<()> {
     let url = url_host(server).with_context(|| format!("invalid server URL {server:?}"))?;
-    let ip: std::net::IpAddr = url.parse().with_context(|| format!("server host {url:?} must be a literal loopback IP"))?;
+    let ip: std::net::IpAddr = url
+        .parse()
+        .with_context(|| format!("server host {url:?} must be a literal loopback IP"))?;
     if !ip.is_loopback() {
         bail!("refusing to drive {server}: benchmarks only target loopback addresses");
     }
@@ -42,32 +44,49 @@ fn check_loopback(server: &str) -> anyhow::Result<()> {
 
 /// The host part of `http://HOST:PORT/...`, brackets removed for IPv6.
 fn url_host(server: &str) -> Option<String> {
-    let rest = server.strip_prefix("http://").or_else(|| server.strip_prefix("https://"))?;
+    let rest = server
+        .strip_prefix("http://")
+        .or_else(|| server.strip_prefix("https://"))?;
     let authority = rest.split('/').next()?;
-    let host = if let Some(v6) = authority.strip_prefix('[') { v6.split(']').next()? } else { authority.rsplit_once(':').map_or(authority, |(h, _)| h) };
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next()?
+    } else {
+        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+    };
     Some(host.to_owned())
 }
 
 pub fn run(args: DriveArgs) -> anyhow::Result<()> {
     check_loopback(&args.server)?;
-    let params: Params = serde_json::from_str(&args.params).context("--params is not a workload's parameters")?;
+    let params: Params =
+        serde_json::from_str(&args.params).context("--params is not a workload's parameters")?;
     let ctx = Context {
-        target: Target { server: args.server, user: args.user, token: args.token },
+        target: Target {
+            server: args.server,
+            user: args.user,
+            token: args.token,
+        },
         work_dir: args.work_dir,
         round: args.round,
         seed: args.seed,
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    let prepared = runtime.block_on(workloads::prepare(&params, &ctx)).context("preparing the workload")?;
+    let prepared = runtime
+        .block_on(workloads::prepare(&params, &ctx))
+        .context("preparing the workload")?;
     say(&DriverMessage::Ready)?;
 
     let mut stdin = std::io::stdin().lock();
     let mut line = String::new();
-    stdin.read_line(&mut line).context("reading the go signal")?;
+    stdin
+        .read_line(&mut line)
+        .context("reading the go signal")?;
     if line.trim() != GO {
         bail!("expected {GO:?} on stdin, got {line:?}");
     }
-    let outcome = runtime.block_on(prepared.run()).context("running the workload")?;
+    let outcome = runtime
+        .block_on(prepared.run())
+        .context("running the workload")?;
     say(&DriverMessage::Done(outcome))?;
 
     // Stay alive until the harness has read our counters and closes stdin.

@@ -18,12 +18,20 @@ pub struct IngestArgs {
 
 pub fn run(args: IngestArgs) -> anyhow::Result<()> {
     // Read everything first: one bad file stores nothing.
-    let all = args.files.iter().map(|f| Results::load(f).map(|r| (f, r))).collect::<Result<Vec<_>, _>>()?;
+    let all = args
+        .files
+        .iter()
+        .map(|f| Results::load(f).map(|r| (f, r)))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut db = Database::open(&args.db)?;
     for (file, results) in all {
         match db.ingest(&results)? {
-            IngestOutcome::Stored { run_id } => println!("{}: stored as run {run_id}", file.display()),
-            IngestOutcome::AlreadyPresent { run_id } => println!("{}: already stored as run {run_id}", file.display()),
+            IngestOutcome::Stored { run_id } => {
+                println!("{}: stored as run {run_id}", file.display())
+            }
+            IngestOutcome::AlreadyPresent { run_id } => {
+                println!("{}: already stored as run {run_id}", file.display())
+            }
         }
     }
     Ok(())

@@ -54,14 +54,21 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     crate::site::check_writable(&args.site)?;
     let mut db = Database::open(&args.db)?;
-    let results_path = args.results.clone().unwrap_or_else(|| default_results_dir(&args.db));
+    let results_path = args
+        .results
+        .clone()
+        .unwrap_or_else(|| default_results_dir(&args.db));
     let server_bin = harness::binaries::server_binary(args.server_bin.as_deref())?;
     let config = RunConfig {
         server_bin,
         driver_bin: std::env::current_exe().context("cannot find the soledad-bench executable")?,
         sample_interval: Duration::from_millis(args.sample_interval_ms),
         seed: args.seed,
-        work_root: args.work_dir.clone().unwrap_or_else(std::env::temp_dir).join("soledad-bench"),
+        work_root: args
+            .work_dir
+            .clone()
+            .unwrap_or_else(std::env::temp_dir)
+            .join("soledad-bench"),
         progress: true,
     };
 
@@ -75,7 +82,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let machine = harness::machine::describe(harness::binaries::profile());
     let results = harness::runner::run(&set, commit, machine, &config)?;
 
-    let results_file = if args.results.is_some() { results_path } else { results_path.join(format!("{}.json", results.run.id)) };
+    let results_file = if args.results.is_some() {
+        results_path
+    } else {
+        results_path.join(format!("{}.json", results.run.id))
+    };
     results.save(&results_file)?;
     let run_id = match db.ingest(&results)? {
         IngestOutcome::Stored { run_id } | IngestOutcome::AlreadyPresent { run_id } => run_id,

@@ -22,22 +22,35 @@ pub struct SiteArgs {
 
 pub fn run(args: SiteArgs) -> anyhow::Result<()> {
     if !args.db.is_file() {
-        anyhow::bail!("database {} does not exist; record a run first with `soledad-bench run`", args.db.display());
+        anyhow::bail!(
+            "database {} does not exist; record a run first with `soledad-bench run`",
+            args.db.display()
+        );
     }
     let db = Database::open(&args.db)?;
     let report = generate(&db, &args.out, args.branch)?;
-    println!("site: {} ({} pages, {} plots)", report.index.display(), report.pages, report.plots);
+    println!(
+        "site: {} ({} pages, {} plots)",
+        report.index.display(),
+        report.pages,
+        report.plots
+    );
     Ok(())
 }
 
 pub fn generate(db: &Database, out: &Path, branch: Option<String>) -> anyhow::Result<SiteReport> {
-    let options = SiteOptions { branch, ..SiteOptions::default() };
-    site_gen::generate(db, out, &options).with_context(|| format!("cannot generate the site in {}", out.display()))
+    let options = SiteOptions {
+        branch,
+        ..SiteOptions::default()
+    };
+    site_gen::generate(db, out, &options)
+        .with_context(|| format!("cannot generate the site in {}", out.display()))
 }
 
 /// Fails early, before a long run, if the site cannot be written.
 pub fn check_writable(dir: &Path) -> anyhow::Result<()> {
-    let fail = |e: std::io::Error| anyhow::anyhow!("cannot write the site to {}: {e}", dir.display());
+    let fail =
+        |e: std::io::Error| anyhow::anyhow!("cannot write the site to {}: {e}", dir.display());
     std::fs::create_dir_all(dir).map_err(fail)?;
     let probe = dir.join(".soledad-bench-write-check");
     std::fs::write(&probe, b"").map_err(fail)?;

@@ -22,7 +22,11 @@ impl Database {
         results.validate().map_err(CollectorError::Conflict)?;
         let tx = self.conn.transaction()?;
         if let Some(run_id) = tx
-            .query_row("SELECT id FROM runs WHERE run_uuid = ?1", [&results.run.id], |r| r.get(0))
+            .query_row(
+                "SELECT id FROM runs WHERE run_uuid = ?1",
+                [&results.run.id],
+                |r| r.get(0),
+            )
             .optional()?
         {
             return Ok(IngestOutcome::AlreadyPresent { run_id });
@@ -83,7 +87,11 @@ fn upsert_machine(tx: &Transaction, results: &Results) -> Result<i64, CollectorE
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (fingerprint) DO NOTHING",
         params![fp, m.cpu_model, m.logical_cores, m.physical_cores, m.memory_bytes as i64, m.kernel, m.os, m.arch, m.rustc, m.profile],
     )?;
-    Ok(tx.query_row("SELECT id FROM machines WHERE fingerprint = ?1", [&fp], |r| r.get(0))?)
+    Ok(tx.query_row(
+        "SELECT id FROM machines WHERE fingerprint = ?1",
+        [&fp],
+        |r| r.get(0),
+    )?)
 }
 
 fn upsert_commit(tx: &Transaction, results: &Results) -> Result<(), CollectorError> {
@@ -91,7 +99,14 @@ fn upsert_commit(tx: &Transaction, results: &Results) -> Result<(), CollectorErr
     let inserted = tx.execute(
         "INSERT INTO commits (sha, subject, author_name, author_time, commit_time, depth)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (sha) DO NOTHING",
-        params![c.sha, c.subject, c.author_name, c.author_time, c.commit_time, c.depth as i64],
+        params![
+            c.sha,
+            c.subject,
+            c.author_name,
+            c.author_time,
+            c.commit_time,
+            c.depth as i64
+        ],
     )?;
     if inserted == 1 {
         for (position, parent) in c.parents.iter().enumerate() {
@@ -106,7 +121,10 @@ fn upsert_commit(tx: &Transaction, results: &Results) -> Result<(), CollectorErr
 
 fn insert_run(tx: &Transaction, results: &Results, machine_id: i64) -> Result<i64, CollectorError> {
     let r = &results.run;
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
     tx.execute(
         "INSERT INTO runs (run_uuid, machine_id, commit_sha, branch, dirty, started_at, finished_at, tool_version,
                            scenario_file, sample_interval_ms, seed, load_avg_1m, cpu_mhz, ingested_at)
@@ -132,13 +150,25 @@ fn insert_run(tx: &Transaction, results: &Results, machine_id: i64) -> Result<i6
     Ok(tx.last_insert_rowid())
 }
 
-fn upsert_metric(tx: &Transaction, name: &str, unit: &str, direction: &str) -> Result<(), CollectorError> {
+fn upsert_metric(
+    tx: &Transaction,
+    name: &str,
+    unit: &str,
+    direction: &str,
+) -> Result<(), CollectorError> {
     let existing: Option<(String, String)> = tx
-        .query_row("SELECT unit, direction FROM metrics WHERE name = ?1", [name], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(
+            "SELECT unit, direction FROM metrics WHERE name = ?1",
+            [name],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .optional()?;
     match existing {
         None => {
-            tx.execute("INSERT INTO metrics (name, unit, direction) VALUES (?1, ?2, ?3)", params![name, unit, direction])?;
+            tx.execute(
+                "INSERT INTO metrics (name, unit, direction) VALUES (?1, ?2, ?3)",
+                params![name, unit, direction],
+            )?;
             Ok(())
         }
         Some((u, d)) if u == unit && d == direction => Ok(()),

@@ -113,7 +113,11 @@ impl Database {
     /// The points of a series in commit order (position on the first-parent chain, then
     /// commit time), one per commit: the latest run of each commit. `branch` restricts the
     /// runs to those made on that branch.
-    pub fn points(&self, series: &Series, branch: Option<&str>) -> Result<Vec<Point>, CollectorError> {
+    pub fn points(
+        &self,
+        series: &Series,
+        branch: Option<&str>,
+    ) -> Result<Vec<Point>, CollectorError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT r.id, c.sha, c.subject, c.author_name, c.author_time, c.depth, r.branch, r.dirty, r.started_at,
                     d.n, d.median, d.ci_lower, d.ci_upper, d.ci_level, d.mean, d.stddev
@@ -123,24 +127,32 @@ impl Database {
              WHERE d.scenario_ref = ?1 AND d.metric = ?2 AND r.machine_id = ?3 AND (?4 IS NULL OR r.branch = ?4)
              ORDER BY c.depth, c.commit_time, c.sha, r.id",
         )?;
-        let rows = stmt.query_map(params![series.scenario_ref, series.metric, series.machine_id, branch], |r| {
-            Ok(Point {
-                run_id: r.get(0)?,
-                commit: commit_from(r, 1)?,
-                branch: r.get(6)?,
-                dirty: r.get(7)?,
-                started_at: r.get(8)?,
-                summary: Summary {
-                    n: r.get::<_, i64>(9)? as usize,
-                    median: r.get(10)?,
-                    ci_lower: r.get(11)?,
-                    ci_upper: r.get(12)?,
-                    ci_level: r.get(13)?,
-                    mean: r.get(14)?,
-                    stddev: r.get(15)?,
-                },
-            })
-        })?;
+        let rows = stmt.query_map(
+            params![
+                series.scenario_ref,
+                series.metric,
+                series.machine_id,
+                branch
+            ],
+            |r| {
+                Ok(Point {
+                    run_id: r.get(0)?,
+                    commit: commit_from(r, 1)?,
+                    branch: r.get(6)?,
+                    dirty: r.get(7)?,
+                    started_at: r.get(8)?,
+                    summary: Summary {
+                        n: r.get::<_, i64>(9)? as usize,
+                        median: r.get(10)?,
+                        ci_lower: r.get(11)?,
+                        ci_upper: r.get(12)?,
+                        ci_level: r.get(13)?,
+                        mean: r.get(14)?,
+                        stddev: r.get(15)?,
+                    },
+                })
+            },
+        )?;
         let mut points: Vec<Point> = Vec::new();
         for p in rows {
             let p = p?;
@@ -153,7 +165,12 @@ impl Database {
     }
 
     /// Raw samples of one data point, in round order.
-    pub fn samples(&self, run_id: i64, scenario_ref: i64, metric: &str) -> Result<Vec<f64>, CollectorError> {
+    pub fn samples(
+        &self,
+        run_id: i64,
+        scenario_ref: i64,
+        metric: &str,
+    ) -> Result<Vec<f64>, CollectorError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT value FROM samples WHERE run_id = ?1 AND scenario_ref = ?2 AND metric = ?3 ORDER BY round",
         )?;

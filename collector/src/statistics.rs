@@ -26,12 +26,20 @@ pub struct Summary {
 impl Summary {
     /// Coefficient of variation: stddev / mean.
     pub fn cv(&self) -> f64 {
-        if self.mean == 0.0 { 0.0 } else { self.stddev / self.mean.abs() }
+        if self.mean == 0.0 {
+            0.0
+        } else {
+            self.stddev / self.mean.abs()
+        }
     }
 
     /// Half-width of the CI relative to the median.
     pub fn relative_ci_half_width(&self) -> f64 {
-        if self.median == 0.0 { 0.0 } else { (self.ci_upper - self.ci_lower) / 2.0 / self.median.abs() }
+        if self.median == 0.0 {
+            0.0
+        } else {
+            (self.ci_upper - self.ci_lower) / 2.0 / self.median.abs()
+        }
     }
 }
 
@@ -51,12 +59,24 @@ pub fn summarize(samples: &[f64]) -> Option<Summary> {
     } else {
         0.0
     };
-    Some(Summary { n, median, ci_lower, ci_upper, ci_level, mean, stddev })
+    Some(Summary {
+        n,
+        median,
+        ci_lower,
+        ci_upper,
+        ci_level,
+        mean,
+        stddev,
+    })
 }
 
 fn median_of_sorted(sorted: &[f64]) -> f64 {
     let n = sorted.len();
-    if n % 2 == 1 { sorted[n / 2] } else { (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
 }
 
 /// Confidence interval of the median from order statistics, valid whatever the distribution:

@@ -8,12 +8,28 @@ use harness::results::*;
 use workloads::{Params, WorkloadKind};
 
 fn results(run: &str, sha: &str, depth: u64, wall: &[f64]) -> Results {
-    let params = Params { workload: WorkloadKind::BlobsUpload, count: 10, size: 100_000, concurrency: 1 };
+    let params = Params {
+        workload: WorkloadKind::BlobsUpload,
+        count: 10,
+        size: 100_000,
+        concurrency: 1,
+    };
     let mut metrics = BTreeMap::new();
-    metrics.insert("wall_s".to_owned(), MetricSamples { unit: "s".into(), direction: Direction::Lower, samples: wall.to_vec() });
+    metrics.insert(
+        "wall_s".to_owned(),
+        MetricSamples {
+            unit: "s".into(),
+            direction: Direction::Lower,
+            samples: wall.to_vec(),
+        },
+    );
     metrics.insert(
         "throughput_mib_s".to_owned(),
-        MetricSamples { unit: "MiB/s".into(), direction: Direction::Higher, samples: wall.iter().map(|w| 1.0 / w).collect() },
+        MetricSamples {
+            unit: "MiB/s".into(),
+            direction: Direction::Higher,
+            samples: wall.iter().map(|w| 1.0 / w).collect(),
+        },
     );
     Results {
         schema: SCHEMA.into(),
@@ -47,7 +63,10 @@ fn results(run: &str, sha: &str, depth: u64, wall: &[f64]) -> Results {
             arch: "x86_64".into(),
             rustc: "rustc 1.95.0".into(),
             profile: "release".into(),
-            covariates: Covariates { load_avg_1m: 0.5, cpu_mhz: 2000 },
+            covariates: Covariates {
+                load_avg_1m: 0.5,
+                cpu_mhz: 2000,
+            },
         },
         scenarios: vec![ScenarioResult {
             id: params.scenario_id(),
@@ -65,7 +84,8 @@ fn results(run: &str, sha: &str, depth: u64, wall: &[f64]) -> Results {
 
 fn count(db_path: &std::path::Path, table: &str) -> i64 {
     let conn = rusqlite::Connection::open(db_path).unwrap();
-    conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).unwrap()
+    conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+        .unwrap()
 }
 
 #[test]
@@ -74,8 +94,14 @@ fn ingest_keeps_raw_samples_and_is_idempotent() {
     let path = dir.path().join("bench.sqlite");
     let mut db = Database::open(&path).unwrap();
     let r = results("run-1", "aaa", 5, &[1.0, 1.1, 0.9, 1.0, 1.2, 1.05]);
-    assert!(matches!(db.ingest(&r).unwrap(), IngestOutcome::Stored { .. }));
-    assert!(matches!(db.ingest(&r).unwrap(), IngestOutcome::AlreadyPresent { .. }));
+    assert!(matches!(
+        db.ingest(&r).unwrap(),
+        IngestOutcome::Stored { .. }
+    ));
+    assert!(matches!(
+        db.ingest(&r).unwrap(),
+        IngestOutcome::AlreadyPresent { .. }
+    ));
     drop(db);
     assert_eq!(count(&path, "runs"), 1);
     assert_eq!(count(&path, "samples"), 12);
@@ -85,11 +111,18 @@ fn ingest_keeps_raw_samples_and_is_idempotent() {
     let series = db.series().unwrap();
     assert_eq!(series.len(), 2);
     let wall = series.iter().find(|s| s.metric == "wall_s").unwrap();
-    assert_eq!((wall.unit.as_str(), wall.direction.as_str()), ("s", "lower"));
+    assert_eq!(
+        (wall.unit.as_str(), wall.direction.as_str()),
+        ("s", "lower")
+    );
     let points = db.points(wall, None).unwrap();
     assert_eq!(points.len(), 1);
     assert_eq!(points[0].summary.median, 1.025);
-    assert_eq!(db.samples(points[0].run_id, wall.scenario_ref, "wall_s").unwrap(), vec![1.0, 1.1, 0.9, 1.0, 1.2, 1.05]);
+    assert_eq!(
+        db.samples(points[0].run_id, wall.scenario_ref, "wall_s")
+            .unwrap(),
+        vec![1.0, 1.1, 0.9, 1.0, 1.2, 1.05]
+    );
 }
 
 #[test]
@@ -102,7 +135,12 @@ fn series_follow_commit_order_not_ingest_order() {
     db.ingest(&results("r2", "bbb", 4, &[2.0; 5])).unwrap();
     // A re-run of bbb replaces its point.
     db.ingest(&results("r2b", "bbb", 4, &[2.5; 5])).unwrap();
-    let wall = db.series().unwrap().into_iter().find(|s| s.metric == "wall_s").unwrap();
+    let wall = db
+        .series()
+        .unwrap()
+        .into_iter()
+        .find(|s| s.metric == "wall_s")
+        .unwrap();
     let points = db.points(&wall, Some("main")).unwrap();
     let shas: Vec<_> = points.iter().map(|p| p.commit.sha.as_str()).collect();
     assert_eq!(shas, ["aaa", "bbb", "ccc"]);
@@ -132,7 +170,11 @@ fn a_failed_ingest_leaves_nothing_behind() {
 fn bad_files_are_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let junk = dir.path().join("junk.sqlite");
-    std::fs::write(&junk, b"this is not a database, just some text that is long enough to have a header").unwrap();
+    std::fs::write(
+        &junk,
+        b"this is not a database, just some text that is long enough to have a header",
+    )
+    .unwrap();
     let err = Database::open(&junk).err().unwrap().to_string();
     assert!(err.contains(&junk.display().to_string()), "{err}");
     let missing_dir = dir.path().join("nope/b.sqlite");
@@ -140,7 +182,10 @@ fn bad_files_are_refused_clearly() {
     assert!(err.contains("does not exist"), "{err}");
     // A database from a newer soledad-bench is not touched.
     let newer = dir.path().join("newer.sqlite");
-    rusqlite::Connection::open(&newer).unwrap().pragma_update(None, "user_version", 99).unwrap();
+    rusqlite::Connection::open(&newer)
+        .unwrap()
+        .pragma_update(None, "user_version", 99)
+        .unwrap();
     let err = Database::open(&newer).err().unwrap().to_string();
     assert!(err.contains("schema version 99"), "{err}");
 }

@@ -8,7 +8,9 @@ use crate::results::CommitInfo;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommitError {
-    #[error("{0} is not inside a git repository; soledad-bench records the commit it benchmarks, so run it in a git checkout (or pass --repo DIR)")]
+    #[error(
+        "{0} is not inside a git repository; soledad-bench records the commit it benchmarks, so run it in a git checkout (or pass --repo DIR)"
+    )]
     NotARepository(PathBuf),
     #[error("repository {path} has no commit checked out: {message}")]
     NoHead { path: PathBuf, message: String },
@@ -18,12 +20,21 @@ pub enum CommitError {
 
 /// Describes HEAD of the repository that contains `dir`.
 pub fn describe_head(dir: &Path) -> Result<CommitInfo, CommitError> {
-    let repo = Repository::discover(dir).map_err(|_| CommitError::NotARepository(dir.to_owned()))?;
+    let repo =
+        Repository::discover(dir).map_err(|_| CommitError::NotARepository(dir.to_owned()))?;
     let path = repo.workdir().unwrap_or(repo.path()).to_owned();
-    let git = |e: git2::Error| CommitError::Git { path: path.clone(), message: e.message().to_owned() };
-    let head = repo.head().map_err(|e| CommitError::NoHead { path: path.clone(), message: e.message().to_owned() })?;
+    let git = |e: git2::Error| CommitError::Git {
+        path: path.clone(),
+        message: e.message().to_owned(),
+    };
+    let head = repo.head().map_err(|e| CommitError::NoHead {
+        path: path.clone(),
+        message: e.message().to_owned(),
+    })?;
     let commit = head.peel_to_commit().map_err(git)?;
-    let branch = head.is_branch().then(|| String::from_utf8_lossy(head.shorthand_bytes()).into_owned());
+    let branch = head
+        .is_branch()
+        .then(|| String::from_utf8_lossy(head.shorthand_bytes()).into_owned());
 
     let mut walk = repo.revwalk().map_err(git)?;
     walk.push(commit.id()).map_err(git)?;

@@ -37,14 +37,28 @@ pub struct DriverProcess {
 
 impl DriverProcess {
     pub fn spawn(spec: &DriverSpec) -> Result<Self, String> {
-        std::fs::create_dir_all(spec.work_dir).map_err(|e| format!("cannot create {}: {e}", spec.work_dir.display()))?;
+        std::fs::create_dir_all(spec.work_dir)
+            .map_err(|e| format!("cannot create {}: {e}", spec.work_dir.display()))?;
         let log = spec.work_dir.join("driver.log");
-        let log_file = std::fs::File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+        let log_file = std::fs::File::create(&log)
+            .map_err(|e| format!("cannot create {}: {e}", log.display()))?;
         let params = serde_json::to_string(spec.params).expect("params serialize");
         let mut child = Command::new(spec.exe)
             .arg("drive")
-            .args(["--server", spec.server_url, "--user", spec.user, "--params", &params])
-            .args(["--round", &spec.round.to_string(), "--seed", &spec.seed.to_string()])
+            .args([
+                "--server",
+                spec.server_url,
+                "--user",
+                spec.user,
+                "--params",
+                &params,
+            ])
+            .args([
+                "--round",
+                &spec.round.to_string(),
+                "--seed",
+                &spec.seed.to_string(),
+            ])
             .arg("--work-dir")
             .arg(spec.work_dir)
             .env(TOKEN_ENV, spec.token)
@@ -63,20 +77,41 @@ impl DriverProcess {
                 }
             }
         });
-        Ok(Self { stdin: child.stdin.take(), child, lines, log })
+        Ok(Self {
+            stdin: child.stdin.take(),
+            child,
+            lines,
+            log,
+        })
     }
 
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    fn next_message(&mut self, timeout: Duration, waiting_for: &str) -> Result<DriverMessage, String> {
+    fn next_message(
+        &mut self,
+        timeout: Duration,
+        waiting_for: &str,
+    ) -> Result<DriverMessage, String> {
         match self.lines.recv_timeout(timeout) {
-            Ok(line) => serde_json::from_str(&line).map_err(|e| format!("driver said {line:?} ({e})")),
-            Err(mpsc::RecvTimeoutError::Timeout) => Err(format!("driver not {waiting_for} after {}s", timeout.as_secs())),
+            Ok(line) => {
+                serde_json::from_str(&line).map_err(|e| format!("driver said {line:?} ({e})"))
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(format!(
+                "driver not {waiting_for} after {}s",
+                timeout.as_secs()
+            )),
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                let status = self.child.wait().map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
-                Err(format!("driver exited ({status}) before it was {waiting_for}: {}", tail(&self.log)))
+                let status = self
+                    .child
+                    .wait()
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|e| e.to_string());
+                Err(format!(
+                    "driver exited ({status}) before it was {waiting_for}: {}",
+                    tail(&self.log)
+                ))
             }
         }
     }
@@ -91,7 +126,9 @@ impl DriverProcess {
     /// Starts the measured part.
     pub fn go(&mut self) -> Result<(), String> {
         let stdin = self.stdin.as_mut().ok_or("driver was already started")?;
-        writeln!(stdin, "{GO}").and_then(|_| stdin.flush()).map_err(|e| format!("cannot start the driver: {e}"))
+        writeln!(stdin, "{GO}")
+            .and_then(|_| stdin.flush())
+            .map_err(|e| format!("cannot start the driver: {e}"))
     }
 
     pub fn wait_done(&mut self, timeout: Duration) -> Result<Outcome, String> {

@@ -35,7 +35,11 @@ pub enum HarnessError {
     #[error("the server failed to start: {0}")]
     ServerStart(String),
     #[error("scenario {scenario}, round {round}: {message}")]
-    Round { scenario: String, round: u32, message: String },
+    Round {
+        scenario: String,
+        round: u32,
+        message: String,
+    },
     #[error("cannot find the blobs-server binary: {0}")]
     ServerBinary(String),
     #[error("cannot read {path}: {message}")]

@@ -15,10 +15,21 @@ pub fn describe(profile: &str) -> MachineInfo {
     )
     .ok();
     let cpus = sys.as_ref().map(|s| s.cpus()).unwrap_or_default();
-    let cpu_model = cpus.first().map(|c| c.brand().trim().to_owned()).unwrap_or_default();
-    let cpu_mhz = if cpus.is_empty() { 0 } else { cpus.iter().map(|c| c.frequency()).sum::<u64>() / cpus.len() as u64 };
+    let cpu_model = cpus
+        .first()
+        .map(|c| c.brand().trim().to_owned())
+        .unwrap_or_default();
+    let cpu_mhz = if cpus.is_empty() {
+        0
+    } else {
+        cpus.iter().map(|c| c.frequency()).sum::<u64>() / cpus.len() as u64
+    };
     MachineInfo {
-        cpu_model: if cpu_model.is_empty() { "unknown".into() } else { cpu_model },
+        cpu_model: if cpu_model.is_empty() {
+            "unknown".into()
+        } else {
+            cpu_model
+        },
         logical_cores: cpus.len() as u32,
         physical_cores: System::physical_core_count().ok().map(|n| n as u32),
         memory_bytes: sys.as_ref().map_or(0, |s| s.total_memory()),
@@ -27,6 +38,9 @@ pub fn describe(profile: &str) -> MachineInfo {
         arch: std::env::consts::ARCH.into(),
         rustc: env!("SOLEDAD_BENCH_RUSTC").into(),
         profile: profile.into(),
-        covariates: Covariates { load_avg_1m: System::load_average().map_or(0.0, |l| l.one), cpu_mhz },
+        covariates: Covariates {
+            load_avg_1m: System::load_average().map_or(0.0, |l| l.one),
+            cpu_mhz,
+        },
     }
 }

@@ -34,7 +34,10 @@ pub struct ProbeError {
 
 /// Reads a process's counters.
 pub fn read(pid: u32) -> Result<Counters, ProbeError> {
-    let err = |e: procfs::ProcError| ProbeError { pid, message: e.to_string() };
+    let err = |e: procfs::ProcError| ProbeError {
+        pid,
+        message: e.to_string(),
+    };
     let p = Process::new(pid as i32).map_err(err)?;
     let stat = p.stat().map_err(err)?;
     let status = p.status().map_err(err)?;
@@ -53,7 +56,9 @@ pub fn read(pid: u32) -> Result<Counters, ProbeError> {
 /// Resets the kernel's peak-RSS mark so that the next [`read`] reports the peak of what
 /// follows. False if the kernel refused (then only sampled peaks are available).
 pub fn reset_peak(pid: u32) -> bool {
-    Process::new(pid as i32).and_then(|p| p.clear_refs(ClearRefs::PeakRSS)).is_ok()
+    Process::new(pid as i32)
+        .and_then(|p| p.clear_refs(ClearRefs::PeakRSS))
+        .is_ok()
 }
 
 /// Samples the resident memory of some processes at a fixed rate on its own thread.
@@ -69,7 +74,8 @@ impl Sampler {
         let handle = std::thread::Builder::new()
             .name("rss-sampler".into())
             .spawn(move || {
-                let procs: Vec<Option<Process>> = pids.iter().map(|&p| Process::new(p as i32).ok()).collect();
+                let procs: Vec<Option<Process>> =
+                    pids.iter().map(|&p| Process::new(p as i32).ok()).collect();
                 let page = procfs::page_size();
                 let mut samples = vec![Vec::new(); pids.len()];
                 let mut next = Instant::now();

@@ -107,13 +107,20 @@ pub struct MetricSamples {
 impl Results {
     /// Reads and checks a results file.
     pub fn load(path: &Path) -> Result<Self, HarnessError> {
-        let fail = |message: String| HarnessError::Results { path: path.to_owned(), message };
+        let fail = |message: String| HarnessError::Results {
+            path: path.to_owned(),
+            message,
+        };
         let text = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
         let value: serde_json::Value =
             serde_json::from_slice(&text).map_err(|e| fail(format!("not JSON: {e}")))?;
         match value.get("schema").and_then(|s| s.as_str()) {
             Some(SCHEMA) => {}
-            Some(other) => return Err(fail(format!("schema is {other:?}; this version reads {SCHEMA:?}"))),
+            Some(other) => {
+                return Err(fail(format!(
+                    "schema is {other:?}; this version reads {SCHEMA:?}"
+                )));
+            }
             None => return Err(fail(format!("no \"schema\" field; expected {SCHEMA:?}"))),
         }
         let results: Results = serde_json::from_value(value).map_err(|e| fail(e.to_string()))?;
@@ -134,7 +141,10 @@ impl Results {
                     ));
                 }
                 if let Some(bad) = m.samples.iter().find(|v| !v.is_finite()) {
-                    return Err(format!("scenario {}: metric {name} has a non-finite sample {bad}", s.id));
+                    return Err(format!(
+                        "scenario {}: metric {name} has a non-finite sample {bad}",
+                        s.id
+                    ));
                 }
             }
         }
@@ -143,15 +153,24 @@ impl Results {
 
     /// Writes the file atomically: a reader never sees half of it.
     pub fn save(&self, path: &Path) -> Result<(), HarnessError> {
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(HarnessError::io(format!("cannot create {}", dir.display())))?;
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)
-            .map_err(HarnessError::io(format!("cannot write in {}", dir.display())))?;
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)
+            .map_err(HarnessError::io(format!("cannot create {}", dir.display())))?;
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(HarnessError::io(format!(
+            "cannot write in {}",
+            dir.display()
+        )))?;
         serde_json::to_writer_pretty(&mut tmp, self).map_err(|e| HarnessError::Io {
             what: format!("cannot write {}", path.display()),
             source: e.into(),
         })?;
-        tmp.persist(path).map_err(|e| HarnessError::Io { what: format!("cannot write {}", path.display()), source: e.error })?;
+        tmp.persist(path).map_err(|e| HarnessError::Io {
+            what: format!("cannot write {}", path.display()),
+            source: e.error,
+        })?;
         Ok(())
     }
 }

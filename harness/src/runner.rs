@@ -7,13 +7,15 @@ use std::time::{Duration, SystemTime};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use workloads::Outcome;
 
+use crate::HarnessError;
 use crate::driver::{DriverProcess, DriverSpec};
 use crate::metrics::{self, CATALOGUE};
 use crate::probe::{self, Counters, Sampler};
-use crate::results::{CommitInfo, MachineInfo, MetricSamples, Results, RunInfo, SCHEMA, ScenarioResult};
+use crate::results::{
+    CommitInfo, MachineInfo, MetricSamples, Results, RunInfo, SCHEMA, ScenarioResult,
+};
 use crate::scenario::{PlannedScenario, ScenarioSet};
 use crate::server::{BENCH_USER, ServerProcess};
-use crate::HarnessError;
 
 const MIB: f64 = (1u64 << 20) as f64;
 const READY_TIMEOUT: Duration = Duration::from_secs(300);
@@ -35,21 +37,31 @@ pub struct RunConfig {
 }
 
 /// Runs every scenario of `set` and returns the results; nothing is written anywhere else.
-pub fn run(set: &ScenarioSet, commit: CommitInfo, machine: MachineInfo, config: &RunConfig) -> Result<Results, HarnessError> {
+pub fn run(
+    set: &ScenarioSet,
+    commit: CommitInfo,
+    machine: MachineInfo,
+    config: &RunConfig,
+) -> Result<Results, HarnessError> {
     let started_at = SystemTime::now();
     let progress = if config.progress {
-        let bar = ProgressBar::with_draw_target(Some(set.total_rounds()), ProgressDrawTarget::stderr());
+        let bar =
+            ProgressBar::with_draw_target(Some(set.total_rounds()), ProgressDrawTarget::stderr());
         bar.set_style(
-            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} rounds, {eta} left  {msg}")
-                .expect("valid template")
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] {pos}/{len} rounds, {eta} left  {msg}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
         );
         bar
     } else {
         ProgressBar::hidden()
     };
-    std::fs::create_dir_all(&config.work_root)
-        .map_err(HarnessError::io(format!("cannot create work directory {}", config.work_root.display())))?;
+    std::fs::create_dir_all(&config.work_root).map_err(HarnessError::io(format!(
+        "cannot create work directory {}",
+        config.work_root.display()
+    )))?;
 
     let mut scenarios = Vec::with_capacity(set.scenarios.len());
     for planned in &set.scenarios {
@@ -57,7 +69,14 @@ pub fn run(set: &ScenarioSet, commit: CommitInfo, machine: MachineInfo, config: 
         let wall = &result.metrics["wall_s"].samples;
         let mut sorted = wall.clone();
         sorted.sort_by(f64::total_cmp);
-        progress.suspend(|| eprintln!("  {:<32} median wall {:.4} s over {} rounds", result.id, sorted[sorted.len() / 2], wall.len()));
+        progress.suspend(|| {
+            eprintln!(
+                "  {:<32} median wall {:.4} s over {} rounds",
+                result.id,
+                sorted[sorted.len() / 2],
+                wall.len()
+            )
+        });
         scenarios.push(result);
     }
     progress.finish_and_clear();
@@ -79,20 +98,45 @@ pub fn run(set: &ScenarioSet, commit: CommitInfo, machine: MachineInfo, config: 
     })
 }
 
-fn run_scenario(planned: &PlannedScenario, config: &RunConfig, progress: &ProgressBar) -> Result<ScenarioResult, HarnessError> {
+fn run_scenario(
+    planned: &PlannedScenario,
+    config: &RunConfig,
+    progress: &ProgressBar,
+) -> Result<ScenarioResult, HarnessError> {
     let id = planned.id();
     let dir = tempfile::Builder::new()
         .prefix("scenario-")
         .tempdir_in(&config.work_root)
-        .map_err(HarnessError::io(format!("cannot create a directory in {}", config.work_root.display())))?;
+        .map_err(HarnessError::io(format!(
+            "cannot create a directory in {}",
+            config.work_root.display()
+        )))?;
     let mut server = ServerProcess::start(&config.server_bin, dir.path())?;
     let mut samples: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
     let total = planned.warmup_rounds + planned.rounds;
     for round in 0..total {
         let warmup = round < planned.warmup_rounds;
-        progress.set_message(format!("{id} {}", if warmup { "warm-up".into() } else { format!("round {}", round - planned.warmup_rounds + 1) }));
-        let fail = |message: String| HarnessError::Round { scenario: id.clone(), round, message };
-        let measured = measure_round(planned, config, &server, dir.path().join(format!("round-{round}")), round).map_err(fail)?;
+        progress.set_message(format!(
+            "{id} {}",
+            if warmup {
+                "warm-up".into()
+            } else {
+                format!("round {}", round - planned.warmup_rounds + 1)
+            }
+        ));
+        let fail = |message: String| HarnessError::Round {
+            scenario: id.clone(),
+            round,
+            message,
+        };
+        let measured = measure_round(
+            planned,
+            config,
+            &server,
+            dir.path().join(format!("round-{round}")),
+            round,
+        )
+        .map_err(fail)?;
         server.check_alive().map_err(fail)?;
         if !warmup {
             for (name, value) in measured {
@@ -105,7 +149,14 @@ fn run_scenario(planned: &PlannedScenario, config: &RunConfig, progress: &Progre
         .into_iter()
         .map(|(name, samples)| {
             let def = metrics::lookup(name).expect("only catalogue metrics are recorded");
-            (name.to_owned(), MetricSamples { unit: def.unit.into(), direction: def.direction, samples })
+            (
+                name.to_owned(),
+                MetricSamples {
+                    unit: def.unit.into(),
+                    direction: def.direction,
+                    samples,
+                },
+            )
         })
         .collect();
     Ok(ScenarioResult {
@@ -154,9 +205,24 @@ fn measure_round(
     let [client_before, server_before] = before.map(|r| r.map_err(|e| e.to_string()));
     let [client_after, server_after] = after.map(|r| r.map_err(|e| e.to_string()));
     let mut out = workload_metrics(&outcome);
-    out.extend(process_metrics("client", &client_before?, &client_after?, &rss[0], reset[0]));
-    out.extend(process_metrics("server", &server_before?, &server_after?, &rss[1], reset[1]));
-    debug_assert!(out.iter().all(|(n, _)| CATALOGUE.iter().any(|m| m.name == *n)));
+    out.extend(process_metrics(
+        "client",
+        &client_before?,
+        &client_after?,
+        &rss[0],
+        reset[0],
+    ));
+    out.extend(process_metrics(
+        "server",
+        &server_before?,
+        &server_after?,
+        &rss[1],
+        reset[1],
+    ));
+    debug_assert!(
+        out.iter()
+            .all(|(n, _)| CATALOGUE.iter().any(|m| m.name == *n))
+    );
     Ok(out)
 }
 
@@ -182,24 +248,46 @@ fn nearest_rank(sorted: &[f64], q: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-fn process_metrics(who: &str, before: &Counters, after: &Counters, rss: &[u64], peak_was_reset: bool) -> Vec<(&'static str, f64)> {
+fn process_metrics(
+    who: &str,
+    before: &Counters,
+    after: &Counters,
+    rss: &[u64],
+    peak_was_reset: bool,
+) -> Vec<(&'static str, f64)> {
     let sampled_peak = rss.iter().copied().max().unwrap_or(0);
-    let kernel_peak = if peak_was_reset { after.peak_rss_bytes } else { 0 };
-    let mean = if rss.is_empty() { after.rss_bytes as f64 } else { rss.iter().sum::<u64>() as f64 / rss.len() as f64 };
+    let kernel_peak = if peak_was_reset {
+        after.peak_rss_bytes
+    } else {
+        0
+    };
+    let mean = if rss.is_empty() {
+        after.rss_bytes as f64
+    } else {
+        rss.iter().sum::<u64>() as f64 / rss.len() as f64
+    };
     let values = [
         ("cpu_user_s", after.cpu_user_s - before.cpu_user_s),
         ("cpu_sys_s", after.cpu_sys_s - before.cpu_sys_s),
         ("rss_peak_mib", kernel_peak.max(sampled_peak) as f64 / MIB),
         ("rss_mean_mib", mean / MIB),
-        ("io_read_mib", after.io_read_bytes.saturating_sub(before.io_read_bytes) as f64 / MIB),
-        ("io_write_mib", after.io_write_bytes.saturating_sub(before.io_write_bytes) as f64 / MIB),
+        (
+            "io_read_mib",
+            after.io_read_bytes.saturating_sub(before.io_read_bytes) as f64 / MIB,
+        ),
+        (
+            "io_write_mib",
+            after.io_write_bytes.saturating_sub(before.io_write_bytes) as f64 / MIB,
+        ),
     ];
     values
         .into_iter()
         .map(|(suffix, v)| {
             let name = CATALOGUE
                 .iter()
-                .find(|m| m.name.strip_prefix(who).and_then(|r| r.strip_prefix('_')) == Some(suffix))
+                .find(|m| {
+                    m.name.strip_prefix(who).and_then(|r| r.strip_prefix('_')) == Some(suffix)
+                })
                 .expect("every process metric is in the catalogue")
                 .name;
             (name, v)
@@ -221,16 +309,36 @@ mod tests {
 
     #[test]
     fn process_metrics_are_deltas_and_peaks() {
-        let before = Counters { cpu_user_s: 1.0, cpu_sys_s: 0.5, io_read_bytes: 0, io_write_bytes: 1 << 20, rss_bytes: 0, peak_rss_bytes: 0 };
-        let after = Counters { cpu_user_s: 1.25, cpu_sys_s: 0.75, io_read_bytes: 0, io_write_bytes: 3 << 20, rss_bytes: 10 << 20, peak_rss_bytes: 40 << 20 };
-        let m: BTreeMap<_, _> = process_metrics("server", &before, &after, &[(10 << 20), (30 << 20)], true).into_iter().collect();
+        let before = Counters {
+            cpu_user_s: 1.0,
+            cpu_sys_s: 0.5,
+            io_read_bytes: 0,
+            io_write_bytes: 1 << 20,
+            rss_bytes: 0,
+            peak_rss_bytes: 0,
+        };
+        let after = Counters {
+            cpu_user_s: 1.25,
+            cpu_sys_s: 0.75,
+            io_read_bytes: 0,
+            io_write_bytes: 3 << 20,
+            rss_bytes: 10 << 20,
+            peak_rss_bytes: 40 << 20,
+        };
+        let m: BTreeMap<_, _> =
+            process_metrics("server", &before, &after, &[(10 << 20), (30 << 20)], true)
+                .into_iter()
+                .collect();
         assert_eq!(m["server_cpu_user_s"], 0.25);
         assert_eq!(m["server_cpu_sys_s"], 0.25);
         assert_eq!(m["server_io_write_mib"], 2.0);
         assert_eq!(m["server_rss_peak_mib"], 40.0);
         assert_eq!(m["server_rss_mean_mib"], 20.0);
         // Without a reset the kernel's mark may predate the round: only samples count.
-        let m: BTreeMap<_, _> = process_metrics("client", &before, &after, &[(10 << 20), (30 << 20)], false).into_iter().collect();
+        let m: BTreeMap<_, _> =
+            process_metrics("client", &before, &after, &[(10 << 20), (30 << 20)], false)
+                .into_iter()
+                .collect();
         assert_eq!(m["client_rss_peak_mib"], 30.0);
     }
 }

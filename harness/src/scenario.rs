@@ -86,12 +86,16 @@ impl<'de> Deserialize<'de> for Payload {
 }
 
 fn parse_payload(text: &str) -> Result<Payload, String> {
-    let bad = || format!("invalid payload {text:?}: expected COUNTxSIZE such as \"10x100k\" or \"1x10M\"");
+    let bad = || {
+        format!("invalid payload {text:?}: expected COUNTxSIZE such as \"10x100k\" or \"1x10M\"")
+    };
     let (count, size) = text.split_once('x').ok_or_else(bad)?;
     let count: u32 = count.trim().parse().map_err(|_| bad())?;
     let size = parse_size(size).map_err(|e| format!("invalid payload {text:?}: {e}"))?;
     if count == 0 {
-        return Err(format!("invalid payload {text:?}: the count must be at least 1"));
+        return Err(format!(
+            "invalid payload {text:?}: the count must be at least 1"
+        ));
     }
     Ok(Payload { count, size })
 }
@@ -110,11 +114,21 @@ impl ScenarioSet {
     pub fn parse(path: &Path, text: &str) -> Result<Self, ScenarioError> {
         let at = |span: std::ops::Range<usize>, message: String| {
             let (line, column) = line_col(text, span.start);
-            ScenarioError { path: path.to_owned(), line: Some(line), column: Some(column), message }
+            ScenarioError {
+                path: path.to_owned(),
+                line: Some(line),
+                column: Some(column),
+                message,
+            }
         };
         let file: FileToml = toml::from_str(text).map_err(|e| match e.span() {
             Some(span) => at(span, e.message().trim().to_owned()),
-            None => ScenarioError { path: path.to_owned(), line: None, column: None, message: e.message().trim().to_owned() },
+            None => ScenarioError {
+                path: path.to_owned(),
+                line: None,
+                column: None,
+                message: e.message().trim().to_owned(),
+            },
         })?;
         if file.scenarios.is_empty() {
             return Err(ScenarioError {
@@ -127,7 +141,13 @@ impl ScenarioSet {
         let rounds_of = |v: &Option<Spanned<u32>>, field: &str, default: u32, min: u32| match v {
             None => Ok(default),
             Some(s) if *s.get_ref() >= min => Ok(*s.get_ref()),
-            Some(s) => Err(at(s.span(), format!("field `{field}`: must be at least {min}, got {}", s.get_ref()))),
+            Some(s) => Err(at(
+                s.span(),
+                format!(
+                    "field `{field}`: must be at least {min}, got {}",
+                    s.get_ref()
+                ),
+            )),
         };
         let default_warmup = rounds_of(&file.warmup_rounds, "warmup_rounds", DEFAULT_WARMUP, 0)?;
         let default_rounds = rounds_of(&file.rounds, "rounds", DEFAULT_ROUNDS, MIN_ROUNDS)?;
@@ -138,15 +158,24 @@ impl ScenarioSet {
             let warmup_rounds = rounds_of(&s.warmup_rounds, "warmup_rounds", default_warmup, 0)?;
             let rounds = rounds_of(&s.rounds, "rounds", default_rounds, MIN_ROUNDS)?;
             if s.payloads.get_ref().is_empty() {
-                return Err(at(s.payloads.span(), "field `payloads`: list at least one COUNTxSIZE".into()));
+                return Err(at(
+                    s.payloads.span(),
+                    "field `payloads`: list at least one COUNTxSIZE".into(),
+                ));
             }
             if s.concurrency.get_ref().is_empty() {
-                return Err(at(s.concurrency.span(), "field `concurrency`: list at least one level".into()));
+                return Err(at(
+                    s.concurrency.span(),
+                    "field `concurrency`: list at least one level".into(),
+                ));
             }
             for payload in s.payloads.get_ref() {
                 for c in s.concurrency.get_ref() {
                     if *c.get_ref() == 0 {
-                        return Err(at(c.span(), "field `concurrency`: levels must be at least 1".into()));
+                        return Err(at(
+                            c.span(),
+                            "field `concurrency`: levels must be at least 1".into(),
+                        ));
                     }
                     let planned = PlannedScenario {
                         params: Params {
@@ -159,18 +188,28 @@ impl ScenarioSet {
                         rounds,
                     };
                     if scenarios.iter().any(|p| p.id() == planned.id()) {
-                        return Err(at(entry.span(), format!("scenario {} is defined twice", planned.id())));
+                        return Err(at(
+                            entry.span(),
+                            format!("scenario {} is defined twice", planned.id()),
+                        ));
                     }
                     scenarios.push(planned);
                 }
             }
         }
-        Ok(Self { path: path.to_owned(), description: file.description, scenarios })
+        Ok(Self {
+            path: path.to_owned(),
+            description: file.description,
+            scenarios,
+        })
     }
 
     /// Measured plus warm-up rounds over all scenarios.
     pub fn total_rounds(&self) -> u64 {
-        self.scenarios.iter().map(|s| (s.warmup_rounds + s.rounds) as u64).sum()
+        self.scenarios
+            .iter()
+            .map(|s| (s.warmup_rounds + s.rounds) as u64)
+            .sum()
     }
 }
 
@@ -226,7 +265,10 @@ rounds = 7
         );
         assert_eq!(set.scenarios[0].rounds, 6);
         assert_eq!(set.scenarios[0].warmup_rounds, 1);
-        assert_eq!((set.scenarios[4].warmup_rounds, set.scenarios[4].rounds), (0, 7));
+        assert_eq!(
+            (set.scenarios[4].warmup_rounds, set.scenarios[4].rounds),
+            (0, 7)
+        );
         assert_eq!(set.total_rounds(), 4 * 7 + 7);
     }
 
@@ -237,33 +279,53 @@ rounds = 7
 
         let e = err(&base.replace("blobs.upload", "blobs.uplod"));
         assert!(e.starts_with("set.toml:2:"), "{e}");
-        assert!(e.contains("blobs.uplod") && e.contains("blobs.upload"), "{e}");
+        assert!(
+            e.contains("blobs.uplod") && e.contains("blobs.upload"),
+            "{e}"
+        );
 
         let e = err(&base.replace("10x100k", "10y100k"));
         assert!(e.starts_with("set.toml:3:"), "{e}");
         assert!(e.contains("COUNTxSIZE"), "{e}");
 
         let e = err(&base.replace("10x100k", "0x100k"));
-        assert!(e.starts_with("set.toml:3:") && e.contains("at least 1"), "{e}");
+        assert!(
+            e.starts_with("set.toml:3:") && e.contains("at least 1"),
+            "{e}"
+        );
 
         let e = err(&format!("{base}speed = 3\n"));
         assert!(e.starts_with("set.toml:"), "{e}");
         assert!(e.contains("unknown field `speed`"), "{e}");
 
         let e = err(&format!("rounds = 2\n{base}"));
-        assert!(e.starts_with("set.toml:1:") && e.contains("field `rounds`") && e.contains("at least 5"), "{e}");
+        assert!(
+            e.starts_with("set.toml:1:")
+                && e.contains("field `rounds`")
+                && e.contains("at least 5"),
+            "{e}"
+        );
 
         let e = err(&base.replace("[1]", "[]"));
-        assert!(e.starts_with("set.toml:4:") && e.contains("field `concurrency`"), "{e}");
+        assert!(
+            e.starts_with("set.toml:4:") && e.contains("field `concurrency`"),
+            "{e}"
+        );
 
         let e = err(&base.replace("[1]", "[0]"));
-        assert!(e.starts_with("set.toml:4:") && e.contains("at least 1"), "{e}");
+        assert!(
+            e.starts_with("set.toml:4:") && e.contains("at least 1"),
+            "{e}"
+        );
 
         let e = err(&base.replace("[1]", "[\"one\"]"));
         assert!(e.starts_with("set.toml:4:"), "{e}");
 
         let e = err(&format!("{base}{base}"));
-        assert!(e.starts_with("set.toml:5:") && e.contains("defined twice"), "{e}");
+        assert!(
+            e.starts_with("set.toml:5:") && e.contains("defined twice"),
+            "{e}"
+        );
 
         let e = err("description = \"nothing\"\n");
         assert!(e.contains("no [[scenario]]"), "{e}");
@@ -277,7 +339,12 @@ rounds = 7
 
     #[test]
     fn a_missing_file_is_named() {
-        let e = ScenarioSet::load(Path::new("/nonexistent/x.toml")).unwrap_err().to_string();
-        assert!(e.starts_with("/nonexistent/x.toml: cannot read scenario file"), "{e}");
+        let e = ScenarioSet::load(Path::new("/nonexistent/x.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("/nonexistent/x.toml: cannot read scenario file"),
+            "{e}"
+        );
     }
 }

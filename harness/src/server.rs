@@ -26,10 +26,12 @@ impl ServerProcess {
     pub fn start(binary: &Path, dir: &Path) -> Result<Self, HarnessError> {
         let token = uuid::Uuid::new_v4().simple().to_string();
         let tokens = dir.join("tokens");
-        std::fs::write(&tokens, format!("{BENCH_USER}:{token}\n"))
-            .map_err(HarnessError::io(format!("cannot write {}", tokens.display())))?;
+        std::fs::write(&tokens, format!("{BENCH_USER}:{token}\n")).map_err(HarnessError::io(
+            format!("cannot write {}", tokens.display()),
+        ))?;
         let log = dir.join("server.log");
-        let log_file = std::fs::File::create(&log).map_err(HarnessError::io(format!("cannot create {}", log.display())))?;
+        let log_file = std::fs::File::create(&log)
+            .map_err(HarnessError::io(format!("cannot create {}", log.display())))?;
         let mut child = Command::new(binary)
             .arg("--listen")
             .arg("127.0.0.1:0")
@@ -41,7 +43,9 @@ impl ServerProcess {
             .stdout(Stdio::piped())
             .stderr(log_file)
             .spawn()
-            .map_err(|e| HarnessError::ServerStart(format!("cannot run {}: {e}", binary.display())))?;
+            .map_err(|e| {
+                HarnessError::ServerStart(format!("cannot run {}: {e}", binary.display()))
+            })?;
 
         // Read the address line on a thread so a silent server cannot hang the harness.
         let stdout = child.stdout.take().expect("stdout is piped");
@@ -64,9 +68,16 @@ impl ServerProcess {
         };
         if !addr.ip().is_loopback() {
             let _ = child.kill();
-            return Err(HarnessError::ServerStart(format!("server bound {addr}, which is not loopback")));
+            return Err(HarnessError::ServerStart(format!(
+                "server bound {addr}, which is not loopback"
+            )));
         }
-        Ok(Self { child, addr, token, log })
+        Ok(Self {
+            child,
+            addr,
+            token,
+            log,
+        })
     }
 
     pub fn pid(&self) -> u32 {
@@ -85,7 +96,10 @@ impl ServerProcess {
     pub fn check_alive(&mut self) -> Result<(), String> {
         match self.child.try_wait() {
             Ok(None) => Ok(()),
-            Ok(Some(status)) => Err(format!("the server exited ({status}); its log says: {}", tail(&self.log))),
+            Ok(Some(status)) => Err(format!(
+                "the server exited ({status}); its log says: {}",
+                tail(&self.log)
+            )),
             Err(e) => Err(format!("cannot check the server: {e}")),
         }
     }
@@ -104,5 +118,9 @@ pub(crate) fn tail(path: &Path) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let start = lines.len().saturating_sub(5);
     let joined = lines[start..].join(" | ");
-    if joined.is_empty() { "(nothing)".into() } else { joined }
+    if joined.is_empty() {
+        "(nothing)".into()
+    } else {
+        joined
+    }
 }

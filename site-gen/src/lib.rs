@@ -16,7 +16,10 @@ pub enum SiteError {
     #[error(transparent)]
     Collector(#[from] collector::CollectorError),
     #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("template {template} failed: {message}")]
     Template { template: String, message: String },
     #[error("plot of {series} failed: {message}")]
@@ -32,13 +35,20 @@ pub struct SiteReport {
 }
 
 /// Writes the whole site into `out`, replacing pages of an earlier generation.
-pub fn generate(db: &collector::Database, out: &Path, options: &SiteOptions) -> Result<SiteReport, SiteError> {
+pub fn generate(
+    db: &collector::Database,
+    out: &Path,
+    options: &SiteOptions,
+) -> Result<SiteReport, SiteError> {
     pages::generate(db, out, options)
 }
 
 /// Writes one file, creating its directory.
 fn write(path: &Path, contents: &str) -> Result<(), SiteError> {
-    let fail = |source| SiteError::Write { path: path.to_owned(), source };
+    let fail = |source| SiteError::Write {
+        path: path.to_owned(),
+        source,
+    };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(fail)?;
     }

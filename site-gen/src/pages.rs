@@ -30,7 +30,10 @@ pub struct SiteOptions {
 
 impl Default for SiteOptions {
     fn default() -> Self {
-        Self { title: "Soledad blobs benchmarks".into(), branch: None }
+        Self {
+            title: "Soledad blobs benchmarks".into(),
+            branch: None,
+        }
     }
 }
 
@@ -88,12 +91,19 @@ fn templates() -> Result<Tera, SiteError> {
     let mut tera = Tera::default();
     // Templates ending in .html are autoescaped: text from git and scenario files is never
     // interpreted as markup.
-    tera.add_raw_templates(TEMPLATES).map_err(|e| SiteError::Template { template: "(loading)".into(), message: e.to_string() })?;
+    tera.add_raw_templates(TEMPLATES)
+        .map_err(|e| SiteError::Template {
+            template: "(loading)".into(),
+            message: e.to_string(),
+        })?;
     Ok(tera)
 }
 
 fn render(tera: &Tera, template: &str, ctx: &Context) -> Result<String, SiteError> {
-    tera.render(template, ctx).map_err(|e| SiteError::Template { template: template.into(), message: format!("{e:?}") })
+    tera.render(template, ctx).map_err(|e| SiteError::Template {
+        template: template.into(),
+        message: format!("{e:?}"),
+    })
 }
 
 /// File name of a scenario's page.
@@ -103,8 +113,17 @@ fn scenario_file(scenario_id: &str) -> String {
 
 /// Display order of metrics: the workload's headline numbers first.
 fn metric_rank(name: &str) -> (usize, &str) {
-    const FIRST: [&str; 5] = ["wall_s", "throughput_mib_s", "ops_s", "latency_p50_ms", "latency_p99_ms"];
-    (FIRST.iter().position(|m| *m == name).unwrap_or(FIRST.len()), name)
+    const FIRST: [&str; 5] = [
+        "wall_s",
+        "throughput_mib_s",
+        "ops_s",
+        "latency_p50_ms",
+        "latency_p99_ms",
+    ];
+    (
+        FIRST.iter().position(|m| *m == name).unwrap_or(FIRST.len()),
+        name,
+    )
 }
 
 fn arrow(direction: &str) -> &'static str {
@@ -119,11 +138,18 @@ pub fn generate(db: &Database, out: &Path, options: &SiteOptions) -> Result<Site
     for series in db.series()? {
         let points = db.points(&series, options.branch.as_deref())?;
         if !points.is_empty() {
-            by_scenario.entry(series.scenario_id.clone()).or_default().push((series, points));
+            by_scenario
+                .entry(series.scenario_id.clone())
+                .or_default()
+                .push((series, points));
         }
     }
     for list in by_scenario.values_mut() {
-        list.sort_by(|a, b| metric_rank(&a.0.metric).cmp(&metric_rank(&b.0.metric)).then(a.0.machine_id.cmp(&b.0.machine_id)));
+        list.sort_by(|a, b| {
+            metric_rank(&a.0.metric)
+                .cmp(&metric_rank(&b.0.metric))
+                .then(a.0.machine_id.cmp(&b.0.machine_id))
+        });
     }
 
     let generated_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
@@ -139,7 +165,10 @@ pub fn generate(db: &Database, out: &Path, options: &SiteOptions) -> Result<Site
 
     let scenario_dir = out.join(SCENARIO_DIR);
     if scenario_dir.is_dir() {
-        std::fs::remove_dir_all(&scenario_dir).map_err(|source| SiteError::Write { path: scenario_dir.clone(), source })?;
+        std::fs::remove_dir_all(&scenario_dir).map_err(|source| SiteError::Write {
+            path: scenario_dir.clone(),
+            source,
+        })?;
     }
     let mut plots_written = 0;
     let mut groups: BTreeMap<String, Vec<IndexRow>> = BTreeMap::new();
@@ -148,10 +177,17 @@ pub fn generate(db: &Database, out: &Path, options: &SiteOptions) -> Result<Site
         let mut plots = Vec::new();
         for (series, points) in list {
             let direction = format!("{} is better", series.direction);
-            let svg = plot::series_svg(points, &format!("{} ({direction})", series.unit))
-                .map_err(|message| SiteError::Plot { series: format!("{scenario_id} {}", series.metric), message })?;
-            let machine_note = (machines.len() > 1).then(|| format!("machine {}", series.machine_fingerprint));
-            let old_definition = list.iter().any(|(s, _)| s.metric == series.metric && s.definition_hash != series.definition_hash);
+            let svg = plot::series_svg(points, &format!("{} ({direction})", series.unit)).map_err(
+                |message| SiteError::Plot {
+                    series: format!("{scenario_id} {}", series.metric),
+                    message,
+                },
+            )?;
+            let machine_note =
+                (machines.len() > 1).then(|| format!("machine {}", series.machine_fingerprint));
+            let old_definition = list.iter().any(|(s, _)| {
+                s.metric == series.metric && s.definition_hash != series.definition_hash
+            });
             let note = match (machine_note, old_definition) {
                 (m, true) => Some(format!(
                     "{}definition {} (the scenario changed; series with other definitions are shown separately)",
@@ -161,7 +197,10 @@ pub fn generate(db: &Database, out: &Path, options: &SiteOptions) -> Result<Site
                 (m, false) => m,
             };
             plots.push(Plot {
-                anchor: format!("{}-{}-{}", series.metric, series.machine_id, series.definition_hash),
+                anchor: format!(
+                    "{}-{}-{}",
+                    series.metric, series.machine_id, series.definition_hash
+                ),
                 metric: series.metric.clone(),
                 unit: series.unit.clone(),
                 direction: series.direction.clone(),
@@ -181,18 +220,21 @@ pub fn generate(db: &Database, out: &Path, options: &SiteOptions) -> Result<Site
             });
             plots_written += 1;
             let last = points.last().expect("empty series are skipped");
-            groups.entry(series.workload.clone()).or_default().push(IndexRow {
-                scenario_id: scenario_id.clone(),
-                href: format!("{SCENARIO_DIR}/{file}"),
-                metric: series.metric.clone(),
-                unit: series.unit.clone(),
-                direction: series.direction.clone(),
-                arrow: arrow(&series.direction),
-                median: format::value(last.summary.median),
-                ci: format::interval(last.summary.ci_lower, last.summary.ci_upper),
-                n: last.summary.n,
-                points: points.len(),
-            });
+            groups
+                .entry(series.workload.clone())
+                .or_default()
+                .push(IndexRow {
+                    scenario_id: scenario_id.clone(),
+                    href: format!("{SCENARIO_DIR}/{file}"),
+                    metric: series.metric.clone(),
+                    unit: series.unit.clone(),
+                    direction: series.direction.clone(),
+                    arrow: arrow(&series.direction),
+                    median: format::value(last.summary.median),
+                    ci: format::interval(last.summary.ci_lower, last.summary.ci_upper),
+                    n: last.summary.n,
+                    points: points.len(),
+                });
         }
         let (first, _) = &list[0];
         let mut ctx = base("../");
@@ -200,11 +242,17 @@ pub fn generate(db: &Database, out: &Path, options: &SiteOptions) -> Result<Site
         ctx.insert("workload", &first.workload);
         ctx.insert("description", &first.description);
         ctx.insert("plots", &plots);
-        write(&scenario_dir.join(&file), &render(&tera, "scenario.html", &ctx)?)?;
+        write(
+            &scenario_dir.join(&file),
+            &render(&tera, "scenario.html", &ctx)?,
+        )?;
     }
 
     let mut ctx = base("");
-    let groups: Vec<Group> = groups.into_iter().map(|(workload, rows)| Group { workload, rows }).collect();
+    let groups: Vec<Group> = groups
+        .into_iter()
+        .map(|(workload, rows)| Group { workload, rows })
+        .collect();
     ctx.insert("groups", &groups);
     let latest = runs.first().map(|r| LatestRun {
         short_sha: short_sha(&r.commit.sha).to_owned(),
@@ -217,5 +265,9 @@ pub fn generate(db: &Database, out: &Path, options: &SiteOptions) -> Result<Site
     let index = out.join("index.html");
     write(&index, &render(&tera, "index.html", &ctx)?)?;
     write(&out.join("style.css"), STYLE)?;
-    Ok(SiteReport { index, pages: by_scenario.len() + 1, plots: plots_written })
+    Ok(SiteReport {
+        index,
+        pages: by_scenario.len() + 1,
+        plots: plots_written,
+    })
 }

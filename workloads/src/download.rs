@@ -26,12 +26,24 @@ impl Download {
         futures::stream::iter(0..params.count as u64)
             .map(|i| {
                 let (seeder, namespace) = (&seeder, &namespace);
-                async move { seeder.put(namespace, &format!("b{i}"), payload::generate(ctx.seed, i, params.size)).await }
+                async move {
+                    seeder
+                        .put(
+                            namespace,
+                            &format!("b{i}"),
+                            payload::generate(ctx.seed, i, params.size),
+                        )
+                        .await
+                }
             })
             .buffer_unordered(SEED_CONCURRENCY)
             .try_collect::<()>()
             .await?;
-        Ok(Self { manager: manager(ctx, "client.db", params.concurrency)?, namespace, count: params.count as usize })
+        Ok(Self {
+            manager: manager(ctx, "client.db", params.concurrency)?,
+            namespace,
+            count: params.count as usize,
+        })
     }
 
     pub async fn run(self) -> Result<Outcome, WorkloadError> {
@@ -39,7 +51,16 @@ impl Download {
         let report = self.manager.fetch_missing(&self.namespace).await?;
         let wall_s = start.elapsed().as_secs_f64();
         all_transferred(&report, self.count)?;
-        let op_latencies_ms = report.transfer_times.iter().map(|d| d.as_secs_f64() * 1e3).collect();
-        Ok(Outcome { wall_s, bytes: report.bytes, ops: report.transferred as u64, op_latencies_ms })
+        let op_latencies_ms = report
+            .transfer_times
+            .iter()
+            .map(|d| d.as_secs_f64() * 1e3)
+            .collect();
+        Ok(Outcome {
+            wall_s,
+            bytes: report.bytes,
+            ops: report.transferred as u64,
+            op_latencies_ms,
+        })
     }
 }

@@ -44,7 +44,11 @@ pub enum WorkloadError {
     #[error(transparent)]
     Store(#[from] blobs_client::StoreError),
     #[error("{failed} of {total} transfers failed; first: {first}")]
-    Transfers { failed: usize, total: usize, first: String },
+    Transfers {
+        failed: usize,
+        total: usize,
+        first: String,
+    },
 }
 
 /// A workload ready to run.
@@ -57,7 +61,9 @@ pub enum Prepared {
 pub async fn prepare(params: &Params, ctx: &Context) -> Result<Prepared, WorkloadError> {
     Ok(match params.workload {
         WorkloadKind::BlobsUpload => Prepared::Upload(upload::Upload::prepare(params, ctx).await?),
-        WorkloadKind::BlobsDownload => Prepared::Download(download::Download::prepare(params, ctx).await?),
+        WorkloadKind::BlobsDownload => {
+            Prepared::Download(download::Download::prepare(params, ctx).await?)
+        }
     })
 }
 
@@ -72,19 +78,37 @@ impl Prepared {
 }
 
 /// The BlobManager every workload uses: a fresh SQLCipher store in `dir`.
-fn manager(ctx: &Context, store_file: &str, concurrency: u32) -> Result<blobs_client::BlobManager, WorkloadError> {
+fn manager(
+    ctx: &Context,
+    store_file: &str,
+    concurrency: u32,
+) -> Result<blobs_client::BlobManager, WorkloadError> {
     use std::sync::Arc;
-    let store = Arc::new(blobs_client::SqlcipherStore::open(&ctx.work_dir.join(store_file), &payload::store_key())?);
+    let store = Arc::new(blobs_client::SqlcipherStore::open(
+        &ctx.work_dir.join(store_file),
+        &payload::store_key(),
+    )?);
     let remote = blobs_client::Remote::new(
         &ctx.target.server,
-        &blobs_client::Credentials { user: ctx.target.user.clone(), token: ctx.target.token.clone() },
+        &blobs_client::Credentials {
+            user: ctx.target.user.clone(),
+            token: ctx.target.token.clone(),
+        },
     )?;
-    Ok(blobs_client::BlobManager::new(store, remote, payload::secret(), concurrency as usize))
+    Ok(blobs_client::BlobManager::new(
+        store,
+        remote,
+        payload::secret(),
+        concurrency as usize,
+    ))
 }
 
 /// Turns a sync report with failures into an error: a benchmark of a partly failed sync
 /// would time the wrong thing.
-fn all_transferred(report: &blobs_client::SyncReport, expected: usize) -> Result<(), WorkloadError> {
+fn all_transferred(
+    report: &blobs_client::SyncReport,
+    expected: usize,
+) -> Result<(), WorkloadError> {
     if let Some((id, err)) = report.failed.first() {
         return Err(WorkloadError::Transfers {
             failed: report.failed.len(),

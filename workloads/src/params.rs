@@ -56,7 +56,13 @@ pub struct Params {
 impl Params {
     /// The stable scenario id, in Soledad's naming: `blobs.upload/10x100k/c1`.
     pub fn scenario_id(&self) -> String {
-        format!("{}/{}x{}/c{}", self.workload, self.count, format_size(self.size), self.concurrency)
+        format!(
+            "{}/{}x{}/c{}",
+            self.workload,
+            self.count,
+            format_size(self.size),
+            self.concurrency
+        )
     }
 
     /// Hash of everything that defines what is measured, including the workload's version.
@@ -73,9 +79,17 @@ impl Params {
 
     /// One sentence for readers of the site: what is measured.
     pub fn describe(&self) -> String {
-        let blobs = if self.count == 1 { "1 blob".to_owned() } else { format!("{} blobs", self.count) };
+        let blobs = if self.count == 1 {
+            "1 blob".to_owned()
+        } else {
+            format!("{} blobs", self.count)
+        };
         let each = format!("{} bytes", group_thousands(self.size));
-        let at_once = if self.concurrency == 1 { "one at a time".to_owned() } else { format!("{} at a time", self.concurrency) };
+        let at_once = if self.concurrency == 1 {
+            "one at a time".to_owned()
+        } else {
+            format!("{} at a time", self.concurrency)
+        };
         match self.workload {
             WorkloadKind::BlobsUpload => format!(
                 "A client stores, encrypts and uploads {blobs} of {each} through the BlobManager, {at_once}."
@@ -93,7 +107,9 @@ impl Params {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("invalid size {0:?}: expected a number of bytes with an optional unit (k, M, G = 1000^n; KiB, MiB, GiB = 1024^n)")]
+#[error(
+    "invalid size {0:?}: expected a number of bytes with an optional unit (k, M, G = 1000^n; KiB, MiB, GiB = 1024^n)"
+)]
 pub struct ParseSizeError(pub String);
 
 /// Parses `100k`, `1M`, `4KiB`, `512`. As in Soledad's scenario names, `k` is 1000 bytes.
@@ -101,7 +117,9 @@ pub fn parse_size(text: &str) -> Result<u64, ParseSizeError> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (digits, unit) = t.split_at(split);
-    let n: u64 = digits.parse().map_err(|_| ParseSizeError(text.to_owned()))?;
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| ParseSizeError(text.to_owned()))?;
     let mult: u64 = match unit.trim() {
         "" | "B" => 1,
         "k" | "K" | "kB" | "KB" => 1_000,
@@ -112,16 +130,17 @@ pub fn parse_size(text: &str) -> Result<u64, ParseSizeError> {
         "GiB" => 1 << 30,
         _ => return Err(ParseSizeError(text.to_owned())),
     };
-    n.checked_mul(mult).ok_or_else(|| ParseSizeError(text.to_owned()))
+    n.checked_mul(mult)
+        .ok_or_else(|| ParseSizeError(text.to_owned()))
 }
 
 /// The short label used in scenario ids: `10k`, `1M`, `1536`.
 pub fn format_size(bytes: u64) -> String {
     match bytes {
         0 => "0".into(),
-        b if b % 1_000_000_000 == 0 => format!("{}G", b / 1_000_000_000),
-        b if b % 1_000_000 == 0 => format!("{}M", b / 1_000_000),
-        b if b % 1_000 == 0 => format!("{}k", b / 1_000),
+        b if b.is_multiple_of(1_000_000_000) => format!("{}G", b / 1_000_000_000),
+        b if b.is_multiple_of(1_000_000) => format!("{}M", b / 1_000_000),
+        b if b.is_multiple_of(1_000) => format!("{}k", b / 1_000),
         b => b.to_string(),
     }
 }
@@ -130,7 +149,7 @@ fn group_thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -158,10 +177,18 @@ mod tests {
 
     #[test]
     fn ids_and_hashes_are_stable() {
-        let p = Params { workload: WorkloadKind::BlobsUpload, count: 10, size: 100_000, concurrency: 1 };
+        let p = Params {
+            workload: WorkloadKind::BlobsUpload,
+            count: 10,
+            size: 100_000,
+            concurrency: 1,
+        };
         assert_eq!(p.scenario_id(), "blobs.upload/10x100k/c1");
         assert_eq!(p.definition_hash(), p.clone().definition_hash());
-        let q = Params { concurrency: 10, ..p.clone() };
+        let q = Params {
+            concurrency: 10,
+            ..p.clone()
+        };
         assert_ne!(p.definition_hash(), q.definition_hash());
         assert_eq!(p.definition_hash().len(), 16);
         assert_eq!(

@@ -5,7 +5,8 @@ use rand::{Rng, SeedableRng};
 /// The bytes of blob `index`: the same for every run with the same seed, and random-looking
 /// so that no layer can compress them away.
 pub fn generate(seed: u64, index: u64, size: u64) -> Vec<u8> {
-    let mut rng = rand::rngs::SmallRng::seed_from_u64(seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut rng =
+        rand::rngs::SmallRng::seed_from_u64(seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut out = vec![0u8; size as usize];
     rng.fill_bytes(&mut out);
     out

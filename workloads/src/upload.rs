@@ -19,9 +19,18 @@ impl Upload {
     pub async fn prepare(params: &Params, ctx: &Context) -> Result<Self, WorkloadError> {
         let nonce = payload::nonce();
         let blobs = (0..params.count as u64)
-            .map(|i| (format!("{nonce}r{}i{i}", ctx.round), payload::generate(ctx.seed, i, params.size)))
+            .map(|i| {
+                (
+                    format!("{nonce}r{}i{i}", ctx.round),
+                    payload::generate(ctx.seed, i, params.size),
+                )
+            })
             .collect();
-        Ok(Self { manager: manager(ctx, "client.db", params.concurrency)?, blobs, concurrency: params.concurrency as usize })
+        Ok(Self {
+            manager: manager(ctx, "client.db", params.concurrency)?,
+            blobs,
+            concurrency: params.concurrency as usize,
+        })
     }
 
     pub async fn run(self) -> Result<Outcome, WorkloadError> {
@@ -38,6 +47,11 @@ impl Upload {
             .buffer_unordered(self.concurrency)
             .try_collect()
             .await?;
-        Ok(Outcome { wall_s: start.elapsed().as_secs_f64(), bytes, ops, op_latencies_ms })
+        Ok(Outcome {
+            wall_s: start.elapsed().as_secs_f64(),
+            bytes,
+            ops,
+            op_latencies_ms,
+        })
     }
 }

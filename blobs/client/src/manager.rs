@@ -38,19 +38,36 @@ fn check(what: &'static str, value: &str) -> Result<(), ClientError> {
     if is_valid_name(value) {
         Ok(())
     } else {
-        Err(ClientError::InvalidName { what, value: value.to_owned() })
+        Err(ClientError::InvalidName {
+            what,
+            value: value.to_owned(),
+        })
     }
 }
 
 /// Runs blocking store or crypto work off the event loop.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f).await.expect("blocking task panicked")
+    tokio::task::spawn_blocking(f)
+        .await
+        .expect("blocking task panicked")
 }
 
 impl BlobManager {
     /// `concurrency` bounds the transfers a sync pass runs at once.
-    pub fn new(store: Arc<dyn LocalStore>, remote: Remote, secret: BlobSecret, concurrency: usize) -> Self {
-        Self { inner: Arc::new(Inner { store, remote, secret, concurrency: concurrency.max(1) }) }
+    pub fn new(
+        store: Arc<dyn LocalStore>,
+        remote: Remote,
+        secret: BlobSecret,
+        concurrency: usize,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                remote,
+                secret,
+                concurrency: concurrency.max(1),
+            }),
+        }
     }
 
     /// Stores a blob locally as pending upload, without contacting the server.
@@ -74,18 +91,31 @@ impl BlobManager {
         let secret = self.inner.secret.clone();
         let owned_id = id.to_owned();
         let encrypted = blocking(move || {
-            v1::encrypt(&secret, &owned_id, &data).map_err(|source| ClientError::InvalidBlob { id: owned_id, source })
+            v1::encrypt(&secret, &owned_id, &data).map_err(|source| ClientError::InvalidBlob {
+                id: owned_id,
+                source,
+            })
         })
         .await?;
         self.upload_encrypted(namespace, id, encrypted.into()).await
     }
 
-    async fn upload_encrypted(&self, namespace: &str, id: &str, blob: Bytes) -> Result<(), ClientError> {
+    async fn upload_encrypted(
+        &self,
+        namespace: &str,
+        id: &str,
+        blob: Bytes,
+    ) -> Result<(), ClientError> {
         self.inner.remote.put(namespace, id, blob).await?;
         self.set_status(namespace, id, SyncStatus::Synced).await
     }
 
-    async fn set_status(&self, namespace: &str, id: &str, status: SyncStatus) -> Result<(), ClientError> {
+    async fn set_status(
+        &self,
+        namespace: &str,
+        id: &str,
+        status: SyncStatus,
+    ) -> Result<(), ClientError> {
         let store = self.inner.store.clone();
         let (ns, id) = (namespace.to_owned(), id.to_owned());
         blocking(move || store.set_status(&ns, &id, status)).await?;
@@ -110,8 +140,12 @@ impl BlobManager {
         let secret = self.inner.secret.clone();
         let owned_id = id.to_owned();
         let plaintext = blocking(move || {
-            v1::decrypt(&secret, &owned_id, &blob, tag.as_ref())
-                .map_err(|source| ClientError::InvalidBlob { id: owned_id, source })
+            v1::decrypt(&secret, &owned_id, &blob, tag.as_ref()).map_err(|source| {
+                ClientError::InvalidBlob {
+                    id: owned_id,
+                    source,
+                }
+            })
         })
         .await?;
         let store = self.inner.store.clone();
@@ -130,11 +164,15 @@ impl BlobManager {
         check("namespace", namespace)?;
         let store = self.inner.store.clone();
         let ns = namespace.to_owned();
-        let pending = blocking(move || store.ids_with_status(&ns, SyncStatus::PendingUpload)).await?;
+        let pending =
+            blocking(move || store.ids_with_status(&ns, SyncStatus::PendingUpload)).await?;
         let results = futures::stream::iter(pending)
             .map(|id| async move {
                 let started = std::time::Instant::now();
-                let result = self.send_one(namespace, &id).await.map(|bytes| (bytes, started.elapsed()));
+                let result = self
+                    .send_one(namespace, &id)
+                    .await
+                    .map(|bytes| (bytes, started.elapsed()));
                 (id, result)
             })
             .buffer_unordered(self.inner.concurrency)
@@ -148,9 +186,15 @@ impl BlobManager {
         let secret = self.inner.secret.clone();
         let (ns, owned_id) = (namespace.to_owned(), id.to_owned());
         let (size, blob) = blocking(move || -> Result<_, ClientError> {
-            let data = store.get(&ns, &owned_id)?.ok_or_else(|| ClientError::NotFound(owned_id.clone()))?;
-            let blob = v1::encrypt(&secret, &owned_id, &data)
-                .map_err(|source| ClientError::InvalidBlob { id: owned_id, source })?;
+            let data = store
+                .get(&ns, &owned_id)?
+                .ok_or_else(|| ClientError::NotFound(owned_id.clone()))?;
+            let blob = v1::encrypt(&secret, &owned_id, &data).map_err(|source| {
+                ClientError::InvalidBlob {
+                    id: owned_id,
+                    source,
+                }
+            })?;
             Ok((data.len() as u64, blob))
         })
         .await?;
@@ -164,12 +208,21 @@ impl BlobManager {
         let remote = self.inner.remote.list(namespace).await?;
         let store = self.inner.store.clone();
         let ns = namespace.to_owned();
-        let local: std::collections::HashSet<String> = blocking(move || store.local_ids(&ns)).await?.into_iter().collect();
-        let missing: Vec<String> = remote.into_iter().filter(|id| !local.contains(id)).collect();
+        let local: std::collections::HashSet<String> = blocking(move || store.local_ids(&ns))
+            .await?
+            .into_iter()
+            .collect();
+        let missing: Vec<String> = remote
+            .into_iter()
+            .filter(|id| !local.contains(id))
+            .collect();
         let results = futures::stream::iter(missing)
             .map(|id| async move {
                 let started = std::time::Instant::now();
-                let result = self.download(namespace, &id).await.map(|p| (p.len() as u64, started.elapsed()));
+                let result = self
+                    .download(namespace, &id)
+                    .await
+                    .map(|p| (p.len() as u64, started.elapsed()));
                 (id, result)
             })
             .buffer_unordered(self.inner.concurrency)
@@ -179,7 +232,10 @@ impl BlobManager {
     }
 }
 
-fn report(results: Vec<(String, Result<(u64, std::time::Duration), ClientError>)>) -> SyncReport {
+/// One transfer's result: bytes moved and time taken, or why it failed.
+type TransferResult = (String, Result<(u64, std::time::Duration), ClientError>);
+
+fn report(results: Vec<TransferResult>) -> SyncReport {
     let mut r = SyncReport::default();
     for (id, result) in results {
         match result {

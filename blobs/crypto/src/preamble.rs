@@ -100,7 +100,11 @@ impl Preamble {
         out[OFF_TIMESTAMP..OFF_TIMESTAMP + 8].copy_from_slice(&self.timestamp.to_le_bytes());
         out[OFF_IV..OFF_IV + 16].copy_from_slice(&self.iv);
         write_pascal(&mut out[OFF_DOC_ID..OFF_REV], "blob id", &self.doc_id)?;
-        write_pascal(&mut out[OFF_REV..OFF_REV + PASCAL_FIELD_LEN], "revision", &self.rev)?;
+        write_pascal(
+            &mut out[OFF_REV..OFF_REV + PASCAL_FIELD_LEN],
+            "revision",
+            &self.rev,
+        )?;
         let size = self.content_size.unwrap_or(0);
         out[OFF_SIZE..].copy_from_slice(&size.to_le_bytes());
         Ok(out)
@@ -121,13 +125,22 @@ impl Preamble {
         }
         let scheme = Scheme::try_from(raw[OFF_SCHEME] as i8)?;
         let method = Method::try_from(raw[OFF_METHOD] as i8)?;
-        let timestamp = u64::from_le_bytes(raw[OFF_TIMESTAMP..OFF_TIMESTAMP + 8].try_into().unwrap());
+        let timestamp =
+            u64::from_le_bytes(raw[OFF_TIMESTAMP..OFF_TIMESTAMP + 8].try_into().unwrap());
         let iv: [u8; 16] = raw[OFF_IV..OFF_IV + 16].try_into().unwrap();
         let doc_id = read_pascal(&raw[OFF_DOC_ID..OFF_REV]);
         let rev = read_pascal(&raw[OFF_REV..OFF_REV + PASCAL_FIELD_LEN]);
         let content_size = (raw.len() == PREAMBLE_LEN)
             .then(|| u64::from_le_bytes(raw[OFF_SIZE..].try_into().unwrap()));
-        Ok(Self { scheme, method, timestamp, iv, doc_id, rev, content_size })
+        Ok(Self {
+            scheme,
+            method,
+            timestamp,
+            iv,
+            doc_id,
+            rev,
+            content_size,
+        })
     }
 
     /// Decodes the base64url text before the first space of a stored blob.
@@ -140,7 +153,10 @@ impl Preamble {
 fn write_pascal(field: &mut [u8], name: &'static str, value: &str) -> Result<(), FormatError> {
     let bytes = value.as_bytes();
     if bytes.len() > PASCAL_MAX {
-        return Err(FormatError::FieldTooLong { field: name, len: bytes.len() });
+        return Err(FormatError::FieldTooLong {
+            field: name,
+            len: bytes.len(),
+        });
     }
     field[0] = bytes.len() as u8;
     field[1..1 + bytes.len()].copy_from_slice(bytes);
@@ -191,23 +207,41 @@ mod tests {
     #[test]
     fn rejects_wrong_length_magic_and_enums() {
         let raw = sample().to_bytes().unwrap();
-        assert_eq!(Preamble::from_bytes(&raw[..100]), Err(FormatError::BadPreambleLength(100)));
+        assert_eq!(
+            Preamble::from_bytes(&raw[..100]),
+            Err(FormatError::BadPreambleLength(100))
+        );
         let mut bad = raw;
         bad[0] = 0;
-        assert!(matches!(Preamble::from_bytes(&bad), Err(FormatError::BadMagic(_))));
+        assert!(matches!(
+            Preamble::from_bytes(&bad),
+            Err(FormatError::BadMagic(_))
+        ));
         let mut bad = raw;
         bad[OFF_SCHEME] = 9;
-        assert_eq!(Preamble::from_bytes(&bad), Err(FormatError::UnknownScheme(9)));
+        assert_eq!(
+            Preamble::from_bytes(&bad),
+            Err(FormatError::UnknownScheme(9))
+        );
         let mut bad = raw;
         bad[OFF_METHOD] = 0;
-        assert_eq!(Preamble::from_bytes(&bad), Err(FormatError::UnknownMethod(0)));
+        assert_eq!(
+            Preamble::from_bytes(&bad),
+            Err(FormatError::UnknownMethod(0))
+        );
     }
 
     #[test]
     fn refuses_ids_that_do_not_fit() {
         let mut p = sample();
         p.doc_id = "x".repeat(255);
-        assert_eq!(p.to_bytes(), Err(FormatError::FieldTooLong { field: "blob id", len: 255 }));
+        assert_eq!(
+            p.to_bytes(),
+            Err(FormatError::FieldTooLong {
+                field: "blob id",
+                len: 255
+            })
+        );
         p.doc_id = "x".repeat(254);
         assert!(p.to_bytes().is_ok());
     }

@@ -39,12 +39,19 @@ impl Nonces {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        Self { iv: rand::random(), timestamp }
+        Self {
+            iv: rand::random(),
+            timestamp,
+        }
     }
 }
 
 /// Encrypts `plaintext` as blob `blob_id` with a fresh IV.
-pub fn encrypt(secret: &BlobSecret, blob_id: &str, plaintext: &[u8]) -> Result<Vec<u8>, FormatError> {
+pub fn encrypt(
+    secret: &BlobSecret,
+    blob_id: &str,
+    plaintext: &[u8],
+) -> Result<Vec<u8>, FormatError> {
     encrypt_with(secret, blob_id, plaintext, Nonces::fresh())
 }
 
@@ -97,9 +104,15 @@ pub fn split(blob: &[u8]) -> Result<Parts<'_>, FormatError> {
     let sep = window
         .iter()
         .position(|&b| b == b' ')
-        .ok_or(FormatError::MissingSeparator { max: MAX_PREAMBLE_TEXT + 1 })?;
+        .ok_or(FormatError::MissingSeparator {
+            max: MAX_PREAMBLE_TEXT + 1,
+        })?;
     let (preamble, raw_preamble) = Preamble::from_base64(&blob[..sep])?;
-    Ok(Parts { preamble, raw_preamble, body: &blob[sep + 1..] })
+    Ok(Parts {
+        preamble,
+        raw_preamble,
+        body: &blob[sep + 1..],
+    })
 }
 
 /// Verifies and decrypts a symmetrically encrypted blob that was requested as `blob_id`.
@@ -113,7 +126,10 @@ pub fn decrypt(
     let parts = split(blob)?;
     let p = &parts.preamble;
     if p.scheme != Scheme::Symkey {
-        return Err(FormatError::SchemeNotAllowed { found: p.scheme, expected: Scheme::Symkey });
+        return Err(FormatError::SchemeNotAllowed {
+            found: p.scheme,
+            expected: Scheme::Symkey,
+        });
     }
     if p.method != Method::Aes256Gcm {
         return Err(FormatError::UnsupportedMethod(p.method));
@@ -122,9 +138,16 @@ pub fn decrypt(
         return Err(FormatError::BadRevision(p.rev.clone()));
     }
     if p.doc_id != blob_id {
-        return Err(FormatError::IdMismatch { expected: blob_id.to_owned(), found: p.doc_id.clone() });
+        return Err(FormatError::IdMismatch {
+            expected: blob_id.to_owned(),
+            found: p.doc_id.clone(),
+        });
     }
-    let ct_len = parts.body.len().checked_sub(TAG_LEN).ok_or(FormatError::Truncated)?;
+    let ct_len = parts
+        .body
+        .len()
+        .checked_sub(TAG_LEN)
+        .ok_or(FormatError::Truncated)?;
     let (ciphertext, tag) = parts.body.split_at(ct_len);
     if let Some(header) = tag_header
         && header.as_slice() != tag
@@ -135,7 +158,12 @@ pub fn decrypt(
     let cipher = Aes256Gcm16::new(&secret.blob_key(blob_id).0.into());
     let tag: [u8; TAG_LEN] = tag.try_into().expect("split at TAG_LEN");
     cipher
-        .decrypt_inout_detached(&p.iv.into(), &parts.raw_preamble, plaintext.as_mut_slice().into(), &tag.into())
+        .decrypt_inout_detached(
+            &p.iv.into(),
+            &parts.raw_preamble,
+            plaintext.as_mut_slice().into(),
+            &tag.into(),
+        )
         .map_err(|_| FormatError::Authentication)?;
     if let Some(claimed) = p.content_size {
         let actual = plaintext.len() as u64;

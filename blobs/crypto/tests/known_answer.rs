@@ -16,7 +16,10 @@ fn nonces() -> Nonces {
     for (i, b) in iv.iter_mut().enumerate() {
         *b = i as u8 + 1;
     }
-    Nonces { iv, timestamp: 1_500_000_000 }
+    Nonces {
+        iv,
+        timestamp: 1_500_000_000,
+    }
 }
 
 fn known_blob() -> Vec<u8> {
@@ -81,13 +84,19 @@ fn truncation_wrong_id_and_wrong_key_are_refused() {
         v1::decrypt(&secret(), "blob_id", &blob[..blob.len() - 1], None),
         Err(FormatError::Authentication)
     );
-    assert_eq!(v1::decrypt(&secret(), "blob_id", &blob[..740], None), Err(FormatError::Truncated));
+    assert_eq!(
+        v1::decrypt(&secret(), "blob_id", &blob[..740], None),
+        Err(FormatError::Truncated)
+    );
     assert!(matches!(
         v1::decrypt(&secret(), "other_id", &blob, None),
         Err(FormatError::IdMismatch { .. })
     ));
     let other = BlobSecret::new(vec![b'B'; 96]).unwrap();
-    assert_eq!(v1::decrypt(&other, "blob_id", &blob, None), Err(FormatError::Authentication));
+    assert_eq!(
+        v1::decrypt(&other, "blob_id", &blob, None),
+        Err(FormatError::Authentication)
+    );
     assert_eq!(
         v1::decrypt(&secret(), "blob_id", &blob, Some(&[0; 16])),
         Err(FormatError::TagHeaderMismatch)

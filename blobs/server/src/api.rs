@@ -39,7 +39,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(info))
         .route("/blobs/{user}/", get(list))
-        .route("/blobs/{user}/{blob_id}", get(download).put(upload).delete(delete))
+        .route(
+            "/blobs/{user}/{blob_id}",
+            get(download).put(upload).delete(delete),
+        )
         .with_state(state)
 }
 
@@ -56,7 +59,10 @@ fn namespace_of(raw: Option<&str>) -> Result<&str, ApiError> {
     match raw {
         None | Some("") => Ok(DEFAULT_NAMESPACE),
         Some(ns) if is_valid_name(ns) => Ok(ns),
-        Some(ns) => Err(ApiError::InvalidName { what: "namespace", value: ns.to_owned() }),
+        Some(ns) => Err(ApiError::InvalidName {
+            what: "namespace",
+            value: ns.to_owned(),
+        }),
     }
 }
 
@@ -64,16 +70,28 @@ fn check_user(user: &str) -> Result<(), ApiError> {
     if is_valid_name(user) {
         Ok(())
     } else {
-        Err(ApiError::InvalidName { what: "user", value: user.to_owned() })
+        Err(ApiError::InvalidName {
+            what: "user",
+            value: user.to_owned(),
+        })
     }
 }
 
 /// Authorizes the request and resolves the blob it names.
-fn resolve(state: &AppState, headers: &HeaderMap, user: &str, id: &str, ns: Option<&str>) -> Result<BlobRef, ApiError> {
+fn resolve(
+    state: &AppState,
+    headers: &HeaderMap,
+    user: &str,
+    id: &str,
+    ns: Option<&str>,
+) -> Result<BlobRef, ApiError> {
     check_user(user)?;
     authorize(&state.0.tokens, headers, user)?;
     let ns = namespace_of(ns)?;
-    BlobRef::new(user, ns, id).ok_or_else(|| ApiError::InvalidName { what: "blob id", value: id.to_owned() })
+    BlobRef::new(user, ns, id).ok_or_else(|| ApiError::InvalidName {
+        what: "blob id",
+        value: id.to_owned(),
+    })
 }
 
 async fn upload(
@@ -92,7 +110,11 @@ async fn upload(
     if declared.is_some_and(|len| len > max) {
         return Err(crate::fs_backend::StorageError::TooLarge { max }.into());
     }
-    state.0.storage.write(&blob, body.into_data_stream()).await?;
+    state
+        .0
+        .storage
+        .write(&blob, body.into_data_stream())
+        .await?;
     Ok(StatusCode::OK)
 }
 
@@ -104,12 +126,19 @@ async fn download(
 ) -> Result<Response, ApiError> {
     let blob = resolve(&state, &headers, &user, &id, q.namespace.as_deref())?;
     let stored = state.0.storage.open_blob(&blob).await?;
-    let mut response = Body::from_stream(ReaderStream::with_capacity(stored.file, READ_CHUNK)).into_response();
+    let mut response =
+        Body::from_stream(ReaderStream::with_capacity(stored.file, READ_CHUNK)).into_response();
     let h = response.headers_mut();
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(stored.size));
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
     if let Some(tag) = stored.tag {
-        h.insert("Tag", HeaderValue::from_str(&tag).expect("base64 is a valid header value"));
+        h.insert(
+            "Tag",
+            HeaderValue::from_str(&tag).expect("base64 is a valid header value"),
+        );
     }
     Ok(response)
 }
@@ -140,7 +169,9 @@ fn flag(name: &str, value: Option<&str>) -> Result<bool, ApiError> {
     match value {
         None | Some("") | Some("0") | Some("false") | Some("False") | Some("no") => Ok(false),
         Some("1") | Some("true") | Some("True") | Some("yes") => Ok(true),
-        Some(other) => Err(ApiError::BadRequest(format!("{name}={other:?}: expected true or false"))),
+        Some(other) => Err(ApiError::BadRequest(format!(
+            "{name}={other:?}: expected true or false"
+        ))),
     }
 }
 
@@ -154,17 +185,24 @@ async fn list(
     authorize(&state.0.tokens, &headers, &user)?;
     let ns = namespace_of(q.namespace.as_deref())?;
     if q.filter_flag.is_some() {
-        return Err(ApiError::BadRequest("filter_flag is not supported by this server yet".into()));
+        return Err(ApiError::BadRequest(
+            "filter_flag is not supported by this server yet".into(),
+        ));
     }
     let order = match q.order_by.as_deref() {
         None | Some("") => None,
         Some("date") | Some("+date") => Some(Order::OldestFirst),
         Some("-date") => Some(Order::NewestFirst),
         Some(other) => {
-            return Err(ApiError::BadRequest(format!("order_by={other:?}: expected date, +date or -date")));
+            return Err(ApiError::BadRequest(format!(
+                "order_by={other:?}: expected date, +date or -date"
+            )));
         }
     };
-    let opts = ListOptions { deleted: flag("deleted", q.deleted.as_deref())?, order };
+    let opts = ListOptions {
+        deleted: flag("deleted", q.deleted.as_deref())?,
+        order,
+    };
     let ids = state.0.storage.list(&user, ns, opts).await?;
     if flag("only_count", q.only_count.as_deref())? {
         return Ok(Json(serde_json::json!({ "count": ids.len() })).into_response());

@@ -20,19 +20,23 @@ pub fn authorize(tokens: &Tokens, headers: &HeaderMap, path_user: &str) -> Resul
 
 /// Returns the authenticated user.
 pub fn authenticate(tokens: &Tokens, headers: &HeaderMap) -> Result<String, ApiError> {
-    let value = headers.get(AUTHORIZATION).ok_or(ApiError::Unauthorized("missing Authorization header"))?;
-    let value = value.to_str().map_err(|_| ApiError::Unauthorized("Authorization header is not ASCII"))?;
-    let (scheme, payload) = value
-        .trim()
-        .split_once(' ')
-        .ok_or(ApiError::Unauthorized("expected `Authorization: Token <credentials>`"))?;
+    let value = headers
+        .get(AUTHORIZATION)
+        .ok_or(ApiError::Unauthorized("missing Authorization header"))?;
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::Unauthorized("Authorization header is not ASCII"))?;
+    let (scheme, payload) = value.trim().split_once(' ').ok_or(ApiError::Unauthorized(
+        "expected `Authorization: Token <credentials>`",
+    ))?;
     if !scheme.eq_ignore_ascii_case("token") {
         return Err(ApiError::Unauthorized("only the Token scheme is accepted"));
     }
     let decoded = STANDARD_PAD_INDIFFERENT
         .decode(payload.trim())
         .map_err(|_| ApiError::Unauthorized("credentials are not valid base64"))?;
-    let decoded = String::from_utf8(decoded).map_err(|_| ApiError::Unauthorized("credentials are not UTF-8"))?;
+    let decoded = String::from_utf8(decoded)
+        .map_err(|_| ApiError::Unauthorized("credentials are not UTF-8"))?;
     let (user, token) = decoded
         .split_once(':')
         .ok_or(ApiError::Unauthorized("credentials must be `user:token`"))?;
@@ -44,5 +48,8 @@ pub fn authenticate(tokens: &Tokens, headers: &HeaderMap) -> Result<String, ApiE
 
 /// The header value a client sends for `user` with `token`.
 pub fn header_value(user: &str, token: &str) -> String {
-    format!("Token {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{token}")))
+    format!(
+        "Token {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{token}"))
+    )
 }

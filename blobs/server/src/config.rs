@@ -3,7 +3,11 @@ use std::path::PathBuf;
 
 /// Command line and environment of `blobs-server`.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "blobs-server", version, about = "Serves Soledad's end-to-end encrypted blobs over HTTP")]
+#[command(
+    name = "blobs-server",
+    version,
+    about = "Serves Soledad's end-to-end encrypted blobs over HTTP"
+)]
 pub struct Config {
     /// Address to listen on. Port 0 picks a free port; the bound address is printed on stdout
     /// as `listening on http://ADDR`.

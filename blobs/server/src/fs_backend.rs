@@ -36,7 +36,10 @@ pub enum StorageError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StorageError + '_ {
-    move |source| StorageError::Io { path: path.to_owned(), source }
+    move |source| StorageError::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 /// A blob's address. Constructed only from validated names.
@@ -50,11 +53,14 @@ pub struct BlobRef {
 impl BlobRef {
     /// `None` if any part is not a valid name (see [`crate::ids`]).
     pub fn new(user: &str, namespace: &str, id: &str) -> Option<Self> {
-        [user, namespace, id].iter().all(|s| is_valid_name(s)).then(|| Self {
-            user: user.to_owned(),
-            namespace: namespace.to_owned(),
-            id: id.to_owned(),
-        })
+        [user, namespace, id]
+            .iter()
+            .all(|s| is_valid_name(s))
+            .then(|| Self {
+                user: user.to_owned(),
+                namespace: namespace.to_owned(),
+                id: id.to_owned(),
+            })
     }
 
     pub fn id(&self) -> &str {
@@ -94,7 +100,11 @@ pub struct FsBackend {
 
 impl FsBackend {
     /// Opens (creating if needed) the storage root and clears leftovers of interrupted writes.
-    pub fn open(root: &Path, max_concurrent_writes: usize, max_blob_size: u64) -> Result<Self, StorageError> {
+    pub fn open(
+        root: &Path,
+        max_concurrent_writes: usize,
+        max_blob_size: u64,
+    ) -> Result<Self, StorageError> {
         std::fs::create_dir_all(root).map_err(io_err(root))?;
         let root = root.canonicalize().map_err(io_err(root))?;
         let tmp = root.join(TMP_DIR);
@@ -102,7 +112,12 @@ impl FsBackend {
             std::fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
         }
         std::fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
-        Ok(Self { root, tmp, writes: Semaphore::new(max_concurrent_writes.max(1)), max_blob_size })
+        Ok(Self {
+            root,
+            tmp,
+            writes: Semaphore::new(max_concurrent_writes.max(1)),
+            max_blob_size,
+        })
     }
 
     pub fn max_blob_size(&self) -> u64 {
@@ -129,19 +144,27 @@ impl FsBackend {
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
-        let _permit = self.writes.acquire().await.expect("semaphore is never closed");
+        let _permit = self
+            .writes
+            .acquire()
+            .await
+            .expect("semaphore is never closed");
         let path = self.blob_path(blob);
         if tokio::fs::try_exists(&path).await.map_err(io_err(&path))? {
             return Err(StorageError::Exists(blob.id.clone()));
         }
         let tmp = TempFile(self.tmp.join(uuid::Uuid::new_v4().simple().to_string()));
-        let mut file = tokio::fs::File::create(&tmp.0).await.map_err(io_err(&tmp.0))?;
+        let mut file = tokio::fs::File::create(&tmp.0)
+            .await
+            .map_err(io_err(&tmp.0))?;
         let mut size = 0u64;
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| StorageError::Body(e.to_string()))?;
             size += chunk.len() as u64;
             if size > self.max_blob_size {
-                return Err(StorageError::TooLarge { max: self.max_blob_size });
+                return Err(StorageError::TooLarge {
+                    max: self.max_blob_size,
+                });
             }
             file.write_all(&chunk).await.map_err(io_err(&tmp.0))?;
         }
@@ -159,15 +182,21 @@ impl FsBackend {
         let path = self.blob_path(blob);
         let mut file = match tokio::fs::File::open(&path).await {
             Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StorageError::NotFound(blob.id.clone())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StorageError::NotFound(blob.id.clone()));
+            }
             Err(e) => return Err(io_err(&path)(e)),
         };
         let size = file.metadata().await.map_err(io_err(&path))?.len();
         let tag = if size >= 16 {
             let mut tail = [0u8; 16];
-            file.seek(io::SeekFrom::End(-16)).await.map_err(io_err(&path))?;
+            file.seek(io::SeekFrom::End(-16))
+                .await
+                .map_err(io_err(&path))?;
             file.read_exact(&mut tail).await.map_err(io_err(&path))?;
-            file.seek(io::SeekFrom::Start(0)).await.map_err(io_err(&path))?;
+            file.seek(io::SeekFrom::Start(0))
+                .await
+                .map_err(io_err(&path))?;
             blobs_crypto::tag_header(&tail)
         } else {
             None
@@ -188,7 +217,9 @@ impl FsBackend {
             std::fs::File::create(&tombstone).map_err(io_err(&tombstone))?;
             match std::fs::remove_file(&path) {
                 Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StorageError::NotFound(id)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    return Err(StorageError::NotFound(id));
+                }
                 Err(e) => return Err(io_err(&path)(e)),
             }
             sync_dir(path.parent().expect("blob paths have parents"))
@@ -198,7 +229,12 @@ impl FsBackend {
     }
 
     /// Ids in a namespace (or, with `deleted`, ids of tombstones).
-    pub async fn list(&self, user: &str, namespace: &str, opts: ListOptions) -> Result<Vec<String>, StorageError> {
+    pub async fn list(
+        &self,
+        user: &str,
+        namespace: &str,
+        opts: ListOptions,
+    ) -> Result<Vec<String>, StorageError> {
         let dir = self.namespace_dir(user, namespace);
         tokio::task::spawn_blocking(move || {
             let mut found = Vec::new();
@@ -231,7 +267,9 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), StorageError> {
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
 }
 
 /// Moves a complete temp file to its final path without ever replacing an existing blob.
@@ -248,7 +286,9 @@ fn publish(tmp: TempFile, path: &Path, id: &str) -> Result<(), StorageError> {
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
     match std::fs::hard_link(&tmp.0, path) {
         Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(StorageError::Exists(id.to_owned())),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            return Err(StorageError::Exists(id.to_owned()));
+        }
         Err(e) => return Err(io_err(path)(e)),
     }
     drop(tmp);
@@ -272,7 +312,12 @@ fn publish(tmp: TempFile, path: &Path, id: &str) -> Result<(), StorageError> {
 }
 
 /// Walks the three shard levels below a namespace directory.
-fn collect(dir: &Path, depth: usize, deleted: bool, out: &mut Vec<(String, SystemTime)>) -> Result<(), StorageError> {
+fn collect(
+    dir: &Path,
+    depth: usize,
+    deleted: bool,
+    out: &mut Vec<(String, SystemTime)>,
+) -> Result<(), StorageError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -302,7 +347,10 @@ fn collect(dir: &Path, depth: usize, deleted: bool, out: &mut Vec<(String, Syste
         } else {
             continue;
         };
-        let modified = entry.metadata().and_then(|m| m.modified()).map_err(io_err(&entry.path()))?;
+        let modified = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .map_err(io_err(&entry.path()))?;
         out.push((id.to_owned(), modified));
     }
     Ok(())

@@ -39,8 +39,10 @@ fn digest(token: &str) -> [u8; 32] {
 
 impl Tokens {
     pub fn load(path: &Path) -> Result<Self, TokenFileError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| TokenFileError::Read { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| TokenFileError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         Self::parse(&text).map_err(|(line, problem)| TokenFileError::Malformed {
             path: path.to_owned(),
             line,
@@ -60,7 +62,10 @@ impl Tokens {
                 return Err((i + 1, "expected `user:token`".into()));
             };
             if !is_valid_name(user) {
-                return Err((i + 1, format!("user {user:?} is not 1-200 characters of [A-Za-z0-9_-]")));
+                return Err((
+                    i + 1,
+                    format!("user {user:?} is not 1-200 characters of [A-Za-z0-9_-]"),
+                ));
             }
             if token.is_empty() || token.chars().any(char::is_whitespace) {
                 return Err((i + 1, "token must be non-empty and without spaces".into()));
@@ -71,14 +76,21 @@ impl Tokens {
     }
 
     pub fn insert(&mut self, user: &str, token: &str) {
-        self.by_user.entry(user.to_owned()).or_default().push(digest(token));
+        self.by_user
+            .entry(user.to_owned())
+            .or_default()
+            .push(digest(token));
     }
 
     /// True if `token` is one of `user`'s tokens.
     pub fn verify(&self, user: &str, token: &str) -> bool {
         let presented = digest(token);
         // An unknown user is checked against a dummy digest so that it costs the same time.
-        let known = self.by_user.get(user).map(Vec::as_slice).unwrap_or(&[[0u8; 32]]);
+        let known = self
+            .by_user
+            .get(user)
+            .map(Vec::as_slice)
+            .unwrap_or(&[[0u8; 32]]);
         let mut ok = subtle::Choice::from(0);
         for d in known {
             ok |= d.ct_eq(&presented);

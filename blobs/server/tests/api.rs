@@ -36,8 +36,11 @@ fn start() -> Running {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = blobs_server::parse_listening_line(&line).unwrap_or_else(|| panic!("bad first line {line:?}"));
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = blobs_server::parse_listening_line(&line)
+        .unwrap_or_else(|| panic!("bad first line {line:?}"));
     assert!(addr.ip().is_loopback());
     Running { child, addr, dir }
 }
@@ -57,11 +60,23 @@ fn alice() -> String {
 }
 
 async fn put(s: &Running, path: &str, body: &'static [u8]) -> StatusCode {
-    client().put(s.url(path)).header("Authorization", alice()).body(body).send().await.unwrap().status()
+    client()
+        .put(s.url(path))
+        .header("Authorization", alice())
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status()
 }
 
 async fn get_json(s: &Running, path: &str) -> serde_json::Value {
-    let r = client().get(s.url(path)).header("Authorization", alice()).send().await.unwrap();
+    let r = client()
+        .get(s.url(path))
+        .header("Authorization", alice())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK, "{path}");
     serde_json::from_slice(&r.bytes().await.unwrap()).unwrap()
 }
@@ -73,39 +88,85 @@ async fn upload_download_list_delete_round_trip() {
     assert_eq!(put(&s, "/blobs/alice/b1", blob).await, StatusCode::OK);
     assert_eq!(put(&s, "/blobs/alice/b1", blob).await, StatusCode::CONFLICT);
 
-    let r = client().get(s.url("/blobs/alice/b1")).header("Authorization", alice()).send().await.unwrap();
+    let r = client()
+        .get(s.url("/blobs/alice/b1"))
+        .header("Authorization", alice())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(r.headers()["content-length"], blob.len().to_string().as_str());
+    assert_eq!(
+        r.headers()["content-length"],
+        blob.len().to_string().as_str()
+    );
     assert_eq!(
         r.headers()["tag"].to_str().unwrap(),
         blobs_crypto::tag_header(blob).unwrap()
     );
     assert_eq!(r.bytes().await.unwrap().as_ref(), blob);
 
-    assert_eq!(get_json(&s, "/blobs/alice/").await, serde_json::json!(["b1"]));
-    assert_eq!(get_json(&s, "/blobs/alice/?only_count=true").await, serde_json::json!({"count": 1}));
+    assert_eq!(
+        get_json(&s, "/blobs/alice/").await,
+        serde_json::json!(["b1"])
+    );
+    assert_eq!(
+        get_json(&s, "/blobs/alice/?only_count=true").await,
+        serde_json::json!({"count": 1})
+    );
 
-    let del = client().delete(s.url("/blobs/alice/b1")).header("Authorization", alice()).send().await.unwrap();
+    let del = client()
+        .delete(s.url("/blobs/alice/b1"))
+        .header("Authorization", alice())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(del.status(), StatusCode::OK);
-    let again = client().delete(s.url("/blobs/alice/b1")).header("Authorization", alice()).send().await.unwrap();
+    let again = client()
+        .delete(s.url("/blobs/alice/b1"))
+        .header("Authorization", alice())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(again.status(), StatusCode::NOT_FOUND);
-    let gone = client().get(s.url("/blobs/alice/b1")).header("Authorization", alice()).send().await.unwrap();
+    let gone = client()
+        .get(s.url("/blobs/alice/b1"))
+        .header("Authorization", alice())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(gone.status(), StatusCode::NOT_FOUND);
     assert_eq!(get_json(&s, "/blobs/alice/").await, serde_json::json!([]));
-    assert_eq!(get_json(&s, "/blobs/alice/?deleted=true").await, serde_json::json!(["b1"]));
-    assert_eq!(get_json(&s, "/blobs/alice/?only_count=1").await, serde_json::json!({"count": 0}));
+    assert_eq!(
+        get_json(&s, "/blobs/alice/?deleted=true").await,
+        serde_json::json!(["b1"])
+    );
+    assert_eq!(
+        get_json(&s, "/blobs/alice/?only_count=1").await,
+        serde_json::json!({"count": 0})
+    );
 
     // Re-uploading clears the tombstone.
     assert_eq!(put(&s, "/blobs/alice/b1", b"again").await, StatusCode::OK);
-    assert_eq!(get_json(&s, "/blobs/alice/?deleted=true").await, serde_json::json!([]));
-    assert_eq!(get_json(&s, "/blobs/alice/").await, serde_json::json!(["b1"]));
+    assert_eq!(
+        get_json(&s, "/blobs/alice/?deleted=true").await,
+        serde_json::json!([])
+    );
+    assert_eq!(
+        get_json(&s, "/blobs/alice/").await,
+        serde_json::json!(["b1"])
+    );
 }
 
 #[tokio::test]
 async fn short_blobs_have_no_tag_and_do_not_fail() {
     let s = start();
     assert_eq!(put(&s, "/blobs/alice/tiny", b"").await, StatusCode::OK);
-    let r = client().get(s.url("/blobs/alice/tiny")).header("Authorization", alice()).send().await.unwrap();
+    let r = client()
+        .get(s.url("/blobs/alice/tiny"))
+        .header("Authorization", alice())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.headers().get("tag").is_none());
     assert_eq!(r.headers()["content-length"], "0");
@@ -114,12 +175,32 @@ async fn short_blobs_have_no_tag_and_do_not_fail() {
 #[tokio::test]
 async fn namespaces_are_separate() {
     let s = start();
-    assert_eq!(put(&s, "/blobs/alice/same?namespace=MX", b"mail").await, StatusCode::OK);
-    assert_eq!(put(&s, "/blobs/alice/same", b"attachment").await, StatusCode::OK);
-    assert_eq!(put(&s, "/blobs/alice/other?namespace=MX", b"mail2").await, StatusCode::OK);
-    assert_eq!(get_json(&s, "/blobs/alice/?namespace=MX").await, serde_json::json!(["other", "same"]));
-    assert_eq!(get_json(&s, "/blobs/alice/?namespace=default").await, serde_json::json!(["same"]));
-    let r = client().get(s.url("/blobs/alice/same?namespace=MX")).header("Authorization", alice()).send().await.unwrap();
+    assert_eq!(
+        put(&s, "/blobs/alice/same?namespace=MX", b"mail").await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        put(&s, "/blobs/alice/same", b"attachment").await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        put(&s, "/blobs/alice/other?namespace=MX", b"mail2").await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get_json(&s, "/blobs/alice/?namespace=MX").await,
+        serde_json::json!(["other", "same"])
+    );
+    assert_eq!(
+        get_json(&s, "/blobs/alice/?namespace=default").await,
+        serde_json::json!(["same"])
+    );
+    let r = client()
+        .get(s.url("/blobs/alice/same?namespace=MX"))
+        .header("Authorization", alice())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.bytes().await.unwrap().as_ref(), b"mail");
 }
 
@@ -127,14 +208,35 @@ async fn namespaces_are_separate() {
 async fn listing_orders_by_date_and_rejects_unknown_orders() {
     let s = start();
     for id in ["c", "a", "b"] {
-        assert_eq!(put(&s, &format!("/blobs/alice/{id}"), b"x").await, StatusCode::OK);
+        assert_eq!(
+            put(&s, &format!("/blobs/alice/{id}"), b"x").await,
+            StatusCode::OK
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    assert_eq!(get_json(&s, "/blobs/alice/?order_by=date").await, serde_json::json!(["c", "a", "b"]));
-    assert_eq!(get_json(&s, "/blobs/alice/?order_by=%2Bdate").await, serde_json::json!(["c", "a", "b"]));
-    assert_eq!(get_json(&s, "/blobs/alice/?order_by=-date").await, serde_json::json!(["b", "a", "c"]));
-    for bad in ["/blobs/alice/?order_by=size", "/blobs/alice/?only_count=maybe", "/blobs/alice/?filter_flag=PENDING"] {
-        let r = client().get(s.url(bad)).header("Authorization", alice()).send().await.unwrap();
+    assert_eq!(
+        get_json(&s, "/blobs/alice/?order_by=date").await,
+        serde_json::json!(["c", "a", "b"])
+    );
+    assert_eq!(
+        get_json(&s, "/blobs/alice/?order_by=%2Bdate").await,
+        serde_json::json!(["c", "a", "b"])
+    );
+    assert_eq!(
+        get_json(&s, "/blobs/alice/?order_by=-date").await,
+        serde_json::json!(["b", "a", "c"])
+    );
+    for bad in [
+        "/blobs/alice/?order_by=size",
+        "/blobs/alice/?only_count=maybe",
+        "/blobs/alice/?filter_flag=PENDING",
+    ] {
+        let r = client()
+            .get(s.url(bad))
+            .header("Authorization", alice())
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
     }
 }
@@ -142,15 +244,33 @@ async fn listing_orders_by_date_and_rejects_unknown_orders() {
 #[tokio::test]
 async fn credentials_are_checked_per_user() {
     let s = start();
-    assert_eq!(put(&s, "/blobs/alice/mine", b"secret").await, StatusCode::OK);
+    assert_eq!(
+        put(&s, "/blobs/alice/mine", b"secret").await,
+        StatusCode::OK
+    );
     let cases: Vec<(Option<String>, StatusCode)> = vec![
         (None, StatusCode::UNAUTHORIZED),
-        (Some(header_value("alice", "wrong")), StatusCode::UNAUTHORIZED),
-        (Some(header_value("carol", "alice-token")), StatusCode::UNAUTHORIZED),
-        (Some("Token !!!not-base64!!!".into()), StatusCode::UNAUTHORIZED),
-        (Some("Basic YWxpY2U6YWxpY2UtdG9rZW4=".into()), StatusCode::UNAUTHORIZED),
+        (
+            Some(header_value("alice", "wrong")),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            Some(header_value("carol", "alice-token")),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            Some("Token !!!not-base64!!!".into()),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            Some("Basic YWxpY2U6YWxpY2UtdG9rZW4=".into()),
+            StatusCode::UNAUTHORIZED,
+        ),
         (Some("Token".into()), StatusCode::UNAUTHORIZED),
-        (Some(header_value("bob", "bob-token")), StatusCode::FORBIDDEN),
+        (
+            Some(header_value("bob", "bob-token")),
+            StatusCode::FORBIDDEN,
+        ),
     ];
     for (auth, expected) in cases {
         for (method, path) in [
@@ -171,7 +291,10 @@ async fn credentials_are_checked_per_user() {
         }
     }
     // Nothing above changed alice's blobs.
-    assert_eq!(get_json(&s, "/blobs/alice/").await, serde_json::json!(["mine"]));
+    assert_eq!(
+        get_json(&s, "/blobs/alice/").await,
+        serde_json::json!(["mine"])
+    );
 }
 
 #[tokio::test]
@@ -189,8 +312,18 @@ async fn hostile_names_never_reach_the_filesystem() {
         format!("/blobs/alice/{long}"),
     ];
     for path in &bad_paths {
-        for method in [reqwest::Method::GET, reqwest::Method::PUT, reqwest::Method::DELETE] {
-            let r = client().request(method.clone(), s.url(path)).header("Authorization", alice()).body("x").send().await.unwrap();
+        for method in [
+            reqwest::Method::GET,
+            reqwest::Method::PUT,
+            reqwest::Method::DELETE,
+        ] {
+            let r = client()
+                .request(method.clone(), s.url(path))
+                .header("Authorization", alice())
+                .body("x")
+                .send()
+                .await
+                .unwrap();
             assert!(
                 r.status() == StatusCode::BAD_REQUEST || r.status() == StatusCode::NOT_FOUND,
                 "{method} {path} gave {}",
@@ -200,7 +333,10 @@ async fn hostile_names_never_reach_the_filesystem() {
     }
     // The only things on disk are the temp area and nothing of alice's.
     let data = s.dir.path().join("data");
-    let entries: Vec<_> = std::fs::read_dir(&data).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let entries: Vec<_> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(entries, vec![std::ffi::OsString::from(".tmp")]);
 }
 
@@ -213,7 +349,14 @@ async fn concurrent_uploads_of_one_id_have_exactly_one_winner() {
             let url = url.clone();
             tokio::spawn(async move {
                 let body = format!("writer-{i:02}-").repeat(1000);
-                let status = client().put(url).header("Authorization", alice()).body(body.clone()).send().await.unwrap().status();
+                let status = client()
+                    .put(url)
+                    .header("Authorization", alice())
+                    .body(body.clone())
+                    .send()
+                    .await
+                    .unwrap()
+                    .status();
                 (status, body)
             })
         })
@@ -228,10 +371,22 @@ async fn concurrent_uploads_of_one_id_have_exactly_one_winner() {
         }
     }
     assert_eq!(winners.len(), 1);
-    let stored = client().get(url).header("Authorization", alice()).send().await.unwrap().bytes().await.unwrap();
+    let stored = client()
+        .get(url)
+        .header("Authorization", alice())
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     assert_eq!(stored.as_ref(), winners[0].as_bytes());
     let tmp = s.dir.path().join("data/.tmp");
-    assert_eq!(std::fs::read_dir(tmp).unwrap().count(), 0, "temp files left behind");
+    assert_eq!(
+        std::fs::read_dir(tmp).unwrap().count(),
+        0,
+        "temp files left behind"
+    );
 }
 
 #[tokio::test]
@@ -276,5 +431,8 @@ fn a_bad_token_file_names_file_and_line() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("{}:2: expected `user:token`", tokens.display())), "{err}");
+    assert!(
+        err.contains(&format!("{}:2: expected `user:token`", tokens.display())),
+        "{err}"
+    );
 }
