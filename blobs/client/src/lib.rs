@@ -20,3 +20,15 @@ pub fn is_valid_name(s: &str) -> bool {
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
+
+/// Refuses names the server would refuse, before any request is made.
+pub(crate) fn check_name(what: &'static str, value: &str) -> Result<(), ClientError> {
+    if is_valid_name(value) {
+        Ok(())
+    } else {
+        Err(ClientError::InvalidName {
+            what,
+            value: value.to_owned(),
+        })
+    }
+}

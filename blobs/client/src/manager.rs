@@ -8,7 +8,7 @@ use futures::StreamExt;
 
 use crate::remote::Remote;
 use crate::store::{LocalStore, SyncStatus};
-use crate::{ClientError, is_valid_name};
+use crate::{ClientError, check_name};
 
 /// What a sync pass did. A failing blob does not stop the others; it is listed here.
 #[derive(Debug, Default)]
@@ -32,17 +32,6 @@ struct Inner {
     remote: Remote,
     secret: BlobSecret,
     concurrency: usize,
-}
-
-fn check(what: &'static str, value: &str) -> Result<(), ClientError> {
-    if is_valid_name(value) {
-        Ok(())
-    } else {
-        Err(ClientError::InvalidName {
-            what,
-            value: value.to_owned(),
-        })
-    }
 }
 
 /// Runs blocking store or crypto work off the event loop.
@@ -76,8 +65,8 @@ impl BlobManager {
     }
 
     async fn stage_bytes(&self, namespace: &str, id: &str, data: Bytes) -> Result<(), ClientError> {
-        check("namespace", namespace)?;
-        check("blob id", id)?;
+        check_name("namespace", namespace)?;
+        check_name("blob id", id)?;
         let store = self.inner.store.clone();
         let (ns, id) = (namespace.to_owned(), id.to_owned());
         blocking(move || store.insert(&ns, &id, &data, SyncStatus::PendingUpload)).await?;
@@ -124,8 +113,8 @@ impl BlobManager {
 
     /// Returns a blob's plaintext, from the local store or else from the server.
     pub async fn get(&self, namespace: &str, id: &str) -> Result<Vec<u8>, ClientError> {
-        check("namespace", namespace)?;
-        check("blob id", id)?;
+        check_name("namespace", namespace)?;
+        check_name("blob id", id)?;
         let store = self.inner.store.clone();
         let (ns, owned_id) = (namespace.to_owned(), id.to_owned());
         if let Some(local) = blocking(move || store.get(&ns, &owned_id)).await? {
@@ -161,7 +150,7 @@ impl BlobManager {
 
     /// Uploads every blob pending upload in `namespace`, `concurrency` at a time.
     pub async fn send_missing(&self, namespace: &str) -> Result<SyncReport, ClientError> {
-        check("namespace", namespace)?;
+        check_name("namespace", namespace)?;
         let store = self.inner.store.clone();
         let ns = namespace.to_owned();
         let pending =
@@ -204,7 +193,7 @@ impl BlobManager {
 
     /// Downloads every blob the server has in `namespace` and the local store lacks.
     pub async fn fetch_missing(&self, namespace: &str) -> Result<SyncReport, ClientError> {
-        check("namespace", namespace)?;
+        check_name("namespace", namespace)?;
         let remote = self.inner.remote.list(namespace).await?;
         let store = self.inner.store.clone();
         let ns = namespace.to_owned();

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 
-use crate::{ClientError, is_valid_name};
+use crate::{ClientError, check_name};
 
 /// A user and the token the server knows them by.
 #[derive(Debug, Clone)]
@@ -23,17 +23,6 @@ pub struct Remote {
     base: Url,
     user: String,
     auth: HeaderValue,
-}
-
-fn check(what: &'static str, value: &str) -> Result<(), ClientError> {
-    if is_valid_name(value) {
-        Ok(())
-    } else {
-        Err(ClientError::InvalidName {
-            what,
-            value: value.to_owned(),
-        })
-    }
 }
 
 impl Remote {
@@ -55,7 +44,7 @@ impl Remote {
             let path = format!("{}/", base.path());
             base.set_path(&path);
         }
-        check("user", &credentials.user)?;
+        check_name("user", &credentials.user)?;
         let encoded = base64::engine::general_purpose::STANDARD
             .encode(format!("{}:{}", credentials.user, credentials.token));
         let auth = HeaderValue::from_str(&format!("Token {encoded}"))
@@ -78,10 +67,10 @@ impl Remote {
     }
 
     fn url(&self, namespace: &str, id: Option<&str>) -> Result<Url, ClientError> {
-        check("namespace", namespace)?;
+        check_name("namespace", namespace)?;
         let path = match id {
             Some(id) => {
-                check("blob id", id)?;
+                check_name("blob id", id)?;
                 format!("blobs/{}/{id}", self.user)
             }
             None => format!("blobs/{}/", self.user),
