@@ -18,6 +18,11 @@ pub enum CollectorError {
     },
     #[error("results conflict with the database: {0}")]
     Conflict(String),
+    /// A file to import or merge is not what it should be.
+    #[error("{path}: {message}")]
+    Input { path: PathBuf, message: String },
+    #[error("no run {0} in the database")]
+    NoSuchRun(String),
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
 }
@@ -73,9 +78,12 @@ impl Database {
                 known,
             });
         }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        for (i, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             let tx = self.conn.transaction()?;
-            tx.execute_batch(sql)?;
+            tx.execute_batch(migration.sql)?;
+            if let Some(step) = migration.then {
+                step(&tx)?;
+            }
             tx.pragma_update(None, "user_version", i as i64 + 1)?;
             tx.commit()?;
         }

@@ -4,13 +4,19 @@
 //! statistics improve. The schema is documented in `collector/schema.md`; the statistics in
 //! `docs/statistics.md`.
 
+mod analysis;
+mod calibration;
 mod db;
 mod fingerprint;
+mod graph;
 mod ingest;
 pub mod query;
+pub mod record;
 mod schema;
 pub mod statistics;
 
+pub use analysis::{AnalysisOptions, AnalysisReport};
+pub use calibration::{CalibrationReport, CalibrationRuns, SeriesOutcome, rate_upper_bound};
 pub use db::{CollectorError, Database};
 pub use fingerprint::fingerprint;
 pub use ingest::IngestOutcome;

@@ -1,0 +1,259 @@
+//! Accuracy of the statistics on synthetic series with known truth: how often they call a
+//! change that is not there (A/A), how often they find one that is (power), and where change
+//! points land. The accuracy tests run these at a size that takes seconds; the `accuracy`
+//! example runs them at full size for `docs/statistics.md`.
+
+use std::collections::VecDeque;
+
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+use super::change_point::{ChangePointOptions, change_points};
+use super::noise_floor::HISTORY_POINTS;
+use super::quantile::median;
+use super::synthetic::{NoiseModel, realistic_mix};
+use super::verdict::{Direction, Policy, Verdict, assess, compare};
+
+/// What A/A runs produced: every change they called is false.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AaReport {
+    pub runs: usize,
+    pub series: usize,
+    pub false_regressions: usize,
+    pub false_improvements: usize,
+    /// Runs with at least one false regression: those that would fail a build.
+    pub failing_runs: usize,
+    pub noisy: usize,
+}
+
+impl AaReport {
+    /// False regressions per 100 runs.
+    pub fn regressions_per_100_runs(&self) -> f64 {
+        self.false_regressions as f64 * 100.0 / self.runs as f64
+    }
+}
+
+/// `runs` consecutive runs of `series` series that never change, each compared with the one
+/// before under `policy`, with the noise floor from the 30 points before it (a history of 30
+/// points is simulated first). Noise models from [`realistic_mix`]; half of the metrics are
+/// lower-is-better.
+pub fn simulate_aa(
+    seed: u64,
+    runs: usize,
+    series: usize,
+    rounds: usize,
+    policy: &Policy,
+) -> AaReport {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let models = realistic_mix(&mut rng, series);
+    let levels: Vec<f64> = (0..series)
+        .map(|_| rng.random_range(0.01..1000.0))
+        .collect();
+    let direction = |s: usize| {
+        if s % 2 == 0 {
+            Direction::Lower
+        } else {
+            Direction::Higher
+        }
+    };
+    let mut history: Vec<VecDeque<f64>> = vec![VecDeque::new(); series];
+    let mut previous: Vec<Vec<f64>> = Vec::with_capacity(series);
+    for s in 0..series {
+        let mut last = Vec::new();
+        for _ in 0..=HISTORY_POINTS {
+            last = models[s].run(&mut rng, levels[s], rounds);
+            history[s].push_back(median(&last).expect("samples"));
+        }
+        previous.push(last);
+    }
+    let mut report = AaReport {
+        runs,
+        series,
+        ..AaReport::default()
+    };
+    for _ in 0..runs {
+        let mut comparisons = Vec::with_capacity(series);
+        let mut current = Vec::with_capacity(series);
+        for s in 0..series {
+            let samples = models[s].run(&mut rng, levels[s], rounds);
+            let h: Vec<f64> = history[s].iter().copied().collect();
+            comparisons.push(compare(
+                Some(&previous[s]),
+                &samples,
+                &h,
+                direction(s),
+                policy,
+            ));
+            current.push(samples);
+        }
+        let mut failed = false;
+        for a in assess(comparisons, policy) {
+            match a.verdict {
+                Verdict::Regression => {
+                    report.false_regressions += 1;
+                    failed = true;
+                }
+                Verdict::Improvement => report.false_improvements += 1,
+                Verdict::Noisy => report.noisy += 1,
+                _ => {}
+            }
+        }
+        report.failing_runs += usize::from(failed);
+        for (s, samples) in current.into_iter().enumerate() {
+            history[s].push_back(median(&samples).expect("samples"));
+            if history[s].len() > HISTORY_POINTS {
+                history[s].pop_front();
+            }
+            previous[s] = samples;
+        }
+    }
+    report
+}
+
+/// Power trials: how often a step of `step` (relative, in the bad direction) between a
+/// baseline and a commit of `rounds` samples each at normal noise of `cv` is called a
+/// regression. `history` points at the baseline's level precede the baseline (0: a series
+/// too young for a noise floor). `companions` unchanged series share each run, as in a real
+/// run where one commit slows one thing down.
+pub fn simulate_power(
+    seed: u64,
+    trials: usize,
+    step: f64,
+    cv: f64,
+    rounds: usize,
+    history: usize,
+    companions: usize,
+    policy: &Policy,
+) -> f64 {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let noise = NoiseModel::normal(cv);
+    let mut flagged = 0;
+    for _ in 0..trials {
+        let h: Vec<f64> = (0..history)
+            .map(|_| median(&noise.run(&mut rng, 1.0, rounds)).expect("samples"))
+            .collect();
+        let baseline = noise.run(&mut rng, 1.0, rounds);
+        let mut h_with_base = h.clone();
+        h_with_base.push(median(&baseline).expect("samples"));
+        let commit = noise.run(&mut rng, 1.0 + step, rounds);
+        let mut comparisons = vec![compare(
+            Some(&baseline),
+            &commit,
+            &h_with_base,
+            Direction::Lower,
+            policy,
+        )];
+        for _ in 0..companions {
+            let b = noise.run(&mut rng, 1.0, rounds);
+            let c = noise.run(&mut rng, 1.0, rounds);
+            comparisons.push(compare(
+                Some(&b),
+                &c,
+                &h_with_base,
+                Direction::Lower,
+                policy,
+            ));
+        }
+        if assess(comparisons, policy)[0].verdict == Verdict::Regression {
+            flagged += 1;
+        }
+    }
+    flagged as f64 / trials as f64
+}
+
+/// What change-point detection found on synthetic series.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ChangePointReport {
+    pub trials: usize,
+    /// Trials where a change point was reported within one commit of the true step.
+    pub found_within_one: usize,
+    /// Change points reported farther than one commit from the truth (for outlier trials:
+    /// any change point at all).
+    pub spurious: usize,
+    /// Trials with at least one spurious change point.
+    pub trials_with_spurious: usize,
+}
+
+impl ChangePointReport {
+    pub fn found_rate(&self) -> f64 {
+        self.found_within_one as f64 / self.trials as f64
+    }
+}
+
+fn point_series(
+    rng: &mut StdRng,
+    noise: &NoiseModel,
+    levels: impl Iterator<Item = f64>,
+    rounds: usize,
+) -> Vec<f64> {
+    levels
+        .map(|level| median(&noise.run(rng, level, rounds)).expect("samples"))
+        .collect()
+}
+
+/// Series of `len` points (medians of `rounds` samples at normal noise of `cv`) with a step of
+/// `step` at a random position in the middle 80%.
+pub fn simulate_steps(
+    seed: u64,
+    trials: usize,
+    len: usize,
+    step: f64,
+    cv: f64,
+    rounds: usize,
+    options: &ChangePointOptions,
+) -> ChangePointReport {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let noise = NoiseModel::normal(cv);
+    let mut report = ChangePointReport {
+        trials,
+        ..Default::default()
+    };
+    for _ in 0..trials {
+        let at = rng.random_range(len / 10..len - len / 10);
+        let series = point_series(
+            &mut rng,
+            &noise,
+            (0..len).map(|i| if i < at { 1.0 } else { 1.0 + step }),
+            rounds,
+        );
+        let cps = change_points(&series, options);
+        let near = cps.iter().filter(|c| c.index.abs_diff(at) <= 1).count();
+        report.found_within_one += usize::from(near > 0);
+        let spurious = cps.len() - near.min(1);
+        report.spurious += spurious;
+        report.trials_with_spurious += usize::from(spurious > 0);
+    }
+    report
+}
+
+/// Series of `len` points with one point off by `outlier` (relative) at a random position,
+/// the last ones included: any change point reported is spurious.
+pub fn simulate_outliers(
+    seed: u64,
+    trials: usize,
+    len: usize,
+    outlier: f64,
+    cv: f64,
+    rounds: usize,
+    options: &ChangePointOptions,
+) -> ChangePointReport {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let noise = NoiseModel::normal(cv);
+    let mut report = ChangePointReport {
+        trials,
+        ..Default::default()
+    };
+    for _ in 0..trials {
+        let at = rng.random_range(1..len);
+        let series = point_series(
+            &mut rng,
+            &noise,
+            (0..len).map(|i| if i == at { 1.0 + outlier } else { 1.0 }),
+            rounds,
+        );
+        let cps = change_points(&series, options);
+        report.spurious += cps.len();
+        report.trials_with_spurious += usize::from(!cps.is_empty());
+    }
+    report
+}
