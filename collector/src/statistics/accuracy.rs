@@ -161,6 +161,55 @@ pub fn simulate_power(
     flagged as f64 / trials as f64
 }
 
+/// Power of the gate and the change-point pass together: a series with `history` points at
+/// the same noise, then a step of `step` at the next commit, then `after` more commits at the
+/// new level. A trial counts when the gate calls the step commit a regression, or when a
+/// change point at it (within one commit) is confirmed once the `after` commits are in.
+pub fn simulate_confirmed_power(
+    seed: u64,
+    trials: usize,
+    step: f64,
+    cv: f64,
+    rounds: usize,
+    history: usize,
+    after: usize,
+    policy: &Policy,
+    options: &ChangePointOptions,
+) -> f64 {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let noise = NoiseModel::normal(cv);
+    let mut flagged = 0;
+    for _ in 0..trials {
+        let mut medians: Vec<f64> = (0..history)
+            .map(|_| median(&noise.run(&mut rng, 1.0, rounds)).expect("samples"))
+            .collect();
+        let baseline = noise.run(&mut rng, 1.0, rounds);
+        medians.push(median(&baseline).expect("samples"));
+        let commit = noise.run(&mut rng, 1.0 + step, rounds);
+        let gate = assess(
+            vec![compare(
+                Some(&baseline),
+                &commit,
+                &medians,
+                Direction::Lower,
+                policy,
+            )],
+            policy,
+        )[0]
+        .verdict;
+        let at = medians.len();
+        medians.push(median(&commit).expect("samples"));
+        for _ in 0..after {
+            medians.push(median(&noise.run(&mut rng, 1.0 + step, rounds)).expect("samples"));
+        }
+        let confirmed = change_points(&medians, options)
+            .iter()
+            .any(|c| c.index.abs_diff(at) <= 1 && c.forward_change() > policy.practical_floor);
+        flagged += usize::from(gate == Verdict::Regression || confirmed);
+    }
+    flagged as f64 / trials as f64
+}
+
 /// What change-point detection found on synthetic series.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct ChangePointReport {
@@ -227,7 +276,9 @@ pub fn simulate_steps(
 }
 
 /// Series of `len` points with one point off by `outlier` (relative) at a random position,
-/// the last ones included: any change point reported is spurious.
+/// the last ones included. `found_within_one` counts the trials where a change point was
+/// reported at the outlier or the point after it (the outlier taken for a shift); `spurious`
+/// counts every change point reported, wherever it is.
 pub fn simulate_outliers(
     seed: u64,
     trials: usize,
@@ -252,8 +303,66 @@ pub fn simulate_outliers(
             rounds,
         );
         let cps = change_points(&series, options);
+        report.found_within_one +=
+            usize::from(cps.iter().any(|c| c.index == at || c.index == at + 1));
         report.spurious += cps.len();
         report.trials_with_spurious += usize::from(!cps.is_empty());
+    }
+    report
+}
+
+/// What paired comparisons of interleaved builds gave.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct PairedReport {
+    pub trials: usize,
+    /// Trials whose CI held the true ratio.
+    pub covered: usize,
+    /// Trials called a regression or an improvement.
+    pub flagged: usize,
+}
+
+/// Interleaved A/B trials of `rounds` rounds: in each round the machine's state moves both
+/// builds by a common factor (standard deviation `drift`), then each gets its own noise at
+/// `cv`; B is `ratio` times A.
+pub fn simulate_paired(
+    seed: u64,
+    trials: usize,
+    ratio: f64,
+    cv: f64,
+    drift: f64,
+    rounds: usize,
+) -> PairedReport {
+    use super::paired::{PairedOptions, compare_paired};
+    let mut rng = StdRng::seed_from_u64(seed);
+    let noise = NoiseModel::normal(cv);
+    let mut report = PairedReport {
+        trials,
+        ..Default::default()
+    };
+    let options = PairedOptions {
+        resamples: 2000,
+        ..PairedOptions::default()
+    };
+    for trial in 0..trials {
+        let mut a = Vec::with_capacity(rounds);
+        let mut b = Vec::with_capacity(rounds);
+        for _ in 0..rounds {
+            let day = NoiseModel::normal(drift).run(&mut rng, 1.0, 1)[0];
+            a.push(noise.run(&mut rng, day, 1)[0]);
+            b.push(noise.run(&mut rng, day * ratio, 1)[0]);
+        }
+        let c = compare_paired(
+            &a,
+            &b,
+            Direction::Lower,
+            &PairedOptions {
+                seed: trial as u64,
+                ..options
+            },
+        )
+        .expect("positive samples");
+        report.covered += usize::from(c.ci_lower <= ratio && ratio <= c.ci_upper);
+        report.flagged += usize::from(c.verdict.is_change());
     }
     report
 }

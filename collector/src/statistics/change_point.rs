@@ -15,18 +15,25 @@
 //!    while it is not below the threshold (0.001), and then the smallest relative change while
 //!    it is not above `min_magnitude`, recomputing the neighbours each time.
 //!
-//! Two differences from Otava. When a candidate is dropped, its *left* neighbour is
-//! recomputed too (Otava recomputes the right neighbour and the one after it, leaving the left
-//! one's p-value stale). And every level must hold for at least
-//! [`ChangePointOptions::min_segment`] points (3): Otava reports a single outlier as two
-//! change points, one in and one out, and a disturbed latest point as a shift. While a
-//! segment is shorter, the bounding change point with the larger p-value is dropped and the
-//! merge pass runs again, so that an outlier is absorbed by its segment and a shift at the end
-//! of history is reported once the next commits confirm it.
+//! Then two checks Otava does not make, each against a false change point it reports:
+//! - Every level must hold for at least [`ChangePointOptions::min_segment`] points (3):
+//!   Otava reports a single outlier as two change points, one in and one out.
+//! - The segments on each side of a change point must also differ by a Mann-Whitney test at
+//!   the same threshold: the t-test borrows the long segment's variance for a short one, so a
+//!   few points holding one outlier (such as the last ones of the history) pass for a level;
+//!   ranks do not let one value decide.
+//!
+//! A change point failing either is dropped (the one with the larger p-value first), its
+//! neighbours recomputed, and the merge pass run again, so an outlier is absorbed by its
+//! segment and a shift at the end of history is reported once the next commits confirm it.
+//! And when the merge drops a candidate, its *left* neighbour is recomputed too (Otava
+//! recomputes the right neighbour and the one after it, leaving the left one's p-value
+//! stale).
 //!
 //! Written here because no maintained crate implements it; checked against Otava's
 //! `compute_change_points` in `collector/tests/reference.rs`.
 
+use super::mann_whitney::mann_whitney_u;
 use super::t_test::{Side, student_t_p_value};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -34,10 +41,13 @@ pub struct ChangePointOptions {
     pub window: usize,
     /// Threshold of the strong pass; the weak pass uses 10x (2x above 0.05).
     pub max_p_value: f64,
-    /// Smallest relative change kept (Otava's `min_magnitude`).
+    /// Smallest relative change kept (Otava's `min_magnitude`, 0 there): the practical floor,
+    /// 1%, which also keeps most of the short noise excursions that E-divisive picks out.
     pub min_magnitude: f64,
     /// Fewest points a level must hold for (the first and last included).
     pub min_segment: usize,
+    /// Whether the segments around a change point must also differ by a Mann-Whitney test.
+    pub rank_check: bool,
 }
 
 impl Default for ChangePointOptions {
@@ -45,8 +55,9 @@ impl Default for ChangePointOptions {
         Self {
             window: 50,
             max_p_value: 0.001,
-            min_magnitude: 0.0,
+            min_magnitude: 0.01,
             min_segment: 3,
+            rank_check: true,
         }
     }
 }
@@ -56,7 +67,7 @@ impl Default for ChangePointOptions {
 pub struct ChangePoint {
     /// Position of the first point of the new level.
     pub index: usize,
-    /// Two-sided t-test p-value between the segments on each side.
+    /// Two-sided Student t-test p-value between the segments on each side.
     pub p_value: f64,
     /// The segment before (from the previous change point) and after (to the next).
     pub before: Side,
@@ -97,22 +108,37 @@ pub fn change_points(series: &[f64], options: &ChangePointOptions) -> Vec<Change
     };
     let weak = split(series, options.window, first_pass);
     let mut cps = merge(weak, series, p, options.min_magnitude);
+    // Levels shorter than `min_segment`, and change points whose segments a rank test does
+    // not tell apart, are dropped one at a time, the weakest first, merging again after each.
     loop {
         let mut bounds = vec![0];
         bounds.extend(cps.iter().map(|c| c.index));
         bounds.push(series.len());
-        let Some(k) = bounds
+        let drop = if let Some(k) = bounds
             .windows(2)
             .position(|w| w[1] - w[0] < options.min_segment)
-        else {
+        {
+            // Segment k runs from change point k - 1 (if any) to change point k (if any).
+            match (k.checked_sub(1), (k < cps.len()).then_some(k)) {
+                (Some(a), Some(b)) if cps[a].p_value >= cps[b].p_value => a,
+                (_, Some(b)) => b,
+                (Some(a), None) => a,
+                (None, None) => break,
+            }
+        } else if options.rank_check {
+            let ranks: Vec<f64> = (0..cps.len())
+                .map(|k| {
+                    let left = &series[bounds[k]..bounds[k + 1]];
+                    let right = &series[bounds[k + 1]..bounds[k + 2]];
+                    mann_whitney_u(left, right).map_or(1.0, |t| t.p_value)
+                })
+                .collect();
+            match (0..cps.len()).max_by(|&a, &b| ranks[a].total_cmp(&ranks[b])) {
+                Some(k) if ranks[k] > p => k,
+                _ => break,
+            }
+        } else {
             break;
-        };
-        // Segment k runs from change point k - 1 (if any) to change point k (if any).
-        let drop = match (k.checked_sub(1), (k < cps.len()).then_some(k)) {
-            (Some(a), Some(b)) if cps[a].p_value >= cps[b].p_value => a,
-            (_, Some(b)) => b,
-            (Some(a), None) => a,
-            (None, None) => break,
         };
         cps.remove(drop);
         recompute_neighbours(&mut cps, series, drop);

@@ -73,7 +73,7 @@ pub fn summarize(samples: &[f64]) -> Option<Summary> {
         mean,
         stddev,
         outliers: tukey(&sorted),
-        mde: minimum_detectable_effect(&sorted, stddev, median),
+        mde: minimum_detectable_effect(n, stddev, median),
     })
 }
 

@@ -105,7 +105,7 @@ pub struct Policy {
 impl Default for Policy {
     fn default() -> Self {
         Self {
-            alpha: 0.01,
+            alpha: 0.05,
             practical_floor: 0.01,
             min_samples: 3,
         }
