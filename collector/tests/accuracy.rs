@@ -73,7 +73,8 @@ fn change_points_land_within_one_commit_and_outliers_are_not_shifts() {
 #[test]
 fn the_minimum_detectable_effect_is_found_four_times_in_five() {
     // At a shift equal to a data point's MDE, the rank test at 5% finds it in about 80% of
-    // trials: what the MDE promises.
+    // trials: what the MDE promises, less what estimating the noise from 10 samples and the
+    // exact test's discreteness cost (75% with the true noise, 71% with the estimate).
     let mut rng = StdRng::seed_from_u64(8);
     let noise = NoiseModel::normal(0.02);
     let trials = 2000;
@@ -85,7 +86,7 @@ fn the_minimum_detectable_effect_is_found_four_times_in_five() {
         found += usize::from(mann_whitney_u(&base, &commit).unwrap().p_value < 0.05);
     }
     let rate = found as f64 / trials as f64;
-    assert!((0.70..=0.90).contains(&rate), "{rate}");
+    assert!((0.65..=0.85).contains(&rate), "{rate}");
 }
 
 #[test]

@@ -189,3 +189,48 @@ fn bad_files_are_refused_clearly() {
     let err = Database::open(&newer).err().unwrap().to_string();
     assert!(err.contains("schema version 99"), "{err}");
 }
+
+#[test]
+fn a_failure_after_samples_were_written_rolls_everything_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("b.sqlite");
+    let mut db = Database::open(&path).unwrap();
+    db.ingest(&results("ok", "aaa", 1, &[1.0; 5])).unwrap();
+    // Two scenarios: the first is stored in full (run, commit, machine, samples, data points)
+    // before the second's metric conflicts with the database.
+    let mut bad = results("bad", "bbb", 2, &[2.0; 5]);
+    let mut second = bad.scenarios[0].clone();
+    second.id = "blobs.upload/1x1k/c1".into();
+    second.definition_hash = "ffffffffffffffff".into();
+    second
+        .metrics
+        .get_mut("throughput_mib_s")
+        .unwrap()
+        .direction = Direction::Lower;
+    bad.scenarios.push(second);
+    let err = db.ingest(&bad).unwrap_err().to_string();
+    assert!(
+        err.contains("metric throughput_mib_s is stored as MiB/s (higher is better)"),
+        "{err}"
+    );
+    drop(db);
+    for (table, expected) in [
+        ("runs", 1),
+        ("commits", 1),
+        ("commit_parents", 0),
+        ("scenarios", 1),
+        ("run_scenarios", 1),
+        ("samples", 10),
+        ("data_points", 2),
+        ("run_covariates", 2),
+    ] {
+        assert_eq!(count(&path, table), expected, "{table}");
+    }
+    // The same file, fixed, goes in whole afterwards.
+    let mut db = Database::open(&path).unwrap();
+    let fixed = results("bad", "bbb", 2, &[2.0; 5]);
+    assert!(matches!(
+        db.ingest(&fixed).unwrap(),
+        IngestOutcome::Stored { .. }
+    ));
+}
