@@ -5,11 +5,14 @@
 //! `docs/statistics.md`.
 
 mod analysis;
+pub mod bmf;
 mod calibration;
+pub mod criterion;
 mod db;
 mod fingerprint;
 mod graph;
 mod ingest;
+mod merge;
 pub mod query;
 pub mod record;
 mod schema;
@@ -20,3 +23,4 @@ pub use calibration::{CalibrationReport, CalibrationRuns, SeriesOutcome, rate_up
 pub use db::{CollectorError, Database};
 pub use fingerprint::fingerprint;
 pub use ingest::IngestOutcome;
+pub use merge::MergeReport;
