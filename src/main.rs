@@ -1,8 +1,13 @@
 //! `soledad-bench`: continuous benchmarking of the Soledad blobs stack. One file per
 //! subcommand.
 
+mod calibrate;
+mod check;
 mod drive;
+mod export;
+mod import;
 mod ingest;
+mod merge;
 mod run;
 mod site;
 
@@ -24,7 +29,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Run(run::RunArgs),
+    Check(check::CheckArgs),
+    Calibrate(calibrate::CalibrateArgs),
     Ingest(ingest::IngestArgs),
+    Import(import::ImportArgs),
+    Export(export::ExportArgs),
+    Merge(merge::MergeArgs),
     Site(site::SiteArgs),
     #[command(hide = true)]
     Drive(drive::DriveArgs),
@@ -38,14 +48,20 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .init();
+    let done = |r: anyhow::Result<()>| r.map(|()| ExitCode::SUCCESS);
     let result = match cli.command {
-        Command::Run(args) => run::run(args),
-        Command::Ingest(args) => ingest::run(args),
-        Command::Site(args) => site::run(args),
-        Command::Drive(args) => drive::run(args),
+        Command::Run(args) => done(run::run(args)),
+        Command::Check(args) => check::run(args),
+        Command::Calibrate(args) => done(calibrate::run(args)),
+        Command::Ingest(args) => done(ingest::run(args)),
+        Command::Import(args) => done(import::run(args)),
+        Command::Export(args) => done(export::run(args)),
+        Command::Merge(args) => done(merge::run(args)),
+        Command::Site(args) => done(site::run(args)),
+        Command::Drive(args) => done(drive::run(args)),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
