@@ -9,8 +9,8 @@
 use std::time::Instant;
 
 use collector::statistics::accuracy::{
-    simulate_aa, simulate_confirmed_power, simulate_outliers, simulate_paired, simulate_power,
-    simulate_steps,
+    StepTrial, simulate_aa, simulate_confirmed_power, simulate_outliers, simulate_paired,
+    simulate_power, simulate_steps,
 };
 use collector::statistics::change_point::ChangePointOptions;
 use collector::statistics::mann_whitney::mann_whitney_u;
@@ -67,26 +67,14 @@ fn main() {
         ),
         (0, 99, "with 99 unchanged series in the run, no history"),
     ] {
-        let five = simulate_power(
-            2,
-            power_trials,
-            0.05,
-            0.02,
-            10,
+        let trial = |step: f64, history: usize| StepTrial {
+            step,
+            cv: 0.02,
+            rounds: 10,
             history,
-            companions,
-            &policy,
-        );
-        let three = simulate_power(
-            3,
-            power_trials,
-            0.03,
-            0.02,
-            10,
-            history,
-            companions,
-            &policy,
-        );
+        };
+        let five = simulate_power(2, power_trials, &trial(0.05, history), companions, &policy);
+        let three = simulate_power(3, power_trials, &trial(0.03, history), companions, &policy);
         println!(
             "power at CV 2%, 10 samples per side, {label}: 5% step {:.1}%, 3% step {:.1}%",
             five * 100.0,
@@ -94,8 +82,13 @@ fn main() {
         );
     }
     for (step, after) in [(0.05, 2), (0.03, 2), (0.03, 5)] {
-        let p =
-            simulate_confirmed_power(6, power_trials / 4, step, 0.02, 10, 30, after, &policy, &cp);
+        let trial = StepTrial {
+            step,
+            cv: 0.02,
+            rounds: 10,
+            history: 30,
+        };
+        let p = simulate_confirmed_power(6, power_trials / 4, &trial, after, &policy, &cp);
         println!(
             "power at CV 2%, after 30 points, gate or change point confirmed {after} commits later: \
              {:.0}% step {:.1}%",

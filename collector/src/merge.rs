@@ -258,6 +258,34 @@ fn read_record(conn: &Connection, id: i64) -> rusqlite::Result<RunRecord> {
     })
 }
 
+/// A calibration's own columns, as copied.
+type CalibrationRow = (
+    String,
+    Option<String>,
+    String,
+    i64,
+    i64,
+    i64,
+    f64,
+    f64,
+    i64,
+    String,
+    String,
+);
+/// A calibration series: scenario id and definition hash, then its own columns.
+type CalibrationSeriesRow = (
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    i64,
+    i64,
+    f64,
+    f64,
+    Option<f64>,
+);
+
 /// Copies the calibrations this database lacks; returns how many.
 fn merge_calibrations(
     from: &Connection,
@@ -297,7 +325,7 @@ fn merge_calibrations(
             [here(first_run)?],
             |r| r.get(0),
         )?;
-        let row: (String, Option<String>, String, i64, i64, i64, f64, f64, i64, String, String) = from
+        let row: CalibrationRow = from
             .query_row(
                 "SELECT commit_sha, branch, scenario_file, repetitions, comparisons, failing_comparisons, alpha,
                         practical_floor, statistics_version, started_at, finished_at
@@ -324,7 +352,7 @@ fn merge_calibrations(
                 params![new_id, position, here(run)?],
             )?;
         }
-        let series: Vec<(String, String, String, i64, i64, i64, i64, f64, f64, Option<f64>)> = from
+        let series: Vec<CalibrationSeriesRow> = from
             .prepare(
                 "SELECT s.scenario_id, s.definition_hash, cs.metric, cs.comparisons, cs.false_regressions,
                         cs.false_improvements, cs.noisy, cs.false_positive_rate, cs.false_positive_upper, cs.min_p_value

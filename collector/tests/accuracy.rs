@@ -3,8 +3,8 @@
 //! recorded in `docs/statistics.md`.
 
 use collector::statistics::accuracy::{
-    simulate_aa, simulate_confirmed_power, simulate_outliers, simulate_paired, simulate_power,
-    simulate_steps,
+    StepTrial, simulate_aa, simulate_confirmed_power, simulate_outliers, simulate_paired,
+    simulate_power, simulate_steps,
 };
 use collector::statistics::change_point::ChangePointOptions;
 use collector::statistics::mann_whitney::mann_whitney_u;
@@ -31,8 +31,14 @@ fn a_a_runs_rarely_call_a_regression() {
 #[test]
 fn steps_are_found_at_cv_two_percent() {
     let policy = Policy::default();
-    let five = simulate_power(2, 2000, 0.05, 0.02, 10, 0, 0, &policy);
-    let three = simulate_power(3, 2000, 0.03, 0.02, 10, 0, 0, &policy);
+    let trial = |step: f64, history: usize| StepTrial {
+        step,
+        cv: 0.02,
+        rounds: 10,
+        history,
+    };
+    let five = simulate_power(2, 2000, &trial(0.05, 0), 0, &policy);
+    let three = simulate_power(3, 2000, &trial(0.03, 0), 0, &policy);
     assert!(
         five >= 0.95,
         "5% step flagged in {:.1}% of trials",
@@ -46,8 +52,8 @@ fn steps_are_found_at_cv_two_percent() {
     // Behind a history at the same noise, the noise floor holds a 3% step back at the gate;
     // the change point two commits later finds it.
     let cp = ChangePointOptions::default();
-    let behind = simulate_power(3, 1000, 0.03, 0.02, 10, 30, 0, &policy);
-    let confirmed = simulate_confirmed_power(6, 500, 0.03, 0.02, 10, 30, 2, &policy, &cp);
+    let behind = simulate_power(3, 1000, &trial(0.03, 30), 0, &policy);
+    let confirmed = simulate_confirmed_power(6, 500, &trial(0.03, 30), 2, &policy, &cp);
     assert!(behind < 0.5, "{behind}");
     assert!(confirmed >= 0.9, "{confirmed}");
 }

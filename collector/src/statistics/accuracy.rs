@@ -50,7 +50,7 @@ pub fn simulate_aa(
         .map(|_| rng.random_range(0.01..1000.0))
         .collect();
     let direction = |s: usize| {
-        if s % 2 == 0 {
+        if s.is_multiple_of(2) {
             Direction::Lower
         } else {
             Direction::Higher
@@ -110,82 +110,78 @@ pub fn simulate_aa(
     report
 }
 
-/// Power trials: how often a step of `step` (relative, in the bad direction) between a
-/// baseline and a commit of `rounds` samples each at normal noise of `cv` is called a
-/// regression. `history` points at the baseline's level precede the baseline (0: a series
-/// too young for a noise floor). `companions` unchanged series share each run, as in a real
-/// run where one commit slows one thing down.
+/// A step to find: a baseline and a commit of `rounds` samples each at normal noise of `cv`,
+/// the commit `step` (relative) worse, after `history` points at the baseline's level (0: a
+/// series too young for a noise floor).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepTrial {
+    pub step: f64,
+    pub cv: f64,
+    pub rounds: usize,
+    pub history: usize,
+}
+
+impl StepTrial {
+    /// The history's medians (ending with the baseline's), the baseline and the commit.
+    fn draw(&self, rng: &mut StdRng) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        let noise = NoiseModel::normal(self.cv);
+        let mut medians: Vec<f64> = (0..self.history)
+            .map(|_| median(&noise.run(rng, 1.0, self.rounds)).expect("samples"))
+            .collect();
+        let baseline = noise.run(rng, 1.0, self.rounds);
+        medians.push(median(&baseline).expect("samples"));
+        let commit = noise.run(rng, 1.0 + self.step, self.rounds);
+        (medians, baseline, commit)
+    }
+}
+
+/// How often the gate calls a [`StepTrial`] a regression. `companions` unchanged series share
+/// each run, as in a real run where one commit slows one thing down.
 pub fn simulate_power(
     seed: u64,
     trials: usize,
-    step: f64,
-    cv: f64,
-    rounds: usize,
-    history: usize,
+    trial: &StepTrial,
     companions: usize,
     policy: &Policy,
 ) -> f64 {
     let mut rng = StdRng::seed_from_u64(seed);
-    let noise = NoiseModel::normal(cv);
+    let noise = NoiseModel::normal(trial.cv);
     let mut flagged = 0;
     for _ in 0..trials {
-        let h: Vec<f64> = (0..history)
-            .map(|_| median(&noise.run(&mut rng, 1.0, rounds)).expect("samples"))
-            .collect();
-        let baseline = noise.run(&mut rng, 1.0, rounds);
-        let mut h_with_base = h.clone();
-        h_with_base.push(median(&baseline).expect("samples"));
-        let commit = noise.run(&mut rng, 1.0 + step, rounds);
+        let (history, baseline, commit) = trial.draw(&mut rng);
         let mut comparisons = vec![compare(
             Some(&baseline),
             &commit,
-            &h_with_base,
+            &history,
             Direction::Lower,
             policy,
         )];
         for _ in 0..companions {
-            let b = noise.run(&mut rng, 1.0, rounds);
-            let c = noise.run(&mut rng, 1.0, rounds);
-            comparisons.push(compare(
-                Some(&b),
-                &c,
-                &h_with_base,
-                Direction::Lower,
-                policy,
-            ));
+            let b = noise.run(&mut rng, 1.0, trial.rounds);
+            let c = noise.run(&mut rng, 1.0, trial.rounds);
+            comparisons.push(compare(Some(&b), &c, &history, Direction::Lower, policy));
         }
-        if assess(comparisons, policy)[0].verdict == Verdict::Regression {
-            flagged += 1;
-        }
+        flagged += usize::from(assess(comparisons, policy)[0].verdict == Verdict::Regression);
     }
     flagged as f64 / trials as f64
 }
 
-/// Power of the gate and the change-point pass together: a series with `history` points at
-/// the same noise, then a step of `step` at the next commit, then `after` more commits at the
-/// new level. A trial counts when the gate calls the step commit a regression, or when a
-/// change point at it (within one commit) is confirmed once the `after` commits are in.
+/// How often the gate and the change-point pass together flag a [`StepTrial`]: the gate at
+/// the step commit, or a change point at it (within one commit) once `after` more commits at
+/// the new level are in.
 pub fn simulate_confirmed_power(
     seed: u64,
     trials: usize,
-    step: f64,
-    cv: f64,
-    rounds: usize,
-    history: usize,
+    trial: &StepTrial,
     after: usize,
     policy: &Policy,
     options: &ChangePointOptions,
 ) -> f64 {
     let mut rng = StdRng::seed_from_u64(seed);
-    let noise = NoiseModel::normal(cv);
+    let noise = NoiseModel::normal(trial.cv);
     let mut flagged = 0;
     for _ in 0..trials {
-        let mut medians: Vec<f64> = (0..history)
-            .map(|_| median(&noise.run(&mut rng, 1.0, rounds)).expect("samples"))
-            .collect();
-        let baseline = noise.run(&mut rng, 1.0, rounds);
-        medians.push(median(&baseline).expect("samples"));
-        let commit = noise.run(&mut rng, 1.0 + step, rounds);
+        let (mut medians, baseline, commit) = trial.draw(&mut rng);
         let gate = assess(
             vec![compare(
                 Some(&baseline),
@@ -200,7 +196,8 @@ pub fn simulate_confirmed_power(
         let at = medians.len();
         medians.push(median(&commit).expect("samples"));
         for _ in 0..after {
-            medians.push(median(&noise.run(&mut rng, 1.0 + step, rounds)).expect("samples"));
+            let level = 1.0 + trial.step;
+            medians.push(median(&noise.run(&mut rng, level, trial.rounds)).expect("samples"));
         }
         let confirmed = change_points(&medians, options)
             .iter()

@@ -38,7 +38,7 @@ impl Default for PairedOptions {
             practical_floor: 0.01,
             resamples: 10_000,
             confidence: CONFIDENCE,
-            seed: 0x5eed_ab_ba,
+            seed: 0x5eed_abba,
         }
     }
 }
