@@ -3,13 +3,19 @@
 //! ratio. This is what branch comparison uses.
 //!
 //! The per-round log ratios `ln(b / a)` are tested with the Wilcoxon signed-rank test, and
-//! the geometric-mean ratio `exp(mean ln(b / a))` gets a percentile bootstrap CI (rounds
-//! resampled with replacement, seeded so that the same data gives the same interval).
+//! the geometric-mean ratio `exp(mean ln(b / a))` gets a bootstrap CI: rounds resampled with
+//! replacement, seeded so that the same data gives the same interval. With a dozen rounds the
+//! plain percentile interval is too narrow (it covers about 91% for a nominal 95%), so it is
+//! Hesterberg's *expanded* percentile interval: the percentiles are taken at the tail
+//! `Phi(-sqrt(n/(n-1)) t(1 - alpha/2, n-1))` instead of `alpha/2`.
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
 use super::CONFIDENCE;
+use statrs::distribution::{ContinuousCDF, StudentsT};
+
+use super::mann_whitney::standard_normal;
 use super::quantile::quantile_of_sorted;
 use super::signed_rank::{SignedRank, signed_rank};
 use super::verdict::{Direction, Verdict};
@@ -105,7 +111,10 @@ pub fn compare_paired(
         .map(|_| mean(&mut (0..n).map(|_| logs[rng.random_range(0..n)])))
         .collect();
     boot.sort_by(f64::total_cmp);
-    let tail = (1.0 - options.confidence) / 2.0;
+    let nf = n as f64;
+    let t = StudentsT::new(0.0, 1.0, nf - 1.0).expect("at least 6 rounds");
+    let widened = (nf / (nf - 1.0)).sqrt() * t.inverse_cdf(1.0 - (1.0 - options.confidence) / 2.0);
+    let tail = standard_normal().cdf(-widened);
     let ci_lower = quantile_of_sorted(&boot, tail).exp();
     let ci_upper = quantile_of_sorted(&boot, 1.0 - tail).exp();
     let test = signed_rank(&logs);
