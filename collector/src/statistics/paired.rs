@@ -11,10 +11,9 @@
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-
-use super::CONFIDENCE;
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
+use super::CONFIDENCE;
 use super::mann_whitney::standard_normal;
 use super::quantile::quantile_of_sorted;
 use super::signed_rank::{SignedRank, signed_rank};
