@@ -2,11 +2,13 @@
 //! regenerates the site.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use collector::{Database, IngestOutcome};
-use harness::runner::RunConfig;
+use harness::runner::{ExternalServer, Precision, RunConfig};
 use harness::scenario::ScenarioSet;
 
 /// Benchmark the current commit: run the scenarios, store the results, regenerate the site.
@@ -33,6 +35,18 @@ pub struct RunArgs {
     /// The blobs-server binary to measure [default: built from this workspace].
     #[arg(long)]
     server_bin: Option<PathBuf>,
+    /// Benchmark this already running server (a loopback URL) instead of starting one per
+    /// scenario. Its process is not measured: server-side metrics are absent.
+    #[arg(long, requires = "target_user")]
+    target: Option<String>,
+    /// User on the --target server; the token comes from SOLEDAD_BENCH_TARGET_TOKEN.
+    #[arg(long)]
+    target_user: Option<String>,
+    #[arg(long, env = "SOLEDAD_BENCH_TARGET_TOKEN", hide_env_values = true)]
+    target_token: Option<String>,
+    /// Run the scenarios in an order shuffled with this seed.
+    #[arg(long)]
+    shuffle: Option<u64>,
     /// Memory sampling interval, in milliseconds.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     sample_interval_ms: u64,
@@ -45,31 +59,83 @@ pub struct RunArgs {
     work_dir: Option<PathBuf>,
 }
 
+/// The collector's confidence interval decides when a scenario has enough rounds.
+struct MedianCi;
+
+impl Precision for MedianCi {
+    fn relative_ci_half_width(&self, samples: &[f64]) -> Option<f64> {
+        collector::statistics::summarize(samples).map(|s| s.relative_ci_half_width())
+    }
+}
+
+/// Benchmark traffic stays on this machine: only literal loopback addresses are driven.
+pub(crate) fn check_loopback(server: &str) -> anyhow::Result<()> {
+    let rest = server
+        .strip_prefix("http://")
+        .with_context(|| format!("server URL {server:?} must start with http://"))?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    let ip: std::net::IpAddr = host
+        .parse()
+        .with_context(|| format!("server host {host:?} must be a literal loopback IP address"))?;
+    if !ip.is_loopback() {
+        bail!("refusing to benchmark {server}: only loopback addresses are benchmarked");
+    }
+    Ok(())
+}
+
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     // Everything that can be checked is checked before the long part.
-    let set = ScenarioSet::load(&args.scenarios)?;
+    let mut set = ScenarioSet::load(&args.scenarios)?;
+    if let Some(seed) = args.shuffle {
+        set.shuffle(seed);
+    }
     let mut commit = harness::commit::describe_head(&args.repo)?;
     if commit.branch.is_none() {
         commit.branch = args.branch.clone();
     }
     crate::site::check_writable(&args.site)?;
     let mut db = Database::open(&args.db)?;
-    let results_path = args
-        .results
-        .clone()
-        .unwrap_or_else(|| default_results_dir(&args.db));
-    let server_bin = harness::binaries::server_binary(args.server_bin.as_deref())?;
+    let target = match (&args.target, &args.target_user) {
+        (Some(url), Some(user)) => {
+            check_loopback(url)?;
+            let token = args
+                .target_token
+                .clone()
+                .context("--target needs SOLEDAD_BENCH_TARGET_TOKEN")?;
+            Some(ExternalServer {
+                url: url.trim_end_matches('/').to_owned(),
+                user: user.clone(),
+                token,
+            })
+        }
+        _ => None,
+    };
+    let server_bin = match &target {
+        Some(_) => PathBuf::new(),
+        None => harness::binaries::server_binary(args.server_bin.as_deref())?,
+    };
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let flag = interrupted.clone();
+    ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed)).context("cannot install the Ctrl-C handler")?;
     let config = RunConfig {
         server_bin,
         driver_bin: std::env::current_exe().context("cannot find the soledad-bench executable")?,
         sample_interval: Duration::from_millis(args.sample_interval_ms),
         seed: args.seed,
+        shuffle_seed: args.shuffle,
         work_root: args
             .work_dir
             .clone()
             .unwrap_or_else(std::env::temp_dir)
             .join("soledad-bench"),
         progress: true,
+        target,
+        precision: Arc::new(MedianCi),
+        interrupted,
     };
 
     eprintln!(
@@ -82,10 +148,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let machine = harness::machine::describe(harness::binaries::profile());
     let results = harness::runner::run(&set, commit, machine, &config)?;
 
-    let results_file = if args.results.is_some() {
-        results_path
-    } else {
-        results_path.join(format!("{}.json", results.run.id))
+    let results_file = match &args.results {
+        Some(path) => path.clone(),
+        None => default_results_dir(&args.db).join(format!("{}.json", results.run.id)),
     };
     results.save(&results_file)?;
     let run_id = match db.ingest(&results)? {
@@ -100,4 +165,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 
 fn default_results_dir(db: &Path) -> PathBuf {
     db.parent().unwrap_or(Path::new("")).join("results")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_servers_are_driven() {
+        assert!(check_loopback("http://127.0.0.1:2424").is_ok());
+        assert!(check_loopback("http://[::1]:80/").is_ok());
+        assert!(check_loopback("http://10.0.0.1:2424").is_err());
+        assert!(check_loopback("http://192.168.1.2").is_err());
+        assert!(check_loopback("http://example.org:2424").is_err());
+        assert!(check_loopback("http://localhost:2424").is_err());
+        assert!(check_loopback("ftp://127.0.0.1").is_err());
+    }
 }

@@ -11,11 +11,7 @@ pub enum CollectorError {
     #[error(
         "database {path} has schema version {found}, newer than this soledad-bench knows ({known}); upgrade soledad-bench"
     )]
-    TooNew {
-        path: PathBuf,
-        found: i64,
-        known: i64,
-    },
+    TooNew { path: PathBuf, found: i64, known: i64 },
     #[error("results conflict with the database: {0}")]
     Conflict(String),
     #[error("database error: {0}")]
@@ -38,10 +34,7 @@ impl Database {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
             && !dir.is_dir()
         {
-            return Err(open_err(format!(
-                "directory {} does not exist",
-                dir.display()
-            )));
+            return Err(open_err(format!("directory {} does not exist", dir.display())));
         }
         let conn = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
         conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;")
@@ -63,9 +56,7 @@ impl Database {
 
     fn migrate(&mut self) -> Result<(), CollectorError> {
         let known = MIGRATIONS.len() as i64;
-        let version: i64 = self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let version: i64 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if version > known {
             return Err(CollectorError::TooNew {
                 path: self.path.clone(),
@@ -84,8 +75,6 @@ impl Database {
 
     /// Schema version in use.
     pub fn schema_version(&self) -> Result<i64, CollectorError> {
-        Ok(self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+        Ok(self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
     }
 }

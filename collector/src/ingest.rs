@@ -22,11 +22,9 @@ impl Database {
         results.validate().map_err(CollectorError::Conflict)?;
         let tx = self.conn.transaction()?;
         if let Some(run_id) = tx
-            .query_row(
-                "SELECT id FROM runs WHERE run_uuid = ?1",
-                [&results.run.id],
-                |r| r.get(0),
-            )
+            .query_row("SELECT id FROM runs WHERE run_uuid = ?1", [&results.run.id], |r| {
+                r.get(0)
+            })
             .optional()?
         {
             return Ok(IngestOutcome::AlreadyPresent { run_id });
@@ -87,11 +85,7 @@ fn upsert_machine(tx: &Transaction, results: &Results) -> Result<i64, CollectorE
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (fingerprint) DO NOTHING",
         params![fp, m.cpu_model, m.logical_cores, m.physical_cores, m.memory_bytes as i64, m.kernel, m.os, m.arch, m.rustc, m.profile],
     )?;
-    Ok(tx.query_row(
-        "SELECT id FROM machines WHERE fingerprint = ?1",
-        [&fp],
-        |r| r.get(0),
-    )?)
+    Ok(tx.query_row("SELECT id FROM machines WHERE fingerprint = ?1", [&fp], |r| r.get(0))?)
 }
 
 fn upsert_commit(tx: &Transaction, results: &Results) -> Result<(), CollectorError> {
@@ -150,18 +144,11 @@ fn insert_run(tx: &Transaction, results: &Results, machine_id: i64) -> Result<i6
     Ok(tx.last_insert_rowid())
 }
 
-fn upsert_metric(
-    tx: &Transaction,
-    name: &str,
-    unit: &str,
-    direction: &str,
-) -> Result<(), CollectorError> {
+fn upsert_metric(tx: &Transaction, name: &str, unit: &str, direction: &str) -> Result<(), CollectorError> {
     let existing: Option<(String, String)> = tx
-        .query_row(
-            "SELECT unit, direction FROM metrics WHERE name = ?1",
-            [name],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .query_row("SELECT unit, direction FROM metrics WHERE name = ?1", [name], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .optional()?;
     match existing {
         None => {

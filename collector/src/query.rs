@@ -113,11 +113,7 @@ impl Database {
     /// The points of a series in commit order (position on the first-parent chain, then
     /// commit time), one per commit: the latest run of each commit. `branch` restricts the
     /// runs to those made on that branch.
-    pub fn points(
-        &self,
-        series: &Series,
-        branch: Option<&str>,
-    ) -> Result<Vec<Point>, CollectorError> {
+    pub fn points(&self, series: &Series, branch: Option<&str>) -> Result<Vec<Point>, CollectorError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT r.id, c.sha, c.subject, c.author_name, c.author_time, c.depth, r.branch, r.dirty, r.started_at,
                     d.n, d.median, d.ci_lower, d.ci_upper, d.ci_level, d.mean, d.stddev
@@ -128,12 +124,7 @@ impl Database {
              ORDER BY c.depth, c.commit_time, c.sha, r.id",
         )?;
         let rows = stmt.query_map(
-            params![
-                series.scenario_ref,
-                series.metric,
-                series.machine_id,
-                branch
-            ],
+            params![series.scenario_ref, series.metric, series.machine_id, branch],
             |r| {
                 Ok(Point {
                     run_id: r.get(0)?,
@@ -165,12 +156,7 @@ impl Database {
     }
 
     /// Raw samples of one data point, in round order.
-    pub fn samples(
-        &self,
-        run_id: i64,
-        scenario_ref: i64,
-        metric: &str,
-    ) -> Result<Vec<f64>, CollectorError> {
+    pub fn samples(&self, run_id: i64, scenario_ref: i64, metric: &str) -> Result<Vec<f64>, CollectorError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT value FROM samples WHERE run_id = ?1 AND scenario_ref = ?2 AND metric = ?3 ORDER BY round",
         )?;

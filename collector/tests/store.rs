@@ -5,15 +5,10 @@ use std::collections::BTreeMap;
 use collector::{Database, IngestOutcome};
 use harness::metrics::Direction;
 use harness::results::*;
-use workloads::{Params, WorkloadKind};
+use workloads::{Params, Size, WorkloadKind};
 
 fn results(run: &str, sha: &str, depth: u64, wall: &[f64]) -> Results {
-    let params = Params {
-        workload: WorkloadKind::BlobsUpload,
-        count: 10,
-        size: 100_000,
-        concurrency: 1,
-    };
+    let params = Params::new(WorkloadKind::BlobsUpload, 10, Size::Fixed(100_000), 1);
     let mut metrics = BTreeMap::new();
     metrics.insert(
         "wall_s".to_owned(),
@@ -41,6 +36,10 @@ fn results(run: &str, sha: &str, depth: u64, wall: &[f64]) -> Results {
             scenario_file: "scenarios/smoke.toml".into(),
             sample_interval_ms: 10,
             seed: u64::MAX,
+            shuffle_seed: None,
+            target: None,
+            sampler_cpu_s: 0.0,
+            measured_s: 1.0,
         },
         commit: CommitInfo {
             sha: sha.into(),
@@ -77,7 +76,9 @@ fn results(run: &str, sha: &str, depth: u64, wall: &[f64]) -> Results {
             params,
             warmup_rounds: 1,
             rounds: wall.len() as u32,
+            budget: None,
             metrics,
+            latency_histogram: None,
         }],
     }
 }
@@ -94,14 +95,8 @@ fn ingest_keeps_raw_samples_and_is_idempotent() {
     let path = dir.path().join("bench.sqlite");
     let mut db = Database::open(&path).unwrap();
     let r = results("run-1", "aaa", 5, &[1.0, 1.1, 0.9, 1.0, 1.2, 1.05]);
-    assert!(matches!(
-        db.ingest(&r).unwrap(),
-        IngestOutcome::Stored { .. }
-    ));
-    assert!(matches!(
-        db.ingest(&r).unwrap(),
-        IngestOutcome::AlreadyPresent { .. }
-    ));
+    assert!(matches!(db.ingest(&r).unwrap(), IngestOutcome::Stored { .. }));
+    assert!(matches!(db.ingest(&r).unwrap(), IngestOutcome::AlreadyPresent { .. }));
     drop(db);
     assert_eq!(count(&path, "runs"), 1);
     assert_eq!(count(&path, "samples"), 12);
@@ -111,16 +106,12 @@ fn ingest_keeps_raw_samples_and_is_idempotent() {
     let series = db.series().unwrap();
     assert_eq!(series.len(), 2);
     let wall = series.iter().find(|s| s.metric == "wall_s").unwrap();
-    assert_eq!(
-        (wall.unit.as_str(), wall.direction.as_str()),
-        ("s", "lower")
-    );
+    assert_eq!((wall.unit.as_str(), wall.direction.as_str()), ("s", "lower"));
     let points = db.points(wall, None).unwrap();
     assert_eq!(points.len(), 1);
     assert_eq!(points[0].summary.median, 1.025);
     assert_eq!(
-        db.samples(points[0].run_id, wall.scenario_ref, "wall_s")
-            .unwrap(),
+        db.samples(points[0].run_id, wall.scenario_ref, "wall_s").unwrap(),
         vec![1.0, 1.1, 0.9, 1.0, 1.2, 1.05]
     );
 }
@@ -135,12 +126,7 @@ fn series_follow_commit_order_not_ingest_order() {
     db.ingest(&results("r2", "bbb", 4, &[2.0; 5])).unwrap();
     // A re-run of bbb replaces its point.
     db.ingest(&results("r2b", "bbb", 4, &[2.5; 5])).unwrap();
-    let wall = db
-        .series()
-        .unwrap()
-        .into_iter()
-        .find(|s| s.metric == "wall_s")
-        .unwrap();
+    let wall = db.series().unwrap().into_iter().find(|s| s.metric == "wall_s").unwrap();
     let points = db.points(&wall, Some("main")).unwrap();
     let shas: Vec<_> = points.iter().map(|p| p.commit.sha.as_str()).collect();
     assert_eq!(shas, ["aaa", "bbb", "ccc"]);

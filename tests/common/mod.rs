@@ -63,9 +63,7 @@ impl Repo {
     pub fn commit(&self, subject: &str) -> String {
         std::fs::write(self.path().join("CHANGES"), subject).unwrap();
         let mut index = self.repo.index().unwrap();
-        index
-            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-            .unwrap();
+        index.add_all(["*"], git2::IndexAddOption::DEFAULT, None).unwrap();
         index.write().unwrap();
         let tree = self.repo.find_tree(index.write_tree().unwrap()).unwrap();
         let sig = git2::Signature::now("Test Author", "author@example.invalid").unwrap();
@@ -94,10 +92,7 @@ impl Repo {
         std::fs::create_dir_all(&out).unwrap();
         let path = |p: PathBuf| p.to_string_lossy().into_owned();
         let mut flags: Vec<(String, String)> = vec![
-            (
-                "--scenarios".into(),
-                path(self.path().join("scenarios.toml")),
-            ),
+            ("--scenarios".into(), path(self.path().join("scenarios.toml"))),
             ("--db".into(), path(out.join("bench.sqlite"))),
             ("--site".into(), path(out.join("public"))),
             ("--server-bin".into(), path(server_exe())),
