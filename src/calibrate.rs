@@ -21,8 +21,8 @@ pub struct CalibrateArgs {
     /// How many times to run the set; each run after the first is one A/A comparison.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(2..=1000))]
     repetitions: u32,
-    /// Measured rounds per scenario instead of the set's (at least 5): fewer make a quicker
-    /// calibration of a noisier gate than the one the set's runs get.
+    /// Measure exactly this many rounds per scenario instead of the set's adaptive budget (at
+    /// least 5): fewer make a quicker calibration, of a noisier gate than the set's runs get.
     #[arg(long)]
     rounds: Option<u32>,
     /// The benchmark database (created if missing).
@@ -45,12 +45,13 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<()> {
             "--rounds {rounds}: at least {MIN_ROUNDS} rounds are needed for a confidence interval"
         );
         for s in &mut set.scenarios {
-            s.rounds = rounds;
+            s.budget.min_rounds = rounds;
+            s.budget.max_rounds = rounds;
         }
     }
     let commit = args.checkout.describe()?;
     let mut db = Database::open(&args.db)?;
-    let config = args.harness.config()?;
+    let config = args.harness.config(None, None)?;
     if let Some(dir) = &args.results_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }

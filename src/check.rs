@@ -51,9 +51,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let mut db = Database::open(&args.db)?;
     let run = db.find_run(&args.run)?;
     let mut verdicts = db.verdicts(run.id)?;
-    let stale = verdicts
-        .iter()
-        .any(|v| v.statistics_version != STATISTICS_VERSION);
+    let stale = verdicts.iter().any(|v| v.statistics_version != STATISTICS_VERSION);
     if args.recompute || stale || verdicts.is_empty() {
         db.analyze_run(run.id, &AnalysisOptions::default())?;
         verdicts = db.verdicts(run.id)?;
@@ -64,13 +62,11 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         Format::Json => serde_json::to_string_pretty(&json(&run, &verdicts))? + "\n",
     };
     print!("{text}");
-    Ok(
-        if verdicts.iter().any(|v| v.verdict == Verdict::Regression) {
-            ExitCode::from(REGRESSION_EXIT)
-        } else {
-            ExitCode::SUCCESS
-        },
-    )
+    Ok(if verdicts.iter().any(|v| v.verdict == Verdict::Regression) {
+        ExitCode::from(REGRESSION_EXIT)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// "1 regression, 2 improvements, 30 unchanged" over the verdicts there are.
@@ -108,10 +104,8 @@ fn change(v: &StoredVerdict) -> String {
 }
 
 fn ci(v: &StoredVerdict) -> String {
-    v.relative_ci.map_or_else(
-        || "-".into(),
-        |(lo, hi)| format!("[{}, {}]", percent(lo), percent(hi)),
-    )
+    v.relative_ci
+        .map_or_else(|| "-".into(), |(lo, hi)| format!("[{}, {}]", percent(lo), percent(hi)))
 }
 
 fn q(v: &StoredVerdict) -> String {
@@ -145,22 +139,16 @@ fn label(v: &StoredVerdict) -> String {
 /// Which run, at which commit, against which baseline; `code` quotes names (Markdown).
 fn heading(run: &Run, verdicts: &[StoredVerdict], code: bool) -> String {
     let q = |s: &str| if code { format!("`{s}`") } else { s.to_owned() };
-    let baseline = verdicts
-        .iter()
-        .find_map(|v| v.baseline_sha.as_deref())
-        .map_or_else(
-            || "no baseline (no earlier commit of its branch was measured)".into(),
-            |s| format!("baseline {}", q(short_sha(s))),
-        );
+    let baseline = verdicts.iter().find_map(|v| v.baseline_sha.as_deref()).map_or_else(
+        || "no baseline (no earlier commit of its branch was measured)".into(),
+        |s| format!("baseline {}", q(short_sha(s))),
+    );
     format!(
         "run {} at {} ({}){}, {}",
         run.id,
         q(short_sha(&run.commit.sha)),
         run.commit.subject,
-        run.branch
-            .as_ref()
-            .map(|b| format!(" on {}", q(b)))
-            .unwrap_or_default(),
+        run.branch.as_ref().map(|b| format!(" on {}", q(b))).unwrap_or_default(),
         baseline
     )
 }
@@ -179,8 +167,7 @@ fn table(run: &Run, verdicts: &[StoredVerdict], all: bool) -> String {
                 label(v),
                 v.scenario_id.clone(),
                 v.metric.clone(),
-                v.baseline_median
-                    .map_or_else(|| "-".into(), |b| with_unit(b, &v.unit)),
+                v.baseline_median.map_or_else(|| "-".into(), |b| with_unit(b, &v.unit)),
                 with_unit(v.commit_median, &v.unit),
                 change(v),
                 ci(v),
@@ -226,10 +213,7 @@ fn table(run: &Run, verdicts: &[StoredVerdict], all: bool) -> String {
 
 fn markdown(run: &Run, verdicts: &[StoredVerdict]) -> String {
     let mut out = String::new();
-    let regressions = verdicts
-        .iter()
-        .filter(|v| v.verdict == Verdict::Regression)
-        .count();
+    let regressions = verdicts.iter().filter(|v| v.verdict == Verdict::Regression).count();
     writeln!(
         out,
         "### Benchmarks: {}\n",
@@ -260,8 +244,7 @@ fn markdown(run: &Run, verdicts: &[StoredVerdict]) -> String {
             "| {verdict} | `{}` | `{}` | {} | {} | {} | {} | {} | {} |\n",
             v.scenario_id,
             v.metric,
-            v.baseline_median
-                .map_or_else(|| "-".into(), |b| with_unit(b, &v.unit)),
+            v.baseline_median.map_or_else(|| "-".into(), |b| with_unit(b, &v.unit)),
             with_unit(v.commit_median, &v.unit),
             change(v),
             ci(v),

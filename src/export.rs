@@ -27,8 +27,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
     let run = db.find_run(&args.run)?;
     let text = serde_json::to_string_pretty(&db.export_bmf(run.id)?)? + "\n";
     match &args.out {
-        Some(path) => std::fs::write(path, text)
-            .with_context(|| format!("cannot write {}", path.display()))?,
+        Some(path) => std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?,
         None => print!("{text}"),
     }
     Ok(())

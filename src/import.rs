@@ -109,8 +109,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
             let records = files
                 .iter()
                 .map(|f| {
-                    let text = std::fs::read_to_string(f)
-                        .with_context(|| format!("cannot read {}", f.display()))?;
+                    let text = std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
                     Ok(db.bmf_record(
                         f,
                         &text,
@@ -128,22 +127,11 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
         ImportWhat::Criterion { dir, target } => {
             let ctx = target.context()?;
             let benchmarks = read_criterion(&dir)?;
-            let record = criterion_record(
-                &dir,
-                &benchmarks,
-                ctx.commit,
-                ctx.machine,
-                ctx.covariates,
-                &ctx.now,
-            );
+            let record = criterion_record(&dir, &benchmarks, ctx.commit, ctx.machine, ctx.covariates, &ctx.now);
             let mut db = Database::open(&target.db)?;
             store(
                 &mut db,
-                &[format!(
-                    "{} ({} benchmarks)",
-                    dir.display(),
-                    benchmarks.len()
-                )],
+                &[format!("{} ({} benchmarks)", dir.display(), benchmarks.len())],
                 vec![record],
             )
         }

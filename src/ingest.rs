@@ -47,10 +47,7 @@ pub fn analyze(db: &mut Database, runs: &[i64]) -> anyhow::Result<()> {
     }
     let report = db.analyze_runs(runs, &AnalysisOptions::default())?;
     for &run_id in runs {
-        println!(
-            "run {run_id}: {}",
-            crate::check::summary(&db.verdicts(run_id)?)
-        );
+        println!("run {run_id}: {}", crate::check::summary(&db.verdicts(run_id)?));
     }
     if report.runs.len() > runs.len() {
         println!(

@@ -2,12 +2,14 @@
 //! decides its verdicts and regenerates the site.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use collector::{AnalysisOptions, Database};
 use harness::results::CommitInfo;
-use harness::runner::RunConfig;
+use harness::runner::{ExternalServer, Precision, RunConfig};
 use harness::scenario::ScenarioSet;
 
 /// Benchmark the current commit: run the scenarios, store the results, regenerate the site.
@@ -27,6 +29,18 @@ pub struct RunArgs {
     results: Option<PathBuf>,
     #[command(flatten)]
     checkout: Checkout,
+    /// Benchmark this already running server (a loopback URL) instead of starting one per
+    /// scenario. Its process is not measured: server-side metrics are absent.
+    #[arg(long, requires = "target_user")]
+    target: Option<String>,
+    /// User on the --target server; the token comes from SOLEDAD_BENCH_TARGET_TOKEN.
+    #[arg(long)]
+    target_user: Option<String>,
+    #[arg(long, env = "SOLEDAD_BENCH_TARGET_TOKEN", hide_env_values = true)]
+    target_token: Option<String>,
+    /// Run the scenarios in an order shuffled with this seed.
+    #[arg(long)]
+    shuffle: Option<u64>,
     #[command(flatten)]
     harness: HarnessArgs,
 }
@@ -53,7 +67,7 @@ impl Checkout {
     }
 }
 
-/// How the harness runs scenarios.
+/// How the harness runs scenarios (shared by `run` and `calibrate`).
 #[derive(clap::Args)]
 pub struct HarnessArgs {
     /// The blobs-server binary to measure [default: built from this workspace].
@@ -72,34 +86,87 @@ pub struct HarnessArgs {
 }
 
 impl HarnessArgs {
-    pub fn config(&self) -> anyhow::Result<RunConfig> {
+    /// The run configuration, with Ctrl-C stopping the run. Call it once per process.
+    pub fn config(&self, target: Option<ExternalServer>, shuffle_seed: Option<u64>) -> anyhow::Result<RunConfig> {
+        let server_bin = match &target {
+            Some(_) => PathBuf::new(),
+            None => harness::binaries::server_binary(self.server_bin.as_deref())?,
+        };
+        let interrupted = Arc::new(AtomicBool::new(false));
+        let flag = interrupted.clone();
+        ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed)).context("cannot install the Ctrl-C handler")?;
         Ok(RunConfig {
-            server_bin: harness::binaries::server_binary(self.server_bin.as_deref())?,
-            driver_bin: std::env::current_exe()
-                .context("cannot find the soledad-bench executable")?,
+            server_bin,
+            driver_bin: std::env::current_exe().context("cannot find the soledad-bench executable")?,
             sample_interval: Duration::from_millis(self.sample_interval_ms),
             seed: self.seed,
+            shuffle_seed,
             work_root: self
                 .work_dir
                 .clone()
                 .unwrap_or_else(std::env::temp_dir)
                 .join("soledad-bench"),
             progress: true,
+            target,
+            precision: Arc::new(MedianCi),
+            interrupted,
         })
     }
 }
 
+/// The collector's confidence interval decides when a scenario has enough rounds.
+struct MedianCi;
+
+impl Precision for MedianCi {
+    fn relative_ci_half_width(&self, samples: &[f64]) -> Option<f64> {
+        collector::statistics::summarize(samples).map(|s| s.relative_ci_half_width())
+    }
+}
+
+/// Benchmark traffic stays on this machine: only literal loopback addresses are driven.
+pub(crate) fn check_loopback(server: &str) -> anyhow::Result<()> {
+    let rest = server
+        .strip_prefix("http://")
+        .with_context(|| format!("server URL {server:?} must start with http://"))?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    let ip: std::net::IpAddr = host
+        .parse()
+        .with_context(|| format!("server host {host:?} must be a literal loopback IP address"))?;
+    if !ip.is_loopback() {
+        bail!("refusing to benchmark {server}: only loopback addresses are benchmarked");
+    }
+    Ok(())
+}
+
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     // Everything that can be checked is checked before the long part.
-    let set = ScenarioSet::load(&args.scenarios)?;
+    let mut set = ScenarioSet::load(&args.scenarios)?;
+    if let Some(seed) = args.shuffle {
+        set.shuffle(seed);
+    }
     let commit = args.checkout.describe()?;
     crate::site::check_writable(&args.site)?;
     let mut db = Database::open(&args.db)?;
-    let results_path = args
-        .results
-        .clone()
-        .unwrap_or_else(|| default_results_dir(&args.db));
-    let config = args.harness.config()?;
+    let target = match (&args.target, &args.target_user) {
+        (Some(url), Some(user)) => {
+            check_loopback(url)?;
+            let token = args
+                .target_token
+                .clone()
+                .context("--target needs SOLEDAD_BENCH_TARGET_TOKEN")?;
+            Some(ExternalServer {
+                url: url.trim_end_matches('/').to_owned(),
+                user: user.clone(),
+                token,
+            })
+        }
+        _ => None,
+    };
+    let config = args.harness.config(target, args.shuffle)?;
 
     eprintln!(
         "benchmarking {} ({}) with {} scenarios from {}",
@@ -111,10 +178,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let machine = harness::machine::describe(harness::binaries::profile());
     let results = harness::runner::run(&set, commit, machine, &config)?;
 
-    let results_file = if args.results.is_some() {
-        results_path
-    } else {
-        results_path.join(format!("{}.json", results.run.id))
+    let results_file = match &args.results {
+        Some(path) => path.clone(),
+        None => default_results_dir(&args.db).join(format!("{}.json", results.run.id)),
     };
     results.save(&results_file)?;
     let run_id = db.ingest(&results)?.run_id();
@@ -134,4 +200,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 
 fn default_results_dir(db: &Path) -> PathBuf {
     db.parent().unwrap_or(Path::new("")).join("results")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_servers_are_driven() {
+        assert!(check_loopback("http://127.0.0.1:2424").is_ok());
+        assert!(check_loopback("http://[::1]:80/").is_ok());
+        assert!(check_loopback("http://10.0.0.1:2424").is_err());
+        assert!(check_loopback("http://192.168.1.2").is_err());
+        assert!(check_loopback("http://example.org:2424").is_err());
+        assert!(check_loopback("http://localhost:2424").is_err());
+        assert!(check_loopback("ftp://127.0.0.1").is_err());
+    }
 }

@@ -43,14 +43,12 @@ pub fn generate(db: &Database, out: &Path, branch: Option<String>) -> anyhow::Re
         branch,
         ..SiteOptions::default()
     };
-    site_gen::generate(db, out, &options)
-        .with_context(|| format!("cannot generate the site in {}", out.display()))
+    site_gen::generate(db, out, &options).with_context(|| format!("cannot generate the site in {}", out.display()))
 }
 
 /// Fails early, before a long run, if the site cannot be written.
 pub fn check_writable(dir: &Path) -> anyhow::Result<()> {
-    let fail =
-        |e: std::io::Error| anyhow::anyhow!("cannot write the site to {}: {e}", dir.display());
+    let fail = |e: std::io::Error| anyhow::anyhow!("cannot write the site to {}: {e}", dir.display());
     std::fs::create_dir_all(dir).map_err(fail)?;
     let probe = dir.join(".soledad-bench-write-check");
     std::fs::write(&probe, b"").map_err(fail)?;

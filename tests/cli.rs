@@ -42,13 +42,7 @@ fn check_reports_the_verdicts_and_fails_on_a_regression() {
     let slow: Vec<f64> = base.iter().map(|v| v * 1.2).collect();
     write_json(&f0, &results_json("run-0", "c0", &[], 0, &base));
     write_json(&f1, &results_json("run-1", "c1", &["c0"], 1, &slow));
-    let out = bench(&[
-        os("ingest"),
-        f0.as_os_str(),
-        f1.as_os_str(),
-        os("--db"),
-        db.as_os_str(),
-    ]);
+    let out = bench(&[os("ingest"), f0.as_os_str(), f1.as_os_str(), os("--db"), db.as_os_str()]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(
@@ -63,23 +57,11 @@ fn check_reports_the_verdicts_and_fails_on_a_regression() {
         table.starts_with("run 2 at c1 (commit c1) on main, baseline c0"),
         "{table}"
     );
-    let row = table
-        .lines()
-        .find(|l| l.contains("wall_s"))
-        .expect("a wall_s row");
-    assert!(
-        row.starts_with("regression") && row.contains("+20.0%"),
-        "{row}"
-    );
+    let row = table.lines().find(|l| l.contains("wall_s")).expect("a wall_s row");
+    assert!(row.starts_with("regression") && row.contains("+20.0%"), "{row}");
     assert!(table.contains("2 series: 2 regressions"), "{table}");
 
-    let out = bench(&[
-        os("check"),
-        os("--db"),
-        db.as_os_str(),
-        os("--format"),
-        os("markdown"),
-    ]);
+    let out = bench(&[os("check"), os("--db"), db.as_os_str(), os("--format"), os("markdown")]);
     assert_eq!(out.status.code(), Some(3));
     let md = stdout(&out);
     assert!(md.starts_with("### Benchmarks: **2 regressions**"), "{md}");
@@ -97,11 +79,7 @@ fn check_reports_the_verdicts_and_fails_on_a_regression() {
         os("--run"),
         os("1"),
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "the first run has nothing to regress from"
-    );
+    assert_eq!(out.status.code(), Some(0), "the first run has nothing to regress from");
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["run"]["commit"], "c0");
     assert!(
@@ -112,20 +90,10 @@ fn check_reports_the_verdicts_and_fails_on_a_regression() {
             .all(|v| v["verdict"] == "new")
     );
 
-    let out = bench(&[
-        os("check"),
-        os("--db"),
-        db.as_os_str(),
-        os("--run"),
-        os("nope"),
-    ]);
+    let out = bench(&[os("check"), os("--db"), db.as_os_str(), os("--run"), os("nope")]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("no run nope"), "{}", stderr(&out));
-    let out = bench(&[
-        os("check"),
-        os("--db"),
-        dir.path().join("none.sqlite").as_os_str(),
-    ]);
+    let out = bench(&[os("check"), os("--db"), dir.path().join("none.sqlite").as_os_str()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
 }
@@ -150,16 +118,9 @@ fn export_import_and_merge_between_databases() {
 
     // BMF out of `a` and into `b`, as a run of the repository's commit.
     let bmf = dir.join("run.bmf.json");
-    let out = bench(&[
-        os("export"),
-        os("--db"),
-        a.as_os_str(),
-        os("--out"),
-        bmf.as_os_str(),
-    ]);
+    let out = bench(&[os("export"), os("--db"), a.as_os_str(), os("--out"), bmf.as_os_str()]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let exported: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&bmf).unwrap()).unwrap();
+    let exported: serde_json::Value = serde_json::from_slice(&std::fs::read(&bmf).unwrap()).unwrap();
     assert_eq!(exported["blobs.upload/3x10k/c2"]["wall_s"]["value"], 0.1);
     let b = dir.join("b.sqlite");
     let import = |extra: &[&OsStr]| {
@@ -192,15 +153,10 @@ fn export_import_and_merge_between_databases() {
     assert!(stderr(&out).contains("r0.json"), "{}", stderr(&out));
     let out = import(&[os("--measure"), os("wall_s=seconds")]);
     assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("expected NAME=UNIT:lower"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("expected NAME=UNIT:lower"), "{}", stderr(&out));
 
     // Criterion's results of the crypto benches.
-    let criterion =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("collector/tests/fixtures/criterion");
+    let criterion = Path::new(env!("CARGO_MANIFEST_DIR")).join("collector/tests/fixtures/criterion");
     let out = bench(&[
         os("import"),
         os("criterion"),
@@ -216,10 +172,7 @@ fn export_import_and_merge_between_databases() {
         "{}",
         stdout(&out)
     );
-    assert_eq!(
-        count(&b, "SELECT count(*) FROM runs WHERE source = 'criterion'"),
-        1
-    );
+    assert_eq!(count(&b, "SELECT count(*) FROM runs WHERE source = 'criterion'"), 1);
 
     // Merge `b` into `a`: three runs, twice.
     let out = bench(&[os("merge"), b.as_os_str(), os("--db"), a.as_os_str()]);
@@ -243,24 +196,12 @@ fn calibrate_runs_the_same_build_and_stores_false_positive_rates() {
     let repo = Repo::new();
     repo.commit("only commit");
     let db = repo.out().join("bench.sqlite");
-    let out = repo.bench_cmd(
-        "calibrate",
-        &[("--repetitions", "3"), ("--db", db.to_str().unwrap())],
-    );
+    let out = repo.bench_cmd("calibrate", &[("--repetitions", "3"), ("--db", db.to_str().unwrap())]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(
-        text.contains("calibration 1: 2 A/A comparisons of"),
-        "{text}"
-    );
+    assert!(text.contains("calibration 1: 2 A/A comparisons of"), "{text}");
     assert!(text.contains("blobs.upload/3x10k/c2 wall_s"), "{text}");
-    assert_eq!(
-        count(
-            &db,
-            "SELECT count(*) FROM runs WHERE purpose = 'calibration'"
-        ),
-        3
-    );
+    assert_eq!(count(&db, "SELECT count(*) FROM runs WHERE purpose = 'calibration'"), 3);
     assert_eq!(count(&db, "SELECT count(*) FROM calibration_runs"), 3);
     assert_eq!(
         count(&db, "SELECT min(comparisons) FROM calibration_series"),
@@ -271,20 +212,10 @@ fn calibrate_runs_the_same_build_and_stores_false_positive_rates() {
     let out = bench(&[os("check"), os("--db"), db.as_os_str()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("no run latest"), "{}", stderr(&out));
-    let out = repo.bench_cmd(
-        "calibrate",
-        &[("--repetitions", "1"), ("--db", db.to_str().unwrap())],
-    );
+    let out = repo.bench_cmd("calibrate", &[("--repetitions", "1"), ("--db", db.to_str().unwrap())]);
     assert!(!out.status.success());
-    let out = repo.bench_cmd(
-        "calibrate",
-        &[("--rounds", "2"), ("--db", db.to_str().unwrap())],
-    );
-    assert!(
-        stderr(&out).contains("at least 5 rounds"),
-        "{}",
-        stderr(&out)
-    );
+    let out = repo.bench_cmd("calibrate", &[("--rounds", "2"), ("--db", db.to_str().unwrap())]);
+    assert!(stderr(&out).contains("at least 5 rounds"), "{}", stderr(&out));
 }
 
 /// An ingest killed in the middle of its transaction leaves nothing: the database reads as
@@ -323,12 +254,7 @@ fn a_killed_ingest_leaves_nothing_behind() {
 
     let wal_before = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
     let mut child = Command::new(common::bench_exe())
-        .args([
-            os("ingest"),
-            big_file.as_os_str(),
-            os("--db"),
-            db.as_os_str(),
-        ])
+        .args([os("ingest"), big_file.as_os_str(), os("--db"), db.as_os_str()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -339,10 +265,7 @@ fn a_killed_ingest_leaves_nothing_behind() {
             child.try_wait().unwrap().is_none(),
             "the ingest finished before it could be killed; make the file bigger"
         );
-        assert!(
-            Instant::now() < deadline,
-            "the ingest never wrote to the log"
-        );
+        assert!(Instant::now() < deadline, "the ingest never wrote to the log");
         let grown = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
         if grown > wal_before + (4 << 20) {
             break;
@@ -354,15 +277,7 @@ fn a_killed_ingest_leaves_nothing_behind() {
     assert_eq!(count(&db, "SELECT count(*) FROM runs"), 1);
     assert_eq!(count(&db, "SELECT count(*) FROM samples"), 10);
     assert_eq!(count(&db, "SELECT count(*) FROM scenarios"), 1);
-    let out = bench(&[
-        os("ingest"),
-        big_file.as_os_str(),
-        os("--db"),
-        db.as_os_str(),
-    ]);
+    let out = bench(&[os("ingest"), big_file.as_os_str(), os("--db"), db.as_os_str()]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(
-        count(&db, "SELECT count(*) FROM samples"),
-        10 + 300 * 2 * 2000
-    );
+    assert_eq!(count(&db, "SELECT count(*) FROM samples"), 10 + 300 * 2 * 2000);
 }

@@ -12,8 +12,7 @@ fn count_runs(db: &std::path::Path) -> i64 {
         return 0;
     }
     let conn = rusqlite::Connection::open(db).unwrap();
-    conn.query_row("SELECT count(*) FROM runs", [], |r| r.get(0))
-        .unwrap()
+    conn.query_row("SELECT count(*) FROM runs", [], |r| r.get(0)).unwrap()
 }
 
 #[test]
@@ -23,10 +22,7 @@ fn two_commits_become_two_points_per_series_in_commit_order() {
     let out = repo.bench_run(&[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains("database:") && stdout.contains("site:"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("database:") && stdout.contains("site:"), "{stdout}");
 
     let second = repo.commit("second commit");
     let out = repo.bench_run(&[]);
@@ -38,10 +34,7 @@ fn two_commits_become_two_points_per_series_in_commit_order() {
     let samples: i64 = conn
         .query_row("SELECT count(*) FROM samples", [], |r| r.get(0))
         .unwrap();
-    assert!(
-        samples >= 2 * 2 * 5 * 10,
-        "raw samples are kept ({samples})"
-    );
+    assert!(samples >= 2 * 2 * 5 * 10, "raw samples are kept ({samples})");
 
     let site = repo.out().join("public");
     let index = std::fs::read_to_string(site.join("index.html")).unwrap();
@@ -58,20 +51,13 @@ fn two_commits_become_two_points_per_series_in_commit_order() {
         "server_rss_peak_mib",
     ];
     for metric in required {
-        assert!(
-            page.contains(&format!("<h2>{metric} ")),
-            "no plot of {metric}"
-        );
+        assert!(page.contains(&format!("<h2>{metric} ")), "no plot of {metric}");
     }
     // Every plot has exactly two points (plotters draws them as circles).
     let plots: Vec<&str> = page.split("<svg").skip(1).collect();
     assert!(plots.len() >= required.len());
     for plot in &plots {
-        assert_eq!(
-            plot.matches("<circle").count(),
-            2,
-            "a plot without two points"
-        );
+        assert_eq!(plot.matches("<circle").count(), 2, "a plot without two points");
     }
     // Commit order, oldest first: in the axis labels and in the point tables.
     let (a, b) = (&first[..7], &second[..7]);
@@ -82,12 +68,8 @@ fn two_commits_become_two_points_per_series_in_commit_order() {
         );
         assert!(pa < pb, "commits out of order in a plot");
     }
-    let table_a = page
-        .find(&format!("<code>{}</code>", &first[..10]))
-        .unwrap();
-    let table_b = page
-        .find(&format!("<code>{}</code>", &second[..10]))
-        .unwrap();
+    let table_a = page.find(&format!("<code>{}</code>", &first[..10])).unwrap();
+    let table_b = page.find(&format!("<code>{}</code>", &second[..10])).unwrap();
     assert!(table_a < table_b);
 }
 
@@ -123,19 +105,11 @@ fn bad_input_gives_one_clear_error_and_stores_nothing() {
     std::fs::write(&file, "").unwrap();
     let out = repo.bench_run(&[("--site", file.join("site").to_str().unwrap())]);
     assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("cannot write the site to"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("cannot write the site to"), "{}", stderr(&out));
 
     let out = repo.bench_run(&[("--server-bin", "/bin/false")]);
     assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("the server failed to start"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("the server failed to start"), "{}", stderr(&out));
 
     // A server that starts but then refuses every upload: the run fails mid-way.
     let fake = repo.path().join("fake-server");
@@ -209,11 +183,7 @@ fn ingest_is_idempotent_and_site_regenerates() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        site2
-            .join("scenarios/blobs.download_3x10k_c2.html")
-            .is_file()
-    );
+    assert!(site2.join("scenarios/blobs.download_3x10k_c2.html").is_file());
 
     let junk = repo.out().join("junk.json");
     std::fs::write(&junk, r#"{"schema": "something/else"}"#).unwrap();

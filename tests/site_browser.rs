@@ -41,10 +41,7 @@ fn headless(profile: &Path, args: &[&str], page: &Path) -> (String, String) {
         .output()
         .unwrap();
     assert!(out.status.success(), "chromium failed: {}", stderr(&out));
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr(&out),
-    )
+    (String::from_utf8_lossy(&out.stdout).into_owned(), stderr(&out))
 }
 
 #[test]
@@ -60,26 +57,16 @@ fn the_site_renders_real_plots_in_chromium() {
 
     // The index, as the browser built it, links every scenario page.
     let (dom, log) = headless(profile.path(), &["--dump-dom"], &site.join("index.html"));
-    assert!(
-        !log.contains("CONSOLE"),
-        "console messages on the index: {log}"
-    );
+    assert!(!log.contains("CONSOLE"), "console messages on the index: {log}");
     assert!(dom.contains("blobs.upload/3x10k/c2"));
     let page = site.join("scenarios/blobs.upload_3x10k_c2.html");
     assert!(dom.contains("href=\"scenarios/blobs.upload_3x10k_c2.html\""));
 
     // A scenario page: SVG plots with two data points each, the stylesheet found.
     let (dom, log) = headless(profile.path(), &["--dump-dom"], &page);
-    assert!(
-        !log.contains("CONSOLE") && !log.contains("ERR_FILE_NOT_FOUND"),
-        "{log}"
-    );
+    assert!(!log.contains("CONSOLE") && !log.contains("ERR_FILE_NOT_FOUND"), "{log}");
     let plots: Vec<&str> = dom.split("<svg").skip(1).collect();
-    assert!(
-        plots.len() >= 8,
-        "expected a plot per metric, found {}",
-        plots.len()
-    );
+    assert!(plots.len() >= 8, "expected a plot per metric, found {}", plots.len());
     for plot in plots {
         let svg = &plot[..plot.find("</svg>").unwrap()];
         assert_eq!(svg.matches("<circle").count(), 2);
@@ -89,26 +76,16 @@ fn the_site_renders_real_plots_in_chromium() {
     // Screenshots, kept for people to look at.
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("site-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
-    for (name, file) in [
-        ("index.png", site.join("index.html")),
-        ("scenario.png", page),
-    ] {
+    for (name, file) in [("index.png", site.join("index.html")), ("scenario.png", page)] {
         let png = shots.join(name);
         let _ = std::fs::remove_file(&png);
         headless(
             profile.path(),
-            &[
-                &format!("--screenshot={}", png.display()),
-                "--window-size=1024,1400",
-            ],
+            &[&format!("--screenshot={}", png.display()), "--window-size=1024,1400"],
             &file,
         );
         let bytes = std::fs::read(&png).unwrap();
         assert!(bytes.starts_with(b"\x89PNG"), "{name} is not a PNG");
-        assert!(
-            bytes.len() > 20_000,
-            "{name} looks blank ({} bytes)",
-            bytes.len()
-        );
+        assert!(bytes.len() > 20_000, "{name} looks blank ({} bytes)", bytes.len());
     }
 }

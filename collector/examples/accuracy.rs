@@ -9,8 +9,8 @@
 use std::time::Instant;
 
 use collector::statistics::accuracy::{
-    StepTrial, simulate_aa, simulate_confirmed_power, simulate_outliers, simulate_paired,
-    simulate_power, simulate_steps,
+    StepTrial, simulate_aa, simulate_confirmed_power, simulate_outliers, simulate_paired, simulate_power,
+    simulate_steps,
 };
 use collector::statistics::change_point::ChangePointOptions;
 use collector::statistics::mann_whitney::mann_whitney_u;
@@ -28,11 +28,7 @@ fn main() {
         policy.alpha = args[i + 1].parse().expect("--alpha takes a number");
     }
     let cp = ChangePointOptions::default();
-    let (aa_runs, power_trials, cp_trials) = if quick {
-        (200, 400, 100)
-    } else {
-        (1000, 2000, 1000)
-    };
+    let (aa_runs, power_trials, cp_trials) = if quick { (200, 400, 100) } else { (1000, 2000, 1000) };
     println!(
         "policy: alpha {} (Benjamini-Hochberg across a run), practical floor {}",
         policy.alpha, policy.practical_floor

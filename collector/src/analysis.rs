@@ -99,27 +99,19 @@ pub(crate) fn samples_of(
 }
 
 /// The series a run measured: (scenario_ref, metric, direction).
-pub(crate) fn run_series(
-    tx: &Transaction,
-    run_id: i64,
-) -> Result<Vec<(i64, String, Direction)>, CollectorError> {
+pub(crate) fn run_series(tx: &Transaction, run_id: i64) -> Result<Vec<(i64, String, Direction)>, CollectorError> {
     let mut stmt = tx.prepare_cached(
         "SELECT d.scenario_ref, d.metric, mt.direction FROM data_points d JOIN metrics mt ON mt.name = d.metric
          WHERE d.run_id = ?1 ORDER BY d.scenario_ref, d.metric",
     )?;
     let rows = stmt.query_map([run_id], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-        ))
+        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
     })?;
     let mut out = Vec::new();
     for row in rows {
         let (scenario_ref, metric, direction) = row?;
-        let direction = Direction::parse(&direction).ok_or_else(|| {
-            CollectorError::Conflict(format!("metric {metric} has direction {direction:?}"))
-        })?;
+        let direction = Direction::parse(&direction)
+            .ok_or_else(|| CollectorError::Conflict(format!("metric {metric} has direction {direction:?}")))?;
         out.push((scenario_ref, metric, direction));
     }
     Ok(out)
@@ -149,11 +141,7 @@ pub(crate) fn baseline_and_history(
 impl Database {
     /// Computes and stores the verdicts of a run, then the change points of its series over
     /// its branch's history, re-labelling verdicts at confirmed shifts. One transaction.
-    pub fn analyze_run(
-        &mut self,
-        run_id: i64,
-        options: &AnalysisOptions,
-    ) -> Result<AnalysisReport, CollectorError> {
+    pub fn analyze_run(&mut self, run_id: i64, options: &AnalysisOptions) -> Result<AnalysisReport, CollectorError> {
         self.analyze_runs(&[run_id], options)
     }
 
@@ -181,24 +169,12 @@ impl Database {
         let mut done = BTreeSet::new();
         for (run_id, run) in &keys {
             for (scenario_ref, metric, direction) in run_series(&tx, *run_id)? {
-                let key = (
-                    run.machine_id,
-                    scenario_ref,
-                    metric.clone(),
-                    run.branch.clone(),
-                );
+                let key = (run.machine_id, scenario_ref, metric.clone(), run.branch.clone());
                 if !done.insert(key) {
                     continue;
                 }
-                let (found, relabelled) = detect_change_points(
-                    &tx,
-                    &graph,
-                    run,
-                    scenario_ref,
-                    &metric,
-                    direction,
-                    options,
-                )?;
+                let (found, relabelled) =
+                    detect_change_points(&tx, &graph, run, scenario_ref, &metric, direction, options)?;
                 report.change_points += found;
                 report.relabelled += relabelled;
             }
@@ -210,12 +186,7 @@ impl Database {
 
 /// Later runs on the same machine whose baseline this run now is: their nearest earlier
 /// point was older than this run's commit, or was another run of this commit.
-fn affected_runs(
-    tx: &Transaction,
-    graph: &CommitGraph,
-    run_id: i64,
-    run: &RunKey,
-) -> Result<Vec<i64>, CollectorError> {
+fn affected_runs(tx: &Transaction, graph: &CommitGraph, run_id: i64, run: &RunKey) -> Result<Vec<i64>, CollectorError> {
     let Some(depth) = graph.depth(&run.commit_sha) else {
         return Ok(Vec::new());
     };
@@ -228,16 +199,13 @@ fn affected_runs(
            AND EXISTS (SELECT 1 FROM data_points d
                        WHERE d.run_id = ?2 AND d.scenario_ref = v.scenario_ref AND d.metric = v.metric)",
     )?;
-    let rows = stmt.query_map(
-        params![run.machine_id, run_id, depth, run.commit_sha],
-        |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, Option<String>>(2)?,
-            ))
-        },
-    )?;
+    let rows = stmt.query_map(params![run.machine_id, run_id, depth, run.commit_sha], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Option<String>>(2)?,
+        ))
+    })?;
     let mut out = Vec::new();
     for row in rows {
         let (id, sha, branch) = row?;
@@ -269,32 +237,15 @@ fn compute_verdicts(
         let points = series_points(tx, run.machine_id, scenario_ref, &metric)?;
         let (baseline, history) = baseline_and_history(before, &points);
         let commit = samples_of(tx, run_id, scenario_ref, &metric)?;
-        let base = baseline
-            .map(|b| samples_of(tx, b, scenario_ref, &metric))
-            .transpose()?;
-        comparisons.push(compare(
-            base.as_deref(),
-            &commit,
-            &history,
-            direction,
-            policy,
-        ));
+        let base = baseline.map(|b| samples_of(tx, b, scenario_ref, &metric)).transpose()?;
+        comparisons.push(compare(base.as_deref(), &commit, &history, direction, policy));
         keys.push((scenario_ref, metric, baseline));
     }
     let assessments = assess(comparisons, policy);
     tx.execute("DELETE FROM verdicts WHERE run_id = ?1", [run_id])?;
     let computed_at = now();
     for ((scenario_ref, metric, baseline), a) in keys.iter().zip(&assessments) {
-        insert_verdict(
-            tx,
-            run_id,
-            *scenario_ref,
-            metric,
-            *baseline,
-            a,
-            policy,
-            computed_at,
-        )?;
+        insert_verdict(tx, run_id, *scenario_ref, metric, *baseline, a, policy, computed_at)?;
     }
     Ok(assessments.len())
 }
@@ -369,11 +320,7 @@ fn detect_change_points(
     options: &AnalysisOptions,
 ) -> Result<(usize, usize), CollectorError> {
     let branch_key = run.branch.clone().unwrap_or_default();
-    let chain = match run
-        .branch
-        .as_deref()
-        .and_then(|b| graph.tip(b).map(|t| (b, t)))
-    {
+    let chain = match run.branch.as_deref().and_then(|b| graph.tip(b).map(|t| (b, t))) {
         Some((b, tip)) => graph.chain(tip, Some(b)),
         None => graph.chain(&run.commit_sha, None),
     };

@@ -15,8 +15,8 @@ use serde_json::{Map, Value, json};
 
 use crate::fingerprint::fingerprint_of;
 use crate::record::{
-    CommitRecord, MachineRecord, MetricRecord, Purpose, ReportedInterval, RunRecord,
-    ScenarioRecord, Source, content_uuid, definition_hash_of,
+    CommitRecord, MachineRecord, MetricRecord, Purpose, ReportedInterval, RunRecord, ScenarioRecord, Source,
+    content_uuid, definition_hash_of,
 };
 use crate::statistics::verdict::Direction;
 use crate::{CollectorError, Database};
@@ -76,9 +76,7 @@ pub fn parse_bmf(path: &Path, text: &str) -> Result<Bmf, CollectorError> {
         for (measure, fields) in measures {
             let at = format!("benchmark {name:?}, measure {measure:?}");
             let Value::Object(fields) = fields else {
-                return Err(fail(format!(
-                    "{at}: expected {{\"value\": number}}, got {fields}"
-                )));
+                return Err(fail(format!("{at}: expected {{\"value\": number}}, got {fields}")));
             };
             let number = |key: &str| -> Result<Option<f64>, CollectorError> {
                 match fields.get(key) {
@@ -87,9 +85,7 @@ pub fn parse_bmf(path: &Path, text: &str) -> Result<Bmf, CollectorError> {
                         .as_f64()
                         .filter(|x| x.is_finite())
                         .map(Some)
-                        .ok_or_else(|| {
-                            fail(format!("{at}: {key:?} must be a finite number, got {v}"))
-                        }),
+                        .ok_or_else(|| fail(format!("{at}: {key:?} must be a finite number, got {v}"))),
                 }
             };
             if let Some(unknown) = fields
@@ -106,12 +102,8 @@ pub fn parse_bmf(path: &Path, text: &str) -> Result<Bmf, CollectorError> {
                 lower_value: number("lower_value")?,
                 upper_value: number("upper_value")?,
             };
-            if metric.lower_value.is_some_and(|l| l > value)
-                || metric.upper_value.is_some_and(|u| u < value)
-            {
-                return Err(fail(format!(
-                    "{at}: lower_value <= value <= upper_value does not hold"
-                )));
+            if metric.lower_value.is_some_and(|l| l > value) || metric.upper_value.is_some_and(|u| u < value) {
+                return Err(fail(format!("{at}: lower_value <= value <= upper_value does not hold")));
             }
             metrics.insert(measure, metric);
         }
@@ -169,11 +161,7 @@ impl Database {
     }
 
     /// The unit and direction to store an imported measure with.
-    fn measure_unit(
-        &self,
-        measure: &str,
-        units: &MeasureUnits,
-    ) -> Result<Option<(String, Direction)>, CollectorError> {
+    fn measure_unit(&self, measure: &str, units: &MeasureUnits) -> Result<Option<(String, Direction)>, CollectorError> {
         if let Some(u) = units.overrides.get(measure) {
             return Ok(Some(u.clone()));
         }
@@ -216,21 +204,19 @@ impl Database {
         for (name, measures) in &bmf {
             let mut metrics = Vec::new();
             for (measure, m) in measures {
-                let (unit, direction) = self.measure_unit(measure, units)?.ok_or_else(|| {
-                    CollectorError::Input {
+                let (unit, direction) = self
+                    .measure_unit(measure, units)?
+                    .ok_or_else(|| CollectorError::Input {
                         path: path.to_owned(),
                         message: format!(
                             "benchmark {name:?}: measure {measure:?} has no known unit and direction; \
                              give them as --measure {measure}=UNIT:lower or --measure {measure}=UNIT:higher"
                         ),
-                    }
-                })?;
-                let reported = (m.lower_value.is_some() || m.upper_value.is_some()).then(|| {
-                    ReportedInterval {
-                        lower: m.lower_value.unwrap_or(m.value),
-                        upper: m.upper_value.unwrap_or(m.value),
-                        level: 0.0,
-                    }
+                    })?;
+                let reported = (m.lower_value.is_some() || m.upper_value.is_some()).then(|| ReportedInterval {
+                    lower: m.lower_value.unwrap_or(m.value),
+                    upper: m.upper_value.unwrap_or(m.value),
+                    level: 0.0,
                 });
                 metrics.push(MetricRecord {
                     name: measure.clone(),
@@ -249,6 +235,8 @@ impl Database {
                 params: json!({ "benchmark": name }),
                 warmup_rounds: 0,
                 rounds: 1,
+                budget: None,
+                latency_histogram: None,
                 metrics,
             });
         }

@@ -119,11 +119,10 @@ impl Database {
             }
             let mut any_regression = false;
             for ((scenario_ref, metric, _), a) in series.iter().zip(assess(comparisons, policy)) {
-                let scenario_id: String = tx.query_row(
-                    "SELECT scenario_id FROM scenarios WHERE id = ?1",
-                    [scenario_ref],
-                    |r| r.get(0),
-                )?;
+                let scenario_id: String =
+                    tx.query_row("SELECT scenario_id FROM scenarios WHERE id = ?1", [scenario_ref], |r| {
+                        r.get(0)
+                    })?;
                 let o = outcomes
                     .entry((*scenario_ref, metric.clone()))
                     .or_insert_with(|| SeriesOutcome {

@@ -16,8 +16,8 @@ use serde_json::Value;
 use crate::CollectorError;
 use crate::fingerprint::fingerprint_of;
 use crate::record::{
-    CommitRecord, MachineRecord, MetricRecord, Purpose, ReportedInterval, RunRecord,
-    ScenarioRecord, Source, content_uuid, definition_hash_of,
+    CommitRecord, MachineRecord, MetricRecord, Purpose, ReportedInterval, RunRecord, ScenarioRecord, Source,
+    content_uuid, definition_hash_of,
 };
 use crate::statistics::verdict::Direction;
 
@@ -80,17 +80,13 @@ pub struct CriterionBenchmark {
     content: Vec<u8>,
 }
 
-fn read_json<T: for<'de> Deserialize<'de>>(
-    path: &Path,
-    content: &mut Vec<u8>,
-) -> Result<T, CollectorError> {
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path, content: &mut Vec<u8>) -> Result<T, CollectorError> {
     let fail = |message: String| CollectorError::Input {
         path: path.to_owned(),
         message,
     };
     let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read: {e}")))?;
-    let value =
-        serde_json::from_slice(&bytes).map_err(|e| fail(format!("not criterion's format: {e}")))?;
+    let value = serde_json::from_slice(&bytes).map_err(|e| fail(format!("not criterion's format: {e}")))?;
     content.extend_from_slice(&bytes);
     Ok(value)
 }
@@ -103,8 +99,7 @@ pub fn read_criterion(root: &Path) -> Result<Vec<CriterionBenchmark>, CollectorE
     };
     if !root.is_dir() {
         return Err(fail(
-            "not a directory; criterion writes its results to target/criterion (run cargo bench first)"
-                .into(),
+            "not a directory; criterion writes its results to target/criterion (run cargo bench first)".into(),
         ));
     }
     let mut found = Vec::new();
@@ -131,8 +126,7 @@ pub fn read_criterion(root: &Path) -> Result<Vec<CriterionBenchmark>, CollectorE
     }
     if found.is_empty() {
         return Err(fail(
-            "no criterion benchmarks here (expected <id>/new/benchmark.json and estimates.json)"
-                .into(),
+            "no criterion benchmarks here (expected <id>/new/benchmark.json and estimates.json)".into(),
         ));
     }
     found.sort_by(|a, b| a.full_id.cmp(&b.full_id));
@@ -235,13 +229,12 @@ impl CriterionBenchmark {
             workload: "criterion".into(),
             workload_version: 1,
             definition_hash: definition_hash_of(&["criterion", &b.full_id, &params.to_string()]),
-            description: format!(
-                "criterion benchmark {}",
-                b.title.as_deref().unwrap_or(&b.full_id)
-            ),
+            description: format!("criterion benchmark {}", b.title.as_deref().unwrap_or(&b.full_id)),
             params,
             warmup_rounds: 0,
             rounds: samples.len() as u32,
+            budget: None,
+            latency_histogram: None,
             metrics,
         }
     }
@@ -278,9 +271,6 @@ pub fn criterion_record(
         commit,
         machine,
         covariates,
-        scenarios: benchmarks
-            .iter()
-            .map(CriterionBenchmark::scenario)
-            .collect(),
+        scenarios: benchmarks.iter().map(CriterionBenchmark::scenario).collect(),
     }
 }

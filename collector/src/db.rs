@@ -11,11 +11,7 @@ pub enum CollectorError {
     #[error(
         "database {path} has schema version {found}, newer than this soledad-bench knows ({known}); upgrade soledad-bench"
     )]
-    TooNew {
-        path: PathBuf,
-        found: i64,
-        known: i64,
-    },
+    TooNew { path: PathBuf, found: i64, known: i64 },
     #[error("results conflict with the database: {0}")]
     Conflict(String),
     /// A file to import or merge is not what it should be.
@@ -43,10 +39,7 @@ impl Database {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
             && !dir.is_dir()
         {
-            return Err(open_err(format!(
-                "directory {} does not exist",
-                dir.display()
-            )));
+            return Err(open_err(format!("directory {} does not exist", dir.display())));
         }
         let conn = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
         conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;")
@@ -68,9 +61,7 @@ impl Database {
 
     fn migrate(&mut self) -> Result<(), CollectorError> {
         let known = MIGRATIONS.len() as i64;
-        let version: i64 = self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let version: i64 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if version > known {
             return Err(CollectorError::TooNew {
                 path: self.path.clone(),
@@ -92,9 +83,7 @@ impl Database {
 
     /// Schema version in use.
     pub fn schema_version(&self) -> Result<i64, CollectorError> {
-        Ok(self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+        Ok(self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
     }
 }
 
@@ -152,12 +141,6 @@ mod tests {
         assert_eq!(covariates[0].1, rusqlite::types::Value::Integer(2000));
         // The points read back whole.
         let series = db.series().unwrap();
-        assert_eq!(
-            db.points(&series[0], None).unwrap()[0]
-                .summary
-                .outliers
-                .high_severe,
-            1
-        );
+        assert_eq!(db.points(&series[0], None).unwrap()[0].summary.outliers.high_severe, 1);
     }
 }

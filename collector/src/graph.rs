@@ -49,9 +49,8 @@ impl CommitGraph {
             nodes.insert(sha, node);
         }
         let mut by_branch: HashMap<String, Vec<String>> = HashMap::new();
-        let mut stmt = conn.prepare(
-            "SELECT DISTINCT branch, commit_sha FROM runs WHERE purpose = 'history' AND branch IS NOT NULL",
-        )?;
+        let mut stmt = conn
+            .prepare("SELECT DISTINCT branch, commit_sha FROM runs WHERE purpose = 'history' AND branch IS NOT NULL")?;
         let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
         for row in rows {
             let (branch, sha) = row?;
@@ -73,10 +72,7 @@ impl CommitGraph {
 
     /// The deepest commit with history runs on `branch`: where its chain starts.
     pub(crate) fn tip(&self, branch: &str) -> Option<&str> {
-        self.by_branch
-            .get(branch)
-            .and_then(|l| l.first())
-            .map(String::as_str)
+        self.by_branch.get(branch).and_then(|l| l.first()).map(String::as_str)
     }
 
     /// The first-parent chain from `from` back to the root, newest first, through stored
@@ -93,11 +89,9 @@ impl CommitGraph {
             current = match &node.first_parent {
                 Some(p) if self.nodes.contains_key(p) => Some(p.clone()),
                 _ => branch.and_then(|b| {
-                    self.by_branch.get(b).and_then(|list| {
-                        list.iter()
-                            .find(|c| self.nodes[*c].depth < node.depth)
-                            .cloned()
-                    })
+                    self.by_branch
+                        .get(b)
+                        .and_then(|list| list.iter().find(|c| self.nodes[*c].depth < node.depth).cloned())
                 }),
             };
             out.push(sha);

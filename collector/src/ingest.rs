@@ -49,17 +49,10 @@ pub(crate) fn now() -> i64 {
 }
 
 /// Stores a record inside the caller's transaction.
-pub(crate) fn store_record(
-    tx: &Transaction,
-    record: &RunRecord,
-) -> Result<IngestOutcome, CollectorError> {
+pub(crate) fn store_record(tx: &Transaction, record: &RunRecord) -> Result<IngestOutcome, CollectorError> {
     record.validate()?;
     if let Some(run_id) = tx
-        .query_row(
-            "SELECT id FROM runs WHERE run_uuid = ?1",
-            [&record.uuid],
-            |r| r.get(0),
-        )
+        .query_row("SELECT id FROM runs WHERE run_uuid = ?1", [&record.uuid], |r| r.get(0))
         .optional()?
     {
         return Ok(IngestOutcome::AlreadyPresent { run_id });
@@ -87,8 +80,16 @@ pub(crate) fn store_record(
             |r| r.get(0),
         )?;
         tx.execute(
-            "INSERT INTO run_scenarios (run_id, scenario_ref, warmup_rounds, rounds) VALUES (?1, ?2, ?3, ?4)",
-            params![run_id, scenario_ref, scenario.warmup_rounds, scenario.rounds],
+            "INSERT INTO run_scenarios (run_id, scenario_ref, warmup_rounds, rounds, budget, latency_histogram)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                run_id,
+                scenario_ref,
+                scenario.warmup_rounds,
+                scenario.rounds,
+                scenario.budget.as_ref().map(|b| b.to_string()),
+                scenario.latency_histogram
+            ],
         )?;
         for metric in &scenario.metrics {
             upsert_metric(tx, metric)?;
@@ -96,13 +97,7 @@ pub(crate) fn store_record(
                 "INSERT INTO samples (run_id, scenario_ref, metric, round, value) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
             for (round, value) in metric.samples.iter().enumerate() {
-                insert.execute(params![
-                    run_id,
-                    scenario_ref,
-                    metric.name,
-                    round as i64,
-                    value
-                ])?;
+                insert.execute(params![run_id, scenario_ref, metric.name, round as i64, value])?;
             }
             let mut summary = summarize(&metric.samples).expect("validated: finite samples");
             if let Some(r) = metric.reported {
@@ -156,9 +151,8 @@ pub(crate) fn recompute_all_data_points(tx: &Transaction) -> rusqlite::Result<()
         .prepare("SELECT run_id, scenario_ref, metric FROM data_points")?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<Result<_, _>>()?;
-    let mut samples = tx.prepare(
-        "SELECT value FROM samples WHERE run_id = ?1 AND scenario_ref = ?2 AND metric = ?3 ORDER BY round",
-    )?;
+    let mut samples =
+        tx.prepare("SELECT value FROM samples WHERE run_id = ?1 AND scenario_ref = ?2 AND metric = ?3 ORDER BY round")?;
     let mut update = tx.prepare(
         "UPDATE data_points SET outliers_low_severe = ?4, outliers_low_mild = ?5, outliers_high_mild = ?6,
                                 outliers_high_severe = ?7, mde = ?8
@@ -192,11 +186,7 @@ fn upsert_machine(tx: &Transaction, record: &RunRecord) -> Result<i64, Collector
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (fingerprint) DO NOTHING",
         params![fp, m.cpu_model, m.logical_cores, m.physical_cores, m.memory_bytes as i64, m.kernel, m.os, m.arch, m.rustc, m.profile],
     )?;
-    Ok(tx.query_row(
-        "SELECT id FROM machines WHERE fingerprint = ?1",
-        [&fp],
-        |r| r.get(0),
-    )?)
+    Ok(tx.query_row("SELECT id FROM machines WHERE fingerprint = ?1", [&fp], |r| r.get(0))?)
 }
 
 /// Stores a commit the first time it is seen. A commit is immutable: its sha names its
@@ -258,8 +248,7 @@ fn insert_run(tx: &Transaction, r: &RunRecord, machine_id: i64) -> Result<i64, C
         ],
     )?;
     let run_id = tx.last_insert_rowid();
-    let mut insert =
-        tx.prepare_cached("INSERT INTO run_covariates (run_id, name, value) VALUES (?1, ?2, ?3)")?;
+    let mut insert = tx.prepare_cached("INSERT INTO run_covariates (run_id, name, value) VALUES (?1, ?2, ?3)")?;
     for (name, value) in &r.covariates {
         insert.execute(params![run_id, name, json_to_sql(value)])?;
     }
@@ -284,11 +273,9 @@ fn json_to_sql(v: &serde_json::Value) -> rusqlite::types::Value {
 fn upsert_metric(tx: &Transaction, m: &MetricRecord) -> Result<(), CollectorError> {
     let direction = m.direction.as_str();
     let existing: Option<(String, String)> = tx
-        .query_row(
-            "SELECT unit, direction FROM metrics WHERE name = ?1",
-            [&m.name],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .query_row("SELECT unit, direction FROM metrics WHERE name = ?1", [&m.name], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .optional()?;
     match existing {
         None => {

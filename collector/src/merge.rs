@@ -13,8 +13,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 
 use crate::ingest::{IngestOutcome, store_record};
 use crate::record::{
-    CommitRecord, MachineRecord, MetricRecord, Purpose, ReportedInterval, RunRecord,
-    ScenarioRecord, Source,
+    CommitRecord, MachineRecord, MetricRecord, Purpose, ReportedInterval, RunRecord, ScenarioRecord, Source,
 };
 use crate::schema::MIGRATIONS;
 use crate::statistics::verdict::Direction;
@@ -46,8 +45,8 @@ impl Database {
                 message: "no such file".into(),
             });
         }
-        let source = Connection::open_with_flags(other, OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(|e| corrupt(other, e))?;
+        let source =
+            Connection::open_with_flags(other, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| corrupt(other, e))?;
         let version: i64 = source
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(|e| corrupt(other, e))?;
@@ -176,7 +175,7 @@ fn read_record(conn: &Connection, id: i64) -> rusqlite::Result<RunRecord> {
     let scenario_rows: Vec<(i64, ScenarioRecord)> = conn
         .prepare(
             "SELECT s.id, s.scenario_id, s.workload, s.workload_version, s.definition_hash, s.description, s.params,
-                    rs.warmup_rounds, rs.rounds
+                    rs.warmup_rounds, rs.rounds, rs.budget, rs.latency_histogram
              FROM run_scenarios rs JOIN scenarios s ON s.id = rs.scenario_ref
              WHERE rs.run_id = ?1 ORDER BY s.id",
         )?
@@ -195,6 +194,10 @@ fn read_record(conn: &Connection, id: i64) -> rusqlite::Result<RunRecord> {
                     })?,
                     warmup_rounds: r.get(7)?,
                     rounds: r.get(8)?,
+                    budget: r
+                        .get::<_, Option<String>>(9)?
+                        .and_then(|b| serde_json::from_str(&b).ok()),
+                    latency_histogram: r.get(10)?,
                     metrics: Vec::new(),
                 },
             ))
@@ -231,11 +234,7 @@ fn read_record(conn: &Connection, id: i64) -> rusqlite::Result<RunRecord> {
                 unit,
                 samples,
                 // A single value's interval came from its source, not from samples.
-                reported: (n == 1).then_some(ReportedInterval {
-                    lower,
-                    upper,
-                    level,
-                }),
+                reported: (n == 1).then_some(ReportedInterval { lower, upper, level }),
                 name,
             });
         }
@@ -273,18 +272,7 @@ type CalibrationRow = (
     String,
 );
 /// A calibration series: scenario id and definition hash, then its own columns.
-type CalibrationSeriesRow = (
-    String,
-    String,
-    String,
-    i64,
-    i64,
-    i64,
-    i64,
-    f64,
-    f64,
-    Option<f64>,
-);
+type CalibrationSeriesRow = (String, String, String, i64, i64, i64, i64, f64, f64, Option<f64>);
 
 /// Copies the calibrations this database lacks; returns how many.
 fn merge_calibrations(
@@ -316,34 +304,43 @@ fn merge_calibrations(
             continue;
         };
         let here = |run: i64| {
-            run_map.get(&run).copied().ok_or_else(|| {
-                CollectorError::Conflict(format!("calibration {uuid} refers to a missing run"))
-            })
+            run_map
+                .get(&run)
+                .copied()
+                .ok_or_else(|| CollectorError::Conflict(format!("calibration {uuid} refers to a missing run")))
         };
-        let machine_id: i64 = tx.query_row(
-            "SELECT machine_id FROM runs WHERE id = ?1",
-            [here(first_run)?],
-            |r| r.get(0),
-        )?;
-        let row: CalibrationRow = from
-            .query_row(
-                "SELECT commit_sha, branch, scenario_file, repetitions, comparisons, failing_comparisons, alpha,
+        let machine_id: i64 = tx.query_row("SELECT machine_id FROM runs WHERE id = ?1", [here(first_run)?], |r| {
+            r.get(0)
+        })?;
+        let row: CalibrationRow = from.query_row(
+            "SELECT commit_sha, branch, scenario_file, repetitions, comparisons, failing_comparisons, alpha,
                         practical_floor, statistics_version, started_at, finished_at
                  FROM calibrations WHERE id = ?1",
-                [id],
-                |r| {
-                    Ok((
-                        r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?,
-                        r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?,
-                    ))
-                },
-            )?;
+            [id],
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                    r.get(9)?,
+                    r.get(10)?,
+                ))
+            },
+        )?;
         tx.execute(
             "INSERT INTO calibrations (calibration_uuid, machine_id, commit_sha, branch, scenario_file, repetitions,
                                        comparisons, failing_comparisons, alpha, practical_floor, statistics_version,
                                        started_at, finished_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            params![uuid, machine_id, row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9, row.10],
+            params![
+                uuid, machine_id, row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9, row.10
+            ],
         )?;
         let new_id = tx.last_insert_rowid();
         for (position, run) in runs {
@@ -361,8 +358,16 @@ fn merge_calibrations(
             )?
             .query_map([id], |r| {
                 Ok((
-                    r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?,
-                    r.get(7)?, r.get(8)?, r.get(9)?,
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                    r.get(9)?,
                 ))
             })?
             .collect::<Result<_, _>>()?;

@@ -165,8 +165,7 @@ fn verdict_from(s: String) -> rusqlite::Result<Verdict> {
     })
 }
 
-const RUN_COLUMNS: &str =
-    "r.id, r.run_uuid, r.machine_id, c.sha, c.subject, c.author_name, c.author_time, c.depth,
+const RUN_COLUMNS: &str = "r.id, r.run_uuid, r.machine_id, c.sha, c.subject, c.author_name, c.author_time, c.depth,
                            r.branch, r.dirty, r.started_at, r.scenario_file, r.source";
 
 fn run_from(r: &rusqlite::Row) -> rusqlite::Result<Run> {
@@ -220,11 +219,7 @@ impl Database {
     /// deepest benchmarked commit back (see `graph.rs`): runs of those commits count whatever
     /// branch they were made on, and commits merged in from other branches are left out.
     /// Without, every run's commit is shown, ordered by first-parent depth, then commit time.
-    pub fn points(
-        &self,
-        series: &Series,
-        branch: Option<&str>,
-    ) -> Result<Vec<Point>, CollectorError> {
+    pub fn points(&self, series: &Series, branch: Option<&str>) -> Result<Vec<Point>, CollectorError> {
         let all = self.all_points(series)?;
         let Some(branch) = branch else {
             return Ok(all);
@@ -234,13 +229,8 @@ impl Database {
             return Ok(Vec::new());
         };
         let chain = graph.chain(tip, Some(branch));
-        let mut by_sha: HashMap<String, Point> =
-            all.into_iter().map(|p| (p.commit.sha.clone(), p)).collect();
-        Ok(chain
-            .iter()
-            .rev()
-            .filter_map(|sha| by_sha.remove(sha))
-            .collect())
+        let mut by_sha: HashMap<String, Point> = all.into_iter().map(|p| (p.commit.sha.clone(), p)).collect();
+        Ok(chain.iter().rev().filter_map(|sha| by_sha.remove(sha)).collect())
     }
 
     fn all_points(&self, series: &Series) -> Result<Vec<Point>, CollectorError> {
@@ -254,34 +244,31 @@ impl Database {
              WHERE d.scenario_ref = ?1 AND d.metric = ?2 AND r.machine_id = ?3 AND r.purpose = 'history'
              ORDER BY c.depth, c.commit_time, c.sha, r.id",
         )?;
-        let rows = stmt.query_map(
-            params![series.scenario_ref, series.metric, series.machine_id],
-            |r| {
-                Ok(Point {
-                    run_id: r.get(0)?,
-                    commit: commit_from(r, 1)?,
-                    branch: r.get(6)?,
-                    dirty: r.get(7)?,
-                    started_at: r.get(8)?,
-                    summary: Summary {
-                        n: r.get::<_, i64>(9)? as usize,
-                        median: r.get(10)?,
-                        ci_lower: r.get(11)?,
-                        ci_upper: r.get(12)?,
-                        ci_level: r.get(13)?,
-                        mean: r.get(14)?,
-                        stddev: r.get(15)?,
-                        outliers: Outliers {
-                            low_severe: r.get::<_, i64>(16)? as usize,
-                            low_mild: r.get::<_, i64>(17)? as usize,
-                            high_mild: r.get::<_, i64>(18)? as usize,
-                            high_severe: r.get::<_, i64>(19)? as usize,
-                        },
-                        mde: r.get(20)?,
+        let rows = stmt.query_map(params![series.scenario_ref, series.metric, series.machine_id], |r| {
+            Ok(Point {
+                run_id: r.get(0)?,
+                commit: commit_from(r, 1)?,
+                branch: r.get(6)?,
+                dirty: r.get(7)?,
+                started_at: r.get(8)?,
+                summary: Summary {
+                    n: r.get::<_, i64>(9)? as usize,
+                    median: r.get(10)?,
+                    ci_lower: r.get(11)?,
+                    ci_upper: r.get(12)?,
+                    ci_level: r.get(13)?,
+                    mean: r.get(14)?,
+                    stddev: r.get(15)?,
+                    outliers: Outliers {
+                        low_severe: r.get::<_, i64>(16)? as usize,
+                        low_mild: r.get::<_, i64>(17)? as usize,
+                        high_mild: r.get::<_, i64>(18)? as usize,
+                        high_severe: r.get::<_, i64>(19)? as usize,
                     },
-                })
-            },
-        )?;
+                    mde: r.get(20)?,
+                },
+            })
+        })?;
         let mut points: Vec<Point> = Vec::new();
         for p in rows {
             let p = p?;
@@ -294,12 +281,7 @@ impl Database {
     }
 
     /// Raw samples of one data point, in round order.
-    pub fn samples(
-        &self,
-        run_id: i64,
-        scenario_ref: i64,
-        metric: &str,
-    ) -> Result<Vec<f64>, CollectorError> {
+    pub fn samples(&self, run_id: i64, scenario_ref: i64, metric: &str) -> Result<Vec<f64>, CollectorError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT value FROM samples WHERE run_id = ?1 AND scenario_ref = ?2 AND metric = ?3 ORDER BY round",
         )?;
@@ -321,15 +303,14 @@ impl Database {
     /// A run by its row id, its uuid, a unique prefix of its uuid, or `latest` (the last one
     /// stored).
     pub fn find_run(&self, key: &str) -> Result<Run, CollectorError> {
-        let query =
-            |condition: &str, param: &dyn rusqlite::ToSql| -> Result<Vec<Run>, CollectorError> {
-                let mut stmt = self.conn.prepare(&format!(
-                    "SELECT {RUN_COLUMNS} FROM runs r JOIN commits c ON c.sha = r.commit_sha
+        let query = |condition: &str, param: &dyn rusqlite::ToSql| -> Result<Vec<Run>, CollectorError> {
+            let mut stmt = self.conn.prepare(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs r JOIN commits c ON c.sha = r.commit_sha
                  WHERE r.purpose = 'history' AND {condition} ORDER BY r.id DESC LIMIT 2"
-                ))?;
-                let rows = stmt.query_map([param], run_from)?;
-                Ok(rows.collect::<Result<_, _>>()?)
-            };
+            ))?;
+            let rows = stmt.query_map([param], run_from)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        };
         let found = if key == "latest" {
             query("1 = ?1", &1)?
         } else if let Ok(id) = key.parse::<i64>() {
@@ -373,10 +354,7 @@ impl Database {
     }
 
     /// A run's covariates: the machine's volatile readings, by name.
-    pub fn covariates(
-        &self,
-        run_id: i64,
-    ) -> Result<Vec<(String, rusqlite::types::Value)>, CollectorError> {
+    pub fn covariates(&self, run_id: i64) -> Result<Vec<(String, rusqlite::types::Value)>, CollectorError> {
         let mut stmt = self
             .conn
             .prepare("SELECT name, value FROM run_covariates WHERE run_id = ?1 ORDER BY name")?;
@@ -430,18 +408,12 @@ impl Database {
             })
         })?;
         let mut out: Vec<StoredVerdict> = rows.collect::<Result<_, _>>()?;
-        out.sort_by(|a, b| {
-            (a.verdict, &a.scenario_id, &a.metric).cmp(&(b.verdict, &b.scenario_id, &b.metric))
-        });
+        out.sort_by(|a, b| (a.verdict, &a.scenario_id, &a.metric).cmp(&(b.verdict, &b.scenario_id, &b.metric)));
         Ok(out)
     }
 
     /// The change points of a series found over `branch`'s history, oldest first.
-    pub fn change_points(
-        &self,
-        series: &Series,
-        branch: &str,
-    ) -> Result<Vec<StoredChangePoint>, CollectorError> {
+    pub fn change_points(&self, series: &Series, branch: &str) -> Result<Vec<StoredChangePoint>, CollectorError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT cp.id, cp.branch, cp.commit_sha, cp.previous_sha, cp.points_before, cp.points_after,
                     cp.mean_before, cp.mean_after, cp.relative_change, cp.p_value, cp.kind
@@ -450,12 +422,7 @@ impl Database {
              ORDER BY c.depth, c.commit_time",
         )?;
         let rows = stmt.query_map(
-            params![
-                series.machine_id,
-                series.scenario_ref,
-                series.metric,
-                branch
-            ],
+            params![series.machine_id, series.scenario_ref, series.metric, branch],
             |r| {
                 Ok(StoredChangePoint {
                     id: r.get(0)?,
@@ -476,10 +443,7 @@ impl Database {
     }
 
     /// The latest A/A calibration of a series on its machine, if any.
-    pub fn calibration(
-        &self,
-        series: &Series,
-    ) -> Result<Option<SeriesCalibration>, CollectorError> {
+    pub fn calibration(&self, series: &Series) -> Result<Option<SeriesCalibration>, CollectorError> {
         Ok(self
             .conn
             .query_row(

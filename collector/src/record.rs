@@ -48,9 +48,7 @@ impl Purpose {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::History, Self::Calibration]
-            .into_iter()
-            .find(|v| v.as_str() == s)
+        [Self::History, Self::Calibration].into_iter().find(|v| v.as_str() == s)
     }
 }
 
@@ -110,6 +108,11 @@ pub struct ScenarioRecord {
     pub params: serde_json::Value,
     pub warmup_rounds: u32,
     pub rounds: u32,
+    /// The harness's adaptive-rounds decision, as JSON.
+    pub budget: Option<serde_json::Value>,
+    /// Every operation latency of every measured round: an HdrHistogram, V2 compressed,
+    /// base64.
+    pub latency_histogram: Option<String>,
     pub metrics: Vec<MetricRecord>,
 }
 
@@ -204,6 +207,11 @@ impl RunRecord {
                     params: serde_json::to_value(&s.params).expect("params serialize"),
                     warmup_rounds: s.warmup_rounds,
                     rounds: s.rounds,
+                    budget: s
+                        .budget
+                        .as_ref()
+                        .map(|b| serde_json::to_value(b).expect("budgets serialize")),
+                    latency_histogram: s.latency_histogram.clone(),
                     metrics: s
                         .metrics
                         .iter()
@@ -240,11 +248,7 @@ impl RunRecord {
                 if let Some(r) = m.reported
                     && (m.samples.len() != 1 || !(r.lower.is_finite() && r.upper.is_finite()))
                 {
-                    return fail(
-                        s,
-                        m,
-                        "a reported interval needs exactly one finite value".into(),
-                    );
+                    return fail(s, m, "a reported interval needs exactly one finite value".into());
                 }
             }
         }
@@ -261,14 +265,7 @@ pub fn content_uuid(parts: &[&[u8]]) -> String {
     }
     let d = h.finalize();
     let x = hex::encode(&d[..16]);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &x[..8],
-        &x[8..12],
-        &x[12..16],
-        &x[16..20],
-        &x[20..32]
-    )
+    format!("{}-{}-{}-{}-{}", &x[..8], &x[8..12], &x[12..16], &x[16..20], &x[20..32])
 }
 
 /// A definition hash for scenarios that do not come from the harness: 16 hex digits.

@@ -10,10 +10,7 @@ pub struct Migration {
 }
 
 pub const MIGRATIONS: &[Migration] = &[
-    Migration {
-        sql: V1,
-        then: None,
-    },
+    Migration { sql: V1, then: None },
     Migration {
         sql: V2,
         then: Some(crate::ingest::recompute_all_data_points),
@@ -115,14 +112,17 @@ const V1: &str =
     ) WITHOUT ROWID;
     ";
 
-// 2: the rest of the data point, where runs come from and what they are for, covariates,
-// verdicts, change points and calibrations.
+// 2: the rest of the data point, a scenario's round budget and latency histogram, where runs
+// come from and what they are for, covariates, verdicts, change points and calibrations.
 const V2: &str = "
     ALTER TABLE data_points ADD COLUMN outliers_low_severe INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE data_points ADD COLUMN outliers_low_mild INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE data_points ADD COLUMN outliers_high_mild INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE data_points ADD COLUMN outliers_high_severe INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE data_points ADD COLUMN mde REAL;
+
+    ALTER TABLE run_scenarios ADD COLUMN budget TEXT;
+    ALTER TABLE run_scenarios ADD COLUMN latency_histogram TEXT;
 
     ALTER TABLE runs ADD COLUMN source TEXT NOT NULL DEFAULT 'harness'
         CHECK (source IN ('harness', 'bmf', 'criterion'));

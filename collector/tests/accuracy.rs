@@ -3,8 +3,8 @@
 //! recorded in `docs/statistics.md`.
 
 use collector::statistics::accuracy::{
-    StepTrial, simulate_aa, simulate_confirmed_power, simulate_outliers, simulate_paired,
-    simulate_power, simulate_steps,
+    StepTrial, simulate_aa, simulate_confirmed_power, simulate_outliers, simulate_paired, simulate_power,
+    simulate_steps,
 };
 use collector::statistics::change_point::ChangePointOptions;
 use collector::statistics::mann_whitney::mann_whitney_u;
@@ -39,16 +39,8 @@ fn steps_are_found_at_cv_two_percent() {
     };
     let five = simulate_power(2, 2000, &trial(0.05, 0), 0, &policy);
     let three = simulate_power(3, 2000, &trial(0.03, 0), 0, &policy);
-    assert!(
-        five >= 0.95,
-        "5% step flagged in {:.1}% of trials",
-        five * 100.0
-    );
-    assert!(
-        three >= 0.80,
-        "3% step flagged in {:.1}% of trials",
-        three * 100.0
-    );
+    assert!(five >= 0.95, "5% step flagged in {:.1}% of trials", five * 100.0);
+    assert!(three >= 0.80, "3% step flagged in {:.1}% of trials", three * 100.0);
     // Behind a history at the same noise, the noise floor holds a 3% step back at the gate;
     // the change point two commits later finds it.
     let cp = ChangePointOptions::default();
@@ -100,20 +92,8 @@ fn paired_comparison_cancels_drift_and_covers_the_true_ratio() {
     // The machine drifts by 5% between rounds, more than twice the builds' own noise.
     let same = simulate_paired(9, 400, 1.0, 0.02, 0.05, 12);
     assert!(same.flagged <= 30, "A/A flagged in {} of 400", same.flagged);
-    assert!(
-        same.covered >= 360,
-        "CI covered 1.0 in {} of 400",
-        same.covered
-    );
+    assert!(same.covered >= 360, "CI covered 1.0 in {} of 400", same.covered);
     let slower = simulate_paired(10, 400, 1.03, 0.02, 0.05, 12);
-    assert!(
-        slower.flagged >= 320,
-        "3% found in {} of 400",
-        slower.flagged
-    );
-    assert!(
-        slower.covered >= 360,
-        "CI covered 1.03 in {} of 400",
-        slower.covered
-    );
+    assert!(slower.flagged >= 320, "3% found in {} of 400", slower.flagged);
+    assert!(slower.covered >= 360, "CI covered 1.03 in {} of 400", slower.covered);
 }

@@ -8,11 +8,7 @@ use collector::{AnalysisOptions, CalibrationRuns, Database};
 use common::{around, commit, count, run};
 
 fn wall_series(db: &Database) -> collector::query::Series {
-    db.series()
-        .unwrap()
-        .into_iter()
-        .find(|s| s.metric == "wall_s")
-        .unwrap()
+    db.series().unwrap().into_iter().find(|s| s.metric == "wall_s").unwrap()
 }
 
 fn verdict_of(db: &Database, run_id: i64, metric: &str) -> collector::query::StoredVerdict {
@@ -53,15 +49,9 @@ fn verdicts_follow_each_metric_direction() {
     assert_eq!(slow.baseline_sha.as_deref(), Some("c0"));
     assert!((slow.relative_change.unwrap() - 0.10).abs() < 0.01);
     assert!(slow.q_value.unwrap() < 0.05);
-    assert_eq!(
-        verdict_of(&db, r1, "throughput").verdict,
-        Verdict::Regression
-    );
+    assert_eq!(verdict_of(&db, r1, "throughput").verdict, Verdict::Regression);
     assert_eq!(verdict_of(&db, r2, "wall_s").verdict, Verdict::Improvement);
-    assert_eq!(
-        verdict_of(&db, r2, "throughput").verdict,
-        Verdict::Improvement
-    );
+    assert_eq!(verdict_of(&db, r2, "throughput").verdict, Verdict::Improvement);
     // Analysing again replaces, never duplicates.
     db.analyze_run(r2, &opts).unwrap();
     assert_eq!(db.verdicts(r2).unwrap().len(), 2);
@@ -123,16 +113,9 @@ fn merges_and_backfills_keep_the_first_parent_order() {
     assert_eq!(baseline("run-f2").as_deref(), Some("f1"));
     assert_eq!(baseline("run-m0"), None);
     // The feature branch is 50% slower; main never changed.
-    assert_eq!(
-        verdict_of(&db, ids["run-f1"], "wall_s").verdict,
-        Verdict::Regression
-    );
+    assert_eq!(verdict_of(&db, ids["run-f1"], "wall_s").verdict, Verdict::Regression);
     for run in ["run-m1", "run-m2", "run-m3"] {
-        assert_eq!(
-            verdict_of(&db, ids[run], "wall_s").verdict,
-            Verdict::Unchanged,
-            "{run}"
-        );
+        assert_eq!(verdict_of(&db, ids[run], "wall_s").verdict, Verdict::Unchanged, "{run}");
     }
 }
 

@@ -12,9 +12,7 @@ use collector::{AnalysisOptions, CalibrationRuns, Database, IngestOutcome};
 use common::{around, commit, count, machine, run};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
 }
 
 fn series_named(db: &Database, scenario: &str, metric: &str) -> collector::query::Series {
@@ -40,32 +38,15 @@ fn criterion_results_join_the_history() {
     let dir = tempfile::tempdir().unwrap();
     let mut db = Database::open(&dir.path().join("b.sqlite")).unwrap();
     let c0 = commit("c0", &[], 0, Some("main"));
-    let record = criterion_record(
-        &root,
-        &benches,
-        c0.clone(),
-        machine(),
-        vec![],
-        "2026-11-27T00:00:00Z",
-    );
+    let record = criterion_record(&root, &benches, c0.clone(), machine(), vec![], "2026-11-27T00:00:00Z");
     let run_id = db.ingest_record(&record).unwrap().run_id();
     assert!(matches!(
-        db.ingest_record(&criterion_record(
-            &root,
-            &benches,
-            c0,
-            machine(),
-            vec![],
-            "later"
-        )),
+        db.ingest_record(&criterion_record(&root, &benches, c0, machine(), vec![], "later")),
         Ok(IngestOutcome::AlreadyPresent { .. })
     ));
 
     let time = series_named(&db, "encrypt/aes-256-gcm/1MiB", "time_ns");
-    assert_eq!(
-        (time.unit.as_str(), time.direction.as_str()),
-        ("ns", "lower")
-    );
+    assert_eq!((time.unit.as_str(), time.direction.as_str()), ("ns", "lower"));
     let point = &db.points(&time, None).unwrap()[0];
     assert_eq!(point.summary.n, 10);
     // The fixture's median estimate is the median of its per-iteration times.
@@ -94,18 +75,10 @@ fn criterion_results_join_the_history() {
     let benches = read_criterion(&slower).unwrap();
     let c1 = commit("c1", &["c0"], 1, Some("main"));
     let r1 = db
-        .ingest_record(&criterion_record(
-            &slower,
-            &benches,
-            c1,
-            machine(),
-            vec![],
-            "t",
-        ))
+        .ingest_record(&criterion_record(&slower, &benches, c1, machine(), vec![], "t"))
         .unwrap()
         .run_id();
-    db.analyze_runs(&[run_id, r1], &AnalysisOptions::default())
-        .unwrap();
+    db.analyze_runs(&[run_id, r1], &AnalysisOptions::default()).unwrap();
     let verdicts = db.verdicts(r1).unwrap();
     let of = |scenario: &str, metric: &str| {
         verdicts
@@ -114,14 +87,8 @@ fn criterion_results_join_the_history() {
             .unwrap()
             .verdict
     };
-    assert_eq!(
-        of("encrypt/aes-256-gcm/1MiB", "time_ns"),
-        Verdict::Regression
-    );
-    assert_eq!(
-        of("encrypt/aes-256-gcm/1MiB", "throughput_mib_s"),
-        Verdict::Regression
-    );
+    assert_eq!(of("encrypt/aes-256-gcm/1MiB", "time_ns"), Verdict::Regression);
+    assert_eq!(of("encrypt/aes-256-gcm/1MiB", "throughput_mib_s"), Verdict::Regression);
     // The same single estimate on both sides: unchanged, though without samples.
     assert_eq!(of("preamble/parse", "time_ns"), Verdict::Unchanged);
 }
@@ -144,9 +111,7 @@ fn criterion_errors_name_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let err = read_criterion(dir.path()).unwrap_err().to_string();
     assert!(err.contains("no criterion benchmarks"), "{err}");
-    let err = read_criterion(&dir.path().join("missing"))
-        .unwrap_err()
-        .to_string();
+    let err = read_criterion(&dir.path().join("missing")).unwrap_err().to_string();
     assert!(err.contains("run cargo bench first"), "{err}");
     let new = dir.path().join("g/f/new");
     std::fs::create_dir_all(&new).unwrap();
@@ -163,19 +128,12 @@ fn bmf_round_trips_and_refuses_what_it_cannot_store() {
     let dir = tempfile::tempdir().unwrap();
     let mut db = Database::open(&dir.path().join("a.sqlite")).unwrap();
     let id = db
-        .ingest_record(&run(
-            "r0",
-            commit("c0", &[], 0, Some("main")),
-            around(2.0, 0.02, 10, 1),
-        ))
+        .ingest_record(&run("r0", commit("c0", &[], 0, Some("main")), around(2.0, 0.02, 10, 1)))
         .unwrap()
         .run_id();
     let exported = db.export_bmf(id).unwrap();
     let point = &exported["s/1"]["wall_s"];
-    let wall = db
-        .points(&series_named(&db, "s/1", "wall_s"), None)
-        .unwrap()[0]
-        .summary;
+    let wall = db.points(&series_named(&db, "s/1", "wall_s"), None).unwrap()[0].summary;
     assert_eq!(point["value"].as_f64().unwrap(), wall.median);
     assert_eq!(point["lower_value"].as_f64().unwrap(), wall.ci_lower);
     assert_eq!(point["upper_value"].as_f64().unwrap(), wall.ci_upper);
@@ -220,15 +178,9 @@ fn bmf_round_trips_and_refuses_what_it_cannot_store() {
         other.ingest_record(&again).unwrap(),
         IngestOutcome::AlreadyPresent { .. }
     ));
-    let imported = other
-        .points(&series_named(&other, "s/1", "wall_s"), None)
-        .unwrap()[0]
-        .summary;
+    let imported = other.points(&series_named(&other, "s/1", "wall_s"), None).unwrap()[0].summary;
     assert_eq!((imported.n, imported.median), (1, wall.median));
-    assert_eq!(
-        (imported.ci_lower, imported.ci_upper),
-        (wall.ci_lower, wall.ci_upper)
-    );
+    assert_eq!((imported.ci_lower, imported.ci_upper), (wall.ci_lower, wall.ci_upper));
 
     for (bad, expected) in [
         (
@@ -239,27 +191,15 @@ fn bmf_round_trips_and_refuses_what_it_cannot_store() {
             "{\"a\": {\"latency\": {\"value\": 1, \"lower_value\": 2}}}",
             "lower_value <= value",
         ),
-        (
-            "{\"a\": {\"latency\": {\"valeu\": 1}}}",
-            "unknown field \"valeu\"",
-        ),
+        ("{\"a\": {\"latency\": {\"valeu\": 1}}}", "unknown field \"valeu\""),
         ("[1, 2]", "expected an object of benchmarks"),
-        (
-            "{\"a\": \n {\"latency\": }}",
-            "not JSON: expected value at line 2",
-        ),
+        ("{\"a\": \n {\"latency\": }}", "not JSON: expected value at line 2"),
     ] {
-        let err = parse_bmf(Path::new("bad.json"), bad)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.starts_with("bad.json: ") && err.contains(expected),
-            "{err}"
-        );
+        let err = parse_bmf(Path::new("bad.json"), bad).unwrap_err().to_string();
+        assert!(err.starts_with("bad.json: ") && err.contains(expected), "{err}");
     }
     // Bencher's own measures are known.
-    let bmf =
-        r#"{"encrypt": {"latency": {"value": 88.0, "lower_value": 87.0, "upper_value": 90.0}}}"#;
+    let bmf = r#"{"encrypt": {"latency": {"value": 88.0, "lower_value": 87.0, "upper_value": 90.0}}}"#;
     let r = other
         .bmf_record(
             Path::new("l.json"),
@@ -337,11 +277,7 @@ fn merging_databases_keeps_machines_apart_and_adds_nothing_twice() {
         let points = a.points(s, Some("main")).unwrap();
         assert_eq!(points.len(), 3);
         let level = points[0].summary.median;
-        assert!(
-            points
-                .iter()
-                .all(|p| (p.summary.median / level - 1.0).abs() < 0.05)
-        );
+        assert!(points.iter().all(|p| (p.summary.median / level - 1.0).abs() < 0.05));
     }
     assert!(a.calibration(&walls[1]).unwrap().is_some());
     let again = a.merge_from(&b_path).unwrap();
@@ -360,20 +296,13 @@ fn merging_databases_keeps_machines_apart_and_adds_nothing_twice() {
 
     let mut a = Database::open(&a_path).unwrap();
     let junk = dir.path().join("junk.sqlite");
-    std::fs::write(
-        &junk,
-        "not a database at all, but long enough to look like a header",
-    )
-    .unwrap();
+    std::fs::write(&junk, "not a database at all, but long enough to look like a header").unwrap();
     let err = a.merge_from(&junk).unwrap_err().to_string();
     assert!(
         err.contains("junk.sqlite") && err.contains("soledad-bench database"),
         "{err}"
     );
-    let err = a
-        .merge_from(&dir.path().join("none.sqlite"))
-        .unwrap_err()
-        .to_string();
+    let err = a.merge_from(&dir.path().join("none.sqlite")).unwrap_err().to_string();
     assert!(err.contains("no such file"), "{err}");
     let newer = dir.path().join("newer.sqlite");
     rusqlite::Connection::open(&newer)

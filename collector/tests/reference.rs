@@ -86,22 +86,9 @@ fn hodges_lehmann_matches_r() {
         let what = case["source"].as_str().unwrap();
         let ci = floats(&case["ci"]);
         // R computes the differences in another order; they agree to rounding.
-        assert!(
-            (s.estimate - case["estimate"].as_f64().unwrap()).abs() < 1e-9,
-            "{what}"
-        );
-        assert!(
-            (s.ci_lower - ci[0]).abs() < 1e-9,
-            "{what}: {} vs {}",
-            s.ci_lower,
-            ci[0]
-        );
-        assert!(
-            (s.ci_upper - ci[1]).abs() < 1e-9,
-            "{what}: {} vs {}",
-            s.ci_upper,
-            ci[1]
-        );
+        assert!((s.estimate - case["estimate"].as_f64().unwrap()).abs() < 1e-9, "{what}");
+        assert!((s.ci_lower - ci[0]).abs() < 1e-9, "{what}: {} vs {}", s.ci_lower, ci[0]);
+        assert!((s.ci_upper - ci[1]).abs() < 1e-9, "{what}: {} vs {}", s.ci_upper, ci[1]);
         assert!(s.ci_level >= 0.95, "{what}");
     }
 }
@@ -119,12 +106,7 @@ fn t_test_matches_scipy() {
             }
         };
         let p = student_t_p_value(side(&case["a"]), side(&case["b"]));
-        close(
-            p,
-            case["p"].as_f64().unwrap(),
-            1e-9,
-            case["source"].as_str().unwrap(),
-        );
+        close(p, case["p"].as_f64().unwrap(), 1e-9, case["source"].as_str().unwrap());
     }
 }
 
@@ -141,14 +123,8 @@ fn change_points_match_otava() {
     for case in f["change_points"].as_array().unwrap() {
         let series = floats(&case["series"]);
         let note = case["note"].as_str().unwrap();
-        let expected: Vec<usize> = floats(&case["indices"])
-            .into_iter()
-            .map(|i| i as usize)
-            .collect();
-        let found: Vec<usize> = change_points(&series, &otava_like)
-            .iter()
-            .map(|c| c.index)
-            .collect();
+        let expected: Vec<usize> = floats(&case["indices"]).into_iter().map(|i| i as usize).collect();
+        let found: Vec<usize> = change_points(&series, &otava_like).iter().map(|c| c.index).collect();
         assert_eq!(found, expected, "{note}: {}", case["source"]);
         // With the defaults (levels of at least 3 points told apart by ranks too, 1% at
         // least), Otava's pair of change points around a single outlier is not reported;
@@ -172,12 +148,7 @@ fn percentiles_match_numpy_and_bounds_match_scipy() {
     for case in f["percentile"].as_array().unwrap() {
         let v = floats(&case["values"]);
         for (q, r) in floats(&case["q"]).into_iter().zip(floats(&case["result"])) {
-            close(
-                quantile_of_sorted(&v, q),
-                r,
-                1e-12,
-                case["source"].as_str().unwrap(),
-            );
+            close(quantile_of_sorted(&v, q), r, 1e-12, case["source"].as_str().unwrap());
         }
     }
     for case in f["beta_ppf"].as_array().unwrap() {

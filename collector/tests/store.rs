@@ -5,15 +5,10 @@ use std::collections::BTreeMap;
 use collector::{Database, IngestOutcome};
 use harness::metrics::Direction;
 use harness::results::*;
-use workloads::{Params, WorkloadKind};
+use workloads::{Params, Size, WorkloadKind};
 
 fn results(run: &str, sha: &str, depth: u64, wall: &[f64]) -> Results {
-    let params = Params {
-        workload: WorkloadKind::BlobsUpload,
-        count: 10,
-        size: 100_000,
-        concurrency: 1,
-    };
+    let params = Params::new(WorkloadKind::BlobsUpload, 10, Size::Fixed(100_000), 1);
     let mut metrics = BTreeMap::new();
     metrics.insert(
         "wall_s".to_owned(),
@@ -41,6 +36,10 @@ fn results(run: &str, sha: &str, depth: u64, wall: &[f64]) -> Results {
             scenario_file: "scenarios/smoke.toml".into(),
             sample_interval_ms: 10,
             seed: u64::MAX,
+            shuffle_seed: None,
+            target: None,
+            sampler_cpu_s: 0.0,
+            measured_s: 1.0,
         },
         commit: CommitInfo {
             sha: sha.into(),
@@ -77,7 +76,9 @@ fn results(run: &str, sha: &str, depth: u64, wall: &[f64]) -> Results {
             params,
             warmup_rounds: 1,
             rounds: wall.len() as u32,
+            budget: None,
             metrics,
+            latency_histogram: None,
         }],
     }
 }
@@ -94,14 +95,8 @@ fn ingest_keeps_raw_samples_and_is_idempotent() {
     let path = dir.path().join("bench.sqlite");
     let mut db = Database::open(&path).unwrap();
     let r = results("run-1", "aaa", 5, &[1.0, 1.1, 0.9, 1.0, 1.2, 1.05]);
-    assert!(matches!(
-        db.ingest(&r).unwrap(),
-        IngestOutcome::Stored { .. }
-    ));
-    assert!(matches!(
-        db.ingest(&r).unwrap(),
-        IngestOutcome::AlreadyPresent { .. }
-    ));
+    assert!(matches!(db.ingest(&r).unwrap(), IngestOutcome::Stored { .. }));
+    assert!(matches!(db.ingest(&r).unwrap(), IngestOutcome::AlreadyPresent { .. }));
     drop(db);
     assert_eq!(count(&path, "runs"), 1);
     assert_eq!(count(&path, "samples"), 12);
@@ -111,16 +106,12 @@ fn ingest_keeps_raw_samples_and_is_idempotent() {
     let series = db.series().unwrap();
     assert_eq!(series.len(), 2);
     let wall = series.iter().find(|s| s.metric == "wall_s").unwrap();
-    assert_eq!(
-        (wall.unit.as_str(), wall.direction.as_str()),
-        ("s", "lower")
-    );
+    assert_eq!((wall.unit.as_str(), wall.direction.as_str()), ("s", "lower"));
     let points = db.points(wall, None).unwrap();
     assert_eq!(points.len(), 1);
     assert_eq!(points[0].summary.median, 1.025);
     assert_eq!(
-        db.samples(points[0].run_id, wall.scenario_ref, "wall_s")
-            .unwrap(),
+        db.samples(points[0].run_id, wall.scenario_ref, "wall_s").unwrap(),
         vec![1.0, 1.1, 0.9, 1.0, 1.2, 1.05]
     );
 }
@@ -135,12 +126,7 @@ fn series_follow_commit_order_not_ingest_order() {
     db.ingest(&results("r2", "bbb", 4, &[2.0; 5])).unwrap();
     // A re-run of bbb replaces its point.
     db.ingest(&results("r2b", "bbb", 4, &[2.5; 5])).unwrap();
-    let wall = db
-        .series()
-        .unwrap()
-        .into_iter()
-        .find(|s| s.metric == "wall_s")
-        .unwrap();
+    let wall = db.series().unwrap().into_iter().find(|s| s.metric == "wall_s").unwrap();
     let points = db.points(&wall, Some("main")).unwrap();
     let shas: Vec<_> = points.iter().map(|p| p.commit.sha.as_str()).collect();
     assert_eq!(shas, ["aaa", "bbb", "ccc"]);
@@ -202,11 +188,7 @@ fn a_failure_after_samples_were_written_rolls_everything_back() {
     let mut second = bad.scenarios[0].clone();
     second.id = "blobs.upload/1x1k/c1".into();
     second.definition_hash = "ffffffffffffffff".into();
-    second
-        .metrics
-        .get_mut("throughput_mib_s")
-        .unwrap()
-        .direction = Direction::Lower;
+    second.metrics.get_mut("throughput_mib_s").unwrap().direction = Direction::Lower;
     bad.scenarios.push(second);
     let err = db.ingest(&bad).unwrap_err().to_string();
     assert!(
@@ -229,8 +211,36 @@ fn a_failure_after_samples_were_written_rolls_everything_back() {
     // The same file, fixed, goes in whole afterwards.
     let mut db = Database::open(&path).unwrap();
     let fixed = results("bad", "bbb", 2, &[2.0; 5]);
-    assert!(matches!(
-        db.ingest(&fixed).unwrap(),
-        IngestOutcome::Stored { .. }
-    ));
+    assert!(matches!(db.ingest(&fixed).unwrap(), IngestOutcome::Stored { .. }));
+}
+
+#[test]
+fn the_round_budget_and_latency_histogram_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("b.sqlite");
+    let mut db = Database::open(&path).unwrap();
+    let mut r = results("run-h", "aaa", 1, &[1.0, 1.1, 0.9, 1.0, 1.05]);
+    r.scenarios[0].budget = Some(BudgetReport {
+        min_rounds: 5,
+        max_rounds: 30,
+        max_time_s: 120.0,
+        target_ci: 0.02,
+        headline_metric: "wall_s".into(),
+        achieved_ci: 0.05,
+        stop_reason: "max_rounds".into(),
+        noisy: true,
+    });
+    r.scenarios[0].latency_histogram = Some("HISTFAAAAB54nJNpmSzMwMDAxAABzFCaEUoz2X+AMIKZAMQDBfA=".into());
+    db.ingest(&r).unwrap();
+    drop(db);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let (budget, histogram): (String, String) = conn
+        .query_row("SELECT budget, latency_histogram FROM run_scenarios", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    let budget: serde_json::Value = serde_json::from_str(&budget).unwrap();
+    assert_eq!(budget["stop_reason"], "max_rounds");
+    assert_eq!(budget["noisy"], true);
+    assert!(histogram.starts_with("HISTF"));
 }

@@ -13,11 +13,7 @@ use crate::HarnessError;
 
 /// `release` or `debug`: the profile this executable, and so the measured binaries, use.
 pub fn profile() -> &'static str {
-    if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    }
+    if cfg!(debug_assertions) { "debug" } else { "release" }
 }
 
 /// The workspace this crate was compiled from, if it is still there.
@@ -33,10 +29,7 @@ pub fn server_binary(explicit: Option<&Path>) -> Result<PathBuf, HarnessError> {
         return if path.is_file() {
             Ok(path.to_owned())
         } else {
-            Err(HarnessError::ServerBinary(format!(
-                "{} is not a file",
-                path.display()
-            )))
+            Err(HarnessError::ServerBinary(format!("{} is not a file", path.display())))
         };
     }
     if let Some(ws) = source_workspace() {
@@ -72,9 +65,9 @@ fn cargo_build_server(workspace: &Path) -> Result<PathBuf, HarnessError> {
     if profile() == "release" {
         cmd.arg("--release");
     }
-    let out = cmd.output().map_err(|e| {
-        HarnessError::ServerBinary(format!("cannot run cargo to build blobs-server: {e}"))
-    })?;
+    let out = cmd
+        .output()
+        .map_err(|e| HarnessError::ServerBinary(format!("cannot run cargo to build blobs-server: {e}")))?;
     if !out.status.success() {
         return Err(HarnessError::ServerBinary(format!(
             "cargo build -p blobs-server failed ({})",
@@ -86,7 +79,5 @@ fn cargo_build_server(workspace: &Path) -> Result<PathBuf, HarnessError> {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "blobs-server")
         .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .ok_or_else(|| {
-            HarnessError::ServerBinary("cargo built blobs-server but did not say where".into())
-        })
+        .ok_or_else(|| HarnessError::ServerBinary("cargo built blobs-server but did not say where".into()))
 }

@@ -20,8 +20,7 @@ pub enum CommitError {
 
 /// Describes HEAD of the repository that contains `dir`.
 pub fn describe_head(dir: &Path) -> Result<CommitInfo, CommitError> {
-    let repo =
-        Repository::discover(dir).map_err(|_| CommitError::NotARepository(dir.to_owned()))?;
+    let repo = Repository::discover(dir).map_err(|_| CommitError::NotARepository(dir.to_owned()))?;
     let path = repo.workdir().unwrap_or(repo.path()).to_owned();
     let git = |e: git2::Error| CommitError::Git {
         path: path.clone(),

@@ -1,31 +1,44 @@
 //! A client-driver child process: `soledad-bench drive`, running one round of a workload.
-//! The protocol is in `workloads::protocol`.
+//! The protocol is in `workloads::protocol`: the driver reports `ready`, waits for `go`,
+//! reports `done` and then waits for its stdin to close before exiting.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use workloads::protocol::{DriverMessage, GO};
 use workloads::{Outcome, Params};
 
 use crate::server::tail;
 
+/// What a wait returns when the run was interrupted.
+pub const INTERRUPTED: &str = "interrupted";
+
 /// Environment variable that carries the token to the driver (not its command line, which
 /// other users of the machine can read).
 pub const TOKEN_ENV: &str = "SOLEDAD_BENCH_TOKEN";
 
+/// The server a driver talks to.
+pub struct ServerAccess<'a> {
+    pub url: &'a str,
+    pub user: &'a str,
+    pub token: &'a str,
+}
+
 /// How to start a driver for one round.
 pub struct DriverSpec<'a> {
     pub exe: &'a Path,
-    pub server_url: &'a str,
-    pub user: &'a str,
-    pub token: &'a str,
+    /// `None` for workloads that need no server.
+    pub server: Option<ServerAccess<'a>>,
     pub params: &'a Params,
     pub round: u32,
     pub seed: u64,
     pub work_dir: &'a Path,
+    /// Shared by the rounds of one scenario.
+    pub scenario_dir: &'a Path,
 }
 
 pub struct DriverProcess {
@@ -40,20 +53,13 @@ impl DriverProcess {
         std::fs::create_dir_all(spec.work_dir)
             .map_err(|e| format!("cannot create {}: {e}", spec.work_dir.display()))?;
         let log = spec.work_dir.join("driver.log");
-        let log_file = std::fs::File::create(&log)
-            .map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+        let log_file = std::fs::File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
         let params = serde_json::to_string(spec.params).expect("params serialize");
-        let mut child = Command::new(spec.exe)
-            .arg("drive")
+        let mut cmd = Command::new(spec.exe);
+        cmd.arg("drive")
             .args([
-                "--server",
-                spec.server_url,
-                "--user",
-                spec.user,
                 "--params",
                 &params,
-            ])
-            .args([
                 "--round",
                 &spec.round.to_string(),
                 "--seed",
@@ -61,7 +67,14 @@ impl DriverProcess {
             ])
             .arg("--work-dir")
             .arg(spec.work_dir)
-            .env(TOKEN_ENV, spec.token)
+            .arg("--scenario-dir")
+            .arg(spec.scenario_dir);
+        if let Some(s) = &spec.server {
+            cmd.args(["--server", s.url, "--user", s.user]).env(TOKEN_ENV, s.token);
+        }
+        // Its own process group: Ctrl-C reaches only the harness, which stops the driver.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(log_file)
@@ -89,35 +102,44 @@ impl DriverProcess {
         self.child.id()
     }
 
+    /// Waits for the next message, checking `stop` every 100 ms.
     fn next_message(
         &mut self,
         timeout: Duration,
         waiting_for: &str,
+        stop: &AtomicBool,
     ) -> Result<DriverMessage, String> {
-        match self.lines.recv_timeout(timeout) {
-            Ok(line) => {
-                serde_json::from_str(&line).map_err(|e| format!("driver said {line:?} ({e})"))
+        let deadline = Instant::now() + timeout;
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return Err(INTERRUPTED.into());
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => Err(format!(
-                "driver not {waiting_for} after {}s",
-                timeout.as_secs()
-            )),
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                let status = self
-                    .child
-                    .wait()
-                    .map(|s| s.to_string())
-                    .unwrap_or_else(|e| e.to_string());
-                Err(format!(
-                    "driver exited ({status}) before it was {waiting_for}: {}",
-                    tail(&self.log)
-                ))
+            let wait = deadline
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(100));
+            match self.lines.recv_timeout(wait) {
+                Ok(line) => return serde_json::from_str(&line).map_err(|e| format!("driver said {line:?} ({e})")),
+                Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    return Err(format!("driver not {waiting_for} after {}s", timeout.as_secs()));
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = self
+                        .child
+                        .wait()
+                        .map(|s| s.to_string())
+                        .unwrap_or_else(|e| e.to_string());
+                    return Err(format!(
+                        "driver exited ({status}) before it was {waiting_for}: {}",
+                        tail(&self.log)
+                    ));
+                }
             }
         }
     }
 
-    pub fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
-        match self.next_message(timeout, "ready")? {
+    pub fn wait_ready(&mut self, timeout: Duration, stop: &AtomicBool) -> Result<(), String> {
+        match self.next_message(timeout, "ready", stop)? {
             DriverMessage::Ready => Ok(()),
             other => Err(format!("driver sent {other:?} instead of ready")),
         }
@@ -131,8 +153,8 @@ impl DriverProcess {
             .map_err(|e| format!("cannot start the driver: {e}"))
     }
 
-    pub fn wait_done(&mut self, timeout: Duration) -> Result<Outcome, String> {
-        match self.next_message(timeout, "done")? {
+    pub fn wait_done(&mut self, timeout: Duration, stop: &AtomicBool) -> Result<Outcome, String> {
+        match self.next_message(timeout, "done", stop)? {
             DriverMessage::Done(outcome) => Ok(outcome),
             other => Err(format!("driver sent {other:?} instead of its outcome")),
         }

@@ -11,7 +11,9 @@ pub mod commit;
 pub mod driver;
 pub mod machine;
 pub mod metrics;
+pub mod ping;
 pub mod probe;
+
 pub mod results;
 pub mod runner;
 pub mod scenario;

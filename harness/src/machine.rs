@@ -15,10 +15,7 @@ pub fn describe(profile: &str) -> MachineInfo {
     )
     .ok();
     let cpus = sys.as_ref().map(|s| s.cpus()).unwrap_or_default();
-    let cpu_model = cpus
-        .first()
-        .map(|c| c.brand().trim().to_owned())
-        .unwrap_or_default();
+    let cpu_model = cpus.first().map(|c| c.brand().trim().to_owned()).unwrap_or_default();
     let cpu_mhz = if cpus.is_empty() {
         0
     } else {

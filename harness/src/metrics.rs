@@ -45,32 +45,72 @@ const fn higher(name: &'static str, unit: &'static str, description: &'static st
     }
 }
 
-/// Every metric, in display order.
+/// Every metric, in display order. Client and server metrics come from `/proc`, measured
+/// from outside; the workload metrics from what the client driver reports.
 pub const CATALOGUE: &[MetricDef] = &[
     lower(
         "wall_s",
         "s",
         "wall-clock time of the measured part, timed by the driver",
     ),
+    lower("sync_s", "s", "time of the whole sync (blobs.sync)"),
     higher(
         "throughput_mib_s",
         "MiB/s",
         "plaintext MiB moved per second of wall time",
     ),
-    higher(
-        "ops_s",
-        "ops/s",
-        "blobs transferred per second of wall time",
-    ),
+    higher("ops_s", "ops/s", "operations completed per second of wall time"),
+    lower("error_count", "errors", "operations that failed (server.load)"),
     lower(
         "latency_p50_ms",
         "ms",
-        "median latency of one blob operation within the round",
+        "median latency of one operation within the round",
+    ),
+    lower(
+        "latency_p95_ms",
+        "ms",
+        "95th-percentile latency of one operation within the round",
     ),
     lower(
         "latency_p99_ms",
         "ms",
-        "99th-percentile latency of one blob operation within the round",
+        "99th-percentile latency of one operation within the round",
+    ),
+    lower("latency_max_ms", "ms", "slowest operation of the round"),
+    lower(
+        "client_loop_lag_p50_ms",
+        "ms",
+        "median lateness of a 10 ms timer on the client's async runtime",
+    ),
+    lower(
+        "client_loop_lag_p99_ms",
+        "ms",
+        "99th-percentile lateness of a 10 ms timer on the client's async runtime",
+    ),
+    lower(
+        "client_loop_lag_max_ms",
+        "ms",
+        "worst lateness of a 10 ms timer on the client's async runtime",
+    ),
+    lower(
+        "client_runtime_busy_pct",
+        "%",
+        "share of the client runtime's worker time spent running tasks",
+    ),
+    lower(
+        "server_ping_p50_ms",
+        "ms",
+        "median latency of a trivial request (GET /) sent at a fixed rate during the round",
+    ),
+    lower(
+        "server_ping_p99_ms",
+        "ms",
+        "99th-percentile latency of a trivial request sent at a fixed rate during the round",
+    ),
+    lower(
+        "server_ping_max_ms",
+        "ms",
+        "worst latency of a trivial request sent at a fixed rate during the round",
     ),
     lower(
         "client_cpu_user_s",
@@ -83,6 +123,11 @@ pub const CATALOGUE: &[MetricDef] = &[
         "system CPU time of the client driver (10 ms resolution)",
     ),
     lower(
+        "client_cpu_pct",
+        "%",
+        "CPU time of the client driver per wall time, in % of one core",
+    ),
+    lower(
         "server_cpu_user_s",
         "s",
         "user CPU time of the server (10 ms resolution)",
@@ -91,6 +136,11 @@ pub const CATALOGUE: &[MetricDef] = &[
         "server_cpu_sys_s",
         "s",
         "system CPU time of the server (10 ms resolution)",
+    ),
+    lower(
+        "server_cpu_pct",
+        "%",
+        "CPU time of the server per wall time, in % of one core",
     ),
     lower(
         "client_rss_peak_mib",
@@ -115,7 +165,7 @@ pub const CATALOGUE: &[MetricDef] = &[
     lower(
         "client_io_read_mib",
         "MiB",
-        "bytes the client driver read from storage",
+        "bytes the client driver read from storage (page-cache hits excluded)",
     ),
     lower(
         "client_io_write_mib",
@@ -123,18 +173,61 @@ pub const CATALOGUE: &[MetricDef] = &[
         "bytes the client driver caused to be written to storage",
     ),
     lower(
+        "client_io_read_total_mib",
+        "MiB",
+        "bytes the client driver read through read-like calls, cache or not",
+    ),
+    lower(
+        "client_io_write_total_mib",
+        "MiB",
+        "bytes the client driver wrote through write-like calls",
+    ),
+    lower(
         "server_io_read_mib",
         "MiB",
-        "bytes the server read from storage",
+        "bytes the server read from storage (page-cache hits excluded)",
     ),
     lower(
         "server_io_write_mib",
         "MiB",
         "bytes the server caused to be written to storage",
     ),
+    lower(
+        "server_io_read_total_mib",
+        "MiB",
+        "bytes the server read through read-like calls, cache or not",
+    ),
+    lower(
+        "server_io_write_total_mib",
+        "MiB",
+        "bytes the server wrote through write-like calls",
+    ),
 ];
 
 /// Looks a metric up by name.
 pub fn lookup(name: &str) -> Option<&'static MetricDef> {
     CATALOGUE.iter().find(|m| m.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_carry_their_unit() {
+        for (i, m) in CATALOGUE.iter().enumerate() {
+            assert!(CATALOGUE[..i].iter().all(|o| o.name != m.name), "{} twice", m.name);
+            let suffix = match m.unit {
+                "s" => "_s",
+                "ms" => "_ms",
+                "MiB" => "_mib",
+                "MiB/s" => "_mib_s",
+                "ops/s" => "_s",
+                "%" => "_pct",
+                "errors" => "_count",
+                other => panic!("unit {other} has no naming rule"),
+            };
+            assert!(m.name.ends_with(suffix), "{} should end in {suffix}", m.name);
+        }
+    }
 }

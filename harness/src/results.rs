@@ -37,6 +37,19 @@ pub struct RunInfo {
     pub sample_interval_ms: u64,
     /// Seed of the payload generator.
     pub seed: u64,
+    /// Seed the scenario order was shuffled with, if it was.
+    #[serde(default)]
+    pub shuffle_seed: Option<u64>,
+    /// The server benchmarked when it was not started by the harness (`--target`); then the
+    /// server's process metrics are absent.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// CPU time the harness's memory sampler used, and the measured wall time it sampled
+    /// over: their ratio is the sampler's overhead, in cores.
+    #[serde(default)]
+    pub sampler_cpu_s: f64,
+    #[serde(default)]
+    pub measured_s: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,7 +107,32 @@ pub struct ScenarioResult {
     pub warmup_rounds: u32,
     /// Measured rounds: every metric has this many samples, in round order.
     pub rounds: u32,
+    /// How the rounds were budgeted and why measuring stopped.
+    #[serde(default)]
+    pub budget: Option<BudgetReport>,
     pub metrics: BTreeMap<String, MetricSamples>,
+    /// Latencies of every operation of every measured round, merged: HdrHistogram V2
+    /// compressed, base64, in microseconds (corrected for coordinated omission for
+    /// `server.load`). Absent for workloads without per-operation latencies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_histogram: Option<String>,
+}
+
+/// The adaptive-rounds decision of one scenario.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BudgetReport {
+    pub min_rounds: u32,
+    pub max_rounds: u32,
+    pub max_time_s: f64,
+    /// Target relative half-width of the headline metric's 95% CI.
+    pub target_ci: f64,
+    pub headline_metric: String,
+    /// Relative half-width reached.
+    pub achieved_ci: f64,
+    /// `converged`, `max_rounds` or `time_budget`.
+    pub stop_reason: String,
+    /// The target was not reached: the point is too noisy to judge small changes by.
+    pub noisy: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -112,14 +150,11 @@ impl Results {
             message,
         };
         let text = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
-        let value: serde_json::Value =
-            serde_json::from_slice(&text).map_err(|e| fail(format!("not JSON: {e}")))?;
+        let value: serde_json::Value = serde_json::from_slice(&text).map_err(|e| fail(format!("not JSON: {e}")))?;
         match value.get("schema").and_then(|s| s.as_str()) {
             Some(SCHEMA) => {}
             Some(other) => {
-                return Err(fail(format!(
-                    "schema is {other:?}; this version reads {SCHEMA:?}"
-                )));
+                return Err(fail(format!("schema is {other:?}; this version reads {SCHEMA:?}")));
             }
             None => return Err(fail(format!("no \"schema\" field; expected {SCHEMA:?}"))),
         }
@@ -157,12 +192,9 @@ impl Results {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir)
-            .map_err(HarnessError::io(format!("cannot create {}", dir.display())))?;
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(HarnessError::io(format!(
-            "cannot write in {}",
-            dir.display()
-        )))?;
+        std::fs::create_dir_all(dir).map_err(HarnessError::io(format!("cannot create {}", dir.display())))?;
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)
+            .map_err(HarnessError::io(format!("cannot write in {}", dir.display())))?;
         serde_json::to_writer_pretty(&mut tmp, self).map_err(|e| HarnessError::Io {
             what: format!("cannot write {}", path.display()),
             source: e.into(),

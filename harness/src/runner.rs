@@ -1,42 +1,108 @@
-//! Runs a scenario set: servers, drivers, rounds, measurements.
+//! Runs a scenario set: servers, drivers, rounds, measurements, adaptive stopping.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use workloads::Outcome;
+use workloads::{Latencies, Outcome, WorkloadKind};
 
 use crate::HarnessError;
-use crate::driver::{DriverProcess, DriverSpec};
+use crate::driver::{DriverProcess, DriverSpec, INTERRUPTED, ServerAccess};
 use crate::metrics::{self, CATALOGUE};
+use crate::ping::{PING_INTERVAL, Pinger};
 use crate::probe::{self, Counters, Sampler};
-use crate::results::{
-    CommitInfo, MachineInfo, MetricSamples, Results, RunInfo, SCHEMA, ScenarioResult,
-};
+use crate::results::{BudgetReport, CommitInfo, MachineInfo, MetricSamples, Results, RunInfo, SCHEMA, ScenarioResult};
 use crate::scenario::{PlannedScenario, ScenarioSet};
 use crate::server::{BENCH_USER, ServerProcess};
 
 const MIB: f64 = (1u64 << 20) as f64;
-const READY_TIMEOUT: Duration = Duration::from_secs(300);
+const READY_TIMEOUT: Duration = Duration::from_secs(600);
+/// Time allowed for a measured part beyond a load workload's own duration.
 const DONE_TIMEOUT: Duration = Duration::from_secs(900);
 
-/// How to run.
+/// The statistic that decides when a scenario has been measured precisely enough. The
+/// harness does not compute statistics itself: the caller passes the collector's.
+pub trait Precision: Send + Sync {
+    /// Relative half-width of the 95% confidence interval of the median of `samples`, or
+    /// `None` when it cannot be computed.
+    fn relative_ci_half_width(&self, samples: &[f64]) -> Option<f64>;
+}
+
+/// A server the harness did not start (`--target`): only what can be seen over HTTP is
+/// measured.
 #[derive(Debug, Clone)]
+pub struct ExternalServer {
+    pub url: String,
+    pub user: String,
+    pub token: String,
+}
+
+/// How to run.
+#[derive(Clone)]
 pub struct RunConfig {
     pub server_bin: PathBuf,
     /// The `soledad-bench` executable whose `drive` subcommand runs workloads.
     pub driver_bin: PathBuf,
     pub sample_interval: Duration,
     pub seed: u64,
+    /// Seed the scenario order was shuffled with, recorded in the results.
+    pub shuffle_seed: Option<u64>,
     /// Parent of the per-scenario directories (server data, client stores). It should be on
     /// the storage being measured, not a RAM disk.
     pub work_root: PathBuf,
     /// Show a progress bar and per-scenario lines on stderr.
     pub progress: bool,
+    /// Benchmark this server instead of starting one per scenario.
+    pub target: Option<ExternalServer>,
+    pub precision: Arc<dyn Precision>,
+    /// Set (by a Ctrl-C handler) to stop at the next opportunity; the run then returns
+    /// [`HarnessError::Interrupted`] and nothing is written.
+    pub interrupted: Arc<AtomicBool>,
 }
 
-/// Runs every scenario of `set` and returns the results; nothing is written anywhere else.
+/// Where the rounds of a scenario send their requests.
+enum ServerSide {
+    None,
+    Local(ServerProcess),
+    External(ExternalServer),
+}
+
+impl ServerSide {
+    fn access(&self) -> Option<ServerAccess<'_>> {
+        match self {
+            ServerSide::None => None,
+            ServerSide::Local(s) => Some(ServerAccess {
+                url: s.url(),
+                user: BENCH_USER,
+                token: s.token(),
+            }),
+            ServerSide::External(e) => Some(ServerAccess {
+                url: &e.url,
+                user: &e.user,
+                token: &e.token,
+            }),
+        }
+    }
+
+    fn pid(&self) -> Option<u32> {
+        match self {
+            ServerSide::Local(s) => Some(s.pid()),
+            _ => None,
+        }
+    }
+}
+
+/// Running totals across the run.
+#[derive(Default)]
+struct Totals {
+    sampler_cpu: Duration,
+    measured: Duration,
+}
+
+/// Runs every scenario of `set` and returns the results; nothing is written anywhere.
 pub fn run(
     set: &ScenarioSet,
     commit: CommitInfo,
@@ -45,14 +111,11 @@ pub fn run(
 ) -> Result<Results, HarnessError> {
     let started_at = SystemTime::now();
     let progress = if config.progress {
-        let bar =
-            ProgressBar::with_draw_target(Some(set.total_rounds()), ProgressDrawTarget::stderr());
+        let bar = ProgressBar::with_draw_target(Some(set.max_rounds()), ProgressDrawTarget::stderr());
         bar.set_style(
-            ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:30}] {pos}/{len} rounds, {eta} left  {msg}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
+            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} rounds, ~{eta} left  {msg}")
+                .expect("valid template")
+                .progress_chars("=> "),
         );
         bar
     } else {
@@ -63,18 +126,29 @@ pub fn run(
         config.work_root.display()
     )))?;
 
+    let mut totals = Totals::default();
     let mut scenarios = Vec::with_capacity(set.scenarios.len());
     for planned in &set.scenarios {
-        let result = run_scenario(planned, config, &progress)?;
-        let wall = &result.metrics["wall_s"].samples;
-        let mut sorted = wall.clone();
+        let started = Instant::now();
+        let result = run_scenario(planned, config, &progress, &mut totals)?;
+        let budget = result.budget.as_ref().expect("set by run_scenario");
+        let headline = &result.metrics[&budget.headline_metric].samples;
+        let mut sorted = headline.clone();
         sorted.sort_by(f64::total_cmp);
         progress.suspend(|| {
             eprintln!(
-                "  {:<32} median wall {:.4} s over {} rounds",
+                "  {:<40} {} median {:.4} ±{:.1}% over {} rounds in {:.0}s{}",
                 result.id,
+                budget.headline_metric,
                 sorted[sorted.len() / 2],
-                wall.len()
+                budget.achieved_ci * 100.0,
+                result.rounds,
+                started.elapsed().as_secs_f64(),
+                if budget.noisy {
+                    format!(" (noisy: {})", budget.stop_reason)
+                } else {
+                    String::new()
+                }
             )
         });
         scenarios.push(result);
@@ -91,6 +165,10 @@ pub fn run(
             scenario_file: set.path.display().to_string(),
             sample_interval_ms: config.sample_interval.as_millis() as u64,
             seed: config.seed,
+            shuffle_seed: config.shuffle_seed,
+            target: config.target.as_ref().map(|t| t.url.clone()),
+            sampler_cpu_s: totals.sampler_cpu.as_secs_f64(),
+            measured_s: totals.measured.as_secs_f64(),
         },
         commit,
         machine,
@@ -98,12 +176,24 @@ pub fn run(
     })
 }
 
+fn interrupted(config: &RunConfig) -> Result<(), HarnessError> {
+    if config.interrupted.load(Ordering::Relaxed) {
+        Err(HarnessError::Interrupted)
+    } else {
+        Ok(())
+    }
+}
+
 fn run_scenario(
     planned: &PlannedScenario,
     config: &RunConfig,
     progress: &ProgressBar,
+    totals: &mut Totals,
 ) -> Result<ScenarioResult, HarnessError> {
+    interrupted(config)?;
     let id = planned.id();
+    let b = &planned.budget;
+    let headline = planned.params.workload.headline_metric();
     let dir = tempfile::Builder::new()
         .prefix("scenario-")
         .tempdir_in(&config.work_root)
@@ -111,54 +201,107 @@ fn run_scenario(
             "cannot create a directory in {}",
             config.work_root.display()
         )))?;
-    let mut server = ServerProcess::start(&config.server_bin, dir.path())?;
+    let mut server = match (&config.target, planned.params.workload.needs_server()) {
+        (_, false) => ServerSide::None,
+        (Some(t), true) => ServerSide::External(t.clone()),
+        (None, true) => ServerSide::Local(ServerProcess::start(&config.server_bin, dir.path())?),
+    };
+
     let mut samples: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
-    let total = planned.warmup_rounds + planned.rounds;
-    for round in 0..total {
-        let warmup = round < planned.warmup_rounds;
-        progress.set_message(format!(
-            "{id} {}",
-            if warmup {
-                "warm-up".into()
+    let mut latencies = Latencies::new();
+    let mut measured_rounds = 0;
+    let mut measured_time = Duration::ZERO;
+    let mut achieved_ci = f64::INFINITY;
+    let stop_reason;
+    let mut round = 0;
+    loop {
+        let warmup = round < b.warmup_rounds;
+        progress.set_message(if warmup {
+            format!("{id} warm-up")
+        } else if achieved_ci.is_finite() {
+            format!("{id} round {} (±{:.1}%)", measured_rounds + 1, achieved_ci * 100.0)
+        } else {
+            format!("{id} round {}", measured_rounds + 1)
+        });
+        let fail = |message: String| {
+            if message == INTERRUPTED {
+                HarnessError::Interrupted
             } else {
-                format!("round {}", round - planned.warmup_rounds + 1)
+                HarnessError::Round {
+                    scenario: id.clone(),
+                    round,
+                    message,
+                }
             }
-        ));
-        let fail = |message: String| HarnessError::Round {
-            scenario: id.clone(),
-            round,
-            message,
         };
-        let measured = measure_round(
-            planned,
-            config,
-            &server,
-            dir.path().join(format!("round-{round}")),
-            round,
-        )
-        .map_err(fail)?;
-        server.check_alive().map_err(fail)?;
-        if !warmup {
-            for (name, value) in measured {
-                samples.entry(name).or_default().push(value);
-            }
+        let started = Instant::now();
+        let m = measure_round(planned, config, &server, dir.path(), round).map_err(fail)?;
+        if let ServerSide::Local(s) = &mut server {
+            s.check_alive().map_err(fail)?;
         }
         progress.inc(1);
+        totals.sampler_cpu += m.sampler_cpu;
+        totals.measured += Duration::from_secs_f64(m.wall_s);
+        round += 1;
+        if warmup {
+            continue;
+        }
+        measured_time += started.elapsed();
+        measured_rounds += 1;
+        for (name, value) in m.metrics {
+            samples.entry(name).or_default().push(value);
+        }
+        if let Some(l) = m.latencies {
+            latencies.merge(&l);
+        }
+        achieved_ci = samples
+            .get(headline)
+            .and_then(|s| config.precision.relative_ci_half_width(s))
+            .unwrap_or(f64::INFINITY);
+        if measured_rounds < b.min_rounds {
+            continue;
+        }
+        if achieved_ci <= b.target_ci {
+            stop_reason = "converged";
+        } else if measured_rounds >= b.max_rounds {
+            stop_reason = "max_rounds";
+        } else if measured_time >= b.max_time {
+            stop_reason = "time_budget";
+        } else {
+            continue;
+        }
+        break;
     }
-    let metrics = samples
-        .into_iter()
-        .map(|(name, samples)| {
-            let def = metrics::lookup(name).expect("only catalogue metrics are recorded");
-            (
-                name.to_owned(),
-                MetricSamples {
-                    unit: def.unit.into(),
-                    direction: def.direction,
-                    samples,
-                },
-            )
-        })
-        .collect();
+    // The bar counted on the most rounds; give back the ones not needed.
+    progress.set_length(
+        progress
+            .length()
+            .unwrap_or(0)
+            .saturating_sub((b.max_rounds - measured_rounds) as u64),
+    );
+
+    let mut metrics = BTreeMap::new();
+    for (name, values) in samples {
+        if values.len() != measured_rounds as usize {
+            return Err(HarnessError::Round {
+                scenario: id,
+                round,
+                message: format!(
+                    "metric {name} was measured in only {} of {measured_rounds} rounds",
+                    values.len()
+                ),
+            });
+        }
+        let def = metrics::lookup(name).expect("only catalogue metrics are recorded");
+        metrics.insert(
+            name.to_owned(),
+            MetricSamples {
+                unit: def.unit.into(),
+                direction: def.direction,
+                samples: values,
+            },
+        );
+    }
     Ok(ScenarioResult {
         id,
         workload: planned.params.workload.name().into(),
@@ -166,84 +309,152 @@ fn run_scenario(
         definition_hash: planned.params.definition_hash(),
         description: planned.params.describe(),
         params: planned.params.clone(),
-        warmup_rounds: planned.warmup_rounds,
-        rounds: planned.rounds,
+        warmup_rounds: b.warmup_rounds,
+        rounds: measured_rounds,
+        budget: Some(BudgetReport {
+            min_rounds: b.min_rounds,
+            max_rounds: b.max_rounds,
+            max_time_s: b.max_time.as_secs_f64(),
+            target_ci: b.target_ci,
+            headline_metric: headline.into(),
+            achieved_ci: if achieved_ci.is_finite() { achieved_ci } else { -1.0 },
+            stop_reason: stop_reason.into(),
+            noisy: achieved_ci > b.target_ci,
+        }),
         metrics,
+        latency_histogram: (!latencies.is_empty()).then(|| latencies.encode()),
     })
+}
+
+/// What one round measured.
+struct Measured {
+    metrics: Vec<(&'static str, f64)>,
+    latencies: Option<Latencies>,
+    wall_s: f64,
+    sampler_cpu: Duration,
 }
 
 /// One round: prepare the driver, measure both processes around the workload.
 fn measure_round(
     planned: &PlannedScenario,
     config: &RunConfig,
-    server: &ServerProcess,
-    work_dir: PathBuf,
+    server: &ServerSide,
+    scenario_dir: &std::path::Path,
     round: u32,
-) -> Result<Vec<(&'static str, f64)>, String> {
-    let url = server.url();
+) -> Result<Measured, String> {
+    let shared = scenario_dir.join("shared");
+    std::fs::create_dir_all(&shared).map_err(|e| format!("cannot create {}: {e}", shared.display()))?;
+    let work_dir = scenario_dir.join(format!("round-{round}"));
     let mut driver = DriverProcess::spawn(&DriverSpec {
         exe: &config.driver_bin,
-        server_url: &url,
-        user: BENCH_USER,
-        token: server.token(),
+        server: server.access(),
         params: &planned.params,
         round,
         seed: config.seed,
         work_dir: &work_dir,
+        scenario_dir: &shared,
     })?;
-    driver.wait_ready(READY_TIMEOUT)?;
-    let pids = [driver.pid(), server.pid()];
-    let reset = pids.map(probe::reset_peak);
-    let before = [probe::read(pids[0]), probe::read(pids[1])];
-    let sampler = Sampler::start(pids.to_vec(), config.sample_interval);
+    driver.wait_ready(READY_TIMEOUT, &config.interrupted)?;
+    let pinger = match server.access() {
+        Some(s) => Some(Pinger::start(s.url, PING_INTERVAL)?),
+        None => None,
+    };
+    let pids: Vec<u32> = std::iter::once(driver.pid()).chain(server.pid()).collect();
+    let reset: Vec<bool> = pids.iter().map(|&p| probe::reset_peak(p)).collect();
+    let before: Vec<_> = pids.iter().map(|&p| probe::read(p)).collect();
+    let sampler = Sampler::start(pids.clone(), config.sample_interval);
     driver.go()?;
-    let outcome = driver.wait_done(DONE_TIMEOUT);
-    let after = [probe::read(pids[0]), probe::read(pids[1])];
-    let rss = sampler.stop();
+    let outcome = driver.wait_done(DONE_TIMEOUT, &config.interrupted);
+    let after: Vec<_> = pids.iter().map(|&p| probe::read(p)).collect();
+    let sampled = sampler.stop();
+    let pings = pinger.map(Pinger::stop);
     let outcome = outcome?;
     driver.finish()?;
-    let [client_before, server_before] = before.map(|r| r.map_err(|e| e.to_string()));
-    let [client_after, server_after] = after.map(|r| r.map_err(|e| e.to_string()));
-    let mut out = workload_metrics(&outcome);
-    out.extend(process_metrics(
-        "client",
-        &client_before?,
-        &client_after?,
-        &rss[0],
-        reset[0],
-    ));
-    out.extend(process_metrics(
-        "server",
-        &server_before?,
-        &server_after?,
-        &rss[1],
-        reset[1],
-    ));
+    // A round's client data is not needed again; removing it now keeps the cleanup of a
+    // large scenario from piling up at its end.
+    let _ = std::fs::remove_dir_all(&work_dir);
+
+    let latencies = outcome
+        .latency
+        .as_deref()
+        .map(Latencies::decode)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let mut out = workload_metrics(planned.params.workload, &outcome, latencies.as_ref());
+    for (i, who) in ["client", "server"].into_iter().enumerate().take(pids.len()) {
+        let (b, a) = (
+            before[i].as_ref().map_err(|e| e.to_string())?,
+            after[i].as_ref().map_err(|e| e.to_string())?,
+        );
+        out.extend(process_metrics(who, b, a, &sampled.rss[i], reset[i], outcome.wall_s));
+    }
+    if let Some(pings) = pings {
+        out.extend(percentiles("server_ping", &pings));
+    }
     debug_assert!(
-        out.iter()
-            .all(|(n, _)| CATALOGUE.iter().any(|m| m.name == *n))
+        out.iter().all(|(n, _)| CATALOGUE.iter().any(|m| m.name == *n)),
+        "{out:?}"
     );
-    Ok(out)
+    Ok(Measured {
+        metrics: out,
+        latencies,
+        wall_s: outcome.wall_s,
+        sampler_cpu: sampled.own_cpu,
+    })
 }
 
-fn workload_metrics(o: &Outcome) -> Vec<(&'static str, f64)> {
+fn workload_metrics(workload: WorkloadKind, o: &Outcome, latencies: Option<&Latencies>) -> Vec<(&'static str, f64)> {
     let wall = o.wall_s.max(1e-9);
-    let mut out = vec![
-        ("wall_s", o.wall_s),
-        ("throughput_mib_s", o.bytes as f64 / MIB / wall),
-        ("ops_s", o.ops as f64 / wall),
-    ];
-    if !o.op_latencies_ms.is_empty() {
-        let mut l = o.op_latencies_ms.clone();
-        l.sort_by(f64::total_cmp);
-        out.push(("latency_p50_ms", nearest_rank(&l, 0.50)));
-        out.push(("latency_p99_ms", nearest_rank(&l, 0.99)));
+    let mut out = vec![("wall_s", o.wall_s), ("ops_s", o.ops as f64 / wall)];
+    if workload != WorkloadKind::BlobsList {
+        out.push(("throughput_mib_s", o.bytes as f64 / MIB / wall));
     }
+    if workload == WorkloadKind::BlobsSync {
+        out.push(("sync_s", o.wall_s));
+    }
+    if workload == WorkloadKind::ServerLoad {
+        out.push(("error_count", o.errors as f64));
+    }
+    if let Some(l) = latencies {
+        out.push(("latency_p50_ms", l.quantile_ms(0.50)));
+        out.push(("latency_p95_ms", l.quantile_ms(0.95)));
+        out.push(("latency_p99_ms", l.quantile_ms(0.99)));
+        out.push(("latency_max_ms", l.max_ms()));
+    }
+    out.push(("client_loop_lag_p50_ms", o.loop_lag.p50_ms));
+    out.push(("client_loop_lag_p99_ms", o.loop_lag.p99_ms));
+    out.push(("client_loop_lag_max_ms", o.loop_lag.max_ms));
+    let worker_time = wall * o.runtime_workers.max(1) as f64;
+    out.push(("client_runtime_busy_pct", 100.0 * o.runtime_busy_s / worker_time));
     out
+}
+
+/// Median, 99th percentile and maximum, by nearest rank, as `PREFIX_p50_ms` and so on.
+fn percentiles(prefix: &str, values: &[f64]) -> Vec<(&'static str, f64)> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let name = |suffix: &str| catalogue_name(&format!("{prefix}_{suffix}"));
+    vec![
+        (name("p50_ms"), nearest_rank(&sorted, 0.50)),
+        (name("p99_ms"), nearest_rank(&sorted, 0.99)),
+        (name("max_ms"), *sorted.last().unwrap_or(&0.0)),
+    ]
+}
+
+/// The catalogue's `&'static str` for a metric name built at run time.
+fn catalogue_name(name: &str) -> &'static str {
+    CATALOGUE
+        .iter()
+        .find(|m| m.name == name)
+        .unwrap_or_else(|| panic!("{name} is not in the catalogue"))
+        .name
 }
 
 /// The nearest-rank percentile of sorted values.
 fn nearest_rank(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
     let rank = (q * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
@@ -254,45 +465,32 @@ fn process_metrics(
     after: &Counters,
     rss: &[u64],
     peak_was_reset: bool,
+    wall_s: f64,
 ) -> Vec<(&'static str, f64)> {
     let sampled_peak = rss.iter().copied().max().unwrap_or(0);
-    let kernel_peak = if peak_was_reset {
-        after.peak_rss_bytes
-    } else {
-        0
-    };
+    let kernel_peak = if peak_was_reset { after.peak_rss_bytes } else { 0 };
     let mean = if rss.is_empty() {
         after.rss_bytes as f64
     } else {
         rss.iter().sum::<u64>() as f64 / rss.len() as f64
     };
-    let values = [
-        ("cpu_user_s", after.cpu_user_s - before.cpu_user_s),
-        ("cpu_sys_s", after.cpu_sys_s - before.cpu_sys_s),
+    let user = after.cpu_user_s - before.cpu_user_s;
+    let sys = after.cpu_sys_s - before.cpu_sys_s;
+    let mib = |a: u64, b: u64| a.saturating_sub(b) as f64 / MIB;
+    [
+        ("cpu_user_s", user),
+        ("cpu_sys_s", sys),
+        ("cpu_pct", 100.0 * (user + sys) / wall_s.max(1e-9)),
         ("rss_peak_mib", kernel_peak.max(sampled_peak) as f64 / MIB),
         ("rss_mean_mib", mean / MIB),
-        (
-            "io_read_mib",
-            after.io_read_bytes.saturating_sub(before.io_read_bytes) as f64 / MIB,
-        ),
-        (
-            "io_write_mib",
-            after.io_write_bytes.saturating_sub(before.io_write_bytes) as f64 / MIB,
-        ),
-    ];
-    values
-        .into_iter()
-        .map(|(suffix, v)| {
-            let name = CATALOGUE
-                .iter()
-                .find(|m| {
-                    m.name.strip_prefix(who).and_then(|r| r.strip_prefix('_')) == Some(suffix)
-                })
-                .expect("every process metric is in the catalogue")
-                .name;
-            (name, v)
-        })
-        .collect()
+        ("io_read_mib", mib(after.io_read_bytes, before.io_read_bytes)),
+        ("io_write_mib", mib(after.io_write_bytes, before.io_write_bytes)),
+        ("io_read_total_mib", mib(after.io_rchar, before.io_rchar)),
+        ("io_write_total_mib", mib(after.io_wchar, before.io_wchar)),
+    ]
+    .into_iter()
+    .map(|(suffix, v)| (catalogue_name(&format!("{who}_{suffix}")), v))
+    .collect()
 }
 
 #[cfg(test)]
@@ -305,6 +503,8 @@ mod tests {
         assert_eq!(nearest_rank(&v, 0.5), 5.0);
         assert_eq!(nearest_rank(&v, 0.99), 10.0);
         assert_eq!(nearest_rank(&[3.0], 0.99), 3.0);
+        let p: BTreeMap<_, _> = percentiles("server_ping", &[5.0, 1.0, 3.0]).into_iter().collect();
+        assert_eq!((p["server_ping_p50_ms"], p["server_ping_max_ms"]), (3.0, 5.0));
     }
 
     #[test]
@@ -312,33 +512,32 @@ mod tests {
         let before = Counters {
             cpu_user_s: 1.0,
             cpu_sys_s: 0.5,
-            io_read_bytes: 0,
             io_write_bytes: 1 << 20,
-            rss_bytes: 0,
-            peak_rss_bytes: 0,
+            ..Counters::default()
         };
         let after = Counters {
             cpu_user_s: 1.25,
             cpu_sys_s: 0.75,
-            io_read_bytes: 0,
             io_write_bytes: 3 << 20,
+            io_wchar: 5 << 20,
             rss_bytes: 10 << 20,
             peak_rss_bytes: 40 << 20,
+            ..Counters::default()
         };
-        let m: BTreeMap<_, _> =
-            process_metrics("server", &before, &after, &[(10 << 20), (30 << 20)], true)
-                .into_iter()
-                .collect();
+        let m: BTreeMap<_, _> = process_metrics("server", &before, &after, &[(10 << 20), (30 << 20)], true, 2.0)
+            .into_iter()
+            .collect();
         assert_eq!(m["server_cpu_user_s"], 0.25);
         assert_eq!(m["server_cpu_sys_s"], 0.25);
+        assert_eq!(m["server_cpu_pct"], 25.0);
         assert_eq!(m["server_io_write_mib"], 2.0);
+        assert_eq!(m["server_io_write_total_mib"], 5.0);
         assert_eq!(m["server_rss_peak_mib"], 40.0);
         assert_eq!(m["server_rss_mean_mib"], 20.0);
         // Without a reset the kernel's mark may predate the round: only samples count.
-        let m: BTreeMap<_, _> =
-            process_metrics("client", &before, &after, &[(10 << 20), (30 << 20)], false)
-                .into_iter()
-                .collect();
+        let m: BTreeMap<_, _> = process_metrics("client", &before, &after, &[(10 << 20), (30 << 20)], false, 2.0)
+            .into_iter()
+            .collect();
         assert_eq!(m["client_rss_peak_mib"], 30.0);
     }
 }

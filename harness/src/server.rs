@@ -1,7 +1,7 @@
 //! A `blobs-server` child process with a fresh data directory.
 
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -16,7 +16,7 @@ pub const BENCH_USER: &str = "bench";
 
 pub struct ServerProcess {
     child: Child,
-    addr: SocketAddr,
+    url: String,
     token: String,
     log: PathBuf,
 }
@@ -26,26 +26,26 @@ impl ServerProcess {
     pub fn start(binary: &Path, dir: &Path) -> Result<Self, HarnessError> {
         let token = uuid::Uuid::new_v4().simple().to_string();
         let tokens = dir.join("tokens");
-        std::fs::write(&tokens, format!("{BENCH_USER}:{token}\n")).map_err(HarnessError::io(
-            format!("cannot write {}", tokens.display()),
-        ))?;
+        std::fs::write(&tokens, format!("{BENCH_USER}:{token}\n"))
+            .map_err(HarnessError::io(format!("cannot write {}", tokens.display())))?;
         let log = dir.join("server.log");
-        let log_file = std::fs::File::create(&log)
-            .map_err(HarnessError::io(format!("cannot create {}", log.display())))?;
-        let mut child = Command::new(binary)
-            .arg("--listen")
+        let log_file =
+            std::fs::File::create(&log).map_err(HarnessError::io(format!("cannot create {}", log.display())))?;
+        let mut cmd = Command::new(binary);
+        cmd.arg("--listen")
             .arg("127.0.0.1:0")
             .arg("--data-dir")
             .arg(dir.join("data"))
             .arg("--tokens")
-            .arg(&tokens)
+            .arg(&tokens);
+        // Its own process group: Ctrl-C reaches only the harness, which stops the server.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log_file)
             .spawn()
-            .map_err(|e| {
-                HarnessError::ServerStart(format!("cannot run {}: {e}", binary.display()))
-            })?;
+            .map_err(|e| HarnessError::ServerStart(format!("cannot run {}: {e}", binary.display())))?;
 
         // Read the address line on a thread so a silent server cannot hang the harness.
         let stdout = child.stdout.take().expect("stdout is piped");
@@ -74,7 +74,7 @@ impl ServerProcess {
         }
         Ok(Self {
             child,
-            addr,
+            url: format!("http://{addr}"),
             token,
             log,
         })
@@ -84,8 +84,8 @@ impl ServerProcess {
         self.child.id()
     }
 
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     pub fn token(&self) -> &str {
@@ -118,9 +118,5 @@ pub(crate) fn tail(path: &Path) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let start = lines.len().saturating_sub(5);
     let joined = lines[start..].join(" | ");
-    if joined.is_empty() {
-        "(nothing)".into()
-    } else {
-        joined
-    }
+    if joined.is_empty() { "(nothing)".into() } else { joined }
 }

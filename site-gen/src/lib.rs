@@ -16,10 +16,7 @@ pub enum SiteError {
     #[error(transparent)]
     Collector(#[from] collector::CollectorError),
     #[error("cannot write {path}: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Write { path: PathBuf, source: std::io::Error },
     #[error("template {template} failed: {message}")]
     Template { template: String, message: String },
     #[error("plot of {series} failed: {message}")]
@@ -35,11 +32,7 @@ pub struct SiteReport {
 }
 
 /// Writes the whole site into `out`, replacing pages of an earlier generation.
-pub fn generate(
-    db: &collector::Database,
-    out: &Path,
-    options: &SiteOptions,
-) -> Result<SiteReport, SiteError> {
+pub fn generate(db: &collector::Database, out: &Path, options: &SiteOptions) -> Result<SiteReport, SiteError> {
     pages::generate(db, out, options)
 }
 

@@ -91,11 +91,10 @@ fn templates() -> Result<Tera, SiteError> {
     let mut tera = Tera::default();
     // Templates ending in .html are autoescaped: text from git and scenario files is never
     // interpreted as markup.
-    tera.add_raw_templates(TEMPLATES)
-        .map_err(|e| SiteError::Template {
-            template: "(loading)".into(),
-            message: e.to_string(),
-        })?;
+    tera.add_raw_templates(TEMPLATES).map_err(|e| SiteError::Template {
+        template: "(loading)".into(),
+        message: e.to_string(),
+    })?;
     Ok(tera)
 }
 
@@ -120,10 +119,7 @@ fn metric_rank(name: &str) -> (usize, &str) {
         "latency_p50_ms",
         "latency_p99_ms",
     ];
-    (
-        FIRST.iter().position(|m| *m == name).unwrap_or(FIRST.len()),
-        name,
-    )
+    (FIRST.iter().position(|m| *m == name).unwrap_or(FIRST.len()), name)
 }
 
 fn arrow(direction: &str) -> &'static str {
@@ -177,17 +173,16 @@ pub fn generate(db: &Database, out: &Path, options: &SiteOptions) -> Result<Site
         let mut plots = Vec::new();
         for (series, points) in list {
             let direction = format!("{} is better", series.direction);
-            let svg = plot::series_svg(points, &format!("{} ({direction})", series.unit)).map_err(
-                |message| SiteError::Plot {
+            let svg = plot::series_svg(points, &format!("{} ({direction})", series.unit)).map_err(|message| {
+                SiteError::Plot {
                     series: format!("{scenario_id} {}", series.metric),
                     message,
-                },
-            )?;
-            let machine_note =
-                (machines.len() > 1).then(|| format!("machine {}", series.machine_fingerprint));
-            let old_definition = list.iter().any(|(s, _)| {
-                s.metric == series.metric && s.definition_hash != series.definition_hash
-            });
+                }
+            })?;
+            let machine_note = (machines.len() > 1).then(|| format!("machine {}", series.machine_fingerprint));
+            let old_definition = list
+                .iter()
+                .any(|(s, _)| s.metric == series.metric && s.definition_hash != series.definition_hash);
             let note = match (machine_note, old_definition) {
                 (m, true) => Some(format!(
                     "{}definition {} (the scenario changed; series with other definitions are shown separately)",
@@ -197,10 +192,7 @@ pub fn generate(db: &Database, out: &Path, options: &SiteOptions) -> Result<Site
                 (m, false) => m,
             };
             plots.push(Plot {
-                anchor: format!(
-                    "{}-{}-{}",
-                    series.metric, series.machine_id, series.definition_hash
-                ),
+                anchor: format!("{}-{}-{}", series.metric, series.machine_id, series.definition_hash),
                 metric: series.metric.clone(),
                 unit: series.unit.clone(),
                 direction: series.direction.clone(),
@@ -220,21 +212,18 @@ pub fn generate(db: &Database, out: &Path, options: &SiteOptions) -> Result<Site
             });
             plots_written += 1;
             let last = points.last().expect("empty series are skipped");
-            groups
-                .entry(series.workload.clone())
-                .or_default()
-                .push(IndexRow {
-                    scenario_id: scenario_id.clone(),
-                    href: format!("{SCENARIO_DIR}/{file}"),
-                    metric: series.metric.clone(),
-                    unit: series.unit.clone(),
-                    direction: series.direction.clone(),
-                    arrow: arrow(&series.direction),
-                    median: format::value(last.summary.median),
-                    ci: format::interval(last.summary.ci_lower, last.summary.ci_upper),
-                    n: last.summary.n,
-                    points: points.len(),
-                });
+            groups.entry(series.workload.clone()).or_default().push(IndexRow {
+                scenario_id: scenario_id.clone(),
+                href: format!("{SCENARIO_DIR}/{file}"),
+                metric: series.metric.clone(),
+                unit: series.unit.clone(),
+                direction: series.direction.clone(),
+                arrow: arrow(&series.direction),
+                median: format::value(last.summary.median),
+                ci: format::interval(last.summary.ci_lower, last.summary.ci_upper),
+                n: last.summary.n,
+                points: points.len(),
+            });
         }
         let (first, _) = &list[0];
         let mut ctx = base("../");
@@ -242,10 +231,7 @@ pub fn generate(db: &Database, out: &Path, options: &SiteOptions) -> Result<Site
         ctx.insert("workload", &first.workload);
         ctx.insert("description", &first.description);
         ctx.insert("plots", &plots);
-        write(
-            &scenario_dir.join(&file),
-            &render(&tera, "scenario.html", &ctx)?,
-        )?;
+        write(&scenario_dir.join(&file), &render(&tera, "scenario.html", &ctx)?)?;
     }
 
     let mut ctx = base("");

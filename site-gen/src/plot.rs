@@ -38,8 +38,7 @@ pub fn series_svg(points: &[Point], y_label: &str) -> Result<String, String> {
             .map_err(|e| e.to_string())?;
         // Commit labels under their points; plotters' tick placement would not hit integers.
         let every = n.div_ceil(MAX_X_LABELS).max(1);
-        let label_style =
-            TextStyle::from(("sans-serif", 11).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
+        let label_style = TextStyle::from(("sans-serif", 11).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
         for (i, p) in points.iter().enumerate().filter(|(i, _)| i % every == 0) {
             let (x, y) = chart.backend_coord(&(i as f64, y0));
             root.draw(&Text::new(
@@ -52,10 +51,7 @@ pub fn series_svg(points: &[Point], y_label: &str) -> Result<String, String> {
         let at = |i: usize| i as f64;
         chart
             .draw_series(LineSeries::new(
-                points
-                    .iter()
-                    .enumerate()
-                    .map(|(i, p)| (at(i), p.summary.median)),
+                points.iter().enumerate().map(|(i, p)| (at(i), p.summary.median)),
                 SERIES_COLOUR.stroke_width(2),
             ))
             .map_err(|e| e.to_string())?;
@@ -78,10 +74,7 @@ pub fn series_svg(points: &[Point], y_label: &str) -> Result<String, String> {
 
 /// The value range to show: every interval, with a margin, and never a zero-height axis.
 fn y_range(points: &[Point]) -> (f64, f64) {
-    let lo = points
-        .iter()
-        .map(|p| p.summary.ci_lower)
-        .fold(f64::INFINITY, f64::min);
+    let lo = points.iter().map(|p| p.summary.ci_lower).fold(f64::INFINITY, f64::min);
     let hi = points
         .iter()
         .map(|p| p.summary.ci_upper)
@@ -95,10 +88,6 @@ fn y_range(points: &[Point]) -> (f64, f64) {
     } else {
         (hi.abs() * 0.1).max(1e-6)
     };
-    let lower = if lo >= 0.0 {
-        (lo - pad).max(0.0)
-    } else {
-        lo - pad
-    };
+    let lower = if lo >= 0.0 { (lo - pad).max(0.0) } else { lo - pad };
     (lower, hi + pad)
 }

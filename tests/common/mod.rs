@@ -63,9 +63,7 @@ impl Repo {
     pub fn commit(&self, subject: &str) -> String {
         std::fs::write(self.path().join("CHANGES"), subject).unwrap();
         let mut index = self.repo.index().unwrap();
-        index
-            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-            .unwrap();
+        index.add_all(["*"], git2::IndexAddOption::DEFAULT, None).unwrap();
         index.write().unwrap();
         let tree = self.repo.find_tree(index.write_tree().unwrap()).unwrap();
         let sig = git2::Signature::now("Test Author", "author@example.invalid").unwrap();
@@ -96,11 +94,7 @@ impl Repo {
             ("--db".to_owned(), path(out.join("bench.sqlite"))),
             ("--site".to_owned(), path(out.join("public"))),
         ];
-        all.extend(
-            overrides
-                .iter()
-                .map(|(f, v)| ((*f).to_owned(), (*v).to_owned())),
-        );
+        all.extend(overrides.iter().map(|(f, v)| ((*f).to_owned(), (*v).to_owned())));
         let all: Vec<(&str, &str)> = all.iter().map(|(f, v)| (f.as_str(), v.as_str())).collect();
         self.bench_cmd("run", &all)
     }
@@ -113,10 +107,7 @@ impl Repo {
         std::fs::create_dir_all(&out).unwrap();
         let path = |p: PathBuf| p.to_string_lossy().into_owned();
         let mut flags: Vec<(String, String)> = vec![
-            (
-                "--scenarios".into(),
-                path(self.path().join("scenarios.toml")),
-            ),
+            ("--scenarios".into(), path(self.path().join("scenarios.toml"))),
             ("--server-bin".into(), path(server_exe())),
             ("--work-dir".into(), path(out.join("work"))),
         ];
@@ -141,13 +132,7 @@ pub fn stderr(o: &Output) -> String {
 
 /// A results file as the harness writes it, for one commit: scenario
 /// `blobs.upload/3x10k/c2` with `wall_s` samples and the matching `throughput_mib_s`.
-pub fn results_json(
-    run: &str,
-    sha: &str,
-    parents: &[&str],
-    depth: u64,
-    wall: &[f64],
-) -> serde_json::Value {
+pub fn results_json(run: &str, sha: &str, parents: &[&str], depth: u64, wall: &[f64]) -> serde_json::Value {
     serde_json::json!({
         "schema": "soledad-bench/results/v1",
         "run": {

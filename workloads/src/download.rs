@@ -1,17 +1,8 @@
 //! `blobs.download`: `fetch_missing` of N blobs into an empty local store.
-//!
-//! Preparation uploads the blobs through a separate BlobManager into a namespace of this
-//! round's own, so the measured sync finds exactly N blobs missing.
-
-use std::time::Instant;
 
 use blobs_client::BlobManager;
-use futures::{StreamExt, TryStreamExt};
 
-use crate::{Context, Outcome, Params, WorkloadError, all_transferred, manager, payload};
-
-/// Seeding is not measured; a fixed fan-out keeps it quick without overloading the server.
-const SEED_CONCURRENCY: usize = 8;
+use crate::{Context, Params, Work, WorkloadError, all_transferred, manager, seeded_namespace, transfer_latencies};
 
 pub struct Download {
     manager: BlobManager,
@@ -20,25 +11,8 @@ pub struct Download {
 }
 
 impl Download {
-    pub async fn prepare(params: &Params, ctx: &Context) -> Result<Self, WorkloadError> {
-        let namespace = format!("dl{}r{}", payload::nonce(), ctx.round);
-        let seeder = manager(ctx, "seed.db", SEED_CONCURRENCY as u32)?;
-        futures::stream::iter(0..params.count as u64)
-            .map(|i| {
-                let (seeder, namespace) = (&seeder, &namespace);
-                async move {
-                    seeder
-                        .put(
-                            namespace,
-                            &format!("b{i}"),
-                            payload::generate(ctx.seed, i, params.size),
-                        )
-                        .await
-                }
-            })
-            .buffer_unordered(SEED_CONCURRENCY)
-            .try_collect::<()>()
-            .await?;
+    pub(crate) async fn prepare(params: &Params, ctx: &Context) -> Result<Self, WorkloadError> {
+        let namespace = seeded_namespace(params, ctx, "dl").await?;
         Ok(Self {
             manager: manager(ctx, "client.db", params.concurrency)?,
             namespace,
@@ -46,21 +20,14 @@ impl Download {
         })
     }
 
-    pub async fn run(self) -> Result<Outcome, WorkloadError> {
-        let start = Instant::now();
+    pub(crate) async fn run(self) -> Result<Work, WorkloadError> {
         let report = self.manager.fetch_missing(&self.namespace).await?;
-        let wall_s = start.elapsed().as_secs_f64();
         all_transferred(&report, self.count)?;
-        let op_latencies_ms = report
-            .transfer_times
-            .iter()
-            .map(|d| d.as_secs_f64() * 1e3)
-            .collect();
-        Ok(Outcome {
-            wall_s,
+        Ok(Work {
             bytes: report.bytes,
             ops: report.transferred as u64,
-            op_latencies_ms,
+            errors: 0,
+            latencies: Some(transfer_latencies(&report)),
         })
     }
 }

@@ -1,21 +1,41 @@
-//! Workloads: the operations the harness drives against the blobs stack.
+//! Workloads: the operations the harness drives against the blobs stack, one per file.
 //!
 //! A workload runs inside the client-driver process (`soledad-bench drive`). It is prepared
 //! first (fresh local store, payloads, server-side fixtures), untimed and unmeasured; then the
-//! harness starts its measurements and the workload runs once, reporting its own wall time
-//! and per-operation latencies as an [`Outcome`].
+//! harness starts its measurements and the workload runs once. [`Prepared::run`] times it and
+//! watches the driver's own runtime (loop lag, busy time) while it runs.
 
+mod backend;
+mod decrypt;
 mod download;
+mod encrypt;
+mod lag;
+mod latency;
+mod list;
+mod load;
 mod outcome;
 mod params;
 mod payload;
 pub mod protocol;
+mod store_get;
+mod store_put;
+mod sync;
 mod upload;
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
+pub use lag::{LagProbe, LagSummary};
+pub use latency::{HistogramError, Latencies};
 pub use outcome::Outcome;
-pub use params::{Params, ParseSizeError, WorkloadKind, format_size, parse_size};
+pub use params::{
+    BlobFormat, LISTS_PER_ROUND, NamedSize, Op, Params, ParseSizeError, ServerBackendKind, Size, StoreBackend,
+    SyncDirection, WorkloadKind, format_size, parse_size,
+};
+pub use payload::MAIL;
+
+/// Tick of the loop-lag probe.
+pub const LAG_PROBE_INTERVAL: Duration = Duration::from_millis(10);
 
 /// The server a workload talks to and who it is there.
 #[derive(Debug, Clone)]
@@ -28,13 +48,23 @@ pub struct Target {
 /// Everything a workload needs besides its parameters.
 #[derive(Debug, Clone)]
 pub struct Context {
-    pub target: Target,
-    /// An empty directory the workload owns (local stores, fixtures).
+    /// `None` for workloads that need no server.
+    pub target: Option<Target>,
+    /// An empty directory the round owns (local stores, fixtures).
     pub work_dir: PathBuf,
+    /// A directory shared by the rounds of one scenario, for fixtures that the first round
+    /// creates and the next ones reuse.
+    pub scenario_dir: PathBuf,
     /// Which round this is; ids include it so rounds never collide on the server.
     pub round: u32,
     /// Seeds payload generation, so every round of every run moves the same bytes.
     pub seed: u64,
+}
+
+impl Context {
+    fn target(&self) -> Result<&Target, WorkloadError> {
+        self.target.as_ref().ok_or(WorkloadError::NoServer)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,72 +73,183 @@ pub enum WorkloadError {
     Client(#[from] blobs_client::ClientError),
     #[error(transparent)]
     Store(#[from] blobs_client::StoreError),
+    #[error(transparent)]
+    Format(#[from] blobs_crypto::FormatError),
+    #[error(transparent)]
+    Backend(#[from] blobs_server::fs_backend::StorageError),
     #[error("{failed} of {total} transfers failed; first: {first}")]
-    Transfers {
-        failed: usize,
-        total: usize,
-        first: String,
-    },
+    Transfers { failed: usize, total: usize, first: String },
+    #[error("this workload needs a server, and none was given")]
+    NoServer,
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// What a workload's measured part did; [`Prepared::run`] adds the timing.
+#[derive(Debug, Default)]
+pub(crate) struct Work {
+    pub bytes: u64,
+    pub ops: u64,
+    pub errors: u64,
+    pub latencies: Option<Latencies>,
 }
 
 /// A workload ready to run.
 pub enum Prepared {
+    Encrypt(encrypt::Encrypt),
+    Decrypt(decrypt::Decrypt),
     Upload(upload::Upload),
     Download(download::Download),
+    Sync(sync::Sync),
+    List(list::List),
+    StorePut(store_put::StorePut),
+    StoreGet(store_get::StoreGet),
+    Backend(backend::Backend),
+    Load(load::Load),
 }
 
 /// Sets up a workload; nothing here is measured.
 pub async fn prepare(params: &Params, ctx: &Context) -> Result<Prepared, WorkloadError> {
     Ok(match params.workload {
+        WorkloadKind::CryptoEncrypt => Prepared::Encrypt(encrypt::Encrypt::prepare(params, ctx)?),
+        WorkloadKind::CryptoDecrypt => Prepared::Decrypt(decrypt::Decrypt::prepare(params, ctx)?),
         WorkloadKind::BlobsUpload => Prepared::Upload(upload::Upload::prepare(params, ctx).await?),
-        WorkloadKind::BlobsDownload => {
-            Prepared::Download(download::Download::prepare(params, ctx).await?)
-        }
+        WorkloadKind::BlobsDownload => Prepared::Download(download::Download::prepare(params, ctx).await?),
+        WorkloadKind::BlobsSync => Prepared::Sync(sync::Sync::prepare(params, ctx).await?),
+        WorkloadKind::BlobsList => Prepared::List(list::List::prepare(params, ctx).await?),
+        WorkloadKind::StorePut => Prepared::StorePut(store_put::StorePut::prepare(params, ctx)?),
+        WorkloadKind::StoreGet => Prepared::StoreGet(store_get::StoreGet::prepare(params, ctx)?),
+        WorkloadKind::ServerBackend => Prepared::Backend(backend::Backend::prepare(params, ctx).await?),
+        WorkloadKind::ServerLoad => Prepared::Load(load::Load::prepare(params, ctx).await?),
     })
 }
 
+/// Total busy time of the current runtime's workers.
+fn runtime_busy() -> (u32, Duration) {
+    let m = tokio::runtime::Handle::current().metrics();
+    let workers = m.num_workers();
+    (
+        workers as u32,
+        (0..workers).map(|w| m.worker_total_busy_duration(w)).sum(),
+    )
+}
+
 impl Prepared {
-    /// Runs the measured part.
+    /// Runs the measured part, timing it and watching the runtime meanwhile.
     pub async fn run(self) -> Result<Outcome, WorkloadError> {
-        match self {
+        let probe = LagProbe::start(LAG_PROBE_INTERVAL);
+        let (workers, busy_before) = runtime_busy();
+        let start = Instant::now();
+        let work = match self {
+            Prepared::Encrypt(w) => w.run().await,
+            Prepared::Decrypt(w) => w.run().await,
             Prepared::Upload(w) => w.run().await,
             Prepared::Download(w) => w.run().await,
-        }
+            Prepared::Sync(w) => w.run().await,
+            Prepared::List(w) => w.run().await,
+            Prepared::StorePut(w) => w.run().await,
+            Prepared::StoreGet(w) => w.run().await,
+            Prepared::Backend(w) => w.run().await,
+            Prepared::Load(w) => w.run().await,
+        }?;
+        let wall_s = start.elapsed().as_secs_f64();
+        let (_, busy_after) = runtime_busy();
+        let loop_lag = probe.stop().await;
+        Ok(Outcome {
+            wall_s,
+            bytes: work.bytes,
+            ops: work.ops,
+            errors: work.errors,
+            latency: work.latencies.filter(|l| !l.is_empty()).map(|l| l.encode()),
+            loop_lag,
+            runtime_workers: workers,
+            // The probe itself keeps a worker busy for microseconds per tick: negligible.
+            runtime_busy_s: busy_after.saturating_sub(busy_before).as_secs_f64(),
+        })
     }
 }
 
-/// The BlobManager every workload uses: a fresh SQLCipher store in `dir`.
-fn manager(
+/// The BlobManager every workload uses: a fresh SQLCipher store in the work directory.
+fn manager(ctx: &Context, store_file: &str, concurrency: u32) -> Result<blobs_client::BlobManager, WorkloadError> {
+    manager_at(ctx, &ctx.work_dir.join(store_file), concurrency)
+}
+
+fn manager_at(
     ctx: &Context,
-    store_file: &str,
+    store: &std::path::Path,
     concurrency: u32,
 ) -> Result<blobs_client::BlobManager, WorkloadError> {
     use std::sync::Arc;
-    let store = Arc::new(blobs_client::SqlcipherStore::open(
-        &ctx.work_dir.join(store_file),
-        &payload::store_key(),
-    )?);
-    let remote = blobs_client::Remote::new(
-        &ctx.target.server,
-        &blobs_client::Credentials {
-            user: ctx.target.user.clone(),
-            token: ctx.target.token.clone(),
-        },
-    )?;
+    let store = Arc::new(blobs_client::SqlcipherStore::open(store, &payload::store_key())?);
     Ok(blobs_client::BlobManager::new(
         store,
-        remote,
+        remote(ctx)?,
         payload::secret(),
         concurrency as usize,
     ))
 }
 
+fn remote(ctx: &Context) -> Result<blobs_client::Remote, WorkloadError> {
+    let t = ctx.target()?;
+    Ok(blobs_client::Remote::new(
+        &t.server,
+        &blobs_client::Credentials {
+            user: t.user.clone(),
+            token: t.token.clone(),
+        },
+    )?)
+}
+
+/// A namespace on the server holding the workload's blobs. The first round of a scenario
+/// uploads them (unmeasured); the next rounds find the namespace in a marker file in the
+/// scenario directory and reuse it, since the server keeps its data for the whole scenario.
+async fn seeded_namespace(params: &Params, ctx: &Context, tag: &str) -> Result<String, WorkloadError> {
+    let marker = ctx.scenario_dir.join(format!("seeded-{tag}"));
+    if let Ok(namespace) = std::fs::read_to_string(&marker) {
+        return Ok(namespace.trim().to_owned());
+    }
+    let namespace = format!("{tag}{}", payload::nonce());
+    seed_server(params, ctx, &namespace, "b").await?;
+    std::fs::write(&marker, &namespace)
+        .map_err(|e| WorkloadError::Invalid(format!("cannot write {}: {e}", marker.display())))?;
+    Ok(namespace)
+}
+
+/// Uploads the workload's blobs into `namespace` through a separate BlobManager (not
+/// measured), so that a measured client finds them on the server.
+async fn seed_server(params: &Params, ctx: &Context, namespace: &str, id_prefix: &str) -> Result<(), WorkloadError> {
+    use futures::{StreamExt, TryStreamExt};
+    const SEED_CONCURRENCY: usize = 8;
+    let seeder = manager(ctx, "seed.db", SEED_CONCURRENCY as u32)?;
+    futures::stream::iter(0..params.count as u64)
+        .map(|i| {
+            let seeder = &seeder;
+            async move {
+                let data = payload::generate(ctx.seed, i, params.blob_size(ctx.seed, i));
+                seeder.put(namespace, &format!("{id_prefix}{i}"), data).await
+            }
+        })
+        .buffer_unordered(SEED_CONCURRENCY)
+        .try_collect::<()>()
+        .await?;
+    Ok(())
+}
+
+/// The blobs of a workload: `(id, plaintext)` in index order.
+fn blobs(params: &Params, ctx: &Context, id_prefix: &str) -> Vec<(String, Vec<u8>)> {
+    (0..params.count as u64)
+        .map(|i| {
+            (
+                format!("{id_prefix}{i}"),
+                payload::generate(ctx.seed, i, params.blob_size(ctx.seed, i)),
+            )
+        })
+        .collect()
+}
+
 /// Turns a sync report with failures into an error: a benchmark of a partly failed sync
 /// would time the wrong thing.
-fn all_transferred(
-    report: &blobs_client::SyncReport,
-    expected: usize,
-) -> Result<(), WorkloadError> {
+fn all_transferred(report: &blobs_client::SyncReport, expected: usize) -> Result<(), WorkloadError> {
     if let Some((id, err)) = report.failed.first() {
         return Err(WorkloadError::Transfers {
             failed: report.failed.len(),
@@ -120,8 +261,17 @@ fn all_transferred(
         return Err(WorkloadError::Transfers {
             failed: expected.saturating_sub(report.transferred),
             total: expected,
-            first: format!("only {} blobs were transferred", report.transferred),
+            first: format!("{} blobs were transferred", report.transferred),
         });
     }
     Ok(())
+}
+
+/// Latencies of a sync pass's transfers.
+fn transfer_latencies(report: &blobs_client::SyncReport) -> Latencies {
+    let mut l = Latencies::new();
+    for t in &report.transfer_times {
+        l.record(*t);
+    }
+    l
 }

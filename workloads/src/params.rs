@@ -4,33 +4,87 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::payload::MAIL;
+
 /// The workloads this version can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum WorkloadKind {
-    /// `put` of N blobs through the BlobManager: local store, encryption, upload.
+    #[serde(rename = "crypto.encrypt")]
+    CryptoEncrypt,
+    #[serde(rename = "crypto.decrypt")]
+    CryptoDecrypt,
     #[serde(rename = "blobs.upload")]
     BlobsUpload,
-    /// `fetch_missing` of N blobs into an empty local store: list, download, verify, decrypt, store.
     #[serde(rename = "blobs.download")]
     BlobsDownload,
+    #[serde(rename = "blobs.sync")]
+    BlobsSync,
+    #[serde(rename = "blobs.list")]
+    BlobsList,
+    #[serde(rename = "store.put")]
+    StorePut,
+    #[serde(rename = "store.get")]
+    StoreGet,
+    #[serde(rename = "server.backend")]
+    ServerBackend,
+    #[serde(rename = "server.load")]
+    ServerLoad,
 }
 
 impl WorkloadKind {
-    pub const ALL: [WorkloadKind; 2] = [WorkloadKind::BlobsUpload, WorkloadKind::BlobsDownload];
+    pub const ALL: [WorkloadKind; 10] = [
+        WorkloadKind::CryptoEncrypt,
+        WorkloadKind::CryptoDecrypt,
+        WorkloadKind::BlobsUpload,
+        WorkloadKind::BlobsDownload,
+        WorkloadKind::BlobsSync,
+        WorkloadKind::BlobsList,
+        WorkloadKind::StorePut,
+        WorkloadKind::StoreGet,
+        WorkloadKind::ServerBackend,
+        WorkloadKind::ServerLoad,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
+            WorkloadKind::CryptoEncrypt => "crypto.encrypt",
+            WorkloadKind::CryptoDecrypt => "crypto.decrypt",
             WorkloadKind::BlobsUpload => "blobs.upload",
             WorkloadKind::BlobsDownload => "blobs.download",
+            WorkloadKind::BlobsSync => "blobs.sync",
+            WorkloadKind::BlobsList => "blobs.list",
+            WorkloadKind::StorePut => "store.put",
+            WorkloadKind::StoreGet => "store.get",
+            WorkloadKind::ServerBackend => "server.backend",
+            WorkloadKind::ServerLoad => "server.load",
         }
     }
 
     /// Bumped whenever what the workload does changes, so old and new numbers never share a
     /// series.
     pub fn version(self) -> u32 {
+        1
+    }
+
+    /// Whether the harness must start a `blobs-server` for it. The others run entirely in the
+    /// client driver (crypto, local stores, and the server's storage backend driven directly).
+    pub fn needs_server(self) -> bool {
+        !matches!(
+            self,
+            WorkloadKind::CryptoEncrypt
+                | WorkloadKind::CryptoDecrypt
+                | WorkloadKind::StorePut
+                | WorkloadKind::StoreGet
+                | WorkloadKind::ServerBackend
+        )
+    }
+
+    /// The metric that decides when a scenario has been measured precisely enough.
+    pub fn headline_metric(self) -> &'static str {
         match self {
-            WorkloadKind::BlobsUpload => 1,
-            WorkloadKind::BlobsDownload => 1,
+            WorkloadKind::ServerLoad => "ops_s",
+            WorkloadKind::BlobsSync => "sync_s",
+            _ => "wall_s",
         }
     }
 }
@@ -41,40 +95,173 @@ impl std::fmt::Display for WorkloadKind {
     }
 }
 
-/// One concrete scenario of a workload.
+/// Bytes per blob: a fixed size, or the mail-size distribution (see `payload.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Size {
+    Fixed(u64),
+    Named(NamedSize),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NamedSize {
+    /// Sizes drawn from a log-normal fit of a week of a provider's mail.
+    Mail,
+}
+
+impl Size {
+    pub fn label(self) -> String {
+        match self {
+            Size::Fixed(bytes) => format_size(bytes),
+            Size::Named(NamedSize::Mail) => "mail".into(),
+        }
+    }
+}
+
+/// Blob format of crypto workloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlobFormat {
+    /// Soledad's format: one AES-256-GCM message with a 16-byte IV.
+    V1,
+}
+
+/// Local store of store workloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    Sqlcipher,
+}
+
+/// Server storage backend of `server.backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServerBackendKind {
+    Fs,
+}
+
+/// What a `blobs.sync` moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncDirection {
+    /// Blobs created locally go to the server.
+    Up,
+    /// Blobs on the server come to an empty device.
+    Down,
+    /// Both sides already agree: the cost of a sync that finds nothing to do.
+    None,
+}
+
+/// Operation of `server.backend` and `server.load`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    Write,
+    Read,
+    Upload,
+    Download,
+}
+
+macro_rules! lowercase_name {
+    ($($t:ty),*) => {$(
+        impl $t {
+            pub fn name(self) -> String {
+                serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+            }
+        }
+    )*};
+}
+lowercase_name!(BlobFormat, StoreBackend, ServerBackendKind, SyncDirection, Op);
+
+/// One concrete scenario of a workload. Options that a workload does not use are `None` and
+/// are left out of the serialized form, so adding an option never changes existing hashes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Params {
     pub workload: WorkloadKind,
-    /// Number of blobs.
+    /// Number of blobs (0 for `server.load`, which runs for a duration instead).
     pub count: u32,
     /// Plaintext bytes per blob.
-    pub size: u64,
-    /// Transfers in flight at once.
+    pub size: Size,
+    /// Transfers in flight at once; concurrent clients for `server.load`.
     pub concurrency: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<BlobFormat>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreBackend>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<ServerBackendKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<SyncDirection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub op: Option<Op>,
+    /// Seconds each round of `server.load` lasts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_s: Option<u32>,
 }
 
 impl Params {
-    /// The stable scenario id, in Soledad's naming: `blobs.upload/10x100k/c1`.
+    /// Parameters with no options set.
+    pub fn new(workload: WorkloadKind, count: u32, size: Size, concurrency: u32) -> Self {
+        Self {
+            workload,
+            count,
+            size,
+            concurrency,
+            format: None,
+            store: None,
+            backend: None,
+            direction: None,
+            op: None,
+            duration_s: None,
+        }
+    }
+
+    /// The stable scenario id, in Soledad's naming: the workload, its options, `COUNTxSIZE`
+    /// and `cCONCURRENCY`, such as `blobs.upload/10x100k/c1` or `server.load/upload/10k/c25`.
     pub fn scenario_id(&self) -> String {
-        format!(
-            "{}/{}x{}/c{}",
+        let mut parts = vec![self.workload.name().to_owned()];
+        let options = [
+            self.op.map(Op::name),
+            self.direction.map(SyncDirection::name),
+            self.format.map(BlobFormat::name),
+            self.store.map(StoreBackend::name),
+            self.backend.map(ServerBackendKind::name),
+        ];
+        parts.extend(options.into_iter().flatten());
+        if self.workload == WorkloadKind::ServerLoad {
+            parts.push(self.size.label());
+        } else {
+            parts.push(format!("{}x{}", self.count, self.size.label()));
+        }
+        if !matches!(
             self.workload,
-            self.count,
-            format_size(self.size),
-            self.concurrency
-        )
+            WorkloadKind::CryptoEncrypt | WorkloadKind::CryptoDecrypt | WorkloadKind::StorePut | WorkloadKind::StoreGet
+        ) {
+            parts.push(format!("c{}", self.concurrency));
+        }
+        parts.join("/")
     }
 
     /// Hash of everything that defines what is measured, including the workload's version.
     pub fn definition_hash(&self) -> String {
-        let canonical = serde_json::json!({
-            "workload": self.workload.name(),
-            "version": self.workload.version(),
-            "count": self.count,
-            "size": self.size,
-            "concurrency": self.concurrency,
-        });
+        let mut canonical = serde_json::to_value(self).expect("params serialize");
+        canonical["version"] = self.workload.version().into();
+        // serde_json's map is sorted, so the text is canonical.
         hex::encode(&Sha256::digest(canonical.to_string().as_bytes())[..8])
+    }
+
+    /// Size of blob `index`.
+    pub fn blob_size(&self, seed: u64, index: u64) -> u64 {
+        match self.size {
+            Size::Fixed(bytes) => bytes,
+            Size::Named(NamedSize::Mail) => MAIL.size(seed, index),
+        }
+    }
+
+    /// Plaintext bytes the workload's blobs hold.
+    pub fn total_bytes(&self, seed: u64) -> u64 {
+        (0..self.count as u64).map(|i| self.blob_size(seed, i)).sum()
     }
 
     /// One sentence for readers of the site: what is measured.
@@ -84,42 +271,77 @@ impl Params {
         } else {
             format!("{} blobs", self.count)
         };
-        let each = format!("{} bytes", group_thousands(self.size));
+        let each = match self.size {
+            Size::Fixed(bytes) => format!("{} bytes", group_thousands(bytes)),
+            Size::Named(NamedSize::Mail) => "mail-like sizes".to_owned(),
+        };
+        let of = format!("{blobs} of {each}");
         let at_once = if self.concurrency == 1 {
             "one at a time".to_owned()
         } else {
             format!("{} at a time", self.concurrency)
         };
+        let format = self.format.map(|f| f.name()).unwrap_or_default();
+        let store = self.store.map(|s| s.name()).unwrap_or_default();
+        let backend = self.backend.map(|b| b.name()).unwrap_or_default();
+        let duration = self.duration_s.unwrap_or(0);
         match self.workload {
-            WorkloadKind::BlobsUpload => format!(
-                "A client stores, encrypts and uploads {blobs} of {each} through the BlobManager, {at_once}."
-            ),
+            WorkloadKind::CryptoEncrypt => format!("Encryption of {of} in blob format {format}, on one core."),
+            WorkloadKind::CryptoDecrypt => {
+                format!("Verification and decryption of {of} in blob format {format}, on one core.")
+            }
+            WorkloadKind::BlobsUpload => {
+                format!("A client stores, encrypts and uploads {of} through the BlobManager, {at_once}.")
+            }
             WorkloadKind::BlobsDownload => format!(
-                "A client with an empty local store lists, downloads, verifies, decrypts and stores {blobs} of {each}, {at_once}."
+                "A client with an empty local store lists, downloads, verifies, decrypts and stores {of}, {at_once}."
             ),
+            WorkloadKind::BlobsSync => match self.direction {
+                Some(SyncDirection::Up) => format!("A full sync that uploads {of} created locally, {at_once}."),
+                Some(SyncDirection::Down) => format!("A full sync of a new device that downloads {of}, {at_once}."),
+                _ => format!("A full sync of two devices that already share {of}: the cost of finding nothing to do."),
+            },
+            WorkloadKind::BlobsList => format!("Listing a namespace of {blobs}, {LISTS_PER_ROUND} times, {at_once}."),
+            WorkloadKind::StorePut => format!("Storing {of} in the {store} local store."),
+            WorkloadKind::StoreGet => format!("Reading {of} back from the {store} local store."),
+            WorkloadKind::ServerBackend => match self.op {
+                Some(Op::Read) => format!("The server's {backend} storage backend alone reads {of}, {at_once}."),
+                _ => format!("The server's {backend} storage backend alone durably writes {of}, {at_once}."),
+            },
+            WorkloadKind::ServerLoad => {
+                let op = if self.op == Some(Op::Download) {
+                    "download"
+                } else {
+                    "upload"
+                };
+                format!(
+                    "{} clients each {op} blobs of {each} back to back for {duration} s; latencies are corrected for coordinated omission.",
+                    self.concurrency
+                )
+            }
         }
-    }
-
-    /// Plaintext bytes the workload moves.
-    pub fn total_bytes(&self) -> u64 {
-        self.count as u64 * self.size
     }
 }
 
+/// `blobs.list` lists its namespace this many times per round.
+pub const LISTS_PER_ROUND: u32 = 100;
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error(
-    "invalid size {0:?}: expected a number of bytes with an optional unit (k, M, G = 1000^n; KiB, MiB, GiB = 1024^n)"
+    "invalid size {0:?}: expected a number of bytes with an optional unit (k, M, G = 1000^n; KiB, MiB, GiB = 1024^n), or \"mail\""
 )]
 pub struct ParseSizeError(pub String);
 
-/// Parses `100k`, `1M`, `4KiB`, `512`. As in Soledad's scenario names, `k` is 1000 bytes.
-pub fn parse_size(text: &str) -> Result<u64, ParseSizeError> {
+/// Parses `100k`, `1M`, `4KiB`, `512` or `mail`. As in Soledad's scenario names, `k` is 1000
+/// bytes.
+pub fn parse_size(text: &str) -> Result<Size, ParseSizeError> {
     let t = text.trim();
+    if t == "mail" {
+        return Ok(Size::Named(NamedSize::Mail));
+    }
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (digits, unit) = t.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| ParseSizeError(text.to_owned()))?;
+    let n: u64 = digits.parse().map_err(|_| ParseSizeError(text.to_owned()))?;
     let mult: u64 = match unit.trim() {
         "" | "B" => 1,
         "k" | "K" | "kB" | "KB" => 1_000,
@@ -131,6 +353,7 @@ pub fn parse_size(text: &str) -> Result<u64, ParseSizeError> {
         _ => return Err(ParseSizeError(text.to_owned())),
     };
     n.checked_mul(mult)
+        .map(Size::Fixed)
         .ok_or_else(|| ParseSizeError(text.to_owned()))
 }
 
@@ -163,10 +386,11 @@ mod tests {
 
     #[test]
     fn sizes_parse_and_format() {
-        assert_eq!(parse_size("100k"), Ok(100_000));
-        assert_eq!(parse_size("1M"), Ok(1_000_000));
-        assert_eq!(parse_size("4KiB"), Ok(4096));
-        assert_eq!(parse_size("512"), Ok(512));
+        assert_eq!(parse_size("100k"), Ok(Size::Fixed(100_000)));
+        assert_eq!(parse_size("1M"), Ok(Size::Fixed(1_000_000)));
+        assert_eq!(parse_size("4KiB"), Ok(Size::Fixed(4096)));
+        assert_eq!(parse_size("512"), Ok(Size::Fixed(512)));
+        assert_eq!(parse_size("mail"), Ok(Size::Named(NamedSize::Mail)));
         assert!(parse_size("10x").is_err());
         assert!(parse_size("k").is_err());
         assert!(parse_size("99999999999999G").is_err());
@@ -177,23 +401,40 @@ mod tests {
 
     #[test]
     fn ids_and_hashes_are_stable() {
-        let p = Params {
-            workload: WorkloadKind::BlobsUpload,
-            count: 10,
-            size: 100_000,
-            concurrency: 1,
-        };
+        let p = Params::new(WorkloadKind::BlobsUpload, 10, Size::Fixed(100_000), 1);
         assert_eq!(p.scenario_id(), "blobs.upload/10x100k/c1");
-        assert_eq!(p.definition_hash(), p.clone().definition_hash());
+        // The walking skeleton's hash of this scenario: existing series must not break.
+        assert_eq!(p.definition_hash(), "0a239c4659efbfde");
         let q = Params {
             concurrency: 10,
             ..p.clone()
         };
         assert_ne!(p.definition_hash(), q.definition_hash());
-        assert_eq!(p.definition_hash().len(), 16);
         assert_eq!(
             p.describe(),
             "A client stores, encrypts and uploads 10 blobs of 100,000 bytes through the BlobManager, one at a time."
         );
+        let load = Params {
+            op: Some(Op::Upload),
+            duration_s: Some(10),
+            ..Params::new(WorkloadKind::ServerLoad, 0, Size::Fixed(10_000), 25)
+        };
+        assert_eq!(load.scenario_id(), "server.load/upload/10k/c25");
+        let crypto = Params {
+            format: Some(BlobFormat::V1),
+            ..Params::new(WorkloadKind::CryptoEncrypt, 1, Size::Fixed(10_000_000), 1)
+        };
+        assert_eq!(crypto.scenario_id(), "crypto.encrypt/v1/1x10M");
+        let sync = Params {
+            direction: Some(SyncDirection::None),
+            ..Params::new(WorkloadKind::BlobsSync, 100, Size::Named(NamedSize::Mail), 3)
+        };
+        assert_eq!(sync.scenario_id(), "blobs.sync/none/100xmail/c3");
+        let backend = Params {
+            op: Some(Op::Write),
+            backend: Some(ServerBackendKind::Fs),
+            ..Params::new(WorkloadKind::ServerBackend, 1000, Size::Fixed(10_000), 10)
+        };
+        assert_eq!(backend.scenario_id(), "server.backend/write/fs/1000x10k/c10");
     }
 }

@@ -5,7 +5,7 @@ use std::time::Instant;
 use blobs_client::BlobManager;
 use futures::{StreamExt, TryStreamExt};
 
-use crate::{Context, Outcome, Params, WorkloadError, manager, payload};
+use crate::{Context, Latencies, Params, Work, WorkloadError, blobs, manager, payload};
 
 const NAMESPACE: &str = "default";
 
@@ -16,42 +16,35 @@ pub struct Upload {
 }
 
 impl Upload {
-    pub async fn prepare(params: &Params, ctx: &Context) -> Result<Self, WorkloadError> {
-        let nonce = payload::nonce();
-        let blobs = (0..params.count as u64)
-            .map(|i| {
-                (
-                    format!("{nonce}r{}i{i}", ctx.round),
-                    payload::generate(ctx.seed, i, params.size),
-                )
-            })
-            .collect();
+    pub(crate) async fn prepare(params: &Params, ctx: &Context) -> Result<Self, WorkloadError> {
+        let prefix = format!("{}r{}i", payload::nonce(), ctx.round);
         Ok(Self {
             manager: manager(ctx, "client.db", params.concurrency)?,
-            blobs,
+            blobs: blobs(params, ctx, &prefix),
             concurrency: params.concurrency as usize,
         })
     }
 
-    pub async fn run(self) -> Result<Outcome, WorkloadError> {
+    pub(crate) async fn run(self) -> Result<Work, WorkloadError> {
         let bytes: u64 = self.blobs.iter().map(|(_, b)| b.len() as u64).sum();
         let ops = self.blobs.len() as u64;
         let manager = &self.manager;
-        let start = Instant::now();
-        let op_latencies_ms: Vec<f64> = futures::stream::iter(self.blobs)
+        let times: Vec<_> = futures::stream::iter(self.blobs)
             .map(|(id, data)| async move {
                 let t = Instant::now();
                 manager.put(NAMESPACE, &id, data).await?;
-                Ok::<_, WorkloadError>(t.elapsed().as_secs_f64() * 1e3)
+                Ok::<_, WorkloadError>(t.elapsed())
             })
             .buffer_unordered(self.concurrency)
             .try_collect()
             .await?;
-        Ok(Outcome {
-            wall_s: start.elapsed().as_secs_f64(),
+        let mut latencies = Latencies::new();
+        times.into_iter().for_each(|t| latencies.record(t));
+        Ok(Work {
             bytes,
             ops,
-            op_latencies_ms,
+            errors: 0,
+            latencies: Some(latencies),
         })
     }
 }

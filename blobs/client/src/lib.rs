@@ -15,10 +15,7 @@ pub use store::{LocalStore, StoreError, SyncStatus};
 
 /// True if `s` is a valid blob id or namespace for the server: 1-200 of `[A-Za-z0-9_-]`.
 pub fn is_valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 200
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !s.is_empty() && s.len() <= 200 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// Refuses names the server would refuse, before any request is made.

@@ -36,19 +36,12 @@ struct Inner {
 
 /// Runs blocking store or crypto work off the event loop.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f)
-        .await
-        .expect("blocking task panicked")
+    tokio::task::spawn_blocking(f).await.expect("blocking task panicked")
 }
 
 impl BlobManager {
     /// `concurrency` bounds the transfers a sync pass runs at once.
-    pub fn new(
-        store: Arc<dyn LocalStore>,
-        remote: Remote,
-        secret: BlobSecret,
-        concurrency: usize,
-    ) -> Self {
+    pub fn new(store: Arc<dyn LocalStore>, remote: Remote, secret: BlobSecret, concurrency: usize) -> Self {
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -80,31 +73,18 @@ impl BlobManager {
         let secret = self.inner.secret.clone();
         let owned_id = id.to_owned();
         let encrypted = blocking(move || {
-            v1::encrypt(&secret, &owned_id, &data).map_err(|source| ClientError::InvalidBlob {
-                id: owned_id,
-                source,
-            })
+            v1::encrypt(&secret, &owned_id, &data).map_err(|source| ClientError::InvalidBlob { id: owned_id, source })
         })
         .await?;
         self.upload_encrypted(namespace, id, encrypted.into()).await
     }
 
-    async fn upload_encrypted(
-        &self,
-        namespace: &str,
-        id: &str,
-        blob: Bytes,
-    ) -> Result<(), ClientError> {
+    async fn upload_encrypted(&self, namespace: &str, id: &str, blob: Bytes) -> Result<(), ClientError> {
         self.inner.remote.put(namespace, id, blob).await?;
         self.set_status(namespace, id, SyncStatus::Synced).await
     }
 
-    async fn set_status(
-        &self,
-        namespace: &str,
-        id: &str,
-        status: SyncStatus,
-    ) -> Result<(), ClientError> {
+    async fn set_status(&self, namespace: &str, id: &str, status: SyncStatus) -> Result<(), ClientError> {
         let store = self.inner.store.clone();
         let (ns, id) = (namespace.to_owned(), id.to_owned());
         blocking(move || store.set_status(&ns, &id, status)).await?;
@@ -129,12 +109,8 @@ impl BlobManager {
         let secret = self.inner.secret.clone();
         let owned_id = id.to_owned();
         let plaintext = blocking(move || {
-            v1::decrypt(&secret, &owned_id, &blob, tag.as_ref()).map_err(|source| {
-                ClientError::InvalidBlob {
-                    id: owned_id,
-                    source,
-                }
-            })
+            v1::decrypt(&secret, &owned_id, &blob, tag.as_ref())
+                .map_err(|source| ClientError::InvalidBlob { id: owned_id, source })
         })
         .await?;
         let store = self.inner.store.clone();
@@ -153,8 +129,7 @@ impl BlobManager {
         check_name("namespace", namespace)?;
         let store = self.inner.store.clone();
         let ns = namespace.to_owned();
-        let pending =
-            blocking(move || store.ids_with_status(&ns, SyncStatus::PendingUpload)).await?;
+        let pending = blocking(move || store.ids_with_status(&ns, SyncStatus::PendingUpload)).await?;
         let results = futures::stream::iter(pending)
             .map(|id| async move {
                 let started = std::time::Instant::now();
@@ -178,17 +153,26 @@ impl BlobManager {
             let data = store
                 .get(&ns, &owned_id)?
                 .ok_or_else(|| ClientError::NotFound(owned_id.clone()))?;
-            let blob = v1::encrypt(&secret, &owned_id, &data).map_err(|source| {
-                ClientError::InvalidBlob {
-                    id: owned_id,
-                    source,
-                }
-            })?;
+            let blob = v1::encrypt(&secret, &owned_id, &data)
+                .map_err(|source| ClientError::InvalidBlob { id: owned_id, source })?;
             Ok((data.len() as u64, blob))
         })
         .await?;
         self.upload_encrypted(namespace, id, blob.into()).await?;
         Ok(size)
+    }
+
+    /// A full sync of one namespace: first the blobs the server has and this device lacks,
+    /// then the blobs waiting for upload. One failing blob never stops the others; failures
+    /// are listed in the report.
+    pub async fn sync(&self, namespace: &str) -> Result<SyncReport, ClientError> {
+        let mut report = self.fetch_missing(namespace).await?;
+        let up = self.send_missing(namespace).await?;
+        report.transferred += up.transferred;
+        report.bytes += up.bytes;
+        report.transfer_times.extend(up.transfer_times);
+        report.failed.extend(up.failed);
+        Ok(report)
     }
 
     /// Downloads every blob the server has in `namespace` and the local store lacks.
@@ -197,14 +181,9 @@ impl BlobManager {
         let remote = self.inner.remote.list(namespace).await?;
         let store = self.inner.store.clone();
         let ns = namespace.to_owned();
-        let local: std::collections::HashSet<String> = blocking(move || store.local_ids(&ns))
-            .await?
-            .into_iter()
-            .collect();
-        let missing: Vec<String> = remote
-            .into_iter()
-            .filter(|id| !local.contains(id))
-            .collect();
+        let local: std::collections::HashSet<String> =
+            blocking(move || store.local_ids(&ns)).await?.into_iter().collect();
+        let missing: Vec<String> = remote.into_iter().filter(|id| !local.contains(id)).collect();
         let results = futures::stream::iter(missing)
             .map(|id| async move {
                 let started = std::time::Instant::now();

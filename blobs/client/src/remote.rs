@@ -36,19 +36,16 @@ impl Remote {
             return Err(invalid("expected an http:// or https:// URL"));
         }
         if base.cannot_be_a_base() || base.host().is_none() {
-            return Err(invalid(
-                "expected a server address such as http://127.0.0.1:2424",
-            ));
+            return Err(invalid("expected a server address such as http://127.0.0.1:2424"));
         }
         if !base.path().ends_with('/') {
             let path = format!("{}/", base.path());
             base.set_path(&path);
         }
         check_name("user", &credentials.user)?;
-        let encoded = base64::engine::general_purpose::STANDARD
-            .encode(format!("{}:{}", credentials.user, credentials.token));
-        let auth = HeaderValue::from_str(&format!("Token {encoded}"))
-            .map_err(|_| invalid("token is not ASCII"))?;
+        let encoded =
+            base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", credentials.user, credentials.token));
+        let auth = HeaderValue::from_str(&format!("Token {encoded}")).map_err(|_| invalid("token is not ASCII"))?;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .read_timeout(Duration::from_secs(60))
@@ -75,20 +72,12 @@ impl Remote {
             }
             None => format!("blobs/{}/", self.user),
         };
-        let mut url = self
-            .base
-            .join(&path)
-            .expect("validated names form a valid path");
+        let mut url = self.base.join(&path).expect("validated names form a valid path");
         url.query_pairs_mut().append_pair("namespace", namespace);
         Ok(url)
     }
 
-    async fn send(
-        &self,
-        method: Method,
-        url: Url,
-        body: Option<Bytes>,
-    ) -> Result<reqwest::Response, ClientError> {
+    async fn send(&self, method: Method, url: Url, body: Option<Bytes>) -> Result<reqwest::Response, ClientError> {
         let mut req = self
             .http
             .request(method, url.clone())
@@ -125,11 +114,7 @@ impl Remote {
     }
 
     /// Downloads an encrypted blob and the tag the server announced for it.
-    pub async fn get(
-        &self,
-        namespace: &str,
-        id: &str,
-    ) -> Result<(Bytes, Option<[u8; 16]>), ClientError> {
+    pub async fn get(&self, namespace: &str, id: &str) -> Result<(Bytes, Option<[u8; 16]>), ClientError> {
         let url = self.url(namespace, Some(id))?;
         let resp = self.send(Method::GET, url.clone(), None).await?;
         match resp.status() {
@@ -139,12 +124,10 @@ impl Remote {
         }
         let tag = match resp.headers().get("tag") {
             None => None,
-            Some(v) => Some(
-                decode_tag(v.as_bytes()).ok_or_else(|| ClientError::Protocol {
-                    url: url.to_string(),
-                    reason: "Tag header is not 16 bytes of base64url".into(),
-                })?,
-            ),
+            Some(v) => Some(decode_tag(v.as_bytes()).ok_or_else(|| ClientError::Protocol {
+                url: url.to_string(),
+                reason: "Tag header is not 16 bytes of base64url".into(),
+            })?),
         };
         let expected = resp.content_length();
         let body = resp.bytes().await.map_err(|source| ClientError::Http {

@@ -45,23 +45,17 @@ impl SqlcipherStore {
         // The key must be the first statement on a SQLCipher connection.
         conn.execute_batch(&format!("PRAGMA key = \"x'{}'\";", hex::encode(key)))
             .map_err(|e| open_err(e.to_string()))?;
-        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
-            r.get::<_, i64>(0)
-        })
-        .map_err(|_| open_err("wrong key, or not a SQLCipher database".into()))?;
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))
+            .map_err(|_| open_err("wrong key, or not a SQLCipher database".into()))?;
         conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Self {
-            conn: Mutex::new(conn),
-        })
+        Ok(Self { conn: Mutex::new(conn) })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave a half-applied transaction behind
         // (SQLite rolls it back), so the connection is still usable.
-        self.conn
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -70,13 +64,7 @@ fn status_of(code: i64) -> Result<SyncStatus, StoreError> {
 }
 
 impl LocalStore for SqlcipherStore {
-    fn insert(
-        &self,
-        namespace: &str,
-        id: &str,
-        data: &[u8],
-        status: SyncStatus,
-    ) -> Result<(), StoreError> {
+    fn insert(&self, namespace: &str, id: &str, data: &[u8], status: SyncStatus) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let inserted = tx.execute(
@@ -130,11 +118,7 @@ impl LocalStore for SqlcipherStore {
         Ok(())
     }
 
-    fn ids_with_status(
-        &self,
-        namespace: &str,
-        status: SyncStatus,
-    ) -> Result<Vec<String>, StoreError> {
+    fn ids_with_status(&self, namespace: &str, status: SyncStatus) -> Result<Vec<String>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
             "SELECT blob_id FROM sync_state WHERE namespace = ?1 AND sync_status = ?2 ORDER BY blob_id",
@@ -147,8 +131,7 @@ impl LocalStore for SqlcipherStore {
 
     fn local_ids(&self, namespace: &str) -> Result<Vec<String>, StoreError> {
         let conn = self.conn();
-        let mut stmt =
-            conn.prepare_cached("SELECT blob_id FROM blobs WHERE namespace = ?1 ORDER BY blob_id")?;
+        let mut stmt = conn.prepare_cached("SELECT blob_id FROM blobs WHERE namespace = ?1 ORDER BY blob_id")?;
         let ids = stmt
             .query_map(params![namespace], |r| r.get(0))?
             .collect::<Result<_, _>>()?;

@@ -50,22 +50,12 @@ pub enum StoreError {
 /// A local store of plaintext blobs, keyed by (namespace, blob id), with their sync status.
 pub trait LocalStore: Send + Sync + 'static {
     /// Stores a new blob and its status in one transaction.
-    fn insert(
-        &self,
-        namespace: &str,
-        id: &str,
-        data: &[u8],
-        status: SyncStatus,
-    ) -> Result<(), StoreError>;
+    fn insert(&self, namespace: &str, id: &str, data: &[u8], status: SyncStatus) -> Result<(), StoreError>;
     fn get(&self, namespace: &str, id: &str) -> Result<Option<Vec<u8>>, StoreError>;
     fn status(&self, namespace: &str, id: &str) -> Result<Option<SyncStatus>, StoreError>;
     fn set_status(&self, namespace: &str, id: &str, status: SyncStatus) -> Result<(), StoreError>;
     /// Ids in `namespace` with `status`, in id order.
-    fn ids_with_status(
-        &self,
-        namespace: &str,
-        status: SyncStatus,
-    ) -> Result<Vec<String>, StoreError>;
+    fn ids_with_status(&self, namespace: &str, status: SyncStatus) -> Result<Vec<String>, StoreError>;
     /// Ids in `namespace` that have content locally, in id order.
     fn local_ids(&self, namespace: &str) -> Result<Vec<String>, StoreError>;
 }

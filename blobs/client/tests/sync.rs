@@ -3,9 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use blobs_client::{
-    BlobManager, ClientError, Credentials, LocalStore, Remote, SqlcipherStore, SyncStatus,
-};
+use blobs_client::{BlobManager, ClientError, Credentials, LocalStore, Remote, SqlcipherStore, SyncStatus};
 use blobs_crypto::BlobSecret;
 
 struct Env {
@@ -64,10 +62,7 @@ fn payload(i: usize, len: usize) -> Vec<u8> {
 async fn two_devices_sync_through_the_server() {
     let env = server().await;
     let (laptop, laptop_store) = manager(&env, &env.dir.path().join("laptop.db"));
-    laptop
-        .put("default", "direct", payload(0, 70_000))
-        .await
-        .unwrap();
+    laptop.put("default", "direct", payload(0, 70_000)).await.unwrap();
     for i in 1..=20 {
         laptop
             .stage("default", &format!("staged{i}"), payload(i, 1000 * i))
@@ -97,10 +92,7 @@ async fn two_devices_sync_through_the_server() {
     let (phone, _) = manager(&env, &env.dir.path().join("phone.db"));
     let fetched = phone.fetch_missing("default").await.unwrap();
     assert_eq!(fetched.transferred, 21, "{:?}", fetched.failed);
-    assert_eq!(
-        phone.get("default", "direct").await.unwrap(),
-        payload(0, 70_000)
-    );
+    assert_eq!(phone.get("default", "direct").await.unwrap(), payload(0, 70_000));
     for i in 1..=20 {
         assert_eq!(
             phone.get("default", &format!("staged{i}")).await.unwrap(),
@@ -116,10 +108,7 @@ async fn the_server_and_the_disk_never_see_plaintext() {
     let env = server().await;
     let db = env.dir.path().join("laptop.db");
     let (laptop, _) = manager(&env, &db);
-    laptop
-        .put("default", "secret", payload(9, 50_000))
-        .await
-        .unwrap();
+    laptop.put("default", "secret", payload(9, 50_000)).await.unwrap();
     drop(laptop);
     let marker = b"PLAINTEXT-MARKER-0009";
     let contains = |bytes: &[u8]| bytes.windows(marker.len()).any(|w| w == marker);

@@ -30,9 +30,7 @@ pub enum FormatError {
     FieldTooLong { field: &'static str, len: usize },
     #[error("blob ends before its authentication tag")]
     Truncated,
-    #[error(
-        "authentication failed: the blob was modified, truncated or encrypted with another key"
-    )]
+    #[error("authentication failed: the blob was modified, truncated or encrypted with another key")]
     Authentication,
     #[error("preamble says the content rounds to {claimed} bytes but it is {actual} bytes")]
     SizeMismatch { claimed: u64, actual: u64 },

@@ -13,8 +13,8 @@ pub mod v1;
 pub use error::FormatError;
 pub use key::{BlobKey, BlobSecret};
 pub use preamble::{
-    IMMUTABLE_REVISION, LEGACY_PREAMBLE_LEN, Method, PREAMBLE_B64_LEN, PREAMBLE_LEN, Preamble,
-    Scheme, content_size_ceiling,
+    IMMUTABLE_REVISION, LEGACY_PREAMBLE_LEN, Method, PREAMBLE_B64_LEN, PREAMBLE_LEN, Preamble, Scheme,
+    content_size_ceiling,
 };
 
 /// The value of the `Tag` response header for a stored blob: base64url of its last 16 bytes

@@ -100,11 +100,7 @@ impl Preamble {
         out[OFF_TIMESTAMP..OFF_TIMESTAMP + 8].copy_from_slice(&self.timestamp.to_le_bytes());
         out[OFF_IV..OFF_IV + 16].copy_from_slice(&self.iv);
         write_pascal(&mut out[OFF_DOC_ID..OFF_REV], "blob id", &self.doc_id)?;
-        write_pascal(
-            &mut out[OFF_REV..OFF_REV + PASCAL_FIELD_LEN],
-            "revision",
-            &self.rev,
-        )?;
+        write_pascal(&mut out[OFF_REV..OFF_REV + PASCAL_FIELD_LEN], "revision", &self.rev)?;
         let size = self.content_size.unwrap_or(0);
         out[OFF_SIZE..].copy_from_slice(&size.to_le_bytes());
         Ok(out)
@@ -125,13 +121,11 @@ impl Preamble {
         }
         let scheme = Scheme::try_from(raw[OFF_SCHEME] as i8)?;
         let method = Method::try_from(raw[OFF_METHOD] as i8)?;
-        let timestamp =
-            u64::from_le_bytes(raw[OFF_TIMESTAMP..OFF_TIMESTAMP + 8].try_into().unwrap());
+        let timestamp = u64::from_le_bytes(raw[OFF_TIMESTAMP..OFF_TIMESTAMP + 8].try_into().unwrap());
         let iv: [u8; 16] = raw[OFF_IV..OFF_IV + 16].try_into().unwrap();
         let doc_id = read_pascal(&raw[OFF_DOC_ID..OFF_REV]);
         let rev = read_pascal(&raw[OFF_REV..OFF_REV + PASCAL_FIELD_LEN]);
-        let content_size = (raw.len() == PREAMBLE_LEN)
-            .then(|| u64::from_le_bytes(raw[OFF_SIZE..].try_into().unwrap()));
+        let content_size = (raw.len() == PREAMBLE_LEN).then(|| u64::from_le_bytes(raw[OFF_SIZE..].try_into().unwrap()));
         Ok(Self {
             scheme,
             method,
@@ -213,22 +207,13 @@ mod tests {
         );
         let mut bad = raw;
         bad[0] = 0;
-        assert!(matches!(
-            Preamble::from_bytes(&bad),
-            Err(FormatError::BadMagic(_))
-        ));
+        assert!(matches!(Preamble::from_bytes(&bad), Err(FormatError::BadMagic(_))));
         let mut bad = raw;
         bad[OFF_SCHEME] = 9;
-        assert_eq!(
-            Preamble::from_bytes(&bad),
-            Err(FormatError::UnknownScheme(9))
-        );
+        assert_eq!(Preamble::from_bytes(&bad), Err(FormatError::UnknownScheme(9)));
         let mut bad = raw;
         bad[OFF_METHOD] = 0;
-        assert_eq!(
-            Preamble::from_bytes(&bad),
-            Err(FormatError::UnknownMethod(0))
-        );
+        assert_eq!(Preamble::from_bytes(&bad), Err(FormatError::UnknownMethod(0)));
     }
 
     #[test]

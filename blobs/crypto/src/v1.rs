@@ -47,11 +47,7 @@ impl Nonces {
 }
 
 /// Encrypts `plaintext` as blob `blob_id` with a fresh IV.
-pub fn encrypt(
-    secret: &BlobSecret,
-    blob_id: &str,
-    plaintext: &[u8],
-) -> Result<Vec<u8>, FormatError> {
+pub fn encrypt(secret: &BlobSecret, blob_id: &str, plaintext: &[u8]) -> Result<Vec<u8>, FormatError> {
     encrypt_with(secret, blob_id, plaintext, Nonces::fresh())
 }
 
@@ -143,11 +139,7 @@ pub fn decrypt(
             found: p.doc_id.clone(),
         });
     }
-    let ct_len = parts
-        .body
-        .len()
-        .checked_sub(TAG_LEN)
-        .ok_or(FormatError::Truncated)?;
+    let ct_len = parts.body.len().checked_sub(TAG_LEN).ok_or(FormatError::Truncated)?;
     let (ciphertext, tag) = parts.body.split_at(ct_len);
     if let Some(header) = tag_header
         && header.as_slice() != tag

@@ -39,10 +39,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(info))
         .route("/blobs/{user}/", get(list))
-        .route(
-            "/blobs/{user}/{blob_id}",
-            get(download).put(upload).delete(delete),
-        )
+        .route("/blobs/{user}/{blob_id}", get(download).put(upload).delete(delete))
         .with_state(state)
 }
 
@@ -78,13 +75,7 @@ fn check_user(user: &str) -> Result<(), ApiError> {
 }
 
 /// Authorizes the request and resolves the blob it names.
-fn resolve(
-    state: &AppState,
-    headers: &HeaderMap,
-    user: &str,
-    id: &str,
-    ns: Option<&str>,
-) -> Result<BlobRef, ApiError> {
+fn resolve(state: &AppState, headers: &HeaderMap, user: &str, id: &str, ns: Option<&str>) -> Result<BlobRef, ApiError> {
     check_user(user)?;
     authorize(&state.0.tokens, headers, user)?;
     let ns = namespace_of(ns)?;
@@ -110,11 +101,7 @@ async fn upload(
     if declared.is_some_and(|len| len > max) {
         return Err(crate::fs_backend::StorageError::TooLarge { max }.into());
     }
-    state
-        .0
-        .storage
-        .write(&blob, body.into_data_stream())
-        .await?;
+    state.0.storage.write(&blob, body.into_data_stream()).await?;
     Ok(StatusCode::OK)
 }
 
@@ -126,8 +113,7 @@ async fn download(
 ) -> Result<Response, ApiError> {
     let blob = resolve(&state, &headers, &user, &id, q.namespace.as_deref())?;
     let stored = state.0.storage.open_blob(&blob).await?;
-    let mut response =
-        Body::from_stream(ReaderStream::with_capacity(stored.file, READ_CHUNK)).into_response();
+    let mut response = Body::from_stream(ReaderStream::with_capacity(stored.file, READ_CHUNK)).into_response();
     let h = response.headers_mut();
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(stored.size));
     h.insert(

@@ -26,17 +26,17 @@ pub fn authenticate(tokens: &Tokens, headers: &HeaderMap) -> Result<String, ApiE
     let value = value
         .to_str()
         .map_err(|_| ApiError::Unauthorized("Authorization header is not ASCII"))?;
-    let (scheme, payload) = value.trim().split_once(' ').ok_or(ApiError::Unauthorized(
-        "expected `Authorization: Token <credentials>`",
-    ))?;
+    let (scheme, payload) = value
+        .trim()
+        .split_once(' ')
+        .ok_or(ApiError::Unauthorized("expected `Authorization: Token <credentials>`"))?;
     if !scheme.eq_ignore_ascii_case("token") {
         return Err(ApiError::Unauthorized("only the Token scheme is accepted"));
     }
     let decoded = STANDARD_PAD_INDIFFERENT
         .decode(payload.trim())
         .map_err(|_| ApiError::Unauthorized("credentials are not valid base64"))?;
-    let decoded = String::from_utf8(decoded)
-        .map_err(|_| ApiError::Unauthorized("credentials are not UTF-8"))?;
+    let decoded = String::from_utf8(decoded).map_err(|_| ApiError::Unauthorized("credentials are not UTF-8"))?;
     let (user, token) = decoded
         .split_once(':')
         .ok_or(ApiError::Unauthorized("credentials must be `user:token`"))?;

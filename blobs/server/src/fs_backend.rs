@@ -53,14 +53,11 @@ pub struct BlobRef {
 impl BlobRef {
     /// `None` if any part is not a valid name (see [`crate::ids`]).
     pub fn new(user: &str, namespace: &str, id: &str) -> Option<Self> {
-        [user, namespace, id]
-            .iter()
-            .all(|s| is_valid_name(s))
-            .then(|| Self {
-                user: user.to_owned(),
-                namespace: namespace.to_owned(),
-                id: id.to_owned(),
-            })
+        [user, namespace, id].iter().all(|s| is_valid_name(s)).then(|| Self {
+            user: user.to_owned(),
+            namespace: namespace.to_owned(),
+            id: id.to_owned(),
+        })
     }
 
     pub fn id(&self) -> &str {
@@ -100,11 +97,7 @@ pub struct FsBackend {
 
 impl FsBackend {
     /// Opens (creating if needed) the storage root and clears leftovers of interrupted writes.
-    pub fn open(
-        root: &Path,
-        max_concurrent_writes: usize,
-        max_blob_size: u64,
-    ) -> Result<Self, StorageError> {
+    pub fn open(root: &Path, max_concurrent_writes: usize, max_blob_size: u64) -> Result<Self, StorageError> {
         std::fs::create_dir_all(root).map_err(io_err(root))?;
         let root = root.canonicalize().map_err(io_err(root))?;
         let tmp = root.join(TMP_DIR);
@@ -144,19 +137,13 @@ impl FsBackend {
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
-        let _permit = self
-            .writes
-            .acquire()
-            .await
-            .expect("semaphore is never closed");
+        let _permit = self.writes.acquire().await.expect("semaphore is never closed");
         let path = self.blob_path(blob);
         if tokio::fs::try_exists(&path).await.map_err(io_err(&path))? {
             return Err(StorageError::Exists(blob.id.clone()));
         }
         let tmp = TempFile(self.tmp.join(uuid::Uuid::new_v4().simple().to_string()));
-        let mut file = tokio::fs::File::create(&tmp.0)
-            .await
-            .map_err(io_err(&tmp.0))?;
+        let mut file = tokio::fs::File::create(&tmp.0).await.map_err(io_err(&tmp.0))?;
         let mut size = 0u64;
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| StorageError::Body(e.to_string()))?;
@@ -190,13 +177,9 @@ impl FsBackend {
         let size = file.metadata().await.map_err(io_err(&path))?.len();
         let tag = if size >= 16 {
             let mut tail = [0u8; 16];
-            file.seek(io::SeekFrom::End(-16))
-                .await
-                .map_err(io_err(&path))?;
+            file.seek(io::SeekFrom::End(-16)).await.map_err(io_err(&path))?;
             file.read_exact(&mut tail).await.map_err(io_err(&path))?;
-            file.seek(io::SeekFrom::Start(0))
-                .await
-                .map_err(io_err(&path))?;
+            file.seek(io::SeekFrom::Start(0)).await.map_err(io_err(&path))?;
             blobs_crypto::tag_header(&tail)
         } else {
             None
@@ -229,12 +212,7 @@ impl FsBackend {
     }
 
     /// Ids in a namespace (or, with `deleted`, ids of tombstones).
-    pub async fn list(
-        &self,
-        user: &str,
-        namespace: &str,
-        opts: ListOptions,
-    ) -> Result<Vec<String>, StorageError> {
+    pub async fn list(&self, user: &str, namespace: &str, opts: ListOptions) -> Result<Vec<String>, StorageError> {
         let dir = self.namespace_dir(user, namespace);
         tokio::task::spawn_blocking(move || {
             let mut found = Vec::new();
@@ -267,9 +245,7 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), StorageError> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(dir))
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
 }
 
 /// Moves a complete temp file to its final path without ever replacing an existing blob.
@@ -312,12 +288,7 @@ fn publish(tmp: TempFile, path: &Path, id: &str) -> Result<(), StorageError> {
 }
 
 /// Walks the three shard levels below a namespace directory.
-fn collect(
-    dir: &Path,
-    depth: usize,
-    deleted: bool,
-    out: &mut Vec<(String, SystemTime)>,
-) -> Result<(), StorageError> {
+fn collect(dir: &Path, depth: usize, deleted: bool, out: &mut Vec<(String, SystemTime)>) -> Result<(), StorageError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),

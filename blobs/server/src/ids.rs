@@ -11,10 +11,7 @@ pub const MAX_NAME_LEN: usize = 200;
 
 /// True if `s` may be used as a user, namespace or blob id.
 pub fn is_valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= MAX_NAME_LEN
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !s.is_empty() && s.len() <= MAX_NAME_LEN && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// The default namespace, used when a request names none.
@@ -30,9 +27,7 @@ mod tests {
             assert!(is_valid_name(ok), "{ok:?}");
         }
         let long = "x".repeat(MAX_NAME_LEN + 1);
-        for bad in [
-            "", "..", ".", "a/b", "a\n", "a b", "é", "a.flags", &long, "a\0", "%2e",
-        ] {
+        for bad in ["", "..", ".", "a/b", "a\n", "a b", "é", "a.flags", &long, "a\0", "%2e"] {
             assert!(!is_valid_name(bad), "{bad:?}");
         }
     }

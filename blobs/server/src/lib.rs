@@ -34,10 +34,7 @@ pub enum StartError {
     #[error(transparent)]
     Storage(#[from] fs_backend::StorageError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
 }
 
 /// A server bound to its socket, not yet serving.
@@ -52,11 +49,8 @@ impl Server {
         if tokens.is_empty() {
             return Err(StartError::NoTokens(config.tokens.clone()));
         }
-        let storage = fs_backend::FsBackend::open(
-            &config.data_dir,
-            config.max_concurrent_writes,
-            config.max_blob_size,
-        )?;
+        let storage =
+            fs_backend::FsBackend::open(&config.data_dir, config.max_concurrent_writes, config.max_blob_size)?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| StartError::Bind {
@@ -68,23 +62,16 @@ impl Server {
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound listener has an address")
+        self.listener.local_addr().expect("a bound listener has an address")
     }
 
     /// Serves until `shutdown` completes, then lets in-flight requests finish.
-    pub async fn serve(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         use axum::serve::ListenerExt as _;
         let listener = self.listener.tap_io(|tcp| {
             // Small responses must not wait for Nagle's algorithm.
             let _ = tcp.set_nodelay(true);
         });
-        axum::serve(listener, self.app)
-            .with_graceful_shutdown(shutdown)
-            .await
+        axum::serve(listener, self.app).with_graceful_shutdown(shutdown).await
     }
 }

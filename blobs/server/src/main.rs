@@ -9,8 +9,7 @@ fn main() {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "blobs_server=info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "blobs_server=info".into()),
         )
         .init();
     if let Err(err) = run(config) {
@@ -24,10 +23,7 @@ fn run(config: Config) -> anyhow::Result<()> {
     if let Some(n) = config.worker_threads {
         builder.worker_threads(n);
     }
-    let runtime = builder
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = builder.enable_all().build().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let server = Server::bind(&config).await?;
         let mut stdout = std::io::stdout().lock();

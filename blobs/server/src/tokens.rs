@@ -15,10 +15,7 @@ use crate::ids::is_valid_name;
 #[derive(Debug, thiserror::Error)]
 pub enum TokenFileError {
     #[error("cannot read token file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{path}:{line}: {problem}")]
     Malformed {
         path: PathBuf,
@@ -62,10 +59,7 @@ impl Tokens {
                 return Err((i + 1, "expected `user:token`".into()));
             };
             if !is_valid_name(user) {
-                return Err((
-                    i + 1,
-                    format!("user {user:?} is not 1-200 characters of [A-Za-z0-9_-]"),
-                ));
+                return Err((i + 1, format!("user {user:?} is not 1-200 characters of [A-Za-z0-9_-]")));
             }
             if token.is_empty() || token.chars().any(char::is_whitespace) {
                 return Err((i + 1, "token must be non-empty and without spaces".into()));
@@ -76,21 +70,14 @@ impl Tokens {
     }
 
     pub fn insert(&mut self, user: &str, token: &str) {
-        self.by_user
-            .entry(user.to_owned())
-            .or_default()
-            .push(digest(token));
+        self.by_user.entry(user.to_owned()).or_default().push(digest(token));
     }
 
     /// True if `token` is one of `user`'s tokens.
     pub fn verify(&self, user: &str, token: &str) -> bool {
         let presented = digest(token);
         // An unknown user is checked against a dummy digest so that it costs the same time.
-        let known = self
-            .by_user
-            .get(user)
-            .map(Vec::as_slice)
-            .unwrap_or(&[[0u8; 32]]);
+        let known = self.by_user.get(user).map(Vec::as_slice).unwrap_or(&[[0u8; 32]]);
         let mut ok = subtle::Choice::from(0);
         for d in known {
             ok |= d.ct_eq(&presented);

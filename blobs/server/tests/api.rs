@@ -39,8 +39,7 @@ fn start() -> Running {
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let addr = blobs_server::parse_listening_line(&line)
-        .unwrap_or_else(|| panic!("bad first line {line:?}"));
+    let addr = blobs_server::parse_listening_line(&line).unwrap_or_else(|| panic!("bad first line {line:?}"));
     assert!(addr.ip().is_loopback());
     Running { child, addr, dir }
 }
@@ -95,20 +94,14 @@ async fn upload_download_list_delete_round_trip() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(
-        r.headers()["content-length"],
-        blob.len().to_string().as_str()
-    );
+    assert_eq!(r.headers()["content-length"], blob.len().to_string().as_str());
     assert_eq!(
         r.headers()["tag"].to_str().unwrap(),
         blobs_crypto::tag_header(blob).unwrap()
     );
     assert_eq!(r.bytes().await.unwrap().as_ref(), blob);
 
-    assert_eq!(
-        get_json(&s, "/blobs/alice/").await,
-        serde_json::json!(["b1"])
-    );
+    assert_eq!(get_json(&s, "/blobs/alice/").await, serde_json::json!(["b1"]));
     assert_eq!(
         get_json(&s, "/blobs/alice/?only_count=true").await,
         serde_json::json!({"count": 1})
@@ -147,14 +140,8 @@ async fn upload_download_list_delete_round_trip() {
 
     // Re-uploading clears the tombstone.
     assert_eq!(put(&s, "/blobs/alice/b1", b"again").await, StatusCode::OK);
-    assert_eq!(
-        get_json(&s, "/blobs/alice/?deleted=true").await,
-        serde_json::json!([])
-    );
-    assert_eq!(
-        get_json(&s, "/blobs/alice/").await,
-        serde_json::json!(["b1"])
-    );
+    assert_eq!(get_json(&s, "/blobs/alice/?deleted=true").await, serde_json::json!([]));
+    assert_eq!(get_json(&s, "/blobs/alice/").await, serde_json::json!(["b1"]));
 }
 
 #[tokio::test]
@@ -175,14 +162,8 @@ async fn short_blobs_have_no_tag_and_do_not_fail() {
 #[tokio::test]
 async fn namespaces_are_separate() {
     let s = start();
-    assert_eq!(
-        put(&s, "/blobs/alice/same?namespace=MX", b"mail").await,
-        StatusCode::OK
-    );
-    assert_eq!(
-        put(&s, "/blobs/alice/same", b"attachment").await,
-        StatusCode::OK
-    );
+    assert_eq!(put(&s, "/blobs/alice/same?namespace=MX", b"mail").await, StatusCode::OK);
+    assert_eq!(put(&s, "/blobs/alice/same", b"attachment").await, StatusCode::OK);
     assert_eq!(
         put(&s, "/blobs/alice/other?namespace=MX", b"mail2").await,
         StatusCode::OK
@@ -208,10 +189,7 @@ async fn namespaces_are_separate() {
 async fn listing_orders_by_date_and_rejects_unknown_orders() {
     let s = start();
     for id in ["c", "a", "b"] {
-        assert_eq!(
-            put(&s, &format!("/blobs/alice/{id}"), b"x").await,
-            StatusCode::OK
-        );
+        assert_eq!(put(&s, &format!("/blobs/alice/{id}"), b"x").await, StatusCode::OK);
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     assert_eq!(
@@ -244,33 +222,15 @@ async fn listing_orders_by_date_and_rejects_unknown_orders() {
 #[tokio::test]
 async fn credentials_are_checked_per_user() {
     let s = start();
-    assert_eq!(
-        put(&s, "/blobs/alice/mine", b"secret").await,
-        StatusCode::OK
-    );
+    assert_eq!(put(&s, "/blobs/alice/mine", b"secret").await, StatusCode::OK);
     let cases: Vec<(Option<String>, StatusCode)> = vec![
         (None, StatusCode::UNAUTHORIZED),
-        (
-            Some(header_value("alice", "wrong")),
-            StatusCode::UNAUTHORIZED,
-        ),
-        (
-            Some(header_value("carol", "alice-token")),
-            StatusCode::UNAUTHORIZED,
-        ),
-        (
-            Some("Token !!!not-base64!!!".into()),
-            StatusCode::UNAUTHORIZED,
-        ),
-        (
-            Some("Basic YWxpY2U6YWxpY2UtdG9rZW4=".into()),
-            StatusCode::UNAUTHORIZED,
-        ),
+        (Some(header_value("alice", "wrong")), StatusCode::UNAUTHORIZED),
+        (Some(header_value("carol", "alice-token")), StatusCode::UNAUTHORIZED),
+        (Some("Token !!!not-base64!!!".into()), StatusCode::UNAUTHORIZED),
+        (Some("Basic YWxpY2U6YWxpY2UtdG9rZW4=".into()), StatusCode::UNAUTHORIZED),
         (Some("Token".into()), StatusCode::UNAUTHORIZED),
-        (
-            Some(header_value("bob", "bob-token")),
-            StatusCode::FORBIDDEN,
-        ),
+        (Some(header_value("bob", "bob-token")), StatusCode::FORBIDDEN),
     ];
     for (auth, expected) in cases {
         for (method, path) in [
@@ -291,10 +251,7 @@ async fn credentials_are_checked_per_user() {
         }
     }
     // Nothing above changed alice's blobs.
-    assert_eq!(
-        get_json(&s, "/blobs/alice/").await,
-        serde_json::json!(["mine"])
-    );
+    assert_eq!(get_json(&s, "/blobs/alice/").await, serde_json::json!(["mine"]));
 }
 
 #[tokio::test]
@@ -312,11 +269,7 @@ async fn hostile_names_never_reach_the_filesystem() {
         format!("/blobs/alice/{long}"),
     ];
     for path in &bad_paths {
-        for method in [
-            reqwest::Method::GET,
-            reqwest::Method::PUT,
-            reqwest::Method::DELETE,
-        ] {
+        for method in [reqwest::Method::GET, reqwest::Method::PUT, reqwest::Method::DELETE] {
             let r = client()
                 .request(method.clone(), s.url(path))
                 .header("Authorization", alice())
@@ -382,11 +335,7 @@ async fn concurrent_uploads_of_one_id_have_exactly_one_winner() {
         .unwrap();
     assert_eq!(stored.as_ref(), winners[0].as_bytes());
     let tmp = s.dir.path().join("data/.tmp");
-    assert_eq!(
-        std::fs::read_dir(tmp).unwrap().count(),
-        0,
-        "temp files left behind"
-    );
+    assert_eq!(std::fs::read_dir(tmp).unwrap().count(), 0, "temp files left behind");
 }
 
 #[tokio::test]

@@ -37,18 +37,10 @@ impl AaReport {
 /// before under `policy`, with the noise floor from the 30 points before it (a history of 30
 /// points is simulated first). Noise models from [`realistic_mix`]; half of the metrics are
 /// lower-is-better.
-pub fn simulate_aa(
-    seed: u64,
-    runs: usize,
-    series: usize,
-    rounds: usize,
-    policy: &Policy,
-) -> AaReport {
+pub fn simulate_aa(seed: u64, runs: usize, series: usize, rounds: usize, policy: &Policy) -> AaReport {
     let mut rng = StdRng::seed_from_u64(seed);
     let models = realistic_mix(&mut rng, series);
-    let levels: Vec<f64> = (0..series)
-        .map(|_| rng.random_range(0.01..1000.0))
-        .collect();
+    let levels: Vec<f64> = (0..series).map(|_| rng.random_range(0.01..1000.0)).collect();
     let direction = |s: usize| {
         if s.is_multiple_of(2) {
             Direction::Lower
@@ -77,13 +69,7 @@ pub fn simulate_aa(
         for s in 0..series {
             let samples = models[s].run(&mut rng, levels[s], rounds);
             let h: Vec<f64> = history[s].iter().copied().collect();
-            comparisons.push(compare(
-                Some(&previous[s]),
-                &samples,
-                &h,
-                direction(s),
-                policy,
-            ));
+            comparisons.push(compare(Some(&previous[s]), &samples, &h, direction(s), policy));
             current.push(samples);
         }
         let mut failed = false;
@@ -137,25 +123,13 @@ impl StepTrial {
 
 /// How often the gate calls a [`StepTrial`] a regression. `companions` unchanged series share
 /// each run, as in a real run where one commit slows one thing down.
-pub fn simulate_power(
-    seed: u64,
-    trials: usize,
-    trial: &StepTrial,
-    companions: usize,
-    policy: &Policy,
-) -> f64 {
+pub fn simulate_power(seed: u64, trials: usize, trial: &StepTrial, companions: usize, policy: &Policy) -> f64 {
     let mut rng = StdRng::seed_from_u64(seed);
     let noise = NoiseModel::normal(trial.cv);
     let mut flagged = 0;
     for _ in 0..trials {
         let (history, baseline, commit) = trial.draw(&mut rng);
-        let mut comparisons = vec![compare(
-            Some(&baseline),
-            &commit,
-            &history,
-            Direction::Lower,
-            policy,
-        )];
+        let mut comparisons = vec![compare(Some(&baseline), &commit, &history, Direction::Lower, policy)];
         for _ in 0..companions {
             let b = noise.run(&mut rng, 1.0, trial.rounds);
             let c = noise.run(&mut rng, 1.0, trial.rounds);
@@ -183,13 +157,7 @@ pub fn simulate_confirmed_power(
     for _ in 0..trials {
         let (mut medians, baseline, commit) = trial.draw(&mut rng);
         let gate = assess(
-            vec![compare(
-                Some(&baseline),
-                &commit,
-                &medians,
-                Direction::Lower,
-                policy,
-            )],
+            vec![compare(Some(&baseline), &commit, &medians, Direction::Lower, policy)],
             policy,
         )[0]
         .verdict;
@@ -226,12 +194,7 @@ impl ChangePointReport {
     }
 }
 
-fn point_series(
-    rng: &mut StdRng,
-    noise: &NoiseModel,
-    levels: impl Iterator<Item = f64>,
-    rounds: usize,
-) -> Vec<f64> {
+fn point_series(rng: &mut StdRng, noise: &NoiseModel, levels: impl Iterator<Item = f64>, rounds: usize) -> Vec<f64> {
     levels
         .map(|level| median(&noise.run(rng, level, rounds)).expect("samples"))
         .collect()
@@ -300,8 +263,7 @@ pub fn simulate_outliers(
             rounds,
         );
         let cps = change_points(&series, options);
-        report.found_within_one +=
-            usize::from(cps.iter().any(|c| c.index == at || c.index == at + 1));
+        report.found_within_one += usize::from(cps.iter().any(|c| c.index == at || c.index == at + 1));
         report.spurious += cps.len();
         report.trials_with_spurious += usize::from(!cps.is_empty());
     }
@@ -321,14 +283,7 @@ pub struct PairedReport {
 /// Interleaved A/B trials of `rounds` rounds: in each round the machine's state moves both
 /// builds by a common factor (standard deviation `drift`), then each gets its own noise at
 /// `cv`; B is `ratio` times A.
-pub fn simulate_paired(
-    seed: u64,
-    trials: usize,
-    ratio: f64,
-    cv: f64,
-    drift: f64,
-    rounds: usize,
-) -> PairedReport {
+pub fn simulate_paired(seed: u64, trials: usize, ratio: f64, cv: f64, drift: f64, rounds: usize) -> PairedReport {
     use super::paired::{PairedOptions, compare_paired};
     let mut rng = StdRng::seed_from_u64(seed);
     let noise = NoiseModel::normal(cv);

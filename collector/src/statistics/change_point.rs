@@ -114,10 +114,7 @@ pub fn change_points(series: &[f64], options: &ChangePointOptions) -> Vec<Change
         let mut bounds = vec![0];
         bounds.extend(cps.iter().map(|c| c.index));
         bounds.push(series.len());
-        let drop = if let Some(k) = bounds
-            .windows(2)
-            .position(|w| w[1] - w[0] < options.min_segment)
-        {
+        let drop = if let Some(k) = bounds.windows(2).position(|w| w[1] - w[0] < options.min_segment) {
             // Segment k runs from change point k - 1 (if any) to change point k (if any).
             match (k.checked_sub(1), (k < cps.len()).then_some(k)) {
                 (Some(a), Some(b)) if cps[a].p_value >= cps[b].p_value => a,
@@ -188,17 +185,10 @@ fn split(series: &[f64], window: usize, max_p: f64) -> Vec<ChangePoint> {
         start = last.max(start + step);
     }
     found.sort_unstable();
-    (0..found.len())
-        .map(|k| stats_at(series, &found, k))
-        .collect()
+    (0..found.len()).map(|k| stats_at(series, &found, k)).collect()
 }
 
-fn merge(
-    mut cps: Vec<ChangePoint>,
-    series: &[f64],
-    max_p: f64,
-    min_magnitude: f64,
-) -> Vec<ChangePoint> {
+fn merge(mut cps: Vec<ChangePoint>, series: &[f64], max_p: f64, min_magnitude: f64) -> Vec<ChangePoint> {
     while !cps.is_empty() {
         let mut weakest = first_max_by(&cps, |c| c.p_value);
         if cps[weakest].p_value < max_p {
@@ -282,8 +272,7 @@ impl Divergence {
     /// Sum of distances between rows `r0..r1` and columns `c0..c1`.
     fn block(&self, r0: usize, r1: usize, c0: usize, c1: usize) -> f64 {
         let w = self.n + 1;
-        self.prefix[r1 * w + c1] - self.prefix[r0 * w + c1] - self.prefix[r1 * w + c0]
-            + self.prefix[r0 * w + c0]
+        self.prefix[r1 * w + c1] - self.prefix[r0 * w + c1] - self.prefix[r1 * w + c0] + self.prefix[r0 * w + c0]
     }
 
     /// `Q(X, Y)` for `X = x[s..tau]`, `Y = x[tau..kappa]`:
@@ -327,9 +316,7 @@ mod tests {
 
     #[test]
     fn a_clean_step_is_found_where_it_is() {
-        let mut series: Vec<f64> = (0..60)
-            .map(|i| 100.0 + if i % 3 == 0 { 0.5 } else { -0.25 })
-            .collect();
+        let mut series: Vec<f64> = (0..60).map(|i| 100.0 + if i % 3 == 0 { 0.5 } else { -0.25 }).collect();
         for v in &mut series[37..] {
             *v += 10.0;
         }
@@ -345,14 +332,10 @@ mod tests {
         let v = [1.0, 3.0, 2.0, 8.0, 9.0, 7.5];
         let d = Divergence::new(&v);
         let (x, y) = (&v[0..3], &v[3..6]);
-        let between: f64 = x
-            .iter()
-            .flat_map(|a| y.iter().map(move |b| (a - b).abs()))
-            .sum();
+        let between: f64 = x.iter().flat_map(|a| y.iter().map(move |b| (a - b).abs())).sum();
         let wx = (1.0f64 - 3.0).abs() + (1.0f64 - 2.0).abs() + (3.0f64 - 2.0).abs();
         let wy = 1.0 + 0.5 + 1.5;
-        let expected =
-            2.0 / 6.0 * between - 2.0 * 3.0 / (6.0 * 2.0) * wx - 2.0 * 3.0 / (6.0 * 2.0) * wy;
+        let expected = 2.0 / 6.0 * between - 2.0 * 3.0 / (6.0 * 2.0) * wx - 2.0 * 3.0 / (6.0 * 2.0) * wy;
         assert!((d.q(0, 3, 6) - expected).abs() < 1e-12);
         assert_eq!(d.best_split(0, 6).0, 3);
     }

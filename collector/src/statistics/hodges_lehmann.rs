@@ -56,8 +56,7 @@ pub fn hodges_lehmann(baseline: &[f64], commit: &[f64], level: f64) -> Option<Sh
         (k, achieved)
     } else {
         let total = (m + n) as f64;
-        let variance =
-            mn as f64 / 12.0 * ((total + 1.0) - tie_term(&ties) / (total * (total - 1.0)));
+        let variance = mn as f64 / 12.0 * ((total + 1.0) - tie_term(&ties) / (total * (total - 1.0)));
         let sigma = variance.max(0.0).sqrt();
         let z = standard_normal().inverse_cdf(1.0 - alpha / 2.0);
         let q = (mn as f64 / 2.0 - 0.5 - z * sigma).ceil();

@@ -66,9 +66,7 @@ pub struct PairedComparison {
 pub enum PairedError {
     #[error("A has {a} rounds and B has {b}; paired rounds need the same number")]
     Unpaired { a: usize, b: usize },
-    #[error(
-        "{rounds} rounds are too few for a paired comparison; at least {MIN_ROUNDS} are needed"
-    )]
+    #[error("{rounds} rounds are too few for a paired comparison; at least {MIN_ROUNDS} are needed")]
     TooFewRounds { rounds: usize },
     #[error("round {round}: {side} is {value}; ratios need positive finite values")]
     NotPositive {
@@ -86,10 +84,7 @@ pub fn compare_paired(
     options: &PairedOptions,
 ) -> Result<PairedComparison, PairedError> {
     if a.len() != b.len() {
-        return Err(PairedError::Unpaired {
-            a: a.len(),
-            b: b.len(),
-        });
+        return Err(PairedError::Unpaired { a: a.len(), b: b.len() });
     }
     if a.len() < MIN_ROUNDS {
         return Err(PairedError::TooFewRounds { rounds: a.len() });
@@ -160,10 +155,7 @@ mod tests {
         let mut zero = ten;
         zero[4] = 0.0;
         let err = compare_paired(&ten, &zero, Direction::Lower, &o).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "round 4: B is 0; ratios need positive finite values"
-        );
+        assert_eq!(err.to_string(), "round 4: B is 0; ratios need positive finite values");
     }
 
     #[test]

@@ -113,15 +113,8 @@ mod tests {
             let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len() as f64).sqrt();
             assert!((mean / 50.0 - 1.0).abs() < 0.002, "{shape:?} mean {mean}");
             // t(3) has an infinite fourth moment: its sample sd converges slowly.
-            let tolerance = if shape == Shape::HeavyTailed {
-                0.1
-            } else {
-                0.02
-            };
-            assert!(
-                (sd / 50.0 / 0.02 - 1.0).abs() < tolerance,
-                "{shape:?} sd {sd}"
-            );
+            let tolerance = if shape == Shape::HeavyTailed { 0.1 } else { 0.02 };
+            assert!((sd / 50.0 / 0.02 - 1.0).abs() < tolerance, "{shape:?} sd {sd}");
         }
     }
 }

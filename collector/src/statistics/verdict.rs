@@ -247,9 +247,7 @@ fn decide(comparison: Comparison, q_value: Option<f64>, policy: &Policy) -> Asse
             let within = rel.ci_lower >= -threshold && rel.ci_upper <= threshold;
             let beyond = rel.estimate.abs() > threshold;
             match q_value {
-                Some(q) if q < policy.alpha && beyond => {
-                    comparison.direction.judge(rel.estimate > 0.0)
-                }
+                Some(q) if q < policy.alpha && beyond => comparison.direction.judge(rel.estimate > 0.0),
                 Some(_) if within => Verdict::Unchanged,
                 Some(_) => Verdict::Noisy,
                 // No rank test (a single imported value per side): only the history can say
@@ -298,9 +296,7 @@ mod tests {
         // A 0.5% shift is below the practical floor: unchanged, its CI well inside 1%.
         let tiny = around(100.5, 10);
         // Wide noise: the CI straddles the floor, so the data cannot tell.
-        let wide: Vec<f64> = (0..10)
-            .map(|i| 100.0 + if i % 2 == 0 { 8.0 } else { -8.0 })
-            .collect();
+        let wide: Vec<f64> = (0..10).map(|i| 100.0 + if i % 2 == 0 { 8.0 } else { -8.0 }).collect();
         let new = compare(None, &tiny, &[], Direction::Lower, &policy);
         let a = assess(
             vec![
@@ -322,17 +318,9 @@ mod tests {
         let base = around(100.0, 10);
         let up = around(104.0, 10);
         // History alternating by 5%: the floor is far above 4%.
-        let history: Vec<f64> = (0..31)
-            .map(|i| if i % 2 == 0 { 100.0 } else { 105.0 })
-            .collect();
+        let history: Vec<f64> = (0..31).map(|i| if i % 2 == 0 { 100.0 } else { 105.0 }).collect();
         let a = assess(
-            vec![compare(
-                Some(&base),
-                &up,
-                &history,
-                Direction::Lower,
-                &policy,
-            )],
+            vec![compare(Some(&base), &up, &history, Direction::Lower, &policy)],
             &policy,
         );
         assert!(a[0].threshold > 0.05);

@@ -2,9 +2,7 @@
 
 #![allow(dead_code)]
 
-use collector::record::{
-    CommitRecord, MachineRecord, MetricRecord, Purpose, RunRecord, ScenarioRecord, Source,
-};
+use collector::record::{CommitRecord, MachineRecord, MetricRecord, Purpose, RunRecord, ScenarioRecord, Source};
 use collector::statistics::verdict::Direction;
 
 pub fn machine() -> MachineRecord {
@@ -74,6 +72,8 @@ pub fn run(uuid: &str, commit: CommitRecord, wall: Vec<f64>) -> RunRecord {
             params: serde_json::json!({"n": 1}),
             warmup_rounds: 0,
             rounds: wall.len() as u32,
+            budget: None,
+            latency_histogram: None,
             metrics: vec![
                 metric("wall_s", "s", Direction::Lower, wall),
                 metric("throughput", "MiB/s", Direction::Higher, throughput),

@@ -1,0 +1,56 @@
+//! The harness's measurements against a process whose resource use is known.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use harness::probe::{self, Sampler};
+
+#[test]
+fn cpu_memory_and_io_of_a_known_load_are_measured() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_calibration-load"))
+        .args(["--cpu-ms", "400", "--alloc-mib", "96", "--write-mib", "8", "--file"])
+        .arg(dir.path().join("out"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+
+    assert!(probe::reset_peak(pid), "the kernel refused to reset the peak RSS");
+    let before = probe::read(pid).unwrap();
+    let sampler = Sampler::start(vec![pid], Duration::from_millis(10));
+    writeln!(stdin, "go").unwrap();
+    assert_eq!(lines.next().unwrap().unwrap(), "done");
+    let after = probe::read(pid).unwrap();
+    let sampled = sampler.stop();
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+
+    // 400 ms of CPU, read in 10 ms ticks, plus a little for the allocation and the write.
+    let cpu = (after.cpu_user_s - before.cpu_user_s) + (after.cpu_sys_s - before.cpu_sys_s);
+    assert!((0.38..0.60).contains(&cpu), "cpu {cpu} s");
+    let user = after.cpu_user_s - before.cpu_user_s;
+    assert!(user >= 0.35, "the spin is user time: {user} s of {cpu} s");
+
+    // 96 MiB touched: the kernel's high-water mark and the samples both see it.
+    let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+    let base = mib(before.rss_bytes);
+    let peak = mib(after.peak_rss_bytes);
+    assert!(
+        peak - base >= 95.0 && peak - base < 110.0,
+        "peak {peak} MiB over a base of {base} MiB"
+    );
+    let sampled_peak = mib(*sampled.rss[0].iter().max().unwrap());
+    assert!(sampled_peak - base >= 90.0, "sampled peak {sampled_peak} MiB");
+    assert!(sampled.rss[0].len() >= 10, "{} samples", sampled.rss[0].len());
+
+    // 8 MiB written and fsynced.
+    let written = mib(after.io_write_bytes - before.io_write_bytes);
+    assert!((7.9..9.0).contains(&written), "wrote {written} MiB to storage");
+    assert!(mib(after.io_wchar - before.io_wchar) >= 8.0);
+}

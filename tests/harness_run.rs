@@ -1,0 +1,272 @@
+//! The harness through the real `soledad-bench run`: every workload family, a server started
+//! elsewhere (`--target`), and Ctrl-C.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{Repo, stderr};
+
+const EVERY_WORKLOAD: &str = r#"
+warmup_rounds = 0
+rounds = 5
+[[scenario]]
+workload = "crypto.encrypt"
+payloads = ["2x10k"]
+[[scenario]]
+workload = "crypto.decrypt"
+payloads = ["2x10k"]
+[[scenario]]
+workload = "blobs.upload"
+payloads = ["3x10k"]
+concurrency = [2]
+[[scenario]]
+workload = "blobs.download"
+payloads = ["3x10k"]
+concurrency = [2]
+[[scenario]]
+workload = "blobs.sync"
+directions = ["up", "down", "none"]
+payloads = ["3xmail"]
+concurrency = [2]
+[[scenario]]
+workload = "blobs.list"
+payloads = ["10x1k"]
+concurrency = [2]
+[[scenario]]
+workload = "store.put"
+payloads = ["5x10k"]
+[[scenario]]
+workload = "store.get"
+payloads = ["5x10k"]
+[[scenario]]
+workload = "server.backend"
+ops = ["write", "read"]
+payloads = ["5x10k"]
+concurrency = [2]
+[[scenario]]
+workload = "server.load"
+ops = ["upload", "download"]
+sizes = ["1k"]
+concurrency = [2]
+duration_s = 1
+"#;
+
+fn load_results(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn metric_names(scenario: &serde_json::Value) -> Vec<String> {
+    scenario["metrics"].as_object().unwrap().keys().cloned().collect()
+}
+
+#[test]
+fn every_workload_reports_every_metric_family_for_both_processes() {
+    let repo = Repo::new();
+    std::fs::write(repo.path().join("every.toml"), EVERY_WORKLOAD).unwrap();
+    repo.commit("c");
+    let results = repo.out().join("every.json");
+    let out = repo.bench_run(&[
+        ("--scenarios", repo.path().join("every.toml").to_str().unwrap()),
+        ("--results", results.to_str().unwrap()),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = load_results(&results);
+    let scenarios = r["scenarios"].as_array().unwrap();
+    assert_eq!(scenarios.len(), 14);
+    let by_id: BTreeMap<&str, &serde_json::Value> = scenarios.iter().map(|s| (s["id"].as_str().unwrap(), s)).collect();
+
+    let client_families = [
+        "client_cpu_user_s",
+        "client_cpu_sys_s",
+        "client_cpu_pct",
+        "client_rss_peak_mib",
+        "client_rss_mean_mib",
+        "client_io_read_mib",
+        "client_io_write_mib",
+        "client_io_read_total_mib",
+        "client_io_write_total_mib",
+        "client_loop_lag_p50_ms",
+        "client_loop_lag_p99_ms",
+        "client_loop_lag_max_ms",
+        "client_runtime_busy_pct",
+        "wall_s",
+        "ops_s",
+    ];
+    let server_families = [
+        "server_cpu_user_s",
+        "server_cpu_sys_s",
+        "server_cpu_pct",
+        "server_rss_peak_mib",
+        "server_rss_mean_mib",
+        "server_io_read_mib",
+        "server_io_write_mib",
+        "server_io_read_total_mib",
+        "server_io_write_total_mib",
+        "server_ping_p50_ms",
+        "server_ping_p99_ms",
+        "server_ping_max_ms",
+    ];
+    for (id, s) in &by_id {
+        let names = metric_names(s);
+        for m in client_families {
+            assert!(names.iter().any(|n| n == m), "{id} lacks {m}");
+        }
+        let has_server = !(id.starts_with("crypto.") || id.starts_with("store.") || id.starts_with("server.backend"));
+        for m in server_families {
+            assert_eq!(names.iter().any(|n| n == m), has_server, "{id} and {m}");
+        }
+        assert_eq!(s["rounds"], 5);
+        assert!(s["budget"]["stop_reason"].is_string());
+        for (name, m) in s["metrics"].as_object().unwrap() {
+            assert_eq!(m["samples"].as_array().unwrap().len(), 5, "{id} {name}");
+        }
+    }
+    let names = metric_names(by_id["blobs.upload/3x10k/c2"]);
+    for m in [
+        "throughput_mib_s",
+        "latency_p50_ms",
+        "latency_p95_ms",
+        "latency_p99_ms",
+        "latency_max_ms",
+    ] {
+        assert!(names.iter().any(|n| n == m), "upload lacks {m}");
+    }
+    assert!(metric_names(by_id["blobs.sync/down/3xmail/c2"]).contains(&"sync_s".to_owned()));
+    assert!(metric_names(by_id["server.load/upload/1k/c2"]).contains(&"error_count".to_owned()));
+    assert!(by_id["server.load/download/1k/c2"]["latency_histogram"].is_string());
+    // The server really did the uploads: it wrote at least the payloads to storage.
+    let upload = &by_id["blobs.upload/3x10k/c2"]["metrics"]["server_io_write_mib"]["samples"];
+    assert!(
+        upload.as_array().unwrap().iter().all(|v| v.as_f64().unwrap() >= 0.028),
+        "{upload}"
+    );
+    assert!(r["run"]["sampler_cpu_s"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn a_server_started_elsewhere_is_measured_from_outside_only() {
+    let repo = Repo::new();
+    repo.commit("c");
+    let data = repo.out().join("target-server");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("tokens"), "someone:s3cret\n").unwrap();
+    let mut server = Command::new(common::server_exe())
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data.join("blobs"))
+        .arg("--tokens")
+        .arg(data.join("tokens"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = blobs_server::parse_listening_line(&line).unwrap();
+    assert!(addr.ip().is_loopback());
+
+    let results = repo.out().join("target.json");
+    let out = Command::new(common::bench_exe())
+        .current_dir(repo.path())
+        .args([
+            "run",
+            "--scenarios",
+            "scenarios.toml",
+            "--db",
+            "out/t.sqlite",
+            "--site",
+            "out/site",
+            "--results",
+        ])
+        .arg(&results)
+        .args(["--target", &format!("http://{addr}"), "--target-user", "someone"])
+        .env("SOLEDAD_BENCH_TARGET_TOKEN", "s3cret")
+        .output()
+        .unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = load_results(&results);
+    assert_eq!(r["run"]["target"], format!("http://{addr}"));
+    for s in r["scenarios"].as_array().unwrap() {
+        let names = metric_names(s);
+        assert!(names.iter().any(|n| n == "server_ping_p99_ms"));
+        assert!(
+            !names
+                .iter()
+                .any(|n| n.starts_with("server_") && !n.starts_with("server_ping")),
+            "{names:?}"
+        );
+        assert!(names.iter().any(|n| n == "client_cpu_user_s"));
+    }
+
+    // Only loopback targets, and only with a token.
+    let refused = Command::new(common::bench_exe())
+        .current_dir(repo.path())
+        .args([
+            "run",
+            "--scenarios",
+            "scenarios.toml",
+            "--target",
+            "http://10.1.2.3:2424",
+            "--target-user",
+            "x",
+        ])
+        .env("SOLEDAD_BENCH_TARGET_TOKEN", "t")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("only loopback addresses"),
+        "{}",
+        stderr(&refused)
+    );
+}
+
+#[test]
+fn ctrl_c_stops_cleanly_and_writes_nothing() {
+    let repo = Repo::new();
+    let slow = "rounds = 5\n[[scenario]]\nworkload = \"server.load\"\nops = [\"upload\"]\nsizes = [\"1k\"]\nconcurrency = [2]\nduration_s = 5\n";
+    std::fs::write(repo.path().join("slow.toml"), slow).unwrap();
+    repo.commit("c");
+    let work = repo.out().join("work");
+    let mut run = Command::new(common::bench_exe())
+        .current_dir(repo.path())
+        .args([
+            "run",
+            "--scenarios",
+            "slow.toml",
+            "--db",
+            "out/c.sqlite",
+            "--site",
+            "out/site",
+            "--server-bin",
+        ])
+        .arg(common::server_exe())
+        .arg("--work-dir")
+        .arg(&work)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    // What a terminal's Ctrl-C sends.
+    assert_eq!(unsafe { libc::kill(run.id() as i32, libc::SIGINT) }, 0);
+    let status = run.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut run.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted: nothing was written"), "{err}");
+    assert!(!repo.out().join("results").exists());
+    let conn = rusqlite::Connection::open(repo.out().join("c.sqlite")).unwrap();
+    let runs: i64 = conn.query_row("SELECT count(*) FROM runs", [], |r| r.get(0)).unwrap();
+    assert_eq!(runs, 0);
+    // The server and the drivers are gone, and so is their data.
+    let leftovers: Vec<_> = std::fs::read_dir(work.join("soledad-bench")).unwrap().collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

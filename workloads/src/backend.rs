@@ -1,0 +1,98 @@
+//! `server.backend`: the server's storage backend alone, driven in-process without HTTP:
+//! durable writes of N blobs, or reads of N stored blobs, `concurrency` at a time. Here the
+//! client driver hosts the backend, so the client metrics are the backend's.
+
+use std::time::Instant;
+
+use blobs_server::fs_backend::{BlobRef, FsBackend};
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use tokio::io::AsyncReadExt;
+
+use crate::{Context, Latencies, Op, Params, Work, WorkloadError, blobs};
+
+const USER: &str = "bench";
+const NAMESPACE: &str = "default";
+const MAX_CONCURRENT_WRITES: usize = 50;
+
+pub struct Backend {
+    backend: FsBackend,
+    op: Op,
+    /// For writes the blobs to write; for reads the ids with empty contents.
+    blobs: Vec<(String, Bytes)>,
+    concurrency: usize,
+}
+
+fn blob_ref(id: &str) -> BlobRef {
+    BlobRef::new(USER, NAMESPACE, id).expect("generated ids are valid names")
+}
+
+impl Backend {
+    pub(crate) async fn prepare(params: &Params, ctx: &Context) -> Result<Self, WorkloadError> {
+        let backend = FsBackend::open(&ctx.work_dir.join("backend"), MAX_CONCURRENT_WRITES, u64::MAX)?;
+        let op = params.op.unwrap_or(Op::Write);
+        let mut blobs: Vec<(String, Bytes)> = blobs(params, ctx, "b")
+            .into_iter()
+            .map(|(id, data)| (id, Bytes::from(data)))
+            .collect();
+        if op == Op::Read {
+            let backend = &backend;
+            futures::stream::iter(blobs.iter_mut())
+                .map(|(id, data)| async move {
+                    let chunk: Result<Bytes, std::io::Error> = Ok(std::mem::take(data));
+                    backend.write(&blob_ref(id), futures::stream::iter([chunk])).await
+                })
+                .buffer_unordered(MAX_CONCURRENT_WRITES)
+                .try_collect::<Vec<_>>()
+                .await?;
+        } else if op != Op::Write {
+            return Err(WorkloadError::Invalid(
+                "server.backend runs the write or read op".into(),
+            ));
+        }
+        Ok(Self {
+            backend,
+            op,
+            blobs,
+            concurrency: params.concurrency as usize,
+        })
+    }
+
+    pub(crate) async fn run(self) -> Result<Work, WorkloadError> {
+        let backend = &self.backend;
+        let op = self.op;
+        let results: Vec<(u64, std::time::Duration)> = futures::stream::iter(self.blobs)
+            .map(|(id, data)| async move {
+                let t = Instant::now();
+                let bytes = if op == Op::Write {
+                    let chunk: Result<Bytes, std::io::Error> = Ok(data);
+                    backend.write(&blob_ref(&id), futures::stream::iter([chunk])).await?
+                } else {
+                    let mut stored = backend.open_blob(&blob_ref(&id)).await?;
+                    let mut buf = Vec::with_capacity(stored.size as usize);
+                    stored
+                        .file
+                        .read_to_end(&mut buf)
+                        .await
+                        .map_err(|e| WorkloadError::Invalid(format!("reading blob {id}: {e}")))?;
+                    buf.len() as u64
+                };
+                Ok::<_, WorkloadError>((bytes, t.elapsed()))
+            })
+            .buffer_unordered(self.concurrency)
+            .try_collect()
+            .await?;
+        let mut latencies = Latencies::new();
+        let mut bytes = 0;
+        for (b, t) in &results {
+            bytes += b;
+            latencies.record(*t);
+        }
+        Ok(Work {
+            bytes,
+            ops: results.len() as u64,
+            errors: 0,
+            latencies: Some(latencies),
+        })
+    }
+}

@@ -1,0 +1,42 @@
+//! `crypto.encrypt`: encrypting N blobs, one after another on one blocking thread.
+
+use std::time::Instant;
+
+use crate::{BlobFormat, Context, Latencies, Params, Work, WorkloadError, blobs, payload};
+
+pub struct Encrypt {
+    blobs: Vec<(String, Vec<u8>)>,
+    format: BlobFormat,
+}
+
+impl Encrypt {
+    pub(crate) fn prepare(params: &Params, ctx: &Context) -> Result<Self, WorkloadError> {
+        Ok(Self {
+            blobs: blobs(params, ctx, "b"),
+            format: params.format.unwrap_or(BlobFormat::V1),
+        })
+    }
+
+    pub(crate) async fn run(self) -> Result<Work, WorkloadError> {
+        tokio::task::spawn_blocking(move || {
+            let secret = payload::secret();
+            let mut work = Work {
+                latencies: Some(Latencies::new()),
+                ..Work::default()
+            };
+            for (id, data) in &self.blobs {
+                let t = Instant::now();
+                let blob = match self.format {
+                    BlobFormat::V1 => blobs_crypto::v1::encrypt(&secret, id, data)?,
+                };
+                work.latencies.as_mut().expect("set above").record(t.elapsed());
+                work.bytes += data.len() as u64;
+                work.ops += 1;
+                std::hint::black_box(blob);
+            }
+            Ok(work)
+        })
+        .await
+        .expect("encryption does not panic")
+    }
+}

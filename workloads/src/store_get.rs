@@ -1,0 +1,57 @@
+//! `store.get`: reading N blobs back from a local store opened afresh (its own caches cold,
+//! the operating system's page cache warm, as for an application that restarted).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use blobs_client::{LocalStore, SyncStatus};
+
+use crate::store_put::open_store;
+use crate::{Context, Latencies, Params, Work, WorkloadError, blobs};
+
+const NAMESPACE: &str = "default";
+
+pub struct StoreGet {
+    store: Arc<dyn LocalStore>,
+    ids: Vec<String>,
+}
+
+impl StoreGet {
+    pub(crate) fn prepare(params: &Params, ctx: &Context) -> Result<Self, WorkloadError> {
+        let ids = {
+            let store = open_store(params, ctx)?;
+            blobs(params, ctx, "b")
+                .into_iter()
+                .map(|(id, data)| store.insert(NAMESPACE, &id, &data, SyncStatus::Synced).map(|_| id))
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        Ok(Self {
+            store: open_store(params, ctx)?,
+            ids,
+        })
+    }
+
+    pub(crate) async fn run(self) -> Result<Work, WorkloadError> {
+        tokio::task::spawn_blocking(move || {
+            let mut latencies = Latencies::new();
+            let mut bytes = 0;
+            for id in &self.ids {
+                let t = Instant::now();
+                let data = self
+                    .store
+                    .get(NAMESPACE, id)?
+                    .ok_or_else(|| WorkloadError::Invalid(format!("blob {id} vanished")))?;
+                latencies.record(t.elapsed());
+                bytes += data.len() as u64;
+            }
+            Ok(Work {
+                bytes,
+                ops: self.ids.len() as u64,
+                errors: 0,
+                latencies: Some(latencies),
+            })
+        })
+        .await
+        .expect("the store does not panic")
+    }
+}

@@ -1,0 +1,55 @@
+//! `store.put`: storing N blobs in a fresh local store, one transaction each.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use blobs_client::{LocalStore, SyncStatus};
+
+use crate::{Context, Latencies, Params, StoreBackend, Work, WorkloadError, blobs, payload};
+
+const NAMESPACE: &str = "default";
+
+pub struct StorePut {
+    store: Arc<dyn LocalStore>,
+    blobs: Vec<(String, Vec<u8>)>,
+}
+
+/// Opens the scenario's local store in the work directory.
+pub(crate) fn open_store(params: &Params, ctx: &Context) -> Result<Arc<dyn LocalStore>, WorkloadError> {
+    Ok(match params.store.unwrap_or(StoreBackend::Sqlcipher) {
+        StoreBackend::Sqlcipher => Arc::new(blobs_client::SqlcipherStore::open(
+            &ctx.work_dir.join("store.db"),
+            &payload::store_key(),
+        )?),
+    })
+}
+
+impl StorePut {
+    pub(crate) fn prepare(params: &Params, ctx: &Context) -> Result<Self, WorkloadError> {
+        Ok(Self {
+            store: open_store(params, ctx)?,
+            blobs: blobs(params, ctx, "b"),
+        })
+    }
+
+    pub(crate) async fn run(self) -> Result<Work, WorkloadError> {
+        tokio::task::spawn_blocking(move || {
+            let mut latencies = Latencies::new();
+            let mut bytes = 0;
+            for (id, data) in &self.blobs {
+                let t = Instant::now();
+                self.store.insert(NAMESPACE, id, data, SyncStatus::PendingUpload)?;
+                latencies.record(t.elapsed());
+                bytes += data.len() as u64;
+            }
+            Ok(Work {
+                bytes,
+                ops: self.blobs.len() as u64,
+                errors: 0,
+                latencies: Some(latencies),
+            })
+        })
+        .await
+        .expect("the store does not panic")
+    }
+}
