@@ -153,28 +153,33 @@ fn heading(run: &Run, verdicts: &[StoredVerdict], code: bool) -> String {
     )
 }
 
+const COLUMNS: [&str; 9] = [
+    "verdict", "scenario", "metric", "baseline", "commit", "change", "95% CI", "q", "floor",
+];
+
+/// One verdict's cells, in [`COLUMNS`] order.
+fn cells(v: &StoredVerdict) -> [String; 9] {
+    [
+        label(v),
+        v.scenario_id.clone(),
+        v.metric.clone(),
+        v.baseline_median.map_or_else(|| "-".into(), |b| with_unit(b, &v.unit)),
+        with_unit(v.commit_median, &v.unit),
+        change(v),
+        ci(v),
+        q(v),
+        floor(v),
+    ]
+}
+
 fn table(run: &Run, verdicts: &[StoredVerdict], all: bool) -> String {
     let mut out = String::new();
     writeln!(out, "{}", heading(run, verdicts, false)).unwrap();
-    let header = [
-        "verdict", "scenario", "metric", "baseline", "commit", "change", "95% CI", "q", "floor",
-    ];
+    let header = COLUMNS;
     let rows: Vec<[String; 9]> = verdicts
         .iter()
         .filter(|v| all || v.verdict != Verdict::Unchanged)
-        .map(|v| {
-            [
-                label(v),
-                v.scenario_id.clone(),
-                v.metric.clone(),
-                v.baseline_median.map_or_else(|| "-".into(), |b| with_unit(b, &v.unit)),
-                with_unit(v.commit_median, &v.unit),
-                change(v),
-                ci(v),
-                q(v),
-                floor(v),
-            ]
-        })
+        .map(cells)
         .collect();
     if !rows.is_empty() {
         let widths: Vec<usize> = (0..header.len())
@@ -233,24 +238,16 @@ fn markdown(run: &Run, verdicts: &[StoredVerdict]) -> String {
         verdicts.first().map_or(0.05, |v| v.alpha)
     )
     .unwrap();
-    let header = "| verdict | scenario | metric | baseline | commit | change | 95% CI | q | floor |\n|---|---|---|---|---|---|---|---|---|\n";
+    let header = format!("| {} |\n|{}\n", COLUMNS.join(" | "), "---|".repeat(COLUMNS.len()));
+    let header = header.as_str();
     let row = |v: &StoredVerdict| {
-        let verdict = if v.verdict == Verdict::Regression {
-            format!("**{}**", label(v))
-        } else {
-            label(v)
-        };
-        format!(
-            "| {verdict} | `{}` | `{}` | {} | {} | {} | {} | {} | {} |\n",
-            v.scenario_id,
-            v.metric,
-            v.baseline_median.map_or_else(|| "-".into(), |b| with_unit(b, &v.unit)),
-            with_unit(v.commit_median, &v.unit),
-            change(v),
-            ci(v),
-            q(v),
-            floor(v)
-        )
+        let mut c = cells(v);
+        if v.verdict == Verdict::Regression {
+            c[0] = format!("**{}**", c[0]);
+        }
+        c[1] = format!("`{}`", c[1]);
+        c[2] = format!("`{}`", c[2]);
+        format!("| {} |\n", c.join(" | "))
     };
     let (changes, rest): (Vec<&StoredVerdict>, Vec<&StoredVerdict>) =
         verdicts.iter().partition(|v| v.verdict.is_change());

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::params;
+use rusqlite::{Transaction, params};
 use statrs::distribution::{Beta, ContinuousCDF};
 
 use crate::analysis::{baseline_and_history, run_series, samples_of, series_points};
@@ -48,6 +48,80 @@ pub struct CalibrationReport {
     /// failed for nothing.
     pub failing_comparisons: usize,
     pub series: Vec<SeriesOutcome>,
+}
+
+/// A calibration as it is stored, from a measurement or from another database.
+pub(crate) struct StoredCalibration {
+    pub uuid: String,
+    pub machine_id: i64,
+    pub commit_sha: String,
+    pub branch: Option<String>,
+    pub scenario_file: String,
+    pub repetitions: i64,
+    pub comparisons: i64,
+    pub failing_comparisons: i64,
+    pub alpha: f64,
+    pub practical_floor: f64,
+    pub statistics_version: i64,
+    pub started_at: String,
+    pub finished_at: String,
+    /// Its runs here, in the order they ran.
+    pub run_ids: Vec<i64>,
+    /// With `scenario_ref` of this database.
+    pub series: Vec<SeriesOutcome>,
+}
+
+/// Stores a calibration with its runs and series; returns its id.
+pub(crate) fn insert_calibration(tx: &Transaction, c: &StoredCalibration) -> rusqlite::Result<i64> {
+    tx.execute(
+        "INSERT INTO calibrations (calibration_uuid, machine_id, commit_sha, branch, scenario_file, repetitions,
+                                   comparisons, failing_comparisons, alpha, practical_floor, statistics_version,
+                                   started_at, finished_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        params![
+            c.uuid,
+            c.machine_id,
+            c.commit_sha,
+            c.branch,
+            c.scenario_file,
+            c.repetitions,
+            c.comparisons,
+            c.failing_comparisons,
+            c.alpha,
+            c.practical_floor,
+            c.statistics_version,
+            c.started_at,
+            c.finished_at
+        ],
+    )?;
+    let id = tx.last_insert_rowid();
+    for (position, run_id) in c.run_ids.iter().enumerate() {
+        tx.execute(
+            "INSERT INTO calibration_runs (calibration_id, position, run_id) VALUES (?1, ?2, ?3)",
+            params![id, position as i64, run_id],
+        )?;
+    }
+    for o in &c.series {
+        tx.execute(
+            "INSERT INTO calibration_series (calibration_id, scenario_ref, metric, comparisons, false_regressions,
+                                             false_improvements, noisy, false_positive_rate, false_positive_upper,
+                                             min_p_value)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                id,
+                o.scenario_ref,
+                o.metric,
+                o.comparisons as i64,
+                o.false_regressions as i64,
+                o.false_improvements as i64,
+                o.noisy as i64,
+                o.false_positive_rate,
+                o.false_positive_upper,
+                o.min_p_value
+            ],
+        )?;
+    }
+    Ok(id)
 }
 
 /// One-sided 95% Clopper-Pearson upper bound of a rate observed as `k` of `n`.
@@ -169,54 +243,26 @@ impl Database {
         series.sort_by(|a, b| (&a.scenario_id, &a.metric).cmp(&(&b.scenario_id, &b.metric)));
 
         let comparisons = runs.run_ids.len() - 1;
-        tx.execute(
-            "INSERT INTO calibrations (calibration_uuid, machine_id, commit_sha, branch, scenario_file, repetitions,
-                                       comparisons, failing_comparisons, alpha, practical_floor, statistics_version,
-                                       started_at, finished_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            params![
-                runs.uuid,
+        let calibration_id = insert_calibration(
+            &tx,
+            &StoredCalibration {
+                uuid: runs.uuid.clone(),
                 machine_id,
                 commit_sha,
                 branch,
-                runs.scenario_file,
-                runs.run_ids.len() as i64,
-                comparisons as i64,
-                failing as i64,
-                policy.alpha,
-                policy.practical_floor,
-                STATISTICS_VERSION,
-                runs.started_at,
-                runs.finished_at
-            ],
+                scenario_file: runs.scenario_file.clone(),
+                repetitions: runs.run_ids.len() as i64,
+                comparisons: comparisons as i64,
+                failing_comparisons: failing as i64,
+                alpha: policy.alpha,
+                practical_floor: policy.practical_floor,
+                statistics_version: STATISTICS_VERSION,
+                started_at: runs.started_at.clone(),
+                finished_at: runs.finished_at.clone(),
+                run_ids: runs.run_ids.clone(),
+                series: series.clone(),
+            },
         )?;
-        let calibration_id = tx.last_insert_rowid();
-        for (position, run_id) in runs.run_ids.iter().enumerate() {
-            tx.execute(
-                "INSERT INTO calibration_runs (calibration_id, position, run_id) VALUES (?1, ?2, ?3)",
-                params![calibration_id, position as i64, run_id],
-            )?;
-        }
-        for o in &series {
-            tx.execute(
-                "INSERT INTO calibration_series (calibration_id, scenario_ref, metric, comparisons, false_regressions,
-                                                 false_improvements, noisy, false_positive_rate, false_positive_upper,
-                                                 min_p_value)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![
-                    calibration_id,
-                    o.scenario_ref,
-                    o.metric,
-                    o.comparisons as i64,
-                    o.false_regressions as i64,
-                    o.false_improvements as i64,
-                    o.noisy as i64,
-                    o.false_positive_rate,
-                    o.false_positive_upper,
-                    o.min_p_value
-                ],
-            )?;
-        }
         tx.commit()?;
         Ok(CalibrationReport {
             calibration_id,

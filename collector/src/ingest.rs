@@ -118,6 +118,7 @@ fn insert_data_point(
     metric: &str,
     s: &Summary,
 ) -> rusqlite::Result<()> {
+    let o = outlier_counts(s);
     tx.prepare_cached(
         "INSERT INTO data_points (run_id, scenario_ref, metric, n, median, ci_lower, ci_upper, ci_level, mean, stddev,
                                   outliers_low_severe, outliers_low_mild, outliers_high_mild, outliers_high_severe, mde)
@@ -134,13 +135,24 @@ fn insert_data_point(
         s.ci_level,
         s.mean,
         s.stddev,
-        s.outliers.low_severe as i64,
-        s.outliers.low_mild as i64,
-        s.outliers.high_mild as i64,
-        s.outliers.high_severe as i64,
+        o.0,
+        o.1,
+        o.2,
+        o.3,
         s.mde
     ])?;
     Ok(())
+}
+
+/// The outlier counts as stored: low severe, low mild, high mild, high severe.
+fn outlier_counts(s: &Summary) -> (i64, i64, i64, i64) {
+    let o = s.outliers;
+    (
+        o.low_severe as i64,
+        o.low_mild as i64,
+        o.high_mild as i64,
+        o.high_severe as i64,
+    )
 }
 
 /// Migration 2's data step: the outlier counts and MDE of every stored data point, from its
@@ -163,16 +175,8 @@ pub(crate) fn recompute_all_data_points(tx: &Transaction) -> rusqlite::Result<()
             .query_map(params![run_id, scenario_ref, metric], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         if let Some(s) = summarize(&values) {
-            update.execute(params![
-                run_id,
-                scenario_ref,
-                metric,
-                s.outliers.low_severe as i64,
-                s.outliers.low_mild as i64,
-                s.outliers.high_mild as i64,
-                s.outliers.high_severe as i64,
-                s.mde
-            ])?;
+            let o = outlier_counts(&s);
+            update.execute(params![run_id, scenario_ref, metric, o.0, o.1, o.2, o.3, s.mde])?;
         }
     }
     Ok(())

@@ -11,6 +11,8 @@ use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 
+use crate::SeriesOutcome;
+use crate::calibration::{StoredCalibration, insert_calibration};
 use crate::ingest::{IngestOutcome, store_record};
 use crate::record::{
     CommitRecord, MachineRecord, MetricRecord, Purpose, ReportedInterval, RunRecord, ScenarioRecord, Source,
@@ -110,13 +112,13 @@ fn read_record(conn: &Connection, id: i64) -> rusqlite::Result<RunRecord> {
     ) = conn.query_row(
         "SELECT run_uuid, source, purpose, started_at, finished_at, tool_version, scenario_file FROM runs WHERE id = ?1",
         [id],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
+        |r| r.try_into(),
     )?;
     let (sample_interval_ms, seed, branch, dirty, sha, machine_id): (i64, i64, Option<String>, bool, String, i64) =
         conn.query_row(
             "SELECT sample_interval_ms, seed, branch, dirty, commit_sha, machine_id FROM runs WHERE id = ?1",
             [id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+            |r| r.try_into(),
         )?;
     let parents: Vec<String> = conn
         .prepare("SELECT parent FROM commit_parents WHERE sha = ?1 ORDER BY position")?
@@ -210,17 +212,7 @@ fn read_record(conn: &Connection, id: i64) -> rusqlite::Result<RunRecord> {
                  FROM data_points d JOIN metrics m ON m.name = d.metric
                  WHERE d.run_id = ?1 AND d.scenario_ref = ?2 ORDER BY d.metric",
             )?
-            .query_map(params![id, scenario_ref], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                ))
-            })?
+            .query_map(params![id, scenario_ref], |r| r.try_into())?
             .collect::<Result<_, _>>()?;
         for (name, unit, direction, n, lower, upper, level) in metrics {
             let samples: Vec<f64> = conn
@@ -257,23 +249,6 @@ fn read_record(conn: &Connection, id: i64) -> rusqlite::Result<RunRecord> {
     })
 }
 
-/// A calibration's own columns, as copied.
-type CalibrationRow = (
-    String,
-    Option<String>,
-    String,
-    i64,
-    i64,
-    i64,
-    f64,
-    f64,
-    i64,
-    String,
-    String,
-);
-/// A calibration series: scenario id and definition hash, then its own columns.
-type CalibrationSeriesRow = (String, String, String, i64, i64, i64, i64, f64, f64, Option<f64>);
-
 /// Copies the calibrations this database lacks; returns how many.
 fn merge_calibrations(
     from: &Connection,
@@ -282,7 +257,7 @@ fn merge_calibrations(
 ) -> Result<usize, CollectorError> {
     let ids: Vec<(i64, String)> = from
         .prepare("SELECT id, calibration_uuid FROM calibrations ORDER BY id")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .query_map([], |r| r.try_into())?
         .collect::<Result<_, _>>()?;
     let mut added = 0;
     for (id, uuid) in ids {
@@ -296,95 +271,76 @@ fn merge_calibrations(
         if present.is_some() {
             continue;
         }
-        let runs: Vec<(i64, i64)> = from
-            .prepare("SELECT position, run_id FROM calibration_runs WHERE calibration_id = ?1 ORDER BY position")?
-            .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?;
-        let Some(&(_, first_run)) = runs.first() else {
-            continue;
-        };
         let here = |run: i64| {
             run_map
                 .get(&run)
                 .copied()
                 .ok_or_else(|| CollectorError::Conflict(format!("calibration {uuid} refers to a missing run")))
         };
-        let machine_id: i64 = tx.query_row("SELECT machine_id FROM runs WHERE id = ?1", [here(first_run)?], |r| {
-            r.get(0)
-        })?;
-        let row: CalibrationRow = from.query_row(
-            "SELECT commit_sha, branch, scenario_file, repetitions, comparisons, failing_comparisons, alpha,
-                        practical_floor, statistics_version, started_at, finished_at
-                 FROM calibrations WHERE id = ?1",
-            [id],
-            |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                    r.get(8)?,
-                    r.get(9)?,
-                    r.get(10)?,
-                ))
-            },
-        )?;
-        tx.execute(
-            "INSERT INTO calibrations (calibration_uuid, machine_id, commit_sha, branch, scenario_file, repetitions,
-                                       comparisons, failing_comparisons, alpha, practical_floor, statistics_version,
-                                       started_at, finished_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            params![
-                uuid, machine_id, row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9, row.10
-            ],
-        )?;
-        let new_id = tx.last_insert_rowid();
-        for (position, run) in runs {
-            tx.execute(
-                "INSERT INTO calibration_runs (calibration_id, position, run_id) VALUES (?1, ?2, ?3)",
-                params![new_id, position, here(run)?],
-            )?;
-        }
-        let series: Vec<CalibrationSeriesRow> = from
+        let run_ids = from
+            .prepare("SELECT run_id FROM calibration_runs WHERE calibration_id = ?1 ORDER BY position")?
+            .query_map([id], |r| r.get(0))?
+            .map(|r| here(r?))
+            .collect::<Result<Vec<i64>, _>>()?;
+        let Some(&first_run) = run_ids.first() else {
+            continue;
+        };
+        let machine_id: i64 = tx.query_row("SELECT machine_id FROM runs WHERE id = ?1", [first_run], |r| r.get(0))?;
+        let mut series = Vec::new();
+        let rows: Vec<(String, String, String, i64, i64, i64, i64, f64, f64, Option<f64>)> = from
             .prepare(
                 "SELECT s.scenario_id, s.definition_hash, cs.metric, cs.comparisons, cs.false_regressions,
                         cs.false_improvements, cs.noisy, cs.false_positive_rate, cs.false_positive_upper, cs.min_p_value
                  FROM calibration_series cs JOIN scenarios s ON s.id = cs.scenario_ref
                  WHERE cs.calibration_id = ?1",
             )?
-            .query_map([id], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                    r.get(8)?,
-                    r.get(9)?,
-                ))
-            })?
+            .query_map([id], |r| r.try_into())?
             .collect::<Result<_, _>>()?;
-        for s in series {
+        for (scenario_id, hash, metric, comparisons, regressions, improvements, noisy, rate, upper, min_p) in rows {
             let scenario_ref: i64 = tx.query_row(
                 "SELECT id FROM scenarios WHERE scenario_id = ?1 AND definition_hash = ?2",
-                params![s.0, s.1],
+                params![scenario_id, hash],
                 |r| r.get(0),
             )?;
-            tx.execute(
-                "INSERT INTO calibration_series (calibration_id, scenario_ref, metric, comparisons, false_regressions,
-                                                 false_improvements, noisy, false_positive_rate, false_positive_upper,
-                                                 min_p_value)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![new_id, scenario_ref, s.2, s.3, s.4, s.5, s.6, s.7, s.8, s.9],
-            )?;
+            series.push(SeriesOutcome {
+                scenario_ref,
+                scenario_id,
+                metric,
+                comparisons: comparisons as usize,
+                false_regressions: regressions as usize,
+                false_improvements: improvements as usize,
+                noisy: noisy as usize,
+                false_positive_rate: rate,
+                false_positive_upper: upper,
+                min_p_value: min_p,
+            });
         }
+        let c = from.query_row(
+            "SELECT commit_sha, branch, scenario_file, repetitions, comparisons, failing_comparisons, alpha,
+                    practical_floor, statistics_version, started_at, finished_at
+             FROM calibrations WHERE id = ?1",
+            [id],
+            |r| {
+                Ok(StoredCalibration {
+                    uuid: uuid.clone(),
+                    machine_id,
+                    commit_sha: r.get(0)?,
+                    branch: r.get(1)?,
+                    scenario_file: r.get(2)?,
+                    repetitions: r.get(3)?,
+                    comparisons: r.get(4)?,
+                    failing_comparisons: r.get(5)?,
+                    alpha: r.get(6)?,
+                    practical_floor: r.get(7)?,
+                    statistics_version: r.get(8)?,
+                    started_at: r.get(9)?,
+                    finished_at: r.get(10)?,
+                    run_ids: run_ids.clone(),
+                    series: std::mem::take(&mut series),
+                })
+            },
+        )?;
+        insert_calibration(tx, &c)?;
         added += 1;
     }
     Ok(added)

@@ -194,10 +194,35 @@ impl ChangePointReport {
     }
 }
 
-fn point_series(rng: &mut StdRng, noise: &NoiseModel, levels: impl Iterator<Item = f64>, rounds: usize) -> Vec<f64> {
-    levels
-        .map(|level| median(&noise.run(rng, level, rounds)).expect("samples"))
-        .collect()
+/// Change-point trials on series of `len` points, each the median of `rounds` samples at
+/// normal noise of `cv`: `place` picks a position and `level(i, at)` gives each point's true
+/// level; `score` reads what was found.
+#[allow(clippy::too_many_arguments)]
+fn change_point_trials(
+    seed: u64,
+    trials: usize,
+    len: usize,
+    cv: f64,
+    rounds: usize,
+    options: &ChangePointOptions,
+    place: impl Fn(&mut StdRng) -> usize,
+    level: impl Fn(usize, usize) -> f64,
+    mut score: impl FnMut(&mut ChangePointReport, usize, &[super::change_point::ChangePoint]),
+) -> ChangePointReport {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let noise = NoiseModel::normal(cv);
+    let mut report = ChangePointReport {
+        trials,
+        ..Default::default()
+    };
+    for _ in 0..trials {
+        let at = place(&mut rng);
+        let series: Vec<f64> = (0..len)
+            .map(|i| median(&noise.run(&mut rng, level(i, at), rounds)).expect("samples"))
+            .collect();
+        score(&mut report, at, &change_points(&series, options));
+    }
+    report
 }
 
 /// Series of `len` points (medians of `rounds` samples at normal noise of `cv`) with a step of
@@ -211,28 +236,23 @@ pub fn simulate_steps(
     rounds: usize,
     options: &ChangePointOptions,
 ) -> ChangePointReport {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let noise = NoiseModel::normal(cv);
-    let mut report = ChangePointReport {
+    change_point_trials(
+        seed,
         trials,
-        ..Default::default()
-    };
-    for _ in 0..trials {
-        let at = rng.random_range(len / 10..len - len / 10);
-        let series = point_series(
-            &mut rng,
-            &noise,
-            (0..len).map(|i| if i < at { 1.0 } else { 1.0 + step }),
-            rounds,
-        );
-        let cps = change_points(&series, options);
-        let near = cps.iter().filter(|c| c.index.abs_diff(at) <= 1).count();
-        report.found_within_one += usize::from(near > 0);
-        let spurious = cps.len() - near.min(1);
-        report.spurious += spurious;
-        report.trials_with_spurious += usize::from(spurious > 0);
-    }
-    report
+        len,
+        cv,
+        rounds,
+        options,
+        |rng| rng.random_range(len / 10..len - len / 10),
+        |i, at| if i < at { 1.0 } else { 1.0 + step },
+        |report, at, cps| {
+            let near = cps.iter().filter(|c| c.index.abs_diff(at) <= 1).count();
+            report.found_within_one += usize::from(near > 0);
+            let spurious = cps.len() - near.min(1);
+            report.spurious += spurious;
+            report.trials_with_spurious += usize::from(spurious > 0);
+        },
+    )
 }
 
 /// Series of `len` points with one point off by `outlier` (relative) at a random position,
@@ -248,26 +268,21 @@ pub fn simulate_outliers(
     rounds: usize,
     options: &ChangePointOptions,
 ) -> ChangePointReport {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let noise = NoiseModel::normal(cv);
-    let mut report = ChangePointReport {
+    change_point_trials(
+        seed,
         trials,
-        ..Default::default()
-    };
-    for _ in 0..trials {
-        let at = rng.random_range(1..len);
-        let series = point_series(
-            &mut rng,
-            &noise,
-            (0..len).map(|i| if i == at { 1.0 + outlier } else { 1.0 }),
-            rounds,
-        );
-        let cps = change_points(&series, options);
-        report.found_within_one += usize::from(cps.iter().any(|c| c.index == at || c.index == at + 1));
-        report.spurious += cps.len();
-        report.trials_with_spurious += usize::from(!cps.is_empty());
-    }
-    report
+        len,
+        cv,
+        rounds,
+        options,
+        |rng| rng.random_range(1..len),
+        |i, at| if i == at { 1.0 + outlier } else { 1.0 },
+        |report, at, cps| {
+            report.found_within_one += usize::from(cps.iter().any(|c| c.index == at || c.index == at + 1));
+            report.spurious += cps.len();
+            report.trials_with_spurious += usize::from(!cps.is_empty());
+        },
+    )
 }
 
 /// What paired comparisons of interleaved builds gave.
