@@ -286,35 +286,41 @@ fn merge_calibrations(
             continue;
         };
         let machine_id: i64 = tx.query_row("SELECT machine_id FROM runs WHERE id = ?1", [first_run], |r| r.get(0))?;
-        let mut series = Vec::new();
-        let rows: Vec<(String, String, String, i64, i64, i64, i64, f64, f64, Option<f64>)> = from
+        // Read with the other database's scenario ids; mapped to this one's below.
+        let mut series: Vec<(String, SeriesOutcome)> = from
             .prepare(
-                "SELECT s.scenario_id, s.definition_hash, cs.metric, cs.comparisons, cs.false_regressions,
+                "SELECT s.definition_hash, s.scenario_id, cs.metric, cs.comparisons, cs.false_regressions,
                         cs.false_improvements, cs.noisy, cs.false_positive_rate, cs.false_positive_upper, cs.min_p_value
                  FROM calibration_series cs JOIN scenarios s ON s.id = cs.scenario_ref
                  WHERE cs.calibration_id = ?1",
             )?
-            .query_map([id], |r| r.try_into())?
+            .query_map([id], |r| {
+                let count = |i: usize| r.get::<_, i64>(i).map(|v| v as usize);
+                Ok((
+                    r.get(0)?,
+                    SeriesOutcome {
+                        scenario_ref: 0,
+                        scenario_id: r.get(1)?,
+                        metric: r.get(2)?,
+                        comparisons: count(3)?,
+                        false_regressions: count(4)?,
+                        false_improvements: count(5)?,
+                        noisy: count(6)?,
+                        false_positive_rate: r.get(7)?,
+                        false_positive_upper: r.get(8)?,
+                        min_p_value: r.get(9)?,
+                    },
+                ))
+            })?
             .collect::<Result<_, _>>()?;
-        for (scenario_id, hash, metric, comparisons, regressions, improvements, noisy, rate, upper, min_p) in rows {
-            let scenario_ref: i64 = tx.query_row(
+        for (hash, s) in &mut series {
+            s.scenario_ref = tx.query_row(
                 "SELECT id FROM scenarios WHERE scenario_id = ?1 AND definition_hash = ?2",
-                params![scenario_id, hash],
+                params![s.scenario_id, &*hash],
                 |r| r.get(0),
             )?;
-            series.push(SeriesOutcome {
-                scenario_ref,
-                scenario_id,
-                metric,
-                comparisons: comparisons as usize,
-                false_regressions: regressions as usize,
-                false_improvements: improvements as usize,
-                noisy: noisy as usize,
-                false_positive_rate: rate,
-                false_positive_upper: upper,
-                min_p_value: min_p,
-            });
         }
+        let mut series: Vec<SeriesOutcome> = series.into_iter().map(|(_, s)| s).collect();
         let c = from.query_row(
             "SELECT commit_sha, branch, scenario_file, repetitions, comparisons, failing_comparisons, alpha,
                     practical_floor, statistics_version, started_at, finished_at
