@@ -18,9 +18,13 @@ pub struct CalibrateArgs {
     /// Scenario file to run.
     #[arg(long, default_value = "scenarios/smoke.toml")]
     scenarios: PathBuf,
-    /// How many times to run the set; each run after the first is one A/A comparison.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(2..=1000))]
+    /// How many times to run the set; each run after the first is one A/A comparison, so more
+    /// repetitions give a sharper rate (11 give 10 comparisons per series).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(2..=1000))]
     repetitions: u32,
+    /// Calibrate only the scenarios whose id contains this text (repeat for several).
+    #[arg(long = "only", value_name = "TEXT")]
+    only: Vec<String>,
     /// Measure exactly this many rounds per scenario instead of the set's adaptive budget (at
     /// least 5): fewer make a quicker calibration, of a noisier gate than the set's runs get.
     #[arg(long)]
@@ -39,6 +43,16 @@ pub struct CalibrateArgs {
 
 pub fn run(args: CalibrateArgs) -> anyhow::Result<()> {
     let mut set = ScenarioSet::load(&args.scenarios)?;
+    if !args.only.is_empty() {
+        set.scenarios
+            .retain(|s| args.only.iter().any(|o| s.id().contains(o.as_str())));
+        anyhow::ensure!(
+            !set.scenarios.is_empty(),
+            "no scenario of {} matches --only {}",
+            set.path.display(),
+            args.only.join(", ")
+        );
+    }
     if let Some(rounds) = args.rounds {
         anyhow::ensure!(
             rounds >= MIN_ROUNDS,

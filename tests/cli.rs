@@ -216,6 +216,12 @@ fn calibrate_runs_the_same_build_and_stores_false_positive_rates() {
     assert!(!out.status.success());
     let out = repo.bench_cmd("calibrate", &[("--rounds", "2"), ("--db", db.to_str().unwrap())]);
     assert!(stderr(&out).contains("at least 5 rounds"), "{}", stderr(&out));
+    let out = repo.bench_cmd("calibrate", &[("--only", "crypto."), ("--db", db.to_str().unwrap())]);
+    assert!(
+        stderr(&out).contains("no scenario of") && stderr(&out).contains("matches --only crypto."),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// An ingest killed in the middle of its transaction leaves nothing: the database reads as
