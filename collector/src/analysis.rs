@@ -117,6 +117,27 @@ pub(crate) fn run_series(tx: &Transaction, run_id: i64) -> Result<Vec<(i64, Stri
     Ok(out)
 }
 
+/// Series points read once per analysis: the history does not change while it runs.
+#[derive(Default)]
+struct PointCache(HashMap<(i64, i64, String), HashMap<String, (i64, f64)>>);
+
+impl PointCache {
+    fn get(
+        &mut self,
+        tx: &Transaction,
+        machine_id: i64,
+        scenario_ref: i64,
+        metric: &str,
+    ) -> Result<&HashMap<String, (i64, f64)>, CollectorError> {
+        let key = (machine_id, scenario_ref, metric.to_owned());
+        if !self.0.contains_key(&key) {
+            let points = series_points(tx, machine_id, scenario_ref, metric)?;
+            self.0.insert(key.clone(), points);
+        }
+        Ok(&self.0[&key])
+    }
+}
+
 /// The baseline run of a series at a commit (the nearest earlier point on its chain) and the
 /// medians of up to 30 points before the commit, oldest first.
 pub(crate) fn baseline_and_history(
@@ -162,8 +183,9 @@ impl Database {
             keys.push((run_id, run));
         }
         let mut report = AnalysisReport::default();
+        let mut cache = PointCache::default();
         for &run_id in &todo {
-            report.verdicts += compute_verdicts(&tx, &graph, run_id, &options.policy)?;
+            report.verdicts += compute_verdicts(&tx, &graph, &mut cache, run_id, &options.policy)?;
         }
         report.runs = todo.into_iter().collect();
         let mut done = BTreeSet::new();
@@ -174,7 +196,7 @@ impl Database {
                     continue;
                 }
                 let (found, relabelled) =
-                    detect_change_points(&tx, &graph, run, scenario_ref, &metric, direction, options)?;
+                    detect_change_points(&tx, &graph, &mut cache, run, scenario_ref, &metric, direction, options)?;
                 report.change_points += found;
                 report.relabelled += relabelled;
             }
@@ -225,6 +247,7 @@ fn affected_runs(tx: &Transaction, graph: &CommitGraph, run_id: i64, run: &RunKe
 fn compute_verdicts(
     tx: &Transaction,
     graph: &CommitGraph,
+    cache: &mut PointCache,
     run_id: i64,
     policy: &Policy,
 ) -> Result<usize, CollectorError> {
@@ -234,8 +257,8 @@ fn compute_verdicts(
     let mut comparisons: Vec<Comparison> = Vec::new();
     let mut keys = Vec::new();
     for (scenario_ref, metric, direction) in run_series(tx, run_id)? {
-        let points = series_points(tx, run.machine_id, scenario_ref, &metric)?;
-        let (baseline, history) = baseline_and_history(before, &points);
+        let points = cache.get(tx, run.machine_id, scenario_ref, &metric)?;
+        let (baseline, history) = baseline_and_history(before, points);
         let commit = samples_of(tx, run_id, scenario_ref, &metric)?;
         let base = baseline.map(|b| samples_of(tx, b, scenario_ref, &metric)).transpose()?;
         comparisons.push(compare(base.as_deref(), &commit, &history, direction, policy));
@@ -310,9 +333,11 @@ fn insert_verdict(
 /// of the run's own commit when it has no branch), replaces the stored ones, and re-labels
 /// the verdicts at those that are confirmed and larger than the practical floor. Returns
 /// (change points stored, verdicts re-labelled).
+#[allow(clippy::too_many_arguments)]
 fn detect_change_points(
     tx: &Transaction,
     graph: &CommitGraph,
+    cache: &mut PointCache,
     run: &RunKey,
     scenario_ref: i64,
     metric: &str,
@@ -324,7 +349,7 @@ fn detect_change_points(
         Some((b, tip)) => graph.chain(tip, Some(b)),
         None => graph.chain(&run.commit_sha, None),
     };
-    let points = series_points(tx, run.machine_id, scenario_ref, metric)?;
+    let points = cache.get(tx, run.machine_id, scenario_ref, metric)?;
     let ordered: Vec<(&str, f64)> = chain
         .iter()
         .rev()
