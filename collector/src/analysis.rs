@@ -68,7 +68,7 @@ pub(crate) fn series_points(
     machine_id: i64,
     scenario_ref: i64,
     metric: &str,
-) -> Result<HashMap<String, (i64, f64)>, CollectorError> {
+) -> Result<SeriesPoints, CollectorError> {
     let mut stmt = tx.prepare_cached(
         "SELECT r.commit_sha, r.id, d.median FROM data_points d JOIN runs r ON r.id = d.run_id
          WHERE r.machine_id = ?1 AND d.scenario_ref = ?2 AND d.metric = ?3 AND r.purpose = 'history'
@@ -117,9 +117,13 @@ pub(crate) fn run_series(tx: &Transaction, run_id: i64) -> Result<Vec<(i64, Stri
     Ok(out)
 }
 
-/// Series points read once per analysis: the history does not change while it runs.
+/// A series' history points: commit sha to (its latest run, that run's median).
+pub(crate) type SeriesPoints = HashMap<String, (i64, f64)>;
+
+/// Series points read once per analysis: the history does not change while it runs. Keyed by
+/// (machine, scenario, metric).
 #[derive(Default)]
-struct PointCache(HashMap<(i64, i64, String), HashMap<String, (i64, f64)>>);
+struct PointCache(HashMap<(i64, i64, String), SeriesPoints>);
 
 impl PointCache {
     fn get(
@@ -128,7 +132,7 @@ impl PointCache {
         machine_id: i64,
         scenario_ref: i64,
         metric: &str,
-    ) -> Result<&HashMap<String, (i64, f64)>, CollectorError> {
+    ) -> Result<&SeriesPoints, CollectorError> {
         let key = (machine_id, scenario_ref, metric.to_owned());
         if !self.0.contains_key(&key) {
             let points = series_points(tx, machine_id, scenario_ref, metric)?;
@@ -140,10 +144,7 @@ impl PointCache {
 
 /// The baseline run of a series at a commit (the nearest earlier point on its chain) and the
 /// medians of up to 30 points before the commit, oldest first.
-pub(crate) fn baseline_and_history(
-    chain_before: &[String],
-    points: &HashMap<String, (i64, f64)>,
-) -> (Option<i64>, Vec<f64>) {
+pub(crate) fn baseline_and_history(chain_before: &[String], points: &SeriesPoints) -> (Option<i64>, Vec<f64>) {
     let mut baseline = None;
     let mut history = Vec::new();
     for sha in chain_before {
