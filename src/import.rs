@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use collector::bmf::MeasureUnits;
 use collector::criterion::{criterion_record, read_criterion};
-use collector::record::{CommitRecord, MachineRecord, RunRecord, covariates_of};
+use collector::record::{CommitRecord, ImportContext, MachineRecord, RunRecord, covariates_of};
 use collector::statistics::verdict::Direction;
 use collector::{Database, IngestOutcome};
 
@@ -70,22 +70,15 @@ fn parse_measure(s: &str) -> Result<(String, String, Direction), String> {
     Ok((name.to_owned(), unit.to_owned(), direction))
 }
 
-struct Context {
-    commit: CommitRecord,
-    machine: MachineRecord,
-    covariates: Vec<(String, serde_json::Value)>,
-    now: String,
-}
-
 impl Target {
-    fn context(&self) -> anyhow::Result<Context> {
+    fn context(&self) -> anyhow::Result<ImportContext> {
         let commit = self.checkout.describe()?;
         let machine = harness::machine::describe(&self.profile);
-        Ok(Context {
+        Ok(ImportContext {
             commit: CommitRecord::from(&commit),
             machine: MachineRecord::from(&machine),
             covariates: covariates_of(&machine),
-            now: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            imported_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         })
     }
 }
@@ -110,15 +103,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
                 .iter()
                 .map(|f| {
                     let text = std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
-                    Ok(db.bmf_record(
-                        f,
-                        &text,
-                        ctx.commit.clone(),
-                        ctx.machine.clone(),
-                        ctx.covariates.clone(),
-                        &units,
-                        &ctx.now,
-                    )?)
+                    Ok(db.bmf_record(f, &text, ctx.clone(), &units)?)
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let labels: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
@@ -127,7 +112,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
         ImportWhat::Criterion { dir, target } => {
             let ctx = target.context()?;
             let benchmarks = read_criterion(&dir)?;
-            let record = criterion_record(&dir, &benchmarks, ctx.commit, ctx.machine, ctx.covariates, &ctx.now);
+            let record = criterion_record(&dir, &benchmarks, ctx);
             let mut db = Database::open(&target.db)?;
             store(
                 &mut db,

@@ -13,10 +13,8 @@ use std::path::Path;
 use rusqlite::{OptionalExtension, params};
 use serde_json::{Map, Value, json};
 
-use crate::fingerprint::fingerprint_of;
 use crate::record::{
-    CommitRecord, MachineRecord, MetricRecord, Purpose, ReportedInterval, RunRecord, ScenarioRecord, Source,
-    content_uuid, definition_hash_of,
+    ImportContext, MetricRecord, ReportedInterval, RunRecord, ScenarioRecord, Source, definition_hash_of,
 };
 use crate::statistics::verdict::Direction;
 use crate::{CollectorError, Database};
@@ -186,18 +184,14 @@ impl Database {
             .map(|(_, unit, d)| ((*unit).to_owned(), *d)))
     }
 
-    /// The run a BMF file becomes, for `commit` on `machine`. Importing the same file for the
-    /// same commit and machine again gives the same run id, so it is stored once.
-    #[allow(clippy::too_many_arguments)]
+    /// The run a BMF file becomes. Importing the same file for the same commit and machine
+    /// again gives the same run id, so it is stored once.
     pub fn bmf_record(
         &self,
         path: &Path,
         text: &str,
-        commit: CommitRecord,
-        machine: MachineRecord,
-        covariates: Vec<(String, Value)>,
+        ctx: ImportContext,
         units: &MeasureUnits,
-        started_at: &str,
     ) -> Result<RunRecord, CollectorError> {
         let bmf = parse_bmf(path, text)?;
         let mut scenarios = Vec::new();
@@ -240,26 +234,12 @@ impl Database {
                 metrics,
             });
         }
-        let uuid = content_uuid(&[
-            b"bmf",
-            text.as_bytes(),
-            commit.sha.as_bytes(),
-            fingerprint_of(&machine).as_bytes(),
-        ]);
-        Ok(RunRecord {
-            uuid,
-            source: Source::Bmf,
-            purpose: Purpose::History,
-            started_at: started_at.to_owned(),
-            finished_at: started_at.to_owned(),
-            tool_version: env!("CARGO_PKG_VERSION").into(),
-            scenario_file: path.display().to_string(),
-            sample_interval_ms: 0,
-            seed: 0,
-            commit,
-            machine,
-            covariates,
+        Ok(RunRecord::imported(
+            Source::Bmf,
+            path,
+            &[text.as_bytes()],
+            ctx,
             scenarios,
-        })
+        ))
     }
 }

@@ -11,13 +11,10 @@
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use serde_json::Value;
 
 use crate::CollectorError;
-use crate::fingerprint::fingerprint_of;
 use crate::record::{
-    CommitRecord, MachineRecord, MetricRecord, Purpose, ReportedInterval, RunRecord, ScenarioRecord, Source,
-    content_uuid, definition_hash_of,
+    ImportContext, MetricRecord, ReportedInterval, RunRecord, ScenarioRecord, Source, definition_hash_of,
 };
 use crate::statistics::verdict::Direction;
 
@@ -240,37 +237,19 @@ impl CriterionBenchmark {
     }
 }
 
-/// The run a set of criterion benchmarks becomes, for `commit` on `machine`. Importing the
-/// same results for the same commit and machine again gives the same run id.
-pub fn criterion_record(
-    root: &Path,
-    benchmarks: &[CriterionBenchmark],
-    commit: CommitRecord,
-    machine: MachineRecord,
-    covariates: Vec<(String, Value)>,
-    started_at: &str,
-) -> RunRecord {
-    let mut parts: Vec<&[u8]> = vec![b"criterion"];
+/// The run a set of criterion benchmarks read from `root` becomes. Importing the same results
+/// for the same commit and machine again gives the same run id.
+pub fn criterion_record(root: &Path, benchmarks: &[CriterionBenchmark], ctx: ImportContext) -> RunRecord {
+    let mut content: Vec<&[u8]> = Vec::new();
     for b in benchmarks {
-        parts.push(b.full_id.as_bytes());
-        parts.push(&b.content);
+        content.push(b.full_id.as_bytes());
+        content.push(&b.content);
     }
-    let fingerprint = fingerprint_of(&machine);
-    parts.push(commit.sha.as_bytes());
-    parts.push(fingerprint.as_bytes());
-    RunRecord {
-        uuid: content_uuid(&parts),
-        source: Source::Criterion,
-        purpose: Purpose::History,
-        started_at: started_at.to_owned(),
-        finished_at: started_at.to_owned(),
-        tool_version: env!("CARGO_PKG_VERSION").into(),
-        scenario_file: root.display().to_string(),
-        sample_interval_ms: 0,
-        seed: 0,
-        commit,
-        machine,
-        covariates,
-        scenarios: benchmarks.iter().map(CriterionBenchmark::scenario).collect(),
-    }
+    RunRecord::imported(
+        Source::Criterion,
+        root,
+        &content,
+        ctx,
+        benchmarks.iter().map(CriterionBenchmark::scenario).collect(),
+    )
 }

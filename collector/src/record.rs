@@ -256,6 +256,50 @@ impl RunRecord {
     }
 }
 
+/// For which commit, on which machine and when, results of another tool are imported.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportContext {
+    pub commit: CommitRecord,
+    pub machine: MachineRecord,
+    pub covariates: Vec<(String, serde_json::Value)>,
+    /// RFC 3339 UTC.
+    pub imported_at: String,
+}
+
+impl RunRecord {
+    /// A run imported from another tool's `content`, read from `from`. Its id hashes the
+    /// content with the commit and the machine: importing the same results for the same commit
+    /// on the same machine again changes nothing.
+    pub fn imported(
+        source: Source,
+        from: &std::path::Path,
+        content: &[&[u8]],
+        ctx: ImportContext,
+        scenarios: Vec<ScenarioRecord>,
+    ) -> Self {
+        let fingerprint = crate::fingerprint::fingerprint_of(&ctx.machine);
+        let mut parts: Vec<&[u8]> = vec![source.as_str().as_bytes()];
+        parts.extend_from_slice(content);
+        parts.push(ctx.commit.sha.as_bytes());
+        parts.push(fingerprint.as_bytes());
+        Self {
+            uuid: content_uuid(&parts),
+            source,
+            purpose: Purpose::History,
+            started_at: ctx.imported_at.clone(),
+            finished_at: ctx.imported_at,
+            tool_version: env!("CARGO_PKG_VERSION").into(),
+            scenario_file: from.display().to_string(),
+            sample_interval_ms: 0,
+            seed: 0,
+            commit: ctx.commit,
+            machine: ctx.machine,
+            covariates: ctx.covariates,
+            scenarios,
+        }
+    }
+}
+
 /// A stable id from content: importing the same data for the same commit twice is a no-op.
 pub fn content_uuid(parts: &[&[u8]]) -> String {
     let mut h = Sha256::new();

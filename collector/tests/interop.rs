@@ -6,13 +6,22 @@ use std::path::{Path, PathBuf};
 
 use collector::bmf::{MeasureUnits, parse_bmf};
 use collector::criterion::{criterion_record, read_criterion};
-use collector::record::{MachineRecord, Purpose};
+use collector::record::{CommitRecord, ImportContext, MachineRecord, Purpose};
 use collector::statistics::verdict::{Direction, Verdict};
 use collector::{AnalysisOptions, CalibrationRuns, Database, IngestOutcome};
 use common::{around, commit, count, machine, run};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+fn ctx(commit: CommitRecord) -> ImportContext {
+    ImportContext {
+        commit,
+        machine: machine(),
+        covariates: vec![],
+        imported_at: "2026-11-27T00:00:00Z".into(),
+    }
 }
 
 fn series_named(db: &Database, scenario: &str, metric: &str) -> collector::query::Series {
@@ -38,10 +47,17 @@ fn criterion_results_join_the_history() {
     let dir = tempfile::tempdir().unwrap();
     let mut db = Database::open(&dir.path().join("b.sqlite")).unwrap();
     let c0 = commit("c0", &[], 0, Some("main"));
-    let record = criterion_record(&root, &benches, c0.clone(), machine(), vec![], "2026-11-27T00:00:00Z");
+    let record = criterion_record(&root, &benches, ctx(c0.clone()));
     let run_id = db.ingest_record(&record).unwrap().run_id();
     assert!(matches!(
-        db.ingest_record(&criterion_record(&root, &benches, c0, machine(), vec![], "later")),
+        db.ingest_record(&criterion_record(
+            &root,
+            &benches,
+            ImportContext {
+                imported_at: "later".into(),
+                ..ctx(c0)
+            }
+        )),
         Ok(IngestOutcome::AlreadyPresent { .. })
     ));
 
@@ -75,7 +91,7 @@ fn criterion_results_join_the_history() {
     let benches = read_criterion(&slower).unwrap();
     let c1 = commit("c1", &["c0"], 1, Some("main"));
     let r1 = db
-        .ingest_record(&criterion_record(&slower, &benches, c1, machine(), vec![], "t"))
+        .ingest_record(&criterion_record(&slower, &benches, ctx(c1)))
         .unwrap()
         .run_id();
     db.analyze_runs(&[run_id, r1], &AnalysisOptions::default()).unwrap();
@@ -148,15 +164,7 @@ fn bmf_round_trips_and_refuses_what_it_cannot_store() {
     let mut other = Database::open(&dir.path().join("b.sqlite")).unwrap();
     let c = commit("c0", &[], 0, Some("main"));
     let err = other
-        .bmf_record(
-            &path,
-            &text,
-            c.clone(),
-            machine(),
-            vec![],
-            &MeasureUnits::default(),
-            "t",
-        )
+        .bmf_record(&path, &text, ctx(c.clone()), &MeasureUnits::default())
         .unwrap_err()
         .to_string();
     assert!(
@@ -167,13 +175,9 @@ fn bmf_round_trips_and_refuses_what_it_cannot_store() {
     units
         .overrides
         .insert("rate".into(), ("MiB/s".into(), Direction::Higher));
-    let record = other
-        .bmf_record(&path, &text, c.clone(), machine(), vec![], &units, "t")
-        .unwrap();
+    let record = other.bmf_record(&path, &text, ctx(c.clone()), &units).unwrap();
     other.ingest_record(&record).unwrap();
-    let again = other
-        .bmf_record(&path, &text, c, machine(), vec![], &units, "t")
-        .unwrap();
+    let again = other.bmf_record(&path, &text, ctx(c), &units).unwrap();
     assert!(matches!(
         other.ingest_record(&again).unwrap(),
         IngestOutcome::AlreadyPresent { .. }
@@ -204,11 +208,8 @@ fn bmf_round_trips_and_refuses_what_it_cannot_store() {
         .bmf_record(
             Path::new("l.json"),
             bmf,
-            commit("c1", &["c0"], 1, None),
-            machine(),
-            vec![],
+            ctx(commit("c1", &["c0"], 1, None)),
             &MeasureUnits::default(),
-            "t",
         )
         .unwrap();
     assert_eq!(r.scenarios[0].metrics[0].unit, "ns");
