@@ -7,11 +7,15 @@
 
 mod error;
 mod key;
+pub mod open;
+mod padding;
 mod preamble;
 pub mod v1;
+pub mod v2;
 
 pub use error::FormatError;
 pub use key::{BlobKey, BlobSecret};
+pub use padding::{MIN_BUCKET, bucket};
 pub use preamble::{
     IMMUTABLE_REVISION, LEGACY_PREAMBLE_LEN, Method, PREAMBLE_B64_LEN, PREAMBLE_LEN, Preamble, Scheme,
     content_size_ceiling,

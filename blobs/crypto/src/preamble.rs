@@ -42,8 +42,12 @@ pub enum Scheme {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
     Aes256Ctr = 1,
+    /// Format v1: one AES-256-GCM message.
     Aes256Gcm = 2,
     Pgp = 3,
+    /// Format v2 (this project's): AES-256-GCM in authenticated 64 KiB chunks, padded. See
+    /// `FORMAT.md`.
+    Aes256GcmChunked = 4,
 }
 
 impl TryFrom<i8> for Scheme {
@@ -64,6 +68,7 @@ impl TryFrom<i8> for Method {
             1 => Ok(Self::Aes256Ctr),
             2 => Ok(Self::Aes256Gcm),
             3 => Ok(Self::Pgp),
+            4 => Ok(Self::Aes256GcmChunked),
             other => Err(FormatError::UnknownMethod(other)),
         }
     }
