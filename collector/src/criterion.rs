@@ -6,7 +6,8 @@
 //! `sample.json` (the measured iteration counts and their total times in ns). The raw samples
 //! are the per-iteration times `times[i] / iters[i]`, the same statistics then apply as to
 //! any run. Without `sample.json`, the median estimate is stored as a single value with its
-//! interval. These files are criterion's internal format, read as it writes them (0.5).
+//! interval. These files are criterion's internal format, read as criterion 0.8 (the workspace's)
+//! writes them.
 
 use std::path::{Path, PathBuf};
 
