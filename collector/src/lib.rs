@@ -7,6 +7,7 @@
 mod analysis;
 pub mod bmf;
 mod calibration;
+pub mod comparison;
 pub mod criterion;
 mod db;
 mod fingerprint;

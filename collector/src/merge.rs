@@ -29,6 +29,8 @@ pub struct MergeReport {
     /// Runs the database had already.
     pub runs_present: usize,
     pub calibrations_added: usize,
+    pub comparison_runs_added: usize,
+    pub comparisons_added: usize,
 }
 
 fn corrupt(path: &Path, e: impl std::fmt::Display) -> CollectorError {
@@ -85,6 +87,7 @@ impl Database {
                     match record.purpose {
                         Purpose::History => report.history_runs_added.push(run_id),
                         Purpose::Calibration => report.calibration_runs_added += 1,
+                        Purpose::Comparison => report.comparison_runs_added += 1,
                     }
                     run_map.insert(id, run_id);
                 }
@@ -95,6 +98,7 @@ impl Database {
             }
         }
         report.calibrations_added = merge_calibrations(&snapshot.conn, &tx, &run_map)?;
+        report.comparisons_added = crate::comparison::merge_comparisons(&snapshot.conn, &tx, &run_map)?;
         tx.commit()?;
         Ok(report)
     }

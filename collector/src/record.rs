@@ -31,12 +31,13 @@ impl Source {
     }
 }
 
-/// What a run is for: history (series, verdicts, the site) or calibration (A/A runs, kept
-/// apart so that they never enter a series).
+/// What a run is for: history (series, verdicts, the site), calibration (A/A runs) or
+/// comparison (one side of an interleaved branch comparison). Only history runs enter series.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
     History,
     Calibration,
+    Comparison,
 }
 
 impl Purpose {
@@ -44,11 +45,14 @@ impl Purpose {
         match self {
             Self::History => "history",
             Self::Calibration => "calibration",
+            Self::Comparison => "comparison",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::History, Self::Calibration].into_iter().find(|v| v.as_str() == s)
+        [Self::History, Self::Calibration, Self::Comparison]
+            .into_iter()
+            .find(|v| v.as_str() == s)
     }
 }
 

@@ -15,6 +15,7 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: V2,
         then: Some(crate::ingest::recompute_all_data_points),
     },
+    Migration { sql: V3, then: None },
 ];
 
 const V1: &str =
@@ -230,5 +231,45 @@ const V2: &str = "
         false_positive_upper REAL NOT NULL,
         min_p_value        REAL,
         PRIMARY KEY (calibration_id, scenario_ref, metric)
+    ) WITHOUT ROWID;
+    ";
+
+// 3: branch comparisons (two interleaved runs and their paired verdicts). SQLite cannot
+// change a CHECK constraint in place, so `purpose` is rebuilt: renamed, re-added with the new
+// constraint, copied, and the old column (with its constraint) dropped.
+const V3: &str = "
+    DROP INDEX runs_by_machine;
+    ALTER TABLE runs RENAME COLUMN purpose TO purpose_v2;
+    ALTER TABLE runs ADD COLUMN purpose TEXT NOT NULL DEFAULT 'history'
+        CHECK (purpose IN ('history', 'calibration', 'comparison'));
+    UPDATE runs SET purpose = purpose_v2;
+    ALTER TABLE runs DROP COLUMN purpose_v2;
+    CREATE INDEX runs_by_machine ON runs (machine_id, purpose);
+    CREATE TABLE comparisons (
+        id            INTEGER PRIMARY KEY,
+        uuid          TEXT NOT NULL UNIQUE,
+        machine_id    INTEGER NOT NULL REFERENCES machines (id),
+        run_a         INTEGER NOT NULL REFERENCES runs (id),
+        run_b         INTEGER NOT NULL REFERENCES runs (id),
+        label_a       TEXT NOT NULL,
+        label_b       TEXT NOT NULL,
+        scenario_file TEXT NOT NULL,
+        started_at    TEXT NOT NULL,
+        finished_at   TEXT NOT NULL
+    );
+    CREATE TABLE comparison_results (
+        comparison_id INTEGER NOT NULL REFERENCES comparisons (id),
+        scenario_ref  INTEGER NOT NULL REFERENCES scenarios (id),
+        metric        TEXT NOT NULL REFERENCES metrics (name),
+        rounds        INTEGER NOT NULL,
+        ratio         REAL,
+        ci_lower      REAL,
+        ci_upper      REAL,
+        ci_level      REAL,
+        p_value       REAL,
+        verdict       TEXT NOT NULL
+                      CHECK (verdict IN ('improvement', 'regression', 'unchanged', 'noisy', 'incomparable')),
+        note          TEXT,
+        PRIMARY KEY (comparison_id, scenario_ref, metric)
     ) WITHOUT ROWID;
     ";

@@ -76,6 +76,32 @@ pub enum PairedError {
     },
 }
 
+/// The verdict of a paired comparison from its ratio, the ratio's CI and the p-value, which
+/// may be one adjusted for multiple comparisons (Benjamini-Hochberg across a comparison's
+/// series): a change needs the p-value under alpha and a ratio beyond the practical floor;
+/// unchanged needs the whole CI within the floor; anything else is noisy.
+pub fn paired_verdict(
+    ratio: f64,
+    ci_lower: f64,
+    ci_upper: f64,
+    p_value: Option<f64>,
+    direction: Direction,
+    options: &PairedOptions,
+) -> Verdict {
+    let floor = options.practical_floor;
+    let significant = p_value.is_some_and(|p| p < options.alpha);
+    if significant && (ratio - 1.0).abs() > floor {
+        match (direction, ratio > 1.0) {
+            (Direction::Lower, true) | (Direction::Higher, false) => Verdict::Regression,
+            _ => Verdict::Improvement,
+        }
+    } else if ci_lower >= 1.0 - floor && ci_upper <= 1.0 + floor {
+        Verdict::Unchanged
+    } else {
+        Verdict::Noisy
+    }
+}
+
 /// Compares B against A from per-round paired samples (`a[i]` and `b[i]` from round `i`).
 pub fn compare_paired(
     a: &[f64],
@@ -112,19 +138,7 @@ pub fn compare_paired(
     let ci_lower = quantile_of_sorted(&boot, tail).exp();
     let ci_upper = quantile_of_sorted(&boot, 1.0 - tail).exp();
     let test = signed_rank(&logs);
-    let floor = options.practical_floor;
-    let significant = test.is_some_and(|t| t.p_value < options.alpha);
-    let verdict = if significant && (ratio - 1.0).abs() > floor {
-        let b_larger = ratio > 1.0;
-        match (direction, b_larger) {
-            (Direction::Lower, true) | (Direction::Higher, false) => Verdict::Regression,
-            _ => Verdict::Improvement,
-        }
-    } else if ci_lower >= 1.0 - floor && ci_upper <= 1.0 + floor {
-        Verdict::Unchanged
-    } else {
-        Verdict::Noisy
-    };
+    let verdict = paired_verdict(ratio, ci_lower, ci_upper, test.map(|t| t.p_value), direction, options);
     Ok(PairedComparison {
         rounds: n,
         ratio,
