@@ -44,7 +44,7 @@ pub async fn run(
     http.timer(TokioTimer::new())
         .header_read_timeout(opts.header_timeout)
         .keep_alive(true)
-        .max_buf_size(MAX_HEAD_BYTES);
+        .max_header_size(MAX_HEAD_BYTES);
     loop {
         let permit = tokio::select! {
             p = slots.clone().acquire_owned() => p.expect("the semaphore is never closed"),
