@@ -35,7 +35,7 @@ enum Command {
         replace: bool,
     },
     /// Checks the configuration and prints it resolved, without serving.
-    CheckConfig,
+    CheckConfig(ServeArgs),
 }
 
 fn main() {
@@ -50,7 +50,7 @@ fn main() {
             init_logs(LogFormat::Text);
             restore(&data_dir, &from, user.as_deref(), replace)
         }
-        Some(Command::CheckConfig) => Config::load(cli.serve)
+        Some(Command::CheckConfig(args)) => Config::load(args)
             .map(|c| println!("{c:#?}"))
             .map_err(Into::into),
         None => match Config::load(cli.serve) {
@@ -113,6 +113,12 @@ fn run(config: Config) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
+        // Installed before the address is printed: a SIGTERM sent as soon as the server
+        // reports itself must shut it down gracefully, not kill it.
+        let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("cannot install the SIGTERM handler")?;
+        let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("cannot install the SIGHUP handler")?;
         let server = Server::bind(&config).await?;
         let mut stdout = std::io::stdout().lock();
         let prefix = if server.is_tls() {
@@ -135,11 +141,7 @@ fn run(config: Config) -> anyhow::Result<()> {
         );
         let reload = server.reloader();
         tokio::spawn(async move {
-            let Ok(mut hup) =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-            else {
-                return;
-            };
+            let mut hup = hup;
             while hup.recv().await.is_some() {
                 match reload() {
                     Ok(()) => tracing::info!("token files reloaded"),
@@ -148,7 +150,7 @@ fn run(config: Config) -> anyhow::Result<()> {
             }
         });
         server
-            .serve(shutdown_signal())
+            .serve(shutdown_signal(term))
             .await
             .context("server failed")?;
         tracing::info!("stopped");
@@ -157,10 +159,8 @@ fn run(config: Config) -> anyhow::Result<()> {
 }
 
 /// Resolves on SIGTERM or Ctrl-C, so in-flight requests can finish before exit.
-async fn shutdown_signal() {
+async fn shutdown_signal(mut term: tokio::signal::unix::Signal) {
     let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing a SIGTERM handler cannot fail on Unix");
     tokio::select! {
         _ = ctrl_c => {}
         _ = term.recv() => {}

@@ -92,6 +92,11 @@ impl Running {
         format!("http://{}{}", self.services.unwrap(), path)
     }
 
+    /// Takes the temporary directory out, so it outlives this server (for a restart).
+    pub fn _tmp_keep(&mut self) -> Option<tempfile::TempDir> {
+        self._tmp.take()
+    }
+
     pub fn data(&self) -> PathBuf {
         self.dir.join("data")
     }
