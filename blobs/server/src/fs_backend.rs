@@ -8,7 +8,7 @@
 //! Downloads take no lock: files are never modified in place (see [`crate::disk`]).
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::os::unix::fs::FileExt as _;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
@@ -291,9 +291,7 @@ impl FsBackend {
     }
 
     fn id_lock(&self, blob: &BlobRef) -> &tokio::sync::Mutex<()> {
-        let mut h = self.hasher.build_hasher();
-        blob.hash(&mut h);
-        &self.id_locks[h.finish() as usize % ID_LOCKS]
+        &self.id_locks[self.hasher.hash_one(blob) as usize % ID_LOCKS]
     }
 
     /// The user's state, with the index loaded.

@@ -35,7 +35,7 @@ enum Command {
         replace: bool,
     },
     /// Checks the configuration and prints it resolved, without serving.
-    CheckConfig(ServeArgs),
+    CheckConfig(Box<ServeArgs>),
 }
 
 fn main() {
@@ -50,7 +50,7 @@ fn main() {
             init_logs(LogFormat::Text);
             restore(&data_dir, &from, user.as_deref(), replace)
         }
-        Some(Command::CheckConfig(args)) => Config::load(args)
+        Some(Command::CheckConfig(args)) => Config::load(*args)
             .map(|c| println!("{c:#?}"))
             .map_err(Into::into),
         None => match Config::load(cli.serve) {

@@ -281,7 +281,8 @@ async fn online_backup_restores_every_blob_flag_and_tombstone() {
 #[test]
 fn hostile_archives_are_refused_and_change_nothing() {
     let manifest = br#"{"format":"blobs-server-backup/v1","server_version":"x","created_unix":0,"users":["alice"]}"#;
-    let cases: Vec<(&str, Vec<(&str, &[u8])>, &str)> = vec![
+    type Entries<'a> = Vec<(&'a str, &'a [u8])>;
+    let cases: Vec<(&str, Entries, &str)> = vec![
         (
             "escape",
             vec![("blobs-backup.json", manifest), ("../../evil", b"x")],

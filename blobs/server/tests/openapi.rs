@@ -146,7 +146,9 @@ async fn the_document_matches_the_server() {
     let bob = header_value("bob", "bob-token");
     let big = vec![0u8; 60_000];
     let fits = vec![0u8; 40_000];
-    let requests: Vec<(Method, String, Option<String>, Vec<u8>, Vec<(&str, String)>)> = vec![
+    /// Method, path, credentials, body, extra headers.
+    type Request<'a> = (Method, String, Option<String>, Vec<u8>, Vec<(&'a str, String)>);
+    let requests: Vec<Request> = vec![
         (
             Method::GET,
             "/blobs/alice/probe".into(),
