@@ -12,20 +12,15 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
-use tokio_util::io::ReaderStream;
 
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::flags::{Flag, FlagSet};
-use crate::fs_backend::{
-    BlobRef, Content, Cursor, FsBackend, ListQuery, Order, StoredBlob, WriteMode,
-};
+use crate::fs_backend::{BlobRef, Cursor, FsBackend, ListQuery, Order, StoredBlob, WriteMode};
 use crate::ids::{DEFAULT_NAMESPACE, is_valid_name};
 use crate::metrics::{Metrics, Tracked};
 use crate::range::{RangeAnswer, parse_range};
 
-/// Chunk size of download streams.
-const READ_CHUNK: usize = 256 * 1024;
 /// Largest flags body (a JSON list of at most four names).
 const MAX_FLAGS_BODY: usize = 4096;
 /// Largest page of a listing.
@@ -276,21 +271,7 @@ async fn blob_response(
             return Ok(r);
         }
     };
-    let body = match stored.content {
-        Content::Whole(data) => Body::from(data.slice(start as usize..(start + len) as usize)),
-        Content::File(file) => {
-            use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
-            let mut file = tokio::fs::File::from_std(file);
-            if start > 0 {
-                file.seek(std::io::SeekFrom::Start(start))
-                    .await
-                    .map_err(|e| {
-                        ApiError::Storage(crate::disk::err(std::path::Path::new("blob"))(e).into())
-                    })?;
-            }
-            Body::from_stream(ReaderStream::with_capacity(file.take(len), READ_CHUNK))
-        }
-    };
+    let body = Body::from(stored.data.slice(start as usize..(start + len) as usize));
     state.metrics.bytes_sent.inc_by(len);
     let mut response = Response::new(body);
     *response.status_mut() = status;
@@ -460,12 +441,20 @@ async fn list(
         filter,
         after,
         limit,
+        count_only: only_count,
     };
     let listing = state.storage.list(&user, ns, &query).await?;
     if only_count {
         return Ok(Json(serde_json::json!({ "count": listing.total })).into_response());
     }
-    let mut response = Json(listing.ids).into_response();
+    let mut response = (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        listing.json,
+    )
+        .into_response();
     if let Some(next) = listing.next {
         let mut url = format!("/blobs/{user}/?namespace={ns}");
         if let Some(o) = p.order_by.as_deref().filter(|o| !o.is_empty()) {

@@ -147,7 +147,13 @@ async fn the_document_matches_the_server() {
     let big = vec![0u8; 60_000];
     let fits = vec![0u8; 40_000];
     /// Method, path, credentials, body, extra headers.
-    type Request<'a> = (Method, String, Option<String>, Vec<u8>, Vec<(&'a str, String)>);
+    type Request<'a> = (
+        Method,
+        String,
+        Option<String>,
+        Vec<u8>,
+        Vec<(&'a str, String)>,
+    );
     let requests: Vec<Request> = vec![
         (
             Method::GET,
