@@ -80,13 +80,21 @@ N="http://$HOST:$NGINX_PORT"
 rss() { awk '/VmRSS|VmHWM|RssAnon/ {printf "%s %d MiB  ", $1, $2/1024}' "/proc/$BLOBS_PID/status"; echo; }
 
 mkdir -p "$WORK/out"
+NGINX_PIDS="$(cat "$WORK/nginx.pid") $(ps -o pid= --ppid "$(cat "$WORK/nginx.pid")" | tr '\n' ' ')"
+# CPU seconds (user + system) used so far by a list of processes.
+cpu() { for p in "$@"; do cut -d' ' -f14,15 "/proc/$p/stat"; done | awk -v t="$(getconf CLK_TCK)" '{s += $1 + $2} END {printf "%.2f", s / t}'; }
 run() { # name, wrk args...
   local name=$1; shift
-  local out="$WORK/out/$name.$ROUND"
+  local out="$WORK/out/$name.$ROUND" pids
+  case $name in nginx-*) pids=$NGINX_PIDS ;; *) pids=$BLOBS_PID ;; esac
+  # shellcheck disable=SC2086
+  local before; before=$(cpu $pids)
   wrk "$@" > "$out"
-  printf '%-28s round %s: %s req/s, %s/s, p99 %s\n' "$name" "$ROUND" \
+  # shellcheck disable=SC2086
+  echo "server_cpu_s $(python3 -c "print($(cpu $pids) - $before)")" >> "$out"
+  printf '%-28s round %s: %s req/s, %s/s, p99 %s, server CPU %s s\n' "$name" "$ROUND" \
     "$(awk '/Requests\/sec/ {print $2}' "$out")" "$(awk '/Transfer\/sec/ {print $2}' "$out")" \
-    "$(awk '$1 == "99%" {print $2}' "$out")"
+    "$(awk '$1 == "99%" {print $2}' "$out")" "$(awk '/server_cpu_s/ {print $2}' "$out")"
 }
 
 echo "# blobs-server $("$BIN" --version) vs $(nginx -v 2>&1)"
@@ -113,6 +121,10 @@ def val(name, key):
         text = open(os.path.join(out, f)).read()
         if key == "rps":
             vals.append(float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1)))
+        elif key == "cpu_us":
+            # Server CPU time per request: independent of how busy the rest of the machine is.
+            reqs = int(re.search(r"(\d+) requests in", text).group(1))
+            vals.append(float(re.search(r"server_cpu_s ([\d.]+)", text).group(1)) / reqs * 1e6)
         elif key == "mibs":
             m = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", text)
             vals.append(float(m.group(1)) * {"B": 1 / 2**20, "KB": 1 / 1024, "MB": 1, "GB": 1024}[m.group(2)])
@@ -127,9 +139,11 @@ for label, a, b, key in [
     ("GET 1 MiB c10 MiB/s", "blobs-get-1m", "nginx-get-1m", "mibs"),
 ]:
     x, y = val(a, key), val(b, key)
-    print(f"{label:24} blobs-server {x:10.1f}   nginx {y:10.1f}   ratio {x / y:.2f}")
-print(f"{'PUT 10 KiB c50 req/s':24} blobs-server {val('blobs-put-10k', 'rps'):10.1f}   p99 {val('blobs-put-10k', 'p99'):.1f} ms   vs Soledad 1270 (no fsync): {val('blobs-put-10k', 'rps') / 1270:.1f}x")
-print(f"{'list 1000 c10 req/s':24} blobs-server {val('blobs-list-1000', 'rps'):10.1f}   p99 {val('blobs-list-1000', 'p99'):.1f} ms   vs Soledad 200: {val('blobs-list-1000', 'rps') / 200:.1f}x")
+    cx, cy = val(a, "cpu_us"), val(b, "cpu_us")
+    print(f"{label:24} blobs-server {x:10.1f}   nginx {y:10.1f}   ratio {x / y:.2f}   "
+          f"server CPU per request: {cx:.1f} vs {cy:.1f} us (nginx/blobs {cy / cx:.2f})")
+print(f"{'PUT 10 KiB c50 req/s':24} blobs-server {val('blobs-put-10k', 'rps'):10.1f}   CPU {val('blobs-put-10k', 'cpu_us'):.1f} us/req   p99 {val('blobs-put-10k', 'p99'):.1f} ms   vs Soledad 1270 (no fsync): {val('blobs-put-10k', 'rps') / 1270:.1f}x")
+print(f"{'list 1000 c10 req/s':24} blobs-server {val('blobs-list-1000', 'rps'):10.1f}   CPU {val('blobs-list-1000', 'cpu_us'):.1f} us/req   p99 {val('blobs-list-1000', 'p99'):.1f} ms   vs Soledad 200: {val('blobs-list-1000', 'rps') / 200:.1f}x")
 PY
 
 echo "== memory: blobs-server before 1000 connections: $(rss)"
