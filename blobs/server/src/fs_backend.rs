@@ -391,9 +391,9 @@ impl FsBackend {
             credit,
             bytes: 0,
         };
-        if let Some(n) = declared {
-            reservation.grow(n + overhead)?;
-        }
+        // Without a declared length the bytes are reserved as they arrive; the preamble of a
+        // delivery is known now either way.
+        reservation.grow(declared.unwrap_or(0) + overhead)?;
         let _permit = tokio::time::timeout(self.opts.write_wait, self.writes.acquire())
             .await
             .map_err(|_| StorageError::Busy)?
