@@ -1,13 +1,17 @@
 //! `soledad-bench`: continuous benchmarking of the Soledad blobs stack. One file per
 //! subcommand.
 
+mod backfill;
 mod calibrate;
 mod check;
+mod compare;
 mod drive;
 mod export;
+mod find;
 mod import;
 mod ingest;
 mod merge;
+mod revisions;
 mod run;
 mod site;
 
@@ -31,6 +35,9 @@ enum Command {
     Run(run::RunArgs),
     Check(check::CheckArgs),
     Calibrate(calibrate::CalibrateArgs),
+    Compare(compare::CompareArgs),
+    Backfill(backfill::BackfillArgs),
+    Find(find::FindArgs),
     Ingest(ingest::IngestArgs),
     Import(import::ImportArgs),
     Export(export::ExportArgs),
@@ -51,6 +58,9 @@ fn main() -> ExitCode {
         Command::Run(args) => done(run::run(args)),
         Command::Check(args) => check::run(args),
         Command::Calibrate(args) => done(calibrate::run(args)),
+        Command::Compare(args) => return compare::main(args),
+        Command::Backfill(args) => done(backfill::run(args)),
+        Command::Find(args) => done(find::run(args)),
         Command::Ingest(args) => done(ingest::run(args)),
         Command::Import(args) => done(import::run(args)),
         Command::Export(args) => done(export::run(args)),

@@ -6,6 +6,7 @@
 
 mod analysis;
 pub mod bmf;
+mod build_failures;
 mod calibration;
 pub mod comparison;
 pub mod criterion;

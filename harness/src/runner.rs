@@ -157,6 +157,19 @@ pub fn run(
     Ok(results)
 }
 
+/// Runs every scenario of `set` with the binaries of `build` (a revision other than the one
+/// running, as in backfills).
+pub fn run_build(
+    set: &ScenarioSet,
+    commit: CommitInfo,
+    machine: MachineInfo,
+    config: &RunConfig,
+    build: Build,
+) -> Result<Results, HarnessError> {
+    let [results] = run_builds(set, [commit], machine, config, [build])?;
+    Ok(results)
+}
+
 /// Runs two builds on every scenario of `set`, their rounds interleaved A B B A A B ... so
 /// that drift of the machine hits both alike. Returns one results set per build; round `i`
 /// of one and round `i` of the other ran side by side, which paired statistics rely on.
