@@ -8,6 +8,7 @@ mod compare;
 mod drive;
 mod export;
 mod find;
+mod history;
 mod import;
 mod ingest;
 mod merge;
@@ -43,6 +44,7 @@ enum Command {
     Export(export::ExportArgs),
     Merge(merge::MergeArgs),
     Site(site::SiteArgs),
+    History(history::HistoryArgs),
     #[command(hide = true)]
     Drive(drive::DriveArgs),
 }
@@ -66,6 +68,7 @@ fn main() -> ExitCode {
         Command::Export(args) => done(export::run(args)),
         Command::Merge(args) => done(merge::run(args)),
         Command::Site(args) => done(site::run(args)),
+        Command::History(args) => done(history::run(args)),
         Command::Drive(args) => done(drive::run(args)),
     };
     match result {

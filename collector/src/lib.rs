@@ -18,6 +18,7 @@ mod merge;
 pub mod query;
 pub mod record;
 mod schema;
+mod snapshot;
 pub mod statistics;
 
 pub use analysis::{AnalysisOptions, AnalysisReport};
