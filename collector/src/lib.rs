@@ -12,6 +12,7 @@ pub mod criterion;
 mod db;
 mod fingerprint;
 mod graph;
+pub mod bulk;
 mod ingest;
 mod merge;
 pub mod query;
@@ -20,7 +21,7 @@ mod schema;
 pub mod statistics;
 
 pub use analysis::{AnalysisOptions, AnalysisReport};
-pub use calibration::{CalibrationReport, CalibrationRuns, SeriesOutcome, rate_upper_bound};
+pub use calibration::{CalibrationReport, CalibrationRuns, CalibrationSummary, SeriesOutcome, rate_upper_bound};
 pub use db::{CollectorError, Database};
 pub use fingerprint::fingerprint;
 pub use ingest::IngestOutcome;
