@@ -1,13 +1,18 @@
 //! `soledad-bench`: continuous benchmarking of the Soledad blobs stack. One file per
 //! subcommand.
 
+mod backfill;
 mod calibrate;
 mod check;
+mod compare;
 mod drive;
 mod export;
+mod find;
+mod history;
 mod import;
 mod ingest;
 mod merge;
+mod revisions;
 mod run;
 mod site;
 
@@ -31,11 +36,15 @@ enum Command {
     Run(run::RunArgs),
     Check(check::CheckArgs),
     Calibrate(calibrate::CalibrateArgs),
+    Compare(compare::CompareArgs),
+    Backfill(backfill::BackfillArgs),
+    Find(find::FindArgs),
     Ingest(ingest::IngestArgs),
     Import(import::ImportArgs),
     Export(export::ExportArgs),
     Merge(merge::MergeArgs),
     Site(site::SiteArgs),
+    History(history::HistoryArgs),
     #[command(hide = true)]
     Drive(drive::DriveArgs),
 }
@@ -51,11 +60,15 @@ fn main() -> ExitCode {
         Command::Run(args) => done(run::run(args)),
         Command::Check(args) => check::run(args),
         Command::Calibrate(args) => done(calibrate::run(args)),
+        Command::Compare(args) => return compare::main(args),
+        Command::Backfill(args) => done(backfill::run(args)),
+        Command::Find(args) => done(find::run(args)),
         Command::Ingest(args) => done(ingest::run(args)),
         Command::Import(args) => done(import::run(args)),
         Command::Export(args) => done(export::run(args)),
         Command::Merge(args) => done(merge::run(args)),
         Command::Site(args) => done(site::run(args)),
+        Command::History(args) => done(history::run(args)),
         Command::Drive(args) => done(drive::run(args)),
     };
     match result {

@@ -92,6 +92,21 @@ impl HarnessArgs {
             Some(_) => PathBuf::new(),
             None => harness::binaries::server_binary(self.server_bin.as_deref())?,
         };
+        self.config_with(server_bin, target, shuffle_seed)
+    }
+
+    /// The run configuration for runs whose binaries come from builds of revisions
+    /// (`compare`, `backfill`, `find`): this workspace's server is not looked for.
+    pub fn config_for_builds(&self) -> anyhow::Result<RunConfig> {
+        self.config_with(PathBuf::new(), None, None)
+    }
+
+    fn config_with(
+        &self,
+        server_bin: PathBuf,
+        target: Option<ExternalServer>,
+        shuffle_seed: Option<u64>,
+    ) -> anyhow::Result<RunConfig> {
         let interrupted = Arc::new(AtomicBool::new(false));
         let flag = interrupted.clone();
         ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed)).context("cannot install the Ctrl-C handler")?;

@@ -81,20 +81,6 @@ impl Database {
         Ok(())
     }
 
-    /// Writes a consistent, compacted copy of the database to `path`, which must not exist,
-    /// while others may keep writing: `VACUUM INTO` reads one snapshot. The copy is a single
-    /// file in rollback-journal mode, so that it can be published and opened read-only.
-    pub fn snapshot(&self, path: &Path) -> Result<(), CollectorError> {
-        let target = path.to_str().ok_or_else(|| CollectorError::Input {
-            path: path.to_owned(),
-            message: "the snapshot's path is not UTF-8".into(),
-        })?;
-        self.conn.execute("VACUUM INTO ?1", [target])?;
-        let copy = Connection::open(path)?;
-        copy.pragma_update(None, "journal_mode", "DELETE")?;
-        Ok(())
-    }
-
     /// Schema version in use.
     pub fn schema_version(&self) -> Result<i64, CollectorError> {
         Ok(self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)

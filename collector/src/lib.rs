@@ -6,18 +6,20 @@
 
 mod analysis;
 pub mod bmf;
+mod build_failures;
+pub mod bulk;
 mod calibration;
 pub mod comparison;
 pub mod criterion;
 mod db;
 mod fingerprint;
 mod graph;
-pub mod bulk;
 mod ingest;
 mod merge;
 pub mod query;
 pub mod record;
 mod schema;
+mod snapshot;
 pub mod statistics;
 
 pub use analysis::{AnalysisOptions, AnalysisReport};

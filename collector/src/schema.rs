@@ -16,6 +16,7 @@ pub const MIGRATIONS: &[Migration] = &[
         then: Some(crate::ingest::recompute_all_data_points),
     },
     Migration { sql: V3, then: None },
+    Migration { sql: V4, then: None },
 ];
 
 const V1: &str =
@@ -272,4 +273,13 @@ const V3: &str = "
         note          TEXT,
         PRIMARY KEY (comparison_id, scenario_ref, metric)
     ) WITHOUT ROWID;
+    ";
+
+// 4: commits that do not build, recorded by backfill.
+const V4: &str = "
+    CREATE TABLE build_failures (
+        sha         TEXT PRIMARY KEY,
+        reason      TEXT NOT NULL,
+        recorded_at INTEGER NOT NULL
+    );
     ";

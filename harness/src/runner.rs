@@ -101,6 +101,8 @@ pub struct Build {
     pub server_bin: PathBuf,
     /// The `soledad-bench` executable whose `drive` subcommand runs workloads.
     pub driver_bin: PathBuf,
+    /// Environment of the build's server and drivers (a build may carry runtime settings).
+    pub env: Vec<(String, String)>,
 }
 
 /// Running totals across the run.
@@ -149,7 +151,21 @@ pub fn run(
     let build = Build {
         server_bin: config.server_bin.clone(),
         driver_bin: config.driver_bin.clone(),
+        env: Vec::new(),
     };
+    let [results] = run_builds(set, [commit], machine, config, [build])?;
+    Ok(results)
+}
+
+/// Runs every scenario of `set` with the binaries of `build` (a revision other than the one
+/// running, as in backfills).
+pub fn run_build(
+    set: &ScenarioSet,
+    commit: CommitInfo,
+    machine: MachineInfo,
+    config: &RunConfig,
+    build: Build,
+) -> Result<Results, HarnessError> {
     let [results] = run_builds(set, [commit], machine, config, [build])?;
     Ok(results)
 }
@@ -281,7 +297,7 @@ fn run_scenario<const N: usize>(
         servers.push(match (&config.target, planned.params.workload.needs_server()) {
             (_, false) => ServerSide::None,
             (Some(t), true) => ServerSide::External(t.clone()),
-            (None, true) => ServerSide::Local(ServerProcess::start(&build.server_bin, &side_dir)?),
+            (None, true) => ServerSide::Local(ServerProcess::start(&build.server_bin, &side_dir, &build.env)?),
         });
     }
     let mut sides: Vec<SideState> = (0..N)
@@ -448,6 +464,7 @@ fn measure_round(
         seed: config.seed,
         work_dir: &work_dir,
         scenario_dir: &shared,
+        env: &build.env,
     })?;
     driver.wait_ready(READY_TIMEOUT, &config.interrupted)?;
     let pinger = match server.access() {

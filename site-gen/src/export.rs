@@ -2,42 +2,18 @@
 //! points, and the per-commit data the compare selector loads.
 
 use std::fmt::Write as _;
-use std::fs::File;
-use std::io::{BufReader, BufWriter, Write as _};
 use std::path::{Path, PathBuf};
-
-use flate2::Compression;
-use flate2::write::GzEncoder;
 
 use crate::model::Model;
 use crate::paths::DATABASE;
 use crate::{SiteError, format};
 
-/// Publishes a consistent copy of the database as `out/bench.sqlite.gz`: `VACUUM INTO` a
-/// temporary file beside it, gzip, then rename, so that the published file is always whole.
+/// Publishes the database as `out/bench.sqlite.gz`, the collector's compressed snapshot
+/// (the same file `soledad-bench history publish` writes and `history fetch` reads back).
 pub fn database(db_path: &Path, out: &Path) -> Result<PathBuf, SiteError> {
-    let io = |path: &Path| {
-        let path = path.to_owned();
-        move |source| SiteError::Write { path, source }
-    };
-    std::fs::create_dir_all(out).map_err(io(out))?;
-    let scratch = tempfile::Builder::new()
-        .prefix(".soledad-bench-export")
-        .tempdir_in(out)
-        .map_err(io(out))?;
-    let copy = scratch.path().join("bench.sqlite");
-    // A connection of our own: the caller's stays free for the pages meanwhile.
-    collector::Database::open(db_path)?.snapshot(&copy)?;
     let target = out.join(DATABASE);
-    let partial = scratch.path().join(DATABASE);
-    {
-        let mut input = BufReader::new(File::open(&copy).map_err(io(&copy))?);
-        let file = File::create(&partial).map_err(io(&partial))?;
-        let mut gz = GzEncoder::new(BufWriter::new(file), Compression::new(4));
-        std::io::copy(&mut input, &mut gz).map_err(io(&partial))?;
-        gz.finish().and_then(|mut w| w.flush()).map_err(io(&partial))?;
-    }
-    std::fs::rename(&partial, &target).map_err(io(&target))?;
+    // A connection of our own: the caller's stays free for the pages meanwhile.
+    collector::Database::open(db_path)?.export_compressed(&target)?;
     Ok(target)
 }
 

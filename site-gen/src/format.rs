@@ -78,7 +78,7 @@ pub fn rfc3339(epoch_seconds: i64) -> String {
 }
 
 pub fn short_sha(sha: &str) -> &str {
-    &sha[..sha.len().min(10)]
+    sha.get(..10).unwrap_or(sha)
 }
 
 /// At most `max` characters, with an ellipsis when cut.

@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use collector::comparison::{ComparisonRow, ComparisonSummary};
 use collector::bulk::{RoundBudget, ScenarioInfo, SeriesKey};
+use collector::comparison::{ComparisonRow, ComparisonSummary};
 use collector::query::{Commit, Machine, Point, Run, Series, SeriesCalibration, StoredChangePoint, StoredVerdict};
 use collector::statistics::verdict::Verdict;
 use collector::{CalibrationSummary, Database};
