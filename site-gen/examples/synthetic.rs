@@ -1,5 +1,6 @@
 //! A realistic synthetic history in a new database, for measuring the site's generation and
-//! for looking at a site with years of history. See `site-gen/BENCHMARKS.md`.
+//! for looking at a site with years of history. See `site-gen/BENCHMARKS.md`. Given a
+//! database that exists, only the site is generated again, from the history in it.
 //!
 //! ```sh
 //! cargo run --release -p site-gen --example synthetic -- DB [COMMITS] [SERIES] [--site DIR] [--hostile]
@@ -33,21 +34,22 @@ fn main() {
         hostile,
         ..SyntheticOptions::default()
     };
-    assert!(
-        !db_path.exists(),
-        "{} exists; the history goes into a new database",
-        db_path.display()
-    );
-    let mut db = collector::Database::open(&db_path).expect("a new database");
-    let report = populate(&mut db, &options).expect("the synthetic history is stored");
-    println!(
-        "{} commits x {} series: {} runs stored and analysed in {:.1} s -> {}",
-        options.commits,
-        report.series,
-        report.runs,
-        report.seconds,
-        db_path.display()
-    );
+    let existed = db_path.exists();
+    let mut db = collector::Database::open(&db_path).expect("the database opens");
+    if existed {
+        // Only the site again, from the history made before.
+        println!("{} exists: its history is kept", db_path.display());
+    } else {
+        let report = populate(&mut db, &options).expect("the synthetic history is stored");
+        println!(
+            "{} commits x {} series: {} runs stored and analysed in {:.1} s -> {}",
+            options.commits,
+            report.series,
+            report.runs,
+            report.seconds,
+            db_path.display()
+        );
+    }
     if let Some(dir) = site {
         let t = Instant::now();
         let r = generate(&db, &dir, &SiteOptions::default()).expect("the site is generated");

@@ -7,6 +7,7 @@
 //! the site works under any sub-path and opened straight from disk; nothing is fetched from
 //! elsewhere.
 
+mod effects;
 mod export;
 mod feed;
 pub mod format;

@@ -36,6 +36,9 @@ pub struct SyntheticOptions {
     pub calibration: bool,
     /// An interleaved branch comparison against the last commit.
     pub comparison: bool,
+    /// These commits, oldest first, instead of a generated history (such as commits of a
+    /// real repository); `commits` is then ignored.
+    pub history: Option<Vec<CommitRecord>>,
 }
 
 impl Default for SyntheticOptions {
@@ -49,6 +52,7 @@ impl Default for SyntheticOptions {
             hostile: false,
             calibration: true,
             comparison: true,
+            history: None,
         }
     }
 }
@@ -489,8 +493,11 @@ pub fn populate(db: &mut Database, options: &SyntheticOptions) -> Result<Synthet
     let mut rng = StdRng::seed_from_u64(options.seed);
     let catalogue = scenarios(options.hostile);
     let chosen = selection(&catalogue, options.series);
-    let events = events(options.commits);
-    let commits = history(options);
+    let commits = match &options.history {
+        Some(list) => list.iter().map(|record| Commit { record: record.clone() }).collect(),
+        None => history(options),
+    };
+    let events = events(commits.len());
     let series: usize = chosen.iter().map(Vec::len).sum();
     let noise_of = |metric: &Metric| NoiseModel {
         run_cv: metric.cv * 0.15,
@@ -510,7 +517,7 @@ pub fn populate(db: &mut Database, options: &SyntheticOptions) -> Result<Synthet
             Direction::Higher => metric.level / factor,
         }
     };
-    let outlier_commit = options.commits * 2 / 5 + 1;
+    let outlier_commit = commits.len() * 2 / 5 + 1;
     let scenario_records =
         |commit: usize, rng: &mut StdRng, rounds: usize, with_level: &dyn Fn(&Scenario, &Metric) -> f64| {
             catalogue

@@ -163,6 +163,8 @@ fn write_one(site: &Site, index: usize) -> Result<(), SiteError> {
         "rows",
         Value::from(order.iter().map(|&i| values[i].clone()).collect::<Vec<_>>()),
     );
+    let plotted: Vec<_> = order.iter().filter_map(|&i| rows[i].plotted()).collect();
+    ctx.insert("effects", &crate::effects::effects_svg(&plotted));
     ctx.insert("regressions", &count(Verdict::Regression));
     ctx.insert("improvements", &count(Verdict::Improvement));
     ctx.insert("noisy", &count(Verdict::Noisy));

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::{Site, arrow};
 use crate::SiteError;
+use crate::effects::{Effect, effects_svg, mark_of};
 use crate::format::{self, percent, percent_interval, share, short_sha};
 use crate::paths::{self, COMPARE};
 use crate::render::each;
@@ -134,6 +135,25 @@ fn branch_pair(site: &Site, c: &ComparisonSummary, rows: &[ComparisonRow]) -> Re
         ),
     ];
     let table: Vec<PairedRow> = rows.iter().map(|r| paired_row(site, root, r)).collect();
+    let plotted: Vec<Effect> = rows
+        .iter()
+        .zip(&table)
+        .filter_map(|(r, t)| {
+            Some(Effect {
+                label: format!("{} {}", r.scenario_id, r.metric),
+                href: t.href.clone().unwrap_or_else(|| "#cmp-table".into()),
+                change: r.change()?,
+                lower: r.ci_lower? - 1.0,
+                upper: r.ci_upper? - 1.0,
+                higher_is_better: r.direction == "higher",
+                mark: mark_of(&r.verdict),
+                title: format!(
+                    "{} {}: {} {} ({})",
+                    r.scenario_id, r.metric, t.change, t.change_ci, r.verdict
+                ),
+            })
+        })
+        .collect();
     let mut ctx = site.base(root, &format!("{} against {}", c.label_b, c.label_a));
     ctx.insert(
         "comparison",
@@ -155,6 +175,7 @@ fn branch_pair(site: &Site, c: &ComparisonSummary, rows: &[ComparisonRow]) -> Re
     ctx.insert("b", &side(site, root, &c.commit_b));
     ctx.insert("scenario_file", &c.scenario_file);
     ctx.insert("rows", &table);
+    ctx.insert("effects", &effects_svg(&plotted));
     ctx.insert("method", &method);
     site.page(&branch_file(c), "branch_compare.html", &ctx)
 }

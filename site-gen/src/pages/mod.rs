@@ -16,6 +16,7 @@ use collector::statistics::verdict::Verdict;
 use serde::Serialize;
 use tera::{Context, Tera};
 
+use crate::effects::{Effect, mark_of};
 use crate::format::{self, percent, percent_interval, share};
 use crate::model::Model;
 use crate::paths::{self, COMMITS, COMPARE, DATA, SCENARIOS, ScenarioFiles};
@@ -69,6 +70,29 @@ pub struct VerdictRow {
     pub false_positives: String,
     /// The size of the change, for sorting.
     pub effect: f64,
+    /// Relative change and its interval, for the compare pages' plot.
+    #[serde(skip)]
+    pub relative: Option<(f64, f64, f64)>,
+}
+
+impl VerdictRow {
+    /// The row in the compare pages' plot, when it has a change with an interval.
+    pub fn plotted(&self) -> Option<Effect> {
+        let (change, lower, upper) = self.relative?;
+        Some(Effect {
+            label: format!("{} {}", self.scenario_id, self.metric),
+            href: self.href.clone(),
+            change,
+            lower,
+            upper,
+            higher_is_better: self.direction == "higher",
+            mark: mark_of(self.verdict),
+            title: format!(
+                "{} {}: {} {} ({})",
+                self.scenario_id, self.metric, self.change, self.change_ci, self.verdict
+            ),
+        })
+    }
 }
 
 pub fn arrow(direction: &str) -> &'static str {
@@ -224,6 +248,7 @@ impl<'a> Site<'a> {
             noise_floor: v.noise_floor.map(share).unwrap_or_else(|| "–".into()),
             false_positives: self.false_positives(index),
             effect: v.relative_change.map_or(0.0, f64::abs),
+            relative: v.relative_change.zip(v.relative_ci).map(|(c, (lo, hi))| (c, lo, hi)),
         }
     }
 

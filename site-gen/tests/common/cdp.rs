@@ -34,10 +34,11 @@ pub fn chromium() -> PathBuf {
 }
 
 /// What a page reported while it loaded and ran: console errors and warnings, exceptions,
-/// failed loads, dialogs.
+/// failed loads, dialogs; and every URL it requested.
 #[derive(Debug, Default, Clone)]
 pub struct Diagnostics {
     pub problems: Vec<String>,
+    pub requests: Vec<String>,
 }
 
 pub struct Browser {
@@ -92,11 +93,7 @@ impl Browser {
             command.pre_exec(move || {
                 let high_read = libc::fcntl(cmd_read, libc::F_DUPFD, 100);
                 let high_write = libc::fcntl(msg_write, libc::F_DUPFD, 100);
-                if high_read < 0
-                    || high_write < 0
-                    || libc::dup2(high_read, 3) < 0
-                    || libc::dup2(high_write, 4) < 0
-                {
+                if high_read < 0 || high_write < 0 || libc::dup2(high_read, 3) < 0 || libc::dup2(high_write, 4) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 libc::close(high_read);
@@ -150,7 +147,7 @@ impl Browser {
             json!({"targetId": target_id, "flatten": true}),
         );
         browser.session = attached["sessionId"].as_str().expect("a session").to_owned();
-        for domain in ["Page.enable", "Runtime.enable", "Log.enable"] {
+        for domain in ["Page.enable", "Runtime.enable", "Log.enable", "Network.enable"] {
             browser.page_call(domain, json!({}));
         }
         browser
@@ -201,8 +198,11 @@ impl Browser {
         for v in self.drain(Duration::ZERO) {
             let mut late = Diagnostics::default();
             self.diagnose(&v, &mut late);
-            d.problems
-                .extend(late.problems.into_iter().map(|p| format!("after the previous page: {p}")));
+            d.problems.extend(
+                late.problems
+                    .into_iter()
+                    .map(|p| format!("after the previous page: {p}")),
+            );
         }
         let nav = self.page_call("Page.navigate", json!({"url": url}));
         if let Some(e) = nav.get("errorText").and_then(Value::as_str) {
@@ -257,11 +257,23 @@ impl Browser {
             "Log.entryAdded" => {
                 let level = p["entry"]["level"].as_str().unwrap_or("");
                 if matches!(level, "error" | "warning") {
-                    d.problems.push(format!(
-                        "log {level}: {} {}",
-                        p["entry"]["text"],
-                        p["entry"]["url"]
-                    ));
+                    d.problems
+                        .push(format!("log {level}: {} {}", p["entry"]["text"], p["entry"]["url"]));
+                }
+            }
+            "Network.requestWillBeSent" => {
+                if let Some(url) = p["request"]["url"].as_str() {
+                    d.requests.push(url.to_owned());
+                }
+            }
+            "Network.loadingFailed" if p["canceled"] != true => {
+                d.problems
+                    .push(format!("load failed: {} ({})", p["errorText"], p["type"]));
+            }
+            "Network.responseReceived" => {
+                let status = p["response"]["status"].as_u64().unwrap_or(0);
+                if status >= 400 {
+                    d.problems.push(format!("HTTP {status}: {}", p["response"]["url"]));
                 }
             }
             "Page.javascriptDialogOpening" => {
