@@ -101,12 +101,15 @@ pub fn scenario_csv(model: &Model, indexes: &[usize]) -> String {
     out
 }
 
-/// JSON for a `<script>` element: `</` cannot close it early, and the two line separators
+/// JSON for a script: no `<`, `>` or `&` at all (written as `\u003c` ...), so that the text
+/// means the same inline in HTML as in a file of its own, and the two line separators
 /// JavaScript once refused are escaped too.
 pub fn script_json(value: &serde_json::Value) -> String {
     serde_json::to_string(value)
         .expect("JSON values serialize")
-        .replace("</", "<\\/")
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
         .replace('\u{2028}', "\\u2028")
         .replace('\u{2029}', "\\u2029")
 }
@@ -190,6 +193,8 @@ mod tests {
         assert_eq!(csv_field("a,\"b\""), "\"a,\"\"b\"\"\"");
         assert_eq!(csv_field("plain"), "plain");
         let j = script_json(&serde_json::json!(["</script><script>alert(1)</script>"]));
-        assert!(!j.contains("</script>"), "{j}");
+        assert!(!j.contains('<') && !j.contains('>') && !j.contains('&'), "{j}");
+        let back: serde_json::Value = serde_json::from_str(&j).unwrap();
+        assert_eq!(back[0], "</script><script>alert(1)</script>");
     }
 }
