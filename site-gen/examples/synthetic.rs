@@ -3,7 +3,7 @@
 //! database that exists, only the site is generated again, from the history in it.
 //!
 //! ```sh
-//! cargo run --release -p site-gen --example synthetic -- DB [COMMITS] [SERIES] [--site DIR] [--hostile]
+//! cargo run --release -p site-gen --example synthetic -- DB [COMMITS] [SERIES] [--site DIR] [--hostile] [--no-database]
 //! ```
 
 use std::path::PathBuf;
@@ -20,12 +20,13 @@ fn main() {
         })
     };
     let hostile = flag(&mut args, "--hostile").is_some();
+    let no_database = flag(&mut args, "--no-database").is_some();
     let site = args.iter().position(|a| a == "--site").map(|i| {
         let dir = PathBuf::from(args.get(i + 1).expect("--site DIR"));
         args.drain(i..=i + 1);
         dir
     });
-    let usage = "usage: synthetic DB [COMMITS] [SERIES] [--site DIR] [--hostile]";
+    let usage = "usage: synthetic DB [COMMITS] [SERIES] [--site DIR] [--hostile] [--no-database]";
     let db_path = PathBuf::from(args.first().expect(usage));
     let number = |i: usize, default: usize| args.get(i).map_or(default, |a| a.parse().expect(usage));
     let options = SyntheticOptions {
@@ -52,7 +53,11 @@ fn main() {
     }
     if let Some(dir) = site {
         let t = Instant::now();
-        let r = generate(&db, &dir, &SiteOptions::default()).expect("the site is generated");
+        let site_options = SiteOptions {
+            export_database: !no_database,
+            ..SiteOptions::default()
+        };
+        let r = generate(&db, &dir, &site_options).expect("the site is generated");
         println!(
             "site: {} pages, {} plots in {:.2} s -> {}",
             r.pages,

@@ -119,40 +119,32 @@ pub struct SiteReport {
 pub fn generate(db: &collector::Database, out: &Path, options: &SiteOptions) -> Result<SiteReport, SiteError> {
     options.check()?;
     let started = Instant::now();
-    let model = model::Model::load(db, options)?;
-    if std::env::var_os("SITE_TIMING").is_some() {
-        eprintln!("model: {:.2}", started.elapsed().as_secs_f64());
-    }
     let db_path = db.path().to_owned();
     std::thread::scope(|scope| {
-        // The export is one long sequential job (copy, compress): it runs beside the pages.
+        // The export is one long sequential job (copy, compress) on a connection of its own:
+        // it runs beside the reading of the model and the pages.
         let export = options.export_database.then(|| {
-            scope.spawn(|| {
-                let t = Instant::now();
-                let r = export::database(&db_path, out);
-                if std::env::var_os("SITE_TIMING").is_some() {
-                    eprintln!("export alone: {:.2}", t.elapsed().as_secs_f64());
-                }
-                r
-            })
+            std::fs::create_dir_all(out).map_err(|source| SiteError::Write {
+                path: out.to_owned(),
+                source,
+            })?;
+            Ok::<_, SiteError>(scope.spawn(|| export::database(&db_path, out)))
         });
-        let pages = pages::write_all(&model, out, options);
+        let export = export.transpose()?;
+        let pages = model::Model::load(db, options).and_then(|model| {
+            let (pages, plots) = pages::write_all(&model, out, options)?;
+            Ok((pages, plots, model.branch))
+        });
         let database = match export {
-            Some(job) => {
-                let r = job.join().expect("the export thread does not panic")?;
-                if std::env::var_os("SITE_TIMING").is_some() {
-                    eprintln!("export joined: {:.2}", started.elapsed().as_secs_f64());
-                }
-                Some(r)
-            }
+            Some(job) => Some(job.join().expect("the export thread does not panic")?),
             None => None,
         };
-        let (pages, plots) = pages?;
+        let (pages, plots, branch) = pages?;
         Ok(SiteReport {
             index: out.join("index.html"),
             pages,
             plots,
-            branch: model.branch.clone(),
+            branch,
             database,
             seconds: started.elapsed().as_secs_f64(),
         })

@@ -107,14 +107,16 @@ impl Model {
             Some(b) => Some(b.clone()),
             None => default_branch(db)?,
         };
-        let t = std::time::Instant::now();
-        let lap = |what: &str| {
-            if std::env::var_os("SITE_TIMING").is_some() {
-                eprintln!("  model {what}: {:.2}", t.elapsed().as_secs_f64())
-            }
-        };
-        let history = db.history(branch.as_deref())?;
-        lap("history");
+        // The two large reads, each a scan of its table, side by side on two connections.
+        let (history, all_verdicts) = std::thread::scope(|scope| {
+            let path = db.path().to_owned();
+            let verdicts = scope.spawn(move || -> Result<Vec<StoredVerdict>, SiteError> {
+                Ok(Database::open(&path)?.history_verdicts()?)
+            });
+            let history = db.history(branch.as_deref());
+            (history, verdicts.join().expect("reading verdicts does not panic"))
+        });
+        let (history, all_verdicts) = (history?, all_verdicts?);
         let change_points: HashMap<SeriesKey, Vec<StoredChangePoint>> = match &branch {
             Some(b) => {
                 let mut map: HashMap<SeriesKey, Vec<StoredChangePoint>> = HashMap::new();
@@ -137,12 +139,7 @@ impl Model {
             }
         }
         let shown: BTreeSet<i64> = commit_runs.values().flatten().copied().collect();
-        let verdicts: Vec<StoredVerdict> = db
-            .history_verdicts()?
-            .into_iter()
-            .filter(|v| shown.contains(&v.run_id))
-            .collect();
-        lap("verdicts");
+        let verdicts: Vec<StoredVerdict> = all_verdicts.into_iter().filter(|v| shown.contains(&v.run_id)).collect();
         let verdict_at: HashMap<(i64, i64, &str), usize> = verdicts
             .iter()
             .enumerate()
@@ -185,7 +182,6 @@ impl Model {
                 ))
         });
         let series_at = series.iter().enumerate().map(|(i, s)| (s.series.key(), i)).collect();
-        lap("series");
         let mut ordered: Vec<Commit> = commits.into_values().collect();
         ordered.sort_by(|a, b| (a.depth, a.author_time, &a.sha).cmp(&(b.depth, b.author_time, &b.sha)));
         let all_runs = db.runs()?;
@@ -260,7 +256,6 @@ impl Model {
             })
             .collect();
 
-        lap("commits");
         let scenarios = db.scenarios()?.into_iter().map(|s| (s.scenario_ref, s)).collect();
         let budgets = db
             .round_budgets()?
@@ -277,7 +272,6 @@ impl Model {
                 .collect();
             covariates.insert(run, list);
         }
-        lap("covariates");
         let mut comparisons = Vec::new();
         for c in db.comparisons()? {
             let rows = db.comparison_rows(c.id)?;

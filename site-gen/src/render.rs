@@ -8,12 +8,13 @@ use tera::{Context, Tera};
 
 use crate::SiteError;
 
-const TEMPLATES: [(&str, &str); 11] = [
+const TEMPLATES: [(&str, &str); 12] = [
     ("components.html", include_str!("../templates/components.html")),
     ("base.html", include_str!("../templates/base.html")),
     ("index.html", include_str!("../templates/index.html")),
     ("scenario.html", include_str!("../templates/scenario.html")),
     ("commit.html", include_str!("../templates/commit.html")),
+    ("verdict_rows.html", include_str!("../templates/verdict_rows.html")),
     ("compare.html", include_str!("../templates/compare.html")),
     ("branch_compare.html", include_str!("../templates/branch_compare.html")),
     ("compare_index.html", include_str!("../templates/compare_index.html")),

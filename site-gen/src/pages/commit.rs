@@ -11,7 +11,6 @@ use crate::SiteError;
 use crate::format::{self, short_sha};
 use crate::paths::{self, COMMITS};
 use crate::render::each;
-use tera::Value;
 
 #[derive(Serialize)]
 struct Link {
@@ -36,6 +35,8 @@ struct VerdictGroup {
     verdict: &'static str,
     title: &'static str,
     count: usize,
+    /// Its rows' HTML.
+    rows: String,
 }
 
 pub fn write_all(site: &Site) -> Result<(), SiteError> {
@@ -57,18 +58,14 @@ fn write_one(site: &Site, index: usize) -> Result<(), SiteError> {
     let sha = &c.commit.sha;
     let root = "../";
     let verdicts: Vec<_> = c.verdicts.iter().map(|&v| &model.verdicts[v]).collect();
-    // Rows for both pages, each turned into a template value once (they share it).
-    let rows: Vec<VerdictRow> = verdicts.iter().map(|v| site.verdict_row(v, root)).collect();
-    let values: Vec<Value> = rows.iter().map(Value::from_serializable).collect();
+    // Rows for both pages, in the compare page's order (by verdict, then the largest change
+    // first), rendered once per verdict group: the commit page shows the groups, the compare
+    // page all of them in a row. Rendering is most of the site's generation time.
+    let mut rows: Vec<VerdictRow> = verdicts.iter().map(|v| site.verdict_row(v, root)).collect();
+    rows.sort_by(effect_order);
     let mut groups = Vec::new();
-    let mut grouped = Vec::new();
     for kind in Verdict::ALL {
-        let members: Vec<Value> = rows
-            .iter()
-            .zip(&values)
-            .filter(|(r, _)| r.verdict == kind.as_str())
-            .map(|(_, v)| v.clone())
-            .collect();
+        let members: Vec<&VerdictRow> = rows.iter().filter(|r| r.verdict == kind.as_str()).collect();
         if members.is_empty() {
             continue;
         }
@@ -82,8 +79,8 @@ fn write_one(site: &Site, index: usize) -> Result<(), SiteError> {
                 Verdict::Unchanged => "Unchanged",
             },
             count: members.len(),
+            rows: site.rows_html(&members)?,
         });
-        grouped.push(Value::from(members));
     }
     let runs: Vec<RunInfo> = c
         .runs
@@ -140,7 +137,6 @@ fn write_one(site: &Site, index: usize) -> Result<(), SiteError> {
     ctx.insert("next", &c.next.map(|n| link(site, root, &model.commits[n].commit.sha)));
     ctx.insert("runs", &runs);
     ctx.insert("groups", &groups);
-    ctx.insert_value("grouped", Value::from(grouped));
     ctx.insert("series", &verdicts.len());
     ctx.insert("regressions", &count(Verdict::Regression));
     ctx.insert("improvements", &count(Verdict::Improvement));
@@ -154,16 +150,12 @@ fn write_one(site: &Site, index: usize) -> Result<(), SiteError> {
     let Some(base) = c.baseline.as_deref() else {
         return Ok(());
     };
-    let mut order: Vec<usize> = (0..rows.len()).collect();
-    order.sort_by(|&a, &b| effect_order(&rows[a], &rows[b]));
     let mut ctx = site.base(root, &format!("{} against {}", short_sha(sha), short_sha(base)));
     ctx.insert("a", &super::compare::side(site, root, base));
     ctx.insert("b", &super::compare::side(site, root, sha));
-    ctx.insert_value(
-        "rows",
-        Value::from(order.iter().map(|&i| values[i].clone()).collect::<Vec<_>>()),
-    );
-    let plotted: Vec<_> = order.iter().filter_map(|&i| rows[i].plotted()).collect();
+    ctx.insert("rows", &groups.iter().map(|g| g.rows.as_str()).collect::<String>());
+    ctx.insert("series", &rows.len());
+    let plotted: Vec<_> = rows.iter().filter_map(VerdictRow::plotted).collect();
     ctx.insert("effects", &crate::effects::effects_svg(&plotted));
     ctx.insert("regressions", &count(Verdict::Regression));
     ctx.insert("improvements", &count(Verdict::Improvement));

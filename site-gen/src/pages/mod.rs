@@ -7,7 +7,9 @@ mod machines;
 mod methodology;
 mod scenario;
 
-use std::path::Path;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::SystemTime;
 
@@ -38,6 +40,8 @@ pub struct Site<'a> {
     /// The anchor of each series' plot on its scenario page.
     anchors: Vec<String>,
     pages: AtomicUsize,
+    /// Every file written, so that those of an earlier generation can be pruned.
+    written: Mutex<HashSet<PathBuf>>,
 }
 
 /// A verdict as the commit and compare pages show it.
@@ -120,6 +124,7 @@ impl<'a> Site<'a> {
             many_machines: model.many_machines(),
             anchors: anchors(model),
             pages: AtomicUsize::new(0),
+            written: Mutex::new(HashSet::new()),
         })
     }
 
@@ -141,8 +146,16 @@ impl<'a> Site<'a> {
 
     /// Renders a page to `path` (from the root).
     pub fn page(&self, path: &str, template: &str, ctx: &Context) -> Result<(), SiteError> {
-        write(&self.out.join(path), render(&self.tera, template, ctx)?)?;
+        self.file(path, render(&self.tera, template, ctx)?)?;
         self.pages.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Writes a file at `path` (from the root), remembered as part of this generation.
+    pub fn file(&self, path: &str, contents: impl AsRef<[u8]>) -> Result<(), SiteError> {
+        let path = self.out.join(path);
+        write(&path, contents)?;
+        self.written.lock().expect("not poisoned").insert(path);
         Ok(())
     }
 
@@ -252,6 +265,14 @@ impl<'a> Site<'a> {
         }
     }
 
+    /// The `<tr>` elements of verdict rows.
+    pub fn rows_html(&self, rows: &[&VerdictRow]) -> Result<String, SiteError> {
+        let mut ctx = Context::new();
+        ctx.insert("rows", rows);
+        ctx.insert("many_machines", &self.many_machines);
+        render(&self.tera, "verdict_rows.html", &ctx)
+    }
+
     /// The statistics a commit's verdicts used, in words, with the numbers of this run.
     pub fn verdict_method(&self, verdicts: &[&StoredVerdict]) -> Vec<String> {
         let alpha = verdicts.first().map_or(0.05, |v| v.alpha);
@@ -293,13 +314,29 @@ fn anchors(model: &Model) -> Vec<String> {
         .collect()
 }
 
-/// Removes the directories of an earlier generation, whose pages may name commits or
-/// scenarios that are gone.
-fn clear(out: &Path) -> Result<(), SiteError> {
+/// Removes the files of an earlier generation that this one did not write again: pages of
+/// commits or scenarios that are gone. (Overwriting and pruning costs a fraction of deleting
+/// thousands of files first.)
+fn prune(out: &Path, written: &HashSet<PathBuf>) -> Result<(), SiteError> {
+    fn walk(dir: &Path, written: &HashSet<PathBuf>) -> Result<(), SiteError> {
+        let fail = |source| SiteError::Write {
+            path: dir.to_owned(),
+            source,
+        };
+        for entry in std::fs::read_dir(dir).map_err(fail)? {
+            let path = entry.map_err(fail)?.path();
+            if path.is_dir() {
+                walk(&path, written)?;
+            } else if !written.contains(&path) {
+                std::fs::remove_file(&path).map_err(|source| SiteError::Write { path, source })?;
+            }
+        }
+        Ok(())
+    }
     for dir in [SCENARIOS, COMMITS, COMPARE, DATA] {
         let path = out.join(dir);
         if path.is_dir() {
-            std::fs::remove_dir_all(&path).map_err(|source| SiteError::Write { path, source })?;
+            walk(&path, written)?;
         }
     }
     Ok(())
@@ -307,34 +344,22 @@ fn clear(out: &Path) -> Result<(), SiteError> {
 
 /// Writes every page; returns (pages, plots).
 pub fn write_all(model: &Model, out: &Path, options: &SiteOptions) -> Result<(usize, usize), SiteError> {
-    let t = std::time::Instant::now();
-    let lap = |what: &str| {
-        if std::env::var_os("SITE_TIMING").is_some() {
-            eprintln!("{what}: {:.2}", t.elapsed().as_secs_f64())
-        }
-    };
-    clear(out)?;
-    lap("clear");
     let site = Site::new(model, out, options)?;
-    write(&out.join("style.css"), STYLE)?;
-    write(&out.join("site.js"), SCRIPT)?;
+    site.file("style.css", STYLE)?;
+    site.file("site.js", SCRIPT)?;
     index::write(&site)?;
-    lap("index");
     let plots = scenario::write_all(&site)?;
-    lap("scenarios");
     commit::write_all(&site)?;
-    lap("commits and their compare pages");
     compare::write_all(&site)?;
-    lap("compare");
     machines::write(&site)?;
     methodology::write(&site)?;
     feed::write(&site)?;
-    lap("rest");
-    write(&out.join(DATA).join("series.js"), export::series_js(model, &site.files))?;
+    site.file(&format!("{DATA}/series.js"), export::series_js(model, &site.files))?;
     let commits: Vec<usize> = (0..model.commits.len()).collect();
     render::each(&commits, |&c| {
         let file = paths::commit_file(&model.commits[c].commit.sha).replace(".html", ".js");
-        write(&out.join(DATA).join(file), export::commit_js(model, c))
+        site.file(&format!("{DATA}/{file}"), export::commit_js(model, c))
     })?;
+    prune(out, &site.written.lock().expect("not poisoned"))?;
     Ok((site.pages.load(Ordering::Relaxed), plots))
 }

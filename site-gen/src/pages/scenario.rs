@@ -11,7 +11,7 @@ use super::{Site, arrow};
 use crate::format::{self, percent, percent_interval, share, short_sha, truncate};
 use crate::paths::SCENARIOS;
 use crate::plot::{Mark, PlotPoint, Shift, series_svg};
-use crate::render::{each, write};
+use crate::render::each;
 use crate::scaling::{self, ScalingPlot};
 use crate::{SiteError, export};
 
@@ -342,10 +342,7 @@ fn write_one(site: &Site, scenario_id: &str, series: &[usize], scaling: &[Scalin
         })
         .collect();
     let stem = site.files.stem(scenario_id).unwrap_or("_unknown");
-    write(
-        &site.out.join(SCENARIOS).join(format!("{stem}.csv")),
-        export::scenario_csv(model, series),
-    )?;
+    site.file(&format!("{SCENARIOS}/{stem}.csv"), export::scenario_csv(model, series))?;
 
     let mut ctx = site.base(root, scenario_id);
     ctx.insert("scenario_id", scenario_id);
