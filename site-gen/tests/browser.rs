@@ -286,6 +286,29 @@ fn every_page_loads_clean_from_disk_and_under_a_sub_path() {
         problems.join("\n")
     );
 
+    // The selector of any two commits, from disk: the oldest against the newest differ.
+    let d = browser.open(&format!("file://{}", root.join("compare/index.html").display()));
+    assert!(d.problems.is_empty(), "{:?}", d.problems);
+    let rows = browser.eval(
+        r#"new Promise(resolve => {
+             const a = document.getElementById('pick-a');
+             a.selectedIndex = a.options.length - 1;
+             a.dispatchEvent(new Event('change', {bubbles: true}));
+             const t0 = Date.now();
+             (function poll() {
+               const n = document.querySelectorAll('#pick-out table tbody tr').length;
+               if (n > 0 || Date.now() - t0 > 10000) resolve(n); else setTimeout(poll, 20);
+             })();
+           })"#,
+    );
+    assert!(rows.as_u64().unwrap() > 0, "the selector compared nothing");
+    let late = browser.drain(Duration::from_millis(50));
+    for v in &late {
+        let mut d = Diagnostics::default();
+        browser.diagnose(v, &mut d);
+        assert!(d.problems.is_empty(), "selector: {:?}", d.problems);
+    }
+
     // Screenshots, with their plots on screen.
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("site-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
