@@ -122,7 +122,7 @@ pub fn plots(model: &Model) -> Vec<ScalingPlot> {
             continue;
         }
         for metric in metrics_for(&workload, axis) {
-            let mut drawn: Vec<(String, Vec<(f64, f64, f64, f64)>)> = Vec::new();
+            let mut drawn: Vec<Line> = Vec::new();
             let mut refs = Vec::new();
             let mut unit = String::new();
             let mut direction = String::new();
@@ -151,10 +151,8 @@ pub fn plots(model: &Model) -> Vec<ScalingPlot> {
                 Axis::Size => "bytes per blob",
             };
             let mut title = format!("{workload}: {metric} against {along} (latest point of each scenario)");
-            if many {
-                if let Some(m) = model.machine(machine) {
-                    title.push_str(&format!(", machine {}", m.fingerprint));
-                }
+            if many && let Some(m) = model.machine(machine) {
+                title.push_str(&format!(", machine {}", m.fingerprint));
             }
             let arrow = if direction == "higher" { "↑" } else { "↓" };
             let y_label = format!("{metric} ({unit}), {direction} is better {arrow}");
@@ -171,9 +169,12 @@ pub fn plots(model: &Model) -> Vec<ScalingPlot> {
     out
 }
 
+/// A labelled line of points: (x, median, CI lower, CI upper).
+type Line = (String, Vec<(f64, f64, f64, f64)>);
+
 const COLOURS: [RGBColor; 7] = [BLUE, VERMILLION, GREEN, ORANGE, PURPLE, SKY, GREY];
 
-fn draw(lines: &[(String, Vec<(f64, f64, f64, f64)>)], axis: Axis, y_label: &str) -> Result<String, String> {
+fn draw(lines: &[Line], axis: Axis, y_label: &str) -> Result<String, String> {
     let err = |e: &dyn std::fmt::Display| e.to_string();
     let xs = lines.iter().flat_map(|(_, l)| l.iter().map(|p| p.0));
     let (x0, x1) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(x), b.max(x)));
@@ -249,7 +250,14 @@ fn draw(lines: &[(String, Vec<(f64, f64, f64, f64)>)], axis: Axis, y_label: &str
                 let chart = builder
                     .build_cartesian_2d((x0 - pad)..(x1 + pad), y0..y1)
                     .map_err(|e| err(&e))?;
-                finish!(chart, "concurrent clients or transfers", &|v: &f64| format!("{v:.0}"));
+                // Concurrency is whole: fractional ticks stay unlabelled rather than rounded twice.
+                finish!(chart, "concurrent clients or transfers", &|v: &f64| {
+                    if (v - v.round()).abs() < 1e-9 {
+                        format!("{v:.0}")
+                    } else {
+                        String::new()
+                    }
+                });
             }
             Axis::Size => {
                 let chart = builder
