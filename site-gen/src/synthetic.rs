@@ -353,12 +353,12 @@ fn sha_of(seed: u64, n: u64) -> String {
 
 fn machine() -> MachineRecord {
     MachineRecord {
-        cpu_model: "AMD EPYC 7402P 24-Core Processor".into(),
-        logical_cores: 2,
-        physical_cores: Some(2),
-        memory_bytes: 24 << 30,
-        kernel: "6.1.0-27-amd64".into(),
-        os: "Debian GNU/Linux 12 (bookworm)".into(),
+        cpu_model: "Synthetic 4-core CPU @ 3.0GHz".into(),
+        logical_cores: 4,
+        physical_cores: Some(4),
+        memory_bytes: 16 << 30,
+        kernel: "6.0.0-synthetic".into(),
+        os: "Linux (synthetic)".into(),
         arch: "x86_64".into(),
         rustc: "rustc 1.95.0".into(),
         profile: "release".into(),
@@ -663,7 +663,7 @@ pub fn populate(db: &mut Database, options: &SyntheticOptions) -> Result<Synthet
                     "depth": commit.depth
                 },
                 "machine": {
-                    "cpu_model": machine().cpu_model, "logical_cores": 2, "physical_cores": 2,
+                    "cpu_model": machine().cpu_model, "logical_cores": machine().logical_cores, "physical_cores": machine().physical_cores,
                     "memory_bytes": machine().memory_bytes, "kernel": machine().kernel, "os": machine().os,
                     "arch": "x86_64", "rustc": machine().rustc, "profile": "release",
                     "covariates": {"load_avg_1m": 0.2, "cpu_mhz": 2900}

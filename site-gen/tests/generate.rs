@@ -29,6 +29,9 @@ fn the_site_publishes_its_history_and_a_feed_and_regenerates_cleanly() {
     // The published history is the whole database.
     let published = first.database.expect("the database is published");
     assert_eq!(published, out.join(site_gen::DATABASE));
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&published).unwrap().permissions().mode();
+    assert_eq!(mode & 0o044, 0o044, "readable by the web server: {mode:o}");
     let copy = dir.path().join("fetched.sqlite");
     let fetched = collector::Database::import_compressed(&published, &copy).unwrap();
     assert_eq!(fetched.runs().unwrap(), db.runs().unwrap());
