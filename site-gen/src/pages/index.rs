@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use collector::statistics::verdict::Verdict;
 use serde::Serialize;
 
-use super::{Site, VerdictRow, arrow, effect_order};
+use super::{Site, VerdictRow, arrow, change_ci_text, change_text, effect_order};
 use crate::SiteError;
-use crate::format::{self, percent, percent_interval, share, short_sha};
+use crate::format::{self, share, short_sha};
 use crate::model::metric_rank;
 use crate::paths::{self, COMPARE};
 use crate::sparkline::sparkline;
@@ -87,14 +87,8 @@ pub fn write(site: &Site) -> Result<(), SiteError> {
             machine: site.machine_label(se.machine_id),
             median: format::value(latest.summary.median),
             ci: format::interval(latest.summary.ci_lower, latest.summary.ci_upper),
-            change: verdict
-                .and_then(|v| v.relative_change)
-                .map(percent)
-                .unwrap_or_else(|| "–".into()),
-            change_ci: verdict
-                .and_then(|v| v.relative_ci)
-                .map(|(lo, hi)| percent_interval(lo, hi))
-                .unwrap_or_default(),
+            change: change_text(verdict),
+            change_ci: change_ci_text(verdict),
             verdict: kind,
             relabelled: verdict.is_some_and(|v| v.verdict != v.gate_verdict),
             verdict_commit: short_sha(&latest.commit.sha).to_owned(),

@@ -99,6 +99,22 @@ impl VerdictRow {
     }
 }
 
+/// A verdict's relative change, `–` without one.
+pub fn change_text(verdict: Option<&StoredVerdict>) -> String {
+    verdict
+        .and_then(|v| v.relative_change)
+        .map(percent)
+        .unwrap_or_else(|| "–".into())
+}
+
+/// The interval of a verdict's relative change, empty without one.
+pub fn change_ci_text(verdict: Option<&StoredVerdict>) -> String {
+    verdict
+        .and_then(|v| v.relative_ci)
+        .map(|(lo, hi)| percent_interval(lo, hi))
+        .unwrap_or_default()
+}
+
 pub fn arrow(direction: &str) -> &'static str {
     if direction == "higher" { "↑" } else { "↓" }
 }

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use collector::statistics::verdict::Verdict;
 use serde::Serialize;
 
-use super::{Site, arrow};
-use crate::format::{self, percent, percent_interval, share, short_sha, truncate};
+use super::{Site, arrow, change_ci_text, change_text};
+use crate::format::{self, percent, share, short_sha, truncate};
 use crate::paths::SCENARIOS;
 use crate::plot::{Mark, PlotPoint, Shift, series_svg};
 use crate::render::each;
@@ -262,14 +262,8 @@ fn write_one(site: &Site, scenario_id: &str, series: &[usize], scaling: &[Scalin
             ci: format::interval(latest.summary.ci_lower, latest.summary.ci_upper),
             verdict: verdict.map_or("new", |v| v.verdict.as_str()),
             relabelled: verdict.is_some_and(|v| v.verdict != v.gate_verdict),
-            change: verdict
-                .and_then(|v| v.relative_change)
-                .map(percent)
-                .unwrap_or_else(|| "–".into()),
-            change_ci: verdict
-                .and_then(|v| v.relative_ci)
-                .map(|(lo, hi)| percent_interval(lo, hi))
-                .unwrap_or_default(),
+            change: change_text(verdict),
+            change_ci: change_ci_text(verdict),
             cv: share(latest.summary.cv()),
             mde: latest.summary.mde.map(share).unwrap_or_else(|| "–".into()),
             floor: verdict
