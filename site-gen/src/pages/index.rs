@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use collector::statistics::verdict::Verdict;
 use serde::Serialize;
 
-use super::{Site, VerdictRow, arrow, change_ci_text, change_text, effect_order};
+use super::{Noise, Site, VerdictRow, arrow, change_ci_text, change_text, effect_order};
 use crate::SiteError;
-use crate::format::{self, share, short_sha};
+use crate::format::{self, short_sha};
 use crate::model::metric_rank;
 use crate::paths::{self, COMPARE};
 use crate::sparkline::sparkline;
@@ -36,10 +36,8 @@ struct Row {
     relabelled: bool,
     verdict_commit: String,
     sparkline: String,
-    cv: String,
-    mde: String,
-    floor: String,
-    false_positives: String,
+    #[serde(flatten)]
+    noise: Noise,
     points: usize,
 }
 
@@ -97,13 +95,7 @@ pub fn write(site: &Site) -> Result<(), SiteError> {
                 kind,
                 &format!("{} over the last {} commits", se.metric, trend.len()),
             ),
-            cv: share(latest.summary.cv()),
-            mde: latest.summary.mde.map(share).unwrap_or_else(|| "–".into()),
-            floor: verdict
-                .and_then(|v| v.noise_floor)
-                .map(share)
-                .unwrap_or_else(|| "–".into()),
-            false_positives: site.false_positives(Some(i)),
+            noise: site.noise(i, latest, verdict),
             points: s.points.len(),
         });
         if !metrics.contains(&se.metric.as_str()) {

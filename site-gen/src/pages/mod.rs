@@ -44,6 +44,17 @@ pub struct Site<'a> {
     written: Mutex<HashSet<PathBuf>>,
 }
 
+/// How noisy a series is, as the index and the scenario pages show it.
+#[derive(Serialize)]
+pub struct Noise {
+    /// Of its latest point.
+    pub cv: String,
+    pub mde: String,
+    /// From history, as its latest verdict used it.
+    pub floor: String,
+    pub false_positives: String,
+}
+
 /// A verdict as the commit and compare pages show it.
 #[derive(Serialize, Clone)]
 pub struct VerdictRow {
@@ -200,6 +211,19 @@ impl<'a> Site<'a> {
         self.many_machines
             .then(|| self.model.machine(machine_id).map(|m| m.fingerprint.clone()))
             .flatten()
+    }
+
+    /// The noise of series `index`, whose latest point and verdict are given.
+    pub fn noise(&self, index: usize, latest: &collector::query::Point, verdict: Option<&StoredVerdict>) -> Noise {
+        Noise {
+            cv: share(latest.summary.cv()),
+            mde: latest.summary.mde.map(share).unwrap_or_else(|| "–".into()),
+            floor: verdict
+                .and_then(|v| v.noise_floor)
+                .map(share)
+                .unwrap_or_else(|| "–".into()),
+            false_positives: self.false_positives(Some(index)),
+        }
     }
 
     /// The measured A/A false-positive rate of a series: `0 of 12 (at most 22%)`.

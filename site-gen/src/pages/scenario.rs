@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use collector::statistics::verdict::Verdict;
 use serde::Serialize;
 
-use super::{Site, arrow, change_ci_text, change_text};
+use super::{Noise, Site, arrow, change_ci_text, change_text};
 use crate::format::{self, percent, share, short_sha, truncate};
 use crate::paths::SCENARIOS;
 use crate::plot::{Mark, PlotPoint, Shift, series_svg};
@@ -57,10 +57,8 @@ struct PlotSection {
     relabelled: bool,
     change: String,
     change_ci: String,
-    cv: String,
-    mde: String,
-    floor: String,
-    false_positives: String,
+    #[serde(flatten)]
+    noise: Noise,
     svg: String,
     points: Vec<PointRow>,
     total_points: usize,
@@ -264,13 +262,7 @@ fn write_one(site: &Site, scenario_id: &str, series: &[usize], scaling: &[Scalin
             relabelled: verdict.is_some_and(|v| v.verdict != v.gate_verdict),
             change: change_text(verdict),
             change_ci: change_ci_text(verdict),
-            cv: share(latest.summary.cv()),
-            mde: latest.summary.mde.map(share).unwrap_or_else(|| "–".into()),
-            floor: verdict
-                .and_then(|v| v.noise_floor)
-                .map(share)
-                .unwrap_or_else(|| "–".into()),
-            false_positives: site.false_positives(Some(i)),
+            noise: site.noise(i, latest, verdict),
             svg,
             total_points: s.points.len(),
             points: table,
