@@ -201,7 +201,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let run_id = db.ingest(&results)?.run_id();
     db.analyze_run(run_id, &AnalysisOptions::default())?;
     let verdicts = db.verdicts(run_id)?;
-    let report = crate::site::generate(&db, &args.site, None)?;
+    // The site publishes the branch just benchmarked, so that this run is on it.
+    let report = crate::site::generate(&db, &args.site, results.commit.branch.clone())?;
     println!("results:  {}", results_file.display());
     println!("database: {} (run {run_id})", args.db.display());
     println!(

@@ -53,13 +53,20 @@ fn two_commits_become_two_points_per_series_in_commit_order() {
     for metric in required {
         assert!(page.contains(&format!("<h2>{metric} ")), "no plot of {metric}");
     }
-    // Every plot has exactly two points (plotters draws them as circles).
-    let plots: Vec<&str> = page.split("<svg").skip(1).collect();
+    // Every plot over commits (scaling plots aside) has exactly two points, a linked marker
+    // per commit.
+    let plots: Vec<&str> = page
+        .split("<svg")
+        .skip(1)
+        .map(|plot| &plot[..plot.find("</svg>").unwrap()])
+        .filter(|svg| svg.contains("class=\"pts\""))
+        .collect();
     assert!(plots.len() >= required.len());
     for plot in &plots {
-        assert_eq!(plot.matches("<circle").count(), 2, "a plot without two points");
+        let markers = plot.matches("class=\"pt\"").count() + plot.matches("class=\"pt ").count();
+        assert_eq!(markers, 2, "a plot without two points");
     }
-    // Commit order, oldest first: in the axis labels and in the point tables.
+    // Commit order: oldest first along the axis, newest first in the point tables.
     let (a, b) = (&first[..7], &second[..7]);
     for plot in &plots {
         let (pa, pb) = (
@@ -70,7 +77,7 @@ fn two_commits_become_two_points_per_series_in_commit_order() {
     }
     let table_a = page.find(&format!("<code>{}</code>", &first[..10])).unwrap();
     let table_b = page.find(&format!("<code>{}</code>", &second[..10])).unwrap();
-    assert!(table_a < table_b);
+    assert!(table_b < table_a, "the point tables list the newest first");
 }
 
 #[test]

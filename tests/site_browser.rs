@@ -60,23 +60,29 @@ fn the_site_renders_real_plots_in_chromium() {
     assert!(!log.contains("CONSOLE"), "console messages on the index: {log}");
     assert!(dom.contains("blobs.upload/3x10k/c2"));
     let page = site.join("scenarios/blobs.upload_3x10k_c2.html");
-    assert!(dom.contains("href=\"scenarios/blobs.upload_3x10k_c2.html\""));
+    assert!(dom.contains("href=\"scenarios/blobs.upload_3x10k_c2.html"));
 
     // A scenario page: SVG plots with two data points each, the stylesheet found.
     let (dom, log) = headless(profile.path(), &["--dump-dom"], &page);
     assert!(!log.contains("CONSOLE") && !log.contains("ERR_FILE_NOT_FOUND"), "{log}");
-    let plots: Vec<&str> = dom.split("<svg").skip(1).collect();
+    // The plots over commits (scaling plots aside) have a marker per benchmarked commit.
+    let plots: Vec<&str> = dom
+        .split("<svg")
+        .skip(1)
+        .map(|plot| &plot[..plot.find("</svg>").unwrap()])
+        .filter(|svg| svg.contains("class=\"pts\""))
+        .collect();
     assert!(plots.len() >= 8, "expected a plot per metric, found {}", plots.len());
-    for plot in plots {
-        let svg = &plot[..plot.find("</svg>").unwrap()];
-        assert_eq!(svg.matches("<circle").count(), 2);
+    for svg in plots {
+        let markers = svg.matches("class=\"pt\"").count() + svg.matches("class=\"pt ").count();
+        assert_eq!(markers, 2, "a marker per commit");
         assert!(svg.contains("is better"), "plots say which way is better");
     }
 
     // Screenshots, kept for people to look at.
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("site-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
-    for (name, file) in [("index.png", site.join("index.html")), ("scenario.png", page)] {
+    for (name, file) in [("run-index.png", site.join("index.html")), ("run-scenario.png", page)] {
         let png = shots.join(name);
         let _ = std::fs::remove_file(&png);
         headless(

@@ -124,6 +124,45 @@ pub(crate) fn insert_calibration(tx: &Transaction, c: &StoredCalibration) -> rus
     Ok(id)
 }
 
+/// A stored calibration, with the totals of its series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CalibrationSummary {
+    pub id: i64,
+    pub machine_id: i64,
+    pub commit_sha: String,
+    pub branch: Option<String>,
+    pub scenario_file: String,
+    pub repetitions: i64,
+    /// Consecutive pairs of runs compared.
+    pub comparisons: i64,
+    /// Pairs in which some series was called a regression.
+    pub failing_comparisons: i64,
+    pub alpha: f64,
+    pub practical_floor: f64,
+    pub started_at: String,
+    pub finished_at: String,
+    pub series: i64,
+    /// Series comparisons made, and how many of them called a (false) change.
+    pub series_comparisons: i64,
+    pub false_positives: i64,
+}
+
+impl CalibrationSummary {
+    /// False changes per series comparison, over every series.
+    pub fn false_positive_rate(&self) -> f64 {
+        if self.series_comparisons == 0 {
+            0.0
+        } else {
+            self.false_positives as f64 / self.series_comparisons as f64
+        }
+    }
+
+    /// One-sided 95% upper bound of [`Self::false_positive_rate`].
+    pub fn false_positive_upper(&self) -> f64 {
+        rate_upper_bound(self.false_positives as usize, self.series_comparisons as usize)
+    }
+}
+
 /// One-sided 95% Clopper-Pearson upper bound of a rate observed as `k` of `n`.
 pub fn rate_upper_bound(k: usize, n: usize) -> f64 {
     if n == 0 || k >= n {
@@ -135,6 +174,38 @@ pub fn rate_upper_bound(k: usize, n: usize) -> f64 {
 }
 
 impl Database {
+    /// Every stored calibration, newest first.
+    pub fn calibrations(&self) -> Result<Vec<CalibrationSummary>, CollectorError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT c.id, c.machine_id, c.commit_sha, c.branch, c.scenario_file, c.repetitions, c.comparisons,
+                    c.failing_comparisons, c.alpha, c.practical_floor, c.started_at, c.finished_at,
+                    count(cs.metric), coalesce(sum(cs.comparisons), 0),
+                    coalesce(sum(cs.false_regressions + cs.false_improvements), 0)
+             FROM calibrations c LEFT JOIN calibration_series cs ON cs.calibration_id = c.id
+             GROUP BY c.id ORDER BY c.id DESC",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(CalibrationSummary {
+                id: r.get(0)?,
+                machine_id: r.get(1)?,
+                commit_sha: r.get(2)?,
+                branch: r.get(3)?,
+                scenario_file: r.get(4)?,
+                repetitions: r.get(5)?,
+                comparisons: r.get(6)?,
+                failing_comparisons: r.get(7)?,
+                alpha: r.get(8)?,
+                practical_floor: r.get(9)?,
+                started_at: r.get(10)?,
+                finished_at: r.get(11)?,
+                series: r.get(12)?,
+                series_comparisons: r.get(13)?,
+                false_positives: r.get(14)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Compares each calibration run with the one before it, series by series, with the
     /// policy and the noise floor the verdicts of that commit would use, and stores the
     /// false-positive rates. One transaction.

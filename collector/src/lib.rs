@@ -7,6 +7,7 @@
 mod analysis;
 pub mod bmf;
 mod build_failures;
+pub mod bulk;
 mod calibration;
 pub mod comparison;
 pub mod criterion;
@@ -22,7 +23,7 @@ mod snapshot;
 pub mod statistics;
 
 pub use analysis::{AnalysisOptions, AnalysisReport};
-pub use calibration::{CalibrationReport, CalibrationRuns, SeriesOutcome, rate_upper_bound};
+pub use calibration::{CalibrationReport, CalibrationRuns, CalibrationSummary, SeriesOutcome, rate_upper_bound};
 pub use db::{CollectorError, Database};
 pub use fingerprint::fingerprint;
 pub use ingest::IngestOutcome;

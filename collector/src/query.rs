@@ -145,7 +145,7 @@ pub struct SeriesCalibration {
     pub finished_at: String,
 }
 
-fn commit_from(row: &rusqlite::Row, at: usize) -> rusqlite::Result<Commit> {
+pub(crate) fn commit_from(row: &rusqlite::Row, at: usize) -> rusqlite::Result<Commit> {
     Ok(Commit {
         sha: row.get(at)?,
         subject: row.get(at + 1)?,
@@ -155,7 +155,79 @@ fn commit_from(row: &rusqlite::Row, at: usize) -> rusqlite::Result<Commit> {
     })
 }
 
-fn verdict_from(s: String) -> rusqlite::Result<Verdict> {
+/// A point from `POINT_COLUMNS` read at column `at`.
+pub(crate) fn point_from(r: &rusqlite::Row, at: usize) -> rusqlite::Result<Point> {
+    Ok(Point {
+        run_id: r.get(at)?,
+        commit: commit_from(r, at + 1)?,
+        branch: r.get(at + 6)?,
+        dirty: r.get(at + 7)?,
+        started_at: r.get(at + 8)?,
+        summary: Summary {
+            n: r.get::<_, i64>(at + 9)? as usize,
+            median: r.get(at + 10)?,
+            ci_lower: r.get(at + 11)?,
+            ci_upper: r.get(at + 12)?,
+            ci_level: r.get(at + 13)?,
+            mean: r.get(at + 14)?,
+            stddev: r.get(at + 15)?,
+            outliers: Outliers {
+                low_severe: r.get::<_, i64>(at + 16)? as usize,
+                low_mild: r.get::<_, i64>(at + 17)? as usize,
+                high_mild: r.get::<_, i64>(at + 18)? as usize,
+                high_severe: r.get::<_, i64>(at + 19)? as usize,
+            },
+            mde: r.get(at + 20)?,
+        },
+    })
+}
+
+/// The columns [`point_from`] reads, over `data_points d`, `runs r` and `commits c`.
+pub(crate) const POINT_COLUMNS: &str =
+    "r.id, c.sha, c.subject, c.author_name, c.author_time, c.depth, r.branch, r.dirty, r.started_at,
+     d.n, d.median, d.ci_lower, d.ci_upper, d.ci_level, d.mean, d.stddev,
+     d.outliers_low_severe, d.outliers_low_mild, d.outliers_high_mild, d.outliers_high_severe, d.mde";
+
+/// The columns [`change_point_from`] reads, over `change_points cp`.
+pub(crate) const CHANGE_POINT_COLUMNS: &str =
+    "cp.id, cp.branch, cp.commit_sha, cp.previous_sha, cp.points_before, cp.points_after,
+     cp.mean_before, cp.mean_after, cp.relative_change, cp.p_value, cp.kind";
+
+pub(crate) fn change_point_from(r: &rusqlite::Row, at: usize) -> rusqlite::Result<StoredChangePoint> {
+    Ok(StoredChangePoint {
+        id: r.get(at)?,
+        branch: r.get(at + 1)?,
+        commit_sha: r.get(at + 2)?,
+        previous_sha: r.get(at + 3)?,
+        points_before: r.get(at + 4)?,
+        points_after: r.get(at + 5)?,
+        mean_before: r.get(at + 6)?,
+        mean_after: r.get(at + 7)?,
+        relative_change: r.get(at + 8)?,
+        p_value: r.get(at + 9)?,
+        kind: verdict_from(r.get(at + 10)?)?,
+    })
+}
+
+/// The columns [`series_calibration_from`] reads, over `calibration_series cs` and
+/// `calibrations c`.
+pub(crate) const SERIES_CALIBRATION_COLUMNS: &str = "cs.calibration_id, cs.comparisons, cs.false_regressions,
+     cs.false_improvements, cs.noisy, cs.false_positive_rate, cs.false_positive_upper, c.finished_at";
+
+pub(crate) fn series_calibration_from(r: &rusqlite::Row, at: usize) -> rusqlite::Result<SeriesCalibration> {
+    Ok(SeriesCalibration {
+        calibration_id: r.get(at)?,
+        comparisons: r.get(at + 1)?,
+        false_regressions: r.get(at + 2)?,
+        false_improvements: r.get(at + 3)?,
+        noisy: r.get(at + 4)?,
+        false_positive_rate: r.get(at + 5)?,
+        false_positive_upper: r.get(at + 6)?,
+        finished_at: r.get(at + 7)?,
+    })
+}
+
+pub(crate) fn verdict_from(s: String) -> rusqlite::Result<Verdict> {
     Verdict::parse(&s).ok_or_else(|| {
         rusqlite::Error::FromSqlConversionFailure(
             0,
@@ -179,6 +251,49 @@ fn run_from(r: &rusqlite::Row) -> rusqlite::Result<Run> {
         started_at: r.get(10)?,
         scenario_file: r.get(11)?,
         source: r.get(12)?,
+    })
+}
+
+pub(crate) const VERDICT_SELECT: &str =
+    "SELECT v.run_id, v.scenario_ref, s.scenario_id, v.metric, mt.unit, mt.direction,
+            v.baseline_run_id, b.commit_sha, v.commit_n, v.commit_median, v.baseline_n, v.baseline_median,
+            v.p_value, v.q_value, v.shift, v.shift_ci_lower, v.shift_ci_upper, v.shift_ci_level,
+            v.relative_change, v.relative_ci_lower, v.relative_ci_upper, v.noise_floor, v.threshold, v.alpha,
+            v.gate_verdict, v.verdict, v.change_point_id, v.statistics_version
+     FROM verdicts v
+     JOIN scenarios s ON s.id = v.scenario_ref
+     JOIN metrics mt ON mt.name = v.metric
+     LEFT JOIN runs b ON b.id = v.baseline_run_id";
+
+pub(crate) fn verdict_from_row(r: &rusqlite::Row) -> rusqlite::Result<StoredVerdict> {
+    let pair = |a: Option<f64>, b: Option<f64>| a.zip(b);
+    Ok(StoredVerdict {
+        run_id: r.get(0)?,
+        scenario_ref: r.get(1)?,
+        scenario_id: r.get(2)?,
+        metric: r.get(3)?,
+        unit: r.get(4)?,
+        direction: r.get(5)?,
+        baseline_run_id: r.get(6)?,
+        baseline_sha: r.get(7)?,
+        commit_n: r.get(8)?,
+        commit_median: r.get(9)?,
+        baseline_n: r.get(10)?,
+        baseline_median: r.get(11)?,
+        p_value: r.get(12)?,
+        q_value: r.get(13)?,
+        shift: r.get(14)?,
+        shift_ci: pair(r.get(15)?, r.get(16)?),
+        shift_ci_level: r.get(17)?,
+        relative_change: r.get(18)?,
+        relative_ci: pair(r.get(19)?, r.get(20)?),
+        noise_floor: r.get(21)?,
+        threshold: r.get(22)?,
+        alpha: r.get(23)?,
+        gate_verdict: verdict_from(r.get(24)?)?,
+        verdict: verdict_from(r.get(25)?)?,
+        change_point_id: r.get(26)?,
+        statistics_version: r.get(27)?,
     })
 }
 
@@ -234,40 +349,16 @@ impl Database {
     }
 
     fn all_points(&self, series: &Series) -> Result<Vec<Point>, CollectorError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT r.id, c.sha, c.subject, c.author_name, c.author_time, c.depth, r.branch, r.dirty, r.started_at,
-                    d.n, d.median, d.ci_lower, d.ci_upper, d.ci_level, d.mean, d.stddev,
-                    d.outliers_low_severe, d.outliers_low_mild, d.outliers_high_mild, d.outliers_high_severe, d.mde
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {POINT_COLUMNS}
              FROM data_points d
              JOIN runs r ON r.id = d.run_id
              JOIN commits c ON c.sha = r.commit_sha
              WHERE d.scenario_ref = ?1 AND d.metric = ?2 AND r.machine_id = ?3 AND r.purpose = 'history'
-             ORDER BY c.depth, c.commit_time, c.sha, r.id",
-        )?;
+             ORDER BY c.depth, c.commit_time, c.sha, r.id"
+        ))?;
         let rows = stmt.query_map(params![series.scenario_ref, series.metric, series.machine_id], |r| {
-            Ok(Point {
-                run_id: r.get(0)?,
-                commit: commit_from(r, 1)?,
-                branch: r.get(6)?,
-                dirty: r.get(7)?,
-                started_at: r.get(8)?,
-                summary: Summary {
-                    n: r.get::<_, i64>(9)? as usize,
-                    median: r.get(10)?,
-                    ci_lower: r.get(11)?,
-                    ci_upper: r.get(12)?,
-                    ci_level: r.get(13)?,
-                    mean: r.get(14)?,
-                    stddev: r.get(15)?,
-                    outliers: Outliers {
-                        low_severe: r.get::<_, i64>(16)? as usize,
-                        low_mild: r.get::<_, i64>(17)? as usize,
-                        high_mild: r.get::<_, i64>(18)? as usize,
-                        high_severe: r.get::<_, i64>(19)? as usize,
-                    },
-                    mde: r.get(20)?,
-                },
-            })
+            point_from(r, 0)
         })?;
         let mut points: Vec<Point> = Vec::new();
         for p in rows {
@@ -364,49 +455,10 @@ impl Database {
 
     /// The stored verdicts of a run, regressions first, then by scenario and metric.
     pub fn verdicts(&self, run_id: i64) -> Result<Vec<StoredVerdict>, CollectorError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT v.run_id, v.scenario_ref, s.scenario_id, v.metric, mt.unit, mt.direction,
-                    v.baseline_run_id, b.commit_sha, v.commit_n, v.commit_median, v.baseline_n, v.baseline_median,
-                    v.p_value, v.q_value, v.shift, v.shift_ci_lower, v.shift_ci_upper, v.shift_ci_level,
-                    v.relative_change, v.relative_ci_lower, v.relative_ci_upper, v.noise_floor, v.threshold, v.alpha,
-                    v.gate_verdict, v.verdict, v.change_point_id, v.statistics_version
-             FROM verdicts v
-             JOIN scenarios s ON s.id = v.scenario_ref
-             JOIN metrics mt ON mt.name = v.metric
-             LEFT JOIN runs b ON b.id = v.baseline_run_id
-             WHERE v.run_id = ?1",
-        )?;
-        let pair = |a: Option<f64>, b: Option<f64>| a.zip(b);
-        let rows = stmt.query_map([run_id], |r| {
-            Ok(StoredVerdict {
-                run_id: r.get(0)?,
-                scenario_ref: r.get(1)?,
-                scenario_id: r.get(2)?,
-                metric: r.get(3)?,
-                unit: r.get(4)?,
-                direction: r.get(5)?,
-                baseline_run_id: r.get(6)?,
-                baseline_sha: r.get(7)?,
-                commit_n: r.get(8)?,
-                commit_median: r.get(9)?,
-                baseline_n: r.get(10)?,
-                baseline_median: r.get(11)?,
-                p_value: r.get(12)?,
-                q_value: r.get(13)?,
-                shift: r.get(14)?,
-                shift_ci: pair(r.get(15)?, r.get(16)?),
-                shift_ci_level: r.get(17)?,
-                relative_change: r.get(18)?,
-                relative_ci: pair(r.get(19)?, r.get(20)?),
-                noise_floor: r.get(21)?,
-                threshold: r.get(22)?,
-                alpha: r.get(23)?,
-                gate_verdict: verdict_from(r.get(24)?)?,
-                verdict: verdict_from(r.get(25)?)?,
-                change_point_id: r.get(26)?,
-                statistics_version: r.get(27)?,
-            })
-        })?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("{VERDICT_SELECT} WHERE v.run_id = ?1"))?;
+        let rows = stmt.query_map([run_id], verdict_from_row)?;
         let mut out: Vec<StoredVerdict> = rows.collect::<Result<_, _>>()?;
         out.sort_by(|a, b| (a.verdict, &a.scenario_id, &a.metric).cmp(&(b.verdict, &b.scenario_id, &b.metric)));
         Ok(out)
@@ -414,30 +466,15 @@ impl Database {
 
     /// The change points of a series found over `branch`'s history, oldest first.
     pub fn change_points(&self, series: &Series, branch: &str) -> Result<Vec<StoredChangePoint>, CollectorError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT cp.id, cp.branch, cp.commit_sha, cp.previous_sha, cp.points_before, cp.points_after,
-                    cp.mean_before, cp.mean_after, cp.relative_change, cp.p_value, cp.kind
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {CHANGE_POINT_COLUMNS}
              FROM change_points cp JOIN commits c ON c.sha = cp.commit_sha
              WHERE cp.machine_id = ?1 AND cp.scenario_ref = ?2 AND cp.metric = ?3 AND cp.branch = ?4
-             ORDER BY c.depth, c.commit_time",
-        )?;
+             ORDER BY c.depth, c.commit_time"
+        ))?;
         let rows = stmt.query_map(
             params![series.machine_id, series.scenario_ref, series.metric, branch],
-            |r| {
-                Ok(StoredChangePoint {
-                    id: r.get(0)?,
-                    branch: r.get(1)?,
-                    commit_sha: r.get(2)?,
-                    previous_sha: r.get(3)?,
-                    points_before: r.get(4)?,
-                    points_after: r.get(5)?,
-                    mean_before: r.get(6)?,
-                    mean_after: r.get(7)?,
-                    relative_change: r.get(8)?,
-                    p_value: r.get(9)?,
-                    kind: verdict_from(r.get(10)?)?,
-                })
-            },
+            |r| change_point_from(r, 0),
         )?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -447,24 +484,14 @@ impl Database {
         Ok(self
             .conn
             .query_row(
-                "SELECT cs.calibration_id, cs.comparisons, cs.false_regressions, cs.false_improvements, cs.noisy,
-                        cs.false_positive_rate, cs.false_positive_upper, c.finished_at
-                 FROM calibration_series cs JOIN calibrations c ON c.id = cs.calibration_id
-                 WHERE c.machine_id = ?1 AND cs.scenario_ref = ?2 AND cs.metric = ?3
-                 ORDER BY c.id DESC LIMIT 1",
+                &format!(
+                    "SELECT {SERIES_CALIBRATION_COLUMNS}
+                     FROM calibration_series cs JOIN calibrations c ON c.id = cs.calibration_id
+                     WHERE c.machine_id = ?1 AND cs.scenario_ref = ?2 AND cs.metric = ?3
+                     ORDER BY c.id DESC LIMIT 1"
+                ),
                 params![series.machine_id, series.scenario_ref, series.metric],
-                |r| {
-                    Ok(SeriesCalibration {
-                        calibration_id: r.get(0)?,
-                        comparisons: r.get(1)?,
-                        false_regressions: r.get(2)?,
-                        false_improvements: r.get(3)?,
-                        noisy: r.get(4)?,
-                        false_positive_rate: r.get(5)?,
-                        false_positive_upper: r.get(6)?,
-                        finished_at: r.get(7)?,
-                    })
-                },
+                |r| series_calibration_from(r, 0),
             )
             .optional()?)
     }

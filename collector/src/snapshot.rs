@@ -40,9 +40,17 @@ impl Database {
         let result = (|| {
             let mut input = std::fs::File::open(&raw_path).map_err(io(&raw_path))?;
             let gz = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
-            let mut enc = GzEncoder::new(gz, Compression::default());
+            let mut enc = GzEncoder::new(gz, Compression::fast());
             std::io::copy(&mut input, &mut enc).map_err(io(out))?;
             let gz = enc.finish().map_err(io(out))?;
+            // Published for anyone to read (a temporary file is private to its owner).
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt as _;
+                gz.as_file()
+                    .set_permissions(std::fs::Permissions::from_mode(0o644))
+                    .map_err(io(out))?;
+            }
             gz.as_file().sync_all().map_err(io(out))?;
             gz.persist(out).map_err(|e| io(out)(e.error))?;
             Ok(())

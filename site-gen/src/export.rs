@@ -1,0 +1,200 @@
+//! What the site publishes for machines: the database (compressed), a CSV of every scenario's
+//! points, and the per-commit data the compare selector loads.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::model::Model;
+use crate::paths::DATABASE;
+use crate::{SiteError, format};
+
+/// Publishes the database as `out/bench.sqlite.gz`, the collector's compressed snapshot
+/// (the same file `soledad-bench history publish` writes and `history fetch` reads back).
+pub fn database(db_path: &Path, out: &Path) -> Result<PathBuf, SiteError> {
+    let target = out.join(DATABASE);
+    // A connection of our own: the caller's stays free for the pages meanwhile.
+    collector::Database::open(db_path)?.export_compressed(&target)?;
+    Ok(target)
+}
+
+/// A field of a CSV line, quoted when it needs to be.
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
+
+/// Every point of the series at `indexes` (one scenario's): a line per commit, five columns
+/// per series (median, the interval, n, verdict), named by metric and unit (and machine and
+/// definition where one scenario has a metric twice).
+pub fn scenario_csv(model: &Model, indexes: &[usize]) -> String {
+    let mut out = String::from("commit,commit_time,subject");
+    let mut names: Vec<String> = Vec::new();
+    for &i in indexes {
+        let se = &model.series[i].series;
+        let twice = indexes
+            .iter()
+            .filter(|&&o| model.series[o].series.metric == se.metric)
+            .count()
+            > 1;
+        let name = if twice {
+            format!(
+                "{} [{}] {} {}",
+                se.metric, se.unit, se.machine_fingerprint, se.definition_hash
+            )
+        } else {
+            format!("{} [{}]", se.metric, se.unit)
+        };
+        for column in ["median", "ci_lower", "ci_upper", "n", "verdict"] {
+            out.push(',');
+            out.push_str(&csv_field(&format!("{name} {column}")));
+        }
+        names.push(name);
+    }
+    out.push('\n');
+    // The scenario's commits, in published order.
+    let mut commits: Vec<usize> = indexes
+        .iter()
+        .flat_map(|&i| {
+            model.series[i]
+                .points
+                .iter()
+                .filter_map(|p| model.commit_at.get(&p.commit.sha).copied())
+        })
+        .collect();
+    commits.sort_unstable();
+    commits.dedup();
+    for c in commits {
+        let commit = &model.commits[c].commit;
+        write!(
+            out,
+            "{},{},{}",
+            commit.sha,
+            format::rfc3339(commit.author_time),
+            csv_field(&commit.subject)
+        )
+        .expect("writing to a string");
+        for &i in indexes {
+            match model.point_at_commit(i, c) {
+                Some(p) => {
+                    let j = model.point_index_at(i, c).expect("a point is there");
+                    let v = model.point_verdict(i, j).map(|v| v.verdict.as_str());
+                    let sm = &p.summary;
+                    write!(
+                        out,
+                        ",{},{},{},{},{}",
+                        sm.median,
+                        sm.ci_lower,
+                        sm.ci_upper,
+                        sm.n,
+                        v.unwrap_or("")
+                    )
+                    .expect("writing to a string");
+                }
+                None => out.push_str(",,,,,"),
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// JSON for a script: no `<`, `>` or `&` at all (written as `\u003c` ...), so that the text
+/// means the same inline in HTML as in a file of its own, and the two line separators
+/// JavaScript once refused are escaped too.
+pub fn script_json(value: &serde_json::Value) -> String {
+    serde_json::to_string(value)
+        .expect("JSON values serialize")
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+        .replace('\u{2028}', "\\u2028")
+        .replace('\u{2029}', "\\u2029")
+}
+
+/// The series the compare selector knows: `data/series.js`.
+pub fn series_js(model: &Model, files: &crate::paths::ScenarioFiles) -> String {
+    let many = model.many_machines();
+    let list: Vec<serde_json::Value> = model
+        .series
+        .iter()
+        .map(|s| {
+            let se = &s.series;
+            serde_json::json!({
+                "scenario": se.scenario_id,
+                "metric": se.metric,
+                "unit": se.unit,
+                "better": se.direction,
+                "machine": if many { se.machine_fingerprint.clone() } else { String::new() },
+                "href": files.page(&se.scenario_id),
+            })
+        })
+        .collect();
+    let commits: Vec<serde_json::Value> = model
+        .commits
+        .iter()
+        .rev()
+        .map(|c| {
+            serde_json::json!({
+                "sha": c.commit.sha,
+                "label": format!("{} {} ({})", format::short_sha(&c.commit.sha), format::truncate(&c.commit.subject, 60), format::day(c.commit.author_time)),
+                "file": crate::paths::commit_file(&c.commit.sha).trim_end_matches(".html"),
+            })
+        })
+        .collect();
+    format!(
+        "window.benchSeries = {};\nwindow.benchCommits = {};\n",
+        script_json(&serde_json::Value::Array(list)),
+        script_json(&serde_json::Value::Array(commits))
+    )
+}
+
+/// One commit's points for the compare selector: `data/<sha>.js`. Loaded by adding a script
+/// element, which works from disk where `fetch` does not.
+pub fn commit_js(model: &Model, commit: usize) -> String {
+    let sha = &model.commits[commit].commit.sha;
+    let mut values = String::from("[");
+    for i in 0..model.series.len() {
+        if let Some(p) = model.point_at_commit(i, commit) {
+            let s = &p.summary;
+            write!(
+                values,
+                "[{i},{},{},{},{}],",
+                json_number(s.median),
+                json_number(s.ci_lower),
+                json_number(s.ci_upper),
+                s.n
+            )
+            .expect("writing to a string");
+        }
+    }
+    if values.ends_with(',') {
+        values.pop();
+    }
+    values.push(']');
+    format!(
+        "window.benchData = window.benchData || {{}};\nwindow.benchData[{}] = {values};\n",
+        script_json(&serde_json::Value::String(sha.clone()))
+    )
+}
+
+fn json_number(v: f64) -> String {
+    if v.is_finite() { v.to_string() } else { "null".into() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_and_script_text_cannot_break_out() {
+        assert_eq!(csv_field("a,\"b\""), "\"a,\"\"b\"\"\"");
+        assert_eq!(csv_field("plain"), "plain");
+        let j = script_json(&serde_json::json!(["</script><script>alert(1)</script>"]));
+        assert!(!j.contains('<') && !j.contains('>') && !j.contains('&'), "{j}");
+        let back: serde_json::Value = serde_json::from_str(&j).unwrap();
+        assert_eq!(back[0], "</script><script>alert(1)</script>");
+    }
+}

@@ -1,0 +1,116 @@
+//! Text from git and from scenario files is shown as text: a commit of a real repository whose
+//! subject is `<script>alert(1)</script>`, and a scenario with markup in its id, description
+//! and parameters, appear escaped on every page, in the feed and in the scripts' data, and
+//! nowhere as markup.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use collector::record::CommitRecord;
+use site_gen::synthetic::{HOSTILE_SUBJECT, SyntheticOptions, populate};
+use site_gen::{SiteOptions, generate};
+
+fn git(repo: &Path, args: &[&str]) {
+    let status = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "Mallory \"&\" 'Co'")
+        .env("GIT_AUTHOR_EMAIL", "mallory@example.org")
+        .env("GIT_COMMITTER_NAME", "Mallory")
+        .env("GIT_COMMITTER_EMAIL", "mallory@example.org")
+        .status()
+        .expect("git runs");
+    assert!(status.success(), "git {args:?}");
+}
+
+fn files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn a_script_in_a_commit_subject_shows_as_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "master"]);
+    for subject in ["first", HOSTILE_SUBJECT, "third & \"last\""] {
+        git(&repo, &["commit", "-q", "--allow-empty", "-m", subject]);
+    }
+    let commits: Vec<CommitRecord> = ["HEAD~2", "HEAD~1", "HEAD"]
+        .iter()
+        .map(|rev| {
+            let info = harness::commit::describe(&repo, rev, Some("master".into())).unwrap();
+            CommitRecord::from(&info)
+        })
+        .collect();
+    assert_eq!(commits[1].subject, HOSTILE_SUBJECT, "git kept the subject as it is");
+    let hostile_sha = commits[1].sha.clone();
+
+    let mut db = collector::Database::open(&dir.path().join("bench.sqlite")).unwrap();
+    populate(
+        &mut db,
+        &SyntheticOptions {
+            series: 60,
+            hostile: true,
+            history: Some(commits),
+            ..SyntheticOptions::default()
+        },
+    )
+    .unwrap();
+    let site = dir.path().join("public");
+    generate(
+        &db,
+        &site,
+        &SiteOptions {
+            site_url: Some("https://pages.example.org/soledad-bench/".into()),
+            ..SiteOptions::default()
+        },
+    )
+    .unwrap();
+
+    let mut all = Vec::new();
+    files(&site, &mut all);
+    let mut markup = 0;
+    for file in &all {
+        let ext = file.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if !matches!(ext, "html" | "atom" | "xml" | "js" | "svg" | "css") {
+            continue; // CSV is data, not markup; the database is binary
+        }
+        markup += 1;
+        let text = std::fs::read_to_string(file).unwrap();
+        for raw in ["<script>alert", "<img src=x", "<b>not</b>", "onerror=alert"] {
+            // `onerror=alert` may appear only inside an escaped `&lt;img ... &gt;`.
+            let unescaped = if raw == "onerror=alert" {
+                text.contains("<img src=x onerror=alert")
+            } else {
+                text.contains(raw)
+            };
+            assert!(!unescaped, "{} holds {raw:?} unescaped", file.display());
+        }
+    }
+    assert!(markup > 10, "only {markup} markup files");
+
+    let page = site.join("commits").join(format!("{hostile_sha}.html"));
+    let text = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        text.contains("&lt;script&gt;alert(1)&lt;"),
+        "{} shows the subject as text",
+        page.display()
+    );
+    assert!(text.contains("Mallory &quot;&amp;&quot;"), "the author is escaped too");
+    let index = std::fs::read_to_string(site.join("index.html")).unwrap();
+    assert!(
+        index.contains("bench&#x2F;&lt;img src=x onerror=alert(4)&gt;")
+            || index.contains("bench/&lt;img src=x onerror=alert(4)&gt;")
+    );
+    let feed = std::fs::read_to_string(site.join("regressions.atom")).unwrap();
+    assert!(!feed.contains("<script>"));
+}
