@@ -4,10 +4,9 @@
 
 use std::time::Instant;
 
-use blobs_server::fs_backend::{BlobRef, FsBackend};
+use blobs_server::fs_backend::{BlobRef, FsBackend, StoreOptions, WriteMode};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
-use tokio::io::AsyncReadExt;
 
 use crate::{Context, Latencies, Op, Params, Work, WorkloadError, blobs};
 
@@ -29,7 +28,15 @@ fn blob_ref(id: &str) -> BlobRef {
 
 impl Backend {
     pub(crate) async fn prepare(params: &Params, ctx: &Context) -> Result<Self, WorkloadError> {
-        let backend = FsBackend::open(&ctx.work_dir.join("backend"), MAX_CONCURRENT_WRITES, u64::MAX)?;
+        let opts = StoreOptions {
+            max_concurrent_writes: MAX_CONCURRENT_WRITES,
+            write_wait: std::time::Duration::from_secs(600),
+            max_blob_size: u64::MAX,
+            quota: None,
+            user_quotas: Default::default(),
+            processing_timeout: std::time::Duration::from_secs(600),
+        };
+        let backend = FsBackend::open(&ctx.work_dir.join("backend"), opts)?;
         let op = params.op.unwrap_or(Op::Write);
         let mut blobs: Vec<(String, Bytes)> = blobs(params, ctx, "b")
             .into_iter()
@@ -39,8 +46,12 @@ impl Backend {
             let backend = &backend;
             futures::stream::iter(blobs.iter_mut())
                 .map(|(id, data)| async move {
-                    let chunk: Result<Bytes, std::io::Error> = Ok(std::mem::take(data));
-                    backend.write(&blob_ref(id), futures::stream::iter([chunk])).await
+                    let data = std::mem::take(data);
+                    let len = data.len() as u64;
+                    let chunk: Result<Bytes, std::io::Error> = Ok(data);
+                    backend
+                        .write(&blob_ref(id), futures::stream::iter([chunk]), WriteMode::Create, Some(len))
+                        .await
                 })
                 .buffer_unordered(MAX_CONCURRENT_WRITES)
                 .try_collect::<Vec<_>>()
@@ -65,17 +76,18 @@ impl Backend {
             .map(|(id, data)| async move {
                 let t = Instant::now();
                 let bytes = if op == Op::Write {
+                    let len = data.len() as u64;
                     let chunk: Result<Bytes, std::io::Error> = Ok(data);
-                    backend.write(&blob_ref(&id), futures::stream::iter([chunk])).await?
+                    backend
+                        .write(&blob_ref(&id), futures::stream::iter([chunk]), WriteMode::Create, Some(len))
+                        .await?
                 } else {
-                    let mut stored = backend.open_blob(&blob_ref(&id)).await?;
-                    let mut buf = Vec::with_capacity(stored.size as usize);
-                    stored
-                        .file
-                        .read_to_end(&mut buf)
-                        .await
-                        .map_err(|e| WorkloadError::Invalid(format!("reading blob {id}: {e}")))?;
-                    buf.len() as u64
+                    // Small blobs are read into memory, large ones mapped: touch every page so
+                    // that the read really happens.
+                    let stored = backend.open_blob(&blob_ref(&id)).await?;
+                    let sum = stored.data.iter().step_by(4096).fold(0u8, |a, b| a.wrapping_add(*b));
+                    std::hint::black_box(sum);
+                    stored.data.len() as u64
                 };
                 Ok::<_, WorkloadError>((bytes, t.elapsed()))
             })

@@ -15,14 +15,11 @@ struct Env {
 async fn server() -> Env {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("tokens"), "alice:tok\n").unwrap();
-    let config = blobs_server::Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.path().join("data"),
-        tokens: dir.path().join("tokens"),
-        max_concurrent_writes: 50,
-        max_blob_size: 1 << 30,
-        worker_threads: None,
-    };
+    let config = blobs_server::Config::new(
+        "127.0.0.1:0".parse().unwrap(),
+        dir.path().join("data"),
+        dir.path().join("tokens"),
+    );
     let server = blobs_server::Server::bind(&config).await.unwrap();
     let url = format!("http://{}", server.local_addr());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

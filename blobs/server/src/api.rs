@@ -1,6 +1,8 @@
-//! The HTTP blobs API: routes, query parsing and responses.
+//! The public blobs API: routes, query parsing and responses. `openapi.yaml` beside the
+//! crate documents every route here, and a test holds the two together.
 
 use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
 
 use axum::Json;
 use axum::Router;
@@ -10,51 +12,111 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
-use tokio_util::io::ReaderStream;
 
-use crate::auth::authorize;
+use crate::auth::Auth;
 use crate::error::ApiError;
-use crate::fs_backend::{BlobRef, FsBackend, ListOptions, Order};
+use crate::flags::{Flag, FlagSet};
+use crate::fs_backend::{BlobRef, Cursor, FsBackend, ListQuery, Order, StoredBlob, WriteMode};
 use crate::ids::{DEFAULT_NAMESPACE, is_valid_name};
-use crate::tokens::Tokens;
+use crate::metrics::{Metrics, Tracked};
+use crate::range::{RangeAnswer, parse_range};
 
-/// Chunk size of download streams, as upstream.
-const READ_CHUNK: usize = 64 * 1024;
+/// Largest flags body (a JSON list of at most four names).
+const MAX_FLAGS_BODY: usize = 4096;
+/// Largest page of a listing.
+pub const MAX_PAGE: usize = 100_000;
 
+/// What the handlers of both listeners share.
 #[derive(Clone)]
-pub struct AppState(Arc<Inner>);
+pub struct AppState(pub Arc<Inner>);
 
-struct Inner {
-    tokens: Tokens,
-    storage: FsBackend,
+pub struct Inner {
+    pub auth: Auth,
+    pub storage: FsBackend,
+    pub metrics: Arc<Metrics>,
+    pub public_metrics: bool,
 }
 
-impl AppState {
-    pub fn new(tokens: Tokens, storage: FsBackend) -> Self {
-        Self(Arc::new(Inner { tokens, storage }))
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
     }
 }
 
+/// The public router.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let tracked = Tracked {
+        metrics: state.metrics.clone(),
+        listener: "public",
+    };
+    let mut r = Router::new()
         .route("/", get(info))
+        .route("/robots.txt", get(robots))
+        .route("/health", get(health))
         .route("/blobs/{user}/", get(list))
-        .route("/blobs/{user}/{blob_id}", get(download).put(upload).delete(delete))
+        .route(
+            "/blobs/{user}/{blob_id}",
+            get(download).put(upload).post(set_flags).delete(delete),
+        )
+        .route("/usage/{user}", get(usage));
+    if state.public_metrics {
+        r = r.route("/metrics", get(metrics));
+    }
+    r.route_layer(axum::middleware::from_fn_with_state(tracked, crate::metrics::track))
+        .fallback(no_route)
         .with_state(state)
 }
 
-async fn info() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "blobs": true, "version": env!("CARGO_PKG_VERSION") }))
+pub async fn no_route() -> ApiError {
+    ApiError::NotFound("no such route\n".trim_end().into())
 }
 
-#[derive(Debug, Deserialize)]
-struct BlobQuery {
-    namespace: Option<String>,
+pub async fn info() -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "blobs": true,
+        "version": env!("CARGO_PKG_VERSION"),
+        "capabilities": [
+            "flags", "flags-compare-and-set", "processing-expiry", "replace", "if-match",
+            "range", "etag", "list-pagination", "usage", "quota", "incoming", "tombstones"
+        ],
+    }))
 }
 
-fn namespace_of(raw: Option<&str>) -> Result<&str, ApiError> {
+async fn robots() -> &'static str {
+    "User-agent: *\nDisallow: /\n"
+}
+
+pub async fn health(State(s): State<AppState>) -> Response {
+    let tmp = s.storage.root().join(crate::layout::TMP_DIR);
+    let ok = tokio::task::spawn_blocking(move || std::fs::metadata(tmp).is_ok_and(|m| m.is_dir()))
+        .await
+        .unwrap_or(false);
+    if ok {
+        Json(serde_json::json!({"status": "ok"})).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"status": "storage unavailable"})),
+        )
+            .into_response()
+    }
+}
+
+pub async fn metrics(State(s): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.metrics.render(s.storage.totals()),
+    )
+        .into_response()
+}
+
+pub fn namespace_of(raw: Option<&str>) -> Result<&str, ApiError> {
     match raw {
-        None | Some("") => Ok(DEFAULT_NAMESPACE),
+        None => Ok(DEFAULT_NAMESPACE),
         Some(ns) if is_valid_name(ns) => Ok(ns),
         Some(ns) => Err(ApiError::InvalidName {
             what: "namespace",
@@ -63,95 +125,23 @@ fn namespace_of(raw: Option<&str>) -> Result<&str, ApiError> {
     }
 }
 
-fn check_user(user: &str) -> Result<(), ApiError> {
-    if is_valid_name(user) {
-        Ok(())
-    } else {
-        Err(ApiError::InvalidName {
-            what: "user",
-            value: user.to_owned(),
-        })
-    }
-}
-
-/// Authorizes the request and resolves the blob it names.
-fn resolve(state: &AppState, headers: &HeaderMap, user: &str, id: &str, ns: Option<&str>) -> Result<BlobRef, ApiError> {
-    check_user(user)?;
-    authorize(&state.0.tokens, headers, user)?;
-    let ns = namespace_of(ns)?;
+pub fn blob_ref(user: &str, ns: &str, id: &str) -> Result<BlobRef, ApiError> {
     BlobRef::new(user, ns, id).ok_or_else(|| ApiError::InvalidName {
         what: "blob id",
         value: id.to_owned(),
     })
 }
 
-async fn upload(
-    State(state): State<AppState>,
-    Path((user, id)): Path<(String, String)>,
-    Query(q): Query<BlobQuery>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<StatusCode, ApiError> {
-    let blob = resolve(&state, &headers, &user, &id, q.namespace.as_deref())?;
-    let max = state.0.storage.max_blob_size();
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > max) {
-        return Err(crate::fs_backend::StorageError::TooLarge { max }.into());
-    }
-    state.0.storage.write(&blob, body.into_data_stream()).await?;
-    Ok(StatusCode::OK)
-}
-
-async fn download(
-    State(state): State<AppState>,
-    Path((user, id)): Path<(String, String)>,
-    Query(q): Query<BlobQuery>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let blob = resolve(&state, &headers, &user, &id, q.namespace.as_deref())?;
-    let stored = state.0.storage.open_blob(&blob).await?;
-    let mut response = Body::from_stream(ReaderStream::with_capacity(stored.file, READ_CHUNK)).into_response();
-    let h = response.headers_mut();
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(stored.size));
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    if let Some(tag) = stored.tag {
-        h.insert(
-            "Tag",
-            HeaderValue::from_str(&tag).expect("base64 is a valid header value"),
-        );
-    }
-    Ok(response)
-}
-
-async fn delete(
-    State(state): State<AppState>,
-    Path((user, id)): Path<(String, String)>,
-    Query(q): Query<BlobQuery>,
-    headers: HeaderMap,
-) -> Result<StatusCode, ApiError> {
-    let blob = resolve(&state, &headers, &user, &id, q.namespace.as_deref())?;
-    state.0.storage.delete(&blob).await?;
-    Ok(StatusCode::OK)
-}
-
-#[derive(Debug, Deserialize)]
-struct ListQuery {
-    namespace: Option<String>,
-    order_by: Option<String>,
-    deleted: Option<String>,
-    only_count: Option<String>,
-    filter_flag: Option<String>,
+/// Authorizes the request and resolves the blob it names. Credentials come first: nothing
+/// about a path is answered to someone who may not see it.
+fn resolve(state: &AppState, headers: &HeaderMap, user: &str, id: &str, ns: Option<&str>) -> Result<BlobRef, ApiError> {
+    state.auth.authorize_user(headers, user)?;
+    blob_ref(user, namespace_of(ns)?, id)
 }
 
 /// Upstream treated any non-empty value as true (so `only_count=False` counted); here the
 /// usual spellings mean what they say and anything else is an error.
-fn flag(name: &str, value: Option<&str>) -> Result<bool, ApiError> {
+pub fn truthy(name: &str, value: Option<&str>) -> Result<bool, ApiError> {
     match value {
         None | Some("") | Some("0") | Some("false") | Some("False") | Some("no") => Ok(false),
         Some("1") | Some("true") | Some("True") | Some("yes") => Ok(true),
@@ -161,37 +151,311 @@ fn flag(name: &str, value: Option<&str>) -> Result<bool, ApiError> {
     }
 }
 
+fn declared_length(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .map(|v| {
+            v.to_str()
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or_else(|| ApiError::BadRequest("Content-Length is not a number".into()))
+        })
+        .transpose()
+}
+
+#[derive(Debug, Deserialize)]
+struct UploadQuery {
+    namespace: Option<String>,
+    overwrite: Option<String>,
+}
+
+async fn upload(
+    State(state): State<AppState>,
+    Path((user, id)): Path<(String, String)>,
+    Query(q): Query<UploadQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    let blob = resolve(&state, &headers, &user, &id, q.namespace.as_deref())?;
+    let mode = if truthy("overwrite", q.overwrite.as_deref())? {
+        let if_match = match headers.get(header::IF_MATCH) {
+            None => None,
+            Some(v) => Some(
+                v.to_str()
+                    .map_err(|_| ApiError::BadRequest("If-Match is not ASCII".into()))?
+                    .trim()
+                    .to_owned(),
+            ),
+        };
+        WriteMode::Replace { if_match }
+    } else {
+        WriteMode::Create
+    };
+    let declared = declared_length(&headers)?;
+    let stored = state
+        .storage
+        .write(&blob, body.into_data_stream(), mode, declared)
+        .await?;
+    state.metrics.bytes_received.inc_by(stored);
+    Ok(StatusCode::OK)
+}
+
+#[derive(Debug, Deserialize)]
+struct DownloadQuery {
+    namespace: Option<String>,
+    only_flags: Option<String>,
+}
+
+async fn download(
+    State(state): State<AppState>,
+    Path((user, id)): Path<(String, String)>,
+    Query(q): Query<DownloadQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let blob = resolve(&state, &headers, &user, &id, q.namespace.as_deref())?;
+    if truthy("only_flags", q.only_flags.as_deref())? {
+        let flags = state.storage.flags(&blob).await?;
+        return Ok(Json(flags.names()).into_response());
+    }
+    let stored = state.storage.open_blob(&blob).await?;
+    let range = headers
+        .get(header::RANGE)
+        .filter(|_| if_range_holds(&headers, &stored.etag))
+        .map(|v| match v.to_str() {
+            Ok(s) => parse_range(s, stored.size),
+            Err(_) => RangeAnswer::Unsatisfiable,
+        })
+        .unwrap_or(RangeAnswer::Full);
+    let response = blob_response(&state, stored, range).await?;
+    Ok(response)
+}
+
+/// `If-Range`: a range applies only to the version the client already has part of.
+fn if_range_holds(headers: &HeaderMap, etag: &str) -> bool {
+    match headers.get(header::IF_RANGE) {
+        None => true,
+        Some(v) => v.to_str().is_ok_and(|v| v.trim() == etag),
+    }
+}
+
+async fn blob_response(state: &AppState, stored: StoredBlob, range: RangeAnswer) -> Result<Response, ApiError> {
+    let size = stored.size;
+    let (status, start, len) = match range {
+        RangeAnswer::Full => (StatusCode::OK, 0, size),
+        RangeAnswer::Partial { start, end } => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
+        RangeAnswer::Unsatisfiable => {
+            let mut r = (
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                format!("range not satisfiable for a blob of {size} bytes\n"),
+            )
+                .into_response();
+            r.headers_mut().insert(
+                header::CONTENT_RANGE,
+                HeaderValue::from_str(&format!("bytes */{size}")).expect("ASCII"),
+            );
+            return Ok(r);
+        }
+    };
+    let body = Body::from(stored.data.slice(start as usize..(start + len) as usize));
+    state.metrics.bytes_sent.inc_by(len);
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(
+        header::ETAG,
+        HeaderValue::from_str(&stored.etag).expect("an ETag is ASCII"),
+    );
+    if let Some(tag) = stored.tag {
+        h.insert(
+            "Tag",
+            HeaderValue::from_str(&tag).expect("base64 is a valid header value"),
+        );
+    }
+    if status == StatusCode::PARTIAL_CONTENT {
+        h.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_str(&format!("bytes {start}-{}/{size}", start + len - 1)).expect("ASCII"),
+        );
+    }
+    Ok(response)
+}
+
+#[derive(Debug, Deserialize)]
+struct FlagsQuery {
+    namespace: Option<String>,
+    expect: Option<String>,
+}
+
+async fn set_flags(
+    State(state): State<AppState>,
+    Path((user, id)): Path<(String, String)>,
+    Query(q): Query<FlagsQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    let blob = resolve(&state, &headers, &user, &id, q.namespace.as_deref())?;
+    let expect = q
+        .expect
+        .as_deref()
+        .map(|e| FlagSet::from_names(e.split(',').map(str::trim).filter(|s| !s.is_empty())))
+        .transpose()?;
+    let raw = axum::body::to_bytes(body, MAX_FLAGS_BODY)
+        .await
+        .map_err(|_| ApiError::BodyTooLarge(MAX_FLAGS_BODY))?;
+    let flags = FlagSet::from_json(&raw)?;
+    state.storage.set_flags(&blob, flags, expect).await?;
+    Ok(StatusCode::OK)
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    Path((user, id)): Path<(String, String)>,
+    Query(q): Query<UploadQuery>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let blob = resolve(&state, &headers, &user, &id, q.namespace.as_deref())?;
+    state.storage.delete(&blob).await?;
+    Ok(StatusCode::OK)
+}
+
+#[derive(Debug, Deserialize)]
+struct ListParams {
+    namespace: Option<String>,
+    order_by: Option<String>,
+    deleted: Option<String>,
+    only_count: Option<String>,
+    filter_flag: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+fn parse_cursor(raw: &str, order: Order) -> Result<Cursor, ApiError> {
+    let bad = || ApiError::BadRequest(format!("cursor {raw:?} is not one this listing made"));
+    let cursor = if let Some(id) = raw.strip_prefix("i.") {
+        Cursor {
+            time: None,
+            id: id.to_owned(),
+        }
+    } else {
+        let rest = raw.strip_prefix('t').ok_or_else(bad)?;
+        let (secs, rest) = rest.split_once('.').ok_or_else(bad)?;
+        let (nanos, id) = rest.split_once('.').ok_or_else(bad)?;
+        let secs: u64 = secs.parse().map_err(|_| bad())?;
+        let nanos: u32 = nanos.parse().ok().filter(|n| *n < 1_000_000_000).ok_or_else(bad)?;
+        Cursor {
+            time: Some(UNIX_EPOCH + Duration::new(secs, nanos)),
+            id: id.to_owned(),
+        }
+    };
+    if !is_valid_name(&cursor.id) || cursor.time.is_some() != (order != Order::Id) {
+        return Err(bad());
+    }
+    Ok(cursor)
+}
+
+fn format_cursor(c: &Cursor) -> String {
+    match c.time {
+        None => format!("i.{}", c.id),
+        Some(t) => {
+            let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+            format!("t{}.{}.{}", d.as_secs(), d.subsec_nanos(), c.id)
+        }
+    }
+}
+
 async fn list(
     State(state): State<AppState>,
     Path(user): Path<String>,
-    Query(q): Query<ListQuery>,
+    Query(p): Query<ListParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    check_user(&user)?;
-    authorize(&state.0.tokens, &headers, &user)?;
-    let ns = namespace_of(q.namespace.as_deref())?;
-    if q.filter_flag.is_some() {
-        return Err(ApiError::BadRequest(
-            "filter_flag is not supported by this server yet".into(),
-        ));
-    }
-    let order = match q.order_by.as_deref() {
-        None | Some("") => None,
-        Some("date") | Some("+date") => Some(Order::OldestFirst),
-        Some("-date") => Some(Order::NewestFirst),
+    state.auth.authorize_user(&headers, &user)?;
+    let ns = namespace_of(p.namespace.as_deref())?;
+    let order = match p.order_by.as_deref() {
+        None | Some("") => Order::Id,
+        Some("date") | Some("+date") => Order::OldestFirst,
+        Some("-date") => Order::NewestFirst,
         Some(other) => {
             return Err(ApiError::BadRequest(format!(
-                "order_by={other:?}: expected date, +date or -date"
+                "order_by={other:?}: expected date, +date or -date (a raw + must be sent as %2B)"
             )));
         }
     };
-    let opts = ListOptions {
-        deleted: flag("deleted", q.deleted.as_deref())?,
-        order,
+    let filter = match p.filter_flag.as_deref() {
+        None | Some("") => None,
+        Some(f) => Some(Flag::parse(f).ok_or_else(|| crate::flags::FlagsError::Unknown(f.into()))?),
     };
-    let ids = state.0.storage.list(&user, ns, opts).await?;
-    if flag("only_count", q.only_count.as_deref())? {
-        return Ok(Json(serde_json::json!({ "count": ids.len() })).into_response());
+    let limit = match p.limit.as_deref() {
+        None | Some("") => None,
+        Some(l) => Some(
+            l.parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_PAGE).contains(n))
+                .ok_or_else(|| ApiError::BadRequest(format!("limit={l:?}: expected 1 to {MAX_PAGE}")))?,
+        ),
+    };
+    let after = p
+        .cursor
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .map(|c| parse_cursor(c, order))
+        .transpose()?;
+    let deleted = truthy("deleted", p.deleted.as_deref())?;
+    if deleted && filter.is_some() {
+        return Err(ApiError::BadRequest("deleted blobs have no flags to filter on".into()));
     }
-    Ok(Json(ids).into_response())
+    let only_count = truthy("only_count", p.only_count.as_deref())?;
+    let query = ListQuery {
+        deleted,
+        order,
+        filter,
+        after,
+        limit,
+        count_only: only_count,
+    };
+    let listing = state.storage.list(&user, ns, &query).await?;
+    if only_count {
+        return Ok(Json(serde_json::json!({ "count": listing.total })).into_response());
+    }
+    let mut response = (
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        listing.json,
+    )
+        .into_response();
+    if let Some(next) = listing.next {
+        let mut url = format!("/blobs/{user}/?namespace={ns}");
+        if let Some(o) = p.order_by.as_deref().filter(|o| !o.is_empty()) {
+            url.push_str(&format!("&order_by={}", o.replace('+', "%2B")));
+        }
+        if let Some(f) = filter {
+            url.push_str(&format!("&filter_flag={f}"));
+        }
+        if deleted {
+            url.push_str("&deleted=true");
+        }
+        if let Some(l) = limit {
+            url.push_str(&format!("&limit={l}"));
+        }
+        url.push_str(&format!("&cursor={}", format_cursor(&next)));
+        response.headers_mut().insert(
+            header::LINK,
+            HeaderValue::from_str(&format!("<{url}>; rel=\"next\"")).expect("names are ASCII"),
+        );
+    }
+    Ok(response)
+}
+
+async fn usage(
+    State(state): State<AppState>,
+    Path(user): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    state.auth.authorize_user(&headers, &user)?;
+    Ok(Json(state.storage.usage(&user).await?).into_response())
 }

@@ -1,4 +1,10 @@
-//! `Authorization: Token base64(user:token)`, as Soledad clients send it.
+//! `Authorization: Token base64(name:token)`, as Soledad clients and services send it.
+//!
+//! The token files are read at start and again on SIGHUP, so users can be added or revoked
+//! without a restart.
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
 
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
@@ -6,19 +12,73 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD_PAD_INDIFFERENT;
 
 use crate::error::ApiError;
-use crate::tokens::Tokens;
+use crate::tokens::{TokenFileError, Tokens};
 
-/// Checks the request's credentials and that they belong to the user named in the path.
-/// Missing or wrong credentials are 401; valid credentials of another user are 403.
-pub fn authorize(tokens: &Tokens, headers: &HeaderMap, path_user: &str) -> Result<(), ApiError> {
-    let user = authenticate(tokens, headers)?;
-    if user != path_user {
-        return Err(ApiError::Forbidden);
-    }
-    Ok(())
+/// The service name whose tokens may take backups.
+pub const BACKUP_SERVICE: &str = "backup";
+
+/// The users' and services' tokens, swappable at run time.
+pub struct Auth {
+    users_path: PathBuf,
+    services_path: Option<PathBuf>,
+    users: RwLock<Arc<Tokens>>,
+    services: RwLock<Arc<Tokens>>,
 }
 
-/// Returns the authenticated user.
+impl Auth {
+    pub fn load(users_path: PathBuf, services_path: Option<PathBuf>) -> Result<Self, TokenFileError> {
+        let users = Tokens::load(&users_path)?;
+        let services = match &services_path {
+            Some(p) => Tokens::load(p)?,
+            None => Tokens::default(),
+        };
+        Ok(Self {
+            users_path,
+            services_path,
+            users: RwLock::new(Arc::new(users)),
+            services: RwLock::new(Arc::new(services)),
+        })
+    }
+
+    /// Re-reads both token files; on error the old tokens stay in force.
+    pub fn reload(&self) -> Result<(), TokenFileError> {
+        let users = Tokens::load(&self.users_path)?;
+        let services = match &self.services_path {
+            Some(p) => Some(Tokens::load(p)?),
+            None => None,
+        };
+        *self.users.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(users);
+        if let Some(s) = services {
+            *self.services.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(s);
+        }
+        Ok(())
+    }
+
+    pub fn users(&self) -> Arc<Tokens> {
+        self.users.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn services(&self) -> Arc<Tokens> {
+        self.services.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Checks a user's credentials and that they belong to the user named in the path.
+    /// Missing or wrong credentials are 401; valid credentials of another user are 403.
+    pub fn authorize_user(&self, headers: &HeaderMap, path_user: &str) -> Result<(), ApiError> {
+        let user = authenticate(&self.users(), headers)?;
+        if user != path_user {
+            return Err(ApiError::Forbidden);
+        }
+        Ok(())
+    }
+
+    /// Checks a service's credentials; returns the service's name.
+    pub fn authorize_service(&self, headers: &HeaderMap) -> Result<String, ApiError> {
+        authenticate(&self.services(), headers)
+    }
+}
+
+/// Returns the authenticated name.
 pub fn authenticate(tokens: &Tokens, headers: &HeaderMap) -> Result<String, ApiError> {
     let value = headers
         .get(AUTHORIZATION)
@@ -39,7 +99,7 @@ pub fn authenticate(tokens: &Tokens, headers: &HeaderMap) -> Result<String, ApiE
     let decoded = String::from_utf8(decoded).map_err(|_| ApiError::Unauthorized("credentials are not UTF-8"))?;
     let (user, token) = decoded
         .split_once(':')
-        .ok_or(ApiError::Unauthorized("credentials must be `user:token`"))?;
+        .ok_or(ApiError::Unauthorized("credentials must be `name:token`"))?;
     if !tokens.verify(user, token) {
         return Err(ApiError::Unauthorized("unknown user or token"));
     }

@@ -1,6 +1,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use crate::flags::FlagsError;
 use crate::fs_backend::StorageError;
 
 /// Every way a request can fail, with the status HTTP gives it.
@@ -8,12 +9,18 @@ use crate::fs_backend::StorageError;
 pub enum ApiError {
     #[error("{0}")]
     Unauthorized(&'static str),
-    #[error("these credentials do not give access to this user's blobs")]
+    #[error("these credentials do not give access to this resource")]
     Forbidden,
     #[error("invalid {what}: {value:?} (expected 1-200 characters of [A-Za-z0-9_-])")]
     InvalidName { what: &'static str, value: String },
     #[error("{0}")]
     BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Flags(#[from] FlagsError),
+    #[error("request body is larger than {0} bytes")]
+    BodyTooLarge(usize),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -24,12 +31,20 @@ impl ApiError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::InvalidName { .. } | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Flags(FlagsError::Json(_)) => StatusCode::BAD_REQUEST,
+            // Upstream's answer to an unknown flag, which clients know.
+            Self::Flags(FlagsError::Unknown(_)) => StatusCode::NOT_ACCEPTABLE,
+            Self::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Storage(e) => match e {
                 StorageError::NotFound(_) => StatusCode::NOT_FOUND,
-                StorageError::Exists(_) => StatusCode::CONFLICT,
+                StorageError::Exists(_) | StorageError::FlagsMismatch { .. } => StatusCode::CONFLICT,
                 StorageError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                StorageError::QuotaExceeded { .. } => StatusCode::INSUFFICIENT_STORAGE,
+                StorageError::Busy => StatusCode::SERVICE_UNAVAILABLE,
                 StorageError::Body(_) => StatusCode::BAD_REQUEST,
-                StorageError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+                StorageError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+                StorageError::InUse(_) | StorageError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
         }
     }
@@ -38,14 +53,16 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
+        if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
             tracing::error!(error = %self, "request failed");
         }
         let mut response = (status, format!("{self}\n")).into_response();
+        let h = response.headers_mut();
         if status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Token"));
+            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Token"));
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
     }

@@ -1,25 +1,38 @@
-//! Durable blob storage on a local filesystem.
+//! Durable blob storage on a local filesystem: the operations the API offers, with quota,
+//! flags, tombstones and the in-memory index kept in step with the disk.
 //!
-//! Layout, as upstream: `<root>/<user>/<namespace>/<id[0]>/<id[0..3]>/<id[0..6]>/<id>`, with
-//! `<id>.deleted` tombstones beside the blobs. Unlike upstream, a write never touches the final
-//! path until the blob is complete and on disk: it is streamed into `<root>/.tmp`, fsynced,
-//! hard-linked into place (which fails if the id exists, so of two concurrent uploads exactly
-//! one wins) and the directory is fsynced. A 200 therefore means the blob survives a crash,
-//! and no reader ever sees half a blob. `.tmp` is not a valid user name, so it never collides.
+//! Concurrency: every change to one blob holds that blob's lock (striped) from its last
+//! check to its index update, so "exists" answers, compare-and-set on flags and usage are
+//! exact. Every change also holds its user's gate for reading; a backup takes the gate for
+//! writing while it links the user's files, which gives it one consistent point in time.
+//! Downloads take no lock: files are never modified in place (see [`crate::disk`]).
 
-use std::io;
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::os::unix::fs::FileExt as _;
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
-use tokio::sync::Semaphore;
+use tokio::sync::{OnceCell, RwLock, Semaphore};
 
-use crate::ids::is_valid_name;
+use crate::disk::{self, DiskError, Publish, TempPath};
+use crate::flags::{Flag, FlagSet};
+use crate::index::{BlobMeta, UserIndex};
+use crate::layout::{self, LOCK_FILE, SNAPSHOT_DIR, TMP_DIR};
 
-const TMP_DIR: &str = ".tmp";
-const TOMBSTONE_SUFFIX: &str = ".deleted";
+pub use crate::layout::BlobRef;
+
+/// Blobs up to this size are read whole in one step; larger ones are streamed.
+const INLINE_READ_MAX: u64 = 256 * 1024;
+/// Upload bytes are gathered up to this much before each write to the temp file.
+const WRITE_BUFFER: usize = 256 * 1024;
+/// Striped per-blob locks: enough that unrelated blobs rarely share one.
+const ID_LOCKS: usize = 4096;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -29,300 +42,767 @@ pub enum StorageError {
     Exists(String),
     #[error("blob is larger than the maximum of {max} bytes")]
     TooLarge { max: u64 },
+    #[error("quota exceeded: {used} of {quota} bytes in use")]
+    QuotaExceeded { quota: u64, used: u64 },
+    #[error("too many uploads in progress; retry later")]
+    Busy,
     #[error("request body was interrupted: {0}")]
     Body(String),
-    #[error("storage error at {path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    #[error("the blob's flags are {current:?}, not the expected {expected:?}")]
+    FlagsMismatch {
+        current: Vec<&'static str>,
+        expected: Vec<&'static str>,
+    },
+    #[error("the blob changed: its ETag is no longer {0}")]
+    PreconditionFailed(String),
+    #[error("data directory {0} is in use by another blobs-server")]
+    InUse(PathBuf),
+    #[error("storage error at {}: {}", .0.path.display(), .0.source)]
+    Io(#[from] DiskError),
 }
 
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StorageError + '_ {
-    move |source| StorageError::Io {
-        path: path.to_owned(),
-        source,
-    }
+/// How an upload becomes a blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteMode {
+    /// A new blob; 409 if the id exists.
+    Create,
+    /// Create or atomically replace (drafts); with `if_match`, only if the current blob has
+    /// that ETag.
+    Replace { if_match: Option<String> },
+    /// An incoming-box delivery: external-scheme preamble, PENDING, namespace MX.
+    Incoming,
 }
 
-/// A blob's address. Constructed only from validated names.
 #[derive(Debug, Clone)]
-pub struct BlobRef {
-    user: String,
-    namespace: String,
-    id: String,
+pub struct StoreOptions {
+    pub max_concurrent_writes: usize,
+    pub write_wait: Duration,
+    pub max_blob_size: u64,
+    pub quota: Option<u64>,
+    pub user_quotas: HashMap<String, u64>,
+    pub processing_timeout: Duration,
 }
 
-impl BlobRef {
-    /// `None` if any part is not a valid name (see [`crate::ids`]).
-    pub fn new(user: &str, namespace: &str, id: &str) -> Option<Self> {
-        [user, namespace, id].iter().all(|s| is_valid_name(s)).then(|| Self {
-            user: user.to_owned(),
-            namespace: namespace.to_owned(),
-            id: id.to_owned(),
-        })
+impl StoreOptions {
+    pub fn from_config(c: &crate::Config) -> Self {
+        Self {
+            max_concurrent_writes: c.max_concurrent_writes,
+            write_wait: c.write_wait,
+            max_blob_size: c.max_blob_size,
+            quota: c.quota,
+            user_quotas: c.user_quotas.clone(),
+            processing_timeout: c.processing_timeout,
+        }
     }
-
-    pub fn id(&self) -> &str {
-        &self.id
-    }
 }
 
-/// Options of a listing.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ListOptions {
-    /// List tombstones of deleted blobs instead of blobs.
-    pub deleted: bool,
-    pub order: Option<Order>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Order {
-    OldestFirst,
-    NewestFirst,
-}
-
-/// An open blob, ready to stream.
+/// An opened blob.
 pub struct StoredBlob {
-    pub file: tokio::fs::File,
     pub size: u64,
     /// base64url of the last 16 bytes (the GCM tag of client-encrypted blobs); `None` when
     /// the blob is shorter than that.
     pub tag: Option<String>,
+    pub etag: String,
+    /// The contents: read into memory when small, memory-mapped when larger.
+    pub data: Bytes,
+}
+
+/// Listing order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    Id,
+    OldestFirst,
+    NewestFirst,
+}
+
+/// Where a page of a listing starts: after this entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub time: Option<SystemTime>,
+    pub id: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListQuery {
+    pub deleted: bool,
+    pub order: Order,
+    pub filter: Option<Flag>,
+    pub after: Option<Cursor>,
+    pub limit: Option<usize>,
+    /// Only `total` is wanted.
+    pub count_only: bool,
+}
+
+pub struct Listing {
+    /// The page's ids as a JSON array.
+    pub json: String,
+    /// All matching entries, regardless of pages.
+    pub total: usize,
+    /// Cursor of the next page, if there is one.
+    pub next: Option<Cursor>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Usage {
+    pub user: String,
+    pub used_bytes: u64,
+    pub quota_bytes: Option<u64>,
+    pub blobs: u64,
+    pub namespaces: std::collections::BTreeMap<String, NamespaceUsage>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NamespaceUsage {
+    pub blobs: u64,
+    pub bytes: u64,
+    pub tombstones: u64,
+}
+
+/// Storage totals over the users loaded so far (all users, once preloading is done).
+#[derive(Debug, Default)]
+pub struct Totals {
+    pub used_bytes: AtomicU64,
+    pub blobs: AtomicU64,
+    pub users: AtomicU64,
+}
+
+struct UserState {
+    gate: RwLock<()>,
+    index: OnceCell<Mutex<UserIndex>>,
 }
 
 pub struct FsBackend {
     root: PathBuf,
     tmp: PathBuf,
+    snapshots: PathBuf,
+    _lock: std::fs::File,
     writes: Semaphore,
-    max_blob_size: u64,
+    opts: StoreOptions,
+    users: Mutex<HashMap<String, Arc<UserState>>>,
+    id_locks: Box<[tokio::sync::Mutex<()>]>,
+    hasher: std::collections::hash_map::RandomState,
+    totals: Totals,
+}
+
+fn lock_poisoned<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding an index lock cannot leave it half-updated (updates are plain
+    // field writes after the disk step), so the data is still good.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The `ETag` of a blob version: its modification time and size.
+pub fn etag(mtime: SystemTime, size: u64) -> String {
+    let ns = mtime.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    format!("\"{ns:x}-{size:x}\"")
 }
 
 impl FsBackend {
-    /// Opens (creating if needed) the storage root and clears leftovers of interrupted writes.
-    pub fn open(root: &Path, max_concurrent_writes: usize, max_blob_size: u64) -> Result<Self, StorageError> {
-        std::fs::create_dir_all(root).map_err(io_err(root))?;
-        let root = root.canonicalize().map_err(io_err(root))?;
+    /// Opens (creating if needed) the storage root, takes its lock, and clears leftovers of
+    /// interrupted writes and backups.
+    pub fn open(root: &Path, opts: StoreOptions) -> Result<Self, StorageError> {
+        std::fs::create_dir_all(root).map_err(disk::err(root))?;
+        let root = root.canonicalize().map_err(disk::err(root))?;
+        let lock = Self::lock(&root)?;
         let tmp = root.join(TMP_DIR);
-        if tmp.exists() {
-            std::fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
+        let snapshots = root.join(SNAPSHOT_DIR);
+        for dir in [&tmp, &snapshots] {
+            if dir.exists() {
+                std::fs::remove_dir_all(dir).map_err(disk::err(dir))?;
+            }
+            std::fs::create_dir_all(dir).map_err(disk::err(dir))?;
         }
-        std::fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
         Ok(Self {
             root,
             tmp,
-            writes: Semaphore::new(max_concurrent_writes.max(1)),
-            max_blob_size,
+            snapshots,
+            _lock: lock,
+            writes: Semaphore::new(opts.max_concurrent_writes.max(1)),
+            opts,
+            users: Mutex::new(HashMap::new()),
+            id_locks: (0..ID_LOCKS).map(|_| tokio::sync::Mutex::new(())).collect(),
+            hasher: Default::default(),
+            totals: Totals::default(),
         })
     }
 
-    pub fn max_blob_size(&self) -> u64 {
-        self.max_blob_size
+    /// Takes the data directory's exclusive lock: two servers on one directory would each
+    /// trust an index the other invalidates.
+    pub fn lock(root: &Path) -> Result<std::fs::File, StorageError> {
+        let path = root.join(LOCK_FILE);
+        let file = std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(disk::err(&path))?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => Err(StorageError::InUse(root.to_owned())),
+            Err(std::fs::TryLockError::Error(e)) => Err(disk::err(&path)(e).into()),
+        }
     }
 
-    fn namespace_dir(&self, user: &str, namespace: &str) -> PathBuf {
-        self.root.join(user).join(namespace)
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn max_blob_size(&self) -> u64 {
+        self.opts.max_blob_size
+    }
+
+    pub fn totals(&self) -> &Totals {
+        &self.totals
+    }
+
+    pub fn quota_of(&self, user: &str) -> Option<u64> {
+        self.opts.user_quotas.get(user).copied().or(self.opts.quota)
+    }
+
+    /// Users with a directory in the data root.
+    pub fn users_on_disk(&self) -> Result<Vec<String>, StorageError> {
+        let mut users: Vec<String> = std::fs::read_dir(&self.root)
+            .map_err(disk::err(&self.root))?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| crate::ids::is_valid_name(n))
+            .collect();
+        users.sort();
+        Ok(users)
+    }
+
+    /// Loads every user's index, so that totals and first requests need no disk walk.
+    pub async fn preload(&self) -> Result<(), StorageError> {
+        for user in self.users_on_disk()? {
+            self.user(&user).await?;
+        }
+        Ok(())
     }
 
     fn blob_path(&self, blob: &BlobRef) -> PathBuf {
-        let id = &blob.id;
-        let prefix = |n: usize| &id[..n.min(id.len())];
-        self.namespace_dir(&blob.user, &blob.namespace)
-            .join(prefix(1))
-            .join(prefix(3))
-            .join(prefix(6))
-            .join(id)
+        self.root
+            .join(layout::relative_blob_path(blob.user(), blob.namespace(), blob.id()))
     }
 
-    /// Stores a new blob from a stream of chunks; fails with `Exists` if the id is taken.
-    pub async fn write<S, E>(&self, blob: &BlobRef, mut body: S) -> Result<u64, StorageError>
+    fn id_lock(&self, blob: &BlobRef) -> &tokio::sync::Mutex<()> {
+        &self.id_locks[self.hasher.hash_one(blob) as usize % ID_LOCKS]
+    }
+
+    /// The user's state, with the index loaded.
+    async fn user(&self, user: &str) -> Result<Arc<UserState>, StorageError> {
+        let state = lock_poisoned(&self.users)
+            .entry(user.to_owned())
+            .or_insert_with(|| {
+                Arc::new(UserState {
+                    gate: RwLock::new(()),
+                    index: OnceCell::new(),
+                })
+            })
+            .clone();
+        state
+            .index
+            .get_or_try_init(|| async {
+                let (root, tmp, name) = (self.root.clone(), self.tmp.clone(), user.to_owned());
+                let index = tokio::task::spawn_blocking(move || disk::scan_user(&root, &name, &tmp))
+                    .await
+                    .expect("scanning does not panic")?;
+                self.totals.used_bytes.fetch_add(index.used, Ordering::Relaxed);
+                self.totals.blobs.fetch_add(index.blob_count(), Ordering::Relaxed);
+                self.totals.users.fetch_add(1, Ordering::Relaxed);
+                Ok::<_, StorageError>(Mutex::new(index))
+            })
+            .await?;
+        Ok(state)
+    }
+
+    fn index(state: &UserState) -> std::sync::MutexGuard<'_, UserIndex> {
+        lock_poisoned(state.index.get().expect("user() loads the index"))
+    }
+
+    /// Stores an upload. Returns the stored size.
+    pub async fn write<S, E>(
+        &self,
+        blob: &BlobRef,
+        mut body: S,
+        mode: WriteMode,
+        declared: Option<u64>,
+    ) -> Result<u64, StorageError>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
-        let _permit = self.writes.acquire().await.expect("semaphore is never closed");
-        let path = self.blob_path(blob);
-        if tokio::fs::try_exists(&path).await.map_err(io_err(&path))? {
-            return Err(StorageError::Exists(blob.id.clone()));
+        let max = self.opts.max_blob_size;
+        if declared.is_some_and(|n| n > max) {
+            return Err(StorageError::TooLarge { max });
         }
-        let tmp = TempFile(self.tmp.join(uuid::Uuid::new_v4().simple().to_string()));
-        let mut file = tokio::fs::File::create(&tmp.0).await.map_err(io_err(&tmp.0))?;
+        let state = self.user(blob.user()).await?;
+        let credit = {
+            let idx = Self::index(&state);
+            let existing = idx.get(blob.namespace(), blob.id());
+            match (&mode, existing) {
+                (WriteMode::Create | WriteMode::Incoming, Some(_)) => {
+                    return Err(StorageError::Exists(blob.id().to_owned()));
+                }
+                (WriteMode::Replace { .. }, Some(m)) => m.size,
+                _ => 0,
+            }
+        };
+        let incoming = mode == WriteMode::Incoming;
+        let overhead = if incoming {
+            blobs_crypto::PREAMBLE_B64_LEN as u64 + 1
+        } else {
+            0
+        };
+        let mut reservation = Reservation {
+            state: &state,
+            quota: self.quota_of(blob.user()),
+            credit,
+            bytes: 0,
+        };
+        if let Some(n) = declared {
+            reservation.grow(n + overhead)?;
+        }
+        let _permit = tokio::time::timeout(self.opts.write_wait, self.writes.acquire())
+            .await
+            .map_err(|_| StorageError::Busy)?
+            .expect("the semaphore is never closed");
+
+        let tmp = TempPath::new(&self.tmp);
+        let mut file: Option<std::fs::File> = None;
+        let cap = declared.map_or(64 * 1024, |n| (n + overhead).min(WRITE_BUFFER as u64) as usize);
+        let mut buf: Vec<u8> = Vec::with_capacity(cap);
+        if incoming {
+            // A placeholder of the preamble's exact length; the real one needs the size.
+            buf.resize(overhead as usize, b' ');
+        }
         let mut size = 0u64;
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| StorageError::Body(e.to_string()))?;
             size += chunk.len() as u64;
-            if size > self.max_blob_size {
-                return Err(StorageError::TooLarge {
-                    max: self.max_blob_size,
-                });
+            if size > max {
+                return Err(StorageError::TooLarge { max });
             }
-            file.write_all(&chunk).await.map_err(io_err(&tmp.0))?;
+            if declared.is_none_or(|n| size > n) {
+                reservation.grow(chunk.len() as u64)?;
+            }
+            buf.extend_from_slice(&chunk);
+            if buf.len() >= WRITE_BUFFER {
+                let path = tmp.0.clone();
+                let data = std::mem::replace(&mut buf, Vec::with_capacity(WRITE_BUFFER));
+                file = Some(
+                    tokio::task::spawn_blocking(move || {
+                        use std::io::Write as _;
+                        let mut f = match file {
+                            Some(f) => f,
+                            None => std::fs::File::create(&path)?,
+                        };
+                        f.write_all(&data)?;
+                        Ok::<_, std::io::Error>(f)
+                    })
+                    .await
+                    .expect("writing does not panic")
+                    .map_err(disk::err(&tmp.0))?,
+                );
+            }
         }
-        file.sync_all().await.map_err(io_err(&tmp.0))?;
-        drop(file);
-        let id = blob.id.clone();
-        tokio::task::spawn_blocking(move || publish(tmp, &path, &id))
-            .await
-            .expect("publish does not panic")?;
-        Ok(size)
-    }
-
-    /// Opens a blob for reading.
-    pub async fn open_blob(&self, blob: &BlobRef) -> Result<StoredBlob, StorageError> {
-        let path = self.blob_path(blob);
-        let mut file = match tokio::fs::File::open(&path).await {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(StorageError::NotFound(blob.id.clone()));
-            }
-            Err(e) => return Err(io_err(&path)(e)),
-        };
-        let size = file.metadata().await.map_err(io_err(&path))?.len();
-        let tag = if size >= 16 {
-            let mut tail = [0u8; 16];
-            file.seek(io::SeekFrom::End(-16)).await.map_err(io_err(&path))?;
-            file.read_exact(&mut tail).await.map_err(io_err(&path))?;
-            file.seek(io::SeekFrom::Start(0)).await.map_err(io_err(&path))?;
-            blobs_crypto::tag_header(&tail)
+        let preamble = if incoming {
+            Some(incoming_preamble(blob.id(), size)?)
         } else {
             None
         };
-        Ok(StoredBlob { file, size, tag })
+
+        let _gate = state.gate.read().await;
+        let _blob_lock = self.id_lock(blob).lock().await;
+        let (existing, has_tombstone) = {
+            let idx = Self::index(&state);
+            (
+                idx.get(blob.namespace(), blob.id()).copied(),
+                idx.has_tombstone(blob.namespace(), blob.id()),
+            )
+        };
+        let how = match (&mode, existing) {
+            (WriteMode::Create | WriteMode::Incoming, Some(_)) => {
+                return Err(StorageError::Exists(blob.id().to_owned()));
+            }
+            (WriteMode::Replace { if_match: Some(want) }, current) => {
+                let current = current.map(|m| etag(m.mtime, m.size));
+                if current.as_deref() != Some(want.as_str()) && want != "*" {
+                    return Err(StorageError::PreconditionFailed(want.clone()));
+                }
+                Publish::Replace
+            }
+            (WriteMode::Replace { .. }, _) => Publish::Replace,
+            _ => Publish::New,
+        };
+        let path = self.blob_path(blob);
+        let tmp_dir = self.tmp.clone();
+        let (placed, mtime, flags_time, stored) = tokio::task::spawn_blocking(move || {
+            let f = match file {
+                Some(f) => f,
+                None => std::fs::File::create(&tmp.0).map_err(disk::err(&tmp.0))?,
+            };
+            f.write_all_at(&buf, f.metadata().map_err(disk::err(&tmp.0))?.len())
+                .map_err(disk::err(&tmp.0))?;
+            if let Some(p) = &preamble {
+                f.write_all_at(p, 0).map_err(disk::err(&tmp.0))?;
+            }
+            f.sync_all().map_err(disk::err(&tmp.0))?;
+            let meta = f.metadata().map_err(disk::err(&tmp.0))?;
+            let mtime = meta.modified().map_err(disk::err(&tmp.0))?;
+            drop(f);
+            let flags_time = if preamble.is_some() {
+                disk::write_flags(&tmp_dir, &path, FlagSet::of(&[Flag::Pending]))?
+            } else {
+                mtime
+            };
+            let placed = disk::publish(tmp, &path, how, has_tombstone)?;
+            if !placed && preamble.is_some() {
+                let _ = disk::remove_if_exists(&layout::with_suffix(&path, layout::FLAGS_SUFFIX));
+            }
+            Ok::<_, StorageError>((placed, mtime, flags_time, meta.len()))
+        })
+        .await
+        .expect("publishing does not panic")?;
+        if !placed {
+            return Err(StorageError::Exists(blob.id().to_owned()));
+        }
+        let flags = match (incoming, existing) {
+            (true, _) => FlagSet::of(&[Flag::Pending]),
+            (false, Some(m)) => m.flags,
+            (false, None) => FlagSet::EMPTY,
+        };
+        let flags_time = existing.filter(|_| !incoming).map_or(flags_time, |m| m.flags_time);
+        let meta = BlobMeta {
+            size: stored,
+            mtime,
+            flags,
+            flags_time,
+        };
+        let mut idx = Self::index(&state);
+        let old = idx.put(blob.namespace(), blob.id(), meta);
+        idx.reserved -= reservation.bytes;
+        reservation.bytes = 0;
+        drop(idx);
+        self.totals.used_bytes.fetch_add(stored, Ordering::Relaxed);
+        match old {
+            Some(old) => {
+                self.totals.used_bytes.fetch_sub(old, Ordering::Relaxed);
+            }
+            None => {
+                self.totals.blobs.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(stored)
+    }
+
+    /// Opens a blob for reading.
+    ///
+    /// This runs on the calling task, not the blocking pool: it is an open, an fstat and
+    /// either one read of at most [`INLINE_READ_MAX`] bytes or an mmap, which take
+    /// microseconds for cached files, where a hop to the blocking pool would cost more than
+    /// the work. (nginx makes the same trade: a disk that stalls stalls the event loop.)
+    pub async fn open_blob(&self, blob: &BlobRef) -> Result<StoredBlob, StorageError> {
+        read_blob(&self.blob_path(blob), blob.id())
+    }
+
+    /// The blob's flags as clients see them.
+    pub async fn flags(&self, blob: &BlobRef) -> Result<FlagSet, StorageError> {
+        let state = self.user(blob.user()).await?;
+        let idx = Self::index(&state);
+        let meta = idx
+            .get(blob.namespace(), blob.id())
+            .ok_or_else(|| StorageError::NotFound(blob.id().to_owned()))?;
+        Ok(meta.effective_flags(SystemTime::now(), self.opts.processing_timeout))
+    }
+
+    /// Replaces a blob's flags; with `expect`, only if its current flags are exactly those
+    /// (compare-and-set: of two consumers reserving one item, one wins).
+    pub async fn set_flags(&self, blob: &BlobRef, flags: FlagSet, expect: Option<FlagSet>) -> Result<(), StorageError> {
+        let state = self.user(blob.user()).await?;
+        let _gate = state.gate.read().await;
+        let _blob_lock = self.id_lock(blob).lock().await;
+        {
+            let idx = Self::index(&state);
+            let meta = idx
+                .get(blob.namespace(), blob.id())
+                .ok_or_else(|| StorageError::NotFound(blob.id().to_owned()))?;
+            let current = meta.effective_flags(SystemTime::now(), self.opts.processing_timeout);
+            if let Some(expected) = expect
+                && current != expected
+            {
+                return Err(StorageError::FlagsMismatch {
+                    current: current.names(),
+                    expected: expected.names(),
+                });
+            }
+        }
+        let (tmp, path) = (self.tmp.clone(), self.blob_path(blob));
+        let at = tokio::task::spawn_blocking(move || disk::write_flags(&tmp, &path, flags))
+            .await
+            .expect("writing flags does not panic")?;
+        Self::index(&state).set_flags(blob.namespace(), blob.id(), flags, at);
+        Ok(())
     }
 
     /// Deletes a blob and leaves a tombstone so that other devices learn of the deletion.
     pub async fn delete(&self, blob: &BlobRef) -> Result<(), StorageError> {
-        let path = self.blob_path(blob);
-        let id = blob.id.clone();
-        tokio::task::spawn_blocking(move || {
-            if !path.try_exists().map_err(io_err(&path))? {
-                return Err(StorageError::NotFound(id));
-            }
-            // Tombstone first: a crash between the two steps must not lose the deletion.
-            let tombstone = with_suffix(&path, TOMBSTONE_SUFFIX);
-            std::fs::File::create(&tombstone).map_err(io_err(&tombstone))?;
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    return Err(StorageError::NotFound(id));
-                }
-                Err(e) => return Err(io_err(&path)(e)),
-            }
-            sync_dir(path.parent().expect("blob paths have parents"))
-        })
-        .await
-        .expect("delete does not panic")
+        let state = self.user(blob.user()).await?;
+        let _gate = state.gate.read().await;
+        let _blob_lock = self.id_lock(blob).lock().await;
+        let has_flags = {
+            let idx = Self::index(&state);
+            let meta = idx
+                .get(blob.namespace(), blob.id())
+                .ok_or_else(|| StorageError::NotFound(blob.id().to_owned()))?;
+            !meta.flags.is_empty()
+        };
+        let (tmp, path) = (self.tmp.clone(), self.blob_path(blob));
+        let at = tokio::task::spawn_blocking(move || disk::delete(&tmp, &path, has_flags))
+            .await
+            .expect("deleting does not panic")?;
+        if let Some(meta) = Self::index(&state).delete(blob.namespace(), blob.id(), at) {
+            self.totals.used_bytes.fetch_sub(meta.size, Ordering::Relaxed);
+            self.totals.blobs.fetch_sub(1, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     /// Ids in a namespace (or, with `deleted`, ids of tombstones).
-    pub async fn list(&self, user: &str, namespace: &str, opts: ListOptions) -> Result<Vec<String>, StorageError> {
-        let dir = self.namespace_dir(user, namespace);
-        tokio::task::spawn_blocking(move || {
-            let mut found = Vec::new();
-            collect(&dir, 0, opts.deleted, &mut found)?;
-            match opts.order {
-                Some(Order::OldestFirst) => found.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0))),
-                Some(Order::NewestFirst) => found.sort_by(|a, b| (b.1, &b.0).cmp(&(a.1, &a.0))),
-                None => found.sort_by(|a, b| a.0.cmp(&b.0)),
+    pub async fn list(&self, user: &str, namespace: &str, q: &ListQuery) -> Result<Listing, StorageError> {
+        let state = self.user(user).await?;
+        let now = SystemTime::now();
+        let idx = Self::index(&state);
+        let Some(ns) = idx.namespaces.get(namespace) else {
+            return Ok(Listing {
+                json: "[]".into(),
+                total: 0,
+                next: None,
+            });
+        };
+        let mut entries: Vec<(SystemTime, &str)> = if q.deleted {
+            ns.tombstones.iter().map(|(id, t)| (*t, id.as_str())).collect()
+        } else {
+            ns.blobs
+                .iter()
+                .filter(|(_, m)| {
+                    q.filter
+                        .is_none_or(|f| m.effective_flags(now, self.opts.processing_timeout).contains(f))
+                })
+                .map(|(id, m)| (m.mtime, id.as_str()))
+                .collect()
+        };
+        // BTreeMap iteration is already in id order.
+        match q.order {
+            Order::Id => {}
+            Order::OldestFirst => entries.sort_unstable(),
+            Order::NewestFirst => entries.sort_unstable_by(|a, b| b.cmp(a)),
+        }
+        let total = entries.len();
+        if q.count_only {
+            return Ok(Listing {
+                json: String::new(),
+                total,
+                next: None,
+            });
+        }
+        let start = match &q.after {
+            None => 0,
+            Some(c) => {
+                let key = (c.time.unwrap_or(UNIX_EPOCH), c.id.as_str());
+                entries.partition_point(|e| match q.order {
+                    Order::Id => e.1 <= key.1,
+                    Order::OldestFirst => *e <= key,
+                    Order::NewestFirst => *e >= key,
+                })
             }
-            Ok(found.into_iter().map(|(id, _)| id).collect())
+        };
+        let end = q.limit.map_or(total, |l| start.saturating_add(l).min(total));
+        let page = &entries[start.min(end)..end];
+        let next = (end < total && !page.is_empty()).then(|| {
+            let (t, id) = page[page.len() - 1];
+            Cursor {
+                time: (q.order != Order::Id).then_some(t),
+                id: id.to_owned(),
+            }
+        });
+        // Written straight from the index: valid ids need no JSON escaping, and this spares
+        // an allocation per id.
+        let mut json = String::with_capacity(2 + page.iter().map(|(_, id)| id.len() + 3).sum::<usize>());
+        json.push('[');
+        for (i, (_, id)) in page.iter().enumerate() {
+            if i > 0 {
+                json.push(',');
+            }
+            json.push('"');
+            json.push_str(id);
+            json.push('"');
+        }
+        json.push(']');
+        Ok(Listing { json, total, next })
+    }
+
+    /// Exact usage of one user.
+    pub async fn usage(&self, user: &str) -> Result<Usage, StorageError> {
+        let state = self.user(user).await?;
+        let idx = Self::index(&state);
+        Ok(Usage {
+            user: user.to_owned(),
+            used_bytes: idx.used,
+            quota_bytes: self.quota_of(user),
+            blobs: idx.blob_count(),
+            namespaces: idx
+                .namespaces
+                .iter()
+                .map(|(name, ns)| {
+                    (
+                        name.clone(),
+                        NamespaceUsage {
+                            blobs: ns.blobs.len() as u64,
+                            bytes: ns.bytes,
+                            tombstones: ns.tombstones.len() as u64,
+                        },
+                    )
+                })
+                .collect(),
+        })
+    }
+
+    /// A fresh, empty directory for a snapshot, removed at the next start if left behind.
+    pub fn new_snapshot_dir(&self) -> Result<PathBuf, StorageError> {
+        let dir = self.snapshots.join(uuid::Uuid::new_v4().simple().to_string());
+        std::fs::create_dir_all(&dir).map_err(disk::err(&dir))?;
+        Ok(dir)
+    }
+
+    /// Hard-links every file of `user` into `dest/<user>/...` at one point in time: changes
+    /// wait while the links are made. Returns the number of files linked.
+    pub async fn snapshot_user(&self, user: &str, dest: &Path) -> Result<u64, StorageError> {
+        let state = self.user(user).await?;
+        let _gate = state.gate.write().await;
+        let mut files: Vec<PathBuf> = Vec::new();
+        {
+            let idx = Self::index(&state);
+            for (ns_name, ns) in &idx.namespaces {
+                for (id, meta) in &ns.blobs {
+                    let rel = layout::relative_blob_path(user, ns_name, id);
+                    if !meta.flags.is_empty() {
+                        files.push(layout::with_suffix(&rel, layout::FLAGS_SUFFIX));
+                    }
+                    files.push(rel);
+                }
+                for id in ns.tombstones.keys() {
+                    let rel = layout::relative_blob_path(user, ns_name, id);
+                    files.push(layout::with_suffix(&rel, layout::TOMBSTONE_SUFFIX));
+                }
+            }
+        }
+        let (root, dest) = (self.root.clone(), dest.to_owned());
+        tokio::task::spawn_blocking(move || {
+            for rel in &files {
+                let target = dest.join(rel);
+                let parent = target.parent().expect("relative paths have parents");
+                std::fs::create_dir_all(parent).map_err(disk::err(parent))?;
+                let source = root.join(rel);
+                std::fs::hard_link(&source, &target).map_err(disk::err(&source))?;
+            }
+            Ok(files.len() as u64)
         })
         .await
-        .expect("list does not panic")
+        .expect("linking does not panic")
     }
 }
 
-/// Removes its file when dropped: a failed or cancelled upload leaves nothing behind.
-struct TempFile(PathBuf);
+/// Bytes promised to one upload; released when dropped unless taken over by the index.
+struct Reservation<'a> {
+    state: &'a UserState,
+    quota: Option<u64>,
+    /// Bytes of the blob a replacement frees.
+    credit: u64,
+    bytes: u64,
+}
 
-impl Drop for TempFile {
+impl Reservation<'_> {
+    fn grow(&mut self, n: u64) -> Result<(), StorageError> {
+        let mut idx = FsBackend::index(self.state);
+        if let Some(quota) = self.quota {
+            let after = idx.used + idx.reserved + n;
+            if after > quota.saturating_add(self.credit) {
+                return Err(StorageError::QuotaExceeded { quota, used: idx.used });
+            }
+        }
+        idx.reserved += n;
+        self.bytes += n;
+        Ok(())
+    }
+}
+
+impl Drop for Reservation<'_> {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(suffix);
-    PathBuf::from(s)
-}
-
-fn sync_dir(dir: &Path) -> Result<(), StorageError> {
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
-}
-
-/// Moves a complete temp file to its final path without ever replacing an existing blob.
-fn publish(tmp: TempFile, path: &Path, id: &str) -> Result<(), StorageError> {
-    let dir = path.parent().expect("blob paths have parents");
-    // Directories created here must reach the disk too, so remember the first new one.
-    let mut first_new = None;
-    for ancestor in dir.ancestors() {
-        if ancestor.exists() {
-            break;
+        if self.bytes > 0 {
+            FsBackend::index(self.state).reserved -= self.bytes;
         }
-        first_new = Some(ancestor.to_owned());
     }
-    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    match std::fs::hard_link(&tmp.0, path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            return Err(StorageError::Exists(id.to_owned()));
-        }
-        Err(e) => return Err(io_err(path)(e)),
-    }
-    drop(tmp);
-    // A re-uploaded id is no longer deleted (upstream kept the stale tombstone, spec bug 9).
-    let tombstone = with_suffix(path, TOMBSTONE_SUFFIX);
-    match std::fs::remove_file(&tombstone) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_err(&tombstone)(e)),
-    }
-    sync_dir(dir)?;
-    if let Some(first_new) = first_new {
-        let mut d = dir;
-        while d != first_new {
-            d = d.parent().expect("first_new is an ancestor");
-            sync_dir(d)?;
-        }
-        sync_dir(first_new.parent().expect("the namespace has a parent"))?;
-    }
-    Ok(())
 }
 
-/// Walks the three shard levels below a namespace directory.
-fn collect(dir: &Path, depth: usize, deleted: bool, out: &mut Vec<(String, SystemTime)>) -> Result<(), StorageError> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(io_err(dir)(e)),
+/// The stored form's preamble of an incoming delivery: external scheme, PGP, exact size.
+fn incoming_preamble(id: &str, size: u64) -> Result<Vec<u8>, StorageError> {
+    let preamble = blobs_crypto::Preamble {
+        scheme: blobs_crypto::Scheme::External,
+        method: blobs_crypto::Method::Pgp,
+        timestamp: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        iv: [0; 16],
+        doc_id: id.to_owned(),
+        rev: "0".into(),
+        content_size: Some(size),
     };
-    for entry in entries {
-        let entry = entry.map_err(io_err(dir))?;
-        let file_type = entry.file_type().map_err(io_err(dir))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if depth < 3 {
-            if file_type.is_dir() {
-                collect(&entry.path(), depth + 1, deleted, out)?;
-            }
-            continue;
+    let mut out = preamble.to_base64().expect("valid ids fit the preamble").into_bytes();
+    out.push(b' ');
+    Ok(out)
+}
+
+fn read_blob(path: &Path, id: &str) -> Result<StoredBlob, StorageError> {
+    use std::io::Read as _;
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(StorageError::NotFound(id.to_owned()));
         }
-        if !file_type.is_file() {
-            continue;
-        }
-        let id = if deleted {
-            match name.strip_suffix(TOMBSTONE_SUFFIX) {
-                Some(stem) if is_valid_name(stem) => stem,
-                _ => continue,
-            }
-        } else if is_valid_name(name) {
-            name
-        } else {
-            continue;
-        };
-        let modified = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .map_err(io_err(&entry.path()))?;
-        out.push((id.to_owned(), modified));
+        Err(e) => return Err(disk::err(path)(e).into()),
+    };
+    let meta = file.metadata().map_err(disk::err(path))?;
+    if !meta.is_file() {
+        return Err(StorageError::NotFound(id.to_owned()));
     }
-    Ok(())
+    let size = meta.len();
+    let mtime = UNIX_EPOCH
+        + Duration::new(
+            meta.mtime().max(0) as u64,
+            meta.mtime_nsec().clamp(0, 999_999_999) as u32,
+        );
+    let etag = etag(mtime, size);
+    if size <= INLINE_READ_MAX {
+        let mut data = Vec::with_capacity(size as usize);
+        (&file).take(size).read_to_end(&mut data).map_err(disk::err(path))?;
+        let data = Bytes::from(data);
+        return Ok(StoredBlob {
+            size: data.len() as u64,
+            tag: blobs_crypto::tag_header(&data),
+            etag,
+            data,
+        });
+    }
+    // SAFETY: a mapping is undefined behaviour only if the file changes under it. This
+    // server never modifies a blob file after publishing it: replacement renames a new
+    // file over the name and deletion renames the name away, so the mapped inode keeps
+    // its bytes for as long as the mapping lives (see `disk`). Only another process
+    // writing into the data directory could break this, and nothing else may.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(disk::err(path))?;
+    let _ = map.advise(memmap2::Advice::Sequential);
+    let data = Bytes::from_owner(map);
+    Ok(StoredBlob {
+        size: data.len() as u64,
+        tag: blobs_crypto::tag_header(&data),
+        etag,
+        data,
+    })
 }

@@ -20,6 +20,37 @@ pub const DEFAULT_NAMESPACE: &str = "default";
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        // Every accepted name is exactly one plain path component: nothing that joins it to a
+        // directory can climb out, add a level or name a side file.
+        #[test]
+        fn accepted_names_are_single_plain_components(s in "\\PC{0,8}|[A-Za-z0-9_.\\-/\n]{0,12}") {
+            if is_valid_name(&s) {
+                let parts: Vec<_> = std::path::Path::new(&s).components().collect();
+                prop_assert_eq!(parts.len(), 1);
+                prop_assert!(matches!(parts[0], std::path::Component::Normal(p) if p == s.as_str()));
+                prop_assert!(!s.contains(['.', '/', '\n', '\0', '\\']));
+            }
+        }
+
+        #[test]
+        fn the_charset_is_accepted_whole(s in "[A-Za-z0-9_-]{1,200}") {
+            prop_assert!(is_valid_name(&s));
+        }
+
+        #[test]
+        fn one_foreign_character_anywhere_is_rejected(
+            s in "[A-Za-z0-9_-]{0,50}",
+            at in 0usize..51,
+            c in any::<char>().prop_filter("outside the charset", |c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-')),
+        ) {
+            let mut bad = s.clone();
+            bad.insert(at.min(s.len()), c);
+            prop_assert!(!is_valid_name(&bad));
+        }
+    }
 
     #[test]
     fn accepts_the_charset_and_nothing_else() {

@@ -1,28 +1,57 @@
 //! `blobs-server`: stores opaque, client-encrypted blobs per user.
 //!
 //! The binary is a thin wrapper over [`Server`]; tests and embedders can start one in-process
-//! on a real socket.
+//! on real sockets. The public API is documented in `openapi.yaml` beside this crate.
 
 pub mod api;
 pub mod auth;
+pub mod backup;
 pub mod config;
+pub mod disk;
 pub mod error;
+pub mod flags;
 pub mod fs_backend;
+pub mod idle;
 pub mod ids;
+pub mod index;
+pub mod layout;
+pub mod metrics;
+pub mod range;
+pub mod restore;
+pub mod serve;
+pub mod services;
+pub mod tls;
 pub mod tokens;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 
-/// What the server prints on stdout once it listens, followed by the address.
+/// What the server prints on stdout once it listens, followed by the public API's address.
+/// This is always the first line.
 pub const LISTENING_PREFIX: &str = "listening on http://";
+/// The same, over TLS.
+pub const LISTENING_TLS_PREFIX: &str = "listening on https://";
+/// The line after it, when the services listener runs.
+pub const SERVICES_PREFIX: &str = "services on http://";
 
 /// Reads the address back from the line the server prints.
 pub fn parse_listening_line(line: &str) -> Option<SocketAddr> {
-    line.trim().strip_prefix(LISTENING_PREFIX)?.parse().ok()
+    let line = line.trim();
+    line.strip_prefix(LISTENING_PREFIX)
+        .or_else(|| line.strip_prefix(LISTENING_TLS_PREFIX))?
+        .parse()
+        .ok()
+}
+
+/// Reads the services listener's address back from its line.
+pub fn parse_services_line(line: &str) -> Option<SocketAddr> {
+    line.trim().strip_prefix(SERVICES_PREFIX)?.parse().ok()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -33,45 +62,117 @@ pub enum StartError {
     NoTokens(PathBuf),
     #[error(transparent)]
     Storage(#[from] fs_backend::StorageError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
 }
 
-/// A server bound to its socket, not yet serving.
+/// A server bound to its sockets, not yet serving.
 pub struct Server {
-    listener: tokio::net::TcpListener,
-    app: axum::Router,
+    public: tokio::net::TcpListener,
+    services: Option<tokio::net::TcpListener>,
+    state: api::AppState,
+    conn: serve::ConnOptions,
+}
+
+async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, StartError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })
 }
 
 impl Server {
     pub async fn bind(config: &Config) -> Result<Self, StartError> {
-        let tokens = tokens::Tokens::load(&config.tokens)?;
-        if tokens.is_empty() {
+        let auth = auth::Auth::load(config.tokens.clone(), config.services_tokens.clone())?;
+        if auth.users().is_empty() {
             return Err(StartError::NoTokens(config.tokens.clone()));
         }
-        let storage =
-            fs_backend::FsBackend::open(&config.data_dir, config.max_concurrent_writes, config.max_blob_size)?;
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: config.listen,
-                source,
-            })?;
-        let app = api::router(api::AppState::new(tokens, storage));
-        Ok(Self { listener, app })
+        let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
+        let storage = fs_backend::FsBackend::open(&config.data_dir, fs_backend::StoreOptions::from_config(config))?;
+        let public = bind(config.listen).await?;
+        let services = match config.services_tokens {
+            Some(_) => Some(bind(config.services_listen).await?),
+            None => None,
+        };
+        let state = api::AppState(Arc::new(api::Inner {
+            auth,
+            storage,
+            metrics: Arc::new(metrics::Metrics::default()),
+            public_metrics: config.public_metrics,
+        }));
+        Ok(Self {
+            public,
+            services,
+            state,
+            conn: serve::ConnOptions {
+                header_timeout: config.header_timeout,
+                idle_timeout: config.idle_timeout,
+                max_connections: config.max_connections,
+                shutdown_timeout: config.shutdown_timeout,
+                tls,
+            },
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.public.local_addr().expect("a bound listener has an address")
+    }
+
+    /// The services listener's address, when it runs.
+    pub fn services_addr(&self) -> Option<SocketAddr> {
+        self.services
+            .as_ref()
+            .map(|l| l.local_addr().expect("a bound listener has an address"))
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.conn.tls.is_some()
+    }
+
+    /// A handle that re-reads the token files (what SIGHUP does).
+    pub fn reloader(&self) -> impl Fn() -> Result<(), tokens::TokenFileError> + Send + 'static {
+        let state = self.state.clone();
+        move || state.auth.reload()
     }
 
     /// Serves until `shutdown` completes, then lets in-flight requests finish.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        use axum::serve::ListenerExt as _;
-        let listener = self.listener.tap_io(|tcp| {
-            // Small responses must not wait for Nagle's algorithm.
-            let _ = tcp.set_nodelay(true);
+        let stop = CancellationToken::new();
+        let trigger = stop.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            trigger.cancel();
         });
-        axum::serve(listener, self.app).with_graceful_shutdown(shutdown).await
+        // Loading every user's index up front makes the storage totals exact and spares the
+        // first request of each user a directory walk; requests do not wait for it.
+        let preload = self.state.clone();
+        tokio::spawn(async move {
+            if let Err(e) = preload.storage.preload().await {
+                tracing::error!(error = %e, "cannot load the blob index");
+            }
+        });
+        let public = serve::run(
+            self.public,
+            api::router(self.state.clone()),
+            self.conn.clone(),
+            stop.clone(),
+        );
+        match self.services {
+            Some(listener) => {
+                let services = serve::run(
+                    listener,
+                    services::router(self.state.clone()),
+                    serve::ConnOptions {
+                        tls: None,
+                        ..self.conn.clone()
+                    },
+                    stop,
+                );
+                tokio::join!(public, services);
+            }
+            None => public.await,
+        }
+        Ok(())
     }
 }

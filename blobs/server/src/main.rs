@@ -1,21 +1,102 @@
 use std::io::Write as _;
+use std::path::PathBuf;
 
 use anyhow::Context as _;
-use blobs_server::{Config, LISTENING_PREFIX, Server};
+use blobs_server::config::{LogFormat, ServeArgs};
+use blobs_server::{Config, LISTENING_PREFIX, LISTENING_TLS_PREFIX, SERVICES_PREFIX, Server};
 use clap::Parser as _;
 
+/// Serves Soledad's end-to-end encrypted blobs over HTTP.
+#[derive(Debug, clap::Parser)]
+#[command(name = "blobs-server", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Restores a backup archive (from GET /backup on the services listener) into a data
+    /// directory that no server is using.
+    Restore {
+        /// Data directory to restore into (created if missing).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The archive; `-` reads standard input.
+        #[arg(long)]
+        from: PathBuf,
+        /// Restore only this user.
+        #[arg(long)]
+        user: Option<String>,
+        /// Replace users that already have blobs in the data directory.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Checks the configuration and prints it resolved, without serving.
+    CheckConfig(Box<ServeArgs>),
+}
+
 fn main() {
-    let config = Config::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "blobs_server=info".into()),
-        )
-        .init();
-    if let Err(err) = run(config) {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Restore {
+            data_dir,
+            from,
+            user,
+            replace,
+        }) => {
+            init_logs(LogFormat::Text);
+            restore(&data_dir, &from, user.as_deref(), replace)
+        }
+        Some(Command::CheckConfig(args)) => Config::load(*args).map(|c| println!("{c:#?}")).map_err(Into::into),
+        None => match Config::load(cli.serve) {
+            Ok(config) => {
+                init_logs(config.log_format);
+                run(config)
+            }
+            Err(e) => Err(e.into()),
+        },
+    };
+    if let Err(err) = result {
         eprintln!("blobs-server: {err:#}");
         std::process::exit(1);
     }
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "blobs_server=info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+fn restore(
+    data_dir: &std::path::Path,
+    from: &std::path::Path,
+    user: Option<&str>,
+    replace: bool,
+) -> anyhow::Result<()> {
+    let report = if from == std::path::Path::new("-") {
+        blobs_server::restore::restore(data_dir, std::io::stdin().lock(), user, replace)
+    } else {
+        let file = std::fs::File::open(from).with_context(|| format!("cannot open {}", from.display()))?;
+        blobs_server::restore::restore(data_dir, std::io::BufReader::new(file), user, replace)
+    }
+    .with_context(|| format!("restoring {} into {}", from.display(), data_dir.display()))?;
+    println!(
+        "restored {} user(s): {} blobs, {} flag files, {} tombstones",
+        report.users.len(),
+        report.blobs,
+        report.flags,
+        report.tombstones
+    );
+    Ok(())
 }
 
 fn run(config: Config) -> anyhow::Result<()> {
@@ -25,25 +106,54 @@ fn run(config: Config) -> anyhow::Result<()> {
     }
     let runtime = builder.enable_all().build().context("cannot start the async runtime")?;
     runtime.block_on(async {
+        // Installed before the address is printed: a SIGTERM sent as soon as the server
+        // reports itself must shut it down gracefully, not kill it.
+        let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("cannot install the SIGTERM handler")?;
+        let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("cannot install the SIGHUP handler")?;
         let server = Server::bind(&config).await?;
         let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "{LISTENING_PREFIX}{}", server.local_addr())?;
+        let prefix = if server.is_tls() {
+            LISTENING_TLS_PREFIX
+        } else {
+            LISTENING_PREFIX
+        };
+        writeln!(stdout, "{prefix}{}", server.local_addr())?;
+        if let Some(addr) = server.services_addr() {
+            writeln!(stdout, "{SERVICES_PREFIX}{addr}")?;
+        }
         stdout.flush()?;
         drop(stdout);
-        tracing::info!(addr = %server.local_addr(), data_dir = %config.data_dir.display(), "serving blobs");
-        server.serve(shutdown_signal()).await.context("server failed")?;
+        tracing::info!(
+            addr = %server.local_addr(),
+            services = ?server.services_addr(),
+            tls = server.is_tls(),
+            data_dir = %config.data_dir.display(),
+            "serving blobs"
+        );
+        let reload = server.reloader();
+        tokio::spawn(async move {
+            let mut hup = hup;
+            while hup.recv().await.is_some() {
+                match reload() {
+                    Ok(()) => tracing::info!("token files reloaded"),
+                    Err(e) => tracing::error!(error = %e, "token files not reloaded"),
+                }
+            }
+        });
+        server.serve(shutdown_signal(term)).await.context("server failed")?;
         tracing::info!("stopped");
         Ok(())
     })
 }
 
 /// Resolves on SIGTERM or Ctrl-C, so in-flight requests can finish before exit.
-async fn shutdown_signal() {
+async fn shutdown_signal(mut term: tokio::signal::unix::Signal) {
     let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing a SIGTERM handler cannot fail on Unix");
     tokio::select! {
         _ = ctrl_c => {}
         _ = term.recv() => {}
     }
+    tracing::info!("shutting down: finishing requests in flight");
 }

@@ -85,6 +85,11 @@ impl Tokens {
         bool::from(ok) && self.by_user.contains_key(user)
     }
 
+    /// True if `user` has at least one token (is a user of this server).
+    pub fn contains(&self, user: &str) -> bool {
+        self.by_user.contains_key(user)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.by_user.is_empty()
     }

@@ -1,0 +1,316 @@
+//! Durable filesystem steps. Everything here blocks; callers run it on the blocking pool.
+//!
+//! The rules that make a 200 mean "on disk" and keep every reader consistent:
+//! - a file is written under `.tmp`, fsynced, then linked or renamed into place, and the
+//!   directory is fsynced; no file is ever modified in place after that, so a hard link
+//!   (backups) always sees one consistent version;
+//! - a blob and its tombstone never both exist once a change is finished; deletion renames
+//!   the blob onto its tombstone name, which hides it and records the deletion in one step;
+//! - flags of an incoming item are in place before its blob appears.
+//!
+//! A crash can leave only leftovers that [`scan_user`] repairs: a tombstone that still holds
+//! the blob's bytes, a tombstone beside a re-uploaded blob, flags without a blob, temp files.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, Read, Write as _};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::flags::FlagSet;
+use crate::index::{BlobMeta, Namespace, UserIndex};
+use crate::layout::{self, Entry, FLAGS_SUFFIX, TOMBSTONE_SUFFIX};
+
+/// An I/O failure and the path it concerns.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {source}")]
+pub struct DiskError {
+    pub path: PathBuf,
+    pub source: io::Error,
+}
+
+pub fn err(path: &Path) -> impl FnOnce(io::Error) -> DiskError + '_ {
+    move |source| DiskError {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Removes its file when dropped unless disarmed: a failed upload leaves nothing behind.
+pub struct TempPath(pub PathBuf);
+
+impl TempPath {
+    pub fn new(tmp_dir: &Path) -> Self {
+        Self(tmp_dir.join(uuid::Uuid::new_v4().simple().to_string()))
+    }
+}
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
+pub fn sync_dir(dir: &Path) -> Result<(), DiskError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(err(dir))
+}
+
+/// Creates `dir` and its missing parents, and makes the new entries durable.
+fn make_dirs(dir: &Path) -> Result<(), DiskError> {
+    let mut first_new = None;
+    for ancestor in dir.ancestors() {
+        if ancestor.exists() {
+            break;
+        }
+        first_new = Some(ancestor.to_owned());
+    }
+    fs::create_dir_all(dir).map_err(err(dir))?;
+    if let Some(first_new) = first_new {
+        let mut d = dir;
+        while d != first_new {
+            d = d.parent().expect("first_new is an ancestor");
+            sync_dir(d)?;
+        }
+        sync_dir(first_new.parent().expect("a new directory has a parent"))?;
+    }
+    Ok(())
+}
+
+/// Runs `op` on `path`, creating the parent directories once if they are missing.
+fn with_parent<T>(path: &Path, mut op: impl FnMut() -> io::Result<T>) -> Result<T, DiskError> {
+    match op() {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            make_dirs(path.parent().expect("blob paths have parents"))?;
+            op().map_err(err(path))
+        }
+        r => r.map_err(err(path)),
+    }
+}
+
+/// How a complete temp file becomes the blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Publish {
+    /// Link; fails with `AlreadyExists` if the blob exists (of two writers one wins).
+    New,
+    /// Rename over the blob: readers see the old or the new version, never a mix.
+    Replace,
+}
+
+/// Moves a complete, fsynced temp file to `path`. Returns `Ok(false)` if `Publish::New`
+/// found the blob already there. The directory is fsynced before returning `Ok(true)`.
+pub fn publish(tmp: TempPath, path: &Path, how: Publish, remove_tombstone: bool) -> Result<bool, DiskError> {
+    let placed = match how {
+        Publish::New => with_parent(path, || fs::hard_link(&tmp.0, path)),
+        Publish::Replace => with_parent(path, || fs::rename(&tmp.0, path)),
+    };
+    match placed {
+        Ok(()) => {}
+        Err(e) if e.source.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
+        Err(e) => return Err(e),
+    }
+    drop(tmp);
+    if remove_tombstone {
+        remove_if_exists(&layout::with_suffix(path, TOMBSTONE_SUFFIX))?;
+    }
+    sync_dir(path.parent().expect("blob paths have parents"))?;
+    Ok(true)
+}
+
+pub fn remove_if_exists(path: &Path) -> Result<(), DiskError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(err(path)(e)),
+    }
+}
+
+/// Writes a small file durably under `.tmp` and returns it, ready to be renamed.
+fn durable_temp(tmp_dir: &Path, contents: &[u8]) -> Result<TempPath, DiskError> {
+    let tmp = TempPath::new(tmp_dir);
+    let mut f = File::create(&tmp.0).map_err(err(&tmp.0))?;
+    f.write_all(contents).map_err(err(&tmp.0))?;
+    f.sync_all().map_err(err(&tmp.0))?;
+    Ok(tmp)
+}
+
+/// Replaces the flags of the blob at `blob_path` (removing the file for no flags) and
+/// fsyncs the directory. Returns the time recorded for the change.
+pub fn write_flags(tmp_dir: &Path, blob_path: &Path, flags: FlagSet) -> Result<SystemTime, DiskError> {
+    let path = layout::with_suffix(blob_path, FLAGS_SUFFIX);
+    let at = if flags.is_empty() {
+        remove_if_exists(&path)?;
+        SystemTime::now()
+    } else {
+        let tmp = durable_temp(tmp_dir, flags.to_json().as_bytes())?;
+        let at = fs::metadata(&tmp.0).and_then(|m| m.modified()).map_err(err(&tmp.0))?;
+        with_parent(&path, || fs::rename(&tmp.0, &path))?;
+        at
+    };
+    sync_dir(path.parent().expect("blob paths have parents"))?;
+    Ok(at)
+}
+
+/// Deletes a blob, leaving an empty tombstone, in a way no crash can half-do: the blob is
+/// renamed onto the tombstone name (one atomic step), then that name is pointed at a fresh
+/// empty file. The blob's inode is never truncated, so a backup holding a link keeps it.
+pub fn delete(tmp_dir: &Path, blob_path: &Path, has_flags: bool) -> Result<SystemTime, DiskError> {
+    let tombstone = layout::with_suffix(blob_path, TOMBSTONE_SUFFIX);
+    fs::rename(blob_path, &tombstone).map_err(err(blob_path))?;
+    let empty = durable_temp(tmp_dir, b"")?;
+    let at = fs::metadata(&empty.0)
+        .and_then(|m| m.modified())
+        .map_err(err(&empty.0))?;
+    fs::rename(&empty.0, &tombstone).map_err(err(&tombstone))?;
+    if has_flags {
+        remove_if_exists(&layout::with_suffix(blob_path, FLAGS_SUFFIX))?;
+    }
+    sync_dir(blob_path.parent().expect("blob paths have parents"))?;
+    Ok(at)
+}
+
+/// Loads one user's index from disk and repairs what a crash may have left.
+pub fn scan_user(root: &Path, user: &str, tmp_dir: &Path) -> Result<UserIndex, DiskError> {
+    let mut index = UserIndex::default();
+    let user_dir = root.join(user);
+    for ns_entry in read_dir_or_empty(&user_dir)? {
+        let Some(ns) = ns_entry.to_str().filter(|n| crate::ids::is_valid_name(n)) else {
+            continue;
+        };
+        let mut namespace = Namespace::default();
+        let ns_dir = user_dir.join(ns);
+        for a in read_dir_or_empty(&ns_dir)? {
+            for b in read_dir_or_empty(&ns_dir.join(&a))? {
+                for c in read_dir_or_empty(&ns_dir.join(&a).join(&b))? {
+                    let shard = ns_dir.join(&a).join(&b).join(&c);
+                    if shard.is_dir() {
+                        scan_shard(&shard, tmp_dir, &mut namespace)?;
+                    }
+                }
+            }
+        }
+        index.used += namespace.bytes;
+        if !namespace.blobs.is_empty() || !namespace.tombstones.is_empty() {
+            index.namespaces.insert(ns.to_owned(), namespace);
+        }
+    }
+    Ok(index)
+}
+
+fn read_dir_or_empty(dir: &Path) -> Result<Vec<std::ffi::OsString>, DiskError> {
+    match fs::read_dir(dir) {
+        Ok(entries) => entries.map(|e| e.map(|e| e.file_name()).map_err(err(dir))).collect(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::NotADirectory => Ok(Vec::new()),
+        Err(e) => Err(err(dir)(e)),
+    }
+}
+
+fn scan_shard(shard: &Path, tmp_dir: &Path, ns: &mut Namespace) -> Result<(), DiskError> {
+    let mut blobs: HashMap<String, fs::Metadata> = HashMap::new();
+    let mut flags: HashMap<String, PathBuf> = HashMap::new();
+    let mut tombstones: HashMap<String, fs::Metadata> = HashMap::new();
+    for name in read_dir_or_empty(shard)? {
+        let Some(name) = name.to_str() else { continue };
+        let Some(entry) = layout::classify(name) else {
+            continue;
+        };
+        let id = match entry {
+            Entry::Blob(id) | Entry::Flags(id) | Entry::Tombstone(id) => id,
+        };
+        // A file in a shard its id does not belong to was not put there by this server.
+        if shard.ends_with(layout::shard_dir(id)) {
+            let path = shard.join(name);
+            let meta = || fs::symlink_metadata(&path).map_err(err(&path));
+            match entry {
+                Entry::Blob(_) => {
+                    let m = meta()?;
+                    if m.is_file() {
+                        blobs.insert(id.to_owned(), m);
+                    }
+                }
+                Entry::Flags(_) => {
+                    flags.insert(id.to_owned(), path);
+                }
+                Entry::Tombstone(_) => {
+                    let m = meta()?;
+                    if m.is_file() {
+                        tombstones.insert(id.to_owned(), m);
+                    }
+                }
+            }
+        }
+    }
+    let mut repaired = false;
+    for (id, m) in &tombstones {
+        let path = shard.join(format!("{id}{TOMBSTONE_SUFFIX}"));
+        if blobs.contains_key(id) {
+            // Re-uploaded after a deletion; the crash came before the tombstone was removed.
+            remove_if_exists(&path)?;
+            repaired = true;
+            continue;
+        }
+        let at = m.modified().map_err(err(&path))?;
+        if m.len() > 0 {
+            // Deleted, but the crash came before the tombstone was emptied.
+            let empty = durable_temp(tmp_dir, b"")?;
+            File::options()
+                .write(true)
+                .open(&empty.0)
+                .and_then(|f| f.set_modified(at))
+                .map_err(err(&empty.0))?;
+            fs::rename(&empty.0, &path).map_err(err(&path))?;
+            repaired = true;
+        }
+        ns.tombstones.insert(id.clone(), at);
+    }
+    for (id, path) in &flags {
+        if !blobs.contains_key(id) {
+            // Flags written for an incoming item whose blob never appeared.
+            remove_if_exists(path)?;
+            repaired = true;
+        }
+    }
+    for (id, m) in blobs {
+        let path = shard.join(&id);
+        let mtime = m.modified().map_err(err(&path))?;
+        let (flag_set, flags_time) = match flags.get(&id) {
+            Some(fpath) => read_flags(fpath)?.unwrap_or((FlagSet::EMPTY, mtime)),
+            None => (FlagSet::EMPTY, mtime),
+        };
+        ns.bytes += m.len();
+        ns.blobs.insert(
+            id,
+            BlobMeta {
+                size: m.len(),
+                mtime,
+                flags: flag_set,
+                flags_time,
+            },
+        );
+    }
+    if repaired {
+        sync_dir(shard)?;
+    }
+    Ok(())
+}
+
+/// Reads a flags file; a damaged one is reported and read as no flags.
+fn read_flags(path: &Path) -> Result<Option<(FlagSet, SystemTime)>, DiskError> {
+    let mut raw = Vec::new();
+    let mut f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(err(path)(e)),
+    };
+    let at = f.metadata().and_then(|m| m.modified()).map_err(err(path))?;
+    Read::by_ref(&mut f)
+        .take(4096)
+        .read_to_end(&mut raw)
+        .map_err(err(path))?;
+    match FlagSet::from_json(&raw) {
+        Ok(set) => Ok(Some((set, at))),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "ignoring a damaged flags file");
+            Ok(None)
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! Crash safety: the server is killed with SIGKILL in the middle of 100 concurrent uploads
+//! (and deletes), restarted on the same data directory, and must have every acknowledged
+//! change intact and nothing partial visible.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use reqwest::Method;
+
+fn body_of(i: usize) -> Vec<u8> {
+    // 64 KiB to about 1.5 MiB, different bytes for every blob.
+    let len = 64 * 1024 + (i * 15_731) % (1400 * 1024);
+    (0..len).map(|j| ((i * 31 + j * 7) % 253) as u8).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_during_100_uploads_loses_nothing_acknowledged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = start_in(tmp.path(), &[]);
+    for i in 0..20 {
+        assert_eq!(
+            put(&s, &format!("/blobs/alice/old{i:02}"), b"to be deleted").await,
+            StatusCode::OK
+        );
+    }
+
+    let acked: Arc<Mutex<Vec<usize>>> = Arc::default();
+    let deleted: Arc<Mutex<Vec<usize>>> = Arc::default();
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let url = s.url(&format!("/blobs/alice/new{i:03}"));
+        let acked = acked.clone();
+        tasks.push(tokio::spawn(async move {
+            let body = body_of(i);
+            // Sent in slices with pauses, so that many uploads are mid-body at the kill.
+            let chunks: Vec<Vec<u8>> = body.chunks(64 * 1024).map(<[u8]>::to_vec).collect();
+            let stream = futures::stream::unfold(chunks.into_iter(), |mut it| async move {
+                let c = it.next()?;
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                Some((Ok::<_, std::io::Error>(c), it))
+            });
+            let r = client()
+                .put(url)
+                .header("Authorization", alice())
+                .body(reqwest::Body::wrap_stream(stream))
+                .send()
+                .await;
+            if let Ok(r) = r
+                && r.status() == StatusCode::OK
+            {
+                acked.lock().unwrap().push(i);
+            }
+        }));
+    }
+    {
+        let deleted = deleted.clone();
+        let base = s.url("/blobs/alice/");
+        tasks.push(tokio::spawn(async move {
+            for i in 0..20 {
+                let r = client()
+                    .delete(format!("{base}old{i:02}"))
+                    .header("Authorization", alice())
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status() == StatusCode::OK => deleted.lock().unwrap().push(i),
+                    _ => break,
+                }
+            }
+        }));
+    }
+    let t0 = std::time::Instant::now();
+    while acked.lock().unwrap().len() < 30 {
+        assert!(t0.elapsed() < Duration::from_secs(30), "uploads too slow");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    s.child.kill().unwrap(); // SIGKILL
+    s.child.wait().unwrap();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    let deleted = deleted.lock().unwrap().clone();
+    assert!(
+        acked.len() >= 30 && acked.len() < 100,
+        "the kill came mid-way: {} acked",
+        acked.len()
+    );
+    drop(s);
+
+    let s = start_in(tmp.path(), &[]);
+    // Every acknowledged upload is intact, byte for byte.
+    for &i in &acked {
+        let r = get(&s, &format!("/blobs/alice/new{i:03}")).await;
+        assert_eq!(r.status(), StatusCode::OK, "acknowledged new{i:03} is gone");
+        assert!(
+            r.bytes().await.unwrap().as_ref() == body_of(i).as_slice(),
+            "new{i:03} damaged"
+        );
+    }
+    // Whatever else is listed is complete too; nothing partial is visible.
+    let listed: Vec<String> = serde_json::from_value(get_json(&s, "/blobs/alice/").await).unwrap();
+    let mut sizes: HashMap<String, usize> = HashMap::new();
+    for id in &listed {
+        let body = get(&s, &format!("/blobs/alice/{id}")).await.bytes().await.unwrap();
+        if let Some(i) = id.strip_prefix("new") {
+            let i: usize = i.parse().unwrap();
+            assert!(body.as_ref() == body_of(i).as_slice(), "{id} is listed but partial");
+        } else {
+            assert_eq!(body.as_ref(), b"to be deleted");
+        }
+        sizes.insert(id.clone(), body.len());
+    }
+    // Acknowledged deletes stayed deleted; every old blob is either there or tombstoned.
+    let tombstones: Vec<String> = serde_json::from_value(get_json(&s, "/blobs/alice/?deleted=1").await).unwrap();
+    for i in 0..20 {
+        let id = format!("old{i:02}");
+        let live = listed.contains(&id);
+        let dead = tombstones.contains(&id);
+        assert!(live != dead, "{id}: listed {live}, tombstoned {dead}");
+        if deleted.contains(&i) {
+            assert!(dead, "acknowledged delete of {id} undone");
+        }
+    }
+    // Usage is exact after the crash.
+    let usage = get_json(&s, "/usage/alice").await;
+    assert_eq!(usage["used_bytes"], serde_json::json!(sizes.values().sum::<usize>()));
+    assert_eq!(std::fs::read_dir(s.data().join(".tmp")).unwrap().count(), 0);
+    // And the server takes new writes of the ids that were in flight.
+    let missing = (0..100).find(|i| !listed.contains(&format!("new{i:03}"))).unwrap();
+    assert_eq!(
+        put(&s, &format!("/blobs/alice/new{missing:03}"), b"retry").await,
+        StatusCode::OK
+    );
+    let r = send(&s, Method::GET, &format!("/blobs/alice/new{missing:03}"), None).await;
+    assert_eq!(r.bytes().await.unwrap().as_ref(), b"retry");
+}
+
+#[tokio::test]
+async fn a_second_server_cannot_share_the_data_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let _first = start_in(tmp.path(), &[]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_blobs-server"))
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(tmp.path().join("data"))
+        .arg("--tokens")
+        .arg(tmp.path().join("tokens"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in use by another blobs-server"), "{err}");
+}
