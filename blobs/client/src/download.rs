@@ -479,9 +479,30 @@ impl BlobManager {
     /// Downloads a blob that is PENDING_DOWNLOAD (or failed for a transient reason),
     /// retrying as the policy says. Returns the plaintext bytes stored.
     pub(crate) async fn download(&self, namespace: &str, id: &str) -> Result<u64, ClientError> {
-        let _guard = self.lock_blob(namespace, id).await;
+        self.download_with(namespace, id, None).await
+    }
+
+    /// As [`BlobManager::download`], the first attempt waiting on `ticket`.
+    pub(crate) async fn download_with(
+        &self,
+        namespace: &str,
+        id: &str,
+        mut ticket: Option<crate::scheduler::Ticket>,
+    ) -> Result<u64, ClientError> {
         let retry = self.inner.config.retry;
         loop {
+            // The slot first, then the blob: a transfer waiting for its turn must not hold
+            // the blob, or an urgent get of the same blob would wait behind the whole queue.
+            let permit = match ticket.take() {
+                Some(t) => t.wait().await,
+                None => {
+                    let (ns, owned) = (namespace.to_owned(), id.to_owned());
+                    let queued = self.blocking(move |store| store.state(&ns, &owned)).await?;
+                    let (priority, at) = queued.map_or((Default::default(), 0), |s| (s.priority, s.queued_at_ms));
+                    self.inner.scheduler.acquire(priority, Self::since(at)).await
+                }
+            };
+            let _guard = self.lock_blob(namespace, id).await;
             let (ns, owned) = (namespace.to_owned(), id.to_owned());
             let (state, content) = self
                 .blocking(move |store| Ok((store.state(&ns, &owned)?, store.content(&ns, &owned)?)))
@@ -496,11 +517,6 @@ impl BlobManager {
             if state.status != SyncStatus::PendingDownload {
                 return Err(ClientError::NotLocal(id.to_owned()));
             }
-            let permit = self
-                .inner
-                .scheduler
-                .acquire(state.priority, Self::since(state.queued_at_ms))
-                .await;
             let attempt = state.attempts + 1;
             self.emit(Event::TransferStarted {
                 namespace: namespace.to_owned(),
@@ -595,6 +611,7 @@ impl BlobManager {
                         Ok(())
                     })
                     .await?;
+                    drop(_guard);
                     tokio::time::sleep(delay).await;
                 }
                 (_, class) => {

@@ -316,7 +316,7 @@ impl BlobManager {
                     // A replaced draft keeps what the server had, for If-Match.
                     state.remote_etag = old.remote_etag.clone();
                 }
-                state.replace = opts.replace && old.is_some_and(|s| s.remote_etag.is_some() || s.replace);
+                state.replace = opts.replace;
                 let mut writer = store.new_content(&ns, &owned)?;
                 let mut source = source;
                 let mut buf = vec![0u8; 256 * 1024];

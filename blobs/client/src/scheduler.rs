@@ -38,6 +38,15 @@ struct Waiter {
     tx: oneshot::Sender<Permit>,
 }
 
+/// A place in the queue.
+pub struct Ticket(oneshot::Receiver<Permit>);
+
+impl Ticket {
+    pub async fn wait(self) -> Permit {
+        self.0.await.expect("the scheduler outlives its waiters")
+    }
+}
+
 /// A running transfer's slot; dropping it hands the slot on.
 pub struct Permit {
     sched: Arc<Scheduler>,
@@ -147,21 +156,24 @@ impl Scheduler {
 
     /// Waits for a slot. `since` is when the transfer was queued, the base of its aging.
     pub async fn acquire(self: &Arc<Self>, priority: Priority, since: Instant) -> Permit {
-        let rx = {
-            let mut st = self.lock();
-            let (tx, rx) = oneshot::channel();
-            let seq = st.next_seq;
-            st.next_seq += 1;
-            st.waiters.push(Waiter {
-                seq,
-                priority,
-                since,
-                tx,
-            });
-            self.dispatch(&mut st);
-            rx
-        };
-        rx.await.expect("the scheduler outlives its waiters")
+        self.enqueue(priority, since).wait().await
+    }
+
+    /// Joins the queue now, to wait for the slot later: a sync enqueues all its transfers in
+    /// order before any of them starts, so the first slots go to the highest priorities.
+    pub fn enqueue(self: &Arc<Self>, priority: Priority, since: Instant) -> Ticket {
+        let mut st = self.lock();
+        let (tx, rx) = oneshot::channel();
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        st.waiters.push(Waiter {
+            seq,
+            priority,
+            since,
+            tx,
+        });
+        self.dispatch(&mut st);
+        Ticket(rx)
     }
 
     /// Transfers waiting and running.

@@ -97,7 +97,10 @@ impl SqlcipherStore {
             reason,
         };
         let conn = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
-        // The key must be the first statement on a SQLCipher connection. It is hex of a
+        // SQLCipher would log a wrong key to stderr itself; it is reported as an error here.
+        conn.execute_batch("PRAGMA cipher_log_level = NONE;")
+            .map_err(|e| open_err(e.to_string()))?;
+        // The key must be the first statement that touches the database. It is hex of a
         // fixed-size key, not user input, so formatting it into the pragma is safe.
         conn.execute_batch(&format!("PRAGMA key = \"x'{}'\";", hex::encode(key)))
             .map_err(|e| open_err(e.to_string()))?;

@@ -103,7 +103,7 @@ impl BlobManager {
 
         let ns = namespace.to_owned();
         let states = self.blocking(move |store| store.states(Some(&ns), None)).await?;
-        let jobs: Vec<(String, Job)> = states
+        let jobs: Vec<(BlobState, Job)> = states
             .into_iter()
             .filter_map(|s| {
                 let job = match s.status {
@@ -114,18 +114,27 @@ impl BlobManager {
                     SyncStatus::PendingDelete if scope.deletes => Job::Delete,
                     _ => return None,
                 };
-                Some((s.id, job))
+                Some((s, job))
             })
             .collect();
         let blobs_total = jobs.len();
         let mut set = JoinSet::new();
-        for (id, job) in jobs {
-            let (m, ns) = (self.clone(), namespace.to_owned());
+        for (state, job) in jobs {
+            let (m, ns, id) = (self.clone(), namespace.to_owned(), state.id.clone());
+            // Queued here, in priority order, before any transfer starts.
+            let ticket = match job {
+                Job::Delete => None,
+                _ => Some(
+                    self.inner
+                        .scheduler
+                        .enqueue(state.priority, Self::since(state.queued_at_ms)),
+                ),
+            };
             set.spawn(async move {
                 let started = Instant::now();
                 let result = match job {
-                    Job::Upload { on_server } => m.upload_or_verify(&ns, &id, on_server).await.map(Some),
-                    Job::Download => m.download(&ns, &id).await.map(Some),
+                    Job::Upload { on_server } => m.upload_listed(&ns, &id, on_server, ticket).await.map(Some),
+                    Job::Download => m.download_with(&ns, &id, ticket).await.map(Some),
                     Job::Delete => m.delete_with_retries(&ns, &id).await.map(|_| None),
                 };
                 (id, result, started.elapsed())
@@ -264,21 +273,6 @@ impl BlobManager {
             }
         }
         Ok(report)
-    }
-
-    /// Uploads, or, when the server already has the id (after a crash), verifies its copy.
-    async fn upload_or_verify(&self, namespace: &str, id: &str, on_server: bool) -> Result<u64, ClientError> {
-        if on_server {
-            let ns = namespace.to_owned();
-            let owned = id.to_owned();
-            let replace = self
-                .blocking(move |store| Ok(store.state(&ns, &owned)?.is_some_and(|s| s.replace)))
-                .await?;
-            if !replace {
-                return self.upload_checked(namespace, id).await;
-            }
-        }
-        self.upload(namespace, id).await
     }
 
     /// Deletes a PENDING_DELETE blob on the server, retrying transient failures.

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use crate::events::{Direction, Event};
 use crate::manager::{BlobFormat, BlobManager};
 use crate::remote::UploadMode;
+use crate::scheduler::Ticket;
 use crate::store::{BlobState, SyncStatus};
 use crate::{ClientError, ErrorClass, FailureKind};
 
@@ -55,20 +56,46 @@ impl BlobManager {
     /// Uploads a blob that waits for it, retrying as the policy says; returns the plaintext
     /// bytes (0 if there was nothing to upload).
     pub(crate) async fn upload(&self, namespace: &str, id: &str) -> Result<u64, ClientError> {
-        self.upload_inner(namespace, id, false).await
+        self.upload_inner(namespace, id, false, None).await
     }
 
     /// As [`BlobManager::upload`] for a blob the server's listing already shows (a crash came
     /// between its upload and its record): the server's copy is verified instead of sending
     /// the blob again; if it holds other content, that is a conflict.
-    pub(crate) async fn upload_checked(&self, namespace: &str, id: &str) -> Result<u64, ClientError> {
-        self.upload_inner(namespace, id, true).await
+    pub(crate) async fn upload_listed(
+        &self,
+        namespace: &str,
+        id: &str,
+        on_server: bool,
+        ticket: Option<Ticket>,
+    ) -> Result<u64, ClientError> {
+        self.upload_inner(namespace, id, on_server, ticket).await
     }
 
-    async fn upload_inner(&self, namespace: &str, id: &str, on_server: bool) -> Result<u64, ClientError> {
-        let _guard = self.lock_blob(namespace, id).await;
+    async fn upload_inner(
+        &self,
+        namespace: &str,
+        id: &str,
+        on_server: bool,
+        mut ticket: Option<Ticket>,
+    ) -> Result<u64, ClientError> {
         let retry = self.inner.config.retry;
+        // Whether the server may hold the blob: it is listed, or an attempt failed in a way
+        // that leaves open whether the server stored it (a lost response).
+        let mut maybe_stored = on_server;
+        let mut listed = on_server;
         loop {
+            // The slot first, then the blob (see `download`).
+            let permit = match ticket.take() {
+                Some(t) => t.wait().await,
+                None => {
+                    let (ns, owned) = (namespace.to_owned(), id.to_owned());
+                    let queued = self.blocking(move |store| store.state(&ns, &owned)).await?;
+                    let (priority, at) = queued.map_or((Default::default(), 0), |s| (s.priority, s.queued_at_ms));
+                    self.inner.scheduler.acquire(priority, Self::since(at)).await
+                }
+            };
+            let _guard = self.lock_blob(namespace, id).await;
             let (ns, owned) = (namespace.to_owned(), id.to_owned());
             let (state, content) = self
                 .blocking(move |store| Ok((store.state(&ns, &owned)?, store.content(&ns, &owned)?)))
@@ -82,11 +109,6 @@ impl BlobManager {
             ) {
                 return Ok(0);
             }
-            let permit = self
-                .inner
-                .scheduler
-                .acquire(state.priority, Self::since(state.queued_at_ms))
-                .await;
             let attempt = state.attempts + 1;
             let format = self.inner.config.format;
             self.emit(Event::TransferStarted {
@@ -103,19 +125,10 @@ impl BlobManager {
             } else {
                 UploadMode::Create
             };
-            let mut result = if on_server {
-                Err(ClientError::Exists(id.to_owned()))
-            } else {
-                self.upload_attempt(namespace, id, content.size, &mode).await
-            };
-            if let Err(ClientError::Exists(_)) = result {
-                // Ours from before a crash, or another device's copy of the same content?
-                result = match self.verify_remote(namespace, id).await {
-                    Ok(Some(_)) => Ok(()),
-                    Ok(None) => Err(ClientError::Conflict(id.to_owned())),
-                    Err(e) => Err(e),
-                };
-            }
+            let result = self
+                .upload_or_verify(namespace, id, content.size, &mode, maybe_stored, listed)
+                .await;
+            listed = false;
             drop(permit);
             let err = match result {
                 Ok(()) => {
@@ -160,6 +173,7 @@ impl BlobManager {
                     return Err(err);
                 }
                 (_, ErrorClass::Retry) if retry.should_retry(attempt) => {
+                    maybe_stored = true;
                     let delay = retry.delay(attempt, err.retry_after());
                     self.emit(Event::TransferFailed {
                         namespace: namespace.to_owned(),
@@ -179,6 +193,7 @@ impl BlobManager {
                         Ok(())
                     })
                     .await?;
+                    drop(_guard);
                     tokio::time::sleep(delay).await;
                 }
                 (_, class) => {
@@ -200,6 +215,38 @@ impl BlobManager {
                     return Err(err);
                 }
             }
+        }
+    }
+
+    /// One attempt: sends the blob unless the server may already hold it, in which case its
+    /// copy is checked first (ours from before a crash or a lost response, or another
+    /// device's copy of the same content?) and only a draft is then sent over it.
+    async fn upload_or_verify(
+        &self,
+        namespace: &str,
+        id: &str,
+        size: u64,
+        mode: &UploadMode,
+        maybe_stored: bool,
+        listed: bool,
+    ) -> Result<(), ClientError> {
+        let stored = if listed {
+            true
+        } else if maybe_stored {
+            self.inner.remote.head(namespace, id).await?.is_some()
+        } else {
+            false
+        };
+        if !stored {
+            match self.upload_attempt(namespace, id, size, mode).await {
+                Err(ClientError::Exists(_)) => {}
+                other => return other,
+            }
+        }
+        match self.verify_remote(namespace, id).await? {
+            Some(_) => Ok(()),
+            None if matches!(mode, UploadMode::Replace { .. }) => self.upload_attempt(namespace, id, size, mode).await,
+            None => Err(ClientError::Conflict(id.to_owned())),
         }
     }
 
