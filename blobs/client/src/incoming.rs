@@ -198,7 +198,7 @@ impl IncomingBox {
                         next: Instant::now(),
                     });
                     a.failures += 1;
-                    a.next = Instant::now() + self.config.retry.delay(a.failures, None);
+                    a.next = Instant::now() + self.config.retry.pause(a.failures);
                     a.failures
                 };
                 match remote

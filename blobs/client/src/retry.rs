@@ -42,6 +42,13 @@ impl RetryPolicy {
         }
     }
 
+    /// A pause of at least half the ceiling ("equal jitter"): for work that must not come
+    /// back at once, such as an incoming item a consumer just failed on.
+    pub fn pause(&self, failures: u32) -> Duration {
+        let half = self.ceiling(failures) / 2;
+        half + half.mul_f64(rand::random::<f64>())
+    }
+
     /// Whether another attempt follows `failures` failed ones.
     pub fn should_retry(&self, failures: u32) -> bool {
         failures < self.max_attempts
@@ -69,6 +76,7 @@ mod tests {
         let distinct: std::collections::HashSet<_> = delays.iter().collect();
         assert!(distinct.len() > 150, "jitter spreads the waits");
         assert!(p.delay(1, Some(Duration::from_secs(5))) == Duration::from_secs(1), "Retry-After, capped");
+        assert!((0..50).all(|_| (Duration::from_millis(200)..=Duration::from_millis(400)).contains(&p.pause(3))));
         assert!(p.should_retry(4));
         assert!(!p.should_retry(5));
     }
