@@ -66,7 +66,7 @@ impl Default for Config {
             external_namespaces: vec!["MX".to_owned()],
             limit_up: None,
             limit_down: None,
-            checkpoint_every: 4 << 20,
+            checkpoint_every: 1 << 20,
             progress_every: 256 << 10,
         }
     }

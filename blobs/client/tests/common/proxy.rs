@@ -27,6 +27,9 @@ pub enum Fault {
     Status { code: u16, headers: &'static str },
     /// Close the connection without answering.
     Refuse,
+    /// Send the body at this many bytes per second (so that what was sent is about what
+    /// the client has read).
+    Slow { rate: u64 },
 }
 
 #[derive(Debug, Clone)]
@@ -46,6 +49,8 @@ pub struct Logged {
     pub range: Option<String>,
     /// Request body bytes forwarded to the server.
     pub body_bytes: u64,
+    /// Response body bytes forwarded to the client.
+    pub response_bytes: u64,
     pub faulted: bool,
 }
 
@@ -167,6 +172,7 @@ async fn handle(mut client: TcpStream, upstream: SocketAddr, st: Arc<Mutex<State
         path: path.clone(),
         range: header(&head, "range").map(str::to_owned),
         body_bytes: (buf.len() - head_len) as u64,
+        response_bytes: 0,
         faulted: false,
     }));
     let fault = {
@@ -283,7 +289,22 @@ async fn handle(mut client: TcpStream, upstream: SocketAddr, st: Arc<Mutex<State
             }
             _ => {}
         }
-        client_w.write_all(&pending).await?;
+        if let Some(Fault::Slow { rate }) = &fault {
+            let started = std::time::Instant::now();
+            let mut sent = 0u64;
+            for piece in pending.chunks(16 * 1024) {
+                client_w.write_all(piece).await?;
+                sent += piece.len() as u64;
+                logged.lock().unwrap().response_bytes = offset + sent;
+                let due = Duration::from_secs_f64(sent as f64 / *rate as f64);
+                if let Some(wait) = due.checked_sub(started.elapsed()) {
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        } else {
+            client_w.write_all(&pending).await?;
+        }
+        logged.lock().unwrap().response_bytes = end;
         offset = end;
         pending.clear();
     }

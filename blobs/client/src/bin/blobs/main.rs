@@ -30,10 +30,12 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Store a file as a blob and upload it; prints the blob id.
+    /// Store files as blobs and upload them; prints each blob id (and, for several files,
+    /// its file).
     Put {
-        file: PathBuf,
-        /// Blob id (default: a random one).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Blob id (default: a random one); only with one file.
         #[arg(long)]
         id: Option<String>,
         /// low, medium, high or urgent.
@@ -156,24 +158,34 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn command(m: &BlobManager, ns: &str, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Put {
-            file,
+            files,
             id,
             priority,
             local_only,
             replace,
             no_upload,
         } => {
-            let id = id.unwrap_or_else(|| hex::encode(rand::random::<[u8; 16]>()));
+            if id.is_some() && files.len() > 1 {
+                bail!("--id names one blob, but {} files were given", files.len());
+            }
             let opts = PutOptions {
                 priority,
                 local_only,
                 replace,
                 upload: !no_upload,
             };
-            m.put_file(ns, &id, &file, opts)
-                .await
-                .with_context(|| format!("cannot put {} as {ns}/{id}", file.display()))?;
-            println!("{id}");
+            let several = files.len() > 1;
+            for file in files {
+                let id = id.clone().unwrap_or_else(|| hex::encode(rand::random::<[u8; 16]>()));
+                m.put_file(ns, &id, &file, opts)
+                    .await
+                    .with_context(|| format!("cannot put {} as {ns}/{id}", file.display()))?;
+                if several {
+                    println!("{id}\t{}", file.display());
+                } else {
+                    println!("{id}");
+                }
+            }
         }
         Command::Get { id, output, priority } => match output {
             Some(path) => {
