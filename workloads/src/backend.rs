@@ -50,7 +50,12 @@ impl Backend {
                     let len = data.len() as u64;
                     let chunk: Result<Bytes, std::io::Error> = Ok(data);
                     backend
-                        .write(&blob_ref(id), futures::stream::iter([chunk]), WriteMode::Create, Some(len))
+                        .write(
+                            &blob_ref(id),
+                            futures::stream::iter([chunk]),
+                            WriteMode::Create,
+                            Some(len),
+                        )
                         .await
                 })
                 .buffer_unordered(MAX_CONCURRENT_WRITES)
@@ -79,7 +84,12 @@ impl Backend {
                     let len = data.len() as u64;
                     let chunk: Result<Bytes, std::io::Error> = Ok(data);
                     backend
-                        .write(&blob_ref(&id), futures::stream::iter([chunk]), WriteMode::Create, Some(len))
+                        .write(
+                            &blob_ref(&id),
+                            futures::stream::iter([chunk]),
+                            WriteMode::Create,
+                            Some(len),
+                        )
                         .await?
                 } else {
                     // Small blobs are read into memory, large ones mapped: touch every page so

@@ -325,7 +325,9 @@ impl Worker {
             }
         }
         if let Sink::Store { writer, checkpointed } = &self.sink
-            && writer.as_ref().is_some_and(|w| w.len() >= checkpointed + self.checkpoint_every)
+            && writer
+                .as_ref()
+                .is_some_and(|w| w.len() >= checkpointed + self.checkpoint_every)
         {
             self.checkpoint()?;
         }
@@ -544,7 +546,8 @@ impl BlobManager {
                 (ClientError::NotFound(_), _) => {
                     // Deleted on the server: nothing to fetch; forget it here too.
                     let (ns, owned) = (namespace.to_owned(), id.to_owned());
-                    self.blocking(move |store| store.remove_content(&ns, &owned, None)).await?;
+                    self.blocking(move |store| store.remove_content(&ns, &owned, None))
+                        .await?;
                     self.emit(Event::RemovedRemotely {
                         namespace: namespace.to_owned(),
                         id: id.to_owned(),
@@ -624,8 +627,7 @@ impl BlobManager {
                         namespace,
                         id,
                         Direction::Download,
-                        SyncStatus::FailedDownload,
-                        kind,
+                        (SyncStatus::FailedDownload, kind),
                         &err,
                         attempt,
                     )

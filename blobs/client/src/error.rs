@@ -33,7 +33,9 @@ pub enum ClientError {
         #[source]
         source: blobs_crypto::FormatError,
     },
-    #[error("blob {0} is unusable: its server copy failed verification too often (it is retried when that copy changes)")]
+    #[error(
+        "blob {0} is unusable: its server copy failed verification too often (it is retried when that copy changes)"
+    )]
     Unusable(String),
     #[error("the server holds a different blob under the id {0}")]
     Conflict(String),

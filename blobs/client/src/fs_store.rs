@@ -313,7 +313,8 @@ impl Journaled {
     /// Logs and applies a change to one blob.
     fn set(&mut self, key: Key, record: Option<Record>) -> Result<(), StoreError> {
         let record = record.filter(|r| r.state.is_some() || r.content.is_some() || r.download.is_some());
-        self.journal.write_record(&encode_entry(&key.0, &key.1, record.as_ref()))?;
+        self.journal
+            .write_record(&encode_entry(&key.0, &key.1, record.as_ref()))?;
         match record {
             Some(r) => self.records.insert(key, r),
             None => self.records.remove(&key),
@@ -405,12 +406,7 @@ impl LocalStore for FsStore {
     }
 
     fn open_content(&self, namespace: &str, id: &str) -> Result<Option<Box<dyn ContentReader>>, StoreError> {
-        let Some(c) = self
-            .inner
-            .lock()
-            .get(namespace, id)
-            .and_then(|r| r.content.clone())
-        else {
+        let Some(c) = self.inner.lock().get(namespace, id).and_then(|r| r.content.clone()) else {
             return Ok(None);
         };
         // Once open, the file stays readable even if a commit replaces it meanwhile.
@@ -447,12 +443,7 @@ impl LocalStore for FsStore {
     }
 
     fn resume_download(&self, namespace: &str, id: &str) -> Result<Option<ResumedDownload>, StoreError> {
-        let Some(d) = self
-            .inner
-            .lock()
-            .get(namespace, id)
-            .and_then(|r| r.download.clone())
-        else {
+        let Some(d) = self.inner.lock().get(namespace, id).and_then(|r| r.download.clone()) else {
             return Ok(None);
         };
         let meta = base64::engine::general_purpose::STANDARD
@@ -484,12 +475,7 @@ impl LocalStore for FsStore {
     }
 
     fn open_download(&self, namespace: &str, id: &str) -> Result<Option<Box<dyn ContentReader>>, StoreError> {
-        let Some(d) = self
-            .inner
-            .lock()
-            .get(namespace, id)
-            .and_then(|r| r.download.clone())
-        else {
+        let Some(d) = self.inner.lock().get(namespace, id).and_then(|r| r.download.clone()) else {
             return Ok(None);
         };
         let reader = SealedReader::open(&self.inner.data_path(&d.file), &self.inner.data_key)?;

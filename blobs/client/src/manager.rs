@@ -117,8 +117,10 @@ pub(crate) struct Inner {
     pub down: Throttle,
     pub events: broadcast::Sender<Event>,
     /// One transfer (or delete) per blob at a time.
-    locks: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
+    locks: BlobLocks,
 }
+
+type BlobLocks = Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>;
 
 /// Holds a blob's lock; frees its map entry when nobody else wants it.
 pub(crate) struct BlobGuard {
@@ -305,7 +307,9 @@ impl BlobManager {
             .blocking(move |store| {
                 let old = store.state(&ns, &owned)?;
                 let has_content = store.content(&ns, &owned)?.is_some();
-                if !opts.replace && (has_content || old.as_ref().is_some_and(|s| s.status == SyncStatus::PendingDownload)) {
+                if !opts.replace
+                    && (has_content || old.as_ref().is_some_and(|s| s.status == SyncStatus::PendingDownload))
+                {
                     return Err(StoreError::Exists {
                         namespace: ns,
                         id: owned,
@@ -461,7 +465,9 @@ impl BlobManager {
             return Ok(());
         }
         match &state {
-            Some(s) if s.status == SyncStatus::FailedDownload && s.failure == Some(crate::FailureKind::Verification) => {
+            Some(s)
+                if s.status == SyncStatus::FailedDownload && s.failure == Some(crate::FailureKind::Verification) =>
+            {
                 return Err(ClientError::Unusable(id.to_owned()));
             }
             Some(s) if s.status == SyncStatus::PendingDelete => return Err(ClientError::NotFound(id.to_owned())),
@@ -604,8 +610,7 @@ impl BlobManager {
         namespace: &str,
         id: &str,
         direction: Direction,
-        status: SyncStatus,
-        kind: crate::FailureKind,
+        (status, kind): (SyncStatus, crate::FailureKind),
         error: &ClientError,
         attempts: u32,
     ) -> Result<(), ClientError> {
@@ -639,6 +644,7 @@ impl BlobManager {
         check_name("blob id", id)?;
         let _guard = self.lock_blob(namespace, id).await;
         let (ns, owned) = (namespace.to_owned(), id.to_owned());
-        self.blocking(move |store| store.remove_content(&ns, &owned, None)).await
+        self.blocking(move |store| store.remove_content(&ns, &owned, None))
+            .await
     }
 }

@@ -305,9 +305,7 @@ impl Remote {
                 req = req.header(IF_MATCH, etag.as_str());
             }
         }
-        let req = req
-            .header(CONTENT_LENGTH, len)
-            .body(reqwest::Body::wrap_stream(body));
+        let req = req.header(CONTENT_LENGTH, len).body(reqwest::Body::wrap_stream(body));
         let resp = self.send(req, &url).await?;
         match resp.status() {
             StatusCode::OK => Ok(()),
@@ -338,7 +336,11 @@ impl Remote {
             reason,
         };
         let (start, total) = match resp.status() {
-            StatusCode::OK => (0, resp.content_length().ok_or_else(|| protocol("no Content-Length".into()))?),
+            StatusCode::OK => (
+                0,
+                resp.content_length()
+                    .ok_or_else(|| protocol("no Content-Length".into()))?,
+            ),
             StatusCode::PARTIAL_CONTENT => {
                 let range = resp
                     .headers()
@@ -353,15 +355,24 @@ impl Remote {
             }
             StatusCode::NOT_FOUND => return Err(ClientError::NotFound(id.to_owned())),
             StatusCode::RANGE_NOT_SATISFIABLE => {
-                return Err(protocol(format!("range from {:?} not satisfiable", resume.map(|r| r.0))));
+                return Err(protocol(format!(
+                    "range from {:?} not satisfiable",
+                    resume.map(|r| r.0)
+                )));
             }
             _ => return Err(Self::unexpected("GET", &url, resp).await),
         };
         let tag = match resp.headers().get("tag") {
             None => None,
-            Some(v) => Some(decode_tag(v.as_bytes()).ok_or_else(|| protocol("Tag header is not 16 bytes of base64url".into()))?),
+            Some(v) => Some(
+                decode_tag(v.as_bytes()).ok_or_else(|| protocol("Tag header is not 16 bytes of base64url".into()))?,
+            ),
         };
-        let etag = resp.headers().get(ETAG).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let etag = resp
+            .headers()
+            .get(ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         Ok(BlobResponse {
             start,
             total,
@@ -395,7 +406,11 @@ impl Remote {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(0),
-                etag: resp.headers().get(ETAG).and_then(|v| v.to_str().ok()).map(str::to_owned),
+                etag: resp
+                    .headers()
+                    .get(ETAG)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
             })),
             StatusCode::NOT_FOUND => Ok(None),
             _ => Err(Self::unexpected("HEAD", &url, resp).await),

@@ -75,7 +75,10 @@ mod tests {
         assert!(delays.iter().all(|d| *d <= Duration::from_millis(400)));
         let distinct: std::collections::HashSet<_> = delays.iter().collect();
         assert!(distinct.len() > 150, "jitter spreads the waits");
-        assert!(p.delay(1, Some(Duration::from_secs(5))) == Duration::from_secs(1), "Retry-After, capped");
+        assert!(
+            p.delay(1, Some(Duration::from_secs(5))) == Duration::from_secs(1),
+            "Retry-After, capped"
+        );
         assert!((0..50).all(|_| (Duration::from_millis(200)..=Duration::from_millis(400)).contains(&p.pause(3))));
         assert!(p.should_retry(4));
         assert!(!p.should_retry(5));

@@ -257,16 +257,16 @@ mod tests {
             .await
             .expect("urgent work gets the urgent lane at once");
         // The lane holds one: a second urgent transfer waits like the others.
-        let second = tokio::time::timeout(
-            Duration::from_millis(100),
-            s.acquire(Priority::Urgent, Instant::now()),
-        )
-        .await;
+        let second =
+            tokio::time::timeout(Duration::from_millis(100), s.acquire(Priority::Urgent, Instant::now())).await;
         assert!(second.is_err());
         assert!(!queued.is_finished());
         drop(urgent);
         drop(_busy);
-        tokio::time::timeout(Duration::from_secs(5), queued).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(5), queued)
+            .await
+            .unwrap()
+            .unwrap();
     }
 
     #[tokio::test]

@@ -396,7 +396,8 @@ impl Hasher {
     }
 
     pub fn finish(self) -> Option<[u8; 32]> {
-        self.0.map(|c| c.finish().as_ref().try_into().expect("SHA-256 is 32 bytes"))
+        self.0
+            .map(|c| c.finish().as_ref().try_into().expect("SHA-256 is 32 bytes"))
     }
 }
 

@@ -208,10 +208,9 @@ impl BlobManager {
                             store.remove_content(&ns, &s.id, None)?;
                             removed.push(s.id.clone());
                         }
-                        SyncStatus::FailedUpload if scope.up => {
-                            if !(s.failure == Some(FailureKind::Conflict) && here) {
-                                store.put_state(&s.requeued(SyncStatus::PendingUpload))?;
-                            }
+                        // A conflict stands while the server keeps its blob.
+                        SyncStatus::FailedUpload if scope.up && !(s.failure == Some(FailureKind::Conflict) && here) => {
+                            store.put_state(&s.requeued(SyncStatus::PendingUpload))?;
                         }
                         SyncStatus::FailedDownload if scope.down => {
                             if !here {

@@ -103,6 +103,9 @@ mod tests {
         let start = Instant::now();
         t.take(2_000_000).await;
         let took = start.elapsed();
-        assert!(took >= Duration::from_millis(140) && took < Duration::from_millis(1000), "{took:?}");
+        assert!(
+            took >= Duration::from_millis(140) && took < Duration::from_millis(1000),
+            "{took:?}"
+        );
     }
 }

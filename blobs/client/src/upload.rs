@@ -143,8 +143,7 @@ impl BlobManager {
                         namespace,
                         id,
                         Direction::Upload,
-                        SyncStatus::QuotaExceeded,
-                        FailureKind::Refused,
+                        (SyncStatus::QuotaExceeded, FailureKind::Refused),
                         &err,
                         attempt,
                     )
@@ -160,8 +159,7 @@ impl BlobManager {
                         namespace,
                         id,
                         Direction::Upload,
-                        SyncStatus::FailedUpload,
-                        FailureKind::Conflict,
+                        (SyncStatus::FailedUpload, FailureKind::Conflict),
                         &err,
                         attempt,
                     )
@@ -206,8 +204,7 @@ impl BlobManager {
                         namespace,
                         id,
                         Direction::Upload,
-                        SyncStatus::FailedUpload,
-                        kind,
+                        (SyncStatus::FailedUpload, kind),
                         &err,
                         attempt,
                     )
@@ -254,7 +251,13 @@ impl BlobManager {
     async fn uploaded(&self, namespace: &str, id: &str, before: &BlobState, size: u64) -> Result<(), ClientError> {
         // A draft needs the server's new version for its next If-Match.
         let etag = if before.replace {
-            self.inner.remote.head(namespace, id).await.ok().flatten().and_then(|m| m.etag)
+            self.inner
+                .remote
+                .head(namespace, id)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|m| m.etag)
         } else {
             None
         };

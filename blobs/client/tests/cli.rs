@@ -94,7 +94,10 @@ async fn files_round_trip_byte_exactly_and_every_subcommand_works() {
     let small = file(dir.path(), "note.txt", b"a note\n");
     laptop.ok(&["put", &small, "--id", "note", "--no-upload"]).await;
     let status = text(laptop.ok(&["status"]).await);
-    assert!(status.contains("SYNCED\t1") && status.contains("PENDING_UPLOAD\t1"), "{status}");
+    assert!(
+        status.contains("SYNCED\t1") && status.contains("PENDING_UPLOAD\t1"),
+        "{status}"
+    );
     laptop.ok(&["sync"]).await;
 
     // Another device, with an encrypted-file store, gets both back byte for byte.
@@ -120,7 +123,9 @@ async fn files_round_trip_byte_exactly_and_every_subcommand_works() {
         .fails(&["flags", "note", "--set", "PROCESSED", "--expect", "PROCESSING"])
         .await;
     assert!(err.contains("someone else"), "{err}");
-    phone.ok(&["flags", "note", "--set", "PROCESSING", "--expect", "PENDING"]).await;
+    phone
+        .ok(&["flags", "note", "--set", "PROCESSING", "--expect", "PENDING"])
+        .await;
 
     // Deleting on one device removes it on the other at its next sync.
     phone.ok(&["delete", "note"]).await;
@@ -205,7 +210,10 @@ async fn a_sync_killed_midway_finishes_without_sending_again_what_the_server_has
     wait_for(30, async || check.count("default").await.unwrap() >= 6).await;
     child.start_kill().unwrap();
     let status = child.wait().await.unwrap();
-    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGKILL));
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc::SIGKILL)
+    );
 
     let before: Vec<String> = check.list("default").await.unwrap();
     assert!(before.len() >= 6 && before.len() < 24, "{}", before.len());

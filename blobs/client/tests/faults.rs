@@ -6,9 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use blobs_client::{
-    BlobFormat, ClientError, Config, Event, FailureKind, Priority, RetryPolicy, SyncStatus, read_all,
-};
+use blobs_client::{BlobFormat, ClientError, Config, Event, FailureKind, Priority, RetryPolicy, SyncStatus, read_all};
 use blobs_crypto::v2::SEALED_CHUNK_LEN;
 use common::proxy::{Fault, Proxy};
 use common::{Events, StoreKind, fast_config, manager, manager_with, noise, open_store, server_in};
@@ -111,7 +109,10 @@ async fn after_the_attempt_limit_a_blob_fails_alone_and_the_next_sync_retries_it
     assert_eq!(r.failed[0].0, "flaky");
     assert_eq!(s.gets("flaky").len(), 4, "the attempt limit");
     let st = m.state("default", "flaky").await.unwrap().unwrap();
-    assert_eq!((st.status, st.failure), (SyncStatus::FailedDownload, Some(FailureKind::Transport)));
+    assert_eq!(
+        (st.status, st.failure),
+        (SyncStatus::FailedDownload, Some(FailureKind::Transport))
+    );
     s.proxy.clear();
     let r = m.sync("default").await.unwrap();
     assert_eq!(r.transferred, 1, "{:?}", r.failed);
@@ -122,7 +123,10 @@ async fn after_the_attempt_limit_a_blob_fails_alone_and_the_next_sync_retries_it
     m.stage("default", "u", noise(3, 100)).await.unwrap();
     let r = m.sync("default").await.unwrap();
     assert_eq!(r.failed.len(), 1);
-    assert_eq!(m.state("default", "u").await.unwrap().unwrap().status, SyncStatus::FailedUpload);
+    assert_eq!(
+        m.state("default", "u").await.unwrap().unwrap().status,
+        SyncStatus::FailedUpload
+    );
     s.proxy.clear();
     assert_eq!(m.sync("default").await.unwrap().transferred, 1);
 }
@@ -181,7 +185,10 @@ async fn a_stalled_response_times_out_and_resumes() {
     );
     let started = std::time::Instant::now();
     assert_eq!(m.get("default", "slow").await.unwrap(), data);
-    assert!(started.elapsed() < Duration::from_secs(8), "the read timeout (2 s) ended the stall");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "the read timeout (2 s) ended the stall"
+    );
     let gets = s.gets("slow");
     assert_eq!(gets.len(), 2);
     assert!(range_start(&gets[1]).unwrap() > HEAD);
@@ -216,7 +223,10 @@ async fn a_download_resumes_after_a_restart() {
     let m = manager_with(&s.proxy.url(), open_store(StoreKind::Sqlcipher, &path), fast_config());
     let r = m.sync("default").await.unwrap();
     assert_eq!(r.transferred, 1, "{:?}", r.failed);
-    assert_eq!(read_all(m.store().as_ref(), "default", "resume").unwrap().unwrap(), data);
+    assert_eq!(
+        read_all(m.store().as_ref(), "default", "resume").unwrap().unwrap(),
+        data
+    );
     let gets = s.gets("resume");
     assert_eq!(gets.len(), 2);
     let start = range_start(&gets[1]).expect("the restarted download asked for a range");
@@ -235,10 +245,7 @@ async fn a_download_resumes_after_a_restart() {
     let m = s.device("c.db", one.clone());
     assert!(m.get("default", "changing").await.is_err());
     let writer = manager(&s.server, "writer.db");
-    writer
-        .replace("default", "changing", noise(2, 500_000))
-        .await
-        .unwrap();
+    writer.replace("default", "changing", noise(2, 500_000)).await.unwrap();
     m.sync("default").await.unwrap();
     assert_eq!(m.get("default", "changing").await.unwrap(), noise(2, 500_000));
 }
@@ -286,9 +293,15 @@ async fn a_blob_corrupted_on_the_server_becomes_unusable_until_its_copy_changes(
     for (id, e) in &r.failed {
         assert!(matches!(e, ClientError::InvalidBlob { .. }), "{id}: {e}");
         let st = m.state("default", id).await.unwrap().unwrap();
-        assert_eq!((st.status, st.failure), (SyncStatus::FailedDownload, Some(FailureKind::Verification)));
+        assert_eq!(
+            (st.status, st.failure),
+            (SyncStatus::FailedDownload, Some(FailureKind::Verification))
+        );
         assert_eq!(st.verify_failures, 3);
-        assert!(m.store().content("default", id).unwrap().is_none(), "nothing unverified is kept");
+        assert!(
+            m.store().content("default", id).unwrap().is_none(),
+            "nothing unverified is kept"
+        );
     }
     let seen = events.drain();
     for id in ["v1blob", "v2blob"] {
@@ -297,9 +310,15 @@ async fn a_blob_corrupted_on_the_server_becomes_unusable_until_its_copy_changes(
             .filter(|e| matches!(e, Event::VerificationFailed { id: i, .. } if i == id))
             .count();
         assert_eq!(fails, 3, "{id}");
-        assert!(seen.iter().any(|e| matches!(e, Event::Unusable { id: i, .. } if i == id)));
+        assert!(
+            seen.iter()
+                .any(|e| matches!(e, Event::Unusable { id: i, .. } if i == id))
+        );
     }
-    assert!(matches!(m.get("default", "v2blob").await, Err(ClientError::Unusable(_))));
+    assert!(matches!(
+        m.get("default", "v2blob").await,
+        Err(ClientError::Unusable(_))
+    ));
 
     // The next sync does not silently try again: the server's copy is the same.
     let before = s.gets("v2blob").len();

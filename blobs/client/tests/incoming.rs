@@ -78,7 +78,10 @@ async fn items_are_processed_oldest_first_and_marked_only_after_saving() {
     let m = manager(&server, "device.db");
     let rec = Recorder::new(m.clone());
     let mut inbox = IncomingBox::new(m.clone(), config());
-    assert!(inbox.run_once().await.unwrap().processed.is_empty(), "no consumer, nothing done");
+    assert!(
+        inbox.run_once().await.unwrap().processed.is_empty(),
+        "no consumer, nothing done"
+    );
     inbox.add_consumer(rec.clone());
     let report = inbox.run_once().await.unwrap();
     assert_eq!(report.processed, ["m3", "m1", "m2"], "delivery order");

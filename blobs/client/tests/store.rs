@@ -59,9 +59,17 @@ fn content_streams_in_and_out_and_commits_atomically() {
         let mut w = store.new_content("default", "big").unwrap();
         w.write(b"small now").unwrap();
         assert_eq!(store.content("default", "big").unwrap().unwrap().size, big.len() as u64);
-        w.commit(&BlobState::new("default", "big", SyncStatus::PendingUpload, Priority::High))
-            .unwrap();
-        assert_eq!(read_all(store.as_ref(), "default", "big").unwrap().unwrap(), b"small now");
+        w.commit(&BlobState::new(
+            "default",
+            "big",
+            SyncStatus::PendingUpload,
+            Priority::High,
+        ))
+        .unwrap();
+        assert_eq!(
+            read_all(store.as_ref(), "default", "big").unwrap().unwrap(),
+            b"small now"
+        );
         assert_eq!(store.state("default", "big").unwrap().unwrap().priority, Priority::High);
     }
 }
@@ -88,7 +96,10 @@ fn a_crash_during_a_put_leaves_no_trace_after_reopening() {
         let store = open_store(kind, &p);
         assert!(store.content("default", "torn").unwrap().is_none(), "{kind:?}");
         assert!(store.state("default", "torn").unwrap().is_none());
-        assert_eq!(read_all(store.as_ref(), "default", "kept").unwrap().unwrap(), b"committed");
+        assert_eq!(
+            read_all(store.as_ref(), "default", "kept").unwrap().unwrap(),
+            b"committed"
+        );
         if kind == StoreKind::Fs {
             // The stage's file was collected.
             let files = walk(&p.join("data")).len();
@@ -119,7 +130,10 @@ fn download_stages_resume_at_their_last_checkpoint_after_a_restart() {
             std::mem::forget(store);
         }
         let store = open_store(kind, &p);
-        let resumed = store.resume_download("ns", "dl").unwrap().expect("a checkpointed stage");
+        let resumed = store
+            .resume_download("ns", "dl")
+            .unwrap()
+            .expect("a checkpointed stage");
         assert_eq!(resumed.meta, b"meta-2", "{kind:?}");
         assert_eq!(resumed.writer.len(), 600_000);
         let mut staged = store.open_download("ns", "dl").unwrap().unwrap();
@@ -135,7 +149,10 @@ fn download_stages_resume_at_their_last_checkpoint_after_a_restart() {
         let info = w.commit(&done).unwrap();
         assert_eq!(info.size, data.len() as u64);
         assert_eq!(read_all(store.as_ref(), "ns", "dl").unwrap().unwrap(), data, "{kind:?}");
-        assert!(store.resume_download("ns", "dl").unwrap().is_none(), "the stage went with the commit");
+        assert!(
+            store.resume_download("ns", "dl").unwrap().is_none(),
+            "the stage went with the commit"
+        );
         assert_eq!(store.state("ns", "dl").unwrap().unwrap(), done);
 
         // A stage never checkpointed is not resumable.
@@ -176,11 +193,21 @@ fn states_come_by_priority_then_waiting_time_and_filter_by_status() {
             queued_at_ms: at,
             ..BlobState::new("ns", id, status, p)
         };
-        store.put_state(&mk("low", Priority::Low, 1, SyncStatus::PendingUpload)).unwrap();
-        store.put_state(&mk("urgent", Priority::Urgent, 5, SyncStatus::PendingUpload)).unwrap();
-        store.put_state(&mk("high-new", Priority::High, 9, SyncStatus::PendingUpload)).unwrap();
-        store.put_state(&mk("high-old", Priority::High, 2, SyncStatus::PendingUpload)).unwrap();
-        store.put_state(&mk("done", Priority::Urgent, 1, SyncStatus::Synced)).unwrap();
+        store
+            .put_state(&mk("low", Priority::Low, 1, SyncStatus::PendingUpload))
+            .unwrap();
+        store
+            .put_state(&mk("urgent", Priority::Urgent, 5, SyncStatus::PendingUpload))
+            .unwrap();
+        store
+            .put_state(&mk("high-new", Priority::High, 9, SyncStatus::PendingUpload))
+            .unwrap();
+        store
+            .put_state(&mk("high-old", Priority::High, 2, SyncStatus::PendingUpload))
+            .unwrap();
+        store
+            .put_state(&mk("done", Priority::Urgent, 1, SyncStatus::Synced))
+            .unwrap();
         let ids: Vec<String> = store
             .states(Some("ns"), Some(SyncStatus::PendingUpload))
             .unwrap()
@@ -188,7 +215,11 @@ fn states_come_by_priority_then_waiting_time_and_filter_by_status() {
             .map(|s| s.id)
             .collect();
         assert_eq!(ids, ["urgent", "high-old", "high-new", "low"], "{kind:?}");
-        assert!(!store.insert_state(&mk("low", Priority::High, 0, SyncStatus::Synced)).unwrap());
+        assert!(
+            !store
+                .insert_state(&mk("low", Priority::High, 0, SyncStatus::Synced))
+                .unwrap()
+        );
         assert_eq!(store.state("ns", "low").unwrap().unwrap().priority, Priority::Low);
     }
 }
@@ -212,10 +243,7 @@ fn stores_open_only_with_their_key_and_hold_no_plaintext() {
         let files: Vec<_> = if p.is_dir() { walk(&p) } else { walk(dir.path()) };
         for f in files {
             let bytes = std::fs::read(&f).unwrap();
-            assert!(
-                !bytes.windows(marker.len()).any(|w| w == marker),
-                "plaintext in {f:?}"
-            );
+            assert!(!bytes.windows(marker.len()).any(|w| w == marker), "plaintext in {f:?}");
         }
         let wrong: Result<Arc<dyn LocalStore>, StoreError> = match kind {
             StoreKind::Sqlcipher => blobs_client::SqlcipherStore::open(&p, &[1; 32]).map(|s| Arc::new(s) as _),

@@ -37,7 +37,11 @@ async fn two_devices_sync_through_the_server_in_both_formats_and_both_stores() {
             .unwrap();
     }
     assert_eq!(
-        laptop.states(Some("default"), Some(SyncStatus::PendingUpload)).await.unwrap().len(),
+        laptop
+            .states(Some("default"), Some(SyncStatus::PendingUpload))
+            .await
+            .unwrap()
+            .len(),
         20
     );
     let sent = laptop.sync("default").await.unwrap();
@@ -111,7 +115,10 @@ async fn local_only_blobs_are_never_uploaded() {
     assert_eq!(r.transferred, 1);
     assert_eq!(m.sync("default").await.unwrap().transferred, 0);
     assert_eq!(m.remote_list("default").await.unwrap(), ["shared"]);
-    assert_eq!(m.state("default", "mine").await.unwrap().unwrap().status, SyncStatus::LocalOnly);
+    assert_eq!(
+        m.state("default", "mine").await.unwrap().unwrap().status,
+        SyncStatus::LocalOnly
+    );
     assert_eq!(m.get("default", "mine").await.unwrap(), b"private");
     // Deleting it never asks the server.
     m.delete("default", "mine").await.unwrap();
@@ -152,7 +159,12 @@ async fn deletes_propagate_and_pending_deletes_are_retried() {
     assert_eq!(r.removed, 1);
     assert!(b.state("default", "x").await.unwrap().is_none());
     assert!(b.store().content("default", "x").unwrap().is_none());
-    assert!(events.drain().iter().any(|e| matches!(e, Event::RemovedRemotely { id, .. } if id == "x")));
+    assert!(
+        events
+            .drain()
+            .iter()
+            .any(|e| matches!(e, Event::RemovedRemotely { id, .. } if id == "x"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -181,7 +193,12 @@ async fn a_download_that_finds_nothing_reconciles_instead_of_retrying() {
     }
     assert!(started.elapsed() < Duration::from_secs(2), "a 404 is not retried");
     assert!(m.state("default", "gone2").await.unwrap().is_none());
-    assert!(events.drain().iter().any(|e| matches!(e, Event::RemovedRemotely { .. })));
+    assert!(
+        events
+            .drain()
+            .iter()
+            .any(|e| matches!(e, Event::RemovedRemotely { .. }))
+    );
     // A sync drops pending downloads the listing no longer has.
     m.store()
         .put_state(&blobs_client::BlobState::new(
@@ -216,12 +233,18 @@ async fn an_upload_the_server_already_has_is_verified_not_resent() {
     m.stage("default", "listed", data.clone()).await.unwrap();
     let r = m.send_missing("default").await.unwrap();
     assert_eq!(r.transferred, 1, "{:?}", r.failed);
-    assert_eq!(m.state("default", "listed").await.unwrap().unwrap().status, SyncStatus::Synced);
+    assert_eq!(
+        m.state("default", "listed").await.unwrap().unwrap().status,
+        SyncStatus::Synced
+    );
     assert!(proxy.requests("PUT", "/listed").is_empty());
 
     // Not listed when it was sent: the 409 leads to the same verification.
     m.put("default", "raced", data.clone()).await.unwrap();
-    assert_eq!(m.state("default", "raced").await.unwrap().unwrap().status, SyncStatus::Synced);
+    assert_eq!(
+        m.state("default", "raced").await.unwrap().unwrap().status,
+        SyncStatus::Synced
+    );
     assert_eq!(proxy.requests("PUT", "/raced").len(), 1, "{:#?}", proxy.log());
 
     // Different content under the same id is a conflict, reported, and not retried while
@@ -233,7 +256,10 @@ async fn an_upload_the_server_already_has_is_verified_not_resent() {
         other => panic!("expected a conflict, got {other:?}"),
     }
     let s = m.state("default", "clash").await.unwrap().unwrap();
-    assert_eq!((s.status, s.failure), (SyncStatus::FailedUpload, Some(FailureKind::Conflict)));
+    assert_eq!(
+        (s.status, s.failure),
+        (SyncStatus::FailedUpload, Some(FailureKind::Conflict))
+    );
     assert!(events.drain().iter().any(|e| matches!(e, Event::Conflict { .. })));
     let puts = proxy.requests("PUT", "/clash").len();
     m.send_missing("default").await.unwrap();
@@ -268,7 +294,10 @@ async fn a_full_quota_is_its_own_state_and_is_retried_when_there_is_room() {
     m.delete("default", "first").await.unwrap();
     let r = m.sync("default").await.unwrap();
     assert_eq!(r.transferred, 1, "{:?}", r.failed);
-    assert_eq!(m.state("default", "second").await.unwrap().unwrap().status, SyncStatus::Synced);
+    assert_eq!(
+        m.state("default", "second").await.unwrap().unwrap().status,
+        SyncStatus::Synced
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -303,7 +332,10 @@ async fn drafts_are_replaced_atomically_and_a_stale_draft_is_a_conflict() {
     let c = manager(&server, "c.db");
     assert_eq!(c.get("drafts", "d1").await.unwrap(), b"version 2, longer");
     a.replace("drafts", "d1", b"version 3".to_vec()).await.unwrap();
-    assert_eq!(manager(&server, "d.db").get("drafts", "d1").await.unwrap(), b"version 3");
+    assert_eq!(
+        manager(&server, "d.db").get("drafts", "d1").await.unwrap(),
+        b"version 3"
+    );
     assert_eq!(server_blob_count(&a, "drafts").await, 1);
     // B still holds version 1: its replace must not clobber A's newer one.
     let mut events = Events::of(&b);
@@ -316,7 +348,10 @@ async fn drafts_are_replaced_atomically_and_a_stale_draft_is_a_conflict() {
         b.state("drafts", "d1").await.unwrap().unwrap().failure,
         Some(FailureKind::Conflict)
     );
-    assert_eq!(manager(&server, "e.db").get("drafts", "d1").await.unwrap(), b"version 3");
+    assert_eq!(
+        manager(&server, "e.db").get("drafts", "d1").await.unwrap(),
+        b"version 3"
+    );
 }
 
 async fn server_blob_count(m: &blobs_client::BlobManager, ns: &str) -> u64 {
@@ -328,7 +363,10 @@ async fn higher_priority_goes_first_and_urgent_gets_overtake_background_work() {
     let (dir, server) = fresh().await;
     let seeder = manager(&server, "seed.db");
     for i in 0..6 {
-        seeder.put("default", &format!("bg{i}"), noise(i, 150_000)).await.unwrap();
+        seeder
+            .put("default", &format!("bg{i}"), noise(i, 150_000))
+            .await
+            .unwrap();
     }
     seeder.put("default", "headers", payload(7, 2000)).await.unwrap();
 
@@ -383,7 +421,11 @@ async fn higher_priority_goes_first_and_urgent_gets_overtake_background_work() {
             ..fast_config()
         },
     );
-    for (id, p) in [("p-low", Priority::Low), ("p-high", Priority::High), ("p-medium", Priority::Medium)] {
+    for (id, p) in [
+        ("p-low", Priority::Low),
+        ("p-high", Priority::High),
+        ("p-medium", Priority::Medium),
+    ] {
         let opts = PutOptions {
             priority: p,
             ..PutOptions::default()
@@ -500,7 +542,10 @@ async fn large_blobs_stream_through_files() {
         upload: true,
         ..PutOptions::default()
     };
-    assert_eq!(m.put_file("default", "big", &input, opts).await.unwrap(), data.len() as u64);
+    assert_eq!(
+        m.put_file("default", "big", &input, opts).await.unwrap(),
+        data.len() as u64
+    );
     let other = manager_with(
         &server.url(),
         open_store(StoreKind::Fs, &dir.path().join("other")),

@@ -69,10 +69,7 @@ impl Server {
     pub fn blob_path(&self, namespace: &str, id: &str) -> PathBuf {
         walk(&self.data())
             .into_iter()
-            .find(|p| {
-                p.file_name().is_some_and(|n| n == id)
-                    && p.components().any(|c| c.as_os_str() == namespace)
-            })
+            .find(|p| p.file_name().is_some_and(|n| n == id) && p.components().any(|c| c.as_os_str() == namespace))
             .unwrap_or_else(|| panic!("no stored blob {namespace}/{id}"))
     }
 }
@@ -89,11 +86,7 @@ impl Drop for Server {
 pub async fn server_in(dir: &Path, tweak: impl FnOnce(&mut blobs_server::Config)) -> Server {
     std::fs::write(dir.join("tokens"), format!("{USER}:{TOKEN}\nbob:bob-token\n")).unwrap();
     std::fs::write(dir.join("services.tokens"), format!("{SERVICE}:{SERVICE_TOKEN}\n")).unwrap();
-    let mut config = blobs_server::Config::new(
-        "127.0.0.1:0".parse().unwrap(),
-        dir.join("data"),
-        dir.join("tokens"),
-    );
+    let mut config = blobs_server::Config::new("127.0.0.1:0".parse().unwrap(), dir.join("data"), dir.join("tokens"));
     config.services_tokens = Some(dir.join("services.tokens"));
     config.services_listen = "127.0.0.1:0".parse().unwrap();
     tweak(&mut config);

@@ -191,9 +191,7 @@ async fn handle(mut client: TcpStream, upstream: SocketAddr, st: Arc<Mutex<State
     match &fault {
         Some(Fault::Refuse) => return Ok(()),
         Some(Fault::Status { code, headers }) => {
-            let resp = format!(
-                "HTTP/1.1 {code} Injected\r\nContent-Length: 0\r\nConnection: close\r\n{headers}\r\n"
-            );
+            let resp = format!("HTTP/1.1 {code} Injected\r\nContent-Length: 0\r\nConnection: close\r\n{headers}\r\n");
             client.write_all(resp.as_bytes()).await?;
             let _ = client.shutdown().await;
             // Let the client finish sending, so it reads the answer rather than a reset.

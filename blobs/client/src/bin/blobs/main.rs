@@ -124,9 +124,7 @@ fn main() {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BLOBS_LOG").unwrap_or_else(|_| "warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("BLOBS_LOG").unwrap_or_else(|_| "warn".into()))
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -193,7 +191,9 @@ async fn command(m: &BlobManager, ns: &str, command: Command) -> anyhow::Result<
                 let file = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
                 let result = m.get_to(ns, &id, std::io::BufWriter::new(file), priority).await;
                 match result {
-                    Ok(_) => std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?,
+                    Ok(_) => {
+                        std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?
+                    }
                     Err(e) => {
                         let _ = std::fs::remove_file(&tmp);
                         return Err(e).with_context(|| format!("cannot get {ns}/{id}"));
@@ -262,7 +262,10 @@ async fn command(m: &BlobManager, ns: &str, command: Command) -> anyhow::Result<
                 for (id, e) in &report.failed {
                     eprintln!("  {id}: {e}");
                 }
-                bail!("{} blobs could not be synced; the next sync tries them again", report.failed.len());
+                bail!(
+                    "{} blobs could not be synced; the next sync tries them again",
+                    report.failed.len()
+                );
             }
         }
         Command::Status { id: Some(id) } => match m.state(ns, &id).await? {

@@ -117,9 +117,7 @@ impl Progress {
                         ));
                     }
                     Event::Unusable { namespace, id } => {
-                        let _ = multi.println(format!(
-                            "{namespace}/{id} is unusable: its server copy does not verify"
-                        ));
+                        let _ = multi.println(format!("{namespace}/{id} is unusable: its server copy does not verify"));
                     }
                     Event::QuotaExceeded { namespace, id } => {
                         let _ = multi.println(format!("{namespace}/{id}: the server's quota is full"));

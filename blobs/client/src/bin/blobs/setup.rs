@@ -114,8 +114,9 @@ fn open_store(dir: &Path, user: &str, backend: Option<&str>, keys: &UserKeys) ->
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create the store directory {}", dir.display()))?;
     let file = dir.join(STORE_FILE);
     let meta: StoreFile = match std::fs::read(&file) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .with_context(|| format!("{} is not a store description", file.display()))?,
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes).with_context(|| format!("{} is not a store description", file.display()))?
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let meta = StoreFile {
                 backend: backend.unwrap_or("sqlcipher").to_owned(),
@@ -160,12 +161,19 @@ fn open_store(dir: &Path, user: &str, backend: Option<&str>, keys: &UserKeys) ->
 }
 
 pub async fn manager(g: &Global) -> anyhow::Result<BlobManager> {
-    let missing = |what: &str, flag: &str, env: &str| {
-        anyhow::anyhow!("no {what}: give {flag} or set {env}")
-    };
-    let server = g.server.as_deref().ok_or_else(|| missing("server", "--server", "BLOBS_SERVER"))?;
-    let user = g.user.as_deref().ok_or_else(|| missing("user", "--user", "BLOBS_USER"))?;
-    let token = g.token.as_deref().ok_or_else(|| missing("token", "--token", "BLOBS_TOKEN"))?;
+    let missing = |what: &str, flag: &str, env: &str| anyhow::anyhow!("no {what}: give {flag} or set {env}");
+    let server = g
+        .server
+        .as_deref()
+        .ok_or_else(|| missing("server", "--server", "BLOBS_SERVER"))?;
+    let user = g
+        .user
+        .as_deref()
+        .ok_or_else(|| missing("user", "--user", "BLOBS_USER"))?;
+    let token = g
+        .token
+        .as_deref()
+        .ok_or_else(|| missing("token", "--token", "BLOBS_TOKEN"))?;
     if !blobs_client::is_valid_name(user) {
         bail!("user {user:?} is not a valid name: 1-200 characters of [A-Za-z0-9_-]");
     }
@@ -214,7 +222,11 @@ pub async fn manager(g: &Global) -> anyhow::Result<BlobManager> {
     )?;
     let config = Config {
         concurrency: g.concurrency.max(1),
-        format: if g.format == "v1" { BlobFormat::V1 } else { BlobFormat::V2 },
+        format: if g.format == "v1" {
+            BlobFormat::V1
+        } else {
+            BlobFormat::V2
+        },
         limit_up: g.limit_up.filter(|&r| r > 0),
         limit_down: g.limit_down.filter(|&r| r > 0),
         retry: blobs_client::RetryPolicy {
