@@ -24,6 +24,8 @@ use crate::store::{
 
 /// Content is stored in rows of this size.
 pub const ROW_LEN: usize = 256 * 1024;
+/// SQLCipher's page size. The file header is encrypted, so every connection must say it.
+const PAGE_SIZE: u32 = 4096;
 /// Schema version in `PRAGMA user_version`.
 const SCHEMA_VERSION: i64 = 2;
 
@@ -102,8 +104,11 @@ impl SqlcipherStore {
             .map_err(|e| open_err(e.to_string()))?;
         // The key must be the first statement that touches the database. It is hex of a
         // fixed-size key, not user input, so formatting it into the pragma is safe.
-        conn.execute_batch(&format!("PRAGMA key = \"x'{}'\";", hex::encode(key)))
-            .map_err(|e| open_err(e.to_string()))?;
+        conn.execute_batch(&format!(
+            "PRAGMA key = \"x'{}'\"; PRAGMA cipher_page_size = {PAGE_SIZE};",
+            hex::encode(key)
+        ))
+        .map_err(|e| open_err(e.to_string()))?;
         conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))
             .map_err(|_| open_err("wrong key, or not a SQLCipher database".into()))?;
         conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF;")?;

@@ -148,12 +148,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let ns = cli.global.namespace.clone();
     let manager = setup::manager(&cli.global).await?;
     let bars = progress::Progress::start(&manager, cli.global.show_progress());
-    let result = command(&manager, &ns, cli.command).await;
+    let result = command(&manager, &ns, cli.command, cli.global.quiet).await;
     bars.finish().await;
     result
 }
 
-async fn command(m: &BlobManager, ns: &str, command: Command) -> anyhow::Result<()> {
+async fn command(m: &BlobManager, ns: &str, command: Command, quiet: bool) -> anyhow::Result<()> {
     match command {
         Command::Put {
             files,
@@ -250,14 +250,16 @@ async fn command(m: &BlobManager, ns: &str, command: Command) -> anyhow::Result<
         },
         Command::Sync => {
             let report = m.sync(ns).await?;
-            eprintln!(
-                "synced {ns}: {} transferred ({} bytes), {} deleted on the server, {} removed here, {} failed",
-                report.transferred,
-                report.bytes,
-                report.deleted,
-                report.removed,
-                report.failed.len()
-            );
+            if !quiet {
+                eprintln!(
+                    "synced {ns}: {} transferred ({} bytes), {} deleted on the server, {} removed here, {} failed",
+                    report.transferred,
+                    report.bytes,
+                    report.deleted,
+                    report.removed,
+                    report.failed.len()
+                );
+            }
             if !report.failed.is_empty() {
                 for (id, e) in &report.failed {
                     eprintln!("  {id}: {e}");
