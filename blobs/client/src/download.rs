@@ -410,8 +410,10 @@ impl Worker {
 
     /// v1, stored: the ciphertext is complete in the stage; decrypt it into the content.
     fn finish_v1(mut self, header: Header) -> Result<Outcome, ClientError> {
-        // Keep the whole ciphertext, so that a failure below does not lose it... unless it
-        // does not verify, in which case it is dropped.
+        let Sink::Store { writer, .. } = &mut self.sink else {
+            unreachable!("v1 is decoded on the fly when verifying");
+        };
+        let mut w = writer.take().expect("a store sink has a writer");
         let meta = Meta {
             etag: self.etag.clone().unwrap_or_default(),
             preamble: header.text.clone(),
@@ -420,19 +422,11 @@ impl Worker {
             next_chunk: 0,
             plaintext_len: None,
             plaintext_done: 0,
-            body_done: match &self.sink {
-                Sink::Store { writer: Some(w), .. } => w.len(),
-                _ => 0,
-            },
+            body_done: w.len(),
         };
-        self.state = Some((header, Decoder::V1(None), meta));
-        let Sink::Store { writer, .. } = &mut self.sink else {
-            unreachable!("v1 is decoded on the fly when verifying");
-        };
-        let mut w = writer.take().expect("a store sink has a writer");
-        let (header, _, meta) = self.state.as_ref().expect("set above");
-        // Always checkpoint (even without an ETag) so the stage can be read back.
-        w.checkpoint(&serde_json::to_vec(meta).expect("meta serializes"))?;
+        // The whole ciphertext is in the stage; a checkpoint (even without an ETag) makes it
+        // readable, and keeps it should the process die during the second pass.
+        w.checkpoint(&serde_json::to_vec(&meta).expect("meta serializes"))?;
         drop(w);
         let mut dec = v1::Decryptor::new(&self.secret, &self.id, &header.preamble, &header.raw, self.tag)
             .map_err(|e| invalid(&self.id, e))?;
@@ -650,15 +644,24 @@ impl BlobManager {
         let (resp, resumed) = match resumed {
             Some((writer, meta)) => {
                 let offset = meta.offset();
-                let resp = remote.open(namespace, id, Some((offset, &meta.etag))).await?;
-                if resp.start == offset {
-                    (resp, Some((writer, meta)))
-                } else {
-                    // The blob changed: start over with the new version.
-                    tokio::task::spawn_blocking(move || writer.discard())
+                let discard = |w: Box<dyn ContentWriter>| async move {
+                    tokio::task::spawn_blocking(move || w.discard())
                         .await
-                        .expect("discarding does not panic")?;
-                    (resp, None)
+                        .expect("discarding does not panic")
+                };
+                match remote.open(namespace, id, Some((offset, &meta.etag))).await {
+                    Ok(resp) if resp.start == offset => (resp, Some((writer, meta))),
+                    Ok(resp) => {
+                        // The blob changed: the server sent all of the new version.
+                        discard(writer).await?;
+                        (resp, None)
+                    }
+                    Err(ClientError::Status { status: 416, .. }) => {
+                        // The stage already held everything (a crash before the commit).
+                        discard(writer).await?;
+                        (remote.open(namespace, id, None).await?, None)
+                    }
+                    Err(e) => return Err(e),
                 }
             }
             None => (remote.open(namespace, id, None).await?, None),

@@ -355,10 +355,7 @@ impl Remote {
             }
             StatusCode::NOT_FOUND => return Err(ClientError::NotFound(id.to_owned())),
             StatusCode::RANGE_NOT_SATISFIABLE => {
-                return Err(protocol(format!(
-                    "range from {:?} not satisfiable",
-                    resume.map(|r| r.0)
-                )));
+                return Err(Self::unexpected("GET", &url, resp).await);
             }
             _ => return Err(Self::unexpected("GET", &url, resp).await),
         };
