@@ -205,20 +205,14 @@ impl Worker {
         };
         let kind = kind_of(&self.secret, &self.id, &header, self.policy, self.tag).map_err(|e| invalid(&self.id, e))?;
         let decoder = match kind {
-            Kind::V2 => Decoder::V2(
-                v2::Decryptor::resume(
-                    &self.secret,
-                    &self.id,
-                    &header.preamble,
-                    &header.raw,
-                    v2::Progress {
-                        next_chunk: 0,
-                        plaintext_len: None,
-                        plaintext_done: 0,
-                    },
-                )
-                .map_err(|e| invalid(&self.id, e))?,
-            ),
+            Kind::V2 => self.v2_decoder(
+                &header,
+                v2::Progress {
+                    next_chunk: 0,
+                    plaintext_len: None,
+                    plaintext_done: 0,
+                },
+            )?,
             Kind::V1 => Decoder::V1(match self.sink {
                 Sink::Verify(_) => Some(
                     v1::Decryptor::new(&self.secret, &self.id, &header.preamble, &header.raw, self.tag)
@@ -245,6 +239,12 @@ impl Worker {
         Ok(())
     }
 
+    fn v2_decoder(&self, header: &Header, progress: v2::Progress) -> Result<Decoder, ClientError> {
+        let dec = v2::Decryptor::resume(&self.secret, &self.id, &header.preamble, &header.raw, progress)
+            .map_err(|e| invalid(&self.id, e))?;
+        Ok(Decoder::V2(dec))
+    }
+
     /// Resumes from a checkpoint.
     fn resume(&mut self, writer: Box<dyn ContentWriter>, meta: Meta) -> Result<(), ClientError> {
         let (preamble, raw) = Preamble::from_base64(meta.preamble.as_bytes()).map_err(|e| invalid(&self.id, e))?;
@@ -254,20 +254,14 @@ impl Worker {
             text: meta.preamble.clone(),
         };
         let decoder = match meta.kind {
-            Kind::V2 => Decoder::V2(
-                v2::Decryptor::resume(
-                    &self.secret,
-                    &self.id,
-                    &header.preamble,
-                    &header.raw,
-                    v2::Progress {
-                        next_chunk: meta.next_chunk,
-                        plaintext_len: meta.plaintext_len,
-                        plaintext_done: meta.plaintext_done,
-                    },
-                )
-                .map_err(|e| invalid(&self.id, e))?,
-            ),
+            Kind::V2 => self.v2_decoder(
+                &header,
+                v2::Progress {
+                    next_chunk: meta.next_chunk,
+                    plaintext_len: meta.plaintext_len,
+                    plaintext_done: meta.plaintext_done,
+                },
+            )?,
             Kind::V1 => Decoder::V1(None),
             Kind::External => Decoder::External,
         };
@@ -589,41 +583,20 @@ impl BlobManager {
                     }
                 }
                 (_, ErrorClass::Retry) if retry.should_retry(attempt) => {
-                    let delay = retry.delay(attempt, err.retry_after());
-                    self.emit(Event::TransferFailed {
-                        namespace: namespace.to_owned(),
-                        id: id.to_owned(),
-                        direction: Direction::Download,
-                        attempt,
-                        error: err.to_string(),
-                        retry_in: Some(delay),
-                    });
-                    let (ns, owned, msg) = (namespace.to_owned(), id.to_owned(), err.to_string());
-                    self.blocking(move |store| {
-                        if let Some(mut s) = store.state(&ns, &owned)? {
-                            s.attempts = attempt;
-                            s.last_error = Some(msg);
-                            store.put_state(&s)?;
-                        }
-                        Ok(())
-                    })
-                    .await?;
+                    let delay = self
+                        .will_retry(namespace, id, Direction::Download, attempt, &err)
+                        .await?;
                     drop(_guard);
                     tokio::time::sleep(delay).await;
                 }
-                (_, class) => {
-                    let kind = if class == ErrorClass::Retry {
-                        FailureKind::Transport
-                    } else {
-                        FailureKind::Refused
-                    };
-                    self.fail(
+                _ => {
+                    self.give_up(
                         namespace,
                         id,
                         Direction::Download,
-                        (SyncStatus::FailedDownload, kind),
-                        &err,
+                        SyncStatus::FailedDownload,
                         attempt,
+                        &err,
                     )
                     .await?;
                     return Err(err);

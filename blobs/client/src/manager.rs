@@ -604,6 +604,58 @@ impl BlobManager {
         }
     }
 
+    /// After a failed attempt that will be repeated: tells the application, records the
+    /// attempt, and returns the pause before the next one.
+    pub(crate) async fn will_retry(
+        &self,
+        namespace: &str,
+        id: &str,
+        direction: Direction,
+        attempt: u32,
+        error: &ClientError,
+    ) -> Result<Duration, ClientError> {
+        let delay = self.inner.config.retry.delay(attempt, error.retry_after());
+        self.emit(Event::TransferFailed {
+            namespace: namespace.to_owned(),
+            id: id.to_owned(),
+            direction,
+            attempt,
+            error: error.to_string(),
+            retry_in: Some(delay),
+        });
+        let (ns, owned, msg) = (namespace.to_owned(), id.to_owned(), error.to_string());
+        self.blocking(move |store| {
+            if let Some(mut s) = store.state(&ns, &owned)? {
+                s.attempts = attempt;
+                s.last_error = Some(msg);
+                store.put_state(&s)?;
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(delay)
+    }
+
+    /// After the last attempt: the blob goes to `failed`, marked as a transport failure (the
+    /// next sync tries again) or a refusal.
+    pub(crate) async fn give_up(
+        &self,
+        namespace: &str,
+        id: &str,
+        direction: Direction,
+        failed: SyncStatus,
+        attempt: u32,
+        error: &ClientError,
+    ) -> Result<(), ClientError> {
+        let kind = if error.class() == crate::ErrorClass::Retry {
+            crate::FailureKind::Transport
+        } else {
+            crate::FailureKind::Refused
+        };
+        self.fail(namespace, id, direction, (failed, kind), error, attempt)
+            .await
+    }
+
     /// Emits a failure and records it in the blob's state.
     pub(crate) async fn fail(
         &self,

@@ -81,6 +81,16 @@ fn corrupt(path: &Path, reason: impl Into<String>) -> StoreError {
     }
 }
 
+fn read_header(file: &mut impl Read, path: &Path) -> Result<[u8; HEADER_LEN as usize], StoreError> {
+    let mut header = [0u8; HEADER_LEN as usize];
+    file.read_exact(&mut header)
+        .map_err(|_| corrupt(path, "shorter than its header"))?;
+    if &header[..4] != MAGIC {
+        return Err(corrupt(path, "not a sealed file"));
+    }
+    Ok(header)
+}
+
 /// Where a writer stands: enough to reopen the file for appending after a crash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Position {
@@ -129,11 +139,7 @@ impl SealedWriter {
             .write(true)
             .open(path)
             .map_err(StoreError::io(path))?;
-        let mut header = [0u8; HEADER_LEN as usize];
-        file.read_exact(&mut header).map_err(StoreError::io(path))?;
-        if &header[..4] != MAGIC {
-            return Err(corrupt(path, "not a sealed file"));
-        }
+        let header = read_header(&mut file, path)?;
         file.set_len(pos.file_len).map_err(StoreError::io(path))?;
         file.seek(SeekFrom::Start(pos.file_len)).map_err(StoreError::io(path))?;
         Ok(Self {
@@ -241,12 +247,7 @@ impl SealedReader {
     pub fn open(path: &Path, store_key: &[u8; 32]) -> Result<Self, StoreError> {
         let file = File::open(path).map_err(StoreError::io(path))?;
         let mut file = BufReader::with_capacity(64 * 1024, file);
-        let mut header = [0u8; HEADER_LEN as usize];
-        file.read_exact(&mut header)
-            .map_err(|_| corrupt(path, "shorter than its header"))?;
-        if &header[..4] != MAGIC {
-            return Err(corrupt(path, "not a sealed file"));
-        }
+        let header = read_header(&mut file, path)?;
         Ok(Self {
             path: path.to_owned(),
             file,

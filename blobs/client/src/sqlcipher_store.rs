@@ -237,6 +237,20 @@ fn new_stage(inner: &Arc<Inner>, namespace: &str, id: &str, download: bool) -> R
     })
 }
 
+impl SqlcipherStore {
+    fn reader(&self, namespace: &str, id: &str, version: i64, rows: i64, size: i64) -> Box<dyn ContentReader> {
+        Box::new(Reader {
+            inner: self.inner.clone(),
+            namespace: namespace.to_owned(),
+            id: id.to_owned(),
+            version,
+            rows,
+            next: 0,
+            size: size as u64,
+        })
+    }
+}
+
 impl LocalStore for SqlcipherStore {
     fn state(&self, namespace: &str, id: &str) -> Result<Option<BlobState>, StoreError> {
         Ok(self
@@ -307,17 +321,7 @@ impl LocalStore for SqlcipherStore {
             .prepare_cached("SELECT version, rows, size FROM content WHERE namespace = ?1 AND blob_id = ?2")?
             .query_row(params![namespace, id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?;
-        Ok(found.map(|(version, rows, size)| {
-            Box::new(Reader {
-                inner: self.inner.clone(),
-                namespace: namespace.to_owned(),
-                id: id.to_owned(),
-                version,
-                rows,
-                next: 0,
-                size: size as u64,
-            }) as Box<dyn ContentReader>
-        }))
+        Ok(found.map(|(version, rows, size)| self.reader(namespace, id, version, rows, size)))
     }
 
     fn new_content(&self, namespace: &str, id: &str) -> Result<Box<dyn ContentWriter>, StoreError> {
@@ -408,17 +412,7 @@ impl LocalStore for SqlcipherStore {
             )?
             .query_row(params![namespace, id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?;
-        Ok(found.map(|(version, rows, size)| {
-            Box::new(Reader {
-                inner: self.inner.clone(),
-                namespace: namespace.to_owned(),
-                id: id.to_owned(),
-                version,
-                rows,
-                next: 0,
-                size: size as u64,
-            }) as Box<dyn ContentReader>
-        }))
+        Ok(found.map(|(version, rows, size)| self.reader(namespace, id, version, rows, size)))
     }
 
     fn drop_download(&self, namespace: &str, id: &str) -> Result<(), StoreError> {

@@ -137,76 +137,45 @@ impl BlobManager {
                 }
                 Err(e) => e,
             };
+            // The server's answers that settle the blob's state for now.
+            let settled = match &err {
+                ClientError::QuotaExceeded(_) => Some((
+                    (SyncStatus::QuotaExceeded, FailureKind::Refused),
+                    Event::QuotaExceeded {
+                        namespace: namespace.to_owned(),
+                        id: id.to_owned(),
+                    },
+                )),
+                ClientError::Conflict(_) | ClientError::PreconditionFailed(_) => Some((
+                    (SyncStatus::FailedUpload, FailureKind::Conflict),
+                    Event::Conflict {
+                        namespace: namespace.to_owned(),
+                        id: id.to_owned(),
+                    },
+                )),
+                _ => None,
+            };
+            if let Some((outcome, event)) = settled {
+                self.fail(namespace, id, Direction::Upload, outcome, &err, attempt)
+                    .await?;
+                self.emit(event);
+                return Err(err);
+            }
             match (&err, err.class()) {
-                (ClientError::QuotaExceeded(_), _) => {
-                    self.fail(
-                        namespace,
-                        id,
-                        Direction::Upload,
-                        (SyncStatus::QuotaExceeded, FailureKind::Refused),
-                        &err,
-                        attempt,
-                    )
-                    .await?;
-                    self.emit(Event::QuotaExceeded {
-                        namespace: namespace.to_owned(),
-                        id: id.to_owned(),
-                    });
-                    return Err(err);
-                }
-                (ClientError::Conflict(_) | ClientError::PreconditionFailed(_), _) => {
-                    self.fail(
-                        namespace,
-                        id,
-                        Direction::Upload,
-                        (SyncStatus::FailedUpload, FailureKind::Conflict),
-                        &err,
-                        attempt,
-                    )
-                    .await?;
-                    self.emit(Event::Conflict {
-                        namespace: namespace.to_owned(),
-                        id: id.to_owned(),
-                    });
-                    return Err(err);
-                }
                 (_, ErrorClass::Retry) if retry.should_retry(attempt) => {
                     maybe_stored = true;
-                    let delay = retry.delay(attempt, err.retry_after());
-                    self.emit(Event::TransferFailed {
-                        namespace: namespace.to_owned(),
-                        id: id.to_owned(),
-                        direction: Direction::Upload,
-                        attempt,
-                        error: err.to_string(),
-                        retry_in: Some(delay),
-                    });
-                    let (ns, owned, msg) = (namespace.to_owned(), id.to_owned(), err.to_string());
-                    self.blocking(move |store| {
-                        if let Some(mut s) = store.state(&ns, &owned)? {
-                            s.attempts = attempt;
-                            s.last_error = Some(msg);
-                            store.put_state(&s)?;
-                        }
-                        Ok(())
-                    })
-                    .await?;
+                    let delay = self.will_retry(namespace, id, Direction::Upload, attempt, &err).await?;
                     drop(_guard);
                     tokio::time::sleep(delay).await;
                 }
-                (_, class) => {
-                    let kind = if class == ErrorClass::Retry {
-                        FailureKind::Transport
-                    } else {
-                        FailureKind::Refused
-                    };
-                    self.fail(
+                _ => {
+                    self.give_up(
                         namespace,
                         id,
                         Direction::Upload,
-                        (SyncStatus::FailedUpload, kind),
-                        &err,
+                        SyncStatus::FailedUpload,
                         attempt,
+                        &err,
                     )
                     .await?;
                     return Err(err);
