@@ -1,8 +1,8 @@
-//! `soledad-bench ingest`: stores results files in the database.
+//! `soledad-bench ingest`: stores results files in the database and decides their verdicts.
 
 use std::path::PathBuf;
 
-use collector::{Database, IngestOutcome};
+use collector::{AnalysisOptions, Database, IngestOutcome};
 use harness::results::Results;
 
 /// Store results files (written by `run`) in the database.
@@ -24,15 +24,36 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
         .map(|f| Results::load(f).map(|r| (f, r)))
         .collect::<Result<Vec<_>, _>>()?;
     let mut db = Database::open(&args.db)?;
+    let mut stored = Vec::new();
     for (file, results) in all {
         match db.ingest(&results)? {
             IngestOutcome::Stored { run_id } => {
-                println!("{}: stored as run {run_id}", file.display())
+                println!("{}: stored as run {run_id}", file.display());
+                stored.push(run_id);
             }
             IngestOutcome::AlreadyPresent { run_id } => {
                 println!("{}: already stored as run {run_id}", file.display())
             }
         }
+    }
+    analyze(&mut db, &stored)
+}
+
+/// Decides the verdicts of newly stored runs (and of later runs they are now the baseline
+/// of), and the change points of their series; says what was found.
+pub fn analyze(db: &mut Database, runs: &[i64]) -> anyhow::Result<()> {
+    if runs.is_empty() {
+        return Ok(());
+    }
+    let report = db.analyze_runs(runs, &AnalysisOptions::default())?;
+    for &run_id in runs {
+        println!("run {run_id}: {}", crate::check::summary(&db.verdicts(run_id)?));
+    }
+    if report.runs.len() > runs.len() {
+        println!(
+            "re-decided {} later runs whose baseline these runs now are",
+            report.runs.len() - runs.len()
+        );
     }
     Ok(())
 }

@@ -1,8 +1,18 @@
 //! `soledad-bench`: continuous benchmarking of the Soledad blobs stack. One file per
 //! subcommand.
 
+mod backfill;
+mod calibrate;
+mod check;
+mod compare;
 mod drive;
+mod export;
+mod find;
+mod history;
+mod import;
 mod ingest;
+mod merge;
+mod revisions;
 mod run;
 mod site;
 
@@ -24,8 +34,17 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Run(run::RunArgs),
+    Check(check::CheckArgs),
+    Calibrate(calibrate::CalibrateArgs),
+    Compare(compare::CompareArgs),
+    Backfill(backfill::BackfillArgs),
+    Find(find::FindArgs),
     Ingest(ingest::IngestArgs),
+    Import(import::ImportArgs),
+    Export(export::ExportArgs),
+    Merge(merge::MergeArgs),
     Site(site::SiteArgs),
+    History(history::HistoryArgs),
     #[command(hide = true)]
     Drive(drive::DriveArgs),
 }
@@ -36,14 +55,24 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .init();
+    let done = |r: anyhow::Result<()>| r.map(|()| ExitCode::SUCCESS);
     let result = match cli.command {
-        Command::Run(args) => run::run(args),
-        Command::Ingest(args) => ingest::run(args),
-        Command::Site(args) => site::run(args),
-        Command::Drive(args) => drive::run(args),
+        Command::Run(args) => done(run::run(args)),
+        Command::Check(args) => check::run(args),
+        Command::Calibrate(args) => done(calibrate::run(args)),
+        Command::Compare(args) => return compare::main(args),
+        Command::Backfill(args) => done(backfill::run(args)),
+        Command::Find(args) => done(find::run(args)),
+        Command::Ingest(args) => done(ingest::run(args)),
+        Command::Import(args) => done(import::run(args)),
+        Command::Export(args) => done(export::run(args)),
+        Command::Merge(args) => done(merge::run(args)),
+        Command::Site(args) => done(site::run(args)),
+        Command::History(args) => done(history::run(args)),
+        Command::Drive(args) => done(drive::run(args)),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) if matches!(err.downcast_ref(), Some(harness::HarnessError::Interrupted)) => {
             eprintln!("interrupted: nothing was written");
             ExitCode::from(130)

@@ -1,5 +1,5 @@
-//! `soledad-bench run`: the main job. Benchmarks the checked-out commit, stores the run and
-//! regenerates the site.
+//! `soledad-bench run`: the main job. Benchmarks the checked-out commit, stores the run,
+//! decides its verdicts and regenerates the site.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use collector::{Database, IngestOutcome};
+use collector::{AnalysisOptions, Database};
+use harness::results::CommitInfo;
 use harness::runner::{ExternalServer, Precision, RunConfig};
 use harness::scenario::ScenarioSet;
 
@@ -26,15 +27,8 @@ pub struct RunArgs {
     /// Where to write the results JSON [default: results/<run id>.json beside the database].
     #[arg(long)]
     results: Option<PathBuf>,
-    /// The git checkout being benchmarked.
-    #[arg(long, default_value = ".")]
-    repo: PathBuf,
-    /// Branch to record when HEAD is detached, as in CI.
-    #[arg(long, env = "CI_COMMIT_BRANCH")]
-    branch: Option<String>,
-    /// The blobs-server binary to measure [default: built from this workspace].
-    #[arg(long)]
-    server_bin: Option<PathBuf>,
+    #[command(flatten)]
+    checkout: Checkout,
     /// Benchmark this already running server (a loopback URL) instead of starting one per
     /// scenario. Its process is not measured: server-side metrics are absent.
     #[arg(long, requires = "target_user")]
@@ -47,6 +41,38 @@ pub struct RunArgs {
     /// Run the scenarios in an order shuffled with this seed.
     #[arg(long)]
     shuffle: Option<u64>,
+    #[command(flatten)]
+    harness: HarnessArgs,
+}
+
+/// Which commit is benchmarked.
+#[derive(clap::Args)]
+pub struct Checkout {
+    /// The git checkout being benchmarked.
+    #[arg(long, default_value = ".")]
+    repo: PathBuf,
+    /// Branch to record when HEAD is detached, as in CI.
+    #[arg(long, env = "CI_COMMIT_BRANCH")]
+    branch: Option<String>,
+}
+
+impl Checkout {
+    /// HEAD of the checkout, with the branch given when it is detached.
+    pub fn describe(&self) -> anyhow::Result<CommitInfo> {
+        let mut commit = harness::commit::describe_head(&self.repo)?;
+        if commit.branch.is_none() {
+            commit.branch = self.branch.clone();
+        }
+        Ok(commit)
+    }
+}
+
+/// How the harness runs scenarios (shared by `run` and `calibrate`).
+#[derive(clap::Args)]
+pub struct HarnessArgs {
+    /// The blobs-server binary to measure [default: built from this workspace].
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
     /// Memory sampling interval, in milliseconds.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     sample_interval_ms: u64,
@@ -57,6 +83,50 @@ pub struct RunArgs {
     /// being measured [default: the system's temporary directory].
     #[arg(long)]
     work_dir: Option<PathBuf>,
+}
+
+impl HarnessArgs {
+    /// The run configuration, with Ctrl-C stopping the run. Call it once per process.
+    pub fn config(&self, target: Option<ExternalServer>, shuffle_seed: Option<u64>) -> anyhow::Result<RunConfig> {
+        let server_bin = match &target {
+            Some(_) => PathBuf::new(),
+            None => harness::binaries::server_binary(self.server_bin.as_deref())?,
+        };
+        self.config_with(server_bin, target, shuffle_seed)
+    }
+
+    /// The run configuration for runs whose binaries come from builds of revisions
+    /// (`compare`, `backfill`, `find`): this workspace's server is not looked for.
+    pub fn config_for_builds(&self) -> anyhow::Result<RunConfig> {
+        self.config_with(PathBuf::new(), None, None)
+    }
+
+    fn config_with(
+        &self,
+        server_bin: PathBuf,
+        target: Option<ExternalServer>,
+        shuffle_seed: Option<u64>,
+    ) -> anyhow::Result<RunConfig> {
+        let interrupted = Arc::new(AtomicBool::new(false));
+        let flag = interrupted.clone();
+        ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed)).context("cannot install the Ctrl-C handler")?;
+        Ok(RunConfig {
+            server_bin,
+            driver_bin: std::env::current_exe().context("cannot find the soledad-bench executable")?,
+            sample_interval: Duration::from_millis(self.sample_interval_ms),
+            seed: self.seed,
+            shuffle_seed,
+            work_root: self
+                .work_dir
+                .clone()
+                .unwrap_or_else(std::env::temp_dir)
+                .join("soledad-bench"),
+            progress: true,
+            target,
+            precision: Arc::new(MedianCi),
+            interrupted,
+        })
+    }
 }
 
 /// The collector's confidence interval decides when a scenario has enough rounds.
@@ -93,10 +163,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(seed) = args.shuffle {
         set.shuffle(seed);
     }
-    let mut commit = harness::commit::describe_head(&args.repo)?;
-    if commit.branch.is_none() {
-        commit.branch = args.branch.clone();
-    }
+    let commit = args.checkout.describe()?;
     crate::site::check_writable(&args.site)?;
     let mut db = Database::open(&args.db)?;
     let target = match (&args.target, &args.target_user) {
@@ -114,29 +181,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         }
         _ => None,
     };
-    let server_bin = match &target {
-        Some(_) => PathBuf::new(),
-        None => harness::binaries::server_binary(args.server_bin.as_deref())?,
-    };
-    let interrupted = Arc::new(AtomicBool::new(false));
-    let flag = interrupted.clone();
-    ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed)).context("cannot install the Ctrl-C handler")?;
-    let config = RunConfig {
-        server_bin,
-        driver_bin: std::env::current_exe().context("cannot find the soledad-bench executable")?,
-        sample_interval: Duration::from_millis(args.sample_interval_ms),
-        seed: args.seed,
-        shuffle_seed: args.shuffle,
-        work_root: args
-            .work_dir
-            .clone()
-            .unwrap_or_else(std::env::temp_dir)
-            .join("soledad-bench"),
-        progress: true,
-        target,
-        precision: Arc::new(MedianCi),
-        interrupted,
-    };
+    let config = args.harness.config(target, args.shuffle)?;
 
     eprintln!(
         "benchmarking {} ({}) with {} scenarios from {}",
@@ -153,12 +198,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         None => default_results_dir(&args.db).join(format!("{}.json", results.run.id)),
     };
     results.save(&results_file)?;
-    let run_id = match db.ingest(&results)? {
-        IngestOutcome::Stored { run_id } | IngestOutcome::AlreadyPresent { run_id } => run_id,
-    };
+    let run_id = db.ingest(&results)?.run_id();
+    db.analyze_run(run_id, &AnalysisOptions::default())?;
+    let verdicts = db.verdicts(run_id)?;
     let report = crate::site::generate(&db, &args.site, None)?;
     println!("results:  {}", results_file.display());
     println!("database: {} (run {run_id})", args.db.display());
+    println!(
+        "verdicts: {} (details: soledad-bench check --db {})",
+        crate::check::summary(&verdicts),
+        args.db.display()
+    );
     println!("site:     {}", report.index.display());
     Ok(())
 }

@@ -14,6 +14,11 @@ pub enum CollectorError {
     TooNew { path: PathBuf, found: i64, known: i64 },
     #[error("results conflict with the database: {0}")]
     Conflict(String),
+    /// A file to import or merge is not what it should be.
+    #[error("{path}: {message}")]
+    Input { path: PathBuf, message: String },
+    #[error("no run {0} in the database")]
+    NoSuchRun(String),
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
 }
@@ -64,9 +69,12 @@ impl Database {
                 known,
             });
         }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        for (i, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             let tx = self.conn.transaction()?;
-            tx.execute_batch(sql)?;
+            tx.execute_batch(migration.sql)?;
+            if let Some(step) = migration.then {
+                step(&tx)?;
+            }
             tx.pragma_update(None, "user_version", i as i64 + 1)?;
             tx.commit()?;
         }
@@ -76,5 +84,63 @@ impl Database {
     /// Schema version in use.
     pub fn schema_version(&self) -> Result<i64, CollectorError> {
         Ok(self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_1_file_is_migrated_with_its_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0].sql).unwrap();
+            conn.execute_batch(
+                "PRAGMA user_version = 1;
+                 INSERT INTO machines VALUES (1, 'fp', 'cpu', 2, 2, 1024, 'k', 'os', 'x86_64', 'rustc', 'release');
+                 INSERT INTO commits VALUES ('aaa', 's', 'a', 1, 1, 0);
+                 INSERT INTO runs VALUES (1, 'u1', 1, 'aaa', 'main', 0, 't0', 't1', '0.1.0', 'f.toml', 10, 1, 0.5, 2000, 1);
+                 INSERT INTO scenarios VALUES (1, 's/1', 'h', 'w', 1, 'd', '{}');
+                 INSERT INTO metrics VALUES ('wall_s', 's', 'lower');
+                 INSERT INTO run_scenarios VALUES (1, 1, 0, 10);",
+            )
+            .unwrap();
+            let samples = [1.0, 1.0, 1.01, 0.99, 1.02, 1.0, 0.98, 1.0, 1.01, 9.0];
+            for (i, v) in samples.iter().enumerate() {
+                conn.execute(
+                    "INSERT INTO samples VALUES (1, 1, 'wall_s', ?1, ?2)",
+                    rusqlite::params![i as i64, v],
+                )
+                .unwrap();
+            }
+            conn.execute_batch(
+                "INSERT INTO data_points VALUES (1, 1, 'wall_s', 10, 1.0, 0.99, 1.01, 0.978, 1.801, 2.53);",
+            )
+            .unwrap();
+        }
+        let db = Database::open(&path).unwrap();
+        assert_eq!(db.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        let (severe, mde, source, purpose): (i64, Option<f64>, String, String) = db
+            .conn
+            .query_row(
+                "SELECT d.outliers_high_severe, d.mde, r.source, r.purpose
+                 FROM data_points d JOIN runs r ON r.id = d.run_id",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!(severe, 1, "the 9.0 sample is counted from the raw samples");
+        assert!(mde.unwrap() > 0.0);
+        assert_eq!((source.as_str(), purpose.as_str()), ("harness", "history"));
+        let covariates = db.covariates(1).unwrap();
+        assert_eq!(covariates.len(), 2);
+        assert_eq!(covariates[0].0, "cpu_mhz");
+        assert_eq!(covariates[0].1, rusqlite::types::Value::Integer(2000));
+        // The points read back whole.
+        let series = db.series().unwrap();
+        assert_eq!(db.points(&series[0], None).unwrap()[0].summary.outliers.high_severe, 1);
     }
 }

@@ -1,14 +1,21 @@
 use harness::results::MachineInfo;
 use sha2::{Digest, Sha256};
 
+use crate::record::MachineRecord;
+
 /// Memory is rounded to this granularity: some virtual machines report a few MiB more or
 /// less after a reboot, which must not make them a new machine.
 const MEMORY_GRANULE: u64 = 256 << 20;
 
 /// A stable identity for a machine: a hash of the facts that do not change between runs
-/// (CPU model, cores, memory, kernel, OS, architecture, compiler, build profile). Series never
-/// mix fingerprints.
+/// (CPU model, cores, memory, kernel, OS, architecture, compiler, build profile). Volatile
+/// readings (load, frequency) are covariates, never part of it. Series never mix
+/// fingerprints.
 pub fn fingerprint(m: &MachineInfo) -> String {
+    fingerprint_of(&MachineRecord::from(m))
+}
+
+pub(crate) fn fingerprint_of(m: &MachineRecord) -> String {
     let facts = serde_json::json!({
         "cpu_model": m.cpu_model,
         "logical_cores": m.logical_cores,

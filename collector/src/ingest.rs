@@ -1,12 +1,14 @@
-//! Ingesting a results file: all of it in one transaction, or nothing.
+//! Ingesting a run: all of it in one transaction, or nothing.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use harness::results::Results;
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use crate::statistics::summarize;
-use crate::{CollectorError, Database, fingerprint};
+use crate::fingerprint::fingerprint_of;
+use crate::record::{CommitRecord, MetricRecord, RunRecord};
+use crate::statistics::{Summary, summarize};
+use crate::{CollectorError, Database};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IngestOutcome {
@@ -16,70 +18,173 @@ pub enum IngestOutcome {
     AlreadyPresent { run_id: i64 },
 }
 
-impl Database {
-    /// Stores a run with its commit, machine, raw samples and data points.
-    pub fn ingest(&mut self, results: &Results) -> Result<IngestOutcome, CollectorError> {
-        results.validate().map_err(CollectorError::Conflict)?;
-        let tx = self.conn.transaction()?;
-        if let Some(run_id) = tx
-            .query_row("SELECT id FROM runs WHERE run_uuid = ?1", [&results.run.id], |r| {
-                r.get(0)
-            })
-            .optional()?
-        {
-            return Ok(IngestOutcome::AlreadyPresent { run_id });
+impl IngestOutcome {
+    pub fn run_id(self) -> i64 {
+        match self {
+            Self::Stored { run_id } | Self::AlreadyPresent { run_id } => run_id,
         }
-        let machine_id = upsert_machine(&tx, results)?;
-        upsert_commit(&tx, results)?;
-        let run_id = insert_run(&tx, results, machine_id)?;
-        for scenario in &results.scenarios {
-            let params = serde_json::to_string(&scenario.params).expect("params serialize");
-            tx.execute(
-                "INSERT INTO scenarios (scenario_id, definition_hash, workload, workload_version, description, params)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (scenario_id, definition_hash) DO NOTHING",
-                params![
-                    scenario.id,
-                    scenario.definition_hash,
-                    scenario.workload,
-                    scenario.workload_version,
-                    scenario.description,
-                    params
-                ],
-            )?;
-            let scenario_ref: i64 = tx.query_row(
-                "SELECT id FROM scenarios WHERE scenario_id = ?1 AND definition_hash = ?2",
-                params![scenario.id, scenario.definition_hash],
-                |r| r.get(0),
-            )?;
-            tx.execute(
-                "INSERT INTO run_scenarios (run_id, scenario_ref, warmup_rounds, rounds) VALUES (?1, ?2, ?3, ?4)",
-                params![run_id, scenario_ref, scenario.warmup_rounds, scenario.rounds],
-            )?;
-            for (name, metric) in &scenario.metrics {
-                upsert_metric(&tx, name, &metric.unit, metric.direction.as_str())?;
-                let mut insert = tx.prepare_cached(
-                    "INSERT INTO samples (run_id, scenario_ref, metric, round, value) VALUES (?1, ?2, ?3, ?4, ?5)",
-                )?;
-                for (round, value) in metric.samples.iter().enumerate() {
-                    insert.execute(params![run_id, scenario_ref, name, round as i64, value])?;
-                }
-                if let Some(s) = summarize(&metric.samples) {
-                    tx.execute(
-                        "INSERT INTO data_points (run_id, scenario_ref, metric, n, median, ci_lower, ci_upper, ci_level, mean, stddev)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                        params![run_id, scenario_ref, name, s.n as i64, s.median, s.ci_lower, s.ci_upper, s.ci_level, s.mean, s.stddev],
-                    )?;
-                }
-            }
-        }
-        tx.commit()?;
-        Ok(IngestOutcome::Stored { run_id })
     }
 }
 
-fn upsert_machine(tx: &Transaction, results: &Results) -> Result<i64, CollectorError> {
-    let m = &results.machine;
-    let fp = fingerprint(m);
+impl Database {
+    /// Stores a harness run with its commit, machine, covariates, raw samples and data points.
+    pub fn ingest(&mut self, results: &Results) -> Result<IngestOutcome, CollectorError> {
+        self.ingest_record(&RunRecord::from_results(results)?)
+    }
+
+    /// Stores a run from any source, in one transaction: an error leaves nothing behind.
+    pub fn ingest_record(&mut self, record: &RunRecord) -> Result<IngestOutcome, CollectorError> {
+        let tx = self.conn.transaction()?;
+        let outcome = store_record(&tx, record)?;
+        tx.commit()?;
+        Ok(outcome)
+    }
+}
+
+pub(crate) fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Stores a record inside the caller's transaction.
+pub(crate) fn store_record(tx: &Transaction, record: &RunRecord) -> Result<IngestOutcome, CollectorError> {
+    record.validate()?;
+    if let Some(run_id) = tx
+        .query_row("SELECT id FROM runs WHERE run_uuid = ?1", [&record.uuid], |r| r.get(0))
+        .optional()?
+    {
+        return Ok(IngestOutcome::AlreadyPresent { run_id });
+    }
+    let machine_id = upsert_machine(tx, record)?;
+    upsert_commit(tx, &record.commit)?;
+    let run_id = insert_run(tx, record, machine_id)?;
+    for scenario in &record.scenarios {
+        let params = serde_json::to_string(&scenario.params).expect("JSON values serialize");
+        tx.execute(
+            "INSERT INTO scenarios (scenario_id, definition_hash, workload, workload_version, description, params)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (scenario_id, definition_hash) DO NOTHING",
+            params![
+                scenario.id,
+                scenario.definition_hash,
+                scenario.workload,
+                scenario.workload_version,
+                scenario.description,
+                params
+            ],
+        )?;
+        let scenario_ref: i64 = tx.query_row(
+            "SELECT id FROM scenarios WHERE scenario_id = ?1 AND definition_hash = ?2",
+            params![scenario.id, scenario.definition_hash],
+            |r| r.get(0),
+        )?;
+        tx.execute(
+            "INSERT INTO run_scenarios (run_id, scenario_ref, warmup_rounds, rounds, budget, latency_histogram)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                run_id,
+                scenario_ref,
+                scenario.warmup_rounds,
+                scenario.rounds,
+                scenario.budget.as_ref().map(|b| b.to_string()),
+                scenario.latency_histogram
+            ],
+        )?;
+        for metric in &scenario.metrics {
+            upsert_metric(tx, metric)?;
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO samples (run_id, scenario_ref, metric, round, value) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for (round, value) in metric.samples.iter().enumerate() {
+                insert.execute(params![run_id, scenario_ref, metric.name, round as i64, value])?;
+            }
+            let mut summary = summarize(&metric.samples).expect("validated: finite samples");
+            if let Some(r) = metric.reported {
+                summary.ci_lower = r.lower;
+                summary.ci_upper = r.upper;
+                summary.ci_level = r.level;
+            }
+            insert_data_point(tx, run_id, scenario_ref, &metric.name, &summary)?;
+        }
+    }
+    Ok(IngestOutcome::Stored { run_id })
+}
+
+fn insert_data_point(
+    tx: &Transaction,
+    run_id: i64,
+    scenario_ref: i64,
+    metric: &str,
+    s: &Summary,
+) -> rusqlite::Result<()> {
+    let o = outlier_counts(s);
+    tx.prepare_cached(
+        "INSERT INTO data_points (run_id, scenario_ref, metric, n, median, ci_lower, ci_upper, ci_level, mean, stddev,
+                                  outliers_low_severe, outliers_low_mild, outliers_high_mild, outliers_high_severe, mde)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    )?
+    .execute(params![
+        run_id,
+        scenario_ref,
+        metric,
+        s.n as i64,
+        s.median,
+        s.ci_lower,
+        s.ci_upper,
+        s.ci_level,
+        s.mean,
+        s.stddev,
+        o.0,
+        o.1,
+        o.2,
+        o.3,
+        s.mde
+    ])?;
+    Ok(())
+}
+
+/// The outlier counts as stored: low severe, low mild, high mild, high severe.
+fn outlier_counts(s: &Summary) -> (i64, i64, i64, i64) {
+    let o = s.outliers;
+    (
+        o.low_severe as i64,
+        o.low_mild as i64,
+        o.high_mild as i64,
+        o.high_severe as i64,
+    )
+}
+
+/// Migration 2's data step: the outlier counts and MDE of every stored data point, from its
+/// raw samples. The median, CI, mean and stddev are unchanged by definition, and an
+/// interval stored for a single imported value is kept.
+pub(crate) fn recompute_all_data_points(tx: &Transaction) -> rusqlite::Result<()> {
+    let keys: Vec<(i64, i64, String)> = tx
+        .prepare("SELECT run_id, scenario_ref, metric FROM data_points")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut samples =
+        tx.prepare("SELECT value FROM samples WHERE run_id = ?1 AND scenario_ref = ?2 AND metric = ?3 ORDER BY round")?;
+    let mut update = tx.prepare(
+        "UPDATE data_points SET outliers_low_severe = ?4, outliers_low_mild = ?5, outliers_high_mild = ?6,
+                                outliers_high_severe = ?7, mde = ?8
+         WHERE run_id = ?1 AND scenario_ref = ?2 AND metric = ?3",
+    )?;
+    for (run_id, scenario_ref, metric) in keys {
+        let values: Vec<f64> = samples
+            .query_map(params![run_id, scenario_ref, metric], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        if let Some(s) = summarize(&values) {
+            let o = outlier_counts(&s);
+            update.execute(params![run_id, scenario_ref, metric, o.0, o.1, o.2, o.3, s.mde])?;
+        }
+    }
+    Ok(())
+}
+
+fn upsert_machine(tx: &Transaction, record: &RunRecord) -> Result<i64, CollectorError> {
+    let m = &record.machine;
+    let fp = fingerprint_of(m);
     tx.execute(
         "INSERT INTO machines (fingerprint, cpu_model, logical_cores, physical_cores, memory_bytes, kernel, os, arch, rustc, profile)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (fingerprint) DO NOTHING",
@@ -88,8 +193,9 @@ fn upsert_machine(tx: &Transaction, results: &Results) -> Result<i64, CollectorE
     Ok(tx.query_row("SELECT id FROM machines WHERE fingerprint = ?1", [&fp], |r| r.get(0))?)
 }
 
-fn upsert_commit(tx: &Transaction, results: &Results) -> Result<(), CollectorError> {
-    let c = &results.commit;
+/// Stores a commit the first time it is seen. A commit is immutable: its sha names its
+/// content, parents included, so a second sighting changes nothing.
+fn upsert_commit(tx: &Transaction, c: &CommitRecord) -> Result<(), CollectorError> {
     let inserted = tx.execute(
         "INSERT INTO commits (sha, subject, author_name, author_time, commit_time, depth)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (sha) DO NOTHING",
@@ -113,22 +219,24 @@ fn upsert_commit(tx: &Transaction, results: &Results) -> Result<(), CollectorErr
     Ok(())
 }
 
-fn insert_run(tx: &Transaction, results: &Results, machine_id: i64) -> Result<i64, CollectorError> {
-    let r = &results.run;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+fn insert_run(tx: &Transaction, r: &RunRecord, machine_id: i64) -> Result<i64, CollectorError> {
+    let number = |name: &str| {
+        r.covariates
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, v)| v.as_f64())
+            .unwrap_or(0.0)
+    };
     tx.execute(
         "INSERT INTO runs (run_uuid, machine_id, commit_sha, branch, dirty, started_at, finished_at, tool_version,
-                           scenario_file, sample_interval_ms, seed, load_avg_1m, cpu_mhz, ingested_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                           scenario_file, sample_interval_ms, seed, load_avg_1m, cpu_mhz, ingested_at, source, purpose)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
         params![
-            r.id,
+            r.uuid,
             machine_id,
-            results.commit.sha,
-            results.commit.branch,
-            results.commit.dirty,
+            r.commit.sha,
+            r.commit.branch,
+            r.commit.dirty,
             r.started_at,
             r.finished_at,
             r.tool_version,
@@ -136,17 +244,40 @@ fn insert_run(tx: &Transaction, results: &Results, machine_id: i64) -> Result<i6
             r.sample_interval_ms as i64,
             // SQLite integers are signed; the seed's bits are kept.
             r.seed as i64,
-            results.machine.covariates.load_avg_1m,
-            results.machine.covariates.cpu_mhz as i64,
-            now
+            number("load_avg_1m"),
+            number("cpu_mhz") as i64,
+            now(),
+            r.source.as_str(),
+            r.purpose.as_str(),
         ],
     )?;
-    Ok(tx.last_insert_rowid())
+    let run_id = tx.last_insert_rowid();
+    let mut insert = tx.prepare_cached("INSERT INTO run_covariates (run_id, name, value) VALUES (?1, ?2, ?3)")?;
+    for (name, value) in &r.covariates {
+        insert.execute(params![run_id, name, json_to_sql(value)])?;
+    }
+    Ok(run_id)
 }
 
-fn upsert_metric(tx: &Transaction, name: &str, unit: &str, direction: &str) -> Result<(), CollectorError> {
+/// A covariate as SQLite stores it: numbers as numbers, text as text, anything else as JSON.
+fn json_to_sql(v: &serde_json::Value) -> rusqlite::types::Value {
+    use rusqlite::types::Value;
+    match v {
+        serde_json::Value::Null => Value::Null,
+        serde_json::Value::Bool(b) => Value::Integer(i64::from(*b)),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => Value::Integer(i),
+            None => Value::Real(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        serde_json::Value::String(s) => Value::Text(s.clone()),
+        other => Value::Text(other.to_string()),
+    }
+}
+
+fn upsert_metric(tx: &Transaction, m: &MetricRecord) -> Result<(), CollectorError> {
+    let direction = m.direction.as_str();
     let existing: Option<(String, String)> = tx
-        .query_row("SELECT unit, direction FROM metrics WHERE name = ?1", [name], |r| {
+        .query_row("SELECT unit, direction FROM metrics WHERE name = ?1", [&m.name], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })
         .optional()?;
@@ -154,13 +285,14 @@ fn upsert_metric(tx: &Transaction, name: &str, unit: &str, direction: &str) -> R
         None => {
             tx.execute(
                 "INSERT INTO metrics (name, unit, direction) VALUES (?1, ?2, ?3)",
-                params![name, unit, direction],
+                params![m.name, m.unit, direction],
             )?;
             Ok(())
         }
-        Some((u, d)) if u == unit && d == direction => Ok(()),
+        Some((u, d)) if u == m.unit && d == direction => Ok(()),
         Some((u, d)) => Err(CollectorError::Conflict(format!(
-            "metric {name} is stored as {u} ({d} is better) but these results say {unit} ({direction} is better); rename the metric when its meaning changes"
+            "metric {} is stored as {u} ({d} is better) but these results say {} ({direction} is better); rename the metric when its meaning changes",
+            m.name, m.unit
         ))),
     }
 }

@@ -4,13 +4,26 @@
 //! statistics improve. The schema is documented in `collector/schema.md`; the statistics in
 //! `docs/statistics.md`.
 
+mod analysis;
+pub mod bmf;
+mod build_failures;
+mod calibration;
+pub mod comparison;
+pub mod criterion;
 mod db;
 mod fingerprint;
+mod graph;
 mod ingest;
+mod merge;
 pub mod query;
+pub mod record;
 mod schema;
+mod snapshot;
 pub mod statistics;
 
+pub use analysis::{AnalysisOptions, AnalysisReport};
+pub use calibration::{CalibrationReport, CalibrationRuns, SeriesOutcome, rate_upper_bound};
 pub use db::{CollectorError, Database};
 pub use fingerprint::fingerprint;
 pub use ingest::IngestOutcome;
+pub use merge::MergeReport;

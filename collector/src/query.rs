@@ -1,8 +1,14 @@
-//! Read access for the site and reports.
+//! Read access for the site and reports. Calibration runs never appear here: they are A/A
+//! measurements, not history.
 
-use rusqlite::params;
+use std::collections::HashMap;
 
+use rusqlite::{OptionalExtension, params};
+
+use crate::graph::CommitGraph;
 use crate::statistics::Summary;
+use crate::statistics::outliers::Outliers;
+use crate::statistics::verdict::Verdict;
 use crate::{CollectorError, Database};
 
 /// A series: one metric of one scenario definition on one machine.
@@ -54,6 +60,8 @@ pub struct Run {
     pub dirty: bool,
     pub started_at: String,
     pub scenario_file: String,
+    /// `harness`, `bmf` or `criterion`.
+    pub source: String,
 }
 
 /// A machine and its stable facts.
@@ -70,6 +78,73 @@ pub struct Machine {
     pub profile: String,
 }
 
+/// A verdict as stored, with what it is about.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredVerdict {
+    pub run_id: i64,
+    pub scenario_ref: i64,
+    pub scenario_id: String,
+    pub metric: String,
+    pub unit: String,
+    pub direction: String,
+    /// The run the commit was compared with; `None` for a new series.
+    pub baseline_run_id: Option<i64>,
+    pub baseline_sha: Option<String>,
+    pub commit_n: i64,
+    pub commit_median: f64,
+    pub baseline_n: Option<i64>,
+    pub baseline_median: Option<f64>,
+    pub p_value: Option<f64>,
+    pub q_value: Option<f64>,
+    /// Hodges-Lehmann shift in the metric's unit and its CI.
+    pub shift: Option<f64>,
+    pub shift_ci: Option<(f64, f64)>,
+    pub shift_ci_level: Option<f64>,
+    /// The shift relative to the baseline's median, and its CI.
+    pub relative_change: Option<f64>,
+    pub relative_ci: Option<(f64, f64)>,
+    pub noise_floor: Option<f64>,
+    pub threshold: f64,
+    pub alpha: f64,
+    /// What the per-commit gate decided.
+    pub gate_verdict: Verdict,
+    /// The verdict now: the gate's, or a change point's that re-labelled it.
+    pub verdict: Verdict,
+    pub change_point_id: Option<i64>,
+    pub statistics_version: i64,
+}
+
+/// A change point as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredChangePoint {
+    pub id: i64,
+    pub branch: String,
+    pub commit_sha: String,
+    pub previous_sha: String,
+    pub points_before: i64,
+    pub points_after: i64,
+    pub mean_before: f64,
+    pub mean_after: f64,
+    pub relative_change: f64,
+    pub p_value: f64,
+    /// `regression` or `improvement`, by the metric's direction.
+    pub kind: Verdict,
+}
+
+/// The latest A/A calibration of a series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesCalibration {
+    pub calibration_id: i64,
+    pub comparisons: i64,
+    pub false_regressions: i64,
+    pub false_improvements: i64,
+    pub noisy: i64,
+    pub false_positive_rate: f64,
+    /// One-sided 95% upper bound of the rate (Clopper-Pearson).
+    pub false_positive_upper: f64,
+    pub finished_at: String,
+}
+
 fn commit_from(row: &rusqlite::Row, at: usize) -> rusqlite::Result<Commit> {
     Ok(Commit {
         sha: row.get(at)?,
@@ -77,6 +152,33 @@ fn commit_from(row: &rusqlite::Row, at: usize) -> rusqlite::Result<Commit> {
         author_name: row.get(at + 2)?,
         author_time: row.get(at + 3)?,
         depth: row.get(at + 4)?,
+    })
+}
+
+fn verdict_from(s: String) -> rusqlite::Result<Verdict> {
+    Verdict::parse(&s).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            format!("unknown verdict {s:?}").into(),
+        )
+    })
+}
+
+const RUN_COLUMNS: &str = "r.id, r.run_uuid, r.machine_id, c.sha, c.subject, c.author_name, c.author_time, c.depth,
+                           r.branch, r.dirty, r.started_at, r.scenario_file, r.source";
+
+fn run_from(r: &rusqlite::Row) -> rusqlite::Result<Run> {
+    Ok(Run {
+        id: r.get(0)?,
+        uuid: r.get(1)?,
+        machine_id: r.get(2)?,
+        commit: commit_from(r, 3)?,
+        branch: r.get(8)?,
+        dirty: r.get(9)?,
+        started_at: r.get(10)?,
+        scenario_file: r.get(11)?,
+        source: r.get(12)?,
     })
 }
 
@@ -91,6 +193,7 @@ impl Database {
              JOIN machines m ON m.id = r.machine_id
              JOIN scenarios s ON s.id = d.scenario_ref
              JOIN metrics mt ON mt.name = d.metric
+             WHERE r.purpose = 'history'
              ORDER BY s.scenario_id, s.id, d.metric, r.machine_id",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -110,40 +213,62 @@ impl Database {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// The points of a series in commit order (position on the first-parent chain, then
-    /// commit time), one per commit: the latest run of each commit. `branch` restricts the
-    /// runs to those made on that branch.
+    /// The points of a series, oldest first, one per commit (its latest run).
+    ///
+    /// With a `branch`, the points are those on the branch's first-parent chain, from its
+    /// deepest benchmarked commit back (see `graph.rs`): runs of those commits count whatever
+    /// branch they were made on, and commits merged in from other branches are left out.
+    /// Without, every run's commit is shown, ordered by first-parent depth, then commit time.
     pub fn points(&self, series: &Series, branch: Option<&str>) -> Result<Vec<Point>, CollectorError> {
+        let all = self.all_points(series)?;
+        let Some(branch) = branch else {
+            return Ok(all);
+        };
+        let graph = CommitGraph::load(&self.conn)?;
+        let Some(tip) = graph.tip(branch) else {
+            return Ok(Vec::new());
+        };
+        let chain = graph.chain(tip, Some(branch));
+        let mut by_sha: HashMap<String, Point> = all.into_iter().map(|p| (p.commit.sha.clone(), p)).collect();
+        Ok(chain.iter().rev().filter_map(|sha| by_sha.remove(sha)).collect())
+    }
+
+    fn all_points(&self, series: &Series) -> Result<Vec<Point>, CollectorError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT r.id, c.sha, c.subject, c.author_name, c.author_time, c.depth, r.branch, r.dirty, r.started_at,
-                    d.n, d.median, d.ci_lower, d.ci_upper, d.ci_level, d.mean, d.stddev
+                    d.n, d.median, d.ci_lower, d.ci_upper, d.ci_level, d.mean, d.stddev,
+                    d.outliers_low_severe, d.outliers_low_mild, d.outliers_high_mild, d.outliers_high_severe, d.mde
              FROM data_points d
              JOIN runs r ON r.id = d.run_id
              JOIN commits c ON c.sha = r.commit_sha
-             WHERE d.scenario_ref = ?1 AND d.metric = ?2 AND r.machine_id = ?3 AND (?4 IS NULL OR r.branch = ?4)
+             WHERE d.scenario_ref = ?1 AND d.metric = ?2 AND r.machine_id = ?3 AND r.purpose = 'history'
              ORDER BY c.depth, c.commit_time, c.sha, r.id",
         )?;
-        let rows = stmt.query_map(
-            params![series.scenario_ref, series.metric, series.machine_id, branch],
-            |r| {
-                Ok(Point {
-                    run_id: r.get(0)?,
-                    commit: commit_from(r, 1)?,
-                    branch: r.get(6)?,
-                    dirty: r.get(7)?,
-                    started_at: r.get(8)?,
-                    summary: Summary {
-                        n: r.get::<_, i64>(9)? as usize,
-                        median: r.get(10)?,
-                        ci_lower: r.get(11)?,
-                        ci_upper: r.get(12)?,
-                        ci_level: r.get(13)?,
-                        mean: r.get(14)?,
-                        stddev: r.get(15)?,
+        let rows = stmt.query_map(params![series.scenario_ref, series.metric, series.machine_id], |r| {
+            Ok(Point {
+                run_id: r.get(0)?,
+                commit: commit_from(r, 1)?,
+                branch: r.get(6)?,
+                dirty: r.get(7)?,
+                started_at: r.get(8)?,
+                summary: Summary {
+                    n: r.get::<_, i64>(9)? as usize,
+                    median: r.get(10)?,
+                    ci_lower: r.get(11)?,
+                    ci_upper: r.get(12)?,
+                    ci_level: r.get(13)?,
+                    mean: r.get(14)?,
+                    stddev: r.get(15)?,
+                    outliers: Outliers {
+                        low_severe: r.get::<_, i64>(16)? as usize,
+                        low_mild: r.get::<_, i64>(17)? as usize,
+                        high_mild: r.get::<_, i64>(18)? as usize,
+                        high_severe: r.get::<_, i64>(19)? as usize,
                     },
-                })
-            },
-        )?;
+                    mde: r.get(20)?,
+                },
+            })
+        })?;
         let mut points: Vec<Point> = Vec::new();
         for p in rows {
             let p = p?;
@@ -166,25 +291,46 @@ impl Database {
 
     /// Every run, newest commit first.
     pub fn runs(&self) -> Result<Vec<Run>, CollectorError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT r.id, r.run_uuid, r.machine_id, c.sha, c.subject, c.author_name, c.author_time, c.depth,
-                    r.branch, r.dirty, r.started_at, r.scenario_file
-             FROM runs r JOIN commits c ON c.sha = r.commit_sha
-             ORDER BY c.depth DESC, c.commit_time DESC, r.id DESC",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(Run {
-                id: r.get(0)?,
-                uuid: r.get(1)?,
-                machine_id: r.get(2)?,
-                commit: commit_from(r, 3)?,
-                branch: r.get(8)?,
-                dirty: r.get(9)?,
-                started_at: r.get(10)?,
-                scenario_file: r.get(11)?,
-            })
-        })?;
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs r JOIN commits c ON c.sha = r.commit_sha
+             WHERE r.purpose = 'history'
+             ORDER BY c.depth DESC, c.commit_time DESC, r.id DESC"
+        ))?;
+        let rows = stmt.query_map([], run_from)?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// A run by its row id, its uuid, a unique prefix of its uuid, or `latest` (the last one
+    /// stored).
+    pub fn find_run(&self, key: &str) -> Result<Run, CollectorError> {
+        let query = |condition: &str, param: &dyn rusqlite::ToSql| -> Result<Vec<Run>, CollectorError> {
+            let mut stmt = self.conn.prepare(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs r JOIN commits c ON c.sha = r.commit_sha
+                 WHERE r.purpose = 'history' AND {condition} ORDER BY r.id DESC LIMIT 2"
+            ))?;
+            let rows = stmt.query_map([param], run_from)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        };
+        let found = if key == "latest" {
+            query("1 = ?1", &1)?
+        } else if let Ok(id) = key.parse::<i64>() {
+            query("r.id = ?1", &id)?
+        } else {
+            let exact = query("r.run_uuid = ?1", &key)?;
+            if exact.is_empty() {
+                query("r.run_uuid LIKE ?1 || '%'", &key)?
+            } else {
+                exact
+            }
+        };
+        match found.as_slice() {
+            [] => Err(CollectorError::NoSuchRun(key.to_owned())),
+            [run] => Ok(run.clone()),
+            [run, ..] if key == "latest" => Ok(run.clone()),
+            _ => Err(CollectorError::NoSuchRun(format!(
+                "{key} (the prefix matches several runs)"
+            ))),
+        }
     }
 
     pub fn machines(&self) -> Result<Vec<Machine>, CollectorError> {
@@ -205,5 +351,121 @@ impl Database {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// A run's covariates: the machine's volatile readings, by name.
+    pub fn covariates(&self, run_id: i64) -> Result<Vec<(String, rusqlite::types::Value)>, CollectorError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name, value FROM run_covariates WHERE run_id = ?1 ORDER BY name")?;
+        let rows = stmt.query_map([run_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The stored verdicts of a run, regressions first, then by scenario and metric.
+    pub fn verdicts(&self, run_id: i64) -> Result<Vec<StoredVerdict>, CollectorError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT v.run_id, v.scenario_ref, s.scenario_id, v.metric, mt.unit, mt.direction,
+                    v.baseline_run_id, b.commit_sha, v.commit_n, v.commit_median, v.baseline_n, v.baseline_median,
+                    v.p_value, v.q_value, v.shift, v.shift_ci_lower, v.shift_ci_upper, v.shift_ci_level,
+                    v.relative_change, v.relative_ci_lower, v.relative_ci_upper, v.noise_floor, v.threshold, v.alpha,
+                    v.gate_verdict, v.verdict, v.change_point_id, v.statistics_version
+             FROM verdicts v
+             JOIN scenarios s ON s.id = v.scenario_ref
+             JOIN metrics mt ON mt.name = v.metric
+             LEFT JOIN runs b ON b.id = v.baseline_run_id
+             WHERE v.run_id = ?1",
+        )?;
+        let pair = |a: Option<f64>, b: Option<f64>| a.zip(b);
+        let rows = stmt.query_map([run_id], |r| {
+            Ok(StoredVerdict {
+                run_id: r.get(0)?,
+                scenario_ref: r.get(1)?,
+                scenario_id: r.get(2)?,
+                metric: r.get(3)?,
+                unit: r.get(4)?,
+                direction: r.get(5)?,
+                baseline_run_id: r.get(6)?,
+                baseline_sha: r.get(7)?,
+                commit_n: r.get(8)?,
+                commit_median: r.get(9)?,
+                baseline_n: r.get(10)?,
+                baseline_median: r.get(11)?,
+                p_value: r.get(12)?,
+                q_value: r.get(13)?,
+                shift: r.get(14)?,
+                shift_ci: pair(r.get(15)?, r.get(16)?),
+                shift_ci_level: r.get(17)?,
+                relative_change: r.get(18)?,
+                relative_ci: pair(r.get(19)?, r.get(20)?),
+                noise_floor: r.get(21)?,
+                threshold: r.get(22)?,
+                alpha: r.get(23)?,
+                gate_verdict: verdict_from(r.get(24)?)?,
+                verdict: verdict_from(r.get(25)?)?,
+                change_point_id: r.get(26)?,
+                statistics_version: r.get(27)?,
+            })
+        })?;
+        let mut out: Vec<StoredVerdict> = rows.collect::<Result<_, _>>()?;
+        out.sort_by(|a, b| (a.verdict, &a.scenario_id, &a.metric).cmp(&(b.verdict, &b.scenario_id, &b.metric)));
+        Ok(out)
+    }
+
+    /// The change points of a series found over `branch`'s history, oldest first.
+    pub fn change_points(&self, series: &Series, branch: &str) -> Result<Vec<StoredChangePoint>, CollectorError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT cp.id, cp.branch, cp.commit_sha, cp.previous_sha, cp.points_before, cp.points_after,
+                    cp.mean_before, cp.mean_after, cp.relative_change, cp.p_value, cp.kind
+             FROM change_points cp JOIN commits c ON c.sha = cp.commit_sha
+             WHERE cp.machine_id = ?1 AND cp.scenario_ref = ?2 AND cp.metric = ?3 AND cp.branch = ?4
+             ORDER BY c.depth, c.commit_time",
+        )?;
+        let rows = stmt.query_map(
+            params![series.machine_id, series.scenario_ref, series.metric, branch],
+            |r| {
+                Ok(StoredChangePoint {
+                    id: r.get(0)?,
+                    branch: r.get(1)?,
+                    commit_sha: r.get(2)?,
+                    previous_sha: r.get(3)?,
+                    points_before: r.get(4)?,
+                    points_after: r.get(5)?,
+                    mean_before: r.get(6)?,
+                    mean_after: r.get(7)?,
+                    relative_change: r.get(8)?,
+                    p_value: r.get(9)?,
+                    kind: verdict_from(r.get(10)?)?,
+                })
+            },
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The latest A/A calibration of a series on its machine, if any.
+    pub fn calibration(&self, series: &Series) -> Result<Option<SeriesCalibration>, CollectorError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT cs.calibration_id, cs.comparisons, cs.false_regressions, cs.false_improvements, cs.noisy,
+                        cs.false_positive_rate, cs.false_positive_upper, c.finished_at
+                 FROM calibration_series cs JOIN calibrations c ON c.id = cs.calibration_id
+                 WHERE c.machine_id = ?1 AND cs.scenario_ref = ?2 AND cs.metric = ?3
+                 ORDER BY c.id DESC LIMIT 1",
+                params![series.machine_id, series.scenario_ref, series.metric],
+                |r| {
+                    Ok(SeriesCalibration {
+                        calibration_id: r.get(0)?,
+                        comparisons: r.get(1)?,
+                        false_regressions: r.get(2)?,
+                        false_improvements: r.get(3)?,
+                        noisy: r.get(4)?,
+                        false_positive_rate: r.get(5)?,
+                        false_positive_upper: r.get(6)?,
+                        finished_at: r.get(7)?,
+                    })
+                },
+            )
+            .optional()?)
     }
 }

@@ -175,3 +175,72 @@ fn bad_files_are_refused_clearly() {
     let err = Database::open(&newer).err().unwrap().to_string();
     assert!(err.contains("schema version 99"), "{err}");
 }
+
+#[test]
+fn a_failure_after_samples_were_written_rolls_everything_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("b.sqlite");
+    let mut db = Database::open(&path).unwrap();
+    db.ingest(&results("ok", "aaa", 1, &[1.0; 5])).unwrap();
+    // Two scenarios: the first is stored in full (run, commit, machine, samples, data points)
+    // before the second's metric conflicts with the database.
+    let mut bad = results("bad", "bbb", 2, &[2.0; 5]);
+    let mut second = bad.scenarios[0].clone();
+    second.id = "blobs.upload/1x1k/c1".into();
+    second.definition_hash = "ffffffffffffffff".into();
+    second.metrics.get_mut("throughput_mib_s").unwrap().direction = Direction::Lower;
+    bad.scenarios.push(second);
+    let err = db.ingest(&bad).unwrap_err().to_string();
+    assert!(
+        err.contains("metric throughput_mib_s is stored as MiB/s (higher is better)"),
+        "{err}"
+    );
+    drop(db);
+    for (table, expected) in [
+        ("runs", 1),
+        ("commits", 1),
+        ("commit_parents", 0),
+        ("scenarios", 1),
+        ("run_scenarios", 1),
+        ("samples", 10),
+        ("data_points", 2),
+        ("run_covariates", 2),
+    ] {
+        assert_eq!(count(&path, table), expected, "{table}");
+    }
+    // The same file, fixed, goes in whole afterwards.
+    let mut db = Database::open(&path).unwrap();
+    let fixed = results("bad", "bbb", 2, &[2.0; 5]);
+    assert!(matches!(db.ingest(&fixed).unwrap(), IngestOutcome::Stored { .. }));
+}
+
+#[test]
+fn the_round_budget_and_latency_histogram_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("b.sqlite");
+    let mut db = Database::open(&path).unwrap();
+    let mut r = results("run-h", "aaa", 1, &[1.0, 1.1, 0.9, 1.0, 1.05]);
+    r.scenarios[0].budget = Some(BudgetReport {
+        min_rounds: 5,
+        max_rounds: 30,
+        max_time_s: 120.0,
+        target_ci: 0.02,
+        headline_metric: "wall_s".into(),
+        achieved_ci: 0.05,
+        stop_reason: "max_rounds".into(),
+        noisy: true,
+    });
+    r.scenarios[0].latency_histogram = Some("HISTFAAAAB54nJNpmSzMwMDAxAABzFCaEUoz2X+AMIKZAMQDBfA=".into());
+    db.ingest(&r).unwrap();
+    drop(db);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let (budget, histogram): (String, String) = conn
+        .query_row("SELECT budget, latency_histogram FROM run_scenarios", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    let budget: serde_json::Value = serde_json::from_str(&budget).unwrap();
+    assert_eq!(budget["stop_reason"], "max_rounds");
+    assert_eq!(budget["noisy"], true);
+    assert!(histogram.starts_with("HISTF"));
+}

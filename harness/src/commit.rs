@@ -35,11 +35,6 @@ pub fn describe_head(dir: &Path) -> Result<CommitInfo, CommitError> {
         .is_branch()
         .then(|| String::from_utf8_lossy(head.shorthand_bytes()).into_owned());
 
-    let mut walk = repo.revwalk().map_err(git)?;
-    walk.push(commit.id()).map_err(git)?;
-    walk.simplify_first_parent().map_err(git)?;
-    let depth = walk.count() as u64 - 1;
-
     let dirty = if repo.is_bare() {
         false
     } else {
@@ -47,7 +42,38 @@ pub fn describe_head(dir: &Path) -> Result<CommitInfo, CommitError> {
         opts.include_untracked(false).include_ignored(false);
         !repo.statuses(Some(&mut opts)).map_err(git)?.is_empty()
     };
+    info(&repo, &commit, branch, dirty).map_err(git)
+}
 
+/// Describes any commit of the repository that contains `dir`, as it would be recorded had
+/// it been checked out cleanly on `branch` (backfills and comparisons).
+pub fn describe(dir: &Path, rev: &str, branch: Option<String>) -> Result<CommitInfo, CommitError> {
+    let repo = Repository::discover(dir).map_err(|_| CommitError::NotARepository(dir.to_owned()))?;
+    let path = repo.workdir().unwrap_or(repo.path()).to_owned();
+    let git = |e: git2::Error| CommitError::Git {
+        path: path.clone(),
+        message: e.message().to_owned(),
+    };
+    let commit = repo
+        .revparse_single(rev)
+        .and_then(|o| o.peel_to_commit())
+        .map_err(|e| CommitError::Git {
+            path: path.clone(),
+            message: format!("{rev:?} is not a commit: {}", e.message()),
+        })?;
+    info(&repo, &commit, branch, false).map_err(git)
+}
+
+fn info(
+    repo: &Repository,
+    commit: &git2::Commit,
+    branch: Option<String>,
+    dirty: bool,
+) -> Result<CommitInfo, git2::Error> {
+    let mut walk = repo.revwalk()?;
+    walk.push(commit.id())?;
+    walk.simplify_first_parent()?;
+    let depth = walk.count() as u64 - 1;
     let author = commit.author();
     Ok(CommitInfo {
         sha: commit.id().to_string(),

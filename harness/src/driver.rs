@@ -39,6 +39,7 @@ pub struct DriverSpec<'a> {
     pub work_dir: &'a Path,
     /// Shared by the rounds of one scenario.
     pub scenario_dir: &'a Path,
+    pub env: &'a [(String, String)],
 }
 
 pub struct DriverProcess {
@@ -69,6 +70,7 @@ impl DriverProcess {
             .arg(spec.work_dir)
             .arg("--scenario-dir")
             .arg(spec.scenario_dir);
+        cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
         if let Some(s) = &spec.server {
             cmd.args(["--server", s.url, "--user", s.user]).env(TOKEN_ENV, s.token);
         }

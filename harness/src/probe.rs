@@ -166,18 +166,21 @@ mod tests {
     }
 
     #[test]
-    fn the_sampler_costs_well_under_one_percent_of_a_core() {
+    fn each_sample_is_cheap() {
         let sampler = Sampler::start(vec![std::process::id()], Duration::from_millis(10));
         std::thread::sleep(Duration::from_millis(1000));
         let sampled = sampler.stop();
-        assert!(sampled.rss[0].len() >= 90, "{} samples", sampled.rss[0].len());
-        eprintln!(
-            "sampler: {:?} of CPU for {} samples over 1 s",
-            sampled.own_cpu,
-            sampled.rss[0].len()
+        let n = sampled.rss[0].len();
+        eprintln!("sampler: {:?} of CPU for {n} samples over 1 s", sampled.own_cpu);
+        // The count depends on scheduling, the cost per sample does not: a sample must cost
+        // well under the 100 us that would make 1% of a core at 10 ms.
+        assert!(n >= 10, "{n} samples");
+        assert!(
+            sampled.own_cpu / n as u32 <= Duration::from_micros(100),
+            "{:?} for {n} samples",
+            sampled.own_cpu
         );
-        // Recorded, not asserted tightly: a loaded machine may slow it. 5% would be a bug.
-        assert!(sampled.own_cpu < Duration::from_millis(50), "{:?}", sampled.own_cpu);
+        assert!(sampled.rss[0].iter().all(|&r| r > 0));
     }
 
     #[test]

@@ -95,11 +95,50 @@ impl ServerSide {
     }
 }
 
+/// One build of the stack: the binaries one side of a comparison runs.
+#[derive(Debug, Clone)]
+pub struct Build {
+    pub server_bin: PathBuf,
+    /// The `soledad-bench` executable whose `drive` subcommand runs workloads.
+    pub driver_bin: PathBuf,
+    /// Environment of the build's server and drivers (a build may carry runtime settings).
+    pub env: Vec<(String, String)>,
+}
+
 /// Running totals across the run.
 #[derive(Default)]
 struct Totals {
     sampler_cpu: Duration,
     measured: Duration,
+}
+
+fn progress_bar(config: &RunConfig, rounds: u64) -> ProgressBar {
+    if !config.progress {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(rounds), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} rounds, ~{eta} left  {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+fn run_info(set: &ScenarioSet, config: &RunConfig, started_at: SystemTime, totals: &Totals) -> RunInfo {
+    RunInfo {
+        id: uuid::Uuid::new_v4().to_string(),
+        started_at: humantime::format_rfc3339_seconds(started_at).to_string(),
+        finished_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        scenario_file: set.path.display().to_string(),
+        sample_interval_ms: config.sample_interval.as_millis() as u64,
+        seed: config.seed,
+        shuffle_seed: config.shuffle_seed,
+        target: config.target.as_ref().map(|t| t.url.clone()),
+        sampler_cpu_s: totals.sampler_cpu.as_secs_f64(),
+        measured_s: totals.measured.as_secs_f64(),
+    }
 }
 
 /// Runs every scenario of `set` and returns the results; nothing is written anywhere.
@@ -109,71 +148,102 @@ pub fn run(
     machine: MachineInfo,
     config: &RunConfig,
 ) -> Result<Results, HarnessError> {
-    let started_at = SystemTime::now();
-    let progress = if config.progress {
-        let bar = ProgressBar::with_draw_target(Some(set.max_rounds()), ProgressDrawTarget::stderr());
-        bar.set_style(
-            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} rounds, ~{eta} left  {msg}")
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
-        bar
-    } else {
-        ProgressBar::hidden()
+    let build = Build {
+        server_bin: config.server_bin.clone(),
+        driver_bin: config.driver_bin.clone(),
+        env: Vec::new(),
     };
+    let [results] = run_builds(set, [commit], machine, config, [build])?;
+    Ok(results)
+}
+
+/// Runs every scenario of `set` with the binaries of `build` (a revision other than the one
+/// running, as in backfills).
+pub fn run_build(
+    set: &ScenarioSet,
+    commit: CommitInfo,
+    machine: MachineInfo,
+    config: &RunConfig,
+    build: Build,
+) -> Result<Results, HarnessError> {
+    let [results] = run_builds(set, [commit], machine, config, [build])?;
+    Ok(results)
+}
+
+/// Runs two builds on every scenario of `set`, their rounds interleaved A B B A A B ... so
+/// that drift of the machine hits both alike. Returns one results set per build; round `i`
+/// of one and round `i` of the other ran side by side, which paired statistics rely on.
+pub fn run_interleaved(
+    set: &ScenarioSet,
+    commits: [CommitInfo; 2],
+    machine: MachineInfo,
+    config: &RunConfig,
+    builds: [Build; 2],
+) -> Result<[Results; 2], HarnessError> {
+    run_builds(set, commits, machine, config, builds)
+}
+
+fn run_builds<const N: usize>(
+    set: &ScenarioSet,
+    commits: [CommitInfo; N],
+    machine: MachineInfo,
+    config: &RunConfig,
+    builds: [Build; N],
+) -> Result<[Results; N], HarnessError> {
+    let started_at = SystemTime::now();
+    let progress = progress_bar(config, set.max_rounds() * N as u64);
     std::fs::create_dir_all(&config.work_root).map_err(HarnessError::io(format!(
         "cannot create work directory {}",
         config.work_root.display()
     )))?;
 
     let mut totals = Totals::default();
-    let mut scenarios = Vec::with_capacity(set.scenarios.len());
+    let mut per_build: [Vec<ScenarioResult>; N] = std::array::from_fn(|_| Vec::with_capacity(set.scenarios.len()));
     for planned in &set.scenarios {
         let started = Instant::now();
-        let result = run_scenario(planned, config, &progress, &mut totals)?;
-        let budget = result.budget.as_ref().expect("set by run_scenario");
-        let headline = &result.metrics[&budget.headline_metric].samples;
-        let mut sorted = headline.clone();
-        sorted.sort_by(f64::total_cmp);
-        progress.suspend(|| {
-            eprintln!(
-                "  {:<40} {} median {:.4} ±{:.1}% over {} rounds in {:.0}s{}",
-                result.id,
-                budget.headline_metric,
-                sorted[sorted.len() / 2],
-                budget.achieved_ci * 100.0,
-                result.rounds,
-                started.elapsed().as_secs_f64(),
-                if budget.noisy {
-                    format!(" (noisy: {})", budget.stop_reason)
-                } else {
-                    String::new()
-                }
-            )
-        });
-        scenarios.push(result);
+        let results = run_scenario(planned, config, &builds, &progress, &mut totals)?;
+        progress.suspend(|| report_scenario(&results, started.elapsed()));
+        for (list, result) in per_build.iter_mut().zip(results) {
+            list.push(result);
+        }
     }
     progress.finish_and_clear();
-
-    Ok(Results {
+    let mut commits = commits.into_iter();
+    Ok(per_build.map(|scenarios| Results {
         schema: SCHEMA.into(),
-        run: RunInfo {
-            id: uuid::Uuid::new_v4().to_string(),
-            started_at: humantime::format_rfc3339_seconds(started_at).to_string(),
-            finished_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
-            tool_version: env!("CARGO_PKG_VERSION").into(),
-            scenario_file: set.path.display().to_string(),
-            sample_interval_ms: config.sample_interval.as_millis() as u64,
-            seed: config.seed,
-            shuffle_seed: config.shuffle_seed,
-            target: config.target.as_ref().map(|t| t.url.clone()),
-            sampler_cpu_s: totals.sampler_cpu.as_secs_f64(),
-            measured_s: totals.measured.as_secs_f64(),
-        },
-        commit,
-        machine,
+        run: run_info(set, config, started_at, &totals),
+        commit: commits.next().expect("one commit per build"),
+        machine: machine.clone(),
         scenarios,
-    })
+    }))
+}
+
+/// One line per scenario on stderr: what it measured and how precisely.
+fn report_scenario(results: &[ScenarioResult], took: Duration) {
+    for (side, result) in results.iter().enumerate() {
+        let budget = result.budget.as_ref().expect("set by run_scenario");
+        let mut sorted = result.metrics[&budget.headline_metric].samples.clone();
+        sorted.sort_by(f64::total_cmp);
+        let label = if results.len() > 1 {
+            format!("{} ", ["A", "B"].get(side).unwrap_or(&"?"))
+        } else {
+            String::new()
+        };
+        eprintln!(
+            "  {label}{:<40} {} median {:.4} ±{:.1}% over {} rounds in {:.0}s{}",
+            result.id,
+            budget.headline_metric,
+            sorted[sorted.len() / 2],
+            budget.achieved_ci * 100.0,
+            result.rounds,
+            took.as_secs_f64(),
+            if budget.noisy {
+                format!(" (noisy: {})", budget.stop_reason)
+            } else {
+                String::new()
+            }
+        );
+    }
 }
 
 fn interrupted(config: &RunConfig) -> Result<(), HarnessError> {
@@ -184,12 +254,29 @@ fn interrupted(config: &RunConfig) -> Result<(), HarnessError> {
     }
 }
 
-fn run_scenario(
+/// What one build has measured of a scenario so far.
+struct SideState {
+    samples: BTreeMap<&'static str, Vec<f64>>,
+    latencies: Latencies,
+    achieved_ci: f64,
+}
+
+/// The order of the builds in round `round`: A B, then B A, and so on.
+fn round_order(round: u32, builds: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..builds).collect();
+    if round % 2 == 1 {
+        order.reverse();
+    }
+    order
+}
+
+fn run_scenario<const N: usize>(
     planned: &PlannedScenario,
     config: &RunConfig,
+    builds: &[Build; N],
     progress: &ProgressBar,
     totals: &mut Totals,
-) -> Result<ScenarioResult, HarnessError> {
+) -> Result<[ScenarioResult; N], HarnessError> {
     interrupted(config)?;
     let id = planned.id();
     let b = &planned.budget;
@@ -201,67 +288,89 @@ fn run_scenario(
             "cannot create a directory in {}",
             config.work_root.display()
         )))?;
-    let mut server = match (&config.target, planned.params.workload.needs_server()) {
-        (_, false) => ServerSide::None,
-        (Some(t), true) => ServerSide::External(t.clone()),
-        (None, true) => ServerSide::Local(ServerProcess::start(&config.server_bin, dir.path())?),
-    };
+    // Each build gets its own server and data directory.
+    let mut servers = Vec::with_capacity(N);
+    for (i, build) in builds.iter().enumerate() {
+        let side_dir = dir.path().join(format!("build-{i}"));
+        std::fs::create_dir_all(&side_dir)
+            .map_err(HarnessError::io(format!("cannot create {}", side_dir.display())))?;
+        servers.push(match (&config.target, planned.params.workload.needs_server()) {
+            (_, false) => ServerSide::None,
+            (Some(t), true) => ServerSide::External(t.clone()),
+            (None, true) => ServerSide::Local(ServerProcess::start(&build.server_bin, &side_dir, &build.env)?),
+        });
+    }
+    let mut sides: Vec<SideState> = (0..N)
+        .map(|_| SideState {
+            samples: BTreeMap::new(),
+            latencies: Latencies::new(),
+            achieved_ci: f64::INFINITY,
+        })
+        .collect();
 
-    let mut samples: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
-    let mut latencies = Latencies::new();
     let mut measured_rounds = 0;
     let mut measured_time = Duration::ZERO;
-    let mut achieved_ci = f64::INFINITY;
     let stop_reason;
     let mut round = 0;
     loop {
         let warmup = round < b.warmup_rounds;
+        let worst_ci = sides.iter().map(|s| s.achieved_ci).fold(0.0, f64::max);
         progress.set_message(if warmup {
             format!("{id} warm-up")
-        } else if achieved_ci.is_finite() {
-            format!("{id} round {} (±{:.1}%)", measured_rounds + 1, achieved_ci * 100.0)
+        } else if worst_ci.is_finite() {
+            format!("{id} round {} (±{:.1}%)", measured_rounds + 1, worst_ci * 100.0)
         } else {
             format!("{id} round {}", measured_rounds + 1)
         });
-        let fail = |message: String| {
-            if message == INTERRUPTED {
-                HarnessError::Interrupted
-            } else {
-                HarnessError::Round {
-                    scenario: id.clone(),
-                    round,
-                    message,
-                }
-            }
-        };
         let started = Instant::now();
-        let m = measure_round(planned, config, &server, dir.path(), round).map_err(fail)?;
-        if let ServerSide::Local(s) = &mut server {
-            s.check_alive().map_err(fail)?;
+        for side in round_order(round, N) {
+            let fail = |message: String| {
+                if message == INTERRUPTED {
+                    HarnessError::Interrupted
+                } else {
+                    HarnessError::Round {
+                        scenario: id.clone(),
+                        round,
+                        message,
+                    }
+                }
+            };
+            let side_dir = dir.path().join(format!("build-{side}"));
+            let m = measure_round(planned, config, &builds[side], &servers[side], &side_dir, round).map_err(fail)?;
+            if let ServerSide::Local(s) = &mut servers[side] {
+                s.check_alive().map_err(fail)?;
+            }
+            progress.inc(1);
+            totals.sampler_cpu += m.sampler_cpu;
+            totals.measured += Duration::from_secs_f64(m.wall_s);
+            if warmup {
+                continue;
+            }
+            let state = &mut sides[side];
+            for (name, value) in m.metrics {
+                state.samples.entry(name).or_default().push(value);
+            }
+            if let Some(l) = m.latencies {
+                state.latencies.merge(&l);
+            }
         }
-        progress.inc(1);
-        totals.sampler_cpu += m.sampler_cpu;
-        totals.measured += Duration::from_secs_f64(m.wall_s);
         round += 1;
         if warmup {
             continue;
         }
         measured_time += started.elapsed();
         measured_rounds += 1;
-        for (name, value) in m.metrics {
-            samples.entry(name).or_default().push(value);
+        for state in &mut sides {
+            state.achieved_ci = state
+                .samples
+                .get(headline)
+                .and_then(|s| config.precision.relative_ci_half_width(s))
+                .unwrap_or(f64::INFINITY);
         }
-        if let Some(l) = m.latencies {
-            latencies.merge(&l);
-        }
-        achieved_ci = samples
-            .get(headline)
-            .and_then(|s| config.precision.relative_ci_half_width(s))
-            .unwrap_or(f64::INFINITY);
         if measured_rounds < b.min_rounds {
             continue;
         }
-        if achieved_ci <= b.target_ci {
+        if sides.iter().all(|s| s.achieved_ci <= b.target_ci) {
             stop_reason = "converged";
         } else if measured_rounds >= b.max_rounds {
             stop_reason = "max_rounds";
@@ -273,57 +382,58 @@ fn run_scenario(
         break;
     }
     // The bar counted on the most rounds; give back the ones not needed.
-    progress.set_length(
-        progress
-            .length()
-            .unwrap_or(0)
-            .saturating_sub((b.max_rounds - measured_rounds) as u64),
-    );
+    let unused = (b.max_rounds - measured_rounds) as u64 * N as u64;
+    progress.set_length(progress.length().unwrap_or(0).saturating_sub(unused));
 
-    let mut metrics = BTreeMap::new();
-    for (name, values) in samples {
-        if values.len() != measured_rounds as usize {
-            return Err(HarnessError::Round {
-                scenario: id,
-                round,
-                message: format!(
-                    "metric {name} was measured in only {} of {measured_rounds} rounds",
-                    values.len()
-                ),
-            });
+    let mut out = Vec::with_capacity(N);
+    for state in sides {
+        let mut metrics = BTreeMap::new();
+        for (name, values) in state.samples {
+            if values.len() != measured_rounds as usize {
+                return Err(HarnessError::Round {
+                    scenario: id,
+                    round,
+                    message: format!(
+                        "metric {name} was measured in only {} of {measured_rounds} rounds",
+                        values.len()
+                    ),
+                });
+            }
+            let def = metrics::lookup(name).expect("only catalogue metrics are recorded");
+            metrics.insert(
+                name.to_owned(),
+                MetricSamples {
+                    unit: def.unit.into(),
+                    direction: def.direction,
+                    samples: values,
+                },
+            );
         }
-        let def = metrics::lookup(name).expect("only catalogue metrics are recorded");
-        metrics.insert(
-            name.to_owned(),
-            MetricSamples {
-                unit: def.unit.into(),
-                direction: def.direction,
-                samples: values,
-            },
-        );
+        let achieved = state.achieved_ci;
+        out.push(ScenarioResult {
+            id: id.clone(),
+            workload: planned.params.workload.name().into(),
+            workload_version: planned.params.workload.version(),
+            definition_hash: planned.params.definition_hash(),
+            description: planned.params.describe(),
+            params: planned.params.clone(),
+            warmup_rounds: b.warmup_rounds,
+            rounds: measured_rounds,
+            budget: Some(BudgetReport {
+                min_rounds: b.min_rounds,
+                max_rounds: b.max_rounds,
+                max_time_s: b.max_time.as_secs_f64(),
+                target_ci: b.target_ci,
+                headline_metric: headline.into(),
+                achieved_ci: if achieved.is_finite() { achieved } else { -1.0 },
+                stop_reason: stop_reason.into(),
+                noisy: achieved > b.target_ci,
+            }),
+            metrics,
+            latency_histogram: (!state.latencies.is_empty()).then(|| state.latencies.encode()),
+        });
     }
-    Ok(ScenarioResult {
-        id,
-        workload: planned.params.workload.name().into(),
-        workload_version: planned.params.workload.version(),
-        definition_hash: planned.params.definition_hash(),
-        description: planned.params.describe(),
-        params: planned.params.clone(),
-        warmup_rounds: b.warmup_rounds,
-        rounds: measured_rounds,
-        budget: Some(BudgetReport {
-            min_rounds: b.min_rounds,
-            max_rounds: b.max_rounds,
-            max_time_s: b.max_time.as_secs_f64(),
-            target_ci: b.target_ci,
-            headline_metric: headline.into(),
-            achieved_ci: if achieved_ci.is_finite() { achieved_ci } else { -1.0 },
-            stop_reason: stop_reason.into(),
-            noisy: achieved_ci > b.target_ci,
-        }),
-        metrics,
-        latency_histogram: (!latencies.is_empty()).then(|| latencies.encode()),
-    })
+    Ok(out.try_into().unwrap_or_else(|_| unreachable!("one result per build")))
 }
 
 /// What one round measured.
@@ -338,6 +448,7 @@ struct Measured {
 fn measure_round(
     planned: &PlannedScenario,
     config: &RunConfig,
+    build: &Build,
     server: &ServerSide,
     scenario_dir: &std::path::Path,
     round: u32,
@@ -346,13 +457,14 @@ fn measure_round(
     std::fs::create_dir_all(&shared).map_err(|e| format!("cannot create {}: {e}", shared.display()))?;
     let work_dir = scenario_dir.join(format!("round-{round}"));
     let mut driver = DriverProcess::spawn(&DriverSpec {
-        exe: &config.driver_bin,
+        exe: &build.driver_bin,
         server: server.access(),
         params: &planned.params,
         round,
         seed: config.seed,
         work_dir: &work_dir,
         scenario_dir: &shared,
+        env: &build.env,
     })?;
     driver.wait_ready(READY_TIMEOUT, &config.interrupted)?;
     let pinger = match server.access() {
@@ -496,6 +608,13 @@ fn process_metrics(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn builds_alternate_a_b_b_a() {
+        let order: Vec<usize> = (0..4).flat_map(|r| round_order(r, 2)).collect();
+        assert_eq!(order, [0, 1, 1, 0, 0, 1, 1, 0]);
+        assert_eq!(round_order(3, 1), [0]);
+    }
 
     #[test]
     fn percentiles_use_nearest_rank() {

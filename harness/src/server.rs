@@ -23,7 +23,7 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     /// Starts a server on a free loopback port with its data under `dir`.
-    pub fn start(binary: &Path, dir: &Path) -> Result<Self, HarnessError> {
+    pub fn start(binary: &Path, dir: &Path, env: &[(String, String)]) -> Result<Self, HarnessError> {
         let token = uuid::Uuid::new_v4().simple().to_string();
         let tokens = dir.join("tokens");
         std::fs::write(&tokens, format!("{BENCH_USER}:{token}\n"))
@@ -32,6 +32,7 @@ impl ServerProcess {
         let log_file =
             std::fs::File::create(&log).map_err(HarnessError::io(format!("cannot create {}", log.display())))?;
         let mut cmd = Command::new(binary);
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
         cmd.arg("--listen")
             .arg("127.0.0.1:0")
             .arg("--data-dir")

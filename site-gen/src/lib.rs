@@ -3,7 +3,7 @@
 //! Only static files come out: HTML with the SVG plots inline, and one stylesheet. Links are
 //! relative, so the site works under any sub-path and opened straight from disk.
 
-mod format;
+pub mod format;
 mod pages;
 mod plot;
 

@@ -89,12 +89,25 @@ impl Repo {
     /// `overrides` replace the defaults of the flags they name.
     pub fn bench_run(&self, overrides: &[(&str, &str)]) -> Output {
         let out = self.out();
+        let path = |p: PathBuf| p.to_string_lossy().into_owned();
+        let mut all = vec![
+            ("--db".to_owned(), path(out.join("bench.sqlite"))),
+            ("--site".to_owned(), path(out.join("public"))),
+        ];
+        all.extend(overrides.iter().map(|(f, v)| ((*f).to_owned(), (*v).to_owned())));
+        let all: Vec<(&str, &str)> = all.iter().map(|(f, v)| (f.as_str(), v.as_str())).collect();
+        self.bench_cmd("run", &all)
+    }
+
+    /// A subcommand that runs the harness (`run`, `calibrate`) on this repository with the
+    /// tiny scenario set, the workspace's server and a work directory under `out/`;
+    /// `overrides` replace those defaults or add flags.
+    pub fn bench_cmd(&self, subcommand: &str, overrides: &[(&str, &str)]) -> Output {
+        let out = self.out();
         std::fs::create_dir_all(&out).unwrap();
         let path = |p: PathBuf| p.to_string_lossy().into_owned();
         let mut flags: Vec<(String, String)> = vec![
             ("--scenarios".into(), path(self.path().join("scenarios.toml"))),
-            ("--db".into(), path(out.join("bench.sqlite"))),
-            ("--site".into(), path(out.join("public"))),
             ("--server-bin".into(), path(server_exe())),
             ("--work-dir".into(), path(out.join("work"))),
         ];
@@ -105,7 +118,7 @@ impl Repo {
             }
         }
         let mut cmd = Command::new(bench_exe());
-        cmd.current_dir(self.path()).arg("run");
+        cmd.current_dir(self.path()).arg(subcommand);
         for (flag, value) in flags {
             cmd.arg(flag).arg(value);
         }
@@ -115,4 +128,67 @@ impl Repo {
 
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A results file as the harness writes it, for one commit: scenario
+/// `blobs.upload/3x10k/c2` with `wall_s` samples and the matching `throughput_mib_s`.
+pub fn results_json(run: &str, sha: &str, parents: &[&str], depth: u64, wall: &[f64]) -> serde_json::Value {
+    serde_json::json!({
+        "schema": "soledad-bench/results/v1",
+        "run": {
+            "id": run,
+            "started_at": "2026-11-27T00:00:00Z",
+            "finished_at": "2026-11-27T00:01:00Z",
+            "tool_version": "0.1.0",
+            "scenario_file": "scenarios/test.toml",
+            "sample_interval_ms": 10,
+            "seed": 1337
+        },
+        "commit": {
+            "sha": sha,
+            "parents": parents,
+            "subject": format!("commit {sha}"),
+            "author_name": "A. Developer",
+            "author_time": 1_700_000_000 + depth,
+            "commit_time": 1_700_000_000 + depth,
+            "branch": "main",
+            "dirty": false,
+            "depth": depth
+        },
+        "machine": {
+            "cpu_model": "Test CPU",
+            "logical_cores": 2,
+            "physical_cores": 2,
+            "memory_bytes": 25769803776u64,
+            "kernel": "6.1",
+            "os": "Linux",
+            "arch": "x86_64",
+            "rustc": "rustc 1.95.0",
+            "profile": "release",
+            "covariates": {"load_avg_1m": 0.5, "cpu_mhz": 2000}
+        },
+        "scenarios": [{
+            "id": "blobs.upload/3x10k/c2",
+            "workload": "blobs.upload",
+            "workload_version": 1,
+            "definition_hash": "0123456789abcdef",
+            "description": "uploads 3 blobs of 10 kB, 2 at a time",
+            "params": {"workload": "blobs.upload", "count": 3, "size": 10000, "concurrency": 2},
+            "warmup_rounds": 0,
+            "rounds": wall.len(),
+            "metrics": {
+                "wall_s": {"unit": "s", "direction": "lower", "samples": wall},
+                "throughput_mib_s": {
+                    "unit": "MiB/s",
+                    "direction": "higher",
+                    "samples": wall.iter().map(|w| 0.0286 / w).collect::<Vec<f64>>()
+                }
+            }
+        }]
+    })
+}
+
+/// `soledad-bench` with these arguments.
+pub fn bench(args: &[&std::ffi::OsStr]) -> Output {
+    Command::new(bench_exe()).args(args).output().unwrap()
 }

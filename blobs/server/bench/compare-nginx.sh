@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side load test of blobs-server and nginx serving the same files on 127.0.0.1.
 # Needs: nginx, wrk, curl, python3, a release build (cargo build --release -p blobs-server).
-# Usage: blobs/server/bench/compare-nginx.sh [DURATION]   (default 10s per measurement)
+# Usage: [ROUNDS=3] blobs/server/bench/compare-nginx.sh [DURATION]   (default 10s per measurement)
 # Prints a table of results; BENCHMARKS.md records one run and how to read it.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
@@ -77,26 +77,77 @@ nginx -c "$WORK/nginx.conf"
 sleep 0.3
 N="http://$HOST:$NGINX_PORT"
 
-rss() { awk '/VmRSS|VmHWM/ {printf "%s %d MiB  ", $1, $2/1024}' "/proc/$BLOBS_PID/status"; echo; }
+rss() { awk '/VmRSS|VmHWM|RssAnon/ {printf "%s %d MiB  ", $1, $2/1024}' "/proc/$BLOBS_PID/status"; echo; }
 
+mkdir -p "$WORK/out"
+NGINX_PIDS="$(cat "$WORK/nginx.pid") $(ps -o pid= --ppid "$(cat "$WORK/nginx.pid")" | tr '\n' ' ')"
+# CPU seconds (user + system) used so far by a list of processes.
+cpu() { for p in "$@"; do cut -d' ' -f14,15 "/proc/$p/stat"; done | awk -v t="$(getconf CLK_TCK)" '{s += $1 + $2} END {printf "%.2f", s / t}'; }
 run() { # name, wrk args...
   local name=$1; shift
-  echo "== $name: wrk $*"
-  wrk "$@" | grep -E "Latency|Requests/sec|Transfer/sec|requests in|Non-2xx|Socket errors|^ +99%"
+  local out="$WORK/out/$name.$ROUND" pids
+  case $name in nginx-*) pids=$NGINX_PIDS ;; *) pids=$BLOBS_PID ;; esac
+  # shellcheck disable=SC2086
+  local before; before=$(cpu $pids)
+  wrk "$@" > "$out"
+  # shellcheck disable=SC2086
+  echo "server_cpu_s $(python3 -c "print($(cpu $pids) - $before)")" >> "$out"
+  printf '%-28s round %s: %s req/s, %s/s, p99 %s, server CPU %s s\n' "$name" "$ROUND" \
+    "$(awk '/Requests\/sec/ {print $2}' "$out")" "$(awk '/Transfer\/sec/ {print $2}' "$out")" \
+    "$(awk '$1 == "99%" {print $2}' "$out")" "$(awk '/server_cpu_s/ {print $2}' "$out")"
 }
 
 echo "# blobs-server $("$BIN" --version) vs $(nginx -v 2>&1)"
-echo "# $(nproc) cores; each measurement $DUR"
-run "nginx GET 10 KiB c50" -t2 -c50 -d"$DUR" --latency "$N/b10k"
-run "blobs GET 10 KiB c50 (auth)" -t2 -c50 -d"$DUR" --latency -H "Authorization: $AUTH" "$B/blobs/bench/b10k"
-run "nginx GET 10 MiB c4" -t2 -c4 -d"$DUR" "$N/b10m"
-run "blobs GET 10 MiB c4 (auth)" -t2 -c4 -d"$DUR" -H "Authorization: $AUTH" "$B/blobs/bench/b10m"
-run "nginx GET 1 MiB c10" -t2 -c10 -d"$DUR" "$N/b1m"
-run "blobs GET 1 MiB c10 (auth)" -t2 -c10 -d"$DUR" -H "Authorization: $AUTH" "$B/blobs/bench/b1m"
-BENCH_RUN=a run "blobs PUT new 10 KiB c50 (fsync before 200)" -t2 -c50 -d"$DUR" --latency -s blobs/server/bench/put.lua "$B"
-run "blobs list 1000 ids c10" -t2 -c10 -d"$DUR" --latency -H "Authorization: $AUTH" "$B/blobs/bench/?namespace=list"
+echo "# $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); each measurement $DUR; rounds ${ROUNDS:=3}"
+for ROUND in $(seq "$ROUNDS"); do
+  # Interleaved, so that load from elsewhere hits both sides alike.
+  run nginx-get-10k -t2 -c50 -d"$DUR" --latency "$N/b10k"
+  run blobs-get-10k -t2 -c50 -d"$DUR" --latency -H "Authorization: $AUTH" "$B/blobs/bench/b10k"
+  run nginx-get-10m -t2 -c4 -d"$DUR" "$N/b10m"
+  run blobs-get-10m -t2 -c4 -d"$DUR" -H "Authorization: $AUTH" "$B/blobs/bench/b10m"
+  run nginx-get-1m -t2 -c10 -d"$DUR" "$N/b1m"
+  run blobs-get-1m -t2 -c10 -d"$DUR" -H "Authorization: $AUTH" "$B/blobs/bench/b1m"
+  BENCH_RUN=r$ROUND run blobs-put-10k -t2 -c50 -d"$DUR" --latency -s blobs/server/bench/put.lua "$B"
+  run blobs-list-1000 -t2 -c10 -d"$DUR" --latency -H "Authorization: $AUTH" "$B/blobs/bench/?namespace=list"
+done
+python3 - "$WORK/out" <<'PY'
+import os, re, statistics, sys
+out = sys.argv[1]
+def val(name, key):
+    vals = []
+    for f in sorted(os.listdir(out)):
+        if f.rsplit(".", 1)[0] != name:
+            continue
+        text = open(os.path.join(out, f)).read()
+        if key == "rps":
+            vals.append(float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1)))
+        elif key == "cpu_us":
+            # Server CPU time per request: independent of how busy the rest of the machine is.
+            reqs = int(re.search(r"(\d+) requests in", text).group(1))
+            vals.append(float(re.search(r"server_cpu_s ([\d.]+)", text).group(1)) / reqs * 1e6)
+        elif key == "mibs":
+            m = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", text)
+            vals.append(float(m.group(1)) * {"B": 1 / 2**20, "KB": 1 / 1024, "MB": 1, "GB": 1024}[m.group(2)])
+        else:
+            m = re.search(r"^\s+99%\s+([\d.]+)(\w+)", text, re.M)
+            vals.append(float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)])
+    return statistics.median(vals)
+print("\n# medians over rounds")
+for label, a, b, key in [
+    ("GET 10 KiB c50 req/s", "blobs-get-10k", "nginx-get-10k", "rps"),
+    ("GET 10 MiB c4 MiB/s", "blobs-get-10m", "nginx-get-10m", "mibs"),
+    ("GET 1 MiB c10 MiB/s", "blobs-get-1m", "nginx-get-1m", "mibs"),
+]:
+    x, y = val(a, key), val(b, key)
+    cx, cy = val(a, "cpu_us"), val(b, "cpu_us")
+    print(f"{label:24} blobs-server {x:10.1f}   nginx {y:10.1f}   ratio {x / y:.2f}   "
+          f"server CPU per request: {cx:.1f} vs {cy:.1f} us (nginx/blobs {cy / cx:.2f})")
+print(f"{'PUT 10 KiB c50 req/s':24} blobs-server {val('blobs-put-10k', 'rps'):10.1f}   CPU {val('blobs-put-10k', 'cpu_us'):.1f} us/req   p99 {val('blobs-put-10k', 'p99'):.1f} ms   vs Soledad 1270 (no fsync): {val('blobs-put-10k', 'rps') / 1270:.1f}x")
+print(f"{'list 1000 c10 req/s':24} blobs-server {val('blobs-list-1000', 'rps'):10.1f}   CPU {val('blobs-list-1000', 'cpu_us'):.1f} us/req   p99 {val('blobs-list-1000', 'p99'):.1f} ms   vs Soledad 200: {val('blobs-list-1000', 'rps') / 200:.1f}x")
+PY
+
 echo "== memory: blobs-server before 1000 connections: $(rss)"
-run "blobs GET 10 KiB c1000 (auth)" -t2 -c1000 -d"$DUR" -H "Authorization: $AUTH" "$B/blobs/bench/b10k"
+ROUND=1 run blobs-get-10k-c1000 -t2 -c1000 -d"$DUR" -H "Authorization: $AUTH" "$B/blobs/bench/b10k"
 echo "== memory: blobs-server after 1000 connections: $(rss)"
 head -c 1073741824 /dev/zero > "$WORK/1g"
 before=$(rss)

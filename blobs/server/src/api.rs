@@ -459,3 +459,58 @@ async fn usage(
     state.auth.authorize_user(&headers, &user)?;
     Ok(Json(state.storage.usage(&user).await?).into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        // The namespace parameter: absent means `default`; present, it is taken exactly when
+        // it is a valid name, and then unchanged.
+        #[test]
+        fn namespaces_are_taken_only_when_valid(s in "\\PC{0,12}|[A-Za-z0-9_.\\-/]{0,12}") {
+            match namespace_of(Some(&s)) {
+                Ok(ns) => {
+                    prop_assert!(is_valid_name(&s));
+                    prop_assert_eq!(ns, s.as_str());
+                }
+                Err(ApiError::InvalidName { what, .. }) => {
+                    prop_assert!(!is_valid_name(&s));
+                    prop_assert_eq!(what, "namespace");
+                }
+                Err(other) => prop_assert!(false, "unexpected {other:?}"),
+            }
+        }
+
+        // Cursors: anything a client sends is parsed or refused, never trusted blindly; what
+        // the server writes reads back the same.
+        #[test]
+        fn cursors_round_trip_and_garbage_is_refused(
+            garbage in "\\PC{0,30}",
+            id in "[A-Za-z0-9_-]{1,40}",
+            secs in 0u64..4_000_000_000,
+            nanos in 0u32..1_000_000_000,
+        ) {
+            for order in [Order::Id, Order::OldestFirst, Order::NewestFirst] {
+                if let Ok(c) = parse_cursor(&garbage, order) {
+                    prop_assert!(is_valid_name(&c.id));
+                    prop_assert_eq!(c.time.is_some(), order != Order::Id);
+                }
+            }
+            let by_id = Cursor { time: None, id: id.clone() };
+            prop_assert_eq!(parse_cursor(&format_cursor(&by_id), Order::Id).unwrap(), by_id);
+            let by_date = Cursor { time: Some(UNIX_EPOCH + Duration::new(secs, nanos)), id };
+            prop_assert_eq!(
+                parse_cursor(&format_cursor(&by_date), Order::NewestFirst).unwrap(),
+                by_date
+            );
+        }
+    }
+
+    #[test]
+    fn absent_namespace_is_the_default() {
+        assert_eq!(namespace_of(None).unwrap(), DEFAULT_NAMESPACE);
+        assert!(namespace_of(Some("")).is_err());
+    }
+}

@@ -347,18 +347,26 @@ impl std::str::FromStr for Size {
 
 impl<'de> Deserialize<'de> for Size {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Int(u64),
-            Text(String),
-        }
-        match Raw::deserialize(d)
-            .map_err(|_| serde::de::Error::custom("expected a size: bytes, or a string such as \"200 MiB\""))?
-        {
-            Raw::Int(n) => Ok(Size(n)),
-            Raw::Text(t) => t.parse().map_err(serde::de::Error::custom),
-        }
+        int_or_text(d, Size, "expected a size: bytes, or a string such as \"200 MiB\"")
+    }
+}
+
+/// Reads a value written as an integer or as a string that `T` parses; `expected` is the
+/// message for anything else (serde adds the line and the key).
+fn int_or_text<'de, D, T>(d: D, from_int: fn(u64) -> T, expected: &'static str) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr<Err = String>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Int(u64),
+        Text(String),
+    }
+    match Raw::deserialize(d).map_err(|_| serde::de::Error::custom(expected))? {
+        Raw::Int(n) => Ok(from_int(n)),
+        Raw::Text(t) => t.parse().map_err(serde::de::Error::custom),
     }
 }
 
@@ -387,18 +395,11 @@ impl std::str::FromStr for Seconds {
 
 impl<'de> Deserialize<'de> for Seconds {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Int(u64),
-            Text(String),
-        }
-        match Raw::deserialize(d)
-            .map_err(|_| serde::de::Error::custom("expected a duration: seconds, or a string such as \"30s\""))?
-        {
-            Raw::Int(n) => Ok(Seconds(Duration::from_secs(n))),
-            Raw::Text(t) => t.parse().map_err(serde::de::Error::custom),
-        }
+        int_or_text(
+            d,
+            |n| Seconds(Duration::from_secs(n)),
+            "expected a duration: seconds, or a string such as \"30s\"",
+        )
     }
 }
 

@@ -111,6 +111,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_fast_path_builder_agrees_with_the_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::Config::new("127.0.0.1:0".parse().unwrap(), dir.path().into(), "t".into());
+        let store =
+            crate::fs_backend::FsBackend::open(dir.path(), crate::fs_backend::StoreOptions::from_config(&config))
+                .unwrap();
+        for (u, n, i) in [("user", "default", "blob_id"), ("u", "MX", "1"), ("a", "b", "abcdefgh")] {
+            let b = BlobRef::new(u, n, i).unwrap();
+            assert_eq!(
+                store.blob_path_for_test(&b),
+                store.root().join(relative_blob_path(u, n, i))
+            );
+        }
+    }
+
+    #[test]
     fn layout_matches_upstream() {
         assert_eq!(
             relative_blob_path("user", "default", "blob_id"),

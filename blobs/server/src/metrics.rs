@@ -23,7 +23,7 @@ use crate::fs_backend::Totals;
 pub struct RequestLabels {
     pub listener: &'static str,
     pub route: String,
-    pub method: String,
+    pub method: &'static str,
     pub status: u16,
 }
 
@@ -31,7 +31,7 @@ pub struct RequestLabels {
 pub struct RouteLabels {
     pub listener: &'static str,
     pub route: String,
-    pub method: String,
+    pub method: &'static str,
 }
 
 pub struct Metrics {
@@ -124,6 +124,21 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// The method as a label without allocating; methods no route has are lumped together.
+fn method_label(m: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *m {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::PUT => "PUT",
+        Method::POST => "POST",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
 /// Middleware: counts and times every routed request.
 pub async fn track(State(t): State<Tracked>, req: Request, next: Next) -> Response {
     let route = req
@@ -131,7 +146,7 @@ pub async fn track(State(t): State<Tracked>, req: Request, next: Next) -> Respon
         .get::<MatchedPath>()
         .map_or("unmatched", |p| p.as_str())
         .to_owned();
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method());
     t.metrics.in_flight.inc();
     let _guard = InFlight(&t.metrics.in_flight);
     let start = Instant::now();
@@ -144,7 +159,7 @@ pub async fn track(State(t): State<Tracked>, req: Request, next: Next) -> Respon
         .get_or_create(&RouteLabels {
             listener: t.listener,
             route: route.clone(),
-            method: method.clone(),
+            method,
         })
         .observe(elapsed.as_secs_f64());
     t.metrics

@@ -68,28 +68,24 @@ async fn deliveries_land_in_mx_with_an_external_preamble_and_pending() {
 async fn deliveries_need_a_service_token_and_a_real_user() {
     let s = start_with(&["--quota", "2000"]);
     let body = b"pgp".to_vec();
-    assert_eq!(deliver(&s, "alice", "m", &body, None).await, StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        deliver(&s, "alice", "m", &body, Some(alice())).await,
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        deliver(&s, "alice", "m", &body, Some(header_value("mx", "wrong"))).await,
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        deliver(&s, "carol", "m", &body, Some(mx())).await,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        deliver(&s, "alice", "a.b", &body, Some(mx())).await,
-        StatusCode::BAD_REQUEST
-    );
-    assert_eq!(
-        deliver(&s, "alice", "a%0Ab", &body, Some(mx())).await,
-        StatusCode::BAD_REQUEST
-    );
-    assert_eq!(deliver(&s, "..", "m", &body, Some(mx())).await, StatusCode::NOT_FOUND);
+    let cases = [
+        ("alice", "m", None, StatusCode::UNAUTHORIZED),
+        ("alice", "m", Some(alice()), StatusCode::UNAUTHORIZED),
+        (
+            "alice",
+            "m",
+            Some(header_value("mx", "wrong")),
+            StatusCode::UNAUTHORIZED,
+        ),
+        ("carol", "m", Some(mx()), StatusCode::NOT_FOUND),
+        ("alice", "a.b", Some(mx()), StatusCode::BAD_REQUEST),
+        ("alice", "a%0Ab", Some(mx()), StatusCode::BAD_REQUEST),
+        ("..", "m", Some(mx()), StatusCode::NOT_FOUND),
+    ];
+    for (user, id, auth, expected) in cases {
+        let got = deliver(&s, user, id, &body, auth.clone()).await;
+        assert_eq!(got, expected, "{user}/{id} with {auth:?}");
+    }
     // Deliveries count against the quota, preamble included.
     assert_eq!(
         deliver(&s, "alice", "big", &[0u8; 1300], Some(mx())).await,

@@ -20,8 +20,13 @@ fn server_cmd() -> Command {
     c
 }
 
+/// Sends a signal through the shell's builtin `kill`, which every system has.
 fn signal(pid: u32, sig: &str) {
-    let st = Command::new("kill").args([sig, &pid.to_string()]).status().unwrap();
+    let st = Command::new("sh")
+        .arg("-c")
+        .arg(format!("kill {sig} {pid}"))
+        .status()
+        .unwrap();
     assert!(st.success());
 }
 
@@ -334,19 +339,12 @@ async fn sighup_reloads_the_token_files() {
 async fn json_logs_are_one_object_per_line() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("tokens"), TOKENS).unwrap();
-    let mut child = server_cmd()
-        .args(["--listen", "127.0.0.1:0", "--log-format", "json", "--data-dir"])
+    let mut cmd = server_cmd();
+    cmd.args(["--listen", "127.0.0.1:0", "--log-format", "json", "--data-dir"])
         .arg(dir.path().join("data"))
         .arg("--tokens")
-        .arg(dir.path().join("tokens"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+        .arg(dir.path().join("tokens"));
+    let (child, _line) = spawn(cmd);
     signal(child.id(), "-TERM");
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);

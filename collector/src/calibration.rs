@@ -1,0 +1,287 @@
+//! Calibration: A/A runs of one build, compared with each other exactly as a commit is
+//! compared with its baseline. Every change they report is false, so their share is the
+//! false-positive rate of the verdicts on this machine, per series.
+
+use std::collections::HashMap;
+
+use rusqlite::{Transaction, params};
+use statrs::distribution::{Beta, ContinuousCDF};
+
+use crate::analysis::{baseline_and_history, run_series, samples_of, series_points};
+use crate::graph::CommitGraph;
+use crate::statistics::STATISTICS_VERSION;
+use crate::statistics::verdict::{Policy, Verdict, assess, compare};
+use crate::{CollectorError, Database};
+
+/// A calibration to record: its runs, stored already with purpose `calibration`, in the
+/// order they ran.
+#[derive(Debug, Clone)]
+pub struct CalibrationRuns {
+    pub uuid: String,
+    pub run_ids: Vec<i64>,
+    pub scenario_file: String,
+    pub started_at: String,
+    pub finished_at: String,
+}
+
+/// The outcome for one series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesOutcome {
+    pub scenario_ref: i64,
+    pub scenario_id: String,
+    pub metric: String,
+    pub comparisons: usize,
+    pub false_regressions: usize,
+    pub false_improvements: usize,
+    pub noisy: usize,
+    pub false_positive_rate: f64,
+    pub false_positive_upper: f64,
+    pub min_p_value: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CalibrationReport {
+    pub calibration_id: i64,
+    /// Consecutive pairs of runs compared.
+    pub comparisons: usize,
+    /// Pairs in which at least one series was called a regression: a build that would have
+    /// failed for nothing.
+    pub failing_comparisons: usize,
+    pub series: Vec<SeriesOutcome>,
+}
+
+/// A calibration as it is stored, from a measurement or from another database.
+pub(crate) struct StoredCalibration {
+    pub uuid: String,
+    pub machine_id: i64,
+    pub commit_sha: String,
+    pub branch: Option<String>,
+    pub scenario_file: String,
+    pub repetitions: i64,
+    pub comparisons: i64,
+    pub failing_comparisons: i64,
+    pub alpha: f64,
+    pub practical_floor: f64,
+    pub statistics_version: i64,
+    pub started_at: String,
+    pub finished_at: String,
+    /// Its runs here, in the order they ran.
+    pub run_ids: Vec<i64>,
+    /// With `scenario_ref` of this database.
+    pub series: Vec<SeriesOutcome>,
+}
+
+/// Stores a calibration with its runs and series; returns its id.
+pub(crate) fn insert_calibration(tx: &Transaction, c: &StoredCalibration) -> rusqlite::Result<i64> {
+    tx.execute(
+        "INSERT INTO calibrations (calibration_uuid, machine_id, commit_sha, branch, scenario_file, repetitions,
+                                   comparisons, failing_comparisons, alpha, practical_floor, statistics_version,
+                                   started_at, finished_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        params![
+            c.uuid,
+            c.machine_id,
+            c.commit_sha,
+            c.branch,
+            c.scenario_file,
+            c.repetitions,
+            c.comparisons,
+            c.failing_comparisons,
+            c.alpha,
+            c.practical_floor,
+            c.statistics_version,
+            c.started_at,
+            c.finished_at
+        ],
+    )?;
+    let id = tx.last_insert_rowid();
+    for (position, run_id) in c.run_ids.iter().enumerate() {
+        tx.execute(
+            "INSERT INTO calibration_runs (calibration_id, position, run_id) VALUES (?1, ?2, ?3)",
+            params![id, position as i64, run_id],
+        )?;
+    }
+    for o in &c.series {
+        tx.execute(
+            "INSERT INTO calibration_series (calibration_id, scenario_ref, metric, comparisons, false_regressions,
+                                             false_improvements, noisy, false_positive_rate, false_positive_upper,
+                                             min_p_value)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                id,
+                o.scenario_ref,
+                o.metric,
+                o.comparisons as i64,
+                o.false_regressions as i64,
+                o.false_improvements as i64,
+                o.noisy as i64,
+                o.false_positive_rate,
+                o.false_positive_upper,
+                o.min_p_value
+            ],
+        )?;
+    }
+    Ok(id)
+}
+
+/// One-sided 95% Clopper-Pearson upper bound of a rate observed as `k` of `n`.
+pub fn rate_upper_bound(k: usize, n: usize) -> f64 {
+    if n == 0 || k >= n {
+        return 1.0;
+    }
+    Beta::new((k + 1) as f64, (n - k) as f64)
+        .expect("positive shapes")
+        .inverse_cdf(0.95)
+}
+
+impl Database {
+    /// Compares each calibration run with the one before it, series by series, with the
+    /// policy and the noise floor the verdicts of that commit would use, and stores the
+    /// false-positive rates. One transaction.
+    pub fn record_calibration(
+        &mut self,
+        runs: &CalibrationRuns,
+        policy: &Policy,
+    ) -> Result<CalibrationReport, CollectorError> {
+        if runs.run_ids.len() < 2 {
+            return Err(CollectorError::Conflict(
+                "a calibration needs at least two runs of the same build".into(),
+            ));
+        }
+        let tx = self.conn.transaction()?;
+        let graph = CommitGraph::load(&tx)?;
+        let mut first: Option<(i64, String, Option<String>)> = None;
+        for &id in &runs.run_ids {
+            let (machine, sha, branch, purpose): (i64, String, Option<String>, String) = tx
+                .query_row(
+                    "SELECT machine_id, commit_sha, branch, purpose FROM runs WHERE id = ?1",
+                    [id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+                .map_err(|_| CollectorError::NoSuchRun(id.to_string()))?;
+            if purpose != "calibration" {
+                return Err(CollectorError::Conflict(format!(
+                    "run {id} is a {purpose} run, not a calibration run"
+                )));
+            }
+            match &first {
+                None => first = Some((machine, sha, branch)),
+                Some((m, s, _)) if *m == machine && *s == sha => {}
+                Some(_) => {
+                    return Err(CollectorError::Conflict(
+                        "calibration runs must share one machine and one commit".into(),
+                    ));
+                }
+            }
+        }
+        let (machine_id, commit_sha, branch) = first.expect("at least two runs");
+        // The floor a verdict at this commit would use: the history up to and including it.
+        let chain = graph.chain(&commit_sha, branch.as_deref());
+
+        let mut outcomes: HashMap<(i64, String), SeriesOutcome> = HashMap::new();
+        let mut failing = 0;
+        for pair in runs.run_ids.windows(2) {
+            let series = run_series(&tx, pair[1])?;
+            let mut comparisons = Vec::new();
+            for (scenario_ref, metric, direction) in &series {
+                let points = series_points(&tx, machine_id, *scenario_ref, metric)?;
+                let (_, history) = baseline_and_history(&chain, &points);
+                let a = samples_of(&tx, pair[0], *scenario_ref, metric)?;
+                let b = samples_of(&tx, pair[1], *scenario_ref, metric)?;
+                let base = (!a.is_empty()).then_some(a.as_slice());
+                comparisons.push(compare(base, &b, &history, *direction, policy));
+            }
+            let mut any_regression = false;
+            for ((scenario_ref, metric, _), a) in series.iter().zip(assess(comparisons, policy)) {
+                let scenario_id: String =
+                    tx.query_row("SELECT scenario_id FROM scenarios WHERE id = ?1", [scenario_ref], |r| {
+                        r.get(0)
+                    })?;
+                let o = outcomes
+                    .entry((*scenario_ref, metric.clone()))
+                    .or_insert_with(|| SeriesOutcome {
+                        scenario_ref: *scenario_ref,
+                        scenario_id,
+                        metric: metric.clone(),
+                        comparisons: 0,
+                        false_regressions: 0,
+                        false_improvements: 0,
+                        noisy: 0,
+                        false_positive_rate: 0.0,
+                        false_positive_upper: 1.0,
+                        min_p_value: None,
+                    });
+                if a.verdict == Verdict::New {
+                    continue;
+                }
+                o.comparisons += 1;
+                match a.verdict {
+                    Verdict::Regression => {
+                        o.false_regressions += 1;
+                        any_regression = true;
+                    }
+                    Verdict::Improvement => o.false_improvements += 1,
+                    Verdict::Noisy => o.noisy += 1,
+                    _ => {}
+                }
+                if let Some(p) = a.comparison.p_value {
+                    o.min_p_value = Some(o.min_p_value.map_or(p, |m: f64| m.min(p)));
+                }
+            }
+            failing += usize::from(any_regression);
+        }
+        let mut series: Vec<SeriesOutcome> = outcomes.into_values().collect();
+        for o in &mut series {
+            let k = o.false_regressions + o.false_improvements;
+            o.false_positive_rate = if o.comparisons == 0 {
+                0.0
+            } else {
+                k as f64 / o.comparisons as f64
+            };
+            o.false_positive_upper = rate_upper_bound(k, o.comparisons);
+        }
+        series.sort_by(|a, b| (&a.scenario_id, &a.metric).cmp(&(&b.scenario_id, &b.metric)));
+
+        let comparisons = runs.run_ids.len() - 1;
+        let calibration_id = insert_calibration(
+            &tx,
+            &StoredCalibration {
+                uuid: runs.uuid.clone(),
+                machine_id,
+                commit_sha,
+                branch,
+                scenario_file: runs.scenario_file.clone(),
+                repetitions: runs.run_ids.len() as i64,
+                comparisons: comparisons as i64,
+                failing_comparisons: failing as i64,
+                alpha: policy.alpha,
+                practical_floor: policy.practical_floor,
+                statistics_version: STATISTICS_VERSION,
+                started_at: runs.started_at.clone(),
+                finished_at: runs.finished_at.clone(),
+                run_ids: runs.run_ids.clone(),
+                series: series.clone(),
+            },
+        )?;
+        tx.commit()?;
+        Ok(CalibrationReport {
+            calibration_id,
+            comparisons,
+            failing_comparisons: failing,
+            series,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upper_bounds_match_clopper_pearson() {
+        // scipy.stats.beta.ppf(0.95, 1, 10) == 0.2588655... ("rule of three" ~ 3/n).
+        assert!((rate_upper_bound(0, 10) - 0.258_865_5).abs() < 1e-6);
+        assert_eq!(rate_upper_bound(3, 3), 1.0);
+        assert_eq!(rate_upper_bound(0, 0), 1.0);
+    }
+}

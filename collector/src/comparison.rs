@@ -1,0 +1,400 @@
+//! Branch comparisons: two builds run interleaved (A B B A ...) on one machine, stored as
+//! two runs with purpose `comparison` and the paired verdict of every metric they share.
+//! They never enter a series; the site shows them on their own.
+
+use std::collections::HashMap;
+
+use harness::results::Results;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use crate::ingest::{IngestOutcome, store_record};
+use crate::record::{Purpose, RunRecord, content_uuid};
+use crate::statistics::fdr::benjamini_hochberg;
+use crate::statistics::paired::{PairedError, PairedOptions, compare_paired, paired_verdict};
+use crate::statistics::verdict::Direction;
+use crate::{CollectorError, Database};
+
+/// The paired verdict of one metric of one scenario: B against A.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ComparisonRow {
+    pub scenario_id: String,
+    pub definition_hash: String,
+    pub metric: String,
+    pub unit: String,
+    /// `lower` or `higher`: which is better.
+    pub direction: String,
+    pub rounds: usize,
+    pub median_a: f64,
+    pub median_b: f64,
+    /// Geometric mean of the per-round ratios B / A, with its CI; absent when the metric
+    /// could not be compared (see `note`).
+    pub ratio: Option<f64>,
+    pub ci_lower: Option<f64>,
+    pub ci_upper: Option<f64>,
+    pub ci_level: Option<f64>,
+    /// Signed-rank p-value, adjusted (Benjamini-Hochberg) across the comparison's metrics.
+    pub p_value: Option<f64>,
+    /// `regression`, `improvement`, `unchanged`, `noisy`, or `incomparable`.
+    pub verdict: String,
+    pub note: Option<String>,
+}
+
+impl ComparisonRow {
+    /// Relative change of B against A (0.03 is 3% larger).
+    pub fn change(&self) -> Option<f64> {
+        self.ratio.map(|r| r - 1.0)
+    }
+}
+
+/// A stored comparison.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ComparisonSummary {
+    pub id: i64,
+    pub uuid: String,
+    pub machine_id: i64,
+    pub label_a: String,
+    pub label_b: String,
+    pub commit_a: String,
+    pub commit_b: String,
+    pub scenario_file: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub regressions: usize,
+    pub improvements: usize,
+}
+
+fn median(samples: &[f64]) -> f64 {
+    let mut s = samples.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
+}
+
+/// Paired verdicts of every metric that A and B measured for the same scenario definition,
+/// with the p-values adjusted across all of them.
+pub fn paired_rows(a: &Results, b: &Results, options: &PairedOptions) -> Vec<ComparisonRow> {
+    let mut rows = Vec::new();
+    let mut tests: Vec<(usize, f64)> = Vec::new();
+    let mut directions = Vec::new();
+    for sa in &a.scenarios {
+        let Some(sb) = b
+            .scenarios
+            .iter()
+            .find(|s| s.id == sa.id && s.definition_hash == sa.definition_hash)
+        else {
+            continue;
+        };
+        for (name, ma) in &sa.metrics {
+            let Some(mb) = sb.metrics.get(name) else { continue };
+            let direction = if ma.direction.as_str() == "higher" {
+                Direction::Higher
+            } else {
+                Direction::Lower
+            };
+            let mut row = ComparisonRow {
+                scenario_id: sa.id.clone(),
+                definition_hash: sa.definition_hash.clone(),
+                metric: name.clone(),
+                unit: ma.unit.clone(),
+                direction: ma.direction.as_str().to_owned(),
+                rounds: ma.samples.len().min(mb.samples.len()),
+                median_a: median(&ma.samples),
+                median_b: median(&mb.samples),
+                ratio: None,
+                ci_lower: None,
+                ci_upper: None,
+                ci_level: None,
+                p_value: None,
+                verdict: "incomparable".into(),
+                note: None,
+            };
+            match compare_paired(&ma.samples, &mb.samples, direction, options) {
+                Ok(c) => {
+                    row.ratio = Some(c.ratio);
+                    row.ci_lower = Some(c.ci_lower);
+                    row.ci_upper = Some(c.ci_upper);
+                    row.ci_level = Some(c.ci_level);
+                    row.verdict = c.verdict.as_str().into();
+                    if let Some(t) = c.test {
+                        tests.push((rows.len(), t.p_value));
+                    }
+                }
+                Err(e @ PairedError::NotPositive { .. }) => {
+                    row.note = Some(format!("{e} (a metric that can be zero has no ratio)"));
+                }
+                Err(e) => row.note = Some(e.to_string()),
+            }
+            directions.push(direction);
+            rows.push(row);
+        }
+    }
+    let adjusted = benjamini_hochberg(&tests.iter().map(|(_, p)| *p).collect::<Vec<_>>());
+    for ((i, _), p) in tests.iter().zip(adjusted) {
+        let row = &mut rows[*i];
+        row.p_value = Some(p);
+        let (ratio, lo, hi) = (
+            row.ratio.unwrap_or(1.0),
+            row.ci_lower.unwrap_or(0.0),
+            row.ci_upper.unwrap_or(f64::MAX),
+        );
+        row.verdict = paired_verdict(ratio, lo, hi, Some(p), directions[*i], options)
+            .as_str()
+            .into();
+    }
+    rows
+}
+
+/// What recording a comparison stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredComparison {
+    pub id: i64,
+    pub rows: Vec<ComparisonRow>,
+}
+
+impl Database {
+    /// Stores both runs of an interleaved comparison and their paired verdicts, in one
+    /// transaction. Recording the same pair of runs again changes nothing.
+    pub fn record_comparison(
+        &mut self,
+        a: &Results,
+        b: &Results,
+        labels: [&str; 2],
+        options: &PairedOptions,
+    ) -> Result<StoredComparison, CollectorError> {
+        let rows = paired_rows(a, b, options);
+        let uuid = content_uuid(&[a.run.id.as_bytes(), b.run.id.as_bytes()]);
+        let tx = self.conn.transaction()?;
+        if let Some(id) = tx
+            .query_row("SELECT id FROM comparisons WHERE uuid = ?1", [&uuid], |r| r.get(0))
+            .optional()?
+        {
+            return Ok(StoredComparison { id, rows });
+        }
+        let mut run_ids = [0i64; 2];
+        for (slot, results) in run_ids.iter_mut().zip([a, b]) {
+            let mut record = RunRecord::from_results(results)?;
+            record.purpose = Purpose::Comparison;
+            *slot = match store_record(&tx, &record)? {
+                IngestOutcome::Stored { run_id } | IngestOutcome::AlreadyPresent { run_id } => run_id,
+            };
+        }
+        let machine_id: i64 = tx.query_row("SELECT machine_id FROM runs WHERE id = ?1", [run_ids[0]], |r| r.get(0))?;
+        tx.execute(
+            "INSERT INTO comparisons (uuid, machine_id, run_a, run_b, label_a, label_b, scenario_file, started_at, finished_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                uuid,
+                machine_id,
+                run_ids[0],
+                run_ids[1],
+                labels[0],
+                labels[1],
+                a.run.scenario_file,
+                a.run.started_at,
+                b.run.finished_at
+            ],
+        )?;
+        let id = tx.last_insert_rowid();
+        insert_rows(&tx, id, &rows)?;
+        tx.commit()?;
+        Ok(StoredComparison { id, rows })
+    }
+
+    /// Every stored comparison, newest first.
+    pub fn comparisons(&self) -> Result<Vec<ComparisonSummary>, CollectorError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT c.id, c.uuid, c.machine_id, c.label_a, c.label_b, ra.commit_sha, rb.commit_sha, c.scenario_file,
+                    c.started_at, c.finished_at,
+                    (SELECT count(*) FROM comparison_results WHERE comparison_id = c.id AND verdict = 'regression'),
+                    (SELECT count(*) FROM comparison_results WHERE comparison_id = c.id AND verdict = 'improvement')
+             FROM comparisons c JOIN runs ra ON ra.id = c.run_a JOIN runs rb ON rb.id = c.run_b
+             ORDER BY c.id DESC",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(ComparisonSummary {
+                id: r.get(0)?,
+                uuid: r.get(1)?,
+                machine_id: r.get(2)?,
+                label_a: r.get(3)?,
+                label_b: r.get(4)?,
+                commit_a: r.get(5)?,
+                commit_b: r.get(6)?,
+                scenario_file: r.get(7)?,
+                started_at: r.get(8)?,
+                finished_at: r.get(9)?,
+                regressions: r.get::<_, i64>(10)? as usize,
+                improvements: r.get::<_, i64>(11)? as usize,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The rows of one comparison, largest change first.
+    pub fn comparison_rows(&self, comparison_id: i64) -> Result<Vec<ComparisonRow>, CollectorError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT s.scenario_id, s.definition_hash, cr.metric, m.unit, m.direction, cr.rounds,
+                    (SELECT median FROM data_points WHERE run_id = c.run_a AND scenario_ref = cr.scenario_ref AND metric = cr.metric),
+                    (SELECT median FROM data_points WHERE run_id = c.run_b AND scenario_ref = cr.scenario_ref AND metric = cr.metric),
+                    cr.ratio, cr.ci_lower, cr.ci_upper, cr.ci_level, cr.p_value, cr.verdict, cr.note
+             FROM comparison_results cr
+             JOIN comparisons c ON c.id = cr.comparison_id
+             JOIN scenarios s ON s.id = cr.scenario_ref
+             JOIN metrics m ON m.name = cr.metric
+             WHERE cr.comparison_id = ?1",
+        )?;
+        let mut rows: Vec<ComparisonRow> = stmt
+            .query_map([comparison_id], |r| {
+                Ok(ComparisonRow {
+                    scenario_id: r.get(0)?,
+                    definition_hash: r.get(1)?,
+                    metric: r.get(2)?,
+                    unit: r.get(3)?,
+                    direction: r.get(4)?,
+                    rounds: r.get::<_, i64>(5)? as usize,
+                    median_a: r.get::<_, Option<f64>>(6)?.unwrap_or(f64::NAN),
+                    median_b: r.get::<_, Option<f64>>(7)?.unwrap_or(f64::NAN),
+                    ratio: r.get(8)?,
+                    ci_lower: r.get(9)?,
+                    ci_upper: r.get(10)?,
+                    ci_level: r.get(11)?,
+                    p_value: r.get(12)?,
+                    verdict: r.get(13)?,
+                    note: r.get(14)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        sort_by_effect(&mut rows);
+        Ok(rows)
+    }
+}
+
+/// Regressions first, then improvements, then the rest; within each, the largest change
+/// first.
+pub fn sort_by_effect(rows: &mut [ComparisonRow]) {
+    let rank = |v: &str| match v {
+        "regression" => 0,
+        "improvement" => 1,
+        "noisy" => 2,
+        "unchanged" => 3,
+        _ => 4,
+    };
+    rows.sort_by(|x, y| {
+        let size = |r: &ComparisonRow| r.change().map_or(0.0, f64::abs);
+        rank(&x.verdict)
+            .cmp(&rank(&y.verdict))
+            .then(size(y).total_cmp(&size(x)))
+    });
+}
+
+fn insert_rows(tx: &Transaction, comparison_id: i64, rows: &[ComparisonRow]) -> Result<(), CollectorError> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO comparison_results (comparison_id, scenario_ref, metric, rounds, ratio, ci_lower, ci_upper,
+                                         ci_level, p_value, verdict, note)
+         VALUES (?1, (SELECT id FROM scenarios WHERE scenario_id = ?2 AND definition_hash = ?3), ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?;
+    for r in rows {
+        insert.execute(params![
+            comparison_id,
+            r.scenario_id,
+            r.definition_hash,
+            r.metric,
+            r.rounds as i64,
+            r.ratio,
+            r.ci_lower,
+            r.ci_upper,
+            r.ci_level,
+            r.p_value,
+            r.verdict,
+            r.note
+        ])?;
+    }
+    Ok(())
+}
+
+/// Copies the comparisons of another database whose runs were merged (`run_map` maps its
+/// run ids to this one's). Returns how many were added.
+pub(crate) fn merge_comparisons(
+    from: &Connection,
+    tx: &Transaction,
+    run_map: &HashMap<i64, i64>,
+) -> Result<usize, CollectorError> {
+    let mut stmt = from.prepare(
+        "SELECT id, uuid, run_a, run_b, label_a, label_b, scenario_file, started_at, finished_at FROM comparisons ORDER BY id",
+    )?;
+    type Row = (i64, String, i64, i64, String, String, String, String, String);
+    let list: Vec<Row> = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+                r.get(8)?,
+            ))
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut added = 0;
+    for (id, uuid, run_a, run_b, label_a, label_b, file, started, finished) in list {
+        if tx
+            .query_row("SELECT 1 FROM comparisons WHERE uuid = ?1", [&uuid], |_| Ok(()))
+            .optional()?
+            .is_some()
+        {
+            continue;
+        }
+        let here = |run: i64| {
+            run_map
+                .get(&run)
+                .copied()
+                .ok_or_else(|| CollectorError::Conflict(format!("comparison {uuid} refers to a missing run")))
+        };
+        let (a, b) = (here(run_a)?, here(run_b)?);
+        let machine_id: i64 = tx.query_row("SELECT machine_id FROM runs WHERE id = ?1", [a], |r| r.get(0))?;
+        tx.execute(
+            "INSERT INTO comparisons (uuid, machine_id, run_a, run_b, label_a, label_b, scenario_file, started_at, finished_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![uuid, machine_id, a, b, label_a, label_b, file, started, finished],
+        )?;
+        let new_id = tx.last_insert_rowid();
+        let mut rows = from.prepare(
+            "SELECT s.scenario_id, s.definition_hash, cr.metric, m.unit, m.direction, cr.rounds, cr.ratio, cr.ci_lower,
+                    cr.ci_upper, cr.ci_level, cr.p_value, cr.verdict, cr.note
+             FROM comparison_results cr JOIN scenarios s ON s.id = cr.scenario_ref JOIN metrics m ON m.name = cr.metric
+             WHERE cr.comparison_id = ?1",
+        )?;
+        let rows: Vec<ComparisonRow> = rows
+            .query_map([id], |r| {
+                Ok(ComparisonRow {
+                    scenario_id: r.get(0)?,
+                    definition_hash: r.get(1)?,
+                    metric: r.get(2)?,
+                    unit: r.get(3)?,
+                    direction: r.get(4)?,
+                    rounds: r.get::<_, i64>(5)? as usize,
+                    median_a: f64::NAN,
+                    median_b: f64::NAN,
+                    ratio: r.get(6)?,
+                    ci_lower: r.get(7)?,
+                    ci_upper: r.get(8)?,
+                    ci_level: r.get(9)?,
+                    p_value: r.get(10)?,
+                    verdict: r.get(11)?,
+                    note: r.get(12)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        insert_rows(tx, new_id, &rows)?;
+        added += 1;
+    }
+    Ok(added)
+}

@@ -1,0 +1,207 @@
+//! Verdicts, commit-graph order, change points and calibration on real SQLite files.
+
+mod common;
+
+use collector::record::Purpose;
+use collector::statistics::verdict::Verdict;
+use collector::{AnalysisOptions, CalibrationRuns, Database};
+use common::{around, commit, count, run};
+
+fn wall_series(db: &Database) -> collector::query::Series {
+    db.series().unwrap().into_iter().find(|s| s.metric == "wall_s").unwrap()
+}
+
+fn verdict_of(db: &Database, run_id: i64, metric: &str) -> collector::query::StoredVerdict {
+    db.verdicts(run_id)
+        .unwrap()
+        .into_iter()
+        .find(|v| v.metric == metric)
+        .unwrap()
+}
+
+#[test]
+fn verdicts_follow_each_metric_direction() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = Database::open(&dir.path().join("b.sqlite")).unwrap();
+    let opts = AnalysisOptions::default();
+    let c0 = commit("c0", &[], 0, Some("main"));
+    let c1 = commit("c1", &["c0"], 1, Some("main"));
+    let c2 = commit("c2", &["c1"], 2, Some("main"));
+    let r0 = db
+        .ingest_record(&run("r0", c0, around(1.0, 0.01, 10, 1)))
+        .unwrap()
+        .run_id();
+    let r1 = db
+        .ingest_record(&run("r1", c1, around(1.1, 0.01, 10, 2)))
+        .unwrap()
+        .run_id();
+    let r2 = db
+        .ingest_record(&run("r2", c2, around(1.0, 0.01, 10, 3)))
+        .unwrap()
+        .run_id();
+    for r in [r0, r1, r2] {
+        db.analyze_run(r, &opts).unwrap();
+    }
+    assert_eq!(verdict_of(&db, r0, "wall_s").verdict, Verdict::New);
+    // Slower: more seconds (lower is better) and less throughput (higher is better).
+    let slow = verdict_of(&db, r1, "wall_s");
+    assert_eq!(slow.verdict, Verdict::Regression);
+    assert_eq!(slow.baseline_sha.as_deref(), Some("c0"));
+    assert!((slow.relative_change.unwrap() - 0.10).abs() < 0.01);
+    assert!(slow.q_value.unwrap() < 0.05);
+    assert_eq!(verdict_of(&db, r1, "throughput").verdict, Verdict::Regression);
+    assert_eq!(verdict_of(&db, r2, "wall_s").verdict, Verdict::Improvement);
+    assert_eq!(verdict_of(&db, r2, "throughput").verdict, Verdict::Improvement);
+    // Analysing again replaces, never duplicates.
+    db.analyze_run(r2, &opts).unwrap();
+    assert_eq!(db.verdicts(r2).unwrap().len(), 2);
+    assert_eq!(db.find_run("latest").unwrap().id, r2);
+    assert_eq!(db.find_run("r1").unwrap().id, r1);
+    assert!(db.find_run("nope").is_err());
+}
+
+/// ```text
+/// main:    m0 - m1 ------- m2 - m3      (m2 merges f2)
+///                 \       /
+/// feature:         f1 - f2
+/// ```
+/// f1 and m2 have the same first-parent depth, and so do f2 and m3.
+#[test]
+fn merges_and_backfills_keep_the_first_parent_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = Database::open(&dir.path().join("b.sqlite")).unwrap();
+    let opts = AnalysisOptions::default();
+    let m0 = commit("m0", &[], 0, Some("main"));
+    let m1 = commit("m1", &["m0"], 1, Some("main"));
+    let f1 = commit("f1", &["m1"], 2, Some("feature"));
+    let f2 = commit("f2", &["f1"], 3, Some("feature"));
+    let m2 = commit("m2", &["m1", "f2"], 2, Some("main"));
+    let m3 = commit("m3", &["m2"], 3, Some("main"));
+    // Stored out of order, as a backfill would: the newest first, m1 last.
+    let mut ids = std::collections::HashMap::new();
+    for (uuid, c, level) in [
+        ("run-m3", m3, 1.0),
+        ("run-f2", f2, 1.5),
+        ("run-m0", m0, 1.0),
+        ("run-m2", m2, 1.0),
+        ("run-f1", f1, 1.5),
+        ("run-m1", m1, 1.0),
+    ] {
+        let id = db
+            .ingest_record(&run(uuid, c, around(level, 0.01, 10, uuid.len() as u64)))
+            .unwrap()
+            .run_id();
+        db.analyze_run(id, &opts).unwrap();
+        ids.insert(uuid, id);
+    }
+    let wall = wall_series(&db);
+    let shas = |branch: &str| -> Vec<String> {
+        db.points(&wall, Some(branch))
+            .unwrap()
+            .into_iter()
+            .map(|p| p.commit.sha)
+            .collect()
+    };
+    assert_eq!(shas("main"), ["m0", "m1", "m2", "m3"]);
+    assert_eq!(shas("feature"), ["m0", "m1", "f1", "f2"]);
+    // Baselines: the merge against its first parent, the feature against its fork point, and
+    // m2 re-analysed once m1 was backfilled (it had been compared with m0).
+    let baseline = |run: &str| verdict_of(&db, ids[run], "wall_s").baseline_sha;
+    assert_eq!(baseline("run-m2").as_deref(), Some("m1"));
+    assert_eq!(baseline("run-m3").as_deref(), Some("m2"));
+    assert_eq!(baseline("run-f1").as_deref(), Some("m1"));
+    assert_eq!(baseline("run-f2").as_deref(), Some("f1"));
+    assert_eq!(baseline("run-m0"), None);
+    // The feature branch is 50% slower; main never changed.
+    assert_eq!(verdict_of(&db, ids["run-f1"], "wall_s").verdict, Verdict::Regression);
+    for run in ["run-m1", "run-m2", "run-m3"] {
+        assert_eq!(verdict_of(&db, ids[run], "wall_s").verdict, Verdict::Unchanged, "{run}");
+    }
+}
+
+#[test]
+fn a_confirmed_change_point_relabels_the_verdict_the_gate_let_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = Database::open(&dir.path().join("b.sqlite")).unwrap();
+    let opts = AnalysisOptions::default();
+    // A series that alternates by +-3% from commit to commit, so its noise floor is about 7%;
+    // from commit 30 on, its level is 8% higher. Commit 30 is only 1.7% above commit 29, which
+    // the gate lets pass; the change point over the history finds the shift there.
+    let level = |i: u64| (if i < 30 { 1.0 } else { 1.08 }) * if i % 2 == 1 { 1.03 } else { 0.97 };
+    let mut ids = Vec::new();
+    for i in 0..38u64 {
+        let parents: Vec<String> = (i > 0).then(|| format!("c{}", i - 1)).into_iter().collect();
+        let parents: Vec<&str> = parents.iter().map(String::as_str).collect();
+        let c = commit(&format!("c{i}"), &parents, i, Some("main"));
+        let id = db
+            .ingest_record(&run(&format!("r{i}"), c, around(level(i), 0.002, 10, i)))
+            .unwrap()
+            .run_id();
+        db.analyze_run(id, &opts).unwrap();
+        ids.push(id);
+    }
+    let v = verdict_of(&db, ids[30], "wall_s");
+    assert_ne!(v.gate_verdict, Verdict::Regression, "{v:?}");
+    assert!(v.noise_floor.unwrap() > 0.05, "{v:?}");
+    assert_eq!(v.verdict, Verdict::Regression, "{v:?}");
+    let cps = db.change_points(&wall_series(&db), "main").unwrap();
+    assert_eq!(cps.len(), 1, "{cps:?}");
+    assert_eq!(cps[0].commit_sha, "c30");
+    assert_eq!(cps[0].previous_sha, "c29");
+    assert_eq!(cps[0].kind, Verdict::Regression);
+    assert_eq!(v.change_point_id, Some(cps[0].id));
+    // Throughput fell at the same commit: the same change point, the other direction.
+    let t = verdict_of(&db, ids[30], "throughput");
+    assert_eq!(t.verdict, Verdict::Regression);
+    // Every other verdict is the gate's.
+    for (i, id) in ids.iter().enumerate().filter(|(i, _)| *i != 30) {
+        let v = verdict_of(&db, *id, "wall_s");
+        assert_eq!(v.verdict, v.gate_verdict, "commit {i}");
+    }
+}
+
+#[test]
+fn calibration_runs_stay_out_of_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("b.sqlite");
+    let mut db = Database::open(&path).unwrap();
+    let c = commit("c0", &[], 0, Some("main"));
+    db.ingest_record(&run("history", c.clone(), around(1.0, 0.02, 10, 9)))
+        .unwrap();
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let mut r = run(&format!("aa-{i}"), c.clone(), around(1.0, 0.02, 10, i));
+        r.purpose = Purpose::Calibration;
+        ids.push(db.ingest_record(&r).unwrap().run_id());
+    }
+    let report = db
+        .record_calibration(
+            &CalibrationRuns {
+                uuid: "cal-1".into(),
+                run_ids: ids.clone(),
+                scenario_file: "scenarios/test.toml".into(),
+                started_at: "2026-11-27T00:00:00Z".into(),
+                finished_at: "2026-11-27T00:05:00Z".into(),
+            },
+            &AnalysisOptions::default().policy,
+        )
+        .unwrap();
+    assert_eq!(report.comparisons, 3);
+    assert_eq!(report.failing_comparisons, 0);
+    assert_eq!(report.series.len(), 2);
+    for s in &report.series {
+        assert_eq!(s.comparisons, 3);
+        assert_eq!(s.false_positive_rate, 0.0);
+        assert!((s.false_positive_upper - 0.631_596).abs() < 1e-5, "{s:?}");
+    }
+    // Only the history run is history.
+    assert_eq!(db.runs().unwrap().len(), 1);
+    let wall = wall_series(&db);
+    assert_eq!(db.points(&wall, None).unwrap().len(), 1);
+    let cal = db.calibration(&wall).unwrap().unwrap();
+    assert_eq!((cal.comparisons, cal.false_regressions), (3, 0));
+    assert!(db.analyze_run(ids[0], &AnalysisOptions::default()).is_err());
+    drop(db);
+    assert_eq!(count(&path, "calibration_runs"), 4);
+    assert_eq!(count(&path, "calibration_series"), 2);
+}

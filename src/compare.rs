@@ -1,0 +1,336 @@
+//! `soledad-bench compare REV_A [REV_B]`: builds two revisions (or one and the working tree),
+//! runs the scenarios with their rounds interleaved (A B B A ...), and reports the paired
+//! verdicts. Exit status: 0 no regression, 1 regression, 2 error.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use collector::Database;
+use collector::comparison::{ComparisonRow, sort_by_effect};
+use collector::statistics::paired::{MIN_ROUNDS, PairedOptions};
+use harness::results::{CommitInfo, Results};
+use harness::runner::RunConfig;
+use harness::scenario::ScenarioSet;
+use site_gen::format::{short_sha, value};
+
+use crate::revisions::{BuildCache, Revision};
+use crate::run::HarnessArgs;
+
+/// Compare two revisions, or a revision and the working tree, with interleaved rounds.
+#[derive(clap::Args)]
+pub struct CompareArgs {
+    /// The baseline (A): a commit, branch or tag.
+    rev_a: String,
+    /// Compared with the baseline (B) [default: the working tree, uncommitted changes included].
+    rev_b: Option<String>,
+    /// Scenario file to run.
+    #[arg(long, default_value = "scenarios/smoke.toml")]
+    scenarios: PathBuf,
+    /// Only the scenarios whose id contains this text.
+    #[arg(long)]
+    only: Option<String>,
+    /// Paired rounds to run at least (the scenario set's budget may run more).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(MIN_ROUNDS as i64..))]
+    rounds: u32,
+    /// The benchmark database; the comparison is stored there for the site.
+    #[arg(long, default_value = "bench.sqlite")]
+    db: PathBuf,
+    /// Also write the report as Markdown (for a merge request) to this file.
+    #[arg(long)]
+    markdown: Option<PathBuf>,
+    /// Also write the report as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// List unchanged metrics in the table too.
+    #[arg(long)]
+    all: bool,
+    #[command(flatten)]
+    builds: BuildArgs,
+    #[command(flatten)]
+    harness: HarnessArgs,
+}
+
+/// Where revisions are checked out and built (shared by `compare`, `backfill` and `find`).
+#[derive(clap::Args)]
+pub struct BuildArgs {
+    /// The git repository.
+    #[arg(long, default_value = ".")]
+    pub repo: PathBuf,
+    /// Cache of checkouts and builds [default: target/soledad-bench of the repository].
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+    /// Build with this shell command in the checkout instead of cargo; it must leave
+    /// soledad-bench and blobs-server (and optionally bench.env) in $SOLEDAD_BENCH_OUT.
+    #[arg(long)]
+    pub build_cmd: Option<String>,
+}
+
+impl BuildArgs {
+    pub fn cache(&self) -> anyhow::Result<BuildCache> {
+        BuildCache::new(&self.repo, self.cache.clone(), self.build_cmd.clone())
+    }
+}
+
+/// Loads a scenario set, keeps the scenarios matching `only`, and makes every scenario run
+/// at least `rounds` measured rounds.
+pub fn load_set(path: &std::path::Path, only: Option<&str>, rounds: u32) -> anyhow::Result<ScenarioSet> {
+    let mut set = ScenarioSet::load(path)?;
+    if let Some(only) = only {
+        set.scenarios.retain(|s| s.id().contains(only));
+        anyhow::ensure!(
+            !set.scenarios.is_empty(),
+            "no scenario of {} matches {only:?}",
+            path.display()
+        );
+    }
+    for s in &mut set.scenarios {
+        s.budget.min_rounds = s.budget.min_rounds.max(rounds);
+        s.budget.max_rounds = s.budget.max_rounds.max(s.budget.min_rounds);
+    }
+    Ok(set)
+}
+
+/// The outcome of an interleaved comparison.
+pub struct Compared {
+    pub label_a: String,
+    pub label_b: String,
+    pub results: [Results; 2],
+    pub rows: Vec<ComparisonRow>,
+    pub comparison_id: i64,
+}
+
+/// Builds both revisions, runs them interleaved, stores and returns the comparison.
+pub fn compare(
+    cache: &BuildCache,
+    set: &ScenarioSet,
+    revisions: [(Revision, String); 2],
+    config: &RunConfig,
+    db: &mut Database,
+) -> anyhow::Result<Compared> {
+    let mut builds = Vec::new();
+    let mut commits = Vec::new();
+    for (revision, _) in &revisions {
+        builds.push(cache.build(revision)?.map_err(anyhow::Error::from)?);
+        commits.push(describe(cache, revision)?);
+    }
+    let machine = harness::machine::describe(harness::binaries::profile());
+    let [label_a, label_b] = [0, 1].map(|i| label(&revisions[i].1, &commits[i]));
+    eprintln!(
+        "comparing {label_a} (A) with {label_b} (B) on {} scenarios",
+        set.scenarios.len()
+    );
+    let commits: [CommitInfo; 2] = commits.try_into().expect("two commits");
+    let builds = builds.try_into().expect("two builds");
+    let results = harness::runner::run_interleaved(set, commits, machine, config, builds)?;
+    let stored = db.record_comparison(
+        &results[0],
+        &results[1],
+        [&label_a, &label_b],
+        &PairedOptions::default(),
+    )?;
+    let mut rows = stored.rows;
+    sort_by_effect(&mut rows);
+    Ok(Compared {
+        label_a,
+        label_b,
+        results,
+        rows,
+        comparison_id: stored.id,
+    })
+}
+
+fn describe(cache: &BuildCache, revision: &Revision) -> anyhow::Result<CommitInfo> {
+    Ok(match revision {
+        Revision::Commit(sha) => harness::commit::describe(cache.repo(), sha, None)?,
+        Revision::WorkingTree => harness::commit::describe_head(cache.repo())?,
+    })
+}
+
+fn label(name: &str, commit: &CommitInfo) -> String {
+    let sha = short_sha(&commit.sha);
+    if name == "working tree" {
+        format!(
+            "working tree ({sha}{})",
+            if commit.dirty { ", with uncommitted changes" } else { "" }
+        )
+    } else if commit.sha.starts_with(name) {
+        sha.to_owned()
+    } else {
+        format!("{name} ({sha})")
+    }
+}
+
+pub fn main(args: CompareArgs) -> ExitCode {
+    match run(args) {
+        Ok(regressed) => ExitCode::from(u8::from(regressed)),
+        Err(err) if matches!(err.downcast_ref(), Some(harness::HarnessError::Interrupted)) => {
+            eprintln!("interrupted: nothing was written");
+            ExitCode::from(130)
+        }
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Returns whether B regressed.
+fn run(args: CompareArgs) -> anyhow::Result<bool> {
+    let set = load_set(&args.scenarios, args.only.as_deref(), args.rounds)?;
+    let cache = args.builds.cache()?;
+    let a = Revision::Commit(cache.resolve(&args.rev_a)?);
+    let (b, b_name) = match &args.rev_b {
+        Some(rev) => (Revision::Commit(cache.resolve(rev)?), rev.clone()),
+        None => (Revision::WorkingTree, "working tree".to_owned()),
+    };
+    let mut db = Database::open(&args.db)?;
+    let config = args.harness.config_for_builds()?;
+    let c = compare(&cache, &set, [(a, args.rev_a.clone()), (b, b_name)], &config, &mut db)?;
+    print!("{}", table(&c, args.all));
+    if let Some(path) = &args.markdown {
+        std::fs::write(path, markdown(&c)).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&json(&c)).expect("JSON values serialize");
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    println!("stored as comparison {} in {}", c.comparison_id, args.db.display());
+    Ok(c.rows.iter().any(|r| r.verdict == "regression"))
+}
+
+fn percent(change: Option<f64>) -> String {
+    change.map_or_else(|| "-".into(), |c| format!("{:+.1}%", c * 100.0))
+}
+
+fn interval(r: &ComparisonRow) -> String {
+    match (r.ci_lower, r.ci_upper) {
+        (Some(lo), Some(hi)) => format!("{:+.1}% .. {:+.1}%", (lo - 1.0) * 100.0, (hi - 1.0) * 100.0),
+        _ => "-".into(),
+    }
+}
+
+fn p(r: &ComparisonRow) -> String {
+    r.p_value.map_or_else(
+        || "-".into(),
+        |p| {
+            if p < 0.0001 {
+                "<0.0001".into()
+            } else {
+                format!("{p:.4}")
+            }
+        },
+    )
+}
+
+fn counts(rows: &[ComparisonRow]) -> String {
+    let n = |v: &str| rows.iter().filter(|r| r.verdict == v).count();
+    format!(
+        "{} regressions, {} improvements, {} unchanged, {} noisy, {} not comparable",
+        n("regression"),
+        n("improvement"),
+        n("unchanged"),
+        n("noisy"),
+        n("incomparable")
+    )
+}
+
+fn table(c: &Compared, all: bool) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "A: {}\nB: {}\n{}\n", c.label_a, c.label_b, counts(&c.rows));
+    let _ = writeln!(
+        out,
+        "{:<12} {:<36} {:<26} {:>12} {:>12} {:>8} {:>18} {:>8}",
+        "verdict", "scenario", "metric", "A median", "B median", "change", "95% CI", "p"
+    );
+    for r in c
+        .rows
+        .iter()
+        .filter(|r| all || !matches!(r.verdict.as_str(), "unchanged" | "incomparable"))
+    {
+        let _ = writeln!(
+            out,
+            "{:<12} {:<36} {:<26} {:>12} {:>12} {:>8} {:>18} {:>8}",
+            r.verdict,
+            r.scenario_id,
+            r.metric,
+            value(r.median_a),
+            value(r.median_b),
+            percent(r.change()),
+            interval(r),
+            p(r)
+        );
+    }
+    out
+}
+
+fn markdown(c: &Compared) -> String {
+    let mut out = String::new();
+    let regressions = c.rows.iter().filter(|r| r.verdict == "regression").count();
+    let _ = writeln!(
+        out,
+        "### Benchmarks: {}\n\n**A** {}  \n**B** {}\n\n{}.\n",
+        if regressions > 0 { "regression" } else { "no regression" },
+        c.label_a,
+        c.label_b,
+        counts(&c.rows)
+    );
+    let row = |r: &ComparisonRow| {
+        format!(
+            "| {} | `{}` | `{}` | {} | {} | {} | {} | {} |\n",
+            r.verdict,
+            r.scenario_id,
+            r.metric,
+            value(r.median_a),
+            value(r.median_b),
+            percent(r.change()),
+            interval(r),
+            p(r)
+        )
+    };
+    let head = "| verdict | scenario | metric | A median | B median | change | 95% CI of B/A | p |\n|---|---|---|---:|---:|---:|---:|---:|\n";
+    let changes: Vec<&ComparisonRow> = c
+        .rows
+        .iter()
+        .filter(|r| matches!(r.verdict.as_str(), "regression" | "improvement"))
+        .collect();
+    if !changes.is_empty() {
+        out.push_str(head);
+        changes.iter().for_each(|r| out.push_str(&row(r)));
+        out.push('\n');
+    }
+    out.push_str("<details><summary>All metrics</summary>\n\n");
+    out.push_str(head);
+    c.rows.iter().for_each(|r| out.push_str(&row(r)));
+    out.push_str(
+        "\n</details>\n\nRounds ran interleaved (A B B A ...). Each change is the geometric mean of the per-round \
+         ratios B / A with a bootstrap 95% interval; p is the Wilcoxon signed-rank test of the log ratios, \
+         adjusted with Benjamini-Hochberg across all metrics. A change counts when p < 0.05 and it exceeds 1%.\n",
+    );
+    out
+}
+
+fn json(c: &Compared) -> serde_json::Value {
+    serde_json::json!({
+        "a": {"label": c.label_a, "commit": c.results[0].commit.sha, "run": c.results[0].run.id},
+        "b": {"label": c.label_b, "commit": c.results[1].commit.sha, "run": c.results[1].run.id},
+        "comparison_id": c.comparison_id,
+        "regression": c.rows.iter().any(|r| r.verdict == "regression"),
+        "rows": c.rows.iter().map(|r| serde_json::json!({
+            "scenario": r.scenario_id,
+            "metric": r.metric,
+            "unit": r.unit,
+            "better": r.direction,
+            "rounds": r.rounds,
+            "median_a": r.median_a,
+            "median_b": r.median_b,
+            "ratio": r.ratio,
+            "ci_lower": r.ci_lower,
+            "ci_upper": r.ci_upper,
+            "p_value": r.p_value,
+            "verdict": r.verdict,
+            "note": r.note,
+        })).collect::<Vec<_>>(),
+    })
+}

@@ -1,0 +1,213 @@
+//! Revisions to benchmark that are not the running build: a commit's tree checked out into a
+//! cached directory, built once, its binaries kept. Shared by `compare`, `backfill` and
+//! `find`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context as _, bail};
+use harness::runner::Build;
+
+/// A revision of the repository, or its working tree with uncommitted changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revision {
+    Commit(String),
+    WorkingTree,
+}
+
+/// The cache of checkouts and builds, by default `target/soledad-bench` of the repository.
+pub struct BuildCache {
+    repo: PathBuf,
+    root: PathBuf,
+    build_cmd: Option<String>,
+}
+
+/// Why a revision has no build.
+#[derive(Debug, thiserror::Error)]
+#[error("{revision} does not build: {reason}")]
+pub struct BuildFailure {
+    pub revision: String,
+    pub reason: String,
+}
+
+/// Files a build leaves in its output directory.
+const DRIVER: &str = "soledad-bench";
+const SERVER: &str = "blobs-server";
+/// Optional `KEY=value` lines: the runtime environment of the build's processes.
+const ENV_FILE: &str = "bench.env";
+/// Written last: a directory without it is an interrupted build, done again.
+const DONE: &str = ".built";
+
+impl BuildCache {
+    /// `build_cmd`, when given, is run with `sh -c` in the checkout instead of cargo; it must
+    /// leave `soledad-bench` and `blobs-server` (and optionally `bench.env`) in
+    /// `$SOLEDAD_BENCH_OUT`.
+    pub fn new(repo: &Path, root: Option<PathBuf>, build_cmd: Option<String>) -> anyhow::Result<Self> {
+        let git = git2::Repository::discover(repo)
+            .map_err(|_| anyhow::anyhow!("{} is not inside a git repository", repo.display()))?;
+        let workdir = git
+            .workdir()
+            .context("a bare repository has no working tree to build")?
+            .to_owned();
+        let root = root.unwrap_or_else(|| workdir.join("target/soledad-bench"));
+        std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
+        Ok(Self {
+            repo: workdir,
+            root,
+            build_cmd,
+        })
+    }
+
+    pub fn repo(&self) -> &Path {
+        &self.repo
+    }
+
+    /// Resolves a revision name to a full sha.
+    pub fn resolve(&self, rev: &str) -> anyhow::Result<String> {
+        let git = git2::Repository::open(&self.repo)?;
+        let commit = git
+            .revparse_single(rev)
+            .and_then(|o| o.peel_to_commit())
+            .map_err(|e| anyhow::anyhow!("{rev:?} is not a commit of {}: {}", self.repo.display(), e.message()))?;
+        Ok(commit.id().to_string())
+    }
+
+    /// The commit's tree, exported into `worktrees/<sha>` (once).
+    pub fn checkout(&self, sha: &str) -> anyhow::Result<PathBuf> {
+        let dir = self.root.join("worktrees").join(sha);
+        if dir.join(DONE).is_file() {
+            return Ok(dir);
+        }
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).with_context(|| format!("cannot clear {}", dir.display()))?;
+        }
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let git = git2::Repository::open(&self.repo)?;
+        let tree = git.find_commit(git2::Oid::from_str(sha)?)?.tree()?;
+        let mut checkout = git2::build::CheckoutBuilder::new();
+        checkout.target_dir(&dir).force().recreate_missing(true);
+        git.checkout_tree(tree.as_object(), Some(&mut checkout))
+            .with_context(|| format!("cannot check {sha} out into {}", dir.display()))?;
+        std::fs::write(dir.join(DONE), sha)?;
+        Ok(dir)
+    }
+
+    /// The build of a revision: cached for commits, always rebuilt for the working tree
+    /// (cargo makes that cheap when nothing changed).
+    pub fn build(&self, revision: &Revision) -> anyhow::Result<Result<Build, BuildFailure>> {
+        let (source, key, label) = match revision {
+            Revision::Commit(sha) => (self.checkout(sha)?, sha.clone(), sha[..sha.len().min(10)].to_owned()),
+            Revision::WorkingTree => (
+                self.repo.clone(),
+                "working-tree".to_owned(),
+                "the working tree".to_owned(),
+            ),
+        };
+        let out = self.root.join("builds").join(&key);
+        if matches!(revision, Revision::Commit(_)) && out.join(DONE).is_file() {
+            return Ok(Ok(load(&out)?));
+        }
+        if out.exists() {
+            std::fs::remove_dir_all(&out).with_context(|| format!("cannot clear {}", out.display()))?;
+        }
+        std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+        eprintln!("building {label} ...");
+        let log = out.join("build.log");
+        let log_file = std::fs::File::create(&log)?;
+        let status = match &self.build_cmd {
+            Some(cmd) => Command::new("sh")
+                .args(["-c", cmd])
+                .current_dir(&source)
+                .env("SOLEDAD_BENCH_OUT", &out)
+                .stdout(log_file.try_clone()?)
+                .stderr(log_file)
+                .status(),
+            None => Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+                .args(["build", "--release", "--bins", "--locked"])
+                .current_dir(&source)
+                // One target directory for every revision: dependencies are compiled once.
+                .env("CARGO_TARGET_DIR", self.root.join("target"))
+                .stdout(log_file.try_clone()?)
+                .stderr(log_file)
+                .status(),
+        }
+        .with_context(|| format!("cannot run the build of {label}"))?;
+        if !status.success() {
+            return Ok(Err(BuildFailure {
+                revision: label,
+                reason: format!("{status}; {}", log_tail(&log)),
+            }));
+        }
+        if self.build_cmd.is_none() {
+            for bin in [DRIVER, SERVER] {
+                let built = self.root.join("target/release").join(bin);
+                std::fs::copy(&built, out.join(bin))
+                    .with_context(|| format!("the build has no {}", built.display()))?;
+            }
+        }
+        match load(&out) {
+            Ok(build) => {
+                std::fs::write(out.join(DONE), &key)?;
+                Ok(Ok(build))
+            }
+            Err(e) => Ok(Err(BuildFailure {
+                revision: label,
+                reason: format!("{e:#}"),
+            })),
+        }
+    }
+}
+
+fn load(out: &Path) -> anyhow::Result<Build> {
+    let (driver_bin, server_bin) = (out.join(DRIVER), out.join(SERVER));
+    for bin in [&driver_bin, &server_bin] {
+        if !bin.is_file() {
+            bail!("the build left no {}", bin.display());
+        }
+    }
+    let env = match std::fs::read_to_string(out.join(ENV_FILE)) {
+        Ok(text) => parse_env(&text).with_context(|| format!("in {}", out.join(ENV_FILE).display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Build {
+        server_bin,
+        driver_bin,
+        env,
+    })
+}
+
+fn parse_env(text: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let mut env = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (k, v) = line
+            .split_once('=')
+            .with_context(|| format!("line {}: expected KEY=value", i + 1))?;
+        env.push((k.trim().to_owned(), v.trim().to_owned()));
+    }
+    Ok(env)
+}
+
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(3)..].join(" | ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_files_are_key_value_lines() {
+        assert_eq!(
+            parse_env("# c\nA=1\n\n B = x y \n").unwrap(),
+            [("A".into(), "1".into()), ("B".into(), "x y".into())]
+        );
+        assert!(parse_env("nonsense").unwrap_err().to_string().contains("line 1"));
+    }
+}
