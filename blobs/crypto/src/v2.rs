@@ -99,11 +99,19 @@ impl ChunkKeys {
         Ok(tag.as_ref().try_into().expect("GCM tags are 16 bytes"))
     }
 
-    /// Seals `plain` into `out` (its ciphertext, then the tag), without copying it first.
-    fn seal_into(&self, index: u64, last: bool, plain: &[u8], out: &mut [u8]) -> Result<(), FormatError> {
+    /// Seals the chunk `head || plain`: `head` in place, `plain` into `out` (its ciphertext,
+    /// then the tag) without copying it first.
+    fn seal_into(
+        &self,
+        index: u64,
+        last: bool,
+        head: &mut [u8],
+        plain: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), FormatError> {
         self.key
-            .seal_in_place_scatter(self.nonce(index, last)?, Aad::from(self.aad), &mut [], plain, out)
-            .map_err(|_| FormatError::TooLarge(plain.len() as u64))
+            .seal_in_place_scatter(self.nonce(index, last)?, Aad::from(self.aad), head, plain, out)
+            .map_err(|_| FormatError::TooLarge((head.len() + plain.len()) as u64))
     }
 
     /// Opens `sealed` (ciphertext, then the tag) into `out`, without copying it first.
@@ -195,25 +203,28 @@ impl Encryptor {
             });
         }
         while !input.is_empty() {
-            if self.chunk.is_empty() && input.len() >= CHUNK_LEN && self.index + 1 < self.chunks {
-                // A whole middle chunk is here: seal it straight into `out`.
+            if self.chunk.len() + input.len() >= CHUNK_LEN && self.index + 1 < self.chunks {
+                // A middle chunk completes: what was held back goes to `out` and is sealed
+                // there, the input's part is sealed straight into `out`. Pieces rarely align
+                // with chunks (the first holds the length), so this is the usual path.
+                let held = self.chunk.len();
+                let take = CHUNK_LEN - held;
                 let base = out.len();
+                out.extend_from_slice(&self.chunk);
                 out.resize(base + SEALED_CHUNK_LEN, 0);
-                self.keys
-                    .seal_into(self.index, false, &input[..CHUNK_LEN], &mut out[base..])?;
+                let (head, rest) = out[base..].split_at_mut(held);
+                self.keys.seal_into(self.index, false, head, &input[..take], rest)?;
+                self.chunk.clear();
                 self.index += 1;
-                self.produced += CHUNK_LEN as u64;
-                input = &input[CHUNK_LEN..];
+                self.produced += take as u64;
+                input = &input[take..];
                 continue;
             }
+            // Part of a chunk, or the last chunk (sealed by `finish`, after its padding).
             let take = (CHUNK_LEN - self.chunk.len()).min(input.len());
             self.chunk.extend_from_slice(&input[..take]);
             self.produced += take as u64;
             input = &input[take..];
-            // A full chunk is sealed at once unless it is the last one (padding follows).
-            if self.chunk.len() == CHUNK_LEN && self.index + 1 < self.chunks {
-                self.seal_chunk(out)?;
-            }
         }
         Ok(())
     }
