@@ -18,8 +18,8 @@ use tokio::sync::broadcast;
 use crate::events::{Direction, Event};
 use crate::remote::{Flag, Remote};
 use crate::retry::RetryPolicy;
-use crate::scheduler::Scheduler;
-use crate::store::{BlobState, LocalStore, Priority, StoreError, SyncStatus, now_ms};
+use crate::scheduler::{Permit, Scheduler, Ticket};
+use crate::store::{BlobState, ContentInfo, LocalStore, Priority, StoreError, SyncStatus, now_ms};
 use crate::throttle::Throttle;
 use crate::{ClientError, check_name};
 
@@ -246,6 +246,34 @@ impl BlobManager {
     pub(crate) fn since(queued_at_ms: u64) -> Instant {
         let waited = Duration::from_millis(now_ms().saturating_sub(queued_at_ms));
         Instant::now().checked_sub(waited).unwrap_or_else(Instant::now)
+    }
+
+    /// What a transfer attempt starts with: its slot first (the ticket's, or one by the
+    /// blob's queued priority and waiting time), then the blob's lock, then the blob's state
+    /// and content as they are under that lock. In this order because a transfer waiting for
+    /// its turn must not hold the blob, or an urgent get of the same blob would wait behind
+    /// the whole queue.
+    pub(crate) async fn slot_then_blob(
+        &self,
+        namespace: &str,
+        id: &str,
+        ticket: Option<Ticket>,
+    ) -> Result<(Permit, BlobGuard, Option<BlobState>, Option<ContentInfo>), ClientError> {
+        let permit = match ticket {
+            Some(t) => t.wait().await,
+            None => {
+                let (ns, owned) = (namespace.to_owned(), id.to_owned());
+                let queued = self.blocking(move |store| store.state(&ns, &owned)).await?;
+                let (priority, at) = queued.map_or((Default::default(), 0), |s| (s.priority, s.queued_at_ms));
+                self.inner.scheduler.acquire(priority, Self::since(at)).await
+            }
+        };
+        let guard = self.lock_blob(namespace, id).await;
+        let (ns, owned) = (namespace.to_owned(), id.to_owned());
+        let (state, content) = self
+            .blocking(move |store| Ok((store.state(&ns, &owned)?, store.content(&ns, &owned)?)))
+            .await?;
+        Ok((permit, guard, state, content))
     }
 
     // ----- writing -----

@@ -85,21 +85,7 @@ impl BlobManager {
         let mut maybe_stored = on_server;
         let mut listed = on_server;
         loop {
-            // The slot first, then the blob (see `download`).
-            let permit = match ticket.take() {
-                Some(t) => t.wait().await,
-                None => {
-                    let (ns, owned) = (namespace.to_owned(), id.to_owned());
-                    let queued = self.blocking(move |store| store.state(&ns, &owned)).await?;
-                    let (priority, at) = queued.map_or((Default::default(), 0), |s| (s.priority, s.queued_at_ms));
-                    self.inner.scheduler.acquire(priority, Self::since(at)).await
-                }
-            };
-            let _guard = self.lock_blob(namespace, id).await;
-            let (ns, owned) = (namespace.to_owned(), id.to_owned());
-            let (state, content) = self
-                .blocking(move |store| Ok((store.state(&ns, &owned)?, store.content(&ns, &owned)?)))
-                .await?;
+            let (permit, _guard, state, content) = self.slot_then_blob(namespace, id, ticket.take()).await?;
             let (Some(state), Some(content)) = (state, content) else {
                 return Err(ClientError::NotLocal(id.to_owned()));
             };
