@@ -479,7 +479,6 @@ impl BlobManager {
         id: &str,
         mut ticket: Option<crate::scheduler::Ticket>,
     ) -> Result<u64, ClientError> {
-        let retry = self.inner.config.retry;
         loop {
             let (permit, _guard, state, content) = self.slot_then_blob(namespace, id, ticket.take()).await?;
             let Some(state) = state else {
@@ -567,24 +566,12 @@ impl BlobManager {
                         return Err(err);
                     }
                 }
-                (_, ErrorClass::Retry) if retry.should_retry(attempt) => {
-                    let delay = self
-                        .will_retry(namespace, id, Direction::Download, attempt, &err)
-                        .await?;
-                    drop(_guard);
-                    tokio::time::sleep(delay).await;
-                }
                 _ => {
-                    self.give_up(
-                        namespace,
-                        id,
-                        Direction::Download,
-                        SyncStatus::FailedDownload,
-                        attempt,
-                        &err,
-                    )
-                    .await?;
-                    return Err(err);
+                    let blob = (namespace, id);
+                    let direction = (Direction::Download, SyncStatus::FailedDownload);
+                    if !self.retry_or_give_up(blob, direction, attempt, &err, _guard).await? {
+                        return Err(err);
+                    }
                 }
             }
         }

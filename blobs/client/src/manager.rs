@@ -632,16 +632,30 @@ impl BlobManager {
         }
     }
 
-    /// After a failed attempt that will be repeated: tells the application, records the
-    /// attempt, and returns the pause before the next one.
-    pub(crate) async fn will_retry(
+    /// After a failed attempt that no answer of the server settled: a retryable error with
+    /// attempts left is told to the application and recorded, and the pause before the next
+    /// attempt is waited out with the blob released (`true`: try again). Otherwise the blob
+    /// goes to `failed`, marked as a transport failure (the next sync tries again) or a
+    /// refusal (`false`: the caller returns the error).
+    pub(crate) async fn retry_or_give_up(
         &self,
-        namespace: &str,
-        id: &str,
-        direction: Direction,
+        (namespace, id): (&str, &str),
+        (direction, failed): (Direction, SyncStatus),
         attempt: u32,
         error: &ClientError,
-    ) -> Result<Duration, ClientError> {
+        guard: BlobGuard,
+    ) -> Result<bool, ClientError> {
+        let retryable = error.class() == crate::ErrorClass::Retry;
+        if !(retryable && self.inner.config.retry.should_retry(attempt)) {
+            let kind = if retryable {
+                crate::FailureKind::Transport
+            } else {
+                crate::FailureKind::Refused
+            };
+            self.fail(namespace, id, direction, (failed, kind), error, attempt)
+                .await?;
+            return Ok(false);
+        }
         let delay = self.inner.config.retry.delay(attempt, error.retry_after());
         self.emit(Event::TransferFailed {
             namespace: namespace.to_owned(),
@@ -661,27 +675,9 @@ impl BlobManager {
             Ok(())
         })
         .await?;
-        Ok(delay)
-    }
-
-    /// After the last attempt: the blob goes to `failed`, marked as a transport failure (the
-    /// next sync tries again) or a refusal.
-    pub(crate) async fn give_up(
-        &self,
-        namespace: &str,
-        id: &str,
-        direction: Direction,
-        failed: SyncStatus,
-        attempt: u32,
-        error: &ClientError,
-    ) -> Result<(), ClientError> {
-        let kind = if error.class() == crate::ErrorClass::Retry {
-            crate::FailureKind::Transport
-        } else {
-            crate::FailureKind::Refused
-        };
-        self.fail(namespace, id, direction, (failed, kind), error, attempt)
-            .await
+        drop(guard);
+        tokio::time::sleep(delay).await;
+        Ok(true)
     }
 
     /// Emits a failure and records it in the blob's state.

@@ -79,7 +79,6 @@ impl BlobManager {
         on_server: bool,
         mut ticket: Option<Ticket>,
     ) -> Result<u64, ClientError> {
-        let retry = self.inner.config.retry;
         // Whether the server may hold the blob: it is listed, or an attempt failed in a way
         // that leaves open whether the server stored it (a lost response).
         let mut maybe_stored = on_server;
@@ -147,25 +146,14 @@ impl BlobManager {
                 self.emit(event);
                 return Err(err);
             }
-            match (&err, err.class()) {
-                (_, ErrorClass::Retry) if retry.should_retry(attempt) => {
-                    maybe_stored = true;
-                    let delay = self.will_retry(namespace, id, Direction::Upload, attempt, &err).await?;
-                    drop(_guard);
-                    tokio::time::sleep(delay).await;
-                }
-                _ => {
-                    self.give_up(
-                        namespace,
-                        id,
-                        Direction::Upload,
-                        SyncStatus::FailedUpload,
-                        attempt,
-                        &err,
-                    )
-                    .await?;
-                    return Err(err);
-                }
+            // A lost response leaves open whether the server stored the blob.
+            maybe_stored |= err.class() == ErrorClass::Retry;
+            let direction = (Direction::Upload, SyncStatus::FailedUpload);
+            if !self
+                .retry_or_give_up((namespace, id), direction, attempt, &err, _guard)
+                .await?
+            {
+                return Err(err);
             }
         }
     }
