@@ -40,6 +40,13 @@ fn repo() -> Repo {
 /// A subcommand that builds revisions, with the cache, database and work directory under
 /// `out/`.
 fn revs(repo: &Repo, subcommand: &str, args: &[&str]) -> Output {
+    let mut all = args.to_vec();
+    all.extend(["--scenarios", "quick.toml"]);
+    revs_with(repo, subcommand, &all)
+}
+
+/// `revs` with the scenario file among `args`.
+fn revs_with(repo: &Repo, subcommand: &str, args: &[&str]) -> Output {
     let out = repo.out();
     std::fs::create_dir_all(&out).unwrap();
     let bins = std::path::Path::new(common::bench_exe()).parent().unwrap();
@@ -47,7 +54,7 @@ fn revs(repo: &Repo, subcommand: &str, args: &[&str]) -> Output {
         .current_dir(repo.path())
         .arg(subcommand)
         .args(args)
-        .args(["--scenarios", "quick.toml", "--build-cmd", BUILD_CMD])
+        .args(["--build-cmd", BUILD_CMD])
         .arg("--cache")
         .arg(out.join("cache"))
         .arg("--db")
@@ -205,4 +212,77 @@ fn backfill_skips_what_does_not_build_and_resumes() {
     // A range excludes its start.
     let out = revs(&repo, "backfill", &[&format!("{first}..{third}"), "--force"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 commits benchmarked, 0 stored already, 1 do not build"));
+}
+
+/// Uploads limited by the client's bandwidth (`SOLEDAD_BENCH_CLIENT_BANDWIDTH`, from a
+/// commit's `bench.env`): a real, known difference between two builds.
+const LIMITED: &str = r#"
+warmup_rounds = 1
+rounds = 10
+[[scenario]]
+workload = "blobs.upload"
+payloads = ["4x100k"]
+concurrency = [1]
+"#;
+
+fn limited_repo() -> Repo {
+    let repo = Repo::new();
+    std::fs::write(repo.path().join("limited.toml"), LIMITED).unwrap();
+    repo
+}
+
+fn set_bandwidth(repo: &Repo, bytes_per_s: u64) {
+    std::fs::write(
+        repo.path().join("bench.env"),
+        format!("SOLEDAD_BENCH_CLIENT_BANDWIDTH={bytes_per_s}\n"),
+    )
+    .unwrap();
+}
+
+fn limited(repo: &Repo, subcommand: &str, args: &[&str]) -> Output {
+    let mut all = args.to_vec();
+    all.extend(["--scenarios", "limited.toml"]);
+    revs_with(repo, subcommand, &all)
+}
+
+#[test]
+fn a_ten_percent_lower_bandwidth_is_a_regression() {
+    let _serial = serial();
+    let repo = limited_repo();
+    set_bandwidth(&repo, 2_000_000);
+    let a = repo.commit("fast");
+    set_bandwidth(&repo, 1_800_000);
+    let b = repo.commit("10% slower client");
+    let json = repo.out().join("cmp.json");
+    let out = limited(&repo, "compare", &[&a, &b, "--json", json.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(report["regression"], true);
+    let wall = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["metric"] == "wall_s")
+        .unwrap();
+    assert_eq!(wall["verdict"], "regression", "{wall}");
+    // 2.0 / 1.8 MB/s: about 11% more time on the wire, minus what is not on the wire.
+    let ratio = wall["ratio"].as_f64().unwrap();
+    assert!((1.04..1.2).contains(&ratio), "{wall}");
+}
+
+#[test]
+fn find_names_the_commit_that_lowered_the_bandwidth() {
+    let _serial = serial();
+    let repo = limited_repo();
+    set_bandwidth(&repo, 2_000_000);
+    let good = repo.commit("fast");
+    repo.commit("still fast");
+    set_bandwidth(&repo, 1_500_000);
+    let culprit = repo.commit("slower client");
+    repo.commit("after");
+    let bad = repo.commit("still after");
+    let out = limited(&repo, "find", &[&good, &bad, "--scenario", "blobs.upload/4x100k/c1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(&culprit[..10]), "{stdout}\n{}", stderr(&out));
 }
