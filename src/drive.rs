@@ -50,6 +50,8 @@ pub fn run(args: DriveArgs) -> anyhow::Result<()> {
         scenario_dir: args.scenario_dir,
         round: args.round,
         seed: args.seed,
+        // Set through a build's environment (`bench.env`), not by the harness.
+        client_bandwidth: workloads::client_bandwidth_from_env()?,
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let prepared = runtime

@@ -20,6 +20,7 @@ impl Decrypt {
             .map(|(id, data)| {
                 let blob = match format {
                     BlobFormat::V1 => blobs_crypto::v1::encrypt(&secret, &id, &data)?,
+                    BlobFormat::V2 => blobs_crypto::v2::encrypt(&secret, &id, &data)?,
                 };
                 Ok((id, blob, data.len() as u64))
             })
@@ -38,6 +39,7 @@ impl Decrypt {
                 let t = Instant::now();
                 let plain = match self.format {
                     BlobFormat::V1 => blobs_crypto::v1::decrypt(&secret, id, blob, None)?,
+                    BlobFormat::V2 => blobs_crypto::v2::decrypt(&secret, id, blob)?,
                 };
                 work.latencies.as_mut().expect("set above").record(t.elapsed());
                 if plain.len() as u64 != *len {

@@ -28,6 +28,7 @@ impl Encrypt {
                 let t = Instant::now();
                 let blob = match self.format {
                     BlobFormat::V1 => blobs_crypto::v1::encrypt(&secret, id, data)?,
+                    BlobFormat::V2 => blobs_crypto::v2::encrypt(&secret, id, data)?,
                 };
                 work.latencies.as_mut().expect("set above").record(t.elapsed());
                 work.bytes += data.len() as u64;

@@ -59,11 +59,45 @@ pub struct Context {
     pub round: u32,
     /// Seeds payload generation, so every round of every run moves the same bytes.
     pub seed: u64,
+    /// The client's bandwidth limit in bytes per second, applied by the transfer manager of
+    /// the workloads that drive it (`blobs.upload`, `blobs.download`, `blobs.sync`) to
+    /// uploads and to downloads alike; `None` is unlimited. The driver takes it from
+    /// [`CLIENT_BANDWIDTH_ENV`], so a build's environment can give a branch comparison a
+    /// known, real difference. Fixtures are set up without it.
+    pub client_bandwidth: Option<u64>,
+}
+
+/// The variable the driver reads [`Context::client_bandwidth`] from.
+pub const CLIENT_BANDWIDTH_ENV: &str = "SOLEDAD_BENCH_CLIENT_BANDWIDTH";
+
+/// [`Context::client_bandwidth`] from [`CLIENT_BANDWIDTH_ENV`]: absent or empty is
+/// unlimited, anything but a positive number of bytes per second is an error.
+pub fn client_bandwidth_from_env() -> Result<Option<u64>, WorkloadError> {
+    parse_client_bandwidth(std::env::var_os(CLIENT_BANDWIDTH_ENV).as_deref())
+}
+
+fn parse_client_bandwidth(value: Option<&std::ffi::OsStr>) -> Result<Option<u64>, WorkloadError> {
+    let Some(value) = value else { return Ok(None) };
+    let text = value.to_string_lossy();
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    match text.trim().parse::<u64>() {
+        Ok(n) if n > 0 => Ok(Some(n)),
+        _ => Err(WorkloadError::Invalid(format!(
+            "{CLIENT_BANDWIDTH_ENV}={text:?}: expected a positive number of bytes per second, such as 2000000"
+        ))),
+    }
 }
 
 impl Context {
     fn target(&self) -> Result<&Target, WorkloadError> {
         self.target.as_ref().ok_or(WorkloadError::NoServer)
+    }
+
+    /// Puts the client's bandwidth limit on a measured manager.
+    fn limit(&self, manager: &blobs_client::BlobManager) {
+        manager.set_limits(self.client_bandwidth, self.client_bandwidth);
     }
 }
 
@@ -169,7 +203,8 @@ impl Prepared {
     }
 }
 
-/// The BlobManager every workload uses: a fresh SQLCipher store in the work directory.
+/// The BlobManager every workload measures: a fresh SQLCipher store in the work directory,
+/// limited to the client's bandwidth.
 fn manager(ctx: &Context, store_file: &str, concurrency: u32) -> Result<blobs_client::BlobManager, WorkloadError> {
     manager_at(ctx, &ctx.work_dir.join(store_file), concurrency)
 }
@@ -181,12 +216,9 @@ fn manager_at(
 ) -> Result<blobs_client::BlobManager, WorkloadError> {
     use std::sync::Arc;
     let store = Arc::new(blobs_client::SqlcipherStore::open(store, &payload::store_key())?);
-    Ok(blobs_client::BlobManager::new(
-        store,
-        remote(ctx)?,
-        payload::secret(),
-        concurrency as usize,
-    ))
+    let manager = blobs_client::BlobManager::new(store, remote(ctx)?, payload::secret(), concurrency as usize);
+    ctx.limit(&manager);
+    Ok(manager)
 }
 
 fn remote(ctx: &Context) -> Result<blobs_client::Remote, WorkloadError> {
@@ -221,6 +253,8 @@ async fn seed_server(params: &Params, ctx: &Context, namespace: &str, id_prefix:
     use futures::{StreamExt, TryStreamExt};
     const SEED_CONCURRENCY: usize = 8;
     let seeder = manager(ctx, "seed.db", SEED_CONCURRENCY as u32)?;
+    // Fixtures are not measured: no limit.
+    seeder.set_limits(None, None);
     futures::stream::iter(0..params.count as u64)
         .map(|i| {
             let seeder = &seeder;
@@ -274,4 +308,25 @@ fn transfer_latencies(report: &blobs_client::SyncReport) -> Latencies {
         l.record(*t);
     }
     l
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsStr;
+
+    use super::*;
+
+    #[test]
+    fn client_bandwidth_is_a_positive_byte_rate_or_absent() {
+        assert_eq!(parse_client_bandwidth(None).unwrap(), None);
+        assert_eq!(parse_client_bandwidth(Some(OsStr::new(""))).unwrap(), None);
+        assert_eq!(
+            parse_client_bandwidth(Some(OsStr::new("2000000"))).unwrap(),
+            Some(2_000_000)
+        );
+        for bad in ["0", "-5", "2M", "fast"] {
+            let err = parse_client_bandwidth(Some(OsStr::new(bad))).unwrap_err().to_string();
+            assert!(err.contains(CLIENT_BANDWIDTH_ENV) && err.contains(bad), "{err}");
+        }
+    }
 }

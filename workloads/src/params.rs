@@ -125,13 +125,19 @@ impl Size {
 pub enum BlobFormat {
     /// Soledad's format: one AES-256-GCM message with a 16-byte IV.
     V1,
+    /// Chunked, padded, resumable AES-256-GCM (`blobs/crypto/FORMAT.md`); what the client
+    /// writes by default.
+    V2,
 }
 
 /// Local store of store workloads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StoreBackend {
+    /// One SQLCipher database (the client's default).
     Sqlcipher,
+    /// Sealed files and a journal in a directory.
+    Fs,
 }
 
 /// Server storage backend of `server.backend`.

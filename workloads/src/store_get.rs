@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use blobs_client::{LocalStore, SyncStatus};
 
-use crate::store_put::open_store;
+use crate::store_put::{insert, open_store};
 use crate::{Context, Latencies, Params, Work, WorkloadError, blobs};
 
 const NAMESPACE: &str = "default";
@@ -22,7 +22,7 @@ impl StoreGet {
             let store = open_store(params, ctx)?;
             blobs(params, ctx, "b")
                 .into_iter()
-                .map(|(id, data)| store.insert(NAMESPACE, &id, &data, SyncStatus::Synced).map(|_| id))
+                .map(|(id, data)| insert(store.as_ref(), NAMESPACE, &id, &data, SyncStatus::Synced).map(|_| id))
                 .collect::<Result<Vec<_>, _>>()?
         };
         Ok(Self {
@@ -37,9 +37,7 @@ impl StoreGet {
             let mut bytes = 0;
             for id in &self.ids {
                 let t = Instant::now();
-                let data = self
-                    .store
-                    .get(NAMESPACE, id)?
+                let data = blobs_client::read_all(self.store.as_ref(), NAMESPACE, id)?
                     .ok_or_else(|| WorkloadError::Invalid(format!("blob {id} vanished")))?;
                 latencies.record(t.elapsed());
                 bytes += data.len() as u64;

@@ -1,9 +1,9 @@
-//! `store.put`: storing N blobs in a fresh local store, one transaction each.
+//! `store.put`: storing N blobs in a fresh local store, each committed atomically.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use blobs_client::{LocalStore, SyncStatus};
+use blobs_client::{BlobState, LocalStore, Priority, SyncStatus};
 
 use crate::{Context, Latencies, Params, StoreBackend, Work, WorkloadError, blobs, payload};
 
@@ -21,7 +21,26 @@ pub(crate) fn open_store(params: &Params, ctx: &Context) -> Result<Arc<dyn Local
             &ctx.work_dir.join("store.db"),
             &payload::store_key(),
         )?),
+        StoreBackend::Fs => Arc::new(blobs_client::FsStore::open(
+            &ctx.work_dir.join("store"),
+            &payload::store_key(),
+        )?),
     })
+}
+
+/// Stores one blob the way the BlobManager does: streamed into a stage, then committed
+/// with its state.
+pub(crate) fn insert(
+    store: &dyn LocalStore,
+    namespace: &str,
+    id: &str,
+    data: &[u8],
+    status: SyncStatus,
+) -> Result<(), blobs_client::StoreError> {
+    let mut w = store.new_content(namespace, id)?;
+    w.write(data)?;
+    w.commit(&BlobState::new(namespace, id, status, Priority::Medium))?;
+    Ok(())
 }
 
 impl StorePut {
@@ -38,7 +57,7 @@ impl StorePut {
             let mut bytes = 0;
             for (id, data) in &self.blobs {
                 let t = Instant::now();
-                self.store.insert(NAMESPACE, id, data, SyncStatus::PendingUpload)?;
+                insert(self.store.as_ref(), NAMESPACE, id, data, SyncStatus::PendingUpload)?;
                 latencies.record(t.elapsed());
                 bytes += data.len() as u64;
             }

@@ -35,7 +35,9 @@ impl Sync {
                 // A device that stays in sync across rounds: the first round fills it.
                 let namespace = seeded_namespace(params, ctx, "none").await?;
                 let manager = manager_at(ctx, &ctx.scenario_dir.join("in-sync.db"), params.concurrency)?;
+                manager.set_limits(None, None);
                 manager.sync(&namespace).await?;
+                ctx.limit(&manager);
                 (manager, namespace, 0)
             }
             None => {

@@ -99,10 +99,26 @@ impl ChunkKeys {
         Ok(tag.as_ref().try_into().expect("GCM tags are 16 bytes"))
     }
 
-    /// Opens a sealed chunk in place; returns the plaintext part.
-    fn open<'a>(&self, index: u64, last: bool, sealed: &'a mut [u8]) -> Result<&'a mut [u8], FormatError> {
+    /// Seals the chunk `head || plain`: `head` in place, `plain` into `out` (its ciphertext,
+    /// then the tag) without copying it first.
+    fn seal_into(
+        &self,
+        index: u64,
+        last: bool,
+        head: &mut [u8],
+        plain: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), FormatError> {
         self.key
-            .open_in_place(self.nonce(index, last)?, Aad::from(self.aad), sealed)
+            .seal_in_place_scatter(self.nonce(index, last)?, Aad::from(self.aad), head, plain, out)
+            .map_err(|_| FormatError::TooLarge((head.len() + plain.len()) as u64))
+    }
+
+    /// Opens `sealed` (ciphertext, then the tag) into `out`, without copying it first.
+    fn open_into(&self, index: u64, last: bool, sealed: &[u8], out: &mut [u8]) -> Result<(), FormatError> {
+        let (ciphertext, tag) = sealed.split_at(sealed.len() - TAG_LEN);
+        self.key
+            .open_separate_gather(self.nonce(index, last)?, Aad::from(self.aad), ciphertext, tag, out)
             .map_err(|_| FormatError::Authentication)
     }
 }
@@ -187,25 +203,28 @@ impl Encryptor {
             });
         }
         while !input.is_empty() {
-            if self.chunk.is_empty() && input.len() >= CHUNK_LEN && self.index + 1 < self.chunks {
-                // A whole middle chunk is here: seal it in place in `out`, copying it once.
+            if self.chunk.len() + input.len() >= CHUNK_LEN && self.index + 1 < self.chunks {
+                // A middle chunk completes: what was held back goes to `out` and is sealed
+                // there, the input's part is sealed straight into `out`. Pieces rarely align
+                // with chunks (the first holds the length), so this is the usual path.
+                let held = self.chunk.len();
+                let take = CHUNK_LEN - held;
                 let base = out.len();
-                out.extend_from_slice(&input[..CHUNK_LEN]);
-                let tag = self.keys.seal(self.index, false, &mut out[base..])?;
-                out.extend_from_slice(&tag);
+                out.extend_from_slice(&self.chunk);
+                out.resize(base + SEALED_CHUNK_LEN, 0);
+                let (head, rest) = out[base..].split_at_mut(held);
+                self.keys.seal_into(self.index, false, head, &input[..take], rest)?;
+                self.chunk.clear();
                 self.index += 1;
-                self.produced += CHUNK_LEN as u64;
-                input = &input[CHUNK_LEN..];
+                self.produced += take as u64;
+                input = &input[take..];
                 continue;
             }
+            // Part of a chunk, or the last chunk (sealed by `finish`, after its padding).
             let take = (CHUNK_LEN - self.chunk.len()).min(input.len());
             self.chunk.extend_from_slice(&input[..take]);
             self.produced += take as u64;
             input = &input[take..];
-            // A full chunk is sealed at once unless it is the last one (padding follows).
-            if self.chunk.len() == CHUNK_LEN && self.index + 1 < self.chunks {
-                self.seal_chunk(out)?;
-            }
         }
         Ok(())
     }
@@ -342,19 +361,17 @@ impl Decryptor {
         (self.padded - start).min(CHUNK_LEN as u64) as usize + TAG_LEN
     }
 
-    /// Verifies and decrypts a sealed chunk, appending its plaintext to `out`. It is opened
-    /// in place in `out`, so the plaintext is copied once.
+    /// Verifies and decrypts a sealed chunk, appending its plaintext to `out` (decrypted
+    /// straight into it, not copied there first).
     fn open_into(&mut self, sealed: &[u8], out: &mut Vec<u8>) -> Result<(), FormatError> {
         let index = self.progress.next_chunk;
         let last = index + 1 == self.chunks;
         let base = out.len();
-        out.extend_from_slice(sealed);
-        let opened = self.keys.open(index, last, &mut out[base..]).map(|p| p.len());
-        let Ok(plain_len) = opened else {
+        out.resize(base + sealed.len() - TAG_LEN, 0);
+        if self.keys.open_into(index, last, sealed, &mut out[base..]).is_err() {
             out.truncate(base);
             return Err(FormatError::Authentication);
-        };
-        out.truncate(base + plain_len);
+        }
         let mut pos = index * CHUNK_LEN as u64;
         if index == 0 {
             let len = u64::from_le_bytes(out[base..base + LEN_PREFIX].try_into().expect("8 bytes"));
