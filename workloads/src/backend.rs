@@ -94,10 +94,10 @@ impl Backend {
                 } else {
                     // Small blobs are read into memory, large ones mapped: touch every page so
                     // that the read really happens.
-                    let stored = backend.open_blob(&blob_ref(&id)).await?;
-                    let sum = stored.data.iter().step_by(4096).fold(0u8, |a, b| a.wrapping_add(*b));
+                    let data = backend.open_blob(&blob_ref(&id)).await?.bytes().await?;
+                    let sum = data.iter().step_by(4096).fold(0u8, |a, b| a.wrapping_add(*b));
                     std::hint::black_box(sum);
-                    stored.data.len() as u64
+                    data.len() as u64
                 };
                 Ok::<_, WorkloadError>((bytes, t.elapsed()))
             })

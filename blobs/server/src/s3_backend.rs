@@ -17,6 +17,9 @@ pub struct S3Backend {
 pub struct RemoteBlob;
 
 impl RemoteBlob {
+    pub async fn bytes(self) -> Result<Bytes, StorageError> {
+        Err(StorageError::Unsupported("s3"))
+    }
     pub async fn body(self, _start: u64, _len: u64) -> Result<axum::body::Body, StorageError> {
         Err(StorageError::Unsupported("s3"))
     }

@@ -170,6 +170,14 @@ pub enum BlobData {
 }
 
 impl StoredBlob {
+    /// All of the contents in memory (mapped, for large local blobs).
+    pub async fn bytes(self) -> Result<Bytes, StorageError> {
+        match self.data {
+            BlobData::Bytes(b) => Ok(b),
+            BlobData::Remote(r) => r.bytes().await,
+        }
+    }
+
     /// The bytes `start..start + len` as a response body.
     pub async fn body(self, start: u64, len: u64) -> Result<axum::body::Body, StorageError> {
         match self.data {
