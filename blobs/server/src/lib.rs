@@ -9,6 +9,7 @@ pub mod backup;
 pub mod config;
 pub mod disk;
 pub mod error;
+pub mod etcd;
 pub mod flags;
 pub mod fs_backend;
 pub mod idle;
