@@ -4,18 +4,23 @@
 
 use std::time::Instant;
 
-use blobs_server::fs_backend::{BlobRef, FsBackend, StoreOptions, WriteMode};
+use blobs_server::fs_backend::FsBackend;
+use blobs_server::s3_backend::S3Backend;
+use blobs_server::storage::{BlobRef, Storage, StorageBackend as _, StoreOptions, WriteMode};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
-use crate::{Context, Latencies, Op, Params, Work, WorkloadError, blobs};
+use crate::garage::Garage;
+use crate::{Context, Latencies, Op, Params, ServerBackendKind, Work, WorkloadError, blobs};
 
 const USER: &str = "bench";
 const NAMESPACE: &str = "default";
 const MAX_CONCURRENT_WRITES: usize = 50;
 
 pub struct Backend {
-    backend: FsBackend,
+    backend: Storage,
+    /// The cluster of the S3 backend, stopped after the backend is dropped.
+    _garage: Option<Garage>,
     op: Op,
     /// For writes the blobs to write; for reads the ids with empty contents.
     blobs: Vec<(String, Bytes)>,
@@ -36,7 +41,14 @@ impl Backend {
             user_quotas: Default::default(),
             processing_timeout: std::time::Duration::from_secs(600),
         };
-        let backend = FsBackend::open(&ctx.work_dir.join("backend"), opts)?;
+        let (backend, garage) = match params.backend {
+            Some(ServerBackendKind::S3) => {
+                let garage = Garage::start(&ctx.work_dir.join("garage"))?;
+                let s3 = S3Backend::open(&garage.s3_config("bench"), opts).await?;
+                (Storage::S3(s3), Some(garage))
+            }
+            _ => (Storage::Fs(FsBackend::open(&ctx.work_dir.join("backend"), opts)?), None),
+        };
         let op = params.op.unwrap_or(Op::Write);
         let mut blobs: Vec<(String, Bytes)> = blobs(params, ctx, "b")
             .into_iter()
@@ -68,6 +80,7 @@ impl Backend {
         }
         Ok(Self {
             backend,
+            _garage: garage,
             op,
             blobs,
             concurrency: params.concurrency as usize,

@@ -9,6 +9,7 @@ mod backend;
 mod decrypt;
 mod download;
 mod encrypt;
+pub mod garage;
 mod lag;
 mod latency;
 mod list;

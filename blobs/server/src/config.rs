@@ -624,4 +624,28 @@ mod tests {
         let err = Config::resolve(args, FileConfig::default()).unwrap_err();
         assert!(err.to_string().contains("max_concurrent_writes"), "{err}");
     }
+
+    #[test]
+    fn the_s3_backend_needs_its_settings_and_hides_its_secret() {
+        let f = file(
+            "tokens = \"t\"\n[storage]\nbackend = \"s3\"\nendpoint = \"http://127.0.0.1:3900\"\n\
+             bucket = \"b\"\netcd = [\"http://127.0.0.1:2379\"]\naccess_key_id = \"GK1\"\n\
+             secret_access_key = \"s3cret\"\n",
+        )
+        .unwrap();
+        let c = Config::resolve(ServeArgs::default(), f).unwrap();
+        let StorageConfig::S3(s3) = &c.storage else {
+            panic!("not s3: {:?}", c.storage)
+        };
+        assert_eq!((s3.bucket.as_str(), s3.region.as_str()), ("b", "garage"));
+        assert!(!format!("{c:?}").contains("s3cret"));
+        let err = Config::resolve(
+            ServeArgs::default(),
+            file("tokens = \"t\"\n[storage]\nbackend = \"s3\"\nendpoint = \"http://e\"\n").unwrap(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("storage.bucket"), "{err}");
+        let err = file("[storage]\nbackend = \"nfs\"\n").unwrap_err();
+        assert!(err.contains("line 2") && err.contains("backend"), "{err}");
+    }
 }
