@@ -17,6 +17,9 @@ const USER: &str = "bench";
 const NAMESPACE: &str = "default";
 const MAX_CONCURRENT_WRITES: usize = 50;
 
+/// What a run leaves to drop once it is timed.
+pub(crate) struct Leftovers(#[allow(dead_code)] Storage, #[allow(dead_code)] Option<Garage>);
+
 pub struct Backend {
     backend: Storage,
     /// The cluster of the S3 backend, stopped after the backend is dropped.
@@ -87,10 +90,27 @@ impl Backend {
         })
     }
 
-    pub(crate) async fn run(self) -> Result<Work, WorkloadError> {
-        let backend = &self.backend;
-        let op = self.op;
-        let results: Vec<(u64, std::time::Duration)> = futures::stream::iter(self.blobs)
+    /// Runs the workload and hands back the backend and its cluster, so that the caller
+    /// drops them after the clock stops: stopping a Garage cluster takes seconds.
+    pub(crate) async fn run(self) -> (Result<Work, WorkloadError>, Leftovers) {
+        let Self {
+            backend,
+            _garage,
+            op,
+            blobs,
+            concurrency,
+        } = self;
+        let work = Self::measured(&backend, op, blobs, concurrency).await;
+        (work, Leftovers(backend, _garage))
+    }
+
+    async fn measured(
+        backend: &Storage,
+        op: Op,
+        blobs: Vec<(String, Bytes)>,
+        concurrency: usize,
+    ) -> Result<Work, WorkloadError> {
+        let results: Vec<(u64, std::time::Duration)> = futures::stream::iter(blobs)
             .map(|(id, data)| async move {
                 let t = Instant::now();
                 let bytes = if op == Op::Write {
@@ -114,7 +134,7 @@ impl Backend {
                 };
                 Ok::<_, WorkloadError>((bytes, t.elapsed()))
             })
-            .buffer_unordered(self.concurrency)
+            .buffer_unordered(concurrency)
             .try_collect()
             .await?;
         let mut latencies = Latencies::new();
