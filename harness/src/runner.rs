@@ -66,7 +66,13 @@ pub struct RunConfig {
 /// Where the rounds of a scenario send their requests.
 enum ServerSide {
     None,
-    Local(ServerProcess),
+    /// A server the harness started; on the S3 backend, with its Garage cluster (dropped
+    /// after the server).
+    Local(
+        ServerProcess,
+        #[allow(dead_code, reason = "held, not read: it stops the cluster when dropped")]
+        Option<workloads::garage::Garage>,
+    ),
     External(ExternalServer),
 }
 
@@ -74,7 +80,7 @@ impl ServerSide {
     fn access(&self) -> Option<ServerAccess<'_>> {
         match self {
             ServerSide::None => None,
-            ServerSide::Local(s) => Some(ServerAccess {
+            ServerSide::Local(s, _) => Some(ServerAccess {
                 url: s.url(),
                 user: BENCH_USER,
                 token: s.token(),
@@ -89,7 +95,7 @@ impl ServerSide {
 
     fn pid(&self) -> Option<u32> {
         match self {
-            ServerSide::Local(s) => Some(s.pid()),
+            ServerSide::Local(s, _) => Some(s.pid()),
             _ => None,
         }
     }
@@ -297,7 +303,14 @@ fn run_scenario<const N: usize>(
         servers.push(match (&config.target, planned.params.workload.needs_server()) {
             (_, false) => ServerSide::None,
             (Some(t), true) => ServerSide::External(t.clone()),
-            (None, true) => ServerSide::Local(ServerProcess::start(&build.server_bin, &side_dir, &build.env)?),
+            (None, true) if planned.params.backend == Some(workloads::ServerBackendKind::S3) => {
+                let garage = workloads::garage::Garage::start(&side_dir.join("garage"))
+                    .map_err(|e| HarnessError::ServerStart(e.to_string()))?;
+                let mut env = build.env.clone();
+                env.extend(garage.server_env("bench"));
+                ServerSide::Local(ServerProcess::start(&build.server_bin, &side_dir, &env)?, Some(garage))
+            }
+            (None, true) => ServerSide::Local(ServerProcess::start(&build.server_bin, &side_dir, &build.env)?, None),
         });
     }
     let mut sides: Vec<SideState> = (0..N)
@@ -337,7 +350,7 @@ fn run_scenario<const N: usize>(
             };
             let side_dir = dir.path().join(format!("build-{side}"));
             let m = measure_round(planned, config, &builds[side], &servers[side], &side_dir, round).map_err(fail)?;
-            if let ServerSide::Local(s) = &mut servers[side] {
+            if let ServerSide::Local(s, _) = &mut servers[side] {
                 s.check_alive().map_err(fail)?;
             }
             progress.inc(1);

@@ -233,6 +233,7 @@ fn shape(w: WorkloadKind) -> Shape {
             ..base
         },
         WorkloadKind::ServerLoad => Shape {
+            backends: Optional,
             sizes: Required,
             ops: Required,
             duration_s: Optional,
@@ -464,7 +465,12 @@ impl ScenarioSet {
                                         let params = Params {
                                             format: on(shape.formats).then_some(format),
                                             store: on(shape.stores).then_some(store),
-                                            backend: on(shape.backends).then_some(backend),
+                                            // server.load ran on fs only before it took a
+                                            // backend: leaving fs out keeps its scenario ids.
+                                            backend: (on(shape.backends)
+                                                && !(w == WorkloadKind::ServerLoad
+                                                    && backend == ServerBackendKind::Fs))
+                                                .then_some(backend),
                                             direction: on(shape.directions).then_some(direction),
                                             op: on(shape.ops).then_some(op),
                                             duration_s: duration,

@@ -4,18 +4,26 @@
 
 use std::time::Instant;
 
-use blobs_server::fs_backend::{BlobRef, FsBackend, StoreOptions, WriteMode};
+use blobs_server::fs_backend::FsBackend;
+use blobs_server::s3_backend::S3Backend;
+use blobs_server::storage::{BlobRef, Storage, StorageBackend as _, StoreOptions, WriteMode};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
-use crate::{Context, Latencies, Op, Params, Work, WorkloadError, blobs};
+use crate::garage::Garage;
+use crate::{Context, Latencies, Op, Params, ServerBackendKind, Work, WorkloadError, blobs};
 
 const USER: &str = "bench";
 const NAMESPACE: &str = "default";
 const MAX_CONCURRENT_WRITES: usize = 50;
 
+/// What a run leaves to drop once it is timed.
+pub(crate) struct Leftovers(#[allow(dead_code)] Storage, #[allow(dead_code)] Option<Garage>);
+
 pub struct Backend {
-    backend: FsBackend,
+    backend: Storage,
+    /// The cluster of the S3 backend, stopped after the backend is dropped.
+    _garage: Option<Garage>,
     op: Op,
     /// For writes the blobs to write; for reads the ids with empty contents.
     blobs: Vec<(String, Bytes)>,
@@ -36,7 +44,14 @@ impl Backend {
             user_quotas: Default::default(),
             processing_timeout: std::time::Duration::from_secs(600),
         };
-        let backend = FsBackend::open(&ctx.work_dir.join("backend"), opts)?;
+        let (backend, garage) = match params.backend {
+            Some(ServerBackendKind::S3) => {
+                let garage = Garage::start(&ctx.work_dir.join("garage"))?;
+                let s3 = S3Backend::open(&garage.s3_config("bench"), opts).await?;
+                (Storage::S3(s3), Some(garage))
+            }
+            _ => (Storage::Fs(FsBackend::open(&ctx.work_dir.join("backend"), opts)?), None),
+        };
         let op = params.op.unwrap_or(Op::Write);
         let mut blobs: Vec<(String, Bytes)> = blobs(params, ctx, "b")
             .into_iter()
@@ -68,16 +83,34 @@ impl Backend {
         }
         Ok(Self {
             backend,
+            _garage: garage,
             op,
             blobs,
             concurrency: params.concurrency as usize,
         })
     }
 
-    pub(crate) async fn run(self) -> Result<Work, WorkloadError> {
-        let backend = &self.backend;
-        let op = self.op;
-        let results: Vec<(u64, std::time::Duration)> = futures::stream::iter(self.blobs)
+    /// Runs the workload and hands back the backend and its cluster, so that the caller
+    /// drops them after the clock stops: stopping a Garage cluster takes seconds.
+    pub(crate) async fn run(self) -> (Result<Work, WorkloadError>, Leftovers) {
+        let Self {
+            backend,
+            _garage,
+            op,
+            blobs,
+            concurrency,
+        } = self;
+        let work = Self::measured(&backend, op, blobs, concurrency).await;
+        (work, Leftovers(backend, _garage))
+    }
+
+    async fn measured(
+        backend: &Storage,
+        op: Op,
+        blobs: Vec<(String, Bytes)>,
+        concurrency: usize,
+    ) -> Result<Work, WorkloadError> {
+        let results: Vec<(u64, std::time::Duration)> = futures::stream::iter(blobs)
             .map(|(id, data)| async move {
                 let t = Instant::now();
                 let bytes = if op == Op::Write {
@@ -94,14 +127,14 @@ impl Backend {
                 } else {
                     // Small blobs are read into memory, large ones mapped: touch every page so
                     // that the read really happens.
-                    let stored = backend.open_blob(&blob_ref(&id)).await?;
-                    let sum = stored.data.iter().step_by(4096).fold(0u8, |a, b| a.wrapping_add(*b));
+                    let data = backend.open_blob(&blob_ref(&id)).await?.bytes().await?;
+                    let sum = data.iter().step_by(4096).fold(0u8, |a, b| a.wrapping_add(*b));
                     std::hint::black_box(sum);
-                    stored.data.len() as u64
+                    data.len() as u64
                 };
                 Ok::<_, WorkloadError>((bytes, t.elapsed()))
             })
-            .buffer_unordered(self.concurrency)
+            .buffer_unordered(concurrency)
             .try_collect()
             .await?;
         let mut latencies = Latencies::new();

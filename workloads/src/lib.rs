@@ -9,6 +9,7 @@ mod backend;
 mod decrypt;
 mod download;
 mod encrypt;
+pub mod garage;
 mod lag;
 mod latency;
 mod list;
@@ -173,6 +174,8 @@ impl Prepared {
     pub async fn run(self) -> Result<Outcome, WorkloadError> {
         let probe = LagProbe::start(LAG_PROBE_INTERVAL);
         let (workers, busy_before) = runtime_busy();
+        // Dropped after the clock stops.
+        let mut leftovers = None;
         let start = Instant::now();
         let work = match self {
             Prepared::Encrypt(w) => w.run().await,
@@ -183,12 +186,20 @@ impl Prepared {
             Prepared::List(w) => w.run().await,
             Prepared::StorePut(w) => w.run().await,
             Prepared::StoreGet(w) => w.run().await,
-            Prepared::Backend(w) => w.run().await,
+            Prepared::Backend(w) => {
+                let (work, rest) = w.run().await;
+                leftovers = Some(rest);
+                work
+            }
             Prepared::Load(w) => w.run().await,
         }?;
         let wall_s = start.elapsed().as_secs_f64();
         let (_, busy_after) = runtime_busy();
         let loop_lag = probe.stop().await;
+        // Stopping a cluster blocks for seconds: off the runtime's workers, after every probe.
+        if let Some(l) = leftovers {
+            let _ = tokio::task::spawn_blocking(move || drop(l)).await;
+        }
         Ok(Outcome {
             wall_s,
             bytes: work.bytes,

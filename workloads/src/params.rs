@@ -140,11 +140,13 @@ pub enum StoreBackend {
     Fs,
 }
 
-/// Server storage backend of `server.backend`.
+/// Server storage backend of `server.backend` and `server.load`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ServerBackendKind {
     Fs,
+    /// A 3-node Garage cluster and etcd on loopback (see `docs/scaling.md`).
+    S3,
 }
 
 /// What a `blobs.sync` moves.
@@ -320,8 +322,13 @@ impl Params {
                 } else {
                     "upload"
                 };
+                let on = if self.backend == Some(ServerBackendKind::S3) {
+                    " to a server on the S3 backend (3 Garage nodes and etcd on the same machine)"
+                } else {
+                    ""
+                };
                 format!(
-                    "{} clients each {op} blobs of {each} back to back for {duration} s; latencies are corrected for coordinated omission.",
+                    "{} clients each {op} blobs of {each}{on} back to back for {duration} s; latencies are corrected for coordinated omission.",
                     self.concurrency
                 )
             }

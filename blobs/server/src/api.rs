@@ -16,10 +16,10 @@ use serde::Deserialize;
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::flags::{Flag, FlagSet};
-use crate::fs_backend::{BlobRef, Cursor, FsBackend, ListQuery, Order, StoredBlob, WriteMode};
 use crate::ids::{DEFAULT_NAMESPACE, is_valid_name};
 use crate::metrics::{Metrics, Tracked};
 use crate::range::{RangeAnswer, parse_range};
+use crate::storage::{BlobRef, Cursor, ListQuery, Order, Storage, StorageBackend as _, StoredBlob, WriteMode};
 
 /// Largest flags body (a JSON list of at most four names).
 const MAX_FLAGS_BODY: usize = 4096;
@@ -32,7 +32,7 @@ pub struct AppState(pub Arc<Inner>);
 
 pub struct Inner {
     pub auth: Auth,
-    pub storage: FsBackend,
+    pub storage: Storage,
     pub metrics: Arc<Metrics>,
     pub public_metrics: bool,
 }
@@ -88,11 +88,7 @@ async fn robots() -> &'static str {
 }
 
 pub async fn health(State(s): State<AppState>) -> Response {
-    let tmp = s.storage.root().join(crate::layout::TMP_DIR);
-    let ok = tokio::task::spawn_blocking(move || std::fs::metadata(tmp).is_ok_and(|m| m.is_dir()))
-        .await
-        .unwrap_or(false);
-    if ok {
+    if s.storage.healthy().await {
         Json(serde_json::json!({"status": "ok"})).into_response()
     } else {
         (
@@ -256,7 +252,9 @@ async fn blob_response(state: &AppState, stored: StoredBlob, range: RangeAnswer)
             return Ok(r);
         }
     };
-    let body = Body::from(stored.data.slice(start as usize..(start + len) as usize));
+    let etag = stored.etag.clone();
+    let tag = stored.tag.clone();
+    let body = stored.body(start, len).await?;
     state.metrics.bytes_sent.inc_by(len);
     let mut response = Response::new(body);
     *response.status_mut() = status;
@@ -267,11 +265,8 @@ async fn blob_response(state: &AppState, stored: StoredBlob, range: RangeAnswer)
         HeaderValue::from_static("application/octet-stream"),
     );
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    h.insert(
-        header::ETAG,
-        HeaderValue::from_str(&stored.etag).expect("an ETag is ASCII"),
-    );
-    if let Some(tag) = stored.tag {
+    h.insert(header::ETAG, HeaderValue::from_str(&etag).expect("an ETag is ASCII"));
+    if let Some(tag) = tag {
         h.insert(
             "Tag",
             HeaderValue::from_str(&tag).expect("base64 is a valid header value"),

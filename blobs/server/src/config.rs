@@ -55,6 +55,70 @@ pub struct Config {
     /// Serve `/metrics` on the public listener too (it is always on the services listener).
     pub public_metrics: bool,
     pub log_format: LogFormat,
+    /// Where blobs are kept: `data_dir` (the default) or an S3 bucket.
+    pub storage: StorageConfig,
+}
+
+/// Which storage backend serves, and how to reach it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum StorageConfig {
+    /// Files under `data_dir`, one server per directory.
+    #[default]
+    Fs,
+    /// An S3 bucket (bytes) and an etcd cluster (index and compare-and-set), shared by any
+    /// number of servers.
+    S3(S3Config),
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct S3Config {
+    /// `http(s)://host:port` of the S3 API.
+    pub endpoint: String,
+    pub bucket: String,
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// etcd client URLs (`http://host:port`), tried in turn.
+    pub etcd: Vec<String>,
+    /// Prefix of every key this server writes in the bucket and in etcd, so that several
+    /// deployments can share one bucket and one etcd.
+    pub prefix: String,
+}
+
+impl std::fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Config")
+            .field("endpoint", &self.endpoint)
+            .field("bucket", &self.bucket)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<hidden>")
+            .field("etcd", &self.etcd)
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+/// `[storage]` of the configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileStorage {
+    backend: Option<BackendKind>,
+    endpoint: Option<String>,
+    bucket: Option<String>,
+    region: Option<String>,
+    access_key_id: Option<String>,
+    secret_access_key: Option<String>,
+    etcd: Option<Vec<String>>,
+    prefix: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    #[default]
+    Fs,
+    S3,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +158,7 @@ impl Config {
             worker_threads: None,
             public_metrics: true,
             log_format: LogFormat::Text,
+            storage: StorageConfig::Fs,
         }
     }
 
@@ -113,7 +178,14 @@ impl Config {
 
     fn resolve(a: ServeArgs, f: FileConfig) -> Result<Self, ConfigError> {
         let missing = |key: &'static str| ConfigError::Missing { key };
-        let data_dir = a.data_dir.or(f.data_dir).ok_or(missing("data_dir"))?;
+        let fs_storage = f.storage.unwrap_or_default();
+        let backend = a.storage_backend.or(fs_storage.backend).unwrap_or_default();
+        let data_dir = match (a.data_dir.or(f.data_dir), backend) {
+            (Some(d), _) => d,
+            (None, BackendKind::Fs) => return Err(missing("data_dir")),
+            // Unused by the S3 backend.
+            (None, BackendKind::S3) => PathBuf::new(),
+        };
         let tokens = a.tokens.or(f.tokens).ok_or(missing("tokens"))?;
         let listen = a
             .listen
@@ -153,6 +225,66 @@ impl Config {
         take!(log_format);
         c.worker_threads = a.worker_threads.or(f.worker_threads);
         c.quota = a.quota.or(f.quota).map(u64::from).filter(|&q| q > 0);
+        if backend == BackendKind::S3 {
+            let s = fs_storage;
+            let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+            let need = |v: Option<String>, key: &'static str, how: &str| {
+                v.ok_or_else(|| ConfigError::Invalid {
+                    key,
+                    problem: format!("the S3 backend needs it: {how}"),
+                })
+            };
+            c.storage = StorageConfig::S3(S3Config {
+                endpoint: need(
+                    a.s3_endpoint.or(s.endpoint),
+                    "storage.endpoint",
+                    "--s3-endpoint, BLOBS_SERVER_S3_ENDPOINT or endpoint in [storage]",
+                )?,
+                bucket: need(
+                    a.s3_bucket.or(s.bucket),
+                    "storage.bucket",
+                    "--s3-bucket, BLOBS_SERVER_S3_BUCKET or bucket in [storage]",
+                )?,
+                region: a.s3_region.or(s.region).unwrap_or_else(|| "garage".into()),
+                access_key_id: need(
+                    env("AWS_ACCESS_KEY_ID").or(s.access_key_id),
+                    "storage.access_key_id",
+                    "AWS_ACCESS_KEY_ID or access_key_id in [storage]",
+                )?,
+                secret_access_key: need(
+                    env("AWS_SECRET_ACCESS_KEY").or(s.secret_access_key),
+                    "storage.secret_access_key",
+                    "AWS_SECRET_ACCESS_KEY or secret_access_key in [storage]",
+                )?,
+                etcd: a
+                    .etcd
+                    .map(|e| {
+                        e.split(',')
+                            .map(|s| s.trim().to_owned())
+                            .filter(|s| !s.is_empty())
+                            .collect()
+                    })
+                    .or(s.etcd)
+                    .filter(|e: &Vec<String>| !e.is_empty())
+                    .ok_or_else(|| ConfigError::Invalid {
+                        key: "storage.etcd",
+                        problem:
+                            "the S3 backend needs etcd for its index: --etcd, BLOBS_SERVER_ETCD or etcd in [storage]"
+                                .into(),
+                    })?,
+                prefix: a.s3_prefix.or(s.prefix).unwrap_or_default(),
+            });
+            if let StorageConfig::S3(s3) = &c.storage {
+                for url in std::iter::once(&s3.endpoint).chain(&s3.etcd) {
+                    if !(url.starts_with("http://") || url.starts_with("https://")) {
+                        return Err(ConfigError::Invalid {
+                            key: "storage",
+                            problem: format!("{url:?} is not an http:// or https:// URL"),
+                        });
+                    }
+                }
+            }
+        }
         for (user, q) in f.user_quotas.unwrap_or_default() {
             if !is_valid_name(&user) {
                 return Err(ConfigError::Invalid {
@@ -264,6 +396,26 @@ pub struct ServeArgs {
     /// Log format on stderr [default: text].
     #[arg(long, env = "BLOBS_SERVER_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Storage backend: fs (files under --data-dir) or s3 (a bucket plus etcd, shared by
+    /// several servers) [default: fs]. S3 credentials come from AWS_ACCESS_KEY_ID and
+    /// AWS_SECRET_ACCESS_KEY or the [storage] table of the file.
+    #[arg(long, env = "BLOBS_SERVER_STORAGE_BACKEND", value_enum)]
+    pub storage_backend: Option<BackendKind>,
+    /// S3 API endpoint, e.g. http://127.0.0.1:3900.
+    #[arg(long, env = "BLOBS_SERVER_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// S3 bucket.
+    #[arg(long, env = "BLOBS_SERVER_S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+    /// S3 region [default: garage].
+    #[arg(long, env = "BLOBS_SERVER_S3_REGION")]
+    pub s3_region: Option<String>,
+    /// Key prefix in the bucket and in etcd [default: none].
+    #[arg(long, env = "BLOBS_SERVER_S3_PREFIX")]
+    pub s3_prefix: Option<String>,
+    /// etcd client URLs, comma-separated, e.g. http://127.0.0.1:2379.
+    #[arg(long, env = "BLOBS_SERVER_ETCD")]
+    pub etcd: Option<String>,
 }
 
 /// The configuration file. Unknown keys are errors, so that a typo is not silently ignored.
@@ -290,6 +442,7 @@ pub struct FileConfig {
     worker_threads: Option<usize>,
     public_metrics: Option<bool>,
     log_format: Option<LogFormat>,
+    storage: Option<FileStorage>,
 }
 
 impl FileConfig {
@@ -470,5 +623,29 @@ mod tests {
         };
         let err = Config::resolve(args, FileConfig::default()).unwrap_err();
         assert!(err.to_string().contains("max_concurrent_writes"), "{err}");
+    }
+
+    #[test]
+    fn the_s3_backend_needs_its_settings_and_hides_its_secret() {
+        let f = file(
+            "tokens = \"t\"\n[storage]\nbackend = \"s3\"\nendpoint = \"http://127.0.0.1:3900\"\n\
+             bucket = \"b\"\netcd = [\"http://127.0.0.1:2379\"]\naccess_key_id = \"GK1\"\n\
+             secret_access_key = \"s3cret\"\n",
+        )
+        .unwrap();
+        let c = Config::resolve(ServeArgs::default(), f).unwrap();
+        let StorageConfig::S3(s3) = &c.storage else {
+            panic!("not s3: {:?}", c.storage)
+        };
+        assert_eq!((s3.bucket.as_str(), s3.region.as_str()), ("b", "garage"));
+        assert!(!format!("{c:?}").contains("s3cret"));
+        let err = Config::resolve(
+            ServeArgs::default(),
+            file("tokens = \"t\"\n[storage]\nbackend = \"s3\"\nendpoint = \"http://e\"\n").unwrap(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("storage.bucket"), "{err}");
+        let err = file("[storage]\nbackend = \"nfs\"\n").unwrap_err();
+        assert!(err.contains("line 2") && err.contains("backend"), "{err}");
     }
 }

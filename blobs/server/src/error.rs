@@ -2,7 +2,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::flags::FlagsError;
-use crate::fs_backend::StorageError;
+use crate::storage::StorageError;
 
 /// Every way a request can fail, with the status HTTP gives it.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +44,9 @@ impl ApiError {
                 StorageError::Busy => StatusCode::SERVICE_UNAVAILABLE,
                 StorageError::Body(_) => StatusCode::BAD_REQUEST,
                 StorageError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+                StorageError::Unsupported(_) => StatusCode::NOT_IMPLEMENTED,
+                // The object store or etcd did not answer: the client may retry.
+                StorageError::Remote(_) => StatusCode::SERVICE_UNAVAILABLE,
                 StorageError::InUse(_) | StorageError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
         }

@@ -12,7 +12,7 @@ use std::hash::BuildHasher;
 use std::os::unix::fs::FileExt as _;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -20,12 +20,16 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use tokio::sync::{OnceCell, RwLock, Semaphore};
 
-use crate::disk::{self, DiskError, Publish, TempPath};
+use crate::disk::{self, Publish, TempPath};
 use crate::flags::{Flag, FlagSet};
 use crate::index::{BlobMeta, UserIndex};
 use crate::layout::{self, LOCK_FILE, SNAPSHOT_DIR, TMP_DIR};
+use crate::storage::{self, incoming_preamble};
 
-pub use crate::layout::BlobRef;
+pub use crate::storage::{
+    BlobData, BlobRef, Cursor, ListQuery, Listing, NamespaceUsage, Order, StorageBackend, StorageError, StoreOptions,
+    StoredBlob, Totals, Usage, WriteMode, etag,
+};
 
 /// Blobs up to this size are read whole in one step; larger ones are streamed.
 const INLINE_READ_MAX: u64 = 256 * 1024;
@@ -33,138 +37,6 @@ const INLINE_READ_MAX: u64 = 256 * 1024;
 const WRITE_BUFFER: usize = 256 * 1024;
 /// Striped per-blob locks: enough that unrelated blobs rarely share one.
 const ID_LOCKS: usize = 4096;
-
-#[derive(Debug, thiserror::Error)]
-pub enum StorageError {
-    #[error("blob {0} does not exist")]
-    NotFound(String),
-    #[error("blob {0} already exists")]
-    Exists(String),
-    #[error("blob is larger than the maximum of {max} bytes")]
-    TooLarge { max: u64 },
-    #[error("quota exceeded: {used} of {quota} bytes in use")]
-    QuotaExceeded { quota: u64, used: u64 },
-    #[error("too many uploads in progress; retry later")]
-    Busy,
-    #[error("request body was interrupted: {0}")]
-    Body(String),
-    #[error("the blob's flags are {current:?}, not the expected {expected:?}")]
-    FlagsMismatch {
-        current: Vec<&'static str>,
-        expected: Vec<&'static str>,
-    },
-    #[error("the blob changed: its ETag is no longer {0}")]
-    PreconditionFailed(String),
-    #[error("data directory {0} is in use by another blobs-server")]
-    InUse(PathBuf),
-    #[error("storage error at {}: {}", .0.path.display(), .0.source)]
-    Io(#[from] DiskError),
-}
-
-/// How an upload becomes a blob.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WriteMode {
-    /// A new blob; 409 if the id exists.
-    Create,
-    /// Create or atomically replace (drafts); with `if_match`, only if the current blob has
-    /// that ETag.
-    Replace { if_match: Option<String> },
-    /// An incoming-box delivery: external-scheme preamble, PENDING, namespace MX.
-    Incoming,
-}
-
-#[derive(Debug, Clone)]
-pub struct StoreOptions {
-    pub max_concurrent_writes: usize,
-    pub write_wait: Duration,
-    pub max_blob_size: u64,
-    pub quota: Option<u64>,
-    pub user_quotas: HashMap<String, u64>,
-    pub processing_timeout: Duration,
-}
-
-impl StoreOptions {
-    pub fn from_config(c: &crate::Config) -> Self {
-        Self {
-            max_concurrent_writes: c.max_concurrent_writes,
-            write_wait: c.write_wait,
-            max_blob_size: c.max_blob_size,
-            quota: c.quota,
-            user_quotas: c.user_quotas.clone(),
-            processing_timeout: c.processing_timeout,
-        }
-    }
-}
-
-/// An opened blob.
-pub struct StoredBlob {
-    pub size: u64,
-    /// base64url of the last 16 bytes (the GCM tag of client-encrypted blobs); `None` when
-    /// the blob is shorter than that.
-    pub tag: Option<String>,
-    pub etag: String,
-    /// The contents: read into memory when small, memory-mapped when larger.
-    pub data: Bytes,
-}
-
-/// Listing order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Order {
-    Id,
-    OldestFirst,
-    NewestFirst,
-}
-
-/// Where a page of a listing starts: after this entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cursor {
-    pub time: Option<SystemTime>,
-    pub id: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct ListQuery {
-    pub deleted: bool,
-    pub order: Order,
-    pub filter: Option<Flag>,
-    pub after: Option<Cursor>,
-    pub limit: Option<usize>,
-    /// Only `total` is wanted.
-    pub count_only: bool,
-}
-
-pub struct Listing {
-    /// The page's ids as a JSON array.
-    pub json: String,
-    /// All matching entries, regardless of pages.
-    pub total: usize,
-    /// Cursor of the next page, if there is one.
-    pub next: Option<Cursor>,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Usage {
-    pub user: String,
-    pub used_bytes: u64,
-    pub quota_bytes: Option<u64>,
-    pub blobs: u64,
-    pub namespaces: std::collections::BTreeMap<String, NamespaceUsage>,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct NamespaceUsage {
-    pub blobs: u64,
-    pub bytes: u64,
-    pub tombstones: u64,
-}
-
-/// Storage totals over the users loaded so far (all users, once preloading is done).
-#[derive(Debug, Default)]
-pub struct Totals {
-    pub used_bytes: AtomicU64,
-    pub blobs: AtomicU64,
-    pub users: AtomicU64,
-}
 
 struct UserState {
     gate: RwLock<()>,
@@ -188,13 +60,6 @@ fn lock_poisoned<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding an index lock cannot leave it half-updated (updates are plain
     // field writes after the disk step), so the data is still good.
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The `ETag` of a blob version: its modification time and size.
-pub fn etag(mtime: SystemTime, size: u64) -> String {
-    // Nanoseconds fit in a u64 until 2554; formatting a u128 costs noticeably more.
-    let ns = mtime.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-    format!("\"{ns:x}-{size:x}\"")
 }
 
 impl FsBackend {
@@ -590,101 +455,20 @@ impl FsBackend {
     /// Ids in a namespace (or, with `deleted`, ids of tombstones).
     pub async fn list(&self, user: &str, namespace: &str, q: &ListQuery) -> Result<Listing, StorageError> {
         let state = self.user(user).await?;
-        let now = SystemTime::now();
         let idx = Self::index(&state);
-        let Some(ns) = idx.namespaces.get(namespace) else {
-            return Ok(Listing {
-                json: "[]".into(),
-                total: 0,
-                next: None,
-            });
-        };
-        let mut entries: Vec<(SystemTime, &str)> = if q.deleted {
-            ns.tombstones.iter().map(|(id, t)| (*t, id.as_str())).collect()
-        } else {
-            ns.blobs
-                .iter()
-                .filter(|(_, m)| {
-                    q.filter
-                        .is_none_or(|f| m.effective_flags(now, self.opts.processing_timeout).contains(f))
-                })
-                .map(|(id, m)| (m.mtime, id.as_str()))
-                .collect()
-        };
-        // BTreeMap iteration is already in id order.
-        match q.order {
-            Order::Id => {}
-            Order::OldestFirst => entries.sort_unstable(),
-            Order::NewestFirst => entries.sort_unstable_by(|a, b| b.cmp(a)),
-        }
-        let total = entries.len();
-        if q.count_only {
-            return Ok(Listing {
-                json: String::new(),
-                total,
-                next: None,
-            });
-        }
-        let start = match &q.after {
-            None => 0,
-            Some(c) => {
-                let key = (c.time.unwrap_or(UNIX_EPOCH), c.id.as_str());
-                entries.partition_point(|e| match q.order {
-                    Order::Id => e.1 <= key.1,
-                    Order::OldestFirst => *e <= key,
-                    Order::NewestFirst => *e >= key,
-                })
-            }
-        };
-        let end = q.limit.map_or(total, |l| start.saturating_add(l).min(total));
-        let page = &entries[start.min(end)..end];
-        let next = (end < total && !page.is_empty()).then(|| {
-            let (t, id) = page[page.len() - 1];
-            Cursor {
-                time: (q.order != Order::Id).then_some(t),
-                id: id.to_owned(),
-            }
-        });
-        // Written straight from the index: valid ids need no JSON escaping, and this spares
-        // an allocation per id.
-        let mut json = String::with_capacity(2 + page.iter().map(|(_, id)| id.len() + 3).sum::<usize>());
-        json.push('[');
-        for (i, (_, id)) in page.iter().enumerate() {
-            if i > 0 {
-                json.push(',');
-            }
-            json.push('"');
-            json.push_str(id);
-            json.push('"');
-        }
-        json.push(']');
-        Ok(Listing { json, total, next })
+        Ok(storage::list_namespace(
+            idx.namespaces.get(namespace),
+            q,
+            SystemTime::now(),
+            self.opts.processing_timeout,
+        ))
     }
 
     /// Exact usage of one user.
     pub async fn usage(&self, user: &str) -> Result<Usage, StorageError> {
         let state = self.user(user).await?;
         let idx = Self::index(&state);
-        Ok(Usage {
-            user: user.to_owned(),
-            used_bytes: idx.used,
-            quota_bytes: self.quota_of(user),
-            blobs: idx.blob_count(),
-            namespaces: idx
-                .namespaces
-                .iter()
-                .map(|(name, ns)| {
-                    (
-                        name.clone(),
-                        NamespaceUsage {
-                            blobs: ns.blobs.len() as u64,
-                            bytes: ns.bytes,
-                            tombstones: ns.tombstones.len() as u64,
-                        },
-                    )
-                })
-                .collect(),
-        })
+        Ok(storage::usage_of(user, &idx, self.quota_of(user)))
     }
 
     /// A fresh, empty directory for a snapshot, removed at the next start if left behind.
@@ -732,6 +516,58 @@ impl FsBackend {
     }
 }
 
+impl StorageBackend for FsBackend {
+    fn max_blob_size(&self) -> u64 {
+        self.opts.max_blob_size
+    }
+    fn totals(&self) -> &Totals {
+        &self.totals
+    }
+    async fn preload(&self) -> Result<(), StorageError> {
+        FsBackend::preload(self).await
+    }
+    async fn healthy(&self) -> bool {
+        let tmp = self.tmp.clone();
+        tokio::task::spawn_blocking(move || std::fs::metadata(tmp).is_ok_and(|m| m.is_dir()))
+            .await
+            .unwrap_or(false)
+    }
+    async fn users(&self) -> Result<Vec<String>, StorageError> {
+        self.users_on_disk()
+    }
+    async fn write<S, E>(
+        &self,
+        blob: &BlobRef,
+        body: S,
+        mode: WriteMode,
+        declared: Option<u64>,
+    ) -> Result<u64, StorageError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
+        E: std::fmt::Display + Send,
+    {
+        FsBackend::write(self, blob, body, mode, declared).await
+    }
+    async fn open_blob(&self, blob: &BlobRef) -> Result<StoredBlob, StorageError> {
+        FsBackend::open_blob(self, blob).await
+    }
+    async fn flags(&self, blob: &BlobRef) -> Result<FlagSet, StorageError> {
+        FsBackend::flags(self, blob).await
+    }
+    async fn set_flags(&self, blob: &BlobRef, flags: FlagSet, expect: Option<FlagSet>) -> Result<(), StorageError> {
+        FsBackend::set_flags(self, blob, flags, expect).await
+    }
+    async fn delete(&self, blob: &BlobRef) -> Result<(), StorageError> {
+        FsBackend::delete(self, blob).await
+    }
+    async fn list(&self, user: &str, namespace: &str, q: &ListQuery) -> Result<Listing, StorageError> {
+        FsBackend::list(self, user, namespace, q).await
+    }
+    async fn usage(&self, user: &str) -> Result<Usage, StorageError> {
+        FsBackend::usage(self, user).await
+    }
+}
+
 /// Bytes promised to one upload; released when dropped unless taken over by the index.
 struct Reservation<'a> {
     state: &'a UserState,
@@ -764,22 +600,6 @@ impl Drop for Reservation<'_> {
     }
 }
 
-/// The stored form's preamble of an incoming delivery: external scheme, PGP, exact size.
-fn incoming_preamble(id: &str, size: u64) -> Result<Vec<u8>, StorageError> {
-    let preamble = blobs_crypto::Preamble {
-        scheme: blobs_crypto::Scheme::External,
-        method: blobs_crypto::Method::Pgp,
-        timestamp: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
-        iv: [0; 16],
-        doc_id: id.to_owned(),
-        rev: "0".into(),
-        content_size: Some(size),
-    };
-    let mut out = preamble.to_base64().expect("valid ids fit the preamble").into_bytes();
-    out.push(b' ');
-    Ok(out)
-}
-
 fn read_blob(path: &Path, id: &str) -> Result<StoredBlob, StorageError> {
     use std::io::Read as _;
     let file = match std::fs::File::open(path) {
@@ -809,7 +629,7 @@ fn read_blob(path: &Path, id: &str) -> Result<StoredBlob, StorageError> {
             size: data.len() as u64,
             tag: blobs_crypto::tag_header(&data),
             etag,
-            data,
+            data: BlobData::Bytes(data),
         });
     }
     // SAFETY: a mapping is undefined behaviour only if the file changes under it. This
@@ -824,6 +644,6 @@ fn read_blob(path: &Path, id: &str) -> Result<StoredBlob, StorageError> {
         size: data.len() as u64,
         tag: blobs_crypto::tag_header(&data),
         etag,
-        data,
+        data: BlobData::Bytes(data),
     })
 }

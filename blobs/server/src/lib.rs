@@ -9,6 +9,7 @@ pub mod backup;
 pub mod config;
 pub mod disk;
 pub mod error;
+pub mod etcd;
 pub mod flags;
 pub mod fs_backend;
 pub mod idle;
@@ -18,8 +19,10 @@ pub mod layout;
 pub mod metrics;
 pub mod range;
 pub mod restore;
+pub mod s3_backend;
 pub mod serve;
 pub mod services;
+pub mod storage;
 pub mod tls;
 pub mod tokens;
 
@@ -61,7 +64,7 @@ pub enum StartError {
     #[error("token file {0} names no user; nobody could use this server")]
     NoTokens(PathBuf),
     #[error(transparent)]
-    Storage(#[from] fs_backend::StorageError),
+    Storage(#[from] storage::StorageError),
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
     #[error("cannot listen on {addr}: {source}")]
@@ -89,7 +92,11 @@ impl Server {
             return Err(StartError::NoTokens(config.tokens.clone()));
         }
         let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
-        let storage = fs_backend::FsBackend::open(&config.data_dir, fs_backend::StoreOptions::from_config(config))?;
+        let opts = storage::StoreOptions::from_config(config);
+        let storage = match &config.storage {
+            config::StorageConfig::Fs => storage::Storage::Fs(fs_backend::FsBackend::open(&config.data_dir, opts)?),
+            config::StorageConfig::S3(s3) => storage::Storage::S3(s3_backend::S3Backend::open(s3, opts).await?),
+        };
         let public = bind(config.listen).await?;
         let services = match config.services_tokens {
             Some(_) => Some(bind(config.services_listen).await?),
@@ -146,6 +153,7 @@ impl Server {
         });
         // Loading every user's index up front makes the storage totals exact and spares the
         // first request of each user a directory walk; requests do not wait for it.
+        use storage::StorageBackend as _;
         let preload = self.state.clone();
         tokio::spawn(async move {
             if let Err(e) = preload.storage.preload().await {

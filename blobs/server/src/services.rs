@@ -12,8 +12,8 @@ use axum::routing::{get, put};
 use crate::api::{AppState, blob_ref, health, info, metrics, no_route};
 use crate::auth::BACKUP_SERVICE;
 use crate::error::ApiError;
-use crate::fs_backend::WriteMode;
 use crate::metrics::Tracked;
+use crate::storage::{StorageBackend as _, WriteMode};
 
 /// Incoming deliveries land in this namespace, as upstream.
 pub const INCOMING_NAMESPACE: &str = "MX";
@@ -70,7 +70,7 @@ fn check_backup_service(state: &AppState, headers: &HeaderMap) -> Result<(), Api
 
 async fn backup_all(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     check_backup_service(&state, &headers)?;
-    let users = state.storage.users_on_disk()?;
+    let users = state.storage.users().await?;
     backup_response(state, users).await
 }
 
@@ -86,7 +86,7 @@ async fn backup_user(
             value: user,
         });
     }
-    if !state.storage.users_on_disk()?.contains(&user) {
+    if !state.storage.users().await?.contains(&user) {
         return Err(ApiError::NotFound(format!("no blobs stored for {user:?}")));
     }
     backup_response(state, vec![user]).await

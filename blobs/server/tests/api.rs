@@ -7,9 +7,13 @@ use common::*;
 use reqwest::Method;
 use serde_json::json;
 
-#[tokio::test]
-async fn upload_download_list_delete_round_trip() {
-    let s = start();
+on_both_backends!(
+    upload_download_list_delete_round_trip,
+    upload_download_list_delete_round_trip_s3,
+    upload_download_list_delete_round_trip_case
+);
+async fn upload_download_list_delete_round_trip_case(b: Backend) {
+    let s = b.start();
     let blob: &[u8] = b"0123456789abcdef-this-blob-ends-with-a-sixteen-byte-tag";
     assert_eq!(put(&s, "/blobs/alice/b1", blob).await, StatusCode::OK);
     assert_eq!(put(&s, "/blobs/alice/b1", blob).await, StatusCode::CONFLICT);
@@ -52,14 +56,20 @@ async fn upload_download_list_delete_round_trip() {
     assert_eq!(get_json(&s, "/blobs/alice/?deleted=true").await, json!([]));
     assert_eq!(get_json(&s, "/blobs/alice/").await, json!(["b1"]));
     // On disk: the upstream layout, the blob and no tombstone.
-    let shard = s.data().join("alice/default/b/b1/b1");
-    assert_eq!(std::fs::read(shard.join("b1")).unwrap(), b"again");
-    assert!(!shard.join("b1.deleted").exists());
+    if s.fs {
+        let shard = s.data().join("alice/default/b/b1/b1");
+        assert_eq!(std::fs::read(shard.join("b1")).unwrap(), b"again");
+        assert!(!shard.join("b1.deleted").exists());
+    }
 }
 
-#[tokio::test]
-async fn short_and_empty_blobs_have_no_tag_and_do_not_fail() {
-    let s = start();
+on_both_backends!(
+    short_and_empty_blobs_have_no_tag_and_do_not_fail,
+    short_and_empty_blobs_have_no_tag_and_do_not_fail_s3,
+    short_and_empty_blobs_have_no_tag_and_do_not_fail_case
+);
+async fn short_and_empty_blobs_have_no_tag_and_do_not_fail_case(b: Backend) {
+    let s = b.start();
     for (id, body) in [("empty", &b""[..]), ("short", &b"fifteen bytes.."[..])] {
         assert_eq!(put(&s, &format!("/blobs/alice/{id}"), body).await, StatusCode::OK);
         let r = get(&s, &format!("/blobs/alice/{id}")).await;
@@ -70,9 +80,13 @@ async fn short_and_empty_blobs_have_no_tag_and_do_not_fail() {
     }
 }
 
-#[tokio::test]
-async fn namespaces_are_separate() {
-    let s = start();
+on_both_backends!(
+    namespaces_are_separate,
+    namespaces_are_separate_s3,
+    namespaces_are_separate_case
+);
+async fn namespaces_are_separate_case(b: Backend) {
+    let s = b.start();
     assert_eq!(put(&s, "/blobs/alice/same?namespace=MX", b"mail").await, StatusCode::OK);
     assert_eq!(put(&s, "/blobs/alice/same", b"attachment").await, StatusCode::OK);
     assert_eq!(
@@ -97,9 +111,13 @@ async fn namespaces_are_separate() {
     assert_eq!(get_json(&s, "/blobs/alice/?deleted=1").await, json!([]));
 }
 
-#[tokio::test]
-async fn listing_orders_filters_and_pages() {
-    let s = start();
+on_both_backends!(
+    listing_orders_filters_and_pages,
+    listing_orders_filters_and_pages_s3,
+    listing_orders_filters_and_pages_case
+);
+async fn listing_orders_filters_and_pages_case(b: Backend) {
+    let s = b.start();
     for id in ["c", "a", "d", "b"] {
         assert_eq!(put(&s, &format!("/blobs/alice/{id}"), b"x").await, StatusCode::OK);
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
@@ -180,9 +198,13 @@ async fn listing_orders_filters_and_pages() {
     );
 }
 
-#[tokio::test]
-async fn flags_replace_validate_and_compare_and_set() {
-    let s = start();
+on_both_backends!(
+    flags_replace_validate_and_compare_and_set,
+    flags_replace_validate_and_compare_and_set_s3,
+    flags_replace_validate_and_compare_and_set_case
+);
+async fn flags_replace_validate_and_compare_and_set_case(b: Backend) {
+    let s = b.start();
     assert_eq!(put(&s, "/blobs/alice/m", b"message").await, StatusCode::OK);
     assert_eq!(get_json(&s, "/blobs/alice/m?only_flags=true").await, json!([]));
     assert_eq!(post_flags(&s, "/blobs/alice/m", r#"["PENDING"]"#).await, StatusCode::OK);
@@ -201,7 +223,9 @@ async fn flags_replace_validate_and_compare_and_set() {
     // The file beside the blob is upstream's JSON list.
     post_flags(&s, "/blobs/alice/m", r#"["PENDING"]"#).await;
     let flags_file = s.data().join("alice/default/m/m/m/m.flags");
-    assert_eq!(std::fs::read_to_string(flags_file).unwrap(), r#"["PENDING"]"#);
+    if s.fs {
+        assert_eq!(std::fs::read_to_string(flags_file).unwrap(), r#"["PENDING"]"#);
+    }
 
     assert_eq!(
         post_flags(&s, "/blobs/alice/m", r#"["DONE"]"#).await,
@@ -250,12 +274,16 @@ async fn flags_replace_validate_and_compare_and_set() {
         send(&s, Method::DELETE, "/blobs/alice/m", None).await.status(),
         StatusCode::OK
     );
-    assert!(!s.data().join("alice/default/m/m/m/m.flags").exists());
+    assert!(!s.fs || !s.data().join("alice/default/m/m/m/m.flags").exists());
 }
 
-#[tokio::test]
-async fn replace_swaps_the_whole_blob_and_honours_if_match() {
-    let s = start();
+on_both_backends!(
+    replace_swaps_the_whole_blob_and_honours_if_match,
+    replace_swaps_the_whole_blob_and_honours_if_match_s3,
+    replace_swaps_the_whole_blob_and_honours_if_match_case
+);
+async fn replace_swaps_the_whole_blob_and_honours_if_match_case(b: Backend) {
+    let s = b.start();
     let v1 = vec![1u8; 300_000];
     let v2 = vec![2u8; 200_000];
     assert_eq!(put(&s, "/blobs/alice/draft", &v1).await, StatusCode::OK);
@@ -334,9 +362,13 @@ async fn replace_swaps_the_whole_blob_and_honours_if_match() {
     );
 }
 
-#[tokio::test]
-async fn byte_ranges_follow_rfc_7233() {
-    let s = start();
+on_both_backends!(
+    byte_ranges_follow_rfc_7233,
+    byte_ranges_follow_rfc_7233_s3,
+    byte_ranges_follow_rfc_7233_case
+);
+async fn byte_ranges_follow_rfc_7233_case(b: Backend) {
+    let s = b.start();
     let small: Vec<u8> = (0..100u8).collect();
     let large: Vec<u8> = (0..600_000u32).map(|i| (i % 251) as u8).collect();
     assert_eq!(put(&s, "/blobs/alice/small", &small).await, StatusCode::OK);
@@ -435,9 +467,13 @@ async fn byte_ranges_follow_rfc_7233() {
     assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
 }
 
-#[tokio::test]
-async fn quota_is_enforced_and_usage_is_exact() {
-    let s = start_with(&["--quota", "1000"]);
+on_both_backends!(
+    quota_is_enforced_and_usage_is_exact,
+    quota_is_enforced_and_usage_is_exact_s3,
+    quota_is_enforced_and_usage_is_exact_case
+);
+async fn quota_is_enforced_and_usage_is_exact_case(b: Backend) {
+    let s = b.start_with(&["--quota", "1000"]);
     assert_eq!(put(&s, "/blobs/alice/a", &[0u8; 600]).await, StatusCode::OK);
     assert_eq!(
         put(&s, "/blobs/alice/b?namespace=MX", &[0u8; 300]).await,
@@ -474,7 +510,9 @@ async fn quota_is_enforced_and_usage_is_exact() {
     assert_eq!(put(&s, "/blobs/alice/d", &[0u8; 600]).await, StatusCode::OK);
     // Nothing of the refused uploads is left anywhere.
     assert_eq!(get(&s, "/blobs/alice/streamed").await.status(), StatusCode::NOT_FOUND);
-    assert_eq!(std::fs::read_dir(s.data().join(".tmp")).unwrap().count(), 0);
+    if s.fs {
+        assert_eq!(std::fs::read_dir(s.data().join(".tmp")).unwrap().count(), 0);
+    }
     // Another user's usage is theirs to see.
     let r = client()
         .get(s.url("/usage/bob"))
@@ -502,9 +540,13 @@ async fn usage_survives_a_restart_exactly() {
     assert_eq!(get_json(&s, "/blobs/alice/?deleted=1").await, json!(["c"]));
 }
 
-#[tokio::test]
-async fn credentials_are_checked_per_user_on_every_path() {
-    let s = start();
+on_both_backends!(
+    credentials_are_checked_per_user_on_every_path,
+    credentials_are_checked_per_user_on_every_path_s3,
+    credentials_are_checked_per_user_on_every_path_case
+);
+async fn credentials_are_checked_per_user_on_every_path_case(b: Backend) {
+    let s = b.start();
     assert_eq!(put(&s, "/blobs/alice/mine", b"secret").await, StatusCode::OK);
     let cases: Vec<(Option<reqwest::header::HeaderValue>, StatusCode)> = vec![
         (None, StatusCode::UNAUTHORIZED),
@@ -580,9 +622,13 @@ async fn credentials_are_checked_per_user_on_every_path() {
     assert_eq!(r.bytes().await.unwrap().as_ref(), b"[]");
 }
 
-#[tokio::test]
-async fn hostile_names_never_reach_the_filesystem() {
-    let s = start();
+on_both_backends!(
+    hostile_names_never_reach_the_filesystem,
+    hostile_names_never_reach_the_filesystem_s3,
+    hostile_names_never_reach_the_filesystem_case
+);
+async fn hostile_names_never_reach_the_filesystem_case(b: Backend) {
+    let s = b.start();
     let long = "x".repeat(201);
     let bad_paths = [
         "/blobs/alice/..".to_owned(),
@@ -645,6 +691,9 @@ async fn hostile_names_never_reach_the_filesystem() {
     let listing = format!("/blobs/alice/?namespace={long}");
     assert_eq!(get(&s, &listing).await.status(), StatusCode::BAD_REQUEST);
     // The only things on disk are the server's own directories and nothing of alice's.
+    if !s.fs {
+        return;
+    }
     let mut entries: Vec<_> = std::fs::read_dir(s.data())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -653,9 +702,13 @@ async fn hostile_names_never_reach_the_filesystem() {
     assert_eq!(entries, [".lock", ".snapshots", ".tmp"]);
 }
 
-#[tokio::test]
-async fn concurrent_uploads_of_one_id_have_exactly_one_winner() {
-    let s = start();
+on_both_backends!(
+    concurrent_uploads_of_one_id_have_exactly_one_winner,
+    concurrent_uploads_of_one_id_have_exactly_one_winner_s3,
+    concurrent_uploads_of_one_id_have_exactly_one_winner_case
+);
+async fn concurrent_uploads_of_one_id_have_exactly_one_winner_case(b: Backend) {
+    let s = b.start();
     let url = s.url("/blobs/alice/contested");
     let tasks: Vec<_> = (0..16)
         .map(|i| {
@@ -687,16 +740,22 @@ async fn concurrent_uploads_of_one_id_have_exactly_one_winner() {
     let stored = get(&s, "/blobs/alice/contested").await.bytes().await.unwrap();
     assert_eq!(stored.as_ref(), winners[0].as_bytes());
     assert_eq!(get_json(&s, "/usage/alice").await["used_bytes"], json!(stored.len()));
-    assert_eq!(
-        std::fs::read_dir(s.data().join(".tmp")).unwrap().count(),
-        0,
-        "temp files left"
-    );
+    if s.fs {
+        assert_eq!(
+            std::fs::read_dir(s.data().join(".tmp")).unwrap().count(),
+            0,
+            "temp files left"
+        );
+    }
 }
 
-#[tokio::test]
-async fn concurrent_deletes_and_flag_changes_are_atomic() {
-    let s = start();
+on_both_backends!(
+    concurrent_deletes_and_flag_changes_are_atomic,
+    concurrent_deletes_and_flag_changes_are_atomic_s3,
+    concurrent_deletes_and_flag_changes_are_atomic_case
+);
+async fn concurrent_deletes_and_flag_changes_are_atomic_case(b: Backend) {
+    let s = b.start();
     put(&s, "/blobs/alice/d", b"x").await;
     let tasks: Vec<_> = (0..8)
         .map(|_| {
@@ -724,9 +783,13 @@ async fn concurrent_deletes_and_flag_changes_are_atomic() {
     assert_eq!(get_json(&s, "/usage/alice").await["used_bytes"], json!(0));
 }
 
-#[tokio::test]
-async fn oversized_bodies_are_refused() {
-    let s = start_with(&["--max-blob-size", "1000"]);
+on_both_backends!(
+    oversized_bodies_are_refused,
+    oversized_bodies_are_refused_s3,
+    oversized_bodies_are_refused_case
+);
+async fn oversized_bodies_are_refused_case(b: Backend) {
+    let s = b.start_with(&["--max-blob-size", "1000"]);
     assert_eq!(put(&s, "/blobs/alice/ok", &[0u8; 1000]).await, StatusCode::OK);
     assert_eq!(
         put(&s, "/blobs/alice/big", &[0u8; 1001]).await,
@@ -782,9 +845,13 @@ async fn slow_and_stalled_clients_are_cut_off() {
     assert_eq!(client().get(s.url("/")).send().await.unwrap().status(), StatusCode::OK);
 }
 
-#[tokio::test]
-async fn malformed_requests_get_4xx_never_5xx() {
-    let s = start();
+on_both_backends!(
+    malformed_requests_get_4xx_never_5xx,
+    malformed_requests_get_4xx_never_5xx_s3,
+    malformed_requests_get_4xx_never_5xx_case
+);
+async fn malformed_requests_get_4xx_never_5xx_case(b: Backend) {
+    let s = b.start();
     put(&s, "/blobs/alice/b", b"blob").await;
     let a = alice();
     let requests: Vec<Vec<u8>> = vec![

@@ -17,9 +17,13 @@ async fn deliver(s: &Running, user: &str, id: &str, body: &[u8], auth: Option<St
     req.send().await.unwrap().status()
 }
 
-#[tokio::test]
-async fn deliveries_land_in_mx_with_an_external_preamble_and_pending() {
-    let s = start();
+on_both_backends!(
+    deliveries_land_in_mx_with_an_external_preamble_and_pending,
+    deliveries_land_in_mx_with_an_external_preamble_and_pending_s3,
+    deliveries_land_in_mx_with_an_external_preamble_and_pending_case
+);
+async fn deliveries_land_in_mx_with_an_external_preamble_and_pending_case(b: Backend) {
+    let s = b.start();
     let message = b"-----BEGIN PGP MESSAGE-----\nhQEMA...\n-----END PGP MESSAGE-----\n";
     assert_eq!(deliver(&s, "alice", "msg1", message, Some(mx())).await, StatusCode::OK);
     assert_eq!(
@@ -64,9 +68,13 @@ async fn deliveries_land_in_mx_with_an_external_preamble_and_pending() {
     assert_eq!(&stored[737..], b"part one part two");
 }
 
-#[tokio::test]
-async fn deliveries_need_a_service_token_and_a_real_user() {
-    let s = start_with(&["--quota", "2000"]);
+on_both_backends!(
+    deliveries_need_a_service_token_and_a_real_user,
+    deliveries_need_a_service_token_and_a_real_user_s3,
+    deliveries_need_a_service_token_and_a_real_user_case
+);
+async fn deliveries_need_a_service_token_and_a_real_user_case(b: Backend) {
+    let s = b.start_with(&["--quota", "2000"]);
     let body = b"pgp".to_vec();
     let cases = [
         ("alice", "m", None, StatusCode::UNAUTHORIZED),
@@ -131,9 +139,13 @@ async fn deliveries_need_a_service_token_and_a_real_user() {
     assert_eq!(b.status(), StatusCode::UNAUTHORIZED);
 }
 
-#[tokio::test]
-async fn two_consumers_never_reserve_the_same_item() {
-    let s = start();
+on_both_backends!(
+    two_consumers_never_reserve_the_same_item,
+    two_consumers_never_reserve_the_same_item_s3,
+    two_consumers_never_reserve_the_same_item_case
+);
+async fn two_consumers_never_reserve_the_same_item_case(b: Backend) {
+    let s = b.start();
     for i in 0..20 {
         assert_eq!(
             deliver(&s, "alice", &format!("m{i:02}"), b"pgp", Some(mx())).await,
@@ -204,9 +216,13 @@ async fn two_consumers_never_reserve_the_same_item() {
     assert_eq!(d.status(), StatusCode::OK);
 }
 
-#[tokio::test]
-async fn reservations_of_a_crashed_consumer_expire() {
-    let s = start_with(&["--processing-timeout", "1s"]);
+on_both_backends!(
+    reservations_of_a_crashed_consumer_expire,
+    reservations_of_a_crashed_consumer_expire_s3,
+    reservations_of_a_crashed_consumer_expire_case
+);
+async fn reservations_of_a_crashed_consumer_expire_case(b: Backend) {
+    let s = b.start_with(&["--processing-timeout", "1s"]);
     assert_eq!(deliver(&s, "alice", "stuck", b"pgp", Some(mx())).await, StatusCode::OK);
     assert_eq!(
         post_flags(

@@ -1,6 +1,8 @@
 //! Starting the real `blobs-server` binary on loopback, and small request helpers.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,7 +20,85 @@ pub struct Running {
     pub services: Option<SocketAddr>,
     /// Holds `tokens`, `services.tokens` and `data/`.
     pub dir: PathBuf,
+    /// On the filesystem backend (`data/` holds the blobs), not on S3.
+    pub fs: bool,
     _tmp: Option<tempfile::TempDir>,
+}
+
+/// The storage a test's server runs on.
+#[derive(Clone)]
+pub enum Backend {
+    Fs,
+    /// The shared test cluster, under this key prefix.
+    S3 {
+        cluster: &'static cluster::Cluster,
+        prefix: String,
+    },
+}
+
+impl Backend {
+    /// The S3 backend on the shared cluster with a fresh prefix; `None` (after a loud
+    /// message) when Garage or etcd is not installed and not required.
+    pub fn s3() -> Option<Backend> {
+        cluster::available().then(|| Backend::S3 {
+            cluster: cluster::Cluster::shared(),
+            prefix: format!("t{}", uuid_like()),
+        })
+    }
+
+    pub fn args(&self) -> (Vec<String>, Vec<(String, String)>) {
+        match self {
+            Backend::Fs => (Vec::new(), Vec::new()),
+            Backend::S3 { cluster, prefix } => cluster.server_args(prefix),
+        }
+    }
+
+    pub fn start(&self) -> Running {
+        self.start_with(&[])
+    }
+
+    pub fn start_with(&self, extra: &[&str]) -> Running {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut r = self.start_in(tmp.path(), extra);
+        r._tmp = Some(tmp);
+        r
+    }
+
+    pub fn start_in(&self, dir: &Path, extra: &[&str]) -> Running {
+        let (args, env) = self.args();
+        let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+        all.extend_from_slice(extra);
+        let mut r = start_in_env(dir, &all, &env);
+        r.fs = matches!(self, Backend::Fs);
+        r
+    }
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{t:x}{}{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Runs a test body on the filesystem backend, or on S3 when the cluster can run.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($fs:ident, $s3:ident, $case:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $fs() {
+            $case(common::Backend::Fs).await
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $s3() {
+            if let Some(b) = common::Backend::s3() {
+                $case(b).await
+            }
+        }
+    };
 }
 
 impl Drop for Running {
@@ -42,6 +122,10 @@ pub fn start_with(extra: &[&str]) -> Running {
 
 /// A server on `dir` (which may hold data of an earlier server).
 pub fn start_in(dir: &Path, extra: &[&str]) -> Running {
+    start_in_env(dir, extra, &[])
+}
+
+pub fn start_in_env(dir: &Path, extra: &[&str], env: &[(String, String)]) -> Running {
     std::fs::write(dir.join("tokens"), TOKENS).unwrap();
     std::fs::write(dir.join("services.tokens"), SERVICE_TOKENS).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_blobs-server"))
@@ -53,6 +137,7 @@ pub fn start_in(dir: &Path, extra: &[&str]) -> Running {
         .arg("--services-tokens")
         .arg(dir.join("services.tokens"))
         .args(extra)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -71,6 +156,7 @@ pub fn start_in(dir: &Path, extra: &[&str]) -> Running {
         addr,
         services,
         dir: dir.to_owned(),
+        fs: true,
         _tmp: None,
     }
 }
