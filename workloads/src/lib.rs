@@ -10,6 +10,8 @@ mod decrypt;
 mod download;
 mod encrypt;
 pub mod garage;
+mod incoming_deliver;
+mod incoming_process;
 mod lag;
 mod latency;
 mod list;
@@ -44,7 +46,21 @@ pub struct Target {
     pub server: String,
     pub user: String,
     pub token: String,
+    /// The server's services listener, where the MX delivers into the incoming box; `None`
+    /// when it is not reachable (a server started elsewhere).
+    pub services: Option<Services>,
 }
+
+/// A services listener and the token of the delivery service [`MX_SERVICE`] on it.
+#[derive(Debug, Clone)]
+pub struct Services {
+    /// Such as `http://127.0.0.1:2525`.
+    pub url: String,
+    pub token: String,
+}
+
+/// The trusted service that delivers mail into incoming boxes (the MX).
+pub const MX_SERVICE: &str = "mx";
 
 /// Everything a workload needs besides its parameters.
 #[derive(Debug, Clone)]
@@ -96,6 +112,10 @@ impl Context {
         self.target.as_ref().ok_or(WorkloadError::NoServer)
     }
 
+    fn services(&self) -> Result<&Services, WorkloadError> {
+        self.target()?.services.as_ref().ok_or(WorkloadError::NoServices)
+    }
+
     /// Puts the client's bandwidth limit on a measured manager.
     fn limit(&self, manager: &blobs_client::BlobManager) {
         manager.set_limits(self.client_bandwidth, self.client_bandwidth);
@@ -116,6 +136,10 @@ pub enum WorkloadError {
     Transfers { failed: usize, total: usize, first: String },
     #[error("this workload needs a server, and none was given")]
     NoServer,
+    #[error("this workload delivers through the server's services listener, and none was given")]
+    NoServices,
+    #[error("delivering mail {id} to the incoming box: {problem}")]
+    Delivery { id: String, problem: String },
     #[error("{0}")]
     Invalid(String),
 }
@@ -141,6 +165,8 @@ pub enum Prepared {
     StoreGet(store_get::StoreGet),
     Backend(backend::Backend),
     Load(load::Load),
+    Deliver(incoming_deliver::Deliver),
+    Process(incoming_process::Process),
 }
 
 /// Sets up a workload; nothing here is measured.
@@ -156,6 +182,8 @@ pub async fn prepare(params: &Params, ctx: &Context) -> Result<Prepared, Workloa
         WorkloadKind::StoreGet => Prepared::StoreGet(store_get::StoreGet::prepare(params, ctx)?),
         WorkloadKind::ServerBackend => Prepared::Backend(backend::Backend::prepare(params, ctx).await?),
         WorkloadKind::ServerLoad => Prepared::Load(load::Load::prepare(params, ctx).await?),
+        WorkloadKind::IncomingDeliver => Prepared::Deliver(incoming_deliver::Deliver::prepare(params, ctx)?),
+        WorkloadKind::IncomingProcess => Prepared::Process(incoming_process::Process::prepare(params, ctx).await?),
     })
 }
 
@@ -192,6 +220,8 @@ impl Prepared {
                 work
             }
             Prepared::Load(w) => w.run().await,
+            Prepared::Deliver(w) => w.run().await,
+            Prepared::Process(w) => w.run().await,
         }?;
         let wall_s = start.elapsed().as_secs_f64();
         let (_, busy_after) = runtime_busy();

@@ -29,10 +29,14 @@ pub enum WorkloadKind {
     ServerBackend,
     #[serde(rename = "server.load")]
     ServerLoad,
+    #[serde(rename = "incoming.deliver")]
+    IncomingDeliver,
+    #[serde(rename = "incoming.process")]
+    IncomingProcess,
 }
 
 impl WorkloadKind {
-    pub const ALL: [WorkloadKind; 10] = [
+    pub const ALL: [WorkloadKind; 12] = [
         WorkloadKind::CryptoEncrypt,
         WorkloadKind::CryptoDecrypt,
         WorkloadKind::BlobsUpload,
@@ -43,6 +47,8 @@ impl WorkloadKind {
         WorkloadKind::StoreGet,
         WorkloadKind::ServerBackend,
         WorkloadKind::ServerLoad,
+        WorkloadKind::IncomingDeliver,
+        WorkloadKind::IncomingProcess,
     ];
 
     pub fn name(self) -> &'static str {
@@ -57,6 +63,8 @@ impl WorkloadKind {
             WorkloadKind::StoreGet => "store.get",
             WorkloadKind::ServerBackend => "server.backend",
             WorkloadKind::ServerLoad => "server.load",
+            WorkloadKind::IncomingDeliver => "incoming.deliver",
+            WorkloadKind::IncomingProcess => "incoming.process",
         }
     }
 
@@ -77,6 +85,12 @@ impl WorkloadKind {
                 | WorkloadKind::StoreGet
                 | WorkloadKind::ServerBackend
         )
+    }
+
+    /// Whether it needs the server's services listener (where the MX delivers), which only
+    /// a server the harness starts offers.
+    pub fn needs_services(self) -> bool {
+        matches!(self, WorkloadKind::IncomingDeliver | WorkloadKind::IncomingProcess)
     }
 
     /// The metric that decides when a scenario has been measured precisely enough.
@@ -244,7 +258,11 @@ impl Params {
         }
         if !matches!(
             self.workload,
-            WorkloadKind::CryptoEncrypt | WorkloadKind::CryptoDecrypt | WorkloadKind::StorePut | WorkloadKind::StoreGet
+            WorkloadKind::CryptoEncrypt
+                | WorkloadKind::CryptoDecrypt
+                | WorkloadKind::StorePut
+                | WorkloadKind::StoreGet
+                | WorkloadKind::IncomingProcess
         ) {
             parts.push(format!("c{}", self.concurrency));
         }
@@ -316,6 +334,13 @@ impl Params {
                 Some(Op::Read) => format!("The server's {backend} storage backend alone reads {of}, {at_once}."),
                 _ => format!("The server's {backend} storage backend alone durably writes {of}, {at_once}."),
             },
+            WorkloadKind::IncomingDeliver => format!(
+                "The MX delivers {of} into a user's incoming box through the server's services listener, {at_once}."
+            ),
+            WorkloadKind::IncomingProcess => format!(
+                "A client's incoming box processes {n} delivered mails of {each}, one after another: reserve, download, save into the local store, mark processed, delete.",
+                n = self.count
+            ),
             WorkloadKind::ServerLoad => {
                 let op = if self.op == Some(Op::Download) {
                     "download"
@@ -449,5 +474,10 @@ mod tests {
             ..Params::new(WorkloadKind::ServerBackend, 1000, Size::Fixed(10_000), 10)
         };
         assert_eq!(backend.scenario_id(), "server.backend/write/fs/1000x10k/c10");
+        let deliver = Params::new(WorkloadKind::IncomingDeliver, 100, Size::Named(NamedSize::Mail), 4);
+        assert_eq!(deliver.scenario_id(), "incoming.deliver/100xmail/c4");
+        // The incoming box takes one item at a time: no concurrency in its id.
+        let process = Params::new(WorkloadKind::IncomingProcess, 100, Size::Fixed(100_000), 1);
+        assert_eq!(process.scenario_id(), "incoming.process/100x100k");
     }
 }

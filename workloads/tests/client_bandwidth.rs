@@ -31,6 +31,7 @@ fn context(url: &str, dir: &Path, round: u32, client_bandwidth: Option<u64>) -> 
             server: url.to_owned(),
             user: USER.into(),
             token: TOKEN.into(),
+            services: None,
         }),
         work_dir,
         scenario_dir: dir.to_owned(),

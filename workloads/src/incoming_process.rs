@@ -1,0 +1,119 @@
+//! `incoming.process`: the client's side of the mail pipeline (Soledad's legacy-vs-blobs
+//! test, blobs half). N mails are delivered into the incoming box first, untimed; the
+//! measured part runs the client's `IncomingBox` until every one is processed: reserved
+//! (PENDING → PROCESSING), downloaded, saved by a consumer into the client's local store,
+//! marked PROCESSED and deleted from the box. Then it checks that all N were saved.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use blobs_client::{BlobManager, Consumer, IncomingBox, IncomingConfig};
+use futures::future::BoxFuture;
+
+use crate::incoming_deliver::{Mx, mails};
+use crate::{Context, Latencies, Params, Work, WorkloadError, manager};
+
+/// Where the consumer saves the mails it takes out of the box.
+const MAILBOX: &str = "inbox";
+/// Deliveries in flight while the fixture is set up (not measured).
+const FIXTURE_CONCURRENCY: usize = 8;
+
+/// Saves each message into the local store, as a mail client keeps what it received; it
+/// is then queued for upload under the client's own key, as Soledad's pipeline did.
+struct SaveLocally {
+    manager: BlobManager,
+    saved: AtomicU64,
+    bytes: AtomicU64,
+    /// When the previous message was saved (or the run started): the box takes one message
+    /// at a time, so the time from one save to the next is what one message costs.
+    last: Mutex<Instant>,
+    latencies: Mutex<Latencies>,
+}
+
+impl Consumer for SaveLocally {
+    fn consume<'a>(&'a self, id: &'a str, payload: &'a [u8]) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            self.manager
+                .stage(MAILBOX, id, payload.to_vec())
+                .await
+                .map_err(|e| format!("cannot save it locally: {e}"))?;
+            self.saved.fetch_add(1, Ordering::Relaxed);
+            self.bytes.fetch_add(payload.len() as u64, Ordering::Relaxed);
+            let now = Instant::now();
+            let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+            self.latencies
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .record(now - *last);
+            *last = now;
+            Ok(())
+        })
+    }
+}
+
+pub struct Process {
+    inbox: IncomingBox,
+    consumer: Arc<SaveLocally>,
+    count: u64,
+}
+
+impl Process {
+    pub(crate) async fn prepare(params: &Params, ctx: &Context) -> Result<Self, WorkloadError> {
+        Mx::new(ctx)?
+            .deliver_all(mails(params, ctx), FIXTURE_CONCURRENCY)
+            .await?;
+        let manager = manager(ctx, "client.db", params.concurrency)?;
+        let consumer = Arc::new(SaveLocally {
+            manager: manager.clone(),
+            saved: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            last: Mutex::new(Instant::now()),
+            latencies: Mutex::new(Latencies::new()),
+        });
+        let mut inbox = IncomingBox::new(manager, IncomingConfig::default());
+        inbox.add_consumer(consumer.clone());
+        Ok(Self {
+            inbox,
+            consumer,
+            count: params.count as u64,
+        })
+    }
+
+    pub(crate) async fn run(self) -> Result<Work, WorkloadError> {
+        *self.consumer.last.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        let mut processed = 0u64;
+        while processed < self.count {
+            let report = self.inbox.run_once().await?;
+            if let Some((id, why)) = report.failed.first() {
+                return Err(WorkloadError::Transfers {
+                    failed: report.failed.len(),
+                    total: self.count as usize,
+                    first: format!("{id}: {why}"),
+                });
+            }
+            if report.processed.is_empty() {
+                return Err(WorkloadError::Invalid(format!(
+                    "the incoming box found nothing more to process after {processed} of {} mails ({} skipped)",
+                    self.count,
+                    report.skipped.len()
+                )));
+            }
+            processed += report.processed.len() as u64;
+        }
+        let saved = self.consumer.saved.load(Ordering::Relaxed);
+        if processed != self.count || saved != self.count {
+            return Err(WorkloadError::Invalid(format!(
+                "{} mails were delivered, but the incoming box processed {processed} and the consumer saved {saved}",
+                self.count
+            )));
+        }
+        let latencies = std::mem::take(&mut *self.consumer.latencies.lock().unwrap_or_else(|e| e.into_inner()));
+        Ok(Work {
+            bytes: self.consumer.bytes.load(Ordering::Relaxed),
+            ops: saved,
+            errors: 0,
+            latencies: Some(latencies),
+        })
+    }
+}
