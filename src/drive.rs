@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
 use workloads::protocol::{DriverMessage, GO};
-use workloads::{Context, Params, Target};
+use workloads::{Context, Params, Services, Target};
 
 /// Run one round of a workload (used by the harness; not for people).
 #[derive(clap::Args)]
@@ -19,6 +19,12 @@ pub struct DriveArgs {
     user: Option<String>,
     #[arg(long, env = harness::driver::TOKEN_ENV, hide_env_values = true)]
     token: Option<String>,
+    /// The server's services listener (incoming box), such as http://127.0.0.1:2525; only
+    /// loopback addresses are accepted.
+    #[arg(long, requires = "server")]
+    services: Option<String>,
+    #[arg(long, env = harness::driver::SERVICE_TOKEN_ENV, hide_env_values = true)]
+    service_token: Option<String>,
     /// The workload parameters as JSON.
     #[arg(long)]
     params: String,
@@ -40,7 +46,22 @@ pub fn run(args: DriveArgs) -> anyhow::Result<()> {
             let token = args
                 .token
                 .with_context(|| format!("no token: set {}", harness::driver::TOKEN_ENV))?;
-            Some(Target { server, user, token })
+            let services = match args.services {
+                Some(url) => {
+                    crate::run::check_loopback(&url)?;
+                    let token = args
+                        .service_token
+                        .with_context(|| format!("no service token: set {}", harness::driver::SERVICE_TOKEN_ENV))?;
+                    Some(Services { url, token })
+                }
+                None => None,
+            };
+            Some(Target {
+                server,
+                user,
+                token,
+                services,
+            })
         }
         _ => None,
     };

@@ -38,6 +38,12 @@ pub struct RunArgs {
     target_user: Option<String>,
     #[arg(long, env = "SOLEDAD_BENCH_TARGET_TOKEN", hide_env_values = true)]
     target_token: Option<String>,
+    /// The --target server's services listener (a loopback URL), for the incoming.*
+    /// workloads; the MX's service token comes from SOLEDAD_BENCH_TARGET_SERVICE_TOKEN.
+    #[arg(long, requires = "target")]
+    target_services: Option<String>,
+    #[arg(long, env = "SOLEDAD_BENCH_TARGET_SERVICE_TOKEN", hide_env_values = true)]
+    target_service_token: Option<String>,
     /// Run the scenarios in an order shuffled with this seed.
     #[arg(long)]
     shuffle: Option<u64>,
@@ -173,10 +179,30 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 .target_token
                 .clone()
                 .context("--target needs SOLEDAD_BENCH_TARGET_TOKEN")?;
+            let services = match &args.target_services {
+                Some(services) => {
+                    check_loopback(services)?;
+                    let token = args
+                        .target_service_token
+                        .clone()
+                        .context("--target-services needs SOLEDAD_BENCH_TARGET_SERVICE_TOKEN")?;
+                    Some((services.trim_end_matches('/').to_owned(), token))
+                }
+                None => {
+                    if let Some(s) = set.scenarios.iter().find(|s| s.params.workload.needs_services()) {
+                        bail!(
+                            "scenario {} delivers mail through the server's services listener: give the --target server's with --target-services (and SOLEDAD_BENCH_TARGET_SERVICE_TOKEN)",
+                            s.id()
+                        );
+                    }
+                    None
+                }
+            };
             Some(ExternalServer {
                 url: url.trim_end_matches('/').to_owned(),
                 user: user.clone(),
                 token,
+                services,
             })
         }
         _ => None,

@@ -21,11 +21,17 @@ pub const INTERRUPTED: &str = "interrupted";
 /// other users of the machine can read).
 pub const TOKEN_ENV: &str = "SOLEDAD_BENCH_TOKEN";
 
+/// Environment variable that carries the MX's service token to the driver.
+pub const SERVICE_TOKEN_ENV: &str = "SOLEDAD_BENCH_SERVICE_TOKEN";
+
 /// The server a driver talks to.
 pub struct ServerAccess<'a> {
     pub url: &'a str,
     pub user: &'a str,
     pub token: &'a str,
+    /// The services listener's URL and the MX's token there; `None` for a server started
+    /// elsewhere.
+    pub services: Option<(&'a str, &'a str)>,
 }
 
 /// How to start a driver for one round.
@@ -73,6 +79,9 @@ impl DriverProcess {
         cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
         if let Some(s) = &spec.server {
             cmd.args(["--server", s.url, "--user", s.user]).env(TOKEN_ENV, s.token);
+            if let Some((url, token)) = s.services {
+                cmd.args(["--services", url]).env(SERVICE_TOKEN_ENV, token);
+            }
         }
         // Its own process group: Ctrl-C reaches only the harness, which stops the driver.
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);

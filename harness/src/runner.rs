@@ -38,6 +38,8 @@ pub struct ExternalServer {
     pub url: String,
     pub user: String,
     pub token: String,
+    /// Its services listener and the MX's token there, for the incoming workloads.
+    pub services: Option<(String, String)>,
 }
 
 /// How to run.
@@ -84,11 +86,13 @@ impl ServerSide {
                 url: s.url(),
                 user: BENCH_USER,
                 token: s.token(),
+                services: Some((s.services_url(), s.service_token())),
             }),
             ServerSide::External(e) => Some(ServerAccess {
                 url: &e.url,
                 user: &e.user,
                 token: &e.token,
+                services: e.services.as_ref().map(|(url, token)| (url.as_str(), token.as_str())),
             }),
         }
     }

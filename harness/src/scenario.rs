@@ -222,6 +222,12 @@ fn shape(w: WorkloadKind) -> Shape {
             ..base
         },
         WorkloadKind::BlobsUpload | WorkloadKind::BlobsDownload | WorkloadKind::BlobsList => base,
+        WorkloadKind::IncomingDeliver => base,
+        // The incoming box takes one item at a time.
+        WorkloadKind::IncomingProcess => Shape {
+            concurrency: No,
+            ..base
+        },
         WorkloadKind::BlobsSync => Shape {
             directions: Required,
             ..base

@@ -18,6 +18,9 @@ pub struct ServerProcess {
     child: Child,
     url: String,
     token: String,
+    /// The services listener (incoming box) and the MX's token on it.
+    services_url: String,
+    service_token: String,
     log: PathBuf,
 }
 
@@ -28,6 +31,13 @@ impl ServerProcess {
         let tokens = dir.join("tokens");
         std::fs::write(&tokens, format!("{BENCH_USER}:{token}\n"))
             .map_err(HarnessError::io(format!("cannot write {}", tokens.display())))?;
+        let service_token = uuid::Uuid::new_v4().simple().to_string();
+        let services_tokens = dir.join("services.tokens");
+        std::fs::write(
+            &services_tokens,
+            format!("{}:{service_token}\n", workloads::MX_SERVICE),
+        )
+        .map_err(HarnessError::io(format!("cannot write {}", services_tokens.display())))?;
         let log = dir.join("server.log");
         let log_file =
             std::fs::File::create(&log).map_err(HarnessError::io(format!("cannot create {}", log.display())))?;
@@ -38,7 +48,11 @@ impl ServerProcess {
             .arg("--data-dir")
             .arg(dir.join("data"))
             .arg("--tokens")
-            .arg(&tokens);
+            .arg(&tokens)
+            .arg("--services-listen")
+            .arg("127.0.0.1:0")
+            .arg("--services-tokens")
+            .arg(&services_tokens);
         // Its own process group: Ctrl-C reaches only the harness, which stops the server.
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let mut child = cmd
@@ -48,35 +62,43 @@ impl ServerProcess {
             .spawn()
             .map_err(|e| HarnessError::ServerStart(format!("cannot run {}: {e}", binary.display())))?;
 
-        // Read the address line on a thread so a silent server cannot hang the harness.
+        // Read the two address lines (public API, then services) on a thread so a silent
+        // server cannot hang the harness.
         let stdout = child.stdout.take().expect("stdout is piped");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
+            let mut out = BufReader::new(stdout);
+            let mut lines = [String::new(), String::new()];
+            for line in &mut lines {
+                let _ = out.read_line(line);
+            }
+            let _ = tx.send(lines);
         });
-        let line = rx.recv_timeout(START_TIMEOUT).unwrap_or_default();
-        let Some(addr) = blobs_server::parse_listening_line(&line) else {
+        let [line, services_line] = rx.recv_timeout(START_TIMEOUT).unwrap_or_default();
+        let addrs = blobs_server::parse_listening_line(&line).zip(blobs_server::parse_services_line(&services_line));
+        let Some((addr, services)) = addrs else {
             let _ = child.kill();
             let _ = child.wait();
             return Err(HarnessError::ServerStart(format!(
-                "{} did not report its address within {}s; its log says: {}",
+                "{} did not report its two addresses within {}s (it said {line:?} and {services_line:?}); its log says: {}",
                 binary.display(),
                 START_TIMEOUT.as_secs(),
                 tail(&log)
             )));
         };
-        if !addr.ip().is_loopback() {
+        if let Some(outside) = [addr, services].into_iter().find(|a| !a.ip().is_loopback()) {
             let _ = child.kill();
+            let _ = child.wait();
             return Err(HarnessError::ServerStart(format!(
-                "server bound {addr}, which is not loopback"
+                "server bound {outside}, which is not loopback"
             )));
         }
         Ok(Self {
             child,
             url: format!("http://{addr}"),
             token,
+            services_url: format!("http://{services}"),
+            service_token,
             log,
         })
     }
@@ -91,6 +113,15 @@ impl ServerProcess {
 
     pub fn token(&self) -> &str {
         &self.token
+    }
+
+    pub fn services_url(&self) -> &str {
+        &self.services_url
+    }
+
+    /// The token of [`workloads::MX_SERVICE`] on the services listener.
+    pub fn service_token(&self) -> &str {
+        &self.service_token
     }
 
     /// Errors if the server has exited, with the end of its log.
