@@ -53,6 +53,13 @@ ops = ["upload", "download"]
 sizes = ["1k"]
 concurrency = [2]
 duration_s = 1
+[[scenario]]
+workload = "incoming.deliver"
+payloads = ["4xmail"]
+concurrency = [2]
+[[scenario]]
+workload = "incoming.process"
+payloads = ["4x10k"]
 "#;
 
 fn load_results(path: &std::path::Path) -> serde_json::Value {
@@ -76,7 +83,7 @@ fn every_workload_reports_every_metric_family_for_both_processes() {
     assert!(out.status.success(), "{}", stderr(&out));
     let r = load_results(&results);
     let scenarios = r["scenarios"].as_array().unwrap();
-    assert_eq!(scenarios.len(), 14);
+    assert_eq!(scenarios.len(), 16);
     let by_id: BTreeMap<&str, &serde_json::Value> = scenarios.iter().map(|s| (s["id"].as_str().unwrap(), s)).collect();
 
     let client_families = [
@@ -143,6 +150,27 @@ fn every_workload_reports_every_metric_family_for_both_processes() {
     assert!(
         upload.as_array().unwrap().iter().all(|v| v.as_f64().unwrap() >= 0.028),
         "{upload}"
+    );
+    // The mail pipeline: both halves report throughput and per-mail latencies, and the
+    // client that processed the mails wrote them into its local store.
+    for id in ["incoming.deliver/4xmail/c2", "incoming.process/4x10k"] {
+        let names = metric_names(by_id[id]);
+        for m in ["throughput_mib_s", "latency_p50_ms", "latency_max_ms"] {
+            assert!(names.iter().any(|n| n == m), "{id} lacks {m}");
+        }
+        assert!(by_id[id]["latency_histogram"].is_string(), "{id}");
+    }
+    let ops = &by_id["incoming.process/4x10k"]["metrics"]["ops_s"]["samples"];
+    assert!(ops.as_array().unwrap().iter().all(|v| v.as_f64().unwrap() > 0.0), "{ops}");
+    let saved = &by_id["incoming.process/4x10k"]["metrics"]["client_io_write_total_mib"]["samples"];
+    assert!(
+        saved.as_array().unwrap().iter().all(|v| v.as_f64().unwrap() >= 0.038),
+        "{saved}"
+    );
+    let delivered = &by_id["incoming.deliver/4xmail/c2"]["metrics"]["server_io_write_total_mib"]["samples"];
+    assert!(
+        delivered.as_array().unwrap().iter().all(|v| v.as_f64().unwrap() > 0.0),
+        "{delivered}"
     );
     assert!(r["run"]["sampler_cpu_s"].as_f64().unwrap() > 0.0);
 }
