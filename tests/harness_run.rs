@@ -161,7 +161,10 @@ fn every_workload_reports_every_metric_family_for_both_processes() {
         assert!(by_id[id]["latency_histogram"].is_string(), "{id}");
     }
     let ops = &by_id["incoming.process/4x10k"]["metrics"]["ops_s"]["samples"];
-    assert!(ops.as_array().unwrap().iter().all(|v| v.as_f64().unwrap() > 0.0), "{ops}");
+    assert!(
+        ops.as_array().unwrap().iter().all(|v| v.as_f64().unwrap() > 0.0),
+        "{ops}"
+    );
     let saved = &by_id["incoming.process/4x10k"]["metrics"]["client_io_write_total_mib"]["samples"];
     assert!(
         saved.as_array().unwrap().iter().all(|v| v.as_f64().unwrap() >= 0.038),

@@ -33,11 +33,8 @@ impl ServerProcess {
             .map_err(HarnessError::io(format!("cannot write {}", tokens.display())))?;
         let service_token = uuid::Uuid::new_v4().simple().to_string();
         let services_tokens = dir.join("services.tokens");
-        std::fs::write(
-            &services_tokens,
-            format!("{}:{service_token}\n", workloads::MX_SERVICE),
-        )
-        .map_err(HarnessError::io(format!("cannot write {}", services_tokens.display())))?;
+        std::fs::write(&services_tokens, format!("{}:{service_token}\n", workloads::MX_SERVICE))
+            .map_err(HarnessError::io(format!("cannot write {}", services_tokens.display())))?;
         let log = dir.join("server.log");
         let log_file =
             std::fs::File::create(&log).map_err(HarnessError::io(format!("cannot create {}", log.display())))?;

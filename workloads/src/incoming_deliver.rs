@@ -34,11 +34,7 @@ impl Mx {
         let credentials = base64::engine::general_purpose::STANDARD.encode(format!("{MX_SERVICE}:{}", services.token));
         Ok(Self {
             http,
-            base: format!(
-                "{}/incoming/{}/",
-                services.url.trim_end_matches('/'),
-                target.user
-            ),
+            base: format!("{}/incoming/{}/", services.url.trim_end_matches('/'), target.user),
             authorization: format!("Token {credentials}"),
         })
     }
