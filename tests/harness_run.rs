@@ -236,6 +236,30 @@ fn a_server_started_elsewhere_is_measured_from_outside_only() {
         assert!(names.iter().any(|n| n == "client_cpu_user_s"));
     }
 
+    // The incoming workloads need the services listener: refused before anything runs.
+    std::fs::write(
+        repo.path().join("mail.toml"),
+        "[[scenario]]\nworkload = \"incoming.deliver\"\npayloads = [\"2x1k\"]\nconcurrency = [1]\n",
+    )
+    .unwrap();
+    let refused = Command::new(common::bench_exe())
+        .current_dir(repo.path())
+        .args([
+            "run",
+            "--scenarios",
+            "mail.toml",
+            "--db",
+            "out/m.sqlite",
+            "--site",
+            "out/site",
+        ])
+        .args(["--target", &format!("http://{addr}"), "--target-user", "someone"])
+        .env("SOLEDAD_BENCH_TARGET_TOKEN", "s3cret")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(stderr(&refused).contains("--target-services"), "{}", stderr(&refused));
+
     // Only loopback targets, and only with a token.
     let refused = Command::new(common::bench_exe())
         .current_dir(repo.path())

@@ -192,6 +192,18 @@ fn every_mistake_names_file_line_and_field() {
         "{e}"
     );
 
+    let process = "[[scenario]]\nworkload = \"incoming.process\"\npayloads = [\"10xmail\"]\n";
+    let e = err(&format!("{process}concurrency = [2]\n"));
+    assert!(
+        e.starts_with("set.toml:4:") && e.contains("`concurrency` does not apply to workload incoming.process"),
+        "{e}"
+    );
+    let e = err("[[scenario]]\nworkload = \"incoming.deliver\"\npayloads = [\"10xmail\"]\n");
+    assert!(
+        e.contains("workload incoming.deliver needs the field `concurrency`"),
+        "{e}"
+    );
+
     let load = "[[scenario]]\nworkload = \"server.load\"\nsizes = [\"1k\"]\nconcurrency = [25]\n";
     let e = err(&format!("{load}ops = [\"write\"]\n"));
     assert!(
