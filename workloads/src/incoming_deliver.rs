@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use futures::{StreamExt, TryStreamExt};
 
-use crate::{Context, Latencies, MX_SERVICE, Params, Work, WorkloadError, blobs, payload};
+use crate::{Context, MX_SERVICE, Params, Work, WorkloadError, blobs, payload};
 
 /// Time one delivery may take before it counts as failed: a 25 MB mail on loopback takes
 /// well under a second.
@@ -101,15 +101,7 @@ impl Deliver {
 
     pub(crate) async fn run(self) -> Result<Work, WorkloadError> {
         let bytes: u64 = self.mails.iter().map(|(_, m)| m.len() as u64).sum();
-        let ops = self.mails.len() as u64;
         let times = self.mx.deliver_all(self.mails, self.concurrency).await?;
-        let mut latencies = Latencies::new();
-        times.into_iter().for_each(|t| latencies.record(t));
-        Ok(Work {
-            bytes,
-            ops,
-            errors: 0,
-            latencies: Some(latencies),
-        })
+        Ok(Work::timed(bytes, times))
     }
 }

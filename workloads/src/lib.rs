@@ -153,6 +153,20 @@ pub(crate) struct Work {
     pub latencies: Option<Latencies>,
 }
 
+impl Work {
+    /// Operations that all succeeded, moving `bytes` in all, each with its latency.
+    fn timed(bytes: u64, times: Vec<Duration>) -> Self {
+        let mut latencies = Latencies::new();
+        times.iter().for_each(|t| latencies.record(*t));
+        Self {
+            bytes,
+            ops: times.len() as u64,
+            errors: 0,
+            latencies: Some(latencies),
+        }
+    }
+}
+
 /// A workload ready to run.
 pub enum Prepared {
     Encrypt(encrypt::Encrypt),

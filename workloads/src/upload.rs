@@ -5,7 +5,7 @@ use std::time::Instant;
 use blobs_client::BlobManager;
 use futures::{StreamExt, TryStreamExt};
 
-use crate::{Context, Latencies, Params, Work, WorkloadError, blobs, manager, payload};
+use crate::{Context, Params, Work, WorkloadError, blobs, manager, payload};
 
 const NAMESPACE: &str = "default";
 
@@ -27,7 +27,6 @@ impl Upload {
 
     pub(crate) async fn run(self) -> Result<Work, WorkloadError> {
         let bytes: u64 = self.blobs.iter().map(|(_, b)| b.len() as u64).sum();
-        let ops = self.blobs.len() as u64;
         let manager = &self.manager;
         let times: Vec<_> = futures::stream::iter(self.blobs)
             .map(|(id, data)| async move {
@@ -38,13 +37,6 @@ impl Upload {
             .buffer_unordered(self.concurrency)
             .try_collect()
             .await?;
-        let mut latencies = Latencies::new();
-        times.into_iter().for_each(|t| latencies.record(t));
-        Ok(Work {
-            bytes,
-            ops,
-            errors: 0,
-            latencies: Some(latencies),
-        })
+        Ok(Work::timed(bytes, times))
     }
 }
