@@ -122,7 +122,7 @@ fn bad_input_gives_one_clear_error_and_stores_nothing() {
     let fake = repo.path().join("fake-server");
     std::fs::write(
         &fake,
-        "#!/bin/sh\necho 'listening on http://127.0.0.1:9'\nexec sleep 30\n",
+        "#!/bin/sh\necho 'listening on http://127.0.0.1:9'\necho 'services on http://127.0.0.1:9'\nexec sleep 30\n",
     )
     .unwrap();
     std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();

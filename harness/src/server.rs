@@ -65,13 +65,21 @@ impl ServerProcess {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let mut out = BufReader::new(stdout);
-            let mut lines = [String::new(), String::new()];
-            for line in &mut lines {
-                let _ = out.read_line(line);
+            for _ in 0..2 {
+                let mut line = String::new();
+                let _ = out.read_line(&mut line);
+                if tx.send(line).is_err() {
+                    break;
+                }
             }
-            let _ = tx.send(lines);
         });
-        let [line, services_line] = rx.recv_timeout(START_TIMEOUT).unwrap_or_default();
+        let deadline = std::time::Instant::now() + START_TIMEOUT;
+        let mut next_line = || {
+            rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+                .unwrap_or_default()
+        };
+        let line = next_line();
+        let services_line = next_line();
         let addrs = blobs_server::parse_listening_line(&line).zip(blobs_server::parse_services_line(&services_line));
         let Some((addr, services)) = addrs else {
             let _ = child.kill();
