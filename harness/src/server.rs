@@ -74,7 +74,7 @@ impl ServerProcess {
             }
         });
         let deadline = std::time::Instant::now() + START_TIMEOUT;
-        let mut next_line = || {
+        let next_line = || {
             rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
                 .unwrap_or_default()
         };
