@@ -86,11 +86,13 @@ pub fn run(args: DriveArgs) -> anyhow::Result<()> {
     if line.trim() != GO {
         bail!("expected {GO:?} on stdin, got {line:?}");
     }
-    let outcome = runtime.block_on(prepared.run()).context("running the workload")?;
+    let (outcome, leftovers) = runtime.block_on(prepared.run()).context("running the workload")?;
     say(&DriverMessage::Done(outcome))?;
 
-    // Stay alive until the harness has read our counters and closes stdin.
+    // Stay alive until the harness has read our counters and closes stdin; only then stop
+    // what the round still holds, so that its cost stays out of the round's counters.
     while stdin.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {}
+    runtime.block_on(leftovers.release());
     Ok(())
 }
 

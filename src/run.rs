@@ -144,21 +144,21 @@ impl Precision for MedianCi {
     }
 }
 
-/// Benchmark traffic stays on this machine: only literal loopback addresses are driven.
+/// Benchmark traffic stays on this machine: only `http://127.0.0.1:PORT` URLs are driven.
+///
+/// The URL is parsed as the HTTP client will parse it, so that user info (`127.0.0.1@host`)
+/// cannot pass a textual check while the request goes elsewhere.
 pub(crate) fn check_loopback(server: &str) -> anyhow::Result<()> {
-    let rest = server
-        .strip_prefix("http://")
-        .with_context(|| format!("server URL {server:?} must start with http://"))?;
-    let authority = rest.split('/').next().unwrap_or_default();
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or_default(),
-        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
-    };
-    let ip: std::net::IpAddr = host
-        .parse()
-        .with_context(|| format!("server host {host:?} must be a literal loopback IP address"))?;
-    if !ip.is_loopback() {
-        bail!("refusing to benchmark {server}: only loopback addresses are benchmarked");
+    let url = reqwest::Url::parse(server).with_context(|| format!("server URL {server:?} is not a URL"))?;
+    if url.scheme() != "http" {
+        bail!("server URL {server:?} must start with http://");
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        bail!("server URL {server:?} must not carry user information");
+    }
+    // The parser normalises IPv4 forms (`0x7f.1`), so this is the address connected to.
+    if url.host_str() != Some("127.0.0.1") {
+        bail!("refusing to benchmark {server}: only http://127.0.0.1 is benchmarked");
     }
     Ok(())
 }
@@ -251,7 +251,14 @@ mod tests {
     #[test]
     fn only_loopback_servers_are_driven() {
         assert!(check_loopback("http://127.0.0.1:2424").is_ok());
-        assert!(check_loopback("http://[::1]:80/").is_ok());
+        assert!(check_loopback("http://127.0.0.1:2424/blobs/").is_ok());
+        // Other loopback forms are refused too: the rule is one literal address.
+        assert!(check_loopback("http://[::1]:80/").is_err());
+        assert!(check_loopback("http://127.0.0.2:80/").is_err());
+        // The host is what the client would connect to, not the text before the last `:`.
+        assert!(check_loopback("http://127.0.0.1:1@example.org/").is_err());
+        assert!(check_loopback("http://user@127.0.0.1:1/").is_err());
+        assert!(check_loopback("https://127.0.0.1:1/").is_err());
         assert!(check_loopback("http://10.0.0.1:2424").is_err());
         assert!(check_loopback("http://192.168.1.2").is_err());
         assert!(check_loopback("http://example.org:2424").is_err());

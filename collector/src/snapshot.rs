@@ -36,8 +36,10 @@ impl Database {
         // VACUUM INTO wants a file that does not exist yet.
         let raw_path = raw.path().to_owned();
         drop(raw);
-        self.conn.execute("VACUUM INTO ?1", [raw_path.to_string_lossy()])?;
-        let result = (|| {
+        let result = (|| -> Result<(), CollectorError> {
+            // Inside the cleanup's reach: a VACUUM that fails half-way (a full disk) must
+            // not leave a partial database in the published directory.
+            self.conn.execute("VACUUM INTO ?1", [raw_path.to_string_lossy()])?;
             let mut input = std::fs::File::open(&raw_path).map_err(io(&raw_path))?;
             let gz = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
             let mut enc = GzEncoder::new(gz, Compression::fast());

@@ -79,7 +79,9 @@ impl DriverProcess {
         cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
         if let Some(s) = &spec.server {
             cmd.args(["--server", s.url, "--user", s.user]).env(TOKEN_ENV, s.token);
-            if let Some((url, token)) = s.services {
+            // Only the workloads that use it get the services listener: drivers built before
+            // it existed (old revisions in `compare` and `backfill`) reject the argument.
+            if let Some((url, token)) = s.services.filter(|_| spec.params.workload.needs_services()) {
                 cmd.args(["--services", url]).env(SERVICE_TOKEN_ENV, token);
             }
         }
@@ -185,9 +187,13 @@ impl DriverProcess {
 
 impl Drop for DriverProcess {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        // The whole process group, not just the driver: what the driver started (the S3
+        // scenarios' Garage nodes and etcd) would otherwise outlive a driver that was
+        // stopped or crashed, holding ports over a deleted work dir. The group outlives its
+        // leader while any member runs, so this is safe after the driver exited as well.
+        let group = -(self.child.id() as i32);
+        // SAFETY: kill(2) with a negative pid signals that process group; no memory involved.
+        unsafe { libc::kill(group, libc::SIGKILL) };
+        let _ = self.child.wait();
     }
 }

@@ -391,7 +391,9 @@ fn run_scenario<const N: usize>(
             stop_reason = "converged";
         } else if measured_rounds >= b.max_rounds {
             stop_reason = "max_rounds";
-        } else if measured_time >= b.max_time {
+        } else if measured_time >= b.max_time * N as u32 {
+            // The budget is per build: interleaving two builds must not halve each side's
+            // rounds compared with a plain run of one.
             stop_reason = "time_budget";
         } else {
             continue;

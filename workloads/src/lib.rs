@@ -77,8 +77,9 @@ pub struct Context {
     /// Seeds payload generation, so every round of every run moves the same bytes.
     pub seed: u64,
     /// The client's bandwidth limit in bytes per second, applied by the transfer manager of
-    /// the workloads that drive it (`blobs.upload`, `blobs.download`, `blobs.sync`) to
-    /// uploads and to downloads alike; `None` is unlimited. The driver takes it from
+    /// every workload that drives one (`blobs.upload`, `blobs.download`, `blobs.sync`, and
+    /// `incoming.process`, whose incoming box downloads through it) to uploads and to
+    /// downloads alike; `None` is unlimited. The driver takes it from
     /// [`CLIENT_BANDWIDTH_ENV`], so a build's environment can give a branch comparison a
     /// known, real difference. Fixtures are set up without it.
     pub client_bandwidth: Option<u64>,
@@ -211,13 +212,27 @@ fn runtime_busy() -> (u32, Duration) {
     )
 }
 
+/// What a finished round still holds: the S3 scenarios' storage client and Garage cluster.
+/// Stopping a cluster takes seconds, so the driver releases it only after the harness has
+/// read the round's counters, and off the runtime's workers.
+#[derive(Default)]
+pub struct Leftovers(Option<backend::Leftovers>);
+
+impl Leftovers {
+    pub async fn release(self) {
+        if let Some(l) = self.0 {
+            let _ = tokio::task::spawn_blocking(move || drop(l)).await;
+        }
+    }
+}
+
 impl Prepared {
     /// Runs the measured part, timing it and watching the runtime meanwhile.
-    pub async fn run(self) -> Result<Outcome, WorkloadError> {
+    pub async fn run(self) -> Result<(Outcome, Leftovers), WorkloadError> {
         let probe = LagProbe::start(LAG_PROBE_INTERVAL);
         let (workers, busy_before) = runtime_busy();
-        // Dropped after the clock stops.
-        let mut leftovers = None;
+        // Released after the clock stops, on success and on failure alike.
+        let mut leftovers = Leftovers::default();
         let start = Instant::now();
         let work = match self {
             Prepared::Encrypt(w) => w.run().await,
@@ -230,21 +245,24 @@ impl Prepared {
             Prepared::StoreGet(w) => w.run().await,
             Prepared::Backend(w) => {
                 let (work, rest) = w.run().await;
-                leftovers = Some(rest);
+                leftovers = Leftovers(Some(rest));
                 work
             }
             Prepared::Load(w) => w.run().await,
             Prepared::Deliver(w) => w.run().await,
             Prepared::Process(w) => w.run().await,
-        }?;
+        };
         let wall_s = start.elapsed().as_secs_f64();
         let (_, busy_after) = runtime_busy();
         let loop_lag = probe.stop().await;
-        // Stopping a cluster blocks for seconds: off the runtime's workers, after every probe.
-        if let Some(l) = leftovers {
-            let _ = tokio::task::spawn_blocking(move || drop(l)).await;
-        }
-        Ok(Outcome {
+        let work = match work {
+            Ok(w) => w,
+            Err(e) => {
+                leftovers.release().await;
+                return Err(e);
+            }
+        };
+        let outcome = Outcome {
             wall_s,
             bytes: work.bytes,
             ops: work.ops,
@@ -254,7 +272,8 @@ impl Prepared {
             runtime_workers: workers,
             // The probe itself keeps a worker busy for microseconds per tick: negligible.
             runtime_busy_s: busy_after.saturating_sub(busy_before).as_secs_f64(),
-        })
+        };
+        Ok((outcome, leftovers))
     }
 }
 
