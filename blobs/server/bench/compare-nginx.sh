@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side load test of blobs-server and nginx serving the same files on 127.0.0.1.
 # Needs: nginx, wrk, curl, python3, a release build (cargo build --release -p blobs-server).
-# Usage: [ROUNDS=3] blobs/server/bench/compare-nginx.sh [DURATION]   (default 10s per measurement)
+# Usage: [ROUNDS=3] [ONLY=regex] blobs/server/bench/compare-nginx.sh [DURATION]   (default 10s per measurement)
 # Prints a table of results; BENCHMARKS.md records one run and how to read it.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
@@ -85,6 +85,8 @@ NGINX_PIDS="$(cat "$WORK/nginx.pid") $(ps -o pid= --ppid "$(cat "$WORK/nginx.pid
 cpu() { for p in "$@"; do cut -d' ' -f14,15 "/proc/$p/stat"; done | awk -v t="$(getconf CLK_TCK)" '{s += $1 + $2} END {printf "%.2f", s / t}'; }
 run() { # name, wrk args...
   local name=$1; shift
+  # ONLY=regex restricts a run to some measurements (the summary then skips the others).
+  [[ $name =~ ${ONLY:-.} ]] || return 0
   local out="$WORK/out/$name.$ROUND" pids
   case $name in nginx-*) pids=$NGINX_PIDS ;; *) pids=$BLOBS_PID ;; esac
   # shellcheck disable=SC2086
@@ -131,6 +133,8 @@ def val(name, key):
         else:
             m = re.search(r"^\s+99%\s+([\d.]+)(\w+)", text, re.M)
             vals.append(float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)])
+    if not vals:
+        raise LookupError(name)  # not measured in this run (ONLY)
     return statistics.median(vals)
 print("\n# medians over rounds")
 for label, a, b, key in [
@@ -138,14 +142,20 @@ for label, a, b, key in [
     ("GET 10 MiB c4 MiB/s", "blobs-get-10m", "nginx-get-10m", "mibs"),
     ("GET 1 MiB c10 MiB/s", "blobs-get-1m", "nginx-get-1m", "mibs"),
 ]:
-    x, y = val(a, key), val(b, key)
-    cx, cy = val(a, "cpu_us"), val(b, "cpu_us")
+    try:
+        x, y = val(a, key), val(b, key)
+        cx, cy = val(a, "cpu_us"), val(b, "cpu_us")
+    except LookupError:
+        continue
     print(f"{label:24} blobs-server {x:10.1f}   nginx {y:10.1f}   ratio {x / y:.2f}   "
           f"server CPU per request: {cx:.1f} vs {cy:.1f} us (nginx/blobs {cy / cx:.2f})")
-print(f"{'PUT 10 KiB c50 req/s':24} blobs-server {val('blobs-put-10k', 'rps'):10.1f}   CPU {val('blobs-put-10k', 'cpu_us'):.1f} us/req   p99 {val('blobs-put-10k', 'p99'):.1f} ms   vs Soledad 1270 (no fsync): {val('blobs-put-10k', 'rps') / 1270:.1f}x")
-print(f"{'list 1000 c10 req/s':24} blobs-server {val('blobs-list-1000', 'rps'):10.1f}   CPU {val('blobs-list-1000', 'cpu_us'):.1f} us/req   p99 {val('blobs-list-1000', 'p99'):.1f} ms   vs Soledad 200: {val('blobs-list-1000', 'rps') / 200:.1f}x")
+if any(f.startswith("blobs-put-10k.") for f in os.listdir(out)):
+  print(f"{'PUT 10 KiB c50 req/s':24} blobs-server {val('blobs-put-10k', 'rps'):10.1f}   CPU {val('blobs-put-10k', 'cpu_us'):.1f} us/req   p99 {val('blobs-put-10k', 'p99'):.1f} ms   vs Soledad 1270 (no fsync): {val('blobs-put-10k', 'rps') / 1270:.1f}x")
+if any(f.startswith("blobs-list-1000.") for f in os.listdir(out)):
+  print(f"{'list 1000 c10 req/s':24} blobs-server {val('blobs-list-1000', 'rps'):10.1f}   CPU {val('blobs-list-1000', 'cpu_us'):.1f} us/req   p99 {val('blobs-list-1000', 'p99'):.1f} ms   vs Soledad 200: {val('blobs-list-1000', 'rps') / 200:.1f}x")
 PY
 
+[[ memory =~ ${ONLY:-.} ]] || exit 0
 echo "== memory: blobs-server before 1000 connections: $(rss)"
 ROUND=1 run blobs-get-10k-c1000 -t2 -c1000 -d"$DUR" -H "Authorization: $AUTH" "$B/blobs/bench/b10k"
 echo "== memory: blobs-server after 1000 connections: $(rss)"

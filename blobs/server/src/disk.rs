@@ -1,8 +1,8 @@
 //! Durable filesystem steps. Everything here blocks; callers run it on the blocking pool.
 //!
 //! The rules that make a 200 mean "on disk" and keep every reader consistent:
-//! - a file is written under `.tmp`, fsynced, then linked or renamed into place, and the
-//!   directory is fsynced; no file is ever modified in place after that, so a hard link
+//! - a file is written under `.tmp` (unnamed where the filesystem allows), fsynced, then
+//!   linked or renamed into place, and the directory is fsynced; no file is ever modified in place after that, so a hard link
 //!   (backups) always sees one consistent version;
 //! - a blob and its tombstone never both exist once a change is finished; deletion renames
 //!   the blob onto its tombstone name, which hides it and records the deletion in one step;
@@ -96,12 +96,103 @@ pub enum Publish {
     Replace,
 }
 
+/// A blob being written under `.tmp`, before it is published.
+///
+/// New blobs are unnamed files (`O_TMPFILE`) where the filesystem supports them: a crash
+/// leaves nothing to clean up, and publishing is a single link, where a named temp file
+/// costs a create and an unlink in `.tmp` as well (two more directory updates in every
+/// journal commit). Replacements need a name to rename over the blob, so they get one.
+pub struct TempFile {
+    file: File,
+    /// `None` for an unnamed file.
+    name: Option<TempPath>,
+    /// The temp directory, named in errors about an unnamed file.
+    dir: PathBuf,
+}
+
+impl TempFile {
+    /// Creates the file; `unnamed` asks for `O_TMPFILE`, falling back to a named file
+    /// where the filesystem (or /proc, needed to link it) does not allow it.
+    pub fn create(tmp_dir: &Path, unnamed: bool) -> Result<Self, DiskError> {
+        if unnamed && Path::new("/proc/self/fd").is_dir() {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            match fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_TMPFILE)
+                .mode(0o600)
+                .open(tmp_dir)
+            {
+                Ok(file) => {
+                    return Ok(Self {
+                        file,
+                        name: None,
+                        dir: tmp_dir.to_owned(),
+                    });
+                }
+                // EOPNOTSUPP (filesystem) or EISDIR/EINVAL (kernel without O_TMPFILE).
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL)) => {}
+                Err(e) => return Err(err(tmp_dir)(e)),
+            }
+        }
+        let name = TempPath::new(tmp_dir);
+        let file = File::create(&name.0).map_err(err(&name.0))?;
+        Ok(Self {
+            file,
+            name: Some(name),
+            dir: tmp_dir.to_owned(),
+        })
+    }
+
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// The path to name in errors.
+    pub fn display_path(&self) -> &Path {
+        self.name.as_ref().map_or(&self.dir, |n| &n.0)
+    }
+
+    /// Gives an unnamed file the name `path` (`AlreadyExists` if it is taken).
+    fn link_unnamed(&self, path: &Path) -> io::Result<()> {
+        use std::os::fd::AsRawFd as _;
+        use std::os::unix::ffi::OsStrExt as _;
+        // std has no linkat with AT_SYMLINK_FOLLOW, which linking an open unnamed file
+        // through /proc needs (AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH).
+        let source =
+            std::ffi::CString::new(format!("/proc/self/fd/{}", self.file.as_raw_fd())).expect("no NUL in a number");
+        let target = std::ffi::CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a blob path"))?;
+        // SAFETY: both arguments are valid NUL-terminated strings that outlive the call.
+        let rc = unsafe {
+            libc::linkat(
+                libc::AT_FDCWD,
+                source.as_ptr(),
+                libc::AT_FDCWD,
+                target.as_ptr(),
+                libc::AT_SYMLINK_FOLLOW,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+}
+
 /// Moves a complete, fsynced temp file to `path`. Returns `Ok(false)` if `Publish::New`
 /// found the blob already there. The directory is fsynced before returning `Ok(true)`.
-pub fn publish(tmp: TempPath, path: &Path, how: Publish, remove_tombstone: bool) -> Result<bool, DiskError> {
-    let placed = match how {
-        Publish::New => with_parent(path, || fs::hard_link(&tmp.0, path)),
-        Publish::Replace => with_parent(path, || fs::rename(&tmp.0, path)),
+pub fn publish(tmp: TempFile, path: &Path, how: Publish, remove_tombstone: bool) -> Result<bool, DiskError> {
+    let placed = match (&tmp.name, how) {
+        (None, Publish::New) => with_parent(path, || tmp.link_unnamed(path)),
+        (Some(name), Publish::New) => with_parent(path, || fs::hard_link(&name.0, path)),
+        (Some(name), Publish::Replace) => with_parent(path, || fs::rename(&name.0, path)),
+        (None, Publish::Replace) => {
+            return Err(err(path)(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a replacement must be written to a named temp file",
+            )));
+        }
     };
     match placed {
         Ok(()) => {}
@@ -312,5 +403,75 @@ fn read_flags(path: &Path) -> Result<Option<(FlagSet, SystemTime)>, DiskError> {
             tracing::warn!(path = %path.display(), error = %e, "ignoring a damaged flags file");
             Ok(None)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::FileExt as _;
+
+    use super::*;
+
+    fn dirs() -> (tempfile::TempDir, PathBuf, PathBuf) {
+        let root = tempfile::tempdir().unwrap();
+        let tmp = root.path().join(".tmp");
+        fs::create_dir(&tmp).unwrap();
+        let blob = root.path().join("u/default/a/abc/abcdef/abcdef-1");
+        (root, tmp, blob)
+    }
+
+    #[test]
+    fn an_unnamed_temp_file_leaves_no_name_and_is_published_by_one_link() {
+        let (_root, tmp, blob) = dirs();
+        let t = TempFile::create(&tmp, true).unwrap();
+        t.file().write_all_at(b"sealed bytes", 0).unwrap();
+        t.file().sync_all().unwrap();
+        // This filesystem (ext4, tmpfs, xfs, btrfs) supports O_TMPFILE: nothing is named.
+        assert!(t.name.is_none(), "expected an O_TMPFILE file");
+        assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0);
+        assert!(publish(t, &blob, Publish::New, false).unwrap());
+        assert_eq!(fs::read(&blob).unwrap(), b"sealed bytes");
+        assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn of_two_unnamed_files_published_under_one_name_the_second_loses() {
+        let (_root, tmp, blob) = dirs();
+        let first = TempFile::create(&tmp, true).unwrap();
+        first.file().write_all_at(b"first", 0).unwrap();
+        let second = TempFile::create(&tmp, true).unwrap();
+        second.file().write_all_at(b"second", 0).unwrap();
+        assert!(publish(first, &blob, Publish::New, false).unwrap());
+        assert!(!publish(second, &blob, Publish::New, false).unwrap());
+        assert_eq!(fs::read(&blob).unwrap(), b"first");
+        assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_replacement_is_named_and_renamed_over_the_blob() {
+        let (_root, tmp, blob) = dirs();
+        let old = TempFile::create(&tmp, true).unwrap();
+        old.file().write_all_at(b"old", 0).unwrap();
+        assert!(publish(old, &blob, Publish::New, false).unwrap());
+        let new = TempFile::create(&tmp, false).unwrap();
+        assert!(new.name.is_some());
+        assert_eq!(fs::read_dir(&tmp).unwrap().count(), 1);
+        new.file().write_all_at(b"new", 0).unwrap();
+        assert!(publish(new, &blob, Publish::Replace, false).unwrap());
+        assert_eq!(fs::read(&blob).unwrap(), b"new");
+        assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0);
+        // An unnamed file cannot be renamed over anything: refused, not silently dropped.
+        let unnamed = TempFile::create(&tmp, true).unwrap();
+        let e = publish(unnamed, &blob, Publish::Replace, false).unwrap_err();
+        assert_eq!(e.source.kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(fs::read(&blob).unwrap(), b"new");
+    }
+
+    #[test]
+    fn a_dropped_temp_file_leaves_nothing() {
+        let (_root, tmp, _blob) = dirs();
+        drop(TempFile::create(&tmp, true).unwrap());
+        drop(TempFile::create(&tmp, false).unwrap());
+        assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0);
     }
 }

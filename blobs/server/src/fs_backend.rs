@@ -20,7 +20,7 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use tokio::sync::{OnceCell, RwLock, Semaphore};
 
-use crate::disk::{self, Publish, TempPath};
+use crate::disk::{self, Publish, TempFile};
 use crate::flags::{Flag, FlagSet};
 use crate::index::{BlobMeta, UserIndex};
 use crate::layout::{self, LOCK_FILE, SNAPSHOT_DIR, TMP_DIR};
@@ -250,8 +250,8 @@ impl FsBackend {
             .map_err(|_| StorageError::Busy)?
             .expect("the semaphore is never closed");
 
-        let tmp = TempPath::new(&self.tmp);
-        let mut file: Option<std::fs::File> = None;
+        let unnamed = !matches!(mode, WriteMode::Replace { .. });
+        let mut file: Option<TempFile> = None;
         let cap = declared.map_or(64 * 1024, |n| (n + overhead).min(WRITE_BUFFER as u64) as usize);
         let mut buf: Vec<u8> = Vec::with_capacity(cap);
         if incoming {
@@ -273,21 +273,20 @@ impl FsBackend {
             buf.extend_from_slice(&chunk);
             if buf.len() >= WRITE_BUFFER {
                 flushed += buf.len() as u64;
-                let path = tmp.0.clone();
+                let tmp_dir = self.tmp.clone();
                 let data = std::mem::replace(&mut buf, Vec::with_capacity(WRITE_BUFFER));
                 file = Some(
                     tokio::task::spawn_blocking(move || {
                         use std::io::Write as _;
-                        let mut f = match file {
+                        let f = match file {
                             Some(f) => f,
-                            None => std::fs::File::create(&path)?,
+                            None => TempFile::create(&tmp_dir, unnamed)?,
                         };
-                        f.write_all(&data)?;
-                        Ok::<_, std::io::Error>(f)
+                        f.file().write_all(&data).map_err(disk::err(f.display_path()))?;
+                        Ok::<_, disk::DiskError>(f)
                     })
                     .await
-                    .expect("writing does not panic")
-                    .map_err(disk::err(&tmp.0))?,
+                    .expect("writing does not panic")?,
                 );
             }
         }
@@ -323,18 +322,18 @@ impl FsBackend {
         let path = self.blob_path(blob);
         let tmp_dir = self.tmp.clone();
         let (placed, mtime, flags_time, stored) = tokio::task::spawn_blocking(move || {
-            let f = match file {
+            let tmp = match file {
                 Some(f) => f,
-                None => std::fs::File::create(&tmp.0).map_err(disk::err(&tmp.0))?,
+                None => TempFile::create(&tmp_dir, unnamed)?,
             };
-            f.write_all_at(&buf, flushed).map_err(disk::err(&tmp.0))?;
+            let (f, at) = (tmp.file(), tmp.display_path());
+            f.write_all_at(&buf, flushed).map_err(disk::err(at))?;
             if let Some(p) = &preamble {
-                f.write_all_at(p, 0).map_err(disk::err(&tmp.0))?;
+                f.write_all_at(p, 0).map_err(disk::err(at))?;
             }
-            f.sync_all().map_err(disk::err(&tmp.0))?;
-            let meta = f.metadata().map_err(disk::err(&tmp.0))?;
-            let mtime = meta.modified().map_err(disk::err(&tmp.0))?;
-            drop(f);
+            f.sync_all().map_err(disk::err(at))?;
+            let meta = f.metadata().map_err(disk::err(at))?;
+            let mtime = meta.modified().map_err(disk::err(at))?;
             let flags_time = if preamble.is_some() {
                 disk::write_flags(&tmp_dir, &path, FlagSet::of(&[Flag::Pending]))?
             } else {
@@ -621,9 +620,18 @@ fn read_blob(path: &Path, id: &str) -> Result<StoredBlob, StorageError> {
         );
     let etag = etag(mtime, size);
     if size <= INLINE_READ_MAX {
-        // One read of the known size: `read_to_end` would spend a second syscall on EOF.
-        let mut data = vec![0u8; size as usize];
-        (&file).read_exact(&mut data).map_err(disk::err(path))?;
+        // One read of the known size into uninitialised capacity: `Take` ends the read at
+        // `size` without a second syscall to find EOF, and nothing is zeroed first.
+        let mut data = Vec::with_capacity(size as usize);
+        (&file).take(size).read_to_end(&mut data).map_err(disk::err(path))?;
+        if data.len() as u64 != size {
+            // Blob files never change once published (see `disk`); a short read is damage.
+            return Err(disk::err(path)(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("blob file has {} bytes, expected {size}", data.len()),
+            ))
+            .into());
+        }
         let data = Bytes::from(data);
         return Ok(StoredBlob {
             size: data.len() as u64,
