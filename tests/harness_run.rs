@@ -66,6 +66,75 @@ fn load_results(path: &std::path::Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
+/// `soledad-bench run` of a scenario file in the repository, into a database under out/.
+fn run_cmd(repo: &Repo, scenarios: &str, db: &str) -> Command {
+    let mut cmd = Command::new(common::bench_exe());
+    cmd.current_dir(repo.path())
+        .args(["run", "--scenarios", scenarios, "--db", db, "--site", "out/site"]);
+    cmd
+}
+
+/// A blobs-server started outside the harness, with user `someone` (token `s3cret`) and,
+/// with `services`, a services listener where `mx` has the token `svc-s3cret`.
+struct TargetServer {
+    child: std::process::Child,
+    url: String,
+    services_url: Option<String>,
+}
+
+impl TargetServer {
+    fn start(repo: &Repo, services: bool) -> Self {
+        let data = repo.out().join("target-server");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(data.join("tokens"), "someone:s3cret\n").unwrap();
+        std::fs::write(data.join("services"), "mx:svc-s3cret\n").unwrap();
+        let mut cmd = Command::new(common::server_exe());
+        cmd.args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data.join("blobs"))
+            .arg("--tokens")
+            .arg(data.join("tokens"));
+        if services {
+            cmd.args(["--services-listen", "127.0.0.1:0", "--services-tokens"])
+                .arg(data.join("services"));
+        }
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        let addr = blobs_server::parse_listening_line(&line).unwrap();
+        assert!(addr.ip().is_loopback());
+        let services_url = services.then(|| {
+            line.clear();
+            out.read_line(&mut line).unwrap();
+            format!("http://{}", blobs_server::parse_services_line(&line).unwrap())
+        });
+        Self {
+            child,
+            url: format!("http://{addr}"),
+            services_url,
+        }
+    }
+
+    /// `run` against this server.
+    fn run_cmd(&self, repo: &Repo, scenarios: &str, db: &str) -> Command {
+        let mut cmd = run_cmd(repo, scenarios, db);
+        cmd.args(["--target", &self.url, "--target-user", "someone"])
+            .env("SOLEDAD_BENCH_TARGET_TOKEN", "s3cret");
+        if let Some(services) = &self.services_url {
+            cmd.args(["--target-services", services])
+                .env("SOLEDAD_BENCH_TARGET_SERVICE_TOKEN", "svc-s3cret");
+        }
+        cmd
+    }
+}
+
+impl Drop for TargetServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn metric_names(scenario: &serde_json::Value) -> Vec<String> {
     scenario["metrics"].as_object().unwrap().keys().cloned().collect()
 }
@@ -182,48 +251,17 @@ fn every_workload_reports_every_metric_family_for_both_processes() {
 fn a_server_started_elsewhere_is_measured_from_outside_only() {
     let repo = Repo::new();
     repo.commit("c");
-    let data = repo.out().join("target-server");
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::write(data.join("tokens"), "someone:s3cret\n").unwrap();
-    let mut server = Command::new(common::server_exe())
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data.join("blobs"))
-        .arg("--tokens")
-        .arg(data.join("tokens"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = blobs_server::parse_listening_line(&line).unwrap();
-    assert!(addr.ip().is_loopback());
-
+    let server = TargetServer::start(&repo, false);
     let results = repo.out().join("target.json");
-    let out = Command::new(common::bench_exe())
-        .current_dir(repo.path())
-        .args([
-            "run",
-            "--scenarios",
-            "scenarios.toml",
-            "--db",
-            "out/t.sqlite",
-            "--site",
-            "out/site",
-            "--results",
-        ])
+    let out = server
+        .run_cmd(&repo, "scenarios.toml", "out/t.sqlite")
+        .arg("--results")
         .arg(&results)
-        .args(["--target", &format!("http://{addr}"), "--target-user", "someone"])
-        .env("SOLEDAD_BENCH_TARGET_TOKEN", "s3cret")
         .output()
         .unwrap();
-    let _ = server.kill();
-    let _ = server.wait();
     assert!(out.status.success(), "{}", stderr(&out));
     let r = load_results(&results);
-    assert_eq!(r["run"]["target"], format!("http://{addr}"));
+    assert_eq!(r["run"]["target"], server.url);
     for s in r["scenarios"].as_array().unwrap() {
         let names = metric_names(s);
         assert!(names.iter().any(|n| n == "server_ping_p99_ms"));
@@ -242,36 +280,13 @@ fn a_server_started_elsewhere_is_measured_from_outside_only() {
         "[[scenario]]\nworkload = \"incoming.deliver\"\npayloads = [\"2x1k\"]\nconcurrency = [1]\n",
     )
     .unwrap();
-    let refused = Command::new(common::bench_exe())
-        .current_dir(repo.path())
-        .args([
-            "run",
-            "--scenarios",
-            "mail.toml",
-            "--db",
-            "out/m.sqlite",
-            "--site",
-            "out/site",
-        ])
-        .args(["--target", &format!("http://{addr}"), "--target-user", "someone"])
-        .env("SOLEDAD_BENCH_TARGET_TOKEN", "s3cret")
-        .output()
-        .unwrap();
+    let refused = server.run_cmd(&repo, "mail.toml", "out/m.sqlite").output().unwrap();
     assert!(!refused.status.success());
     assert!(stderr(&refused).contains("--target-services"), "{}", stderr(&refused));
 
     // Only loopback targets, and only with a token.
-    let refused = Command::new(common::bench_exe())
-        .current_dir(repo.path())
-        .args([
-            "run",
-            "--scenarios",
-            "scenarios.toml",
-            "--target",
-            "http://10.1.2.3:2424",
-            "--target-user",
-            "x",
-        ])
+    let refused = run_cmd(&repo, "scenarios.toml", "out/r.sqlite")
+        .args(["--target", "http://10.1.2.3:2424", "--target-user", "x"])
         .env("SOLEDAD_BENCH_TARGET_TOKEN", "t")
         .output()
         .unwrap();
@@ -287,33 +302,7 @@ fn a_server_started_elsewhere_is_measured_from_outside_only() {
 fn the_mail_pipeline_runs_against_a_server_started_elsewhere() {
     let repo = Repo::new();
     repo.commit("c");
-    let data = repo.out().join("mail-server");
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::write(data.join("tokens"), "someone:s3cret\n").unwrap();
-    std::fs::write(data.join("services"), "mx:svc-s3cret\n").unwrap();
-    let mut server = Command::new(common::server_exe())
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--services-listen",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(data.join("blobs"))
-        .arg("--tokens")
-        .arg(data.join("tokens"))
-        .arg("--services-tokens")
-        .arg(data.join("services"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(server.stdout.take().unwrap());
-    let (mut first, mut second) = (String::new(), String::new());
-    out.read_line(&mut first).unwrap();
-    out.read_line(&mut second).unwrap();
-    let addr = blobs_server::parse_listening_line(&first).unwrap();
-    let services = blobs_server::parse_services_line(&second).unwrap();
+    let server = TargetServer::start(&repo, true);
     // The deliveries stay in the same box as the next scenario's: unlike a server the
     // harness starts, nothing is fresh between scenarios here.
     std::fs::write(
@@ -324,27 +313,13 @@ fn the_mail_pipeline_runs_against_a_server_started_elsewhere() {
     )
     .unwrap();
     let results = repo.out().join("mail.json");
-    let run = Command::new(common::bench_exe())
-        .current_dir(repo.path())
-        .args([
-            "run",
-            "--scenarios",
-            "mail.toml",
-            "--db",
-            "out/m.sqlite",
-            "--site",
-            "out/site",
-            "--results",
-        ])
+    let run = server
+        .run_cmd(&repo, "mail.toml", "out/m.sqlite")
+        .arg("--results")
         .arg(&results)
-        .args(["--target", &format!("http://{addr}"), "--target-user", "someone"])
-        .args(["--target-services", &format!("http://{services}")])
-        .env("SOLEDAD_BENCH_TARGET_TOKEN", "s3cret")
-        .env("SOLEDAD_BENCH_TARGET_SERVICE_TOKEN", "svc-s3cret")
         .output()
         .unwrap();
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     assert!(run.status.success(), "{}", stderr(&run));
     let r = load_results(&results);
     let process = r["scenarios"]
@@ -366,18 +341,8 @@ fn ctrl_c_stops_cleanly_and_writes_nothing() {
     std::fs::write(repo.path().join("slow.toml"), slow).unwrap();
     repo.commit("c");
     let work = repo.out().join("work");
-    let mut run = Command::new(common::bench_exe())
-        .current_dir(repo.path())
-        .args([
-            "run",
-            "--scenarios",
-            "slow.toml",
-            "--db",
-            "out/c.sqlite",
-            "--site",
-            "out/site",
-            "--server-bin",
-        ])
+    let mut run = run_cmd(&repo, "slow.toml", "out/c.sqlite")
+        .arg("--server-bin")
         .arg(common::server_exe())
         .arg("--work-dir")
         .arg(&work)
