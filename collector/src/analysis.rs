@@ -177,11 +177,9 @@ impl Database {
         let tx = self.conn.transaction()?;
         let graph = CommitGraph::load(&tx)?;
         let mut todo: BTreeSet<i64> = run_ids.iter().copied().collect();
-        let mut keys = Vec::new();
         for &run_id in run_ids {
             let run = load_run(&tx, run_id)?;
             todo.extend(affected_runs(&tx, &graph, run_id, &run)?);
-            keys.push((run_id, run));
         }
         let mut report = AnalysisReport::default();
         let mut cache = PointCache::default();
@@ -189,15 +187,19 @@ impl Database {
             report.verdicts += compute_verdicts(&tx, &graph, &mut cache, run_id, &options.policy)?;
         }
         report.runs = todo.into_iter().collect();
+        // Every run whose verdicts were recomputed lost its change-point labels, including
+        // affected runs on other branches (a backfill on main moves a feature branch's
+        // baseline): the change points of each of their (series, branch) are found again.
         let mut done = BTreeSet::new();
-        for (run_id, run) in &keys {
-            for (scenario_ref, metric, direction) in run_series(&tx, *run_id)? {
+        for &run_id in &report.runs {
+            let run = load_run(&tx, run_id)?;
+            for (scenario_ref, metric, direction) in run_series(&tx, run_id)? {
                 let key = (run.machine_id, scenario_ref, metric.clone(), run.branch.clone());
                 if !done.insert(key) {
                     continue;
                 }
                 let (found, relabelled) =
-                    detect_change_points(&tx, &graph, &mut cache, run, scenario_ref, &metric, direction, options)?;
+                    detect_change_points(&tx, &graph, &mut cache, &run, scenario_ref, &metric, direction, options)?;
                 report.change_points += found;
                 report.relabelled += relabelled;
             }

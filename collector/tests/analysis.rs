@@ -205,3 +205,58 @@ fn calibration_runs_stay_out_of_history() {
     assert_eq!(count(&path, "calibration_runs"), 4);
     assert_eq!(count(&path, "calibration_series"), 2);
 }
+
+#[test]
+fn a_backfill_on_main_keeps_a_feature_branch_change_point_labelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = Database::open(&dir.path().join("b.sqlite")).unwrap();
+    // Main alternates by +-3% around 1.0 (noise floor about 7%); a feature branch forks at
+    // c29 and runs 8% slower from its first commit, c30: a shift the gate lets pass and the
+    // change point finds. c29 gets its history run only later, as a backfill on main; until
+    // then only a calibration run knows the commit, which keeps the chain whole.
+    fn ingest(db: &mut Database, i: u64) -> i64 {
+        let level = (if i < 30 { 1.0 } else { 1.08 }) * if i % 2 == 1 { 1.03 } else { 0.97 };
+        let parents: Vec<String> = (i > 0).then(|| format!("c{}", i - 1)).into_iter().collect();
+        let parents: Vec<&str> = parents.iter().map(String::as_str).collect();
+        let branch = if i < 30 { "main" } else { "feature" };
+        let c = commit(&format!("c{i}"), &parents, i, Some(branch));
+        let id = db
+            .ingest_record(&run(&format!("r{i}"), c, around(level, 0.002, 10, i)))
+            .unwrap()
+            .run_id();
+        db.analyze_run(id, &AnalysisOptions::default()).unwrap();
+        id
+    }
+    let mut calibration = run(
+        "cal-29",
+        commit("c29", &["c28"], 29, Some("main")),
+        around(1.0, 0.002, 10, 1),
+    );
+    calibration.purpose = Purpose::Calibration;
+    db.ingest_record(&calibration).unwrap();
+    let mut c30 = 0;
+    for i in (0..38u64).filter(|&i| i != 29) {
+        let id = ingest(&mut db, i);
+        if i == 30 {
+            c30 = id;
+        }
+    }
+    let v = verdict_of(&db, c30, "wall_s");
+    let cps = db.change_points(&wall_series(&db), "feature").unwrap();
+    assert_eq!(v.verdict, Verdict::Regression, "{v:?}");
+    assert_eq!(cps.len(), 1, "{cps:?}");
+    assert_eq!(v.change_point_id, Some(cps[0].id));
+    assert_eq!(cps[0].previous_sha, "c28");
+
+    // The backfill of c29 (on main) gives c30 a new baseline and recomputes its verdicts;
+    // the feature branch's change point is found again, now against c29.
+    ingest(&mut db, 29);
+    let v = verdict_of(&db, c30, "wall_s");
+    let cps = db.change_points(&wall_series(&db), "feature").unwrap();
+    assert_eq!(v.baseline_sha.as_deref(), Some("c29"));
+    assert_eq!(cps.len(), 1, "{cps:?}");
+    assert_eq!(cps[0].commit_sha, "c30");
+    assert_eq!(cps[0].previous_sha, "c29");
+    assert_eq!(v.verdict, Verdict::Regression, "{v:?}");
+    assert_eq!(v.change_point_id, Some(cps[0].id));
+}
