@@ -177,9 +177,11 @@ impl Database {
         let tx = self.conn.transaction()?;
         let graph = CommitGraph::load(&tx)?;
         let mut todo: BTreeSet<i64> = run_ids.iter().copied().collect();
+        let mut loaded = std::collections::BTreeMap::new();
         for &run_id in run_ids {
             let run = load_run(&tx, run_id)?;
             todo.extend(affected_runs(&tx, &graph, run_id, &run)?);
+            loaded.insert(run_id, run);
         }
         let mut report = AnalysisReport::default();
         let mut cache = PointCache::default();
@@ -192,7 +194,10 @@ impl Database {
         // baseline): the change points of each of their (series, branch) are found again.
         let mut done = BTreeSet::new();
         for &run_id in &report.runs {
-            let run = load_run(&tx, run_id)?;
+            let run = match loaded.remove(&run_id) {
+                Some(run) => run,
+                None => load_run(&tx, run_id)?,
+            };
             for (scenario_ref, metric, direction) in run_series(&tx, run_id)? {
                 let key = (run.machine_id, scenario_ref, metric.clone(), run.branch.clone());
                 if !done.insert(key) {

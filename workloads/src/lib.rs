@@ -16,6 +16,7 @@ mod lag;
 mod latency;
 mod list;
 mod load;
+pub mod loopback;
 mod outcome;
 mod params;
 mod payload;

@@ -2,8 +2,8 @@
 //!
 //! The rules that make a 200 mean "on disk" and keep every reader consistent:
 //! - a file is written under `.tmp` (unnamed where the filesystem allows), fsynced, then
-//!   linked or renamed into place, and the directory is fsynced; no file is ever modified in place after that, so a hard link
-//!   (backups) always sees one consistent version;
+//!   linked or renamed into place, and the directory is fsynced; no file is ever modified
+//!   in place after that, so a hard link (backups) always sees one consistent version;
 //! - a blob and its tombstone never both exist once a change is finished; deletion renames
 //!   the blob onto its tombstone name, which hides it and records the deletion in one step;
 //! - flags of an incoming item are in place before its blob appears.
