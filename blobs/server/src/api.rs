@@ -206,9 +206,12 @@ async fn download(
     State(state): State<AppState>,
     Path((user, id)): Path<(String, String)>,
     Query(q): Query<DownloadQuery>,
-    headers: HeaderMap,
+    request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
-    let blob = resolve(&state, &headers, &user, &id, q.namespace.as_deref())?;
+    // The request's own headers, not axum's `HeaderMap` extractor, which clones them all.
+    let (parts, _) = request.into_parts();
+    let headers = &parts.headers;
+    let blob = resolve(&state, headers, &user, &id, q.namespace.as_deref())?;
     if truthy("only_flags", q.only_flags.as_deref())? {
         let flags = state.storage.flags(&blob).await?;
         return Ok(Json(flags.names()).into_response());
@@ -216,7 +219,7 @@ async fn download(
     let stored = state.storage.open_blob(&blob).await?;
     let range = headers
         .get(header::RANGE)
-        .filter(|_| if_range_holds(&headers, &stored.etag))
+        .filter(|_| if_range_holds(headers, &stored.etag))
         .map(|v| match v.to_str() {
             Ok(s) => parse_range(s, stored.size),
             Err(_) => RangeAnswer::Unsatisfiable,

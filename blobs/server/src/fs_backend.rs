@@ -620,18 +620,20 @@ fn read_blob(path: &Path, id: &str) -> Result<StoredBlob, StorageError> {
         );
     let etag = etag(mtime, size);
     if size <= INLINE_READ_MAX {
-        // One read of the known size into uninitialised capacity: `Take` ends the read at
-        // `size` without a second syscall to find EOF, and nothing is zeroed first.
-        let mut data = Vec::with_capacity(size as usize);
-        (&file).take(size).read_to_end(&mut data).map_err(disk::err(path))?;
-        if data.len() as u64 != size {
+        // One `read` of the known size. `read_to_end` would split it (its first read is
+        // capped at 8 KiB), a second system call on every small GET; zeroing the buffer
+        // first costs far less than that call.
+        let mut data = vec![0u8; size as usize];
+        (&file).read_exact(&mut data).map_err(|e| {
             // Blob files never change once published (see `disk`); a short read is damage.
-            return Err(disk::err(path)(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                format!("blob file has {} bytes, expected {size}", data.len()),
-            ))
-            .into());
-        }
+            disk::err(path)(match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("blob file is shorter than the {size} bytes it had when opened"),
+                ),
+                _ => e,
+            })
+        })?;
         let data = Bytes::from(data);
         return Ok(StoredBlob {
             size: data.len() as u64,
