@@ -145,11 +145,16 @@ fn every_workload_reports_every_metric_family_for_both_processes() {
     std::fs::write(repo.path().join("every.toml"), EVERY_WORKLOAD).unwrap();
     repo.commit("c");
     let results = repo.out().join("every.json");
+    let work = repo.out().join("work");
     let out = repo.bench_run(&[
         ("--scenarios", repo.path().join("every.toml").to_str().unwrap()),
         ("--results", results.to_str().unwrap()),
+        ("--work-dir", work.to_str().unwrap()),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
+    // Finished scenarios' files, held back until the run ended, are gone with it.
+    let leftovers: Vec<_> = std::fs::read_dir(work.join("soledad-bench")).unwrap().collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
     let r = load_results(&results);
     let scenarios = r["scenarios"].as_array().unwrap();
     assert_eq!(scenarios.len(), 16);

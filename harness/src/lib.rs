@@ -4,7 +4,9 @@
 //! directory and, for each round, a client driver (`soledad-bench drive`) with a fresh local
 //! store. Once the driver has prepared its workload, the harness reads both processes'
 //! counters from `/proc`, starts sampling their memory, tells the driver to go, and reads the
-//! counters again when it is done. See `RESULTS.md` for the output.
+//! counters again when it is done. Finished scenarios' small files are deleted only when the
+//! run ends (`trash`), so that one scenario's cleanup does not slow the next one down. See
+//! `RESULTS.md` for the output.
 
 pub mod binaries;
 pub mod commit;
@@ -18,6 +20,7 @@ pub mod results;
 pub mod runner;
 pub mod scenario;
 pub mod server;
+pub mod trash;
 
 use std::path::PathBuf;
 

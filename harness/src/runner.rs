@@ -17,11 +17,14 @@ use crate::probe::{self, Counters, Sampler};
 use crate::results::{BudgetReport, CommitInfo, MachineInfo, MetricSamples, Results, RunInfo, SCHEMA, ScenarioResult};
 use crate::scenario::{PlannedScenario, ScenarioSet};
 use crate::server::{BENCH_USER, ServerProcess};
+use crate::trash::Trash;
 
 const MIB: f64 = (1u64 << 20) as f64;
 const READY_TIMEOUT: Duration = Duration::from_secs(600);
 /// Time allowed for a measured part beyond a load workload's own duration.
 const DONE_TIMEOUT: Duration = Duration::from_secs(900);
+/// Most bytes of small files held back for deletion at the end of a run (see `trash`).
+const TRASH_CAP: u64 = 4 << 30;
 
 /// The statistic that decides when a scenario has been measured precisely enough. The
 /// harness does not compute statistics itself: the caller passes the collector's.
@@ -207,11 +210,17 @@ fn run_builds<const N: usize>(
         config.work_root.display()
     )))?;
 
+    // Finished scenarios' small files are deleted only after the last measurement; see `trash`.
+    let mut trash = Trash::new(&config.work_root, TRASH_CAP).map_err(HarnessError::io(format!(
+        "cannot create a directory in {}",
+        config.work_root.display()
+    )))?;
+
     let mut totals = Totals::default();
     let mut per_build: [Vec<ScenarioResult>; N] = std::array::from_fn(|_| Vec::with_capacity(set.scenarios.len()));
     for planned in &set.scenarios {
         let started = Instant::now();
-        let results = run_scenario(planned, config, &builds, &progress, &mut totals)?;
+        let results = run_scenario(planned, config, &builds, &progress, &mut totals, &mut trash)?;
         progress.suspend(|| report_scenario(&results, started.elapsed()));
         for (list, result) in per_build.iter_mut().zip(results) {
             list.push(result);
@@ -286,6 +295,7 @@ fn run_scenario<const N: usize>(
     builds: &[Build; N],
     progress: &ProgressBar,
     totals: &mut Totals,
+    trash: &mut Trash,
 ) -> Result<[ScenarioResult; N], HarnessError> {
     interrupted(config)?;
     let id = planned.id();
@@ -400,6 +410,12 @@ fn run_scenario<const N: usize>(
         }
         break;
     }
+    // Stopped before their data directories are moved.
+    drop(servers);
+    let dir = dir.keep();
+    trash
+        .discard(&dir)
+        .map_err(HarnessError::io(format!("cannot clear {}", dir.display())))?;
     // The bar counted on the most rounds; give back the ones not needed.
     let unused = (b.max_rounds - measured_rounds) as u64 * N as u64;
     progress.set_length(progress.length().unwrap_or(0).saturating_sub(unused));
