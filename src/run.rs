@@ -11,6 +11,11 @@ use collector::{AnalysisOptions, Database};
 use harness::results::CommitInfo;
 use harness::runner::{ExternalServer, Precision, RunConfig};
 use harness::scenario::ScenarioSet;
+use harness::trash::Trash;
+
+/// Most disk space that finished rounds' and scenarios' small files may hold until the
+/// process ends (see `harness::trash`).
+const TRASH_CAP: u64 = 4 << 30;
 
 /// Benchmark the current commit: run the scenarios, store the results, regenerate the site.
 #[derive(clap::Args)]
@@ -116,21 +121,25 @@ impl HarnessArgs {
         let interrupted = Arc::new(AtomicBool::new(false));
         let flag = interrupted.clone();
         ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed)).context("cannot install the Ctrl-C handler")?;
+        let work_root = self
+            .work_dir
+            .clone()
+            .unwrap_or_else(std::env::temp_dir)
+            .join("soledad-bench");
+        let trash = Trash::new(&work_root, TRASH_CAP)
+            .with_context(|| format!("cannot create a directory in {}", work_root.display()))?;
         Ok(RunConfig {
             server_bin,
             driver_bin: std::env::current_exe().context("cannot find the soledad-bench executable")?,
             sample_interval: Duration::from_millis(self.sample_interval_ms),
             seed: self.seed,
             shuffle_seed,
-            work_root: self
-                .work_dir
-                .clone()
-                .unwrap_or_else(std::env::temp_dir)
-                .join("soledad-bench"),
+            work_root,
             progress: true,
             target,
             precision: Arc::new(MedianCi),
             interrupted,
+            trash: Arc::new(trash),
         })
     }
 }

@@ -4,9 +4,9 @@
 //! directory and, for each round, a client driver (`soledad-bench drive`) with a fresh local
 //! store. Once the driver has prepared its workload, the harness reads both processes'
 //! counters from `/proc`, starts sampling their memory, tells the driver to go, and reads the
-//! counters again when it is done. Finished scenarios' small files are deleted only when the
-//! run ends (`trash`), so that one scenario's cleanup does not slow the next one down. See
-//! `RESULTS.md` for the output.
+//! counters again when it is done. Finished rounds' and scenarios' small files are deleted
+//! only when the process ends (`trash`), so that one cleanup does not slow the next
+//! measurement down. See `RESULTS.md` for the output.
 
 pub mod binaries;
 pub mod commit;

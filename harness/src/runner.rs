@@ -23,8 +23,6 @@ const MIB: f64 = (1u64 << 20) as f64;
 const READY_TIMEOUT: Duration = Duration::from_secs(600);
 /// Time allowed for a measured part beyond a load workload's own duration.
 const DONE_TIMEOUT: Duration = Duration::from_secs(900);
-/// Most bytes of small files held back for deletion at the end of a run (see `trash`).
-const TRASH_CAP: u64 = 4 << 30;
 
 /// The statistic that decides when a scenario has been measured precisely enough. The
 /// harness does not compute statistics itself: the caller passes the collector's.
@@ -66,6 +64,8 @@ pub struct RunConfig {
     /// Set (by a Ctrl-C handler) to stop at the next opportunity; the run then returns
     /// [`HarnessError::Interrupted`] and nothing is written.
     pub interrupted: Arc<AtomicBool>,
+    /// Where finished rounds and scenarios leave their data, one per process (see `trash`).
+    pub trash: Arc<Trash>,
 }
 
 /// Where the rounds of a scenario send their requests.
@@ -210,17 +210,11 @@ fn run_builds<const N: usize>(
         config.work_root.display()
     )))?;
 
-    // Finished scenarios' small files are deleted only after the last measurement; see `trash`.
-    let mut trash = Trash::new(&config.work_root, TRASH_CAP).map_err(HarnessError::io(format!(
-        "cannot create a directory in {}",
-        config.work_root.display()
-    )))?;
-
     let mut totals = Totals::default();
     let mut per_build: [Vec<ScenarioResult>; N] = std::array::from_fn(|_| Vec::with_capacity(set.scenarios.len()));
     for planned in &set.scenarios {
         let started = Instant::now();
-        let results = run_scenario(planned, config, &builds, &progress, &mut totals, &mut trash)?;
+        let results = run_scenario(planned, config, &builds, &progress, &mut totals)?;
         progress.suspend(|| report_scenario(&results, started.elapsed()));
         for (list, result) in per_build.iter_mut().zip(results) {
             list.push(result);
@@ -295,7 +289,6 @@ fn run_scenario<const N: usize>(
     builds: &[Build; N],
     progress: &ProgressBar,
     totals: &mut Totals,
-    trash: &mut Trash,
 ) -> Result<[ScenarioResult; N], HarnessError> {
     interrupted(config)?;
     let id = planned.id();
@@ -412,10 +405,10 @@ fn run_scenario<const N: usize>(
     }
     // Stopped before their data directories are moved.
     drop(servers);
-    let dir = dir.keep();
-    trash
-        .discard(&dir)
-        .map_err(HarnessError::io(format!("cannot clear {}", dir.display())))?;
+    config
+        .trash
+        .discard(dir.path())
+        .map_err(HarnessError::io(format!("cannot clear {}", dir.path().display())))?;
     // The bar counted on the most rounds; give back the ones not needed.
     let unused = (b.max_rounds - measured_rounds) as u64 * N as u64;
     progress.set_length(progress.length().unwrap_or(0).saturating_sub(unused));
@@ -517,9 +510,9 @@ fn measure_round(
     let pings = pinger.map(Pinger::stop);
     let outcome = outcome?;
     driver.finish()?;
-    // A round's client data is not needed again; removing it now keeps the cleanup of a
-    // large scenario from piling up at its end.
-    let _ = std::fs::remove_dir_all(&work_dir);
+    // A round's client data is not needed again; its small files are deleted only after the
+    // last measurement (see `trash`).
+    let _ = config.trash.discard(&work_dir);
 
     let latencies = outcome
         .latency
