@@ -3,7 +3,7 @@
 //! Deleting many small files keeps the filesystem busy long after `unlink` returns. On this
 //! project's machine (ext4 mounted with online `discard`), small fsynced writes ran 2.2 to 6
 //! times slower for most of the 20 seconds after 20,000 small files were deleted, and
-//! `incoming.deliver` right after `server.load` took 2.2 to 3.8 times as long in its first
+//! `incoming.deliver` right after `server.load` took 2 to 4 times as long in its first
 //! rounds as it does alone, recovering only over the next 30 (`scenarios/README.md`,
 //! "Between rounds and scenarios"). Waiting for the disk to recover was tried: it had not
 //! after 15 s, too long to spend after every scenario. So the small files of finished rounds
