@@ -98,7 +98,8 @@ mod tests {
         t.set_rate(None);
         let start = Instant::now();
         t.take(1 << 30).await;
-        assert!(start.elapsed() < Duration::from_millis(50));
+        // At 100 B/s this would take 340 years; the bound only leaves room for a busy host.
+        assert!(start.elapsed() < Duration::from_secs(1));
         t.set_rate(Some(10_000_000));
         let start = Instant::now();
         t.take(2_000_000).await;
