@@ -128,6 +128,9 @@ impl HarnessArgs {
             .join("soledad-bench");
         let trash = Trash::new(&work_root, TRASH_CAP)
             .with_context(|| format!("cannot create a directory in {}", work_root.display()))?;
+        // Scenarios work inside the process's trash directory, so that a killed run's data is
+        // found and deleted by the next run (see `harness::trash`).
+        let work_root = trash.live_dir();
         Ok(RunConfig {
             server_bin,
             driver_bin: std::env::current_exe().context("cannot find the soledad-bench executable")?,

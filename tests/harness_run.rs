@@ -371,3 +371,82 @@ fn ctrl_c_stops_cleanly_and_writes_nothing() {
     let leftovers: Vec<_> = std::fs::read_dir(work.join("soledad-bench")).unwrap().collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// Pids of live processes whose command line mentions `needle` (zombies count as gone).
+fn processes_mentioning(needle: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let zombie = stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+        if !zombie && String::from_utf8_lossy(&cmdline).contains(needle) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+#[test]
+fn a_killed_run_leaves_no_process_and_the_next_run_deletes_its_data() {
+    let repo = Repo::new();
+    let slow = "rounds = 5\n[[scenario]]\nworkload = \"server.load\"\nops = [\"upload\"]\nsizes = [\"1k\"]\nconcurrency = [2]\nduration_s = 5\n";
+    let quick = "warmup_rounds = 0\nrounds = 5\n[[scenario]]\nworkload = \"crypto.encrypt\"\npayloads = [\"2x10k\"]\n";
+    std::fs::write(repo.path().join("slow.toml"), slow).unwrap();
+    std::fs::write(repo.path().join("quick.toml"), quick).unwrap();
+    repo.commit("c");
+    let work = repo.out().join("work");
+    let mut run = run_cmd(&repo, "slow.toml", "out/c.sqlite")
+        .arg("--server-bin")
+        .arg(common::server_exe())
+        .arg("--work-dir")
+        .arg(&work)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let needle = work.to_str().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !processes_mentioning(&needle).iter().any(|&p| p != run.id()) {
+        assert!(std::time::Instant::now() < deadline, "no server started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    run.kill().unwrap();
+    run.wait().unwrap();
+    // The server and the driver go with it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let left = processes_mentioning(&needle);
+        if left.is_empty() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still running: {left:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let root = work.join("soledad-bench");
+    let left: Vec<_> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(
+        std::fs::read_dir(left[0].join("live")).unwrap().next().is_some(),
+        "the killed run's scenario is in its trash directory"
+    );
+
+    let out = run_cmd(&repo, "quick.toml", "out/c.sqlite")
+        .arg("--server-bin")
+        .arg(common::server_exe())
+        .arg("--work-dir")
+        .arg(&work)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("left by ended runs"), "{}", stderr(&out));
+    let left: Vec<_> = std::fs::read_dir(&root).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}

@@ -9,6 +9,7 @@
 //! measurement down. See `RESULTS.md` for the output.
 
 pub mod binaries;
+mod child;
 pub mod commit;
 pub mod driver;
 pub mod machine;

@@ -11,6 +11,14 @@
 //! measurement (also after the last of several runs, as `backfill` and `calibrate` make).
 //! Large files are few and free whole extents, so they are deleted at once, which keeps the
 //! disk space held back small; past a cap, everything is deleted at once again.
+//!
+//! A process killed before its end (SIGKILL, a crash) leaves its trash behind, and the
+//! scenario it was running: scenarios work in the trash's `live` directory, so that one
+//! directory holds all a process leaves. Each trash directory holds a lock file that its
+//! process keeps locked, so the next trash made in the same work directory can tell a dead
+//! process's trash from a live one's (two runs may share a work directory) and takes the
+//! dead one's over, to delete it at its own end, not at its start, where deleting would slow
+//! the measurements down.
 
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
@@ -21,10 +29,21 @@ use std::sync::Mutex;
 /// filled the 4 GiB cap before its end.
 const LARGE_FILE: u64 = 64 * 1024;
 
+/// Name prefix of trash directories in a work directory.
+const PREFIX: &str = "trash-";
+/// The lock file in each trash directory, locked for as long as its process lives.
+const LOCK_FILE: &str = ".lock";
+/// Where the process's scenarios work, inside its trash directory.
+const LIVE_DIR: &str = "live";
+
 pub struct Trash {
-    dir: tempfile::TempDir,
+    dir: PathBuf,
+    /// Held (locked) until the trash is deleted.
+    _lock: std::fs::File,
     state: Mutex<State>,
     cap_bytes: u64,
+    /// Trash directories of dead processes taken over.
+    adopted: usize,
 }
 
 struct State {
@@ -35,14 +54,70 @@ struct State {
 
 impl Trash {
     /// An empty trash directory in `work_root` (created if missing), deleted with everything
-    /// in it on drop.
+    /// in it on drop. Trash directories that dead processes left in `work_root` are moved
+    /// into it, to be deleted with it.
     pub fn new(work_root: &Path, cap_bytes: u64) -> std::io::Result<Self> {
         std::fs::create_dir_all(work_root)?;
-        Ok(Self {
-            dir: tempfile::Builder::new().prefix("trash-").tempdir_in(work_root)?,
+        // Made under another name and renamed once locked, so that every `trash-*` directory
+        // another process sees already has its lock taken.
+        let staging = tempfile::Builder::new().prefix(".new-trash-").tempdir_in(work_root)?;
+        let lock = std::fs::File::create(staging.path().join(LOCK_FILE))?;
+        lock.lock()?;
+        std::fs::create_dir(staging.path().join(LIVE_DIR))?;
+        let name = staging
+            .path()
+            .file_name()
+            .expect("a temp dir has a name")
+            .to_string_lossy();
+        let dir = work_root.join(name.replacen(".new-trash-", PREFIX, 1));
+        std::fs::rename(staging.keep(), &dir)?;
+        let mut trash = Self {
+            dir,
+            _lock: lock,
             state: Mutex::new(State { kept_bytes: 0, next: 0 }),
             cap_bytes,
-        })
+            adopted: 0,
+        };
+        trash.adopted = trash.adopt_stale(work_root);
+        Ok(trash)
+    }
+
+    /// Moves into this trash every trash directory in `work_root` whose lock is free, that
+    /// is, whose process has ended without deleting it. Returns how many were taken.
+    fn adopt_stale(&self, work_root: &Path) -> usize {
+        let Ok(entries) = std::fs::read_dir(work_root) else {
+            return 0;
+        };
+        let mut taken = 0;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let is_trash = entry.file_name().to_string_lossy().starts_with(PREFIX);
+            if !is_trash || path == self.dir {
+                continue;
+            }
+            // No lock file: made by a version without locks, or not ours; left alone.
+            let Ok(lock) = std::fs::File::open(path.join(LOCK_FILE)) else {
+                continue;
+            };
+            if lock.try_lock().is_err() {
+                continue; // its process is alive, or another one is taking it over
+            }
+            if std::fs::rename(&path, self.dir.join(format!("stale-{taken}"))).is_ok() {
+                taken += 1;
+            }
+        }
+        taken
+    }
+
+    /// Where this process's scenarios and rounds should make their directories: inside the
+    /// trash directory, so that a killed process leaves them where the next one finds them.
+    pub fn live_dir(&self) -> PathBuf {
+        self.dir.join(LIVE_DIR)
+    }
+
+    /// Trash directories of dead processes this one took over.
+    pub fn adopted(&self) -> usize {
+        self.adopted
     }
 
     /// Disk space held back for deletion at the end.
@@ -60,7 +135,7 @@ impl Trash {
             if state.kept_bytes + small > self.cap_bytes {
                 return Ok(false);
             }
-            let to = self.dir.path().join(state.next.to_string());
+            let to = self.dir.join(state.next.to_string());
             std::fs::rename(dir, &to)?;
             state.next += 1;
             state.kept_bytes += small;
@@ -80,11 +155,14 @@ impl Trash {
 impl Drop for Trash {
     fn drop(&mut self) {
         let kept = self.kept_bytes();
+        // This can take a while; say why the process has not ended yet.
         if kept > 0 {
-            // This can take a while; say why the process has not ended yet.
             eprintln!("removing {} MiB of finished scenarios' small files", kept >> 20);
         }
-        // The `TempDir` field deletes the directory next.
+        if self.adopted > 0 {
+            eprintln!("removing {} trash directories left by ended runs", self.adopted);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -131,7 +209,7 @@ mod tests {
     fn small_files_wait_for_the_end_and_large_ones_go_at_once() {
         let root = tempfile::tempdir().unwrap();
         let trash = Trash::new(root.path(), 1 << 30).unwrap();
-        let trash_dir = trash.dir.path().to_owned();
+        let trash_dir = trash.dir.to_owned();
         let dir = scenario_dir(root.path(), "scenario-a");
         trash.discard(&dir).unwrap();
         assert!(!dir.exists(), "the scenario directory is moved away");
@@ -160,7 +238,7 @@ mod tests {
         trash.discard(&second).unwrap();
         assert!(!second.exists());
         assert_eq!(trash.kept_bytes(), one, "the second directory was not kept");
-        assert!(!trash.dir.path().join("1").exists());
+        assert!(!trash.dir.join("1").exists());
     }
 
     #[test]
@@ -169,10 +247,48 @@ mod tests {
         let trash = Trash::new(root.path(), 1 << 30).unwrap();
         let dir = scenario_dir(root.path(), "a");
         // The rename target is taken by a non-empty directory: the move fails.
-        std::fs::create_dir_all(trash.dir.path().join("0/occupied")).unwrap();
+        std::fs::create_dir_all(trash.dir.join("0/occupied")).unwrap();
         trash.discard(&dir).unwrap();
         assert!(!dir.exists());
         assert_eq!(trash.kept_bytes(), 0);
+    }
+
+    #[test]
+    fn a_dead_process_s_trash_is_taken_over_and_a_live_one_is_not() {
+        let root = tempfile::tempdir().unwrap();
+        // What a killed run leaves: a trash directory whose lock nobody holds.
+        let dead = scenario_dir(root.path(), "trash-dead");
+        std::fs::write(dead.join(LOCK_FILE), b"").unwrap();
+        let dead_live = scenario_dir(&dead.join(LIVE_DIR), "scenario-x");
+        // One made by a version without lock files is not touched.
+        let unlocked = scenario_dir(root.path(), "trash-old");
+        let live = Trash::new(root.path(), 1 << 30).unwrap();
+        let live_dir = live.dir.clone();
+        assert_eq!(live.adopted(), 1);
+        assert!(!dead.exists(), "the dead run's trash was moved");
+        assert!(live_dir.join("stale-0/data/shard/small-1").exists());
+        assert!(!dead_live.exists());
+        assert!(live.live_dir().is_dir() && live.live_dir().starts_with(&live_dir));
+
+        let other = Trash::new(root.path(), 1 << 30).unwrap();
+        assert_eq!(other.adopted(), 0, "a live process's trash is left alone");
+        assert!(live_dir.exists() && unlocked.exists());
+        drop(live);
+        assert!(
+            !live_dir.exists(),
+            "the taken-over trash goes with the one that took it"
+        );
+        drop(other);
+        assert!(unlocked.exists());
+        let left: Vec<_> = std::fs::read_dir(root.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            left,
+            vec![std::ffi::OsString::from("trash-old")],
+            "no staging directory is left"
+        );
     }
 
     #[test]

@@ -82,7 +82,10 @@ impl Cluster {
         std::thread::spawn(move || {
             use std::os::unix::process::CommandExt as _;
             let mut cmd = Command::new("bash");
-            cmd.arg(script()).arg("run").arg(&d).stdout(Stdio::piped());
+            // The script deletes the temp dir itself when it stops: the shared cluster lives
+            // in a static, which is never dropped.
+            let root = d.parent().expect("the cluster dir is inside the temp dir").to_owned();
+            cmd.arg(script()).arg("run").arg(&d).arg(root).stdout(Stdio::piped());
             // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
             unsafe {
                 cmd.pre_exec(|| {

@@ -1,0 +1,25 @@
+//! Child processes that do not outlive the harness.
+
+use std::process::Command;
+
+/// Makes the child receive SIGTERM when the thread that spawns it ends, which includes the
+/// harness being killed with SIGKILL: a server or driver left behind would go on using CPU
+/// and disk under the next run. The caller must keep the spawning thread alive for as long
+/// as the child should run (the runner starts and stops both on one thread).
+pub(crate) fn stop_with_parent(cmd: &mut Command) {
+    // SAFETY: the closure runs between fork and exec; prctl is async-signal-safe and touches
+    // no memory of the parent.
+    let parent = std::process::id();
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(cmd, move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent died before the signal was armed: do not start at all.
+            if libc::getppid() as u32 != parent {
+                return Err(std::io::Error::other("the harness has ended"));
+            }
+            Ok(())
+        });
+    }
+}
