@@ -18,8 +18,9 @@ pub struct HistoryArgs {
 #[derive(clap::Subcommand)]
 enum HistoryCommand {
     /// Download the history published at URL (a `bench.sqlite.gz`) into the database. A
-    /// missing or unreachable history starts a new one, with a warning; a damaged download is
-    /// refused with an error, so that it never replaces the published history.
+    /// history the site does not have (404 or 410) starts a new one, with a warning. An
+    /// unreachable site, any other answer and a damaged download are errors, so that an
+    /// outage never leads to a one-run history replacing the published one.
     Fetch {
         url: String,
         #[arg(long, default_value = "bench.sqlite")]
@@ -27,6 +28,10 @@ enum HistoryCommand {
         /// Replace an existing database file.
         #[arg(long)]
         force: bool,
+        /// Start a new history also when the site cannot be reached or answers with an error
+        /// (for a first pipeline before the site exists).
+        #[arg(long)]
+        new_if_unavailable: bool,
     },
     /// Write the database as a gzipped snapshot.
     Publish {
@@ -40,7 +45,12 @@ enum HistoryCommand {
 
 pub fn run(args: HistoryArgs) -> anyhow::Result<()> {
     match args.command {
-        HistoryCommand::Fetch { url, db, force } => fetch(&url, &db, force),
+        HistoryCommand::Fetch {
+            url,
+            db,
+            force,
+            new_if_unavailable,
+        } => fetch(&url, &db, force, new_if_unavailable),
         HistoryCommand::Publish { db, out } => {
             if !db.is_file() {
                 bail!("database {} does not exist", db.display());
@@ -60,7 +70,7 @@ fn client() -> anyhow::Result<reqwest::blocking::Client> {
         .build()?)
 }
 
-fn fetch(url: &str, db: &std::path::Path, force: bool) -> anyhow::Result<()> {
+fn fetch(url: &str, db: &std::path::Path, force: bool, new_if_unavailable: bool) -> anyhow::Result<()> {
     if db.exists() {
         if !force {
             bail!(
@@ -76,12 +86,26 @@ fn fetch(url: &str, db: &std::path::Path, force: bool) -> anyhow::Result<()> {
         eprintln!("warning: no history at {url} ({why}); starting a new one");
         Ok(())
     };
+    let unavailable = |why: String| {
+        if new_if_unavailable {
+            return new(why);
+        }
+        bail!(
+            "cannot fetch the history from {url} ({why}); a new one would replace the published \
+             history at the next publish, so none is started (pass --new-if-unavailable to start \
+             one anyway)"
+        )
+    };
     let response = match client()?.get(url).send() {
         Ok(r) => r,
-        Err(e) => return new(format!("unreachable: {e}")),
+        Err(e) => return unavailable(format!("unreachable: {e}")),
     };
-    if !response.status().is_success() {
-        return new(format!("the server answered {}", response.status()));
+    let status = response.status();
+    if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::GONE {
+        return new(format!("the server answered {status}"));
+    }
+    if !status.is_success() {
+        return unavailable(format!("the server answered {status}"));
     }
     let bytes = response
         .bytes()

@@ -1,5 +1,6 @@
 //! The history's round trip through a published site, over a real HTTP server on loopback:
-//! published, fetched, and refused when damaged; missing or unreachable history starts anew.
+//! published, fetched, and refused when damaged; a missing history starts anew, an
+//! unreachable one is an error unless a new one is asked for.
 
 mod common;
 
@@ -121,12 +122,28 @@ fn a_published_history_comes_back_whole_and_a_damaged_one_is_refused() {
         assert!(!target.exists(), "a damaged download left a database behind");
     }
 
-    // Missing (404) or unreachable: a new history, with a warning, and success.
-    for missing in [url("nothing-here.gz"), "http://127.0.0.1:9/bench.sqlite.gz".to_owned()] {
-        let target = repo.out().join("new.sqlite");
-        let out = fetch(&missing, &target);
-        assert!(out.status.success(), "{}", stderr(&out));
-        assert!(stderr(&out).contains("starting a new one"), "{}", stderr(&out));
-        assert!(!target.exists());
-    }
+    // Missing (404): a new history, with a warning, and success.
+    let target = repo.out().join("new.sqlite");
+    let out = fetch(&url("nothing-here.gz"), &target);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("starting a new one"), "{}", stderr(&out));
+    assert!(!target.exists());
+
+    // Unreachable: an error (an outage must not lead to a one-run history being published),
+    // unless a new history is asked for.
+    let down = "http://127.0.0.1:9/bench.sqlite.gz";
+    let out = fetch(down, &target);
+    assert!(!out.status.success(), "an unreachable site started a new history");
+    assert!(stderr(&out).contains("--new-if-unavailable"), "{}", stderr(&out));
+    assert!(!target.exists());
+    let out = bench(&[
+        "history".as_ref(),
+        "fetch".as_ref(),
+        down.as_ref(),
+        "--db".as_ref(),
+        target.as_os_str(),
+        "--new-if-unavailable".as_ref(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("starting a new one"), "{}", stderr(&out));
 }
