@@ -226,6 +226,44 @@ impl Etcd {
         Ok(num(&v["ID"]))
     }
 
+    /// Renews a lease for its full time to live; returns that time in seconds, or 0 if the
+    /// lease has already ended (its keys are gone then).
+    pub async fn keep_alive(&self, lease: i64) -> Result<i64, EtcdError> {
+        let v = self
+            .call("/v3/lease/keepalive", json!({ "ID": lease.to_string() }))
+            .await?;
+        Ok(num(&v["result"]["TTL"]))
+    }
+
+    /// Seconds a lease has left, or -1 if it does not exist (ended or revoked).
+    pub async fn time_to_live(&self, lease: i64) -> Result<i64, EtcdError> {
+        let v = self
+            .call("/v3/lease/timetolive", json!({ "ID": lease.to_string() }))
+            .await?;
+        Ok(num(&v["TTL"]))
+    }
+
+    /// Keeps a lease of `ttl_secs` alive from a task until the returned handle aborts it,
+    /// renewing it three times per time to live so that one failed renewal does not end it.
+    pub fn spawn_keep_alive(&self, lease: i64, ttl_secs: u64) -> tokio::task::AbortHandle {
+        let etcd = self.clone();
+        let period = std::time::Duration::from_millis(ttl_secs.max(1) * 1000 / 3);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(period).await;
+                match etcd.keep_alive(lease).await {
+                    Ok(ttl) if ttl > 0 => {}
+                    Ok(_) => {
+                        tracing::warn!(lease, "an etcd lease ended before its holder was done");
+                        return;
+                    }
+                    Err(e) => tracing::warn!(lease, error = %e, "renewing an etcd lease failed; trying again"),
+                }
+            }
+        })
+        .abort_handle()
+    }
+
     /// Ends a lease now, deleting its keys.
     pub async fn revoke(&self, lease: i64) -> Result<(), EtcdError> {
         self.call("/v3/lease/revoke", json!({ "ID": lease.to_string() }))

@@ -43,8 +43,9 @@ const PARTS_IN_FLIGHT: usize = 2;
 /// Replaced and deleted bytes stay this long, so that a download that read the old index
 /// entry still finds them.
 const GRACE: Duration = Duration::from_secs(30);
-/// A quota reservation of a server that died is released after this long.
-const RESERVATION_TTL: u64 = 3600;
+/// A quota reservation of a server that died is released after this long; a live server
+/// renews it for as long as the upload lasts.
+const RESERVATION_TTL: u64 = 600;
 
 impl From<EtcdError> for StorageError {
     fn from(e: EtcdError) -> Self {
@@ -226,15 +227,20 @@ impl Upload {
     }
 }
 
-/// Bytes promised to one upload under a quota, held by an etcd lease.
+/// Bytes promised to one upload under a quota, held by an etcd lease that is renewed until
+/// the upload ends (an upload over a slow link may outlast any fixed time to live).
 struct Reservation {
     etcd: Etcd,
     lease: Option<i64>,
+    renewal: Option<tokio::task::AbortHandle>,
     bytes: u64,
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
+        if let Some(renewal) = self.renewal.take() {
+            renewal.abort();
+        }
         if let Some(lease) = self.lease.take() {
             let etcd = self.etcd.clone();
             tokio::spawn(async move {
@@ -373,6 +379,7 @@ impl S3Backend {
                 None => {
                     let l = self.etcd.grant(RESERVATION_TTL).await?;
                     r.lease = Some(l);
+                    r.renewal = Some(self.etcd.spawn_keep_alive(l, RESERVATION_TTL));
                     l
                 }
             };
@@ -525,6 +532,7 @@ impl StorageBackend for S3Backend {
         let mut reservation = Reservation {
             etcd: self.etcd.clone(),
             lease: None,
+            renewal: None,
             bytes: 0,
         };
         let overhead = if incoming {

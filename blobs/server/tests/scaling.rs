@@ -180,3 +180,30 @@ async fn a_dead_garage_node_loses_nothing_acknowledged() {
         json!({"count": total})
     );
 }
+
+/// A quota reservation's lease outlives its time to live while it is renewed, and ends when
+/// renewal stops (what a slow upload and a dead server need), against the real etcd.
+#[tokio::test]
+async fn a_renewed_lease_outlives_its_time_to_live_and_ends_without_renewal() {
+    if !cluster::available() {
+        return;
+    }
+    let c = Cluster::shared();
+    let etcd = blobs_server::etcd::Etcd::new(c.env["SOLEDAD_ETCD"].split(',').map(str::to_owned).collect());
+    let lease = etcd.grant(2).await.unwrap();
+    let renewal = etcd.spawn_keep_alive(lease, 2);
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    assert!(etcd.time_to_live(lease).await.unwrap() > 0, "the renewed lease ended");
+    renewal.abort();
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    assert_eq!(
+        etcd.time_to_live(lease).await.unwrap(),
+        -1,
+        "the lease outlived its renewal"
+    );
+    assert_eq!(
+        etcd.keep_alive(lease).await.unwrap(),
+        0,
+        "an ended lease cannot be renewed"
+    );
+}
