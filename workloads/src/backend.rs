@@ -38,6 +38,8 @@ impl Backend {
     pub(crate) async fn prepare(params: &Params, ctx: &Context) -> Result<Self, WorkloadError> {
         let opts = StoreOptions {
             max_concurrent_writes: MAX_CONCURRENT_WRITES,
+            // The server's default.
+            durability: Default::default(),
             write_wait: std::time::Duration::from_secs(600),
             max_blob_size: u64::MAX,
             quota: None,

@@ -11,10 +11,12 @@ BIN=${BLOBS_SERVER_BIN:-target/release/blobs-server}
 HOST=127.0.0.1
 NGINX_PORT=18180
 BLOBS_PORT=18181
+GROUP_PORT=18182
 WORK=$(mktemp -d /tmp/blobs-bench.XXXXXX)
 chmod 755 "$WORK" # nginx's workers run as another user
 cleanup() {
   [ -n "${BLOBS_PID:-}" ] && kill "$BLOBS_PID" 2>/dev/null || true
+  [ -n "${GROUP_PID:-}" ] && kill "$GROUP_PID" 2>/dev/null || true
   [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
   sleep 0.5
   rm -rf "$WORK"
@@ -36,8 +38,14 @@ chmod -R a+rX "$WORK/www"
 "$BIN" --listen "$HOST:$BLOBS_PORT" --data-dir "$WORK/data" --tokens "$WORK/tokens" \
   >"$WORK/blobs.out" 2>"$WORK/blobs.err" &
 BLOBS_PID=$!
+# A second server with group commit (`--durability group`), for the PUT measurement only.
+"$BIN" --listen "$HOST:$GROUP_PORT" --data-dir "$WORK/data-group" --tokens "$WORK/tokens" \
+  --durability group >"$WORK/group.out" 2>"$WORK/group.err" &
+GROUP_PID=$!
 for _ in $(seq 50); do grep -q listening "$WORK/blobs.out" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 50); do grep -q listening "$WORK/group.out" 2>/dev/null && break; sleep 0.1; done
 B="http://$HOST:$BLOBS_PORT"
+G="http://$HOST:$GROUP_PORT"
 for f in b10k b1m b10m; do
   curl -sf -X PUT -H "Authorization: $AUTH" --data-binary @"$WORK/www/$f" "$B/blobs/bench/$f" >/dev/null
 done
@@ -88,7 +96,7 @@ run() { # name, wrk args...
   # ONLY=regex restricts a run to some measurements (the summary then skips the others).
   [[ $name =~ ${ONLY:-.} ]] || return 0
   local out="$WORK/out/$name.$ROUND" pids
-  case $name in nginx-*) pids=$NGINX_PIDS ;; *) pids=$BLOBS_PID ;; esac
+  case $name in nginx-*) pids=$NGINX_PIDS ;; *-group) pids=$GROUP_PID ;; *) pids=$BLOBS_PID ;; esac
   # shellcheck disable=SC2086
   local before; before=$(cpu $pids)
   wrk "$@" > "$out"
@@ -110,6 +118,7 @@ for ROUND in $(seq "$ROUNDS"); do
   run nginx-get-1m -t2 -c10 -d"$DUR" "$N/b1m"
   run blobs-get-1m -t2 -c10 -d"$DUR" -H "Authorization: $AUTH" "$B/blobs/bench/b1m"
   BENCH_RUN=r$ROUND run blobs-put-10k -t2 -c50 -d"$DUR" --latency -s blobs/server/bench/put.lua "$B"
+  BENCH_RUN=r$ROUND run blobs-put-10k-group -t2 -c50 -d"$DUR" --latency -s blobs/server/bench/put.lua "$G"
   run blobs-list-1000 -t2 -c10 -d"$DUR" --latency -H "Authorization: $AUTH" "$B/blobs/bench/?namespace=list"
 done
 python3 - "$WORK/out" <<'PY'
@@ -151,6 +160,8 @@ for label, a, b, key in [
           f"server CPU per request: {cx:.1f} vs {cy:.1f} us (nginx/blobs {cy / cx:.2f})")
 if any(f.startswith("blobs-put-10k.") for f in os.listdir(out)):
   print(f"{'PUT 10 KiB c50 req/s':24} blobs-server {val('blobs-put-10k', 'rps'):10.1f}   CPU {val('blobs-put-10k', 'cpu_us'):.1f} us/req   p99 {val('blobs-put-10k', 'p99'):.1f} ms   vs Soledad 1270 (no fsync): {val('blobs-put-10k', 'rps') / 1270:.1f}x")
+if any(f.startswith("blobs-put-10k-group.") for f in os.listdir(out)):
+  print(f"{'PUT 10 KiB c50, group':24} blobs-server {val('blobs-put-10k-group', 'rps'):10.1f}   CPU {val('blobs-put-10k-group', 'cpu_us'):.1f} us/req   p99 {val('blobs-put-10k-group', 'p99'):.1f} ms   vs Soledad 1270 (no fsync): {val('blobs-put-10k-group', 'rps') / 1270:.1f}x")
 if any(f.startswith("blobs-list-1000.") for f in os.listdir(out)):
   print(f"{'list 1000 c10 req/s':24} blobs-server {val('blobs-list-1000', 'rps'):10.1f}   CPU {val('blobs-list-1000', 'cpu_us'):.1f} us/req   p99 {val('blobs-list-1000', 'p99'):.1f} ms   vs Soledad 200: {val('blobs-list-1000', 'rps') / 200:.1f}x")
 PY

@@ -31,6 +31,8 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// Uploads written to disk at the same time; more wait their turn.
     pub max_concurrent_writes: usize,
+    /// How uploads to the filesystem backend are made durable before their 200.
+    pub durability: Durability,
     /// How long an upload waits for a write slot before it gets 503.
     pub write_wait: Duration,
     /// Largest accepted blob, in bytes.
@@ -127,6 +129,19 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
+/// How an upload is made durable before its 200; either way its bytes are durable before its
+/// name is, and a crash never shows a partial blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// fsync the file, link it, fsync its directory: each upload on its own.
+    #[default]
+    Fsync,
+    /// One `syncfs` for all uploads in flight (group commit). Much cheaper under concurrent
+    /// uploads, but it flushes the whole filesystem: for a data directory on its own.
+    Group,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -146,6 +161,7 @@ impl Config {
             services_listen: SocketAddr::from(([127, 0, 0, 1], 2525)),
             tls: None,
             max_concurrent_writes: 50,
+            durability: Durability::Fsync,
             write_wait: Duration::from_secs(30),
             max_blob_size: 4 << 30,
             quota: None,
@@ -214,6 +230,7 @@ impl Config {
             };
         }
         take!(max_concurrent_writes);
+        take!(durability);
         take!(write_wait);
         take!(max_blob_size);
         take!(processing_timeout);
@@ -363,6 +380,11 @@ pub struct ServeArgs {
     /// Uploads written to disk at the same time [default: 50].
     #[arg(long, env = "BLOBS_SERVER_MAX_CONCURRENT_WRITES")]
     pub max_concurrent_writes: Option<usize>,
+    /// How uploads become durable before their 200: fsync (each file and directory) or
+    /// group (one syncfs for all uploads in flight; for a data directory on a filesystem of
+    /// its own, as it flushes the whole filesystem) [default: fsync].
+    #[arg(long, env = "BLOBS_SERVER_DURABILITY", value_enum)]
+    pub durability: Option<Durability>,
     /// How long an upload waits for a write slot before 503, e.g. `30s` [default: 30s].
     #[arg(long, env = "BLOBS_SERVER_WRITE_WAIT")]
     pub write_wait: Option<Seconds>,
@@ -430,6 +452,7 @@ pub struct FileConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     max_concurrent_writes: Option<usize>,
+    durability: Option<Durability>,
     write_wait: Option<Seconds>,
     max_blob_size: Option<Size>,
     quota: Option<Size>,
@@ -580,6 +603,21 @@ mod tests {
         assert!(err.contains("line 1") && err.contains("listen"), "{err}");
         let err = file("# ok\nmax_conections = 5\n").unwrap_err();
         assert!(err.contains("line 2") && err.contains("max_conections"), "{err}");
+        let err = file("durability = \"fast\"\n").unwrap_err();
+        assert!(
+            err.contains("line 1") && err.contains("fsync") && err.contains("group"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn durability_defaults_to_fsync_and_group_is_read_from_the_file() {
+        let read = |text: &str| {
+            let f = file(&format!("data_dir = \"d\"\ntokens = \"t\"\n{text}")).unwrap();
+            Config::resolve(ServeArgs::default(), f).unwrap().durability
+        };
+        assert_eq!(read(""), Durability::Fsync);
+        assert_eq!(read("durability = \"group\"\n"), Durability::Group);
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //!
 //! The rules that make a 200 mean "on disk" and keep every reader consistent:
 //! - a file is written under `.tmp` (unnamed where the filesystem allows), fsynced, then
-//!   linked or renamed into place, and the directory is fsynced; no file is ever modified
-//!   in place after that, so a hard link (backups) always sees one consistent version;
+//!   linked or renamed into place, and the directory is fsynced (or, for uploads with
+//!   `durability = "group"`, the filesystem is synced in their place, see `group_sync`); no
+//!   file is ever modified in place after that, so a hard link (backups) always sees one
+//!   consistent version;
 //! - a blob and its tombstone never both exist once a change is finished; deletion renames
 //!   the blob onto its tombstone name, which hides it and records the deletion in one step;
 //! - flags of an incoming item are in place before its blob appears.
@@ -55,8 +57,16 @@ pub fn sync_dir(dir: &Path) -> Result<(), DiskError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(err(dir))
 }
 
-/// Creates `dir` and its missing parents, and makes the new entries durable.
-fn make_dirs(dir: &Path) -> Result<(), DiskError> {
+/// Whether a step fsyncs the directories it changes, or leaves that to a filesystem sync the
+/// caller runs next (`group_sync`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirSync {
+    Now,
+    Caller,
+}
+
+/// Creates `dir` and its missing parents, and makes the new entries durable (`DirSync::Now`).
+fn make_dirs(dir: &Path, sync: DirSync) -> Result<(), DiskError> {
     let mut first_new = None;
     for ancestor in dir.ancestors() {
         if ancestor.exists() {
@@ -65,7 +75,7 @@ fn make_dirs(dir: &Path) -> Result<(), DiskError> {
         first_new = Some(ancestor.to_owned());
     }
     fs::create_dir_all(dir).map_err(err(dir))?;
-    if let Some(first_new) = first_new {
+    if let Some(first_new) = first_new.filter(|_| sync == DirSync::Now) {
         let mut d = dir;
         while d != first_new {
             d = d.parent().expect("first_new is an ancestor");
@@ -77,10 +87,10 @@ fn make_dirs(dir: &Path) -> Result<(), DiskError> {
 }
 
 /// Runs `op` on `path`, creating the parent directories once if they are missing.
-fn with_parent<T>(path: &Path, mut op: impl FnMut() -> io::Result<T>) -> Result<T, DiskError> {
+fn with_parent<T>(path: &Path, sync: DirSync, mut op: impl FnMut() -> io::Result<T>) -> Result<T, DiskError> {
     match op() {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            make_dirs(path.parent().expect("blob paths have parents"))?;
+            make_dirs(path.parent().expect("blob paths have parents"), sync)?;
             op().map_err(err(path))
         }
         r => r.map_err(err(path)),
@@ -180,13 +190,21 @@ impl TempFile {
     }
 }
 
-/// Moves a complete, fsynced temp file to `path`. Returns `Ok(false)` if `Publish::New`
-/// found the blob already there. The directory is fsynced before returning `Ok(true)`.
-pub fn publish(tmp: TempFile, path: &Path, how: Publish, remove_tombstone: bool) -> Result<bool, DiskError> {
+/// Moves a complete, durable temp file to `path`. Returns `Ok(false)` if `Publish::New`
+/// found the blob already there. With `DirSync::Now` the directory is fsynced before
+/// returning `Ok(true)`; with `DirSync::Caller` the caller must sync the filesystem before
+/// it acknowledges anything.
+pub fn publish(
+    tmp: TempFile,
+    path: &Path,
+    how: Publish,
+    remove_tombstone: bool,
+    sync: DirSync,
+) -> Result<bool, DiskError> {
     let placed = match (&tmp.name, how) {
-        (None, Publish::New) => with_parent(path, || tmp.link_unnamed(path)),
-        (Some(name), Publish::New) => with_parent(path, || fs::hard_link(&name.0, path)),
-        (Some(name), Publish::Replace) => with_parent(path, || fs::rename(&name.0, path)),
+        (None, Publish::New) => with_parent(path, sync, || tmp.link_unnamed(path)),
+        (Some(name), Publish::New) => with_parent(path, sync, || fs::hard_link(&name.0, path)),
+        (Some(name), Publish::Replace) => with_parent(path, sync, || fs::rename(&name.0, path)),
         (None, Publish::Replace) => {
             return Err(err(path)(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -203,7 +221,9 @@ pub fn publish(tmp: TempFile, path: &Path, how: Publish, remove_tombstone: bool)
     if remove_tombstone {
         remove_if_exists(&layout::with_suffix(path, TOMBSTONE_SUFFIX))?;
     }
-    sync_dir(path.parent().expect("blob paths have parents"))?;
+    if sync == DirSync::Now {
+        sync_dir(path.parent().expect("blob paths have parents"))?;
+    }
     Ok(true)
 }
 
@@ -234,7 +254,7 @@ pub fn write_flags(tmp_dir: &Path, blob_path: &Path, flags: FlagSet) -> Result<S
     } else {
         let tmp = durable_temp(tmp_dir, flags.to_json().as_bytes())?;
         let at = fs::metadata(&tmp.0).and_then(|m| m.modified()).map_err(err(&tmp.0))?;
-        with_parent(&path, || fs::rename(&tmp.0, &path))?;
+        with_parent(&path, DirSync::Now, || fs::rename(&tmp.0, &path))?;
         at
     };
     sync_dir(path.parent().expect("blob paths have parents"))?;
@@ -429,7 +449,7 @@ mod tests {
         // This filesystem (ext4, tmpfs, xfs, btrfs) supports O_TMPFILE: nothing is named.
         assert!(t.name.is_none(), "expected an O_TMPFILE file");
         assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0);
-        assert!(publish(t, &blob, Publish::New, false).unwrap());
+        assert!(publish(t, &blob, Publish::New, false, DirSync::Now).unwrap());
         assert_eq!(fs::read(&blob).unwrap(), b"sealed bytes");
         assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0);
     }
@@ -441,8 +461,8 @@ mod tests {
         first.file().write_all_at(b"first", 0).unwrap();
         let second = TempFile::create(&tmp, true).unwrap();
         second.file().write_all_at(b"second", 0).unwrap();
-        assert!(publish(first, &blob, Publish::New, false).unwrap());
-        assert!(!publish(second, &blob, Publish::New, false).unwrap());
+        assert!(publish(first, &blob, Publish::New, false, DirSync::Now).unwrap());
+        assert!(!publish(second, &blob, Publish::New, false, DirSync::Now).unwrap());
         assert_eq!(fs::read(&blob).unwrap(), b"first");
         assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0);
     }
@@ -452,17 +472,17 @@ mod tests {
         let (_root, tmp, blob) = dirs();
         let old = TempFile::create(&tmp, true).unwrap();
         old.file().write_all_at(b"old", 0).unwrap();
-        assert!(publish(old, &blob, Publish::New, false).unwrap());
+        assert!(publish(old, &blob, Publish::New, false, DirSync::Now).unwrap());
         let new = TempFile::create(&tmp, false).unwrap();
         assert!(new.name.is_some());
         assert_eq!(fs::read_dir(&tmp).unwrap().count(), 1);
         new.file().write_all_at(b"new", 0).unwrap();
-        assert!(publish(new, &blob, Publish::Replace, false).unwrap());
+        assert!(publish(new, &blob, Publish::Replace, false, DirSync::Now).unwrap());
         assert_eq!(fs::read(&blob).unwrap(), b"new");
         assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0);
         // An unnamed file cannot be renamed over anything: refused, not silently dropped.
         let unnamed = TempFile::create(&tmp, true).unwrap();
-        let e = publish(unnamed, &blob, Publish::Replace, false).unwrap_err();
+        let e = publish(unnamed, &blob, Publish::Replace, false, DirSync::Now).unwrap_err();
         assert_eq!(e.source.kind(), io::ErrorKind::InvalidInput);
         assert_eq!(fs::read(&blob).unwrap(), b"new");
     }

@@ -20,8 +20,10 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use tokio::sync::{OnceCell, RwLock, Semaphore};
 
-use crate::disk::{self, Publish, TempFile};
+use crate::config::Durability;
+use crate::disk::{self, DirSync, Publish, TempFile};
 use crate::flags::{Flag, FlagSet};
+use crate::group_sync::GroupSync;
 use crate::index::{BlobMeta, UserIndex};
 use crate::layout::{self, LOCK_FILE, SNAPSHOT_DIR, TMP_DIR};
 use crate::storage::{self, incoming_preamble};
@@ -54,6 +56,8 @@ pub struct FsBackend {
     id_locks: Box<[tokio::sync::Mutex<()>]>,
     hasher: std::collections::hash_map::RandomState,
     totals: Totals,
+    /// The group commit of `durability = "group"`; `None` for fsync per upload.
+    group: Option<GroupSync>,
 }
 
 fn lock_poisoned<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -77,7 +81,12 @@ impl FsBackend {
             }
             std::fs::create_dir_all(dir).map_err(disk::err(dir))?;
         }
+        let group = match opts.durability {
+            Durability::Fsync => None,
+            Durability::Group => Some(GroupSync::start(&root)?),
+        };
         Ok(Self {
+            group,
             root,
             tmp,
             snapshots,
@@ -321,7 +330,14 @@ impl FsBackend {
         };
         let path = self.blob_path(blob);
         let tmp_dir = self.tmp.clone();
-        let (placed, mtime, flags_time, stored) = tokio::task::spawn_blocking(move || {
+        // The file is durable before it is linked into place, and the link before the 200:
+        // by fsyncs of its own, or by filesystem syncs shared with other uploads (`group`).
+        let dir_sync = if self.group.is_some() {
+            DirSync::Caller
+        } else {
+            DirSync::Now
+        };
+        let write = move || {
             let tmp = match file {
                 Some(f) => f,
                 None => TempFile::create(&tmp_dir, unnamed)?,
@@ -331,22 +347,42 @@ impl FsBackend {
             if let Some(p) = &preamble {
                 f.write_all_at(p, 0).map_err(disk::err(at))?;
             }
-            f.sync_all().map_err(disk::err(at))?;
+            if dir_sync == DirSync::Now {
+                f.sync_all().map_err(disk::err(at))?;
+            }
             let meta = f.metadata().map_err(disk::err(at))?;
             let mtime = meta.modified().map_err(disk::err(at))?;
+            // The flags are written (and fsynced) before the blob appears, in both modes.
             let flags_time = if preamble.is_some() {
                 disk::write_flags(&tmp_dir, &path, FlagSet::of(&[Flag::Pending]))?
             } else {
                 mtime
             };
-            let placed = disk::publish(tmp, &path, how, has_tombstone)?;
-            if !placed && preamble.is_some() {
+            Ok::<_, StorageError>((tmp, path, mtime, flags_time, meta.len()))
+        };
+        let publish = move |(tmp, path, mtime, flags_time, stored): (TempFile, PathBuf, _, _, u64)| {
+            let placed = disk::publish(tmp, &path, how, has_tombstone, dir_sync)?;
+            if !placed && incoming {
                 let _ = disk::remove_if_exists(&layout::with_suffix(&path, layout::FLAGS_SUFFIX));
             }
-            Ok::<_, StorageError>((placed, mtime, flags_time, meta.len()))
-        })
-        .await
-        .expect("publishing does not panic")?;
+            Ok::<_, StorageError>((placed, mtime, flags_time, stored))
+        };
+        let (placed, mtime, flags_time, stored) = match &self.group {
+            None => tokio::task::spawn_blocking(move || publish(write()?))
+                .await
+                .expect("publishing does not panic")?,
+            Some(group) => {
+                let written = tokio::task::spawn_blocking(write)
+                    .await
+                    .expect("writing does not panic")?;
+                group.sync().await?;
+                let published = tokio::task::spawn_blocking(move || publish(written))
+                    .await
+                    .expect("publishing does not panic")?;
+                group.sync().await?;
+                published
+            }
+        };
         if !placed {
             return Err(StorageError::Exists(blob.id().to_owned()));
         }

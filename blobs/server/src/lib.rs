@@ -12,6 +12,7 @@ pub mod error;
 pub mod etcd;
 pub mod flags;
 pub mod fs_backend;
+pub mod group_sync;
 pub mod idle;
 pub mod ids;
 pub mod index;

@@ -68,6 +68,7 @@ pub enum WriteMode {
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
     pub max_concurrent_writes: usize,
+    pub durability: crate::config::Durability,
     pub write_wait: Duration,
     pub max_blob_size: u64,
     pub quota: Option<u64>,
@@ -83,6 +84,7 @@ impl StoreOptions {
     pub fn from_config(c: &crate::Config) -> Self {
         Self {
             max_concurrent_writes: c.max_concurrent_writes,
+            durability: c.durability,
             write_wait: c.write_wait,
             max_blob_size: c.max_blob_size,
             quota: c.quota,

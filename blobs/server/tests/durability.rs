@@ -19,8 +19,18 @@ fn body_of(i: usize) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_during_100_uploads_loses_nothing_acknowledged() {
+    sigkill_during_100_uploads(&[]).await;
+}
+
+/// The same with group commit: filesystem syncs shared by the uploads in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_during_100_grouped_uploads_loses_nothing_acknowledged() {
+    sigkill_during_100_uploads(&["--durability", "group"]).await;
+}
+
+async fn sigkill_during_100_uploads(args: &[&str]) {
     let tmp = tempfile::tempdir().unwrap();
-    let mut s = start_in(tmp.path(), &[]);
+    let mut s = start_in(tmp.path(), args);
     for i in 0..20 {
         assert_eq!(
             put(&s, &format!("/blobs/alice/old{i:02}"), b"to be deleted").await,
@@ -92,7 +102,7 @@ async fn sigkill_during_100_uploads_loses_nothing_acknowledged() {
     );
     drop(s);
 
-    let s = start_in(tmp.path(), &[]);
+    let s = start_in(tmp.path(), args);
     // Every acknowledged upload is intact, byte for byte.
     for &i in &acked {
         let r = get(&s, &format!("/blobs/alice/new{i:03}")).await;
@@ -154,4 +164,74 @@ async fn a_second_server_cannot_share_the_data_directory() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("in use by another blobs-server"), "{err}");
+}
+
+/// Every write path with group commit (new blobs in new shard directories, conflicts,
+/// replacement, re-upload over a tombstone, incoming deliveries with their flags), and all of
+/// it still there after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn group_commit_serves_every_write_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let args = ["--durability", "group"];
+    let s = start_in(tmp.path(), &args);
+    // Concurrent uploads share syncs; ids far apart land in new shard directories.
+    let uploads: Vec<_> = (0..40)
+        .map(|i| {
+            let url = s.url(&format!("/blobs/alice/{i:02}-{}", "x".repeat(i % 7)));
+            tokio::spawn(async move {
+                client()
+                    .put(url)
+                    .header("Authorization", alice())
+                    .body(body_of(i)[..1000 + i].to_vec())
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            })
+        })
+        .collect();
+    for u in uploads {
+        assert_eq!(u.await.unwrap(), StatusCode::OK);
+    }
+    assert_eq!(put(&s, "/blobs/alice/00-", b"again").await, StatusCode::CONFLICT);
+    assert_eq!(put(&s, "/blobs/alice/draft", b"v1").await, StatusCode::OK);
+    assert_eq!(
+        put(&s, "/blobs/alice/draft?overwrite=true", b"v2").await,
+        StatusCode::OK
+    );
+    assert_eq!(put(&s, "/blobs/alice/gone", b"first").await, StatusCode::OK);
+    assert_eq!(
+        send(&s, Method::DELETE, "/blobs/alice/gone", None).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(put(&s, "/blobs/alice/gone", b"second").await, StatusCode::OK);
+    let delivered = client()
+        .put(s.services_url("/incoming/alice/mail1"))
+        .header("Authorization", mx())
+        .body(b"a mail".to_vec())
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(delivered, StatusCode::OK);
+    drop(s);
+
+    let s = start_in(tmp.path(), &args);
+    for i in 0..40 {
+        let r = get(&s, &format!("/blobs/alice/{i:02}-{}", "x".repeat(i % 7))).await;
+        assert_eq!(r.bytes().await.unwrap().as_ref(), &body_of(i)[..1000 + i]);
+    }
+    assert_eq!(
+        get(&s, "/blobs/alice/draft").await.bytes().await.unwrap().as_ref(),
+        b"v2"
+    );
+    assert_eq!(
+        get(&s, "/blobs/alice/gone").await.bytes().await.unwrap().as_ref(),
+        b"second"
+    );
+    let tombstones = get_json(&s, "/blobs/alice/?deleted=1").await;
+    assert_eq!(tombstones, serde_json::json!([]), "the re-upload removed the tombstone");
+    let pending = get_json(&s, "/blobs/alice/?namespace=MX&filter_flag=PENDING").await;
+    assert_eq!(pending, serde_json::json!(["mail1"]));
+    assert_eq!(std::fs::read_dir(s.data().join(".tmp")).unwrap().count(), 0);
 }
