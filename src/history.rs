@@ -71,18 +71,21 @@ fn client() -> anyhow::Result<reqwest::blocking::Client> {
 }
 
 fn fetch(url: &str, db: &std::path::Path, force: bool, new_if_unavailable: bool) -> anyhow::Result<()> {
-    if db.exists() {
-        if !force {
-            bail!(
-                "{} exists; pass --force to replace it with the published history",
-                db.display()
-            );
-        }
+    if db.exists() && !force {
+        bail!(
+            "{} exists; pass --force to replace it with the published history",
+            db.display()
+        );
+    }
+    // With --force, the old database goes only once it is certain what replaces it: an
+    // outage or a damaged download leaves it as it was.
+    let remove_old = || {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
         }
-    }
+    };
     let new = |why: String| {
+        remove_old();
         eprintln!("warning: no history at {url} ({why}); starting a new one");
         Ok(())
     };
@@ -115,10 +118,17 @@ fn fetch(url: &str, db: &std::path::Path, force: bool, new_if_unavailable: bool)
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(std::path::Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let gz = tempfile::NamedTempFile::new_in(dir)?;
-    std::fs::write(gz.path(), &bytes)?;
-    let history = Database::import_compressed(gz.path(), db)
-        .with_context(|| format!("refusing the history downloaded from {url}"))?;
-    println!("history: {} runs from {url} in {}", history.runs()?.len(), db.display());
+    // Imported beside the database and moved into place once whole.
+    let staging = tempfile::TempDir::new_in(dir)?;
+    let gz = staging.path().join("bench.sqlite.gz");
+    std::fs::write(&gz, &bytes)?;
+    let imported = staging.path().join("bench.sqlite");
+    let runs = Database::import_compressed(&gz, &imported)
+        .and_then(|history| history.runs())
+        .with_context(|| format!("refusing the history downloaded from {url}"))?
+        .len();
+    remove_old();
+    std::fs::rename(&imported, db).with_context(|| format!("cannot move the history to {}", db.display()))?;
+    println!("history: {runs} runs from {url} in {}", db.display());
     Ok(())
 }

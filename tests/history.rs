@@ -146,4 +146,21 @@ fn a_published_history_comes_back_whole_and_a_damaged_one_is_refused() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("starting a new one"), "{}", stderr(&out));
+
+    // --force replaces a database only with what it fetched: an outage or a damaged
+    // download leaves the old one as it was.
+    let kept = repo.out().join("kept.sqlite");
+    std::fs::write(&kept, b"the old history").unwrap();
+    for from in [down.to_owned(), url("truncated.gz")] {
+        let out = bench(&[
+            "history".as_ref(),
+            "fetch".as_ref(),
+            from.as_ref(),
+            "--db".as_ref(),
+            kept.as_os_str(),
+            "--force".as_ref(),
+        ]);
+        assert!(!out.status.success(), "{from}: {}", stderr(&out));
+        assert_eq!(std::fs::read(&kept).unwrap(), b"the old history", "{from}");
+    }
 }

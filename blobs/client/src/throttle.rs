@@ -98,7 +98,7 @@ mod tests {
         t.set_rate(None);
         let start = Instant::now();
         t.take(1 << 30).await;
-        // At 100 B/s this would take 340 years; the bound only leaves room for a busy host.
+        // At 100 B/s this would take about 124 days; the bound only leaves room for a busy host.
         assert!(start.elapsed() < Duration::from_secs(1));
         t.set_rate(Some(10_000_000));
         let start = Instant::now();

@@ -188,12 +188,33 @@ async fn upload(
         WriteMode::Create
     };
     let declared = declared_length(&headers)?;
-    let stored = state
-        .storage
-        .write(&blob, body.into_data_stream(), mode, declared)
-        .await?;
+    let stored = write_to_the_end(&state, blob, body, mode, declared).await?;
     state.metrics.bytes_received.inc_by(stored);
     Ok(StatusCode::OK)
+}
+
+/// Stores an upload on a task of its own. hyper drops a handler whose client hangs up; were
+/// the write dropped with it between publishing the blob and recording it in the index, the
+/// blob would be on disk but missing from listings and its id unusable until a restart. On
+/// its own task the write completes or fails whole (a client gone mid-body fails it).
+pub async fn write_to_the_end(
+    state: &AppState,
+    blob: BlobRef,
+    body: Body,
+    mode: WriteMode,
+    declared: Option<u64>,
+) -> Result<u64, crate::storage::StorageError> {
+    let state = state.clone();
+    let task = tokio::spawn(async move {
+        state
+            .storage
+            .write(&blob, body.into_data_stream(), mode, declared)
+            .await
+    });
+    match task.await {
+        Ok(stored) => stored,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -137,8 +137,9 @@ pub enum Durability {
     /// fsync the file, link it, fsync its directory: each upload on its own.
     #[default]
     Fsync,
-    /// One `syncfs` for all uploads in flight (group commit). Much cheaper under concurrent
-    /// uploads, but it flushes the whole filesystem: for a data directory on its own.
+    /// One `syncfs` for all uploads in flight (group commit). Cheaper under concurrent
+    /// uploads (BENCHMARKS.md), but it flushes the whole filesystem: for a data directory on
+    /// a filesystem of its own.
     Group,
 }
 
@@ -380,9 +381,10 @@ pub struct ServeArgs {
     /// Uploads written to disk at the same time [default: 50].
     #[arg(long, env = "BLOBS_SERVER_MAX_CONCURRENT_WRITES")]
     pub max_concurrent_writes: Option<usize>,
-    /// How uploads become durable before their 200: fsync (each file and directory) or
-    /// group (one syncfs for all uploads in flight; for a data directory on a filesystem of
-    /// its own, as it flushes the whole filesystem) [default: fsync].
+    /// How uploads to the filesystem backend become durable before their 200: fsync (each
+    /// file and directory) or group (syncfs calls shared by the uploads in flight; for a data
+    /// directory on a filesystem of its own, as each flushes the whole filesystem; Linux 5.8
+    /// or later) [default: fsync].
     #[arg(long, env = "BLOBS_SERVER_DURABILITY", value_enum)]
     pub durability: Option<Durability>,
     /// How long an upload waits for a write slot before 503, e.g. `30s` [default: 30s].

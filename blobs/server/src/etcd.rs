@@ -232,7 +232,12 @@ impl Etcd {
         let v = self
             .call("/v3/lease/keepalive", json!({ "ID": lease.to_string() }))
             .await?;
-        Ok(num(&v["result"]["TTL"]))
+        // The gateway streams: an error comes as `{"error": ...}` with status 200, and must
+        // not read as "the lease has ended".
+        match v.get("result") {
+            Some(result) => Ok(num(&result["TTL"])),
+            None => Err(EtcdError::Malformed(format!("a lease renewal without a result: {v}"))),
+        }
     }
 
     /// Seconds a lease has left, or -1 if it does not exist (ended or revoked).

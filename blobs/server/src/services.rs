@@ -52,10 +52,7 @@ async fn deliver(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
-    let stored = state
-        .storage
-        .write(&blob, body.into_data_stream(), WriteMode::Incoming, declared)
-        .await?;
+    let stored = crate::api::write_to_the_end(&state, blob, body, WriteMode::Incoming, declared).await?;
     state.metrics.bytes_received.inc_by(stored);
     tracing::info!(service, user, id, bytes = stored, "incoming delivery");
     Ok(StatusCode::OK)

@@ -235,3 +235,64 @@ async fn group_commit_serves_every_write_path() {
     assert_eq!(pending, serde_json::json!(["mail1"]));
     assert_eq!(std::fs::read_dir(s.data().join(".tmp")).unwrap().count(), 0);
 }
+
+/// A client that sends a whole upload and hangs up without waiting for the answer: the
+/// upload is either stored and listed, or absent, never on disk but missing from the index
+/// (hyper drops a handler when its client goes away, so the commit must not depend on it).
+async fn hung_up_uploads_are_all_or_nothing(args: &[&str]) {
+    use std::io::Write as _;
+    let s = start_with(args);
+    let body = vec![7u8; 256 * 1024];
+    for i in 0..30 {
+        let head = format!(
+            "PUT /blobs/alice/hung{i:02} HTTP/1.1\r\nHost: a\r\nAuthorization: {}\r\nContent-Length: {}\r\n\r\n",
+            alice(),
+            body.len()
+        );
+        let mut tcp = std::net::TcpStream::connect(s.addr).unwrap();
+        tcp.write_all(head.as_bytes()).unwrap();
+        tcp.write_all(&body).unwrap();
+        // Hung up at different moments: while the body is read, written, synced. (The first
+        // waits long, which lets the server warm up; without it, every hang-up came while
+        // reading and none reached the commit.)
+        std::thread::sleep(Duration::from_micros(if i == 0 {
+            300_000
+        } else {
+            300 * (i % 15) as u64
+        }));
+        tcp.shutdown(std::net::Shutdown::Both).unwrap();
+    }
+    // Let every upload that is going to finish, finish.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let listed: Vec<String> = serde_json::from_value(get_json(&s, "/blobs/alice/").await).unwrap();
+    for i in 0..30 {
+        let id = format!("hung{i:02}");
+        let status = get(&s, &format!("/blobs/alice/{id}")).await.status();
+        assert_eq!(
+            status == StatusCode::OK,
+            listed.contains(&id),
+            "{id}: GET {status}, listed {}",
+            listed.contains(&id)
+        );
+    }
+    // And the ids can be used: stored ones conflict, absent ones are free.
+    for i in 0..30 {
+        let id = format!("hung{i:02}");
+        let want = if listed.contains(&id) {
+            StatusCode::CONFLICT
+        } else {
+            StatusCode::OK
+        };
+        assert_eq!(put(&s, &format!("/blobs/alice/{id}"), b"again").await, want, "{id}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hung_up_uploads_are_all_or_nothing_with_fsync() {
+    hung_up_uploads_are_all_or_nothing(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hung_up_uploads_are_all_or_nothing_with_group_commit() {
+    hung_up_uploads_are_all_or_nothing(&["--durability", "group"]).await;
+}
