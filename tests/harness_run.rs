@@ -74,6 +74,19 @@ fn run_cmd(repo: &Repo, scenarios: &str, db: &str) -> Command {
     cmd
 }
 
+/// A scenario that runs for a while: server load, 5 rounds of 5 s.
+const SLOW: &str = "rounds = 5\n[[scenario]]\nworkload = \"server.load\"\nops = [\"upload\"]\nsizes = [\"1k\"]\nconcurrency = [2]\nduration_s = 5\n";
+
+/// `run_cmd` into out/c.sqlite with this workspace's server and the given work directory.
+fn run_in(repo: &Repo, scenarios: &str, work: &std::path::Path) -> Command {
+    let mut cmd = run_cmd(repo, scenarios, "out/c.sqlite");
+    cmd.arg("--server-bin")
+        .arg(common::server_exe())
+        .arg("--work-dir")
+        .arg(work);
+    cmd
+}
+
 /// A blobs-server started outside the harness, with user `someone` (token `s3cret`) and,
 /// with `services`, a services listener where `mx` has the token `svc-s3cret`.
 struct TargetServer {
@@ -342,15 +355,10 @@ fn the_mail_pipeline_runs_against_a_server_started_elsewhere() {
 #[test]
 fn ctrl_c_stops_cleanly_and_writes_nothing() {
     let repo = Repo::new();
-    let slow = "rounds = 5\n[[scenario]]\nworkload = \"server.load\"\nops = [\"upload\"]\nsizes = [\"1k\"]\nconcurrency = [2]\nduration_s = 5\n";
-    std::fs::write(repo.path().join("slow.toml"), slow).unwrap();
+    std::fs::write(repo.path().join("slow.toml"), SLOW).unwrap();
     repo.commit("c");
     let work = repo.out().join("work");
-    let mut run = run_cmd(&repo, "slow.toml", "out/c.sqlite")
-        .arg("--server-bin")
-        .arg(common::server_exe())
-        .arg("--work-dir")
-        .arg(&work)
+    let mut run = run_in(&repo, "slow.toml", &work)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -396,17 +404,12 @@ fn processes_mentioning(needle: &str) -> Vec<u32> {
 #[test]
 fn a_killed_run_leaves_no_process_and_the_next_run_deletes_its_data() {
     let repo = Repo::new();
-    let slow = "rounds = 5\n[[scenario]]\nworkload = \"server.load\"\nops = [\"upload\"]\nsizes = [\"1k\"]\nconcurrency = [2]\nduration_s = 5\n";
     let quick = "warmup_rounds = 0\nrounds = 5\n[[scenario]]\nworkload = \"crypto.encrypt\"\npayloads = [\"2x10k\"]\n";
-    std::fs::write(repo.path().join("slow.toml"), slow).unwrap();
+    std::fs::write(repo.path().join("slow.toml"), SLOW).unwrap();
     std::fs::write(repo.path().join("quick.toml"), quick).unwrap();
     repo.commit("c");
     let work = repo.out().join("work");
-    let mut run = run_cmd(&repo, "slow.toml", "out/c.sqlite")
-        .arg("--server-bin")
-        .arg(common::server_exe())
-        .arg("--work-dir")
-        .arg(&work)
+    let mut run = run_in(&repo, "slow.toml", &work)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -438,13 +441,7 @@ fn a_killed_run_leaves_no_process_and_the_next_run_deletes_its_data() {
         "the killed run's scenario is in its trash directory"
     );
 
-    let out = run_cmd(&repo, "quick.toml", "out/c.sqlite")
-        .arg("--server-bin")
-        .arg(common::server_exe())
-        .arg("--work-dir")
-        .arg(&work)
-        .output()
-        .unwrap();
+    let out = run_in(&repo, "quick.toml", &work).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("left by ended runs"), "{}", stderr(&out));
     let left: Vec<_> = std::fs::read_dir(&root).unwrap().collect();
