@@ -375,12 +375,14 @@ impl FsBackend {
                 let written = tokio::task::spawn_blocking(write)
                     .await
                     .expect("writing does not panic")?;
-                group.sync().await?;
-                let published = tokio::task::spawn_blocking(move || publish(written))
-                    .await
-                    .expect("publishing does not panic")?;
-                group.sync().await?;
-                published
+                // Only a blob that was placed needs the second sync before its answer.
+                group
+                    .sync_link_sync(move || {
+                        let published = publish(written);
+                        let placed = matches!(published, Ok((true, ..)));
+                        (published, placed)
+                    })
+                    .await??
             }
         };
         if !placed {

@@ -1,12 +1,12 @@
 //! Group commit: one `syncfs` makes the writes of every upload in flight durable at once.
 //!
 //! With `durability = "group"`, an upload does not fsync its file and then its directory.
-//! It writes its file, asks for a filesystem sync, links the file into place, and asks for
-//! another; each ask is answered by a `syncfs(2)` that started after the ask, so the order
-//! that makes a crash safe is the same as with fsyncs (the bytes are durable before the name
-//! is, the name before the 200). One thread runs the syncs back to back and answers every
-//! ask that arrived during the previous one with the next, so that fifty uploads in flight
-//! share two syncs instead of making a hundred fsyncs. Measured in BENCHMARKS.md.
+//! It writes its file and hands the link to this thread, which links it after a sync that
+//! started after the hand-over and answers after the next sync; so the order that makes a
+//! crash safe is the same as with fsyncs (the bytes are durable before the name is, the name
+//! before the 200). The thread runs the syncs back to back, and between two syncs it makes
+//! the links whose first sync has just finished: fifty uploads in flight share two syncs
+//! instead of making a hundred fsyncs. Measured in BENCHMARKS.md.
 //!
 //! The price: `syncfs` flushes everything dirty on the filesystem, also other programs' data,
 //! so this mode is for a data directory on a filesystem of its own.
@@ -21,6 +21,7 @@
 
 use std::fs::File;
 use std::os::fd::AsRawFd as _;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::sync::mpsc;
 
@@ -31,8 +32,17 @@ use crate::disk::{DiskError, err};
 /// How a sync went, sent to every ask it answers (`io::Error` is not `Clone`).
 type Outcome = Result<(), (std::io::ErrorKind, String)>;
 
+/// What the sync thread runs for an ask once a sync that started after it has finished.
+type Job = Box<dyn FnOnce(&Outcome) -> Step + Send>;
+
+/// After a job: answered, or waiting for the next sync as well.
+enum Step {
+    Done,
+    AfterNextSync(Job),
+}
+
 pub struct GroupSync {
-    asks: mpsc::Sender<oneshot::Sender<Outcome>>,
+    asks: mpsc::Sender<Job>,
     root: std::path::PathBuf,
 }
 
@@ -50,14 +60,22 @@ impl GroupSync {
         root: &Path,
         mut sync: impl FnMut() -> std::io::Result<()> + Send + 'static,
     ) -> Result<Self, DiskError> {
-        let (asks, incoming) = mpsc::channel::<oneshot::Sender<Outcome>>();
+        let (asks, incoming) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("group-sync".into())
             .spawn(move || {
                 let mut failed: Option<(std::io::ErrorKind, String)> = None;
-                while let Ok(first) = incoming.recv() {
-                    let mut waiting = vec![first];
-                    waiting.extend(incoming.try_iter());
+                // Jobs the next sync answers: new asks, and links made since the last sync.
+                let mut due: Vec<Job> = Vec::new();
+                loop {
+                    if due.is_empty() {
+                        match incoming.recv() {
+                            Ok(job) => due.push(job),
+                            // Dropped, and nothing left to answer.
+                            Err(_) => break,
+                        }
+                    }
+                    due.extend(incoming.try_iter());
                     let outcome = match &failed {
                         Some((kind, message)) => Err((
                             *kind,
@@ -69,8 +87,14 @@ impl GroupSync {
                         tracing::error!(error = %e.1, "a filesystem sync failed: no upload is acknowledged until a restart");
                         failed = Some(e.clone());
                     }
-                    for w in waiting {
-                        let _ = w.send(outcome.clone());
+                    for job in std::mem::take(&mut due) {
+                        // A panicking job drops its answer (its caller gets an error); the
+                        // thread must live on for everyone else.
+                        match catch_unwind(AssertUnwindSafe(|| job(&outcome))) {
+                            Ok(Step::Done) => {}
+                            Ok(Step::AfterNextSync(next)) => due.push(next),
+                            Err(_) => tracing::error!("a job on the sync thread panicked"),
+                        }
                     }
                 }
             })
@@ -81,14 +105,45 @@ impl GroupSync {
         })
     }
 
-    /// Returns once a filesystem sync that started after this call has finished: everything
-    /// written before the call is then durable.
-    pub async fn sync(&self) -> Result<(), DiskError> {
-        let gone = || err(&self.root)(std::io::Error::other("the sync thread has stopped"));
-        let (tx, rx) = oneshot::channel();
-        self.asks.send(tx).map_err(|_| gone())?;
+    /// Runs `link` on the sync thread once a sync that started after this call has finished,
+    /// then returns its value once the next sync has finished too; or at once if `link`
+    /// reports that it changed nothing (`false` beside its value), as when an id is taken.
+    ///
+    /// This is an upload's "sync, link, sync" in one ask: every link made between two syncs
+    /// is covered by the next one, with no trip to the blocking pool and back in between.
+    /// `link` must be quick (a `linkat` or `rename`): the next sync waits for it.
+    pub async fn sync_link_sync<T: Send + 'static>(
+        &self,
+        link: impl FnOnce() -> (T, bool) + Send + 'static,
+    ) -> Result<T, DiskError> {
+        let (tx, rx) = oneshot::channel::<Result<T, (std::io::ErrorKind, String)>>();
+        self.ask(Box::new(move |outcome| {
+            if let Err(e) = outcome {
+                let _ = tx.send(Err(e.clone()));
+                return Step::Done;
+            }
+            let (value, changed) = link();
+            if !changed {
+                let _ = tx.send(Ok(value));
+                return Step::Done;
+            }
+            Step::AfterNextSync(Box::new(move |outcome| {
+                let _ = tx.send(outcome.clone().map(|()| value));
+                Step::Done
+            }))
+        }))?;
+        self.answer(rx).await
+    }
+
+    fn ask(&self, job: Job) -> Result<(), DiskError> {
+        self.asks
+            .send(job)
+            .map_err(|_| err(&self.root)(std::io::Error::other("the sync thread has stopped")))
+    }
+
+    async fn answer<T>(&self, rx: oneshot::Receiver<Result<T, (std::io::ErrorKind, String)>>) -> Result<T, DiskError> {
         rx.await
-            .map_err(|_| gone())?
+            .map_err(|_| err(&self.root)(std::io::Error::other("the sync thread dropped this request")))?
             .map_err(|(kind, message)| err(&self.root)(std::io::Error::new(kind, message)))
     }
 }
@@ -126,8 +181,125 @@ fn syncfs(dir: &File) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use std::sync::Arc;
+    use std::sync::Mutex;
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::time::Duration;
+
+    /// A plain sync: returns once a sync that started after the call has finished.
+    async fn sync(g: &GroupSync) -> Result<(), DiskError> {
+        g.sync_link_sync(|| ((), false)).await
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Event {
+        Asked(u32),
+        SyncStarted,
+        SyncEnded,
+        Linked(u32),
+        Answered(u32),
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_link_comes_between_two_syncs_that_follow_its_ask() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let record = {
+            let log = log.clone();
+            move |e| log.lock().unwrap().push(e)
+        };
+        let in_sync = record.clone();
+        let g = Arc::new(
+            GroupSync::start_with(dir.path(), move || {
+                in_sync(Event::SyncStarted);
+                std::thread::sleep(Duration::from_millis(5));
+                in_sync(Event::SyncEnded);
+                Ok(())
+            })
+            .unwrap(),
+        );
+        let tasks: Vec<_> = (0..40)
+            .map(|i| {
+                let (g, record) = (g.clone(), record.clone());
+                tokio::spawn(async move {
+                    // Spread over several syncs.
+                    tokio::time::sleep(Duration::from_millis(u64::from(i % 8) * 3)).await;
+                    record(Event::Asked(i));
+                    let in_link = record.clone();
+                    let value = g
+                        .sync_link_sync(move || {
+                            in_link(Event::Linked(i));
+                            (i * 10, true)
+                        })
+                        .await
+                        .unwrap();
+                    record(Event::Answered(i));
+                    value
+                })
+            })
+            .collect();
+        for (i, t) in tasks.into_iter().enumerate() {
+            assert_eq!(t.await.unwrap(), i as u32 * 10, "the link's value comes back");
+        }
+        let log = log.lock().unwrap().clone();
+        let at = |e: Event| {
+            log.iter()
+                .position(|x| *x == e)
+                .unwrap_or_else(|| panic!("{e:?} missing"))
+        };
+        let sync_ended_within = |from: usize, to: usize| {
+            // A sync that started after `from` and ended before `to`.
+            log[from..to]
+                .iter()
+                .position(|e| *e == Event::SyncStarted)
+                .is_some_and(|s| log[from + s..to].contains(&Event::SyncEnded))
+        };
+        for i in 0..40 {
+            let (asked, linked, answered) = (at(Event::Asked(i)), at(Event::Linked(i)), at(Event::Answered(i)));
+            assert!(asked < linked && linked < answered, "{i}: out of order: {log:?}");
+            assert!(
+                sync_ended_within(asked, linked),
+                "{i}: linked with no whole sync after its ask"
+            );
+            assert!(
+                sync_ended_within(linked, answered),
+                "{i}: answered with no whole sync after its link"
+            );
+        }
+        let syncs = log.iter().filter(|e| **e == Event::SyncStarted).count();
+        assert!(syncs < 40, "{syncs} syncs for 40 links: they were not shared");
+    }
+
+    #[tokio::test]
+    async fn a_link_that_changed_nothing_is_answered_after_one_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let syncs = Arc::new(AtomicU32::new(0));
+        let counted = syncs.clone();
+        let g = GroupSync::start_with(dir.path(), move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        })
+        .unwrap();
+        g.sync_link_sync(|| ((), false)).await.unwrap();
+        assert_eq!(syncs.load(Ordering::SeqCst), 1);
+        g.sync_link_sync(|| ((), true)).await.unwrap();
+        assert_eq!(
+            syncs.load(Ordering::SeqCst),
+            3,
+            "a link that placed something waits for another sync"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_panicking_link_fails_its_own_ask_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = GroupSync::start_with(dir.path(), || Ok(())).unwrap();
+        let e = g
+            .sync_link_sync(|| -> ((), bool) { panic!("a bug in a link") })
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("dropped this request"), "{e}");
+        assert_eq!(g.sync_link_sync(|| (7, true)).await.unwrap(), 7, "the thread lives on");
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn asks_share_syncs_and_cancelled_ones_do_not_block_the_rest() {
@@ -146,7 +318,7 @@ mod tests {
         let doomed: Vec<_> = (0..20)
             .map(|_| {
                 let g = g.clone();
-                tokio::spawn(async move { g.sync().await })
+                tokio::spawn(async move { sync(&g).await })
             })
             .collect();
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -156,7 +328,7 @@ mod tests {
         let tasks: Vec<_> = (0..50)
             .map(|_| {
                 let g = g.clone();
-                tokio::spawn(async move { g.sync().await })
+                tokio::spawn(async move { sync(&g).await })
             })
             .collect();
         for t in tasks {
@@ -181,12 +353,12 @@ mod tests {
             _ => Ok(()),
         })
         .unwrap();
-        g.sync().await.unwrap();
-        let e = g.sync().await.unwrap_err();
+        sync(&g).await.unwrap();
+        let e = sync(&g).await.unwrap_err();
         assert!(e.to_string().contains("EIO from the disk"), "{e}");
         // The kernel would report the error once; the next syncs would succeed.
         for _ in 0..3 {
-            let e = g.sync().await.unwrap_err();
+            let e = sync(&g).await.unwrap_err();
             assert!(e.to_string().contains("an earlier filesystem sync failed"), "{e}");
         }
         assert_eq!(calls.load(Ordering::SeqCst), 2, "no sync runs after a failure");
@@ -197,7 +369,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let g = GroupSync::start(dir.path()).unwrap();
         std::fs::write(dir.path().join("f"), b"bytes").unwrap();
-        g.sync().await.unwrap();
+        sync(&g).await.unwrap();
     }
 
     #[test]
