@@ -105,13 +105,26 @@ impl GroupSync {
         })
     }
 
+    /// Returns once a filesystem sync that started after this call has finished: everything
+    /// written before the call is then durable.
+    pub async fn sync(&self) -> Result<(), DiskError> {
+        let (tx, rx) = oneshot::channel();
+        self.ask(Box::new(move |outcome| {
+            let _ = tx.send(outcome.clone());
+            Step::Done
+        }))?;
+        self.answer(rx).await
+    }
+
     /// Runs `link` on the sync thread once a sync that started after this call has finished,
     /// then returns its value once the next sync has finished too; or at once if `link`
     /// reports that it changed nothing (`false` beside its value), as when an id is taken.
     ///
     /// This is an upload's "sync, link, sync" in one ask: every link made between two syncs
     /// is covered by the next one, with no trip to the blocking pool and back in between.
-    /// `link` must be quick (a `linkat` or `rename`): the next sync waits for it.
+    /// `link` must be quick, such as a `linkat`: the next sync waits for it. (A `rename` over
+    /// a file frees the old one's blocks, which is not quick for a big file.) It is not run if
+    /// the caller has stopped waiting, so that nothing is linked that the caller cannot record.
     pub async fn sync_link_sync<T: Send + 'static>(
         &self,
         link: impl FnOnce() -> (T, bool) + Send + 'static,
@@ -120,6 +133,9 @@ impl GroupSync {
         self.ask(Box::new(move |outcome| {
             if let Err(e) = outcome {
                 let _ = tx.send(Err(e.clone()));
+                return Step::Done;
+            }
+            if tx.is_closed() {
                 return Step::Done;
             }
             let (value, changed) = link();
@@ -185,9 +201,11 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::time::Duration;
 
-    /// A plain sync: returns once a sync that started after the call has finished.
-    async fn sync(g: &GroupSync) -> Result<(), DiskError> {
-        g.sync_link_sync(|| ((), false)).await
+    /// A hang guard: a liveness bug fails the test instead of hanging it.
+    async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::time::timeout(Duration::from_secs(60), f)
+            .await
+            .expect("no answer within a minute")
     }
 
     #[derive(Debug, Clone, Copy, PartialEq)]
@@ -238,7 +256,7 @@ mod tests {
             })
             .collect();
         for (i, t) in tasks.into_iter().enumerate() {
-            assert_eq!(t.await.unwrap(), i as u32 * 10, "the link's value comes back");
+            assert_eq!(within(t).await.unwrap(), i as u32 * 10, "the link's value comes back");
         }
         let log = log.lock().unwrap().clone();
         let at = |e: Event| {
@@ -279,9 +297,9 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        g.sync_link_sync(|| ((), false)).await.unwrap();
+        within(g.sync_link_sync(|| ((), false))).await.unwrap();
         assert_eq!(syncs.load(Ordering::SeqCst), 1);
-        g.sync_link_sync(|| ((), true)).await.unwrap();
+        within(g.sync_link_sync(|| ((), true))).await.unwrap();
         assert_eq!(
             syncs.load(Ordering::SeqCst),
             3,
@@ -290,15 +308,53 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_failed_sync_before_a_link_means_no_link_and_one_after_it_no_success() {
+        let dir = tempfile::tempdir().unwrap();
+        for failing_call in [1, 2] {
+            let calls = Arc::new(AtomicU32::new(0));
+            let counted = calls.clone();
+            let g = GroupSync::start_with(dir.path(), move || {
+                if counted.fetch_add(1, Ordering::SeqCst) + 1 == failing_call {
+                    Err(std::io::Error::other("EIO from the disk"))
+                } else {
+                    Ok(())
+                }
+            })
+            .unwrap();
+            let linked = Arc::new(AtomicU32::new(0));
+            let l = linked.clone();
+            let answer = within(g.sync_link_sync(move || {
+                l.fetch_add(1, Ordering::SeqCst);
+                ((), true)
+            }))
+            .await;
+            let e = answer.expect_err("acknowledged with a failed sync");
+            assert!(
+                e.to_string().contains("EIO from the disk"),
+                "sync {failing_call} failed: {e}"
+            );
+            // Linking after a failed sync would publish bytes that may not be on the disk.
+            assert_eq!(
+                linked.load(Ordering::SeqCst),
+                u32::from(failing_call == 2),
+                "sync {failing_call} failed"
+            );
+        }
+    }
+
+    #[tokio::test]
     async fn a_panicking_link_fails_its_own_ask_only() {
         let dir = tempfile::tempdir().unwrap();
         let g = GroupSync::start_with(dir.path(), || Ok(())).unwrap();
-        let e = g
-            .sync_link_sync(|| -> ((), bool) { panic!("a bug in a link") })
+        let e = within(g.sync_link_sync(|| -> ((), bool) { panic!("a bug in a link") }))
             .await
             .unwrap_err();
         assert!(e.to_string().contains("dropped this request"), "{e}");
-        assert_eq!(g.sync_link_sync(|| (7, true)).await.unwrap(), 7, "the thread lives on");
+        assert_eq!(
+            within(g.sync_link_sync(|| (7, true))).await.unwrap(),
+            7,
+            "the thread lives on"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -318,7 +374,7 @@ mod tests {
         let doomed: Vec<_> = (0..20)
             .map(|_| {
                 let g = g.clone();
-                tokio::spawn(async move { sync(&g).await })
+                tokio::spawn(async move { within(g.sync()).await })
             })
             .collect();
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -328,7 +384,7 @@ mod tests {
         let tasks: Vec<_> = (0..50)
             .map(|_| {
                 let g = g.clone();
-                tokio::spawn(async move { sync(&g).await })
+                tokio::spawn(async move { within(g.sync()).await })
             })
             .collect();
         for t in tasks {
@@ -353,12 +409,12 @@ mod tests {
             _ => Ok(()),
         })
         .unwrap();
-        sync(&g).await.unwrap();
-        let e = sync(&g).await.unwrap_err();
+        within(g.sync()).await.unwrap();
+        let e = within(g.sync()).await.unwrap_err();
         assert!(e.to_string().contains("EIO from the disk"), "{e}");
         // The kernel would report the error once; the next syncs would succeed.
         for _ in 0..3 {
-            let e = sync(&g).await.unwrap_err();
+            let e = within(g.sync()).await.unwrap_err();
             assert!(e.to_string().contains("an earlier filesystem sync failed"), "{e}");
         }
         assert_eq!(calls.load(Ordering::SeqCst), 2, "no sync runs after a failure");
@@ -369,7 +425,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let g = GroupSync::start(dir.path()).unwrap();
         std::fs::write(dir.path().join("f"), b"bytes").unwrap();
-        sync(&g).await.unwrap();
+        within(g.sync()).await.unwrap();
     }
 
     #[test]
