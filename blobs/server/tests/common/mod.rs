@@ -126,9 +126,17 @@ pub fn start_in(dir: &Path, extra: &[&str]) -> Running {
 }
 
 pub fn start_in_env(dir: &Path, extra: &[&str], env: &[(String, String)]) -> Running {
+    let mut server = Command::new(env!("CARGO_BIN_EXE_blobs-server"));
+    server.envs(env.iter().map(|(k, v)| (k, v)));
+    start_command(server, dir, extra)
+}
+
+/// Starts `command`, which runs the server itself or runs it under a wrapper such as
+/// strace, with the usual arguments added after its own.
+pub fn start_command(mut command: Command, dir: &Path, extra: &[&str]) -> Running {
     std::fs::write(dir.join("tokens"), TOKENS).unwrap();
     std::fs::write(dir.join("services.tokens"), SERVICE_TOKENS).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_blobs-server"))
+    let mut child = command
         .args(["--listen", "127.0.0.1:0", "--services-listen", "127.0.0.1:0"])
         .arg("--data-dir")
         .arg(dir.join("data"))
@@ -137,7 +145,6 @@ pub fn start_in_env(dir: &Path, extra: &[&str], env: &[(String, String)]) -> Run
         .arg("--services-tokens")
         .arg(dir.join("services.tokens"))
         .args(extra)
-        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
