@@ -117,8 +117,8 @@ for ROUND in $(seq "$ROUNDS"); do
   run blobs-get-10m -t2 -c4 -d"$DUR" -H "Authorization: $AUTH" "$B/blobs/bench/b10m"
   run nginx-get-1m -t2 -c10 -d"$DUR" "$N/b1m"
   run blobs-get-1m -t2 -c10 -d"$DUR" -H "Authorization: $AUTH" "$B/blobs/bench/b1m"
-  BENCH_RUN=r$ROUND run blobs-put-10k -t2 -c50 -d"$DUR" --latency -s blobs/server/bench/put.lua "$B"
-  BENCH_RUN=r$ROUND run blobs-put-10k-group -t2 -c50 -d"$DUR" --latency -s blobs/server/bench/put.lua "$G"
+  run blobs-put-10k -t2 -c50 -d"$DUR" --latency -s blobs/server/bench/put.lua "$B"
+  run blobs-put-10k-group -t2 -c50 -d"$DUR" --latency -s blobs/server/bench/put.lua "$G"
   run blobs-list-1000 -t2 -c10 -d"$DUR" --latency -H "Authorization: $AUTH" "$B/blobs/bench/?namespace=list"
 done
 python3 - "$WORK/out" <<'PY'

@@ -1,6 +1,8 @@
--- wrk script: PUT of new 10 KiB blobs, a fresh id for every request.
-local counter = 0
-local thread_id = 0
+-- wrk script: PUT of new 10 KiB blobs, a fresh random id for every request.
+-- The ids are 32 random hex digits, like the UUIDs clients use: nearly every upload then
+-- lands in a shard directory of its own (the layout shards by the first 1, 3 and 6
+-- characters), which the server has to create, as it would for real clients. Sequential ids
+-- would share shard directories and hide that cost.
 local threads = {}
 
 function setup(thread)
@@ -9,13 +11,17 @@ function setup(thread)
 end
 
 function init(args)
-  thread_id = tid
+  -- A different sequence in every thread and every run.
+  math.randomseed(os.time() * 1000 + tid)
   wrk.method = "PUT"
   wrk.body = string.rep("x", 10240)
   wrk.headers["Authorization"] = os.getenv("BENCH_AUTH")
 end
 
 function request()
-  counter = counter + 1
-  return wrk.format(nil, string.format("/blobs/bench/p%d_%d%s", thread_id, counter, os.getenv("BENCH_RUN") or ""))
+  local id = {}
+  for i = 1, 8 do
+    id[i] = string.format("%04x", math.random(0, 0xffff))
+  end
+  return wrk.format(nil, "/blobs/bench/" .. table.concat(id))
 end

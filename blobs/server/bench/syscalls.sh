@@ -25,7 +25,7 @@ cleanup() {
 trap cleanup EXIT
 
 echo "bench:syscalls-token" > "$WORK/tokens"
-export BENCH_AUTH="Token $(printf 'bench:syscalls-token' | base64 -w0)" BENCH_RUN="s$$"
+export BENCH_AUTH="Token $(printf 'bench:syscalls-token' | base64 -w0)"
 "$BIN" --listen "${B#http://}" --data-dir "$WORK/data" --tokens "$WORK/tokens" >"$WORK/out" 2>"$WORK/err" &
 PID=$!
 for _ in $(seq 50); do grep -q listening "$WORK/out" 2>/dev/null && break; sleep 0.1; done
