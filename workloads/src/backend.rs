@@ -18,12 +18,13 @@ const NAMESPACE: &str = "default";
 const MAX_CONCURRENT_WRITES: usize = 50;
 
 /// What a run leaves to drop once it is timed.
-pub(crate) struct Leftovers(#[allow(dead_code)] Storage, #[allow(dead_code)] Option<Garage>);
+pub(crate) struct Leftovers(#[allow(dead_code)] Storage, #[allow(dead_code)] Option<Box<Garage>>);
 
 pub struct Backend {
     backend: Storage,
     /// The cluster of the S3 backend, stopped after the backend is dropped.
-    _garage: Option<Garage>,
+    // Boxed, so that the prepared workloads stay of similar sizes (`Prepared` is an enum).
+    _garage: Option<Box<Garage>>,
     op: Op,
     /// For writes the blobs to write; for reads the ids with empty contents.
     blobs: Vec<(String, Bytes)>,
@@ -50,7 +51,7 @@ impl Backend {
             Some(ServerBackendKind::S3) => {
                 let garage = Garage::start(&ctx.work_dir.join("garage"))?;
                 let s3 = S3Backend::open(&garage.s3_config("bench"), opts).await?;
-                (Storage::S3(s3), Some(garage))
+                (Storage::S3(s3), Some(Box::new(garage)))
             }
             _ => (Storage::Fs(FsBackend::open(&ctx.work_dir.join("backend"), opts)?), None),
         };

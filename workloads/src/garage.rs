@@ -1,8 +1,12 @@
 //! The S3 backend's test cluster (3 Garage nodes and etcd on 127.0.0.1) for workloads that
-//! run on `backend = "s3"`: started by the script beside the server's tests, stopped on drop.
+//! run on `backend = "s3"`: run by the script beside the server's tests, stopped on drop, and
+//! also when this process dies, however it dies.
 
+use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
 
 use crate::WorkloadError;
 
@@ -15,41 +19,113 @@ pub fn script() -> PathBuf {
 }
 
 pub struct Garage {
-    dir: PathBuf,
     /// The settings the script printed: endpoint, bucket, region, credentials, etcd.
     pub env: Vec<(String, String)>,
+    /// Dropping the sender ends the holder thread, which stops the script and waits for it.
+    stop: Option<mpsc::Sender<()>>,
+    holder: Option<JoinHandle<()>>,
 }
 
 impl Garage {
+    /// Starts a cluster in `dir` with `cluster run`, which stays in the foreground until
+    /// SIGTERM and then stops its nodes. The script is spawned by a thread of its own that
+    /// lives as long as this `Garage`, with a parent-death signal: it gets SIGTERM when that
+    /// thread ends, so also when this process is killed (daemonized nodes, as `cluster start`
+    /// leaves them, would outlive a killed benchmark run for good).
     pub fn start(dir: &Path) -> Result<Self, WorkloadError> {
-        let out = Command::new("bash")
-            .arg(script())
-            .arg("start")
-            .arg(dir)
-            .output()
-            .map_err(|e| WorkloadError::Invalid(format!("cannot run {}: {e}", script().display())))?;
-        if !out.status.success() {
-            return Err(WorkloadError::Invalid(format!(
-                "the S3 test cluster did not start: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
+        let script = script();
+        // The script's messages, read back if the start fails (a pipe nobody reads could fill).
+        let errors = dir.with_extension("script-errors");
+        if let Some(parent) = dir.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| WorkloadError::Invalid(format!("cannot create {}: {e}", parent.display())))?;
         }
-        let env: Vec<(String, String)> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
-        for (k, v) in &env {
+        let errors_file = std::fs::File::create(&errors)
+            .map_err(|e| WorkloadError::Invalid(format!("cannot create {}: {e}", errors.display())))?;
+        let mut cmd = Command::new("bash");
+        cmd.arg(&script)
+            .arg("run")
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(errors_file);
+        let parent = std::process::id();
+        // SAFETY: runs between fork and exec; prctl and getppid are async-signal-safe and touch
+        // no memory of the parent.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if libc::getppid() as u32 != parent {
+                    return Err(std::io::Error::other("the parent has ended"));
+                }
+                Ok(())
+            });
+        }
+        let (started_tx, started) = mpsc::channel::<Result<Vec<(String, String)>, String>>();
+        let (stop, stopped) = mpsc::channel::<()>();
+        let holder = std::thread::Builder::new()
+            .name("garage-cluster".into())
+            .spawn(move || {
+                let mut child = match cmd.spawn() {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = started_tx.send(Err(format!("cannot run {}: {e}", script.display())));
+                        return;
+                    }
+                };
+                let mut env = Vec::new();
+                let mut ready = false;
+                for line in BufReader::new(child.stdout.take().expect("piped")).lines() {
+                    let Ok(line) = line else { break };
+                    if line == "READY" {
+                        ready = true;
+                        break;
+                    }
+                    if let Some((k, v)) = line.split_once('=') {
+                        env.push((k.to_owned(), v.to_owned()));
+                    }
+                }
+                if !ready {
+                    let _ = child.wait();
+                    let said = std::fs::read_to_string(&errors).unwrap_or_default();
+                    let _ = started_tx.send(Err(format!("the S3 test cluster did not start: {}", said.trim())));
+                    return;
+                }
+                let _ = started_tx.send(Ok(env));
+                // Until the Garage is dropped (or this process dies, and the kernel sends the
+                // SIGTERM instead).
+                let _ = stopped.recv();
+                // SAFETY: a plain kill(2) of our own child, which has not been reaped.
+                unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+                let _ = child.wait();
+            })
+            .map_err(|e| WorkloadError::Invalid(format!("cannot start a thread: {e}")))?;
+        let env = match started.recv() {
+            Ok(Ok(env)) => env,
+            Ok(Err(message)) => {
+                let _ = holder.join();
+                return Err(WorkloadError::Invalid(message));
+            }
+            Err(_) => {
+                let _ = holder.join();
+                return Err(WorkloadError::Invalid("the cluster's thread ended".into()));
+            }
+        };
+        let garage = Self {
+            env,
+            stop: Some(stop),
+            holder: Some(holder),
+        };
+        for (k, v) in &garage.env {
             if (k.contains("ENDPOINT") || k.contains("ETCD"))
                 && !v.split(',').all(|u| crate::loopback::check(u).is_ok())
             {
                 return Err(WorkloadError::Invalid(format!("refusing a non-loopback {k}={v}")));
             }
         }
-        Ok(Self {
-            dir: dir.to_owned(),
-            env,
-        })
+        Ok(garage)
     }
 
     pub fn get(&self, key: &str) -> String {
@@ -92,6 +168,10 @@ impl Garage {
 
 impl Drop for Garage {
     fn drop(&mut self) {
-        let _ = Command::new("bash").arg(script()).arg("stop").arg(&self.dir).status();
+        // Ends the holder thread's wait: it stops the script, which stops the nodes.
+        drop(self.stop.take());
+        if let Some(holder) = self.holder.take() {
+            let _ = holder.join();
+        }
     }
 }
