@@ -15,9 +15,10 @@ pub(crate) fn stop_with_parent(cmd: &mut Command) {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
-            // The parent died before the signal was armed: do not start at all.
+            // The parent died before the signal was armed: do not start at all. (ESRCH, "no
+            // such process", because nothing may allocate between fork and exec.)
             if libc::getppid() as u32 != parent {
-                return Err(std::io::Error::other("the harness has ended"));
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
             }
             Ok(())
         });

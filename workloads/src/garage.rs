@@ -43,6 +43,9 @@ impl Garage {
         let errors_file = std::fs::File::create(&errors)
             .map_err(|e| WorkloadError::Invalid(format!("cannot create {}: {e}", errors.display())))?;
         let mut cmd = Command::new("bash");
+        // A process group of its own, as the server has: Ctrl-C reaches the harness, which
+        // stops the cluster after the round, not the nodes in the middle of it.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         cmd.arg(&script)
             .arg("run")
             .arg(dir)
@@ -57,8 +60,10 @@ impl Garage {
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
+                // The parent died before the signal was armed (ESRCH, "no such process":
+                // nothing may allocate between fork and exec).
                 if libc::getppid() as u32 != parent {
-                    return Err(std::io::Error::other("the parent has ended"));
+                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
                 }
                 Ok(())
             });

@@ -18,7 +18,7 @@ const TRACED: &str = "trace=write,pwrite64,writev,sendto,fsync,fdatasync,syncfs,
 async fn with_fsync_the_200_follows_an_fsync_of_the_file_then_the_link_then_an_fsync_of_its_directory() {
     check_order(&[], |calls, u| {
         let file_synced = calls.synced_between(u.data_written, u.linked.start, |c| {
-            c.name == "fsync" && c.args.contains("/.tmp/")
+            c.name == "fsync" && c.on_temp_file()
         });
         let dir = format!("<{}>", u.path.rsplit_once('/').expect("a blob path has a parent").0);
         let dir_synced = calls.synced_between(u.linked.end, u.answered, |c| c.name == "fsync" && c.args.contains(&dir));
@@ -70,6 +70,9 @@ async fn check_order(args: &[&str], synced: impl Fn(&Calls, &Upload) -> (bool, b
         .arg(&log)
         .arg(env!("CARGO_BIN_EXE_blobs-server"));
     let mut s = start_command(strace, tmp.path(), args);
+    // Dropping `s` kills strace, which (before strace 6.6) leaves its tracee running: the
+    // server is killed on its own if the test fails before it stops it.
+    let server = ServerGuard(traced_pid(&s));
 
     // Sequential uploads, so that each one's calls come between the previous answer and its own.
     // Each goes into a directory of its own, which the first link has to create.
@@ -81,14 +84,18 @@ async fn check_order(args: &[&str], synced: impl Fn(&Calls, &Upload) -> (bool, b
             StatusCode::OK
         );
     }
-    stop_traced(&mut s);
+    stop_traced(&mut s, &server);
     let text = std::fs::read_to_string(&log).unwrap();
     let calls = Calls::parse(&text);
 
+    // Each upload is looked for after the previous one's answer, so that no call of another
+    // upload can stand in for one of its own.
+    let mut from = 0;
     for id in &ids {
         let u = calls
-            .upload(id)
+            .upload(id, from)
             .unwrap_or_else(|e| panic!("{id}: {e}\n{}", calls.dump()));
+        from = u.answered + 1;
         let (bytes, link) = synced(&calls, &u);
         assert!(
             bytes,
@@ -99,18 +106,33 @@ async fn check_order(args: &[&str], synced: impl Fn(&Calls, &Upload) -> (bool, b
     }
 }
 
-/// Stops the server (strace's child) with SIGTERM and waits for strace to write its log.
-fn stop_traced(s: &mut Running) {
+/// The server strace runs: its child.
+fn traced_pid(s: &Running) -> i32 {
     let strace = s.child.id();
     let children = std::fs::read_to_string(format!("/proc/{strace}/task/{strace}/children")).unwrap();
-    let server: i32 = children
+    children
         .split_whitespace()
         .next()
         .expect("strace runs the server")
         .parse()
-        .unwrap();
+        .unwrap()
+}
+
+/// Kills the traced server when dropped (a no-op once it has stopped).
+struct ServerGuard(i32);
+
+impl Drop for ServerGuard {
+    fn drop(&mut self) {
+        // SAFETY: a plain kill(2). The pid is our grandchild's, not reused before strace,
+        // its parent, has reaped it, and `Running` is dropped (and reaps strace) after this.
+        unsafe { libc::kill(self.0, libc::SIGKILL) };
+    }
+}
+
+/// Stops the server with SIGTERM and waits for strace to write its log.
+fn stop_traced(s: &mut Running, server: &ServerGuard) {
     // SAFETY: a plain kill(2) of our grandchild.
-    assert_eq!(unsafe { libc::kill(server, libc::SIGTERM) }, 0);
+    assert_eq!(unsafe { libc::kill(server.0, libc::SIGTERM) }, 0);
     let deadline = Instant::now() + Duration::from_secs(60);
     while s.child.try_wait().unwrap().is_none() {
         assert!(Instant::now() < deadline, "the traced server did not stop");
@@ -127,6 +149,14 @@ struct Call {
     result: String,
     start: usize,
     end: usize,
+}
+
+impl Call {
+    /// Whether the call's descriptor (its first argument; with `-y`, its path) is a file in
+    /// `.tmp`. Not the bytes it writes, which strace prints too.
+    fn on_temp_file(&self) -> bool {
+        self.args.split(',').next().is_some_and(|fd| fd.contains("/.tmp/"))
+    }
 }
 
 struct Calls(Vec<Call>);
@@ -173,12 +203,13 @@ impl Calls {
         Calls(calls)
     }
 
-    /// The successful link of blob `id`, the last write into a temp file before it, and
-    /// the first 200 sent after it.
-    fn upload(&self, id: &str) -> Result<Upload, String> {
+    /// The successful link of blob `id` from line `from` on, the last write into a temp file
+    /// from `from` to the link, and the first 200 sent after the link.
+    fn upload(&self, id: &str, from: usize) -> Result<Upload, String> {
         let linked = self
             .0
             .iter()
+            .filter(|c| c.start >= from)
             .find(|c| c.name == "linkat" && c.args.contains(&format!("/{id}\"")) && c.result.starts_with('0'))
             .ok_or("no successful linkat")?
             .clone();
@@ -186,8 +217,8 @@ impl Calls {
         let data_written = self
             .0
             .iter()
-            .filter(|c| matches!(c.name.as_str(), "write" | "pwrite64") && c.args.contains("/.tmp/"))
-            .filter(|c| c.end < linked.start)
+            .filter(|c| matches!(c.name.as_str(), "write" | "pwrite64") && c.on_temp_file())
+            .filter(|c| c.start >= from && c.end < linked.start)
             .map(|c| c.end)
             .max()
             .ok_or("no write into a temp file before the link")?;
@@ -218,7 +249,7 @@ impl Calls {
     fn dump(&self) -> String {
         self.0
             .iter()
-            .filter(|c| c.name != "write" || c.args.contains("/.tmp/"))
+            .filter(|c| c.name != "write" || c.on_temp_file())
             .map(|c| format!("{}-{} {}({}) = {}", c.start, c.end, c.name, truncate(&c.args), c.result))
             .collect::<Vec<_>>()
             .join("\n")
@@ -256,7 +287,7 @@ fn the_parser_joins_interrupted_calls_and_keeps_their_order() {
             ("writev", 5, 5, "75")
         ]
     );
-    let u = calls.upload("x").unwrap();
+    let u = calls.upload("x", 0).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         (u.path.as_str(), u.data_written, u.linked.start, u.answered),
         ("/d/a/x", 0, 2, 5)
