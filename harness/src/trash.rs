@@ -31,6 +31,8 @@ const LARGE_FILE: u64 = 64 * 1024;
 
 /// Name prefix of trash directories in a work directory.
 const PREFIX: &str = "trash-";
+/// Name prefix of a trash directory being made, before it is locked and renamed.
+const STAGING_PREFIX: &str = ".new-trash-";
 /// The lock file in each trash directory, locked for as long as its process lives.
 const LOCK_FILE: &str = ".lock";
 /// Where the process's scenarios work, inside its trash directory.
@@ -60,7 +62,7 @@ impl Trash {
         std::fs::create_dir_all(work_root)?;
         // Made under another name and renamed once locked, so that every `trash-*` directory
         // another process sees already has its lock taken.
-        let staging = tempfile::Builder::new().prefix(".new-trash-").tempdir_in(work_root)?;
+        let staging = tempfile::Builder::new().prefix(STAGING_PREFIX).tempdir_in(work_root)?;
         let lock = std::fs::File::create(staging.path().join(LOCK_FILE))?;
         lock.lock()?;
         std::fs::create_dir(staging.path().join(LIVE_DIR))?;
@@ -69,7 +71,7 @@ impl Trash {
             .file_name()
             .expect("a temp dir has a name")
             .to_string_lossy();
-        let dir = work_root.join(name.replacen(".new-trash-", PREFIX, 1));
+        let dir = work_root.join(name.replacen(STAGING_PREFIX, PREFIX, 1));
         std::fs::rename(staging.keep(), &dir)?;
         let mut trash = Self {
             dir,
@@ -91,7 +93,9 @@ impl Trash {
         let mut taken = 0;
         for entry in entries.flatten() {
             let path = entry.path();
-            let is_trash = entry.file_name().to_string_lossy().starts_with(PREFIX);
+            // Also a staging directory whose process died before renaming it.
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let is_trash = name.starts_with(PREFIX) || name.starts_with(STAGING_PREFIX);
             if !is_trash || path == self.dir {
                 continue;
             }
@@ -260,13 +264,21 @@ mod tests {
         let dead = scenario_dir(root.path(), "trash-dead");
         std::fs::write(dead.join(LOCK_FILE), b"").unwrap();
         let dead_live = scenario_dir(&dead.join(LIVE_DIR), "scenario-x");
+        // A run killed while it made its trash directory, once its lock file existed.
+        let staged = root.path().join(".new-trash-killed");
+        std::fs::create_dir(&staged).unwrap();
+        std::fs::write(staged.join(LOCK_FILE), b"").unwrap();
         // One made by a version without lock files is not touched.
         let unlocked = scenario_dir(root.path(), "trash-old");
         let live = Trash::new(root.path(), 1 << 30).unwrap();
         let live_dir = live.dir.clone();
-        assert_eq!(live.adopted(), 1);
+        assert_eq!(live.adopted(), 2);
         assert!(!dead.exists(), "the dead run's trash was moved");
-        assert!(live_dir.join("stale-0/data/shard/small-1").exists());
+        assert!(!staged.exists(), "the dead run's staging directory was moved");
+        assert!(
+            (0..2).any(|n| live_dir.join(format!("stale-{n}/data/shard/small-1")).exists()),
+            "the dead run's files are in the taker's trash"
+        );
         assert!(!dead_live.exists());
         assert!(live.live_dir().is_dir() && live.live_dir().starts_with(&live_dir));
 

@@ -66,7 +66,7 @@ pub enum DirSync {
 }
 
 /// Creates `dir` and its missing parents, and makes the new entries durable (`DirSync::Now`).
-fn make_dirs(dir: &Path, sync: DirSync) -> Result<(), DiskError> {
+pub fn make_dirs(dir: &Path, sync: DirSync) -> Result<(), DiskError> {
     let mut first_new = None;
     for ancestor in dir.ancestors() {
         if ancestor.exists() {

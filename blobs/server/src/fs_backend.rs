@@ -70,7 +70,10 @@ impl FsBackend {
     /// Opens (creating if needed) the storage root, takes its lock, and clears leftovers of
     /// interrupted writes and backups.
     pub fn open(root: &Path, opts: StoreOptions) -> Result<Self, StorageError> {
-        std::fs::create_dir_all(root).map_err(disk::err(root))?;
+        // Durably, as the blobs' own directories are: a data directory made here and lost in
+        // a crash would take every blob acknowledged in it along.
+        // (Absolute first: the walk up a relative path would end at "", not at a directory.)
+        disk::make_dirs(&std::path::absolute(root).map_err(disk::err(root))?, DirSync::Now)?;
         let root = root.canonicalize().map_err(disk::err(root))?;
         let lock = Self::lock(&root)?;
         let tmp = root.join(TMP_DIR);

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::*;
 
 /// The calls that order an upload: its writes, syncs, link and the response.
-const TRACED: &str = "trace=write,pwrite64,writev,sendto,fsync,fdatasync,syncfs,linkat";
+const TRACED: &str = "trace=write,pwrite64,writev,sendto,fsync,fdatasync,syncfs,linkat,mkdir,mkdirat";
 
 #[tokio::test]
 async fn with_fsync_the_200_follows_an_fsync_of_the_file_then_the_link_then_an_fsync_of_its_directory() {
@@ -22,7 +22,12 @@ async fn with_fsync_the_200_follows_an_fsync_of_the_file_then_the_link_then_an_f
         });
         let dir = format!("<{}>", u.path.rsplit_once('/').expect("a blob path has a parent").0);
         let dir_synced = calls.synced_between(u.linked.end, u.answered, |c| c.name == "fsync" && c.args.contains(&dir));
-        (file_synced, dir_synced)
+        // Each shard directory the upload created is in its parent once that is fsynced.
+        let new_dirs_synced = u.made_dirs.iter().all(|(made, at)| {
+            let parent = format!("<{}>", made.rsplit_once('/').expect("a directory has a parent").0);
+            calls.synced_between(*at, u.answered, |c| c.name == "fsync" && c.args.contains(&parent))
+        });
+        (file_synced, dir_synced && new_dirs_synced)
     })
     .await;
 }
@@ -46,6 +51,8 @@ struct Upload {
     /// When the last write into its temp file returned.
     data_written: usize,
     linked: Call,
+    /// Directories made for it, and when each `mkdir` returned.
+    made_dirs: Vec<(String, usize)>,
     /// When its 200 started to be sent.
     answered: usize,
 }
@@ -102,7 +109,11 @@ async fn check_order(args: &[&str], synced: impl Fn(&Calls, &Upload) -> (bool, b
             "{id}: linked without a sync of its bytes after their write\n{}",
             calls.dump()
         );
-        assert!(link, "{id}: answered without a sync after its link\n{}", calls.dump());
+        assert!(
+            link,
+            "{id}: answered without a sync after its link, or of a directory made for it\n{}",
+            calls.dump()
+        );
     }
 }
 
@@ -222,6 +233,15 @@ impl Calls {
             .map(|c| c.end)
             .max()
             .ok_or("no write into a temp file before the link")?;
+        let made_dirs = self
+            .0
+            .iter()
+            .filter(|c| c.name.starts_with("mkdir") && c.result.starts_with('0'))
+            .filter(|c| c.start >= from && c.end < linked.start)
+            .filter_map(|c| Some((c.args.split('"').nth(1)?.to_owned(), c.end)))
+            // The blob's own directories, not `.tmp` and the like.
+            .filter(|(made, _)| path.starts_with(&format!("{made}/")))
+            .collect();
         let answered = self
             .0
             .iter()
@@ -233,6 +253,7 @@ impl Calls {
             path,
             data_written,
             linked,
+            made_dirs,
             answered,
         })
     }
