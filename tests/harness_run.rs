@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Repo, stderr};
+use common::{Repo, processes_mentioning, stderr};
 
 const EVERY_WORKLOAD: &str = r#"
 warmup_rounds = 0
@@ -378,27 +378,6 @@ fn ctrl_c_stops_cleanly_and_writes_nothing() {
     // The server and the drivers are gone, and so is their data.
     let leftovers: Vec<_> = std::fs::read_dir(work.join("soledad-bench")).unwrap().collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
-}
-
-/// Pids of live processes whose command line mentions `needle` (zombies count as gone).
-fn processes_mentioning(needle: &str) -> Vec<u32> {
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        let zombie = stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
-        if !zombie && String::from_utf8_lossy(&cmdline).contains(needle) {
-            pids.push(pid);
-        }
-    }
-    pids
 }
 
 #[test]

@@ -87,7 +87,7 @@ impl DriverProcess {
         }
         // Its own process group: Ctrl-C reaches only the harness, which stops the driver.
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        crate::child::stop_with_parent(&mut cmd);
+        workloads::child::stop_with_parent(&mut cmd);
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -9,7 +9,6 @@
 //! measurement down. See `RESULTS.md` for the output.
 
 pub mod binaries;
-mod child;
 pub mod commit;
 pub mod driver;
 pub mod machine;

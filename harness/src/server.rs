@@ -52,7 +52,7 @@ impl ServerProcess {
             .arg(&services_tokens);
         // Its own process group: Ctrl-C reaches only the harness, which stops the server.
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        crate::child::stop_with_parent(&mut cmd);
+        workloads::child::stop_with_parent(&mut cmd);
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -192,3 +192,24 @@ pub fn results_json(run: &str, sha: &str, parents: &[&str], depth: u64, wall: &[
 pub fn bench(args: &[&std::ffi::OsStr]) -> Output {
     Command::new(bench_exe()).args(args).output().unwrap()
 }
+
+/// Pids of live processes whose command line mentions `needle` (zombies count as gone).
+pub fn processes_mentioning(needle: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let zombie = stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+        if !zombie && String::from_utf8_lossy(&cmdline).contains(needle) {
+            pids.push(pid);
+        }
+    }
+    pids
+}

@@ -52,22 +52,7 @@ impl Garage {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(errors_file);
-        let parent = std::process::id();
-        // SAFETY: runs between fork and exec; prctl and getppid are async-signal-safe and touch
-        // no memory of the parent.
-        unsafe {
-            std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // The parent died before the signal was armed (ESRCH, "no such process":
-                // nothing may allocate between fork and exec).
-                if libc::getppid() as u32 != parent {
-                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
-                }
-                Ok(())
-            });
-        }
+        crate::child::stop_with_parent(&mut cmd);
         let (started_tx, started) = mpsc::channel::<Result<Vec<(String, String)>, String>>();
         let (stop, stopped) = mpsc::channel::<()>();
         let holder = std::thread::Builder::new()

@@ -6,6 +6,7 @@
 //! watches the driver's own runtime (loop lag, busy time) while it runs.
 
 mod backend;
+pub mod child;
 mod decrypt;
 mod download;
 mod encrypt;

@@ -374,33 +374,32 @@ impl FsBackend {
             None => tokio::task::spawn_blocking(move || publish(write()?))
                 .await
                 .expect("publishing does not panic")?,
-            // A rename over a blob frees the old one's blocks, which can take long for a big
-            // blob: not on the sync thread, where every upload in flight would wait for it.
-            Some(group) if how == Publish::Replace => {
-                let written = tokio::task::spawn_blocking(write)
-                    .await
-                    .expect("writing does not panic")?;
-                group.sync().await?;
-                let published = tokio::task::spawn_blocking(move || publish(written))
-                    .await
-                    .expect("publishing does not panic")?;
-                group.sync().await?;
-                published
-            }
             Some(group) => {
                 let written = tokio::task::spawn_blocking(write)
                     .await
                     .expect("writing does not panic")?;
-                // A new blob's link is quick. Only a blob that was placed needs the second
-                // sync before its answer. (An id found taken at the link, possible only for a
-                // blob on disk but not in the index, frees its temp file on the sync thread.)
-                group
-                    .sync_link_sync(move || {
-                        let published = publish(written);
-                        let placed = matches!(published, Ok((true, ..)));
-                        (published, placed)
-                    })
-                    .await??
+                if how == Publish::Replace {
+                    // A rename over a blob frees the old one's blocks, which can take long for
+                    // a big blob: not on the sync thread, where every upload would wait for it.
+                    group.sync().await?;
+                    let published = tokio::task::spawn_blocking(move || publish(written))
+                        .await
+                        .expect("publishing does not panic")?;
+                    group.sync().await?;
+                    published
+                } else {
+                    // A new blob's link is quick. Only a blob that was placed needs the second
+                    // sync before its answer. (An id found taken at the link, possible only for
+                    // a blob on disk but not in the index, frees its temp file on the sync
+                    // thread.)
+                    group
+                        .sync_link_sync(move || {
+                            let published = publish(written);
+                            let placed = matches!(published, Ok((true, ..)));
+                            (published, placed)
+                        })
+                        .await??
+                }
             }
         };
         if !placed {

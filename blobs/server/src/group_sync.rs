@@ -108,12 +108,8 @@ impl GroupSync {
     /// Returns once a filesystem sync that started after this call has finished: everything
     /// written before the call is then durable.
     pub async fn sync(&self) -> Result<(), DiskError> {
-        let (tx, rx) = oneshot::channel();
-        self.ask(Box::new(move |outcome| {
-            let _ = tx.send(outcome.clone());
-            Step::Done
-        }))?;
-        self.answer(rx).await
+        // A link that changes nothing is answered after the one sync.
+        self.sync_link_sync(|| ((), false)).await
     }
 
     /// Runs `link` on the sync thread once a sync that started after this call has finished,
@@ -130,7 +126,7 @@ impl GroupSync {
         link: impl FnOnce() -> (T, bool) + Send + 'static,
     ) -> Result<T, DiskError> {
         let (tx, rx) = oneshot::channel::<Result<T, (std::io::ErrorKind, String)>>();
-        self.ask(Box::new(move |outcome| {
+        let job: Job = Box::new(move |outcome| {
             if let Err(e) = outcome {
                 let _ = tx.send(Err(e.clone()));
                 return Step::Done;
@@ -147,17 +143,10 @@ impl GroupSync {
                 let _ = tx.send(outcome.clone().map(|()| value));
                 Step::Done
             }))
-        }))?;
-        self.answer(rx).await
-    }
-
-    fn ask(&self, job: Job) -> Result<(), DiskError> {
+        });
         self.asks
             .send(job)
-            .map_err(|_| err(&self.root)(std::io::Error::other("the sync thread has stopped")))
-    }
-
-    async fn answer<T>(&self, rx: oneshot::Receiver<Result<T, (std::io::ErrorKind, String)>>) -> Result<T, DiskError> {
+            .map_err(|_| err(&self.root)(std::io::Error::other("the sync thread has stopped")))?;
         rx.await
             .map_err(|_| err(&self.root)(std::io::Error::other("the sync thread dropped this request")))?
             .map_err(|(kind, message)| err(&self.root)(std::io::Error::new(kind, message)))

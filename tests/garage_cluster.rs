@@ -1,10 +1,13 @@
 //! The S3 test cluster that benchmark runs start must not outlive them: stopped when dropped,
 //! and stopped when the process that started it is killed with SIGKILL.
 
+mod common;
+
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::processes_mentioning;
 use workloads::garage::Garage;
 
 const OWNER: &str = "GARAGE_TEST_OWNER_DIR";
@@ -20,27 +23,6 @@ fn start(dir: &std::path::Path) -> Option<Garage> {
         }
         Err(e) => panic!("{e}"),
     }
-}
-
-/// Processes (not zombies) whose command line mentions `needle`.
-fn processes_mentioning(needle: &str) -> Vec<u32> {
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        let zombie = stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
-        if !zombie && String::from_utf8_lossy(&cmdline).contains(needle) {
-            pids.push(pid);
-        }
-    }
-    pids
 }
 
 fn wait_until_none_mention(needle: &str) {
