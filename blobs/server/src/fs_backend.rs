@@ -340,6 +340,7 @@ impl FsBackend {
         } else {
             DirSync::Now
         };
+        let taken_id = blob.id().to_owned();
         let write = move || {
             let tmp = match file {
                 Some(f) => f,
@@ -357,6 +358,12 @@ impl FsBackend {
             let mtime = meta.modified().map_err(disk::err(at))?;
             // The flags are written (and fsynced) before the blob appears, in both modes.
             let flags_time = if preamble.is_some() {
+                // They would replace the flags of a blob already at this name, one on disk but
+                // not in the index (left by a link whose sync failed): look first. Nothing else
+                // places this id while its lock is held.
+                if std::fs::symlink_metadata(&path).is_ok() {
+                    return Err(StorageError::Exists(taken_id));
+                }
                 disk::write_flags(&tmp_dir, &path, FlagSet::of(&[Flag::Pending]))?
             } else {
                 mtime

@@ -277,3 +277,25 @@ async fn reservations_of_a_crashed_consumer_expire_case(b: Backend) {
         json!(["PROCESSING"])
     );
 }
+
+#[tokio::test]
+async fn a_delivery_to_an_id_on_disk_but_not_in_the_index_is_refused_and_changes_nothing() {
+    let s = start();
+    // Loads alice's index, so that what is placed below is not in it.
+    assert_eq!(deliver(&s, "alice", "first", b"x", Some(mx())).await, StatusCode::OK);
+    let path = s
+        .data()
+        .join(blobs_server::layout::relative_blob_path("alice", "MX", "taken"));
+    let flags = blobs_server::layout::with_suffix(&path, blobs_server::layout::FLAGS_SUFFIX);
+    // As a link whose sync failed leaves a blob: on disk, unknown to the index.
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, b"the earlier bytes").unwrap();
+    std::fs::write(&flags, r#"["PROCESSED"]"#).unwrap();
+
+    assert_eq!(
+        deliver(&s, "alice", "taken", b"new bytes", Some(mx())).await,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), b"the earlier bytes");
+    assert_eq!(std::fs::read_to_string(&flags).unwrap(), r#"["PROCESSED"]"#);
+}

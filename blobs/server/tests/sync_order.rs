@@ -1,66 +1,46 @@
-//! Durability rests on the order of system calls: an upload's bytes are synced before its
-//! link is made, and the link is synced before the 200 is sent. A crash test cannot show it
-//! (a SIGKILL keeps the page cache), so this test runs the real server under `strace` and
-//! checks the order in the system calls it made, for both durability modes. Dropping or
-//! moving one fsync or sync fails it.
+//! Durability rests on the order of system calls: a file's bytes are synced before it gets
+//! its name, and every change of names in a blob's directory is synced before the 200 is
+//! sent. A crash test cannot show it (a SIGKILL keeps the page cache), so this test runs the
+//! real server under `strace`, drives every kind of change through it (upload, flags set and
+//! cleared, replacement, deletion, incoming delivery) and checks the order in the system
+//! calls it made, for both durability modes. Dropping or moving one fsync or sync fails it.
 
 mod common;
 
+use std::collections::HashMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
+use reqwest::Method;
 
-/// The calls that order an upload: its writes, syncs, link and the response.
-const TRACED: &str = "trace=write,pwrite64,writev,sendto,fsync,fdatasync,syncfs,linkat,mkdir,mkdirat";
+/// The calls that order a change: writes, syncs, name changes and the response.
+const TRACED: &str = "trace=write,pwrite64,writev,sendto,fsync,fdatasync,syncfs,\
+                      link,linkat,rename,renameat,renameat2,unlink,unlinkat,mkdir,mkdirat";
 
 #[tokio::test]
-async fn with_fsync_the_200_follows_an_fsync_of_the_file_then_the_link_then_an_fsync_of_its_directory() {
-    check_order(&[], |calls, u| {
-        let file_synced = calls.synced_between(u.data_written, u.linked.start, |c| {
-            c.name == "fsync" && c.on_temp_file()
-        });
-        let dir = format!("<{}>", u.path.rsplit_once('/').expect("a blob path has a parent").0);
-        let dir_synced = calls.synced_between(u.linked.end, u.answered, |c| c.name == "fsync" && c.args.contains(&dir));
-        // Each shard directory the upload created is in its parent once that is fsynced.
-        let new_dirs_synced = u.made_dirs.iter().all(|(made, at)| {
-            let parent = format!("<{}>", made.rsplit_once('/').expect("a directory has a parent").0);
-            calls.synced_between(*at, u.answered, |c| c.name == "fsync" && c.args.contains(&parent))
-        });
-        (file_synced, dir_synced && new_dirs_synced)
-    })
-    .await;
+async fn with_fsync_every_change_is_synced_in_order_before_its_200() {
+    check_order(&[]).await;
 }
 
 #[tokio::test]
-async fn with_group_commit_the_200_follows_a_syncfs_then_the_link_then_another_syncfs() {
-    check_order(&["--durability", "group"], |calls, u| {
-        let is_syncfs = |c: &Call| c.name == "syncfs";
-        (
-            calls.synced_between(u.data_written, u.linked.start, is_syncfs),
-            calls.synced_between(u.linked.end, u.answered, is_syncfs),
-        )
-    })
-    .await;
+async fn with_group_commit_every_change_is_synced_in_order_before_its_200() {
+    check_order(&["--durability", "group"]).await;
 }
 
-/// One upload as the trace shows it; positions are line numbers in the trace.
-struct Upload {
-    /// Where the blob was linked.
-    path: String,
-    /// When the last write into its temp file returned.
-    data_written: usize,
-    linked: Call,
-    /// Directories made for it, and when each `mkdir` returned.
-    made_dirs: Vec<(String, usize)>,
-    /// When its 200 started to be sent.
-    answered: usize,
+/// One request the test makes, and the blob it changes.
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Upload,
+    SetFlags,
+    Replace,
+    ClearFlags,
+    Delete,
+    Deliver,
 }
 
-/// Uploads blobs one at a time to a traced server and checks each with `synced`, which says
-/// whether the bytes were synced between their write and the link, and the link between
-/// itself and the answer.
-async fn check_order(args: &[&str], synced: impl Fn(&Calls, &Upload) -> (bool, bool)) {
+/// Runs every kind of change, one request at a time, on a traced server and checks each.
+async fn check_order(args: &[&str]) {
     assert!(
         Command::new("strace")
             .args(["-qq", "-o", "/dev/null", "true"])
@@ -81,39 +61,66 @@ async fn check_order(args: &[&str], synced: impl Fn(&Calls, &Upload) -> (bool, b
     // server is killed on its own if the test fails before it stops it.
     let server = ServerGuard(traced_pid(&s));
 
-    // Sequential uploads, so that each one's calls come between the previous answer and its own.
-    // Each goes into a directory of its own, which the first link has to create.
-    let ids: Vec<String> = (0..4).map(|i| format!("{i}order{i}")).collect();
-    for id in &ids {
-        let body = format!("the bytes of {id}").repeat(50);
-        assert_eq!(
-            put(&s, &format!("/blobs/alice/{id}"), body.as_bytes()).await,
-            StatusCode::OK
-        );
+    // One request at a time, so that each one's calls come between the previous answer and
+    // its own. Each blob goes into a directory of its own, which its first link creates.
+    let mut ops = Vec::new();
+    for i in 0..2 {
+        let id = format!("{i}order{i}");
+        for op in [Op::Upload, Op::SetFlags, Op::Replace, Op::ClearFlags, Op::Delete] {
+            ops.push((op, id.clone()));
+        }
+        ops.push((Op::Deliver, format!("{i}mail{i}")));
+    }
+    for (op, id) in &ops {
+        let body = format!("the bytes of {id}").repeat(50).into_bytes();
+        let path = format!("/blobs/alice/{id}");
+        let status = match op {
+            Op::Upload => put(&s, &path, &body).await,
+            Op::SetFlags => post_flags(&s, &path, r#"["PROCESSING"]"#).await,
+            Op::Replace => send(&s, Method::PUT, &format!("{path}?overwrite=true"), Some(body))
+                .await
+                .status(),
+            Op::ClearFlags => post_flags(&s, &path, "[]").await,
+            Op::Delete => send(&s, Method::DELETE, &path, None).await.status(),
+            Op::Deliver => client()
+                .put(s.services_url(&format!("/incoming/alice/{id}")))
+                .header("Authorization", mx())
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+        };
+        assert_eq!(status, StatusCode::OK, "{op:?} {id}");
     }
     stop_traced(&mut s, &server);
     let text = std::fs::read_to_string(&log).unwrap();
     let calls = Calls::parse(&text);
 
-    // Each upload is looked for after the previous one's answer, so that no call of another
-    // upload can stand in for one of its own.
-    let mut from = 0;
-    for id in &ids {
-        let u = calls
-            .upload(id, from)
-            .unwrap_or_else(|e| panic!("{id}: {e}\n{}", calls.dump()));
-        from = u.answered + 1;
-        let (bytes, link) = synced(&calls, &u);
-        assert!(
-            bytes,
-            "{id}: linked without a sync of its bytes after their write\n{}",
-            calls.dump()
-        );
-        assert!(
-            link,
-            "{id}: answered without a sync after its link, or of a directory made for it\n{}",
-            calls.dump()
-        );
+    // The server made its data directory, which must be in its parent before it serves.
+    let ready = calls
+        .0
+        .iter()
+        .find(|c| c.args.contains("services on http://"))
+        .unwrap_or_else(|| panic!("the server did not say it was ready\n{}", calls.dump()))
+        .start;
+    calls
+        .check("data", false, 0, ready)
+        .unwrap_or_else(|e| panic!("start: {e}\n{}", calls.dump()));
+    // Each request is looked for after the previous one's answer, so that no call of another
+    // request can stand in for one of its own.
+    let mut from = ready + 1;
+    for (op, id) in &ops {
+        let answered = calls
+            .answer_after(from)
+            .unwrap_or_else(|| panic!("{op:?} {id}: no 200 sent\n{}", calls.dump()));
+        let bytes = matches!(op, Op::Upload | Op::Replace | Op::Deliver | Op::SetFlags);
+        let checked = calls.check(id, bytes, from, answered).and_then(|()| match op {
+            Op::Deliver => calls.flags_durable_before_blob(id, from, answered),
+            _ => Ok(()),
+        });
+        checked.unwrap_or_else(|e| panic!("{op:?} {id} (lines {from}-{answered}): {e}\n{}", calls.dump()));
+        from = answered + 1;
     }
 }
 
@@ -163,10 +170,62 @@ struct Call {
 }
 
 impl Call {
-    /// Whether the call's descriptor (its first argument; with `-y`, its path) is a file in
-    /// `.tmp`. Not the bytes it writes, which strace prints too.
-    fn on_temp_file(&self) -> bool {
-        self.args.split(',').next().is_some_and(|fd| fd.contains("/.tmp/"))
+    fn ok(&self) -> bool {
+        self.result.starts_with('0')
+    }
+
+    /// The descriptor of the first argument and, with `-y`, its path: `5` and `/d/.tmp/x`
+    /// for `5</d/.tmp/x>, ...`. Not the bytes a write carries, which strace prints too.
+    fn descriptor(&self) -> Option<(&str, &str)> {
+        // An unlinked file shows as `5</d/.tmp/#123>(deleted)`.
+        let first = self.args.split(", ").next()?;
+        let (fd, rest) = first.split_once('<')?;
+        Some((fd, rest.rsplit_once('>')?.0))
+    }
+
+    /// The paths among the arguments (strace quotes them).
+    fn paths(&self) -> Vec<&str> {
+        self.args.split('"').skip(1).step_by(2).collect()
+    }
+
+    fn is_write(&self) -> bool {
+        matches!(self.name.as_str(), "write" | "pwrite64")
+    }
+
+    /// Whether this call made what was written to `file` (a descriptor's path) durable.
+    fn syncs(&self, file: &str) -> bool {
+        self.ok()
+            && (self.name == "syncfs"
+                || matches!(self.name.as_str(), "fsync" | "fdatasync")
+                    && self.descriptor().is_some_and(|(_, p)| p == file))
+    }
+
+    /// If this call changes a name: the directories it changes, and the file it gives a
+    /// name to (its source, for a link or rename). Names in `.tmp` and `.snapshots` need not
+    /// survive a crash and are left out.
+    fn name_change(&self) -> Option<(Vec<&str>, Option<&str>)> {
+        let paths = self.paths();
+        let changed: Vec<&str> = match self.name.as_str() {
+            "link" | "linkat" => paths.get(1).copied().into_iter().collect(),
+            "rename" | "renameat" | "renameat2" => paths.clone(),
+            "unlink" | "unlinkat" | "mkdir" | "mkdirat" => paths.first().copied().into_iter().collect(),
+            _ => return None,
+        };
+        let scratch = |p: &str| {
+            [".tmp", ".snapshots"]
+                .iter()
+                .any(|d| p.ends_with(&format!("/{d}")) || p.contains(&format!("/{d}/")))
+        };
+        let dirs = changed
+            .into_iter()
+            .filter(|p| !scratch(p))
+            .filter_map(|p| p.rsplit_once('/').map(|(dir, _)| dir))
+            .collect();
+        let named = match self.name.as_str() {
+            "link" | "linkat" | "rename" | "renameat" | "renameat2" => paths.first().copied(),
+            _ => None,
+        };
+        Some((dirs, named))
     }
 }
 
@@ -176,7 +235,7 @@ impl Calls {
     /// Parses strace's `-f` output: `PID name(args) = result`, or, when threads interleave,
     /// `PID name(args <unfinished ...>` and later `PID <... name resumed>rest) = result`.
     fn parse(text: &str) -> Calls {
-        let mut open: std::collections::HashMap<&str, Call> = Default::default();
+        let mut open: HashMap<&str, Call> = Default::default();
         let mut calls = Vec::new();
         for (n, line) in text.lines().enumerate() {
             let Some((pid, rest)) = line.split_once(' ') else {
@@ -210,67 +269,123 @@ impl Calls {
                 }
             }
         }
+        for call in &mut calls {
+            // strace pads the closing parenthesis to a column: `name(args)   = result`.
+            let args = call.args.trim_end();
+            call.args = args.strip_suffix(')').unwrap_or(args).to_owned();
+        }
         calls.sort_by_key(|c| c.start);
         Calls(calls)
     }
 
-    /// The successful link of blob `id` from line `from` on, the last write into a temp file
-    /// from `from` to the link, and the first 200 sent after the link.
-    fn upload(&self, id: &str, from: usize) -> Result<Upload, String> {
-        let linked = self
-            .0
-            .iter()
-            .filter(|c| c.start >= from)
-            .find(|c| c.name == "linkat" && c.args.contains(&format!("/{id}\"")) && c.result.starts_with('0'))
-            .ok_or("no successful linkat")?
-            .clone();
-        let path = linked.args.split('"').nth(3).ok_or("no link target")?.to_owned();
-        let data_written = self
-            .0
-            .iter()
-            .filter(|c| matches!(c.name.as_str(), "write" | "pwrite64") && c.on_temp_file())
-            .filter(|c| c.start >= from && c.end < linked.start)
-            .map(|c| c.end)
-            .max()
-            .ok_or("no write into a temp file before the link")?;
-        let made_dirs = self
-            .0
-            .iter()
-            .filter(|c| c.name.starts_with("mkdir") && c.result.starts_with('0'))
-            .filter(|c| c.start >= from && c.end < linked.start)
-            .filter_map(|c| Some((c.args.split('"').nth(1)?.to_owned(), c.end)))
-            // The blob's own directories, not `.tmp` and the like.
-            .filter(|(made, _)| path.starts_with(&format!("{made}/")))
-            .collect();
-        let answered = self
-            .0
-            .iter()
-            .filter(|c| c.start > linked.end && c.args.contains("HTTP/1.1 200"))
-            .map(|c| c.start)
-            .min()
-            .ok_or("no 200 sent after the link")?;
-        Ok(Upload {
-            path,
-            data_written,
-            linked,
-            made_dirs,
-            answered,
-        })
-    }
-
-    /// Whether a call matching `is_sync` started after line `after`, returned successfully
-    /// and did so before line `before`.
-    fn synced_between(&self, after: usize, before: usize, is_sync: impl Fn(&Call) -> bool) -> bool {
+    /// The line where the first 200 after line `from` started to be sent.
+    fn answer_after(&self, from: usize) -> Option<usize> {
         self.0
             .iter()
-            .any(|c| is_sync(c) && c.start > after && c.end < before && c.result.starts_with('0'))
+            .filter(|c| c.start >= from && c.args.contains("HTTP/1.1 200"))
+            .map(|c| c.start)
+            .min()
+    }
+
+    /// Checks the calls of one request, from line `from` to its answer at line `answered`:
+    /// - it changed a name of blob `id`, and with `bytes` named a file it wrote (so that the
+    ///   checks below are not vacuous);
+    /// - every file given a name was synced after its last write and before getting it;
+    /// - every directory whose names changed was synced after its last change and before
+    ///   the answer (by an fsync of it, or a `syncfs`).
+    fn check(&self, id: &str, bytes: bool, from: usize, answered: usize) -> Result<(), String> {
+        let window: Vec<&Call> = self.0.iter().filter(|c| c.start >= from && c.end < answered).collect();
+        let changes: Vec<(&Call, Vec<&str>, Option<&str>)> = window
+            .iter()
+            .filter(|c| c.ok())
+            .filter_map(|c| c.name_change().map(|(dirs, named)| (*c, dirs, named)))
+            .collect();
+        let own = format!("/{id}");
+        if !changes
+            .iter()
+            .any(|(c, dirs, _)| !dirs.is_empty() && c.paths().iter().any(|p| p.contains(&own)))
+        {
+            return Err(format!("no name of {id} changed"));
+        }
+        let synced = |file: &str, after: usize, before: usize| {
+            window
+                .iter()
+                .any(|s| s.syncs(file) && s.start > after && s.end < before)
+        };
+        let mut last_change: HashMap<&str, usize> = HashMap::new();
+        let mut written_and_named = false;
+        for (change, dirs, named) in &changes {
+            for dir in dirs {
+                last_change.insert(dir, change.end);
+            }
+            let Some(source) = named else { continue };
+            // The file, as its writes' descriptors name it: a named temp file by its path;
+            // an unnamed one (linked from /proc/self/fd/N) by descriptor N's latest write.
+            let file = match source.strip_prefix("/proc/self/fd/") {
+                Some(fd) => window
+                    .iter()
+                    .filter(|w| w.is_write() && w.end < change.start)
+                    .filter_map(|w| w.descriptor().filter(|(n, _)| *n == fd))
+                    .next_back()
+                    .map(|(_, path)| path),
+                None => Some(*source),
+            };
+            let Some(file) = file else { continue };
+            let Some(write) = window
+                .iter()
+                .rfind(|w| w.is_write() && w.end < change.start && w.descriptor().is_some_and(|(_, p)| p == file))
+            else {
+                continue;
+            };
+            if !synced(file, write.end, change.start) {
+                return Err(format!(
+                    "{} (line {}) named {file} without a sync after its last write (line {})",
+                    change.name, change.start, write.end
+                ));
+            }
+            written_and_named = true;
+        }
+        if bytes && !written_and_named {
+            return Err("no file written and then named".into());
+        }
+        for (dir, at) in last_change {
+            if !synced(dir, at, answered) {
+                return Err(format!(
+                    "answered without a sync of {dir} after its last change (line {at})"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that a delivery's PENDING flag was in place, and its directory synced, before
+    /// the blob was linked: a crash in between must not leave an item without it.
+    fn flags_durable_before_blob(&self, id: &str, from: usize, answered: usize) -> Result<(), String> {
+        let window = || self.0.iter().filter(|c| c.start >= from && c.end < answered && c.ok());
+        let named = |how: &str, suffix: &str| {
+            window()
+                .find(|c| {
+                    c.name.starts_with(how) && c.paths().get(1).is_some_and(|p| p.ends_with(&format!("/{id}{suffix}")))
+                })
+                .ok_or(format!("no {how} to {id}{suffix}"))
+        };
+        let (flags, blob) = (named("rename", ".flags")?, named("link", "")?);
+        let dir = blob.paths()[1].rsplit_once('/').map_or("", |(d, _)| d);
+        if window().any(|c| c.syncs(dir) && c.start > flags.end && c.end < blob.start) {
+            Ok(())
+        } else {
+            Err(format!(
+                "the blob was linked (line {}) without a sync of {dir} after its flags were (line {})",
+                blob.start, flags.end
+            ))
+        }
     }
 
     /// The calls that matter here, for a failure message.
     fn dump(&self) -> String {
         self.0
             .iter()
-            .filter(|c| c.name != "write" || c.on_temp_file())
+            .filter(|c| !c.is_write() || c.descriptor().is_some_and(|(_, p)| p.contains("/.tmp/")))
             .map(|c| format!("{}-{} {}({}) = {}", c.start, c.end, c.name, truncate(&c.args), c.result))
             .collect::<Vec<_>>()
             .join("\n")
@@ -308,16 +423,50 @@ fn the_parser_joins_interrupted_calls_and_keeps_their_order() {
             ("writev", 5, 5, "75")
         ]
     );
-    let u = calls.upload("x", 0).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        (u.path.as_str(), u.data_written, u.linked.start, u.answered),
-        ("/d/a/x", 0, 2, 5)
-    );
-    // The fsync returned after the link started: it does not order them.
-    assert!(!calls.synced_between(0, 2, |c| c.name == "fsync"));
-    assert!(calls.synced_between(0, 4, |c| c.name == "fsync"));
+    assert_eq!(calls.answer_after(0), Some(5));
+    // The fsync returned after the link started, and the failed syncfs is no sync.
+    let e = calls.check("x", true, 0, 5).unwrap_err();
+    assert!(e.contains("named /d/.tmp/#1 without a sync"), "{e}");
+}
+
+#[test]
+fn a_change_in_a_directory_needs_a_sync_of_it_before_the_answer() {
+    let trace = "1 write(4</d/.tmp/t>, \"[]\", 2) = 2\n\
+                 1 fsync(4</d/.tmp/t>) = 0\n\
+                 1 rename(\"/d/.tmp/t\", \"/d/a/x.flags\") = 0\n\
+                 1 unlink(\"/d/a/x.deleted\") = 0\n\
+                 1 fsync(6</d/a>) = 0\n\
+                 1 writev(9<socket:[1]>, [{iov_base=\"HTTP/1.1 200 OK\\r\\n\"}], 1) = 75\n";
+    let calls = Calls::parse(trace);
+    assert_eq!(calls.check("x", true, 0, 5), Ok(()));
+    // Without the directory's fsync.
+    let calls = Calls::parse(&trace.replace("fsync(6</d/a>) = 0", "fsync(6</d/b>) = 0"));
+    let e = calls.check("x", true, 0, 5).unwrap_err();
     assert!(
-        !calls.synced_between(2, 5, |c| c.name == "syncfs"),
-        "a failed sync is no sync"
+        e.contains("without a sync of /d/a after its last change (line 3)"),
+        "{e}"
+    );
+    // A request that changed no name of the blob.
+    assert_eq!(calls.check("y", false, 0, 5), Err("no name of y changed".into()));
+    // A request with bytes that named no written file.
+    let calls = Calls::parse(&trace.replace("write(4</d/.tmp/t>", "write(4</d/.tmp/u>"));
+    assert_eq!(
+        calls.check("x", true, 0, 5),
+        Err("no file written and then named".into())
+    );
+}
+
+#[test]
+fn a_delivery_needs_its_flags_synced_before_its_blob_is_linked() {
+    let trace = "1 rename(\"/d/.tmp/f\", \"/d/a/x.flags\") = 0\n\
+                 1 fsync(6</d/a>) = 0\n\
+                 1 linkat(AT_FDCWD</>, \"/proc/self/fd/5\", AT_FDCWD</>, \"/d/a/x\", AT_SYMLINK_FOLLOW) = 0\n\
+                 1 fsync(6</d/a>) = 0\n\
+                 1 writev(9<socket:[1]>, [{iov_base=\"HTTP/1.1 200 OK\\r\\n\"}], 1) = 75\n";
+    assert_eq!(Calls::parse(trace).flags_durable_before_blob("x", 0, 4), Ok(()));
+    let late = trace.replacen("1 fsync(6</d/a>) = 0\n", "", 1);
+    assert_eq!(
+        Calls::parse(&late).flags_durable_before_blob("x", 0, 3),
+        Err("the blob was linked (line 1) without a sync of /d/a after its flags were (line 0)".into())
     );
 }
