@@ -181,7 +181,8 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<()> {
             Ok(build) => build,
             Err(failure) => {
                 eprintln!("[{}/{}] {short}: skipped: {failure}", done + 1, order.len());
-                db.record_build_failure(sha, &failure.reason)?;
+                let commit = harness::commit::describe(cache.repo(), sha, Some(args.branch.clone()))?;
+                db.record_build_failure(&collector::record::CommitRecord::from(&commit), &failure.reason)?;
                 broken += 1;
                 continue;
             }

@@ -174,13 +174,16 @@ fn backfill_skips_what_does_not_build_and_resumes() {
         String::from_utf8_lossy(&out.stdout)
     );
     assert_eq!(count(&repo, "SELECT count(*) FROM runs WHERE purpose = 'history'"), 2);
-    let reason: String = rusqlite::Connection::open(repo.out().join("revs.sqlite"))
+    let (reason, subject): (String, String) = rusqlite::Connection::open(repo.out().join("revs.sqlite"))
         .unwrap()
-        .query_row("SELECT reason FROM build_failures WHERE sha = ?1", [&broken], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT reason, subject FROM build_failures WHERE sha = ?1",
+            [&broken],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .unwrap();
     assert!(reason.contains("this commit is broken"), "{reason}");
+    assert_eq!(subject, "two, broken");
     let stored: Vec<String> = {
         let conn = rusqlite::Connection::open(repo.out().join("revs.sqlite")).unwrap();
         let mut stmt = conn.prepare("SELECT commit_sha FROM runs ORDER BY id").unwrap();

@@ -23,6 +23,7 @@ mod snapshot;
 pub mod statistics;
 
 pub use analysis::{AnalysisOptions, AnalysisReport};
+pub use build_failures::StoredBuildFailure;
 pub use calibration::{CalibrationReport, CalibrationRuns, CalibrationSummary, SeriesOutcome, rate_upper_bound};
 pub use db::{CollectorError, Database};
 pub use fingerprint::fingerprint;

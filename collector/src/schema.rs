@@ -17,6 +17,7 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration { sql: V3, then: None },
     Migration { sql: V4, then: None },
+    Migration { sql: V5, then: None },
 ];
 
 const V1: &str =
@@ -282,4 +283,10 @@ const V4: &str = "
         reason      TEXT NOT NULL,
         recorded_at INTEGER NOT NULL
     );
+    ";
+
+// 5: what the site shows of a commit that does not build (NULL for those recorded before).
+const V5: &str = "
+    ALTER TABLE build_failures ADD COLUMN subject TEXT;
+    ALTER TABLE build_failures ADD COLUMN commit_time INTEGER;
     ";

@@ -7,11 +7,13 @@ use collector::bulk::{RoundBudget, ScenarioInfo, SeriesKey};
 use collector::comparison::{ComparisonRow, ComparisonSummary};
 use collector::query::{Commit, Machine, Point, Run, Series, SeriesCalibration, StoredChangePoint, StoredVerdict};
 use collector::statistics::verdict::Verdict;
-use collector::{CalibrationSummary, Database};
+use collector::{CalibrationSummary, Database, StoredBuildFailure};
 
 use crate::{SiteError, SiteOptions};
 
 const NONE: u32 = u32::MAX;
+/// Commits that do not build, listed on the front page.
+const BUILD_FAILURES_SHOWN: usize = 12;
 
 /// One published series.
 pub struct SeriesData {
@@ -73,6 +75,8 @@ pub struct Model {
     pub parents: HashMap<String, Vec<String>>,
     /// The covariates of the runs shown, as text, by name.
     pub covariates: HashMap<i64, Vec<(String, String)>>,
+    /// The most recent commits that do not build, newest first.
+    pub build_failures: Vec<StoredBuildFailure>,
     /// Per series, per commit (index into `commits`): the index of its point there, or
     /// `NONE`.
     point_index: Vec<Vec<u32>>,
@@ -292,6 +296,7 @@ impl Model {
             comparisons,
             parents: db.commit_parents()?,
             covariates,
+            build_failures: db.build_failures(BUILD_FAILURES_SHOWN)?,
             point_index,
             series_at,
         })

@@ -53,6 +53,7 @@ fn a_script_in_a_commit_subject_shows_as_text() {
         .collect();
     assert_eq!(commits[1].subject, HOSTILE_SUBJECT, "git kept the subject as it is");
     let hostile_sha = commits[1].sha.clone();
+    let hostile_commit = commits[1].clone();
 
     let mut db = collector::Database::open(&dir.path().join("bench.sqlite")).unwrap();
     populate(
@@ -63,6 +64,12 @@ fn a_script_in_a_commit_subject_shows_as_text() {
             history: Some(commits),
             ..SyntheticOptions::default()
         },
+    )
+    .unwrap();
+    // A build's output is text from the commit too (a compiler quoting its source).
+    db.record_build_failure(
+        &hostile_commit,
+        "exit status: 101; <b>not</b> <img src=x onerror=alert(5)>",
     )
     .unwrap();
     let site = dir.path().join("public");
@@ -110,6 +117,17 @@ fn a_script_in_a_commit_subject_shows_as_text() {
     assert!(
         index.contains("bench&#x2F;&lt;img src=x onerror=alert(4)&gt;")
             || index.contains("bench/&lt;img src=x onerror=alert(4)&gt;")
+    );
+    let failures = &index[index
+        .find("id=\"failures-h\"")
+        .expect("the front page lists the commits that did not build")..];
+    let listed = format!(
+        "<code>{}</code> <span class=\"subject\">&lt;script&gt;alert(1)&lt;/script&gt;</span>",
+        &hostile_sha[..10]
+    );
+    assert!(
+        failures.contains(&listed) && failures.contains("exit status: 101; &lt;b&gt;not&lt;/b&gt;"),
+        "the commit that did not build is listed as text"
     );
     let feed = std::fs::read_to_string(site.join("regressions.atom")).unwrap();
     assert!(!feed.contains("<script>"));

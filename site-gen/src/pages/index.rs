@@ -64,6 +64,14 @@ struct LatestCommit {
     more: usize,
 }
 
+#[derive(Serialize)]
+struct BuildFailure {
+    short_sha: String,
+    subject: Option<String>,
+    date: String,
+    reason: String,
+}
+
 pub fn write(site: &Site) -> Result<(), SiteError> {
     let model = site.model;
     let mut groups: BTreeMap<String, Vec<Row>> = BTreeMap::new();
@@ -149,7 +157,19 @@ pub fn write(site: &Site) -> Result<(), SiteError> {
         })
         .collect();
 
+    let build_failures: Vec<BuildFailure> = model
+        .build_failures
+        .iter()
+        .map(|f| BuildFailure {
+            short_sha: short_sha(&f.sha).to_owned(),
+            subject: f.subject.clone(),
+            date: format::date(f.commit_time.unwrap_or(f.recorded_at)),
+            reason: f.reason.clone(),
+        })
+        .collect();
+
     let mut ctx = site.base("", "");
+    ctx.insert("build_failures", &build_failures);
     ctx.insert("groups", &groups);
     ctx.insert("metrics", &metrics);
     ctx.insert("verdicts", &Verdict::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>());
