@@ -342,6 +342,17 @@ impl FsBackend {
         };
         let taken_id = blob.id().to_owned();
         let write = move || {
+            if preamble.is_some() {
+                // A delivery writes its flags before its link, and they would replace those of
+                // a blob already at this name: one on disk but not in the index, left by a link
+                // whose sync failed. Look first (nothing else places this id while its lock is
+                // held), and refuse if the answer is unclear.
+                match std::fs::symlink_metadata(&path) {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Ok(_) => return Err(StorageError::Exists(taken_id)),
+                    Err(e) => return Err(disk::err(&path)(e).into()),
+                }
+            }
             let tmp = match file {
                 Some(f) => f,
                 None => TempFile::create(&tmp_dir, unnamed)?,
@@ -358,12 +369,6 @@ impl FsBackend {
             let mtime = meta.modified().map_err(disk::err(at))?;
             // The flags are written (and fsynced) before the blob appears, in both modes.
             let flags_time = if preamble.is_some() {
-                // They would replace the flags of a blob already at this name, one on disk but
-                // not in the index (left by a link whose sync failed): look first. Nothing else
-                // places this id while its lock is held.
-                if std::fs::symlink_metadata(&path).is_ok() {
-                    return Err(StorageError::Exists(taken_id));
-                }
                 disk::write_flags(&tmp_dir, &path, FlagSet::of(&[Flag::Pending]))?
             } else {
                 mtime

@@ -1,9 +1,10 @@
 //! Durability rests on the order of system calls: a file's bytes are synced before it gets
 //! its name, and every change of names in a blob's directory is synced before the 200 is
 //! sent. A crash test cannot show it (a SIGKILL keeps the page cache), so this test runs the
-//! real server under `strace`, drives every kind of change through it (upload, flags set and
-//! cleared, replacement, deletion, incoming delivery) and checks the order in the system
-//! calls it made, for both durability modes. Dropping or moving one fsync or sync fails it.
+//! real server under `strace`, drives the kinds of change through it (upload, upload over a
+//! tombstone, flags set, changed and cleared, replacement of a blob and of none, deletion
+//! with flags, incoming delivery) and checks the order in the system calls it made, for both
+//! durability modes. Dropping or moving one fsync or sync fails it.
 
 mod common;
 
@@ -14,9 +15,11 @@ use std::time::{Duration, Instant};
 use common::*;
 use reqwest::Method;
 
-/// The calls that order a change: writes, syncs, name changes and the response.
-const TRACED: &str = "trace=write,pwrite64,writev,sendto,fsync,fdatasync,syncfs,\
-                      link,linkat,rename,renameat,renameat2,unlink,unlinkat,mkdir,mkdirat";
+/// The calls that order a change: reads of the request, writes, syncs, name changes and the
+/// response. A pattern, so that names a platform lacks (`rename` on arm64) are no error.
+const TRACED: &str = "trace=/^(read|recvfrom|p?write(v|v2|64)?|ftruncate|fallocate|sendto|\
+                      f(data)?sync|syncfs|(link|rename|unlink|mkdir|rmdir|symlink|mknod)(at2?)?|\
+                      open|openat2?|creat)$";
 
 #[tokio::test]
 async fn with_fsync_every_change_is_synced_in_order_before_its_200() {
@@ -32,11 +35,23 @@ async fn with_group_commit_every_change_is_synced_in_order_before_its_200() {
 #[derive(Debug, Clone, Copy)]
 enum Op {
     Upload,
-    SetFlags,
-    Replace,
+    SetFlags(&'static str),
     ClearFlags,
+    Replace,
     Delete,
     Deliver,
+}
+
+impl Op {
+    /// The name this request must give to a file it wrote (a suffix of the blob's id), if
+    /// it writes one.
+    fn names_written_file(self) -> Option<&'static str> {
+        match self {
+            Op::Upload | Op::Replace | Op::Deliver => Some(""),
+            Op::SetFlags(_) => Some(".flags"),
+            Op::ClearFlags | Op::Delete => None,
+        }
+    }
 }
 
 /// Runs every kind of change, one request at a time, on a traced server and checks each.
@@ -49,14 +64,16 @@ async fn check_order(args: &[&str]) {
         "this test needs strace, and ptrace allowed (apt-get install strace; .ci/run installs it)"
     );
     let tmp = tempfile::tempdir().unwrap();
-    let log = tmp.path().join("strace.log");
+    // As the kernel names it (strace's descriptor paths are resolved, symbolic links too).
+    let dir = tmp.path().canonicalize().unwrap();
+    let log = dir.join("strace.log");
     let mut strace = Command::new("strace");
     // -f: every thread; -y: paths for descriptors; -s: whole paths; -qq: no attach notices.
     strace
         .args(["-f", "-qq", "-y", "-s", "300", "-e", TRACED, "-e", "signal=none", "-o"])
         .arg(&log)
         .arg(env!("CARGO_BIN_EXE_blobs-server"));
-    let mut s = start_command(strace, tmp.path(), args);
+    let mut s = start_command(strace, &dir, args);
     // Dropping `s` kills strace, which (before strace 6.6) leaves its tracee running: the
     // server is killed on its own if the test fails before it stops it.
     let server = ServerGuard(traced_pid(&s));
@@ -66,9 +83,19 @@ async fn check_order(args: &[&str]) {
     let mut ops = Vec::new();
     for i in 0..2 {
         let id = format!("{i}order{i}");
-        for op in [Op::Upload, Op::SetFlags, Op::Replace, Op::ClearFlags, Op::Delete] {
+        for op in [
+            Op::Upload,
+            Op::SetFlags(r#"["PROCESSING"]"#),
+            Op::SetFlags(r#"["PROCESSED"]"#),
+            Op::ClearFlags,
+            Op::SetFlags(r#"["FAILED"]"#),
+            Op::Replace,
+            Op::Delete,
+            Op::Upload,
+        ] {
             ops.push((op, id.clone()));
         }
+        ops.push((Op::Replace, format!("{i}fresh{i}")));
         ops.push((Op::Deliver, format!("{i}mail{i}")));
     }
     for (op, id) in &ops {
@@ -76,7 +103,7 @@ async fn check_order(args: &[&str]) {
         let path = format!("/blobs/alice/{id}");
         let status = match op {
             Op::Upload => put(&s, &path, &body).await,
-            Op::SetFlags => post_flags(&s, &path, r#"["PROCESSING"]"#).await,
+            Op::SetFlags(flags) => post_flags(&s, &path, flags).await,
             Op::Replace => send(&s, Method::PUT, &format!("{path}?overwrite=true"), Some(body))
                 .await
                 .status(),
@@ -105,23 +132,31 @@ async fn check_order(args: &[&str]) {
         .unwrap_or_else(|| panic!("the server did not say it was ready\n{}", calls.dump()))
         .start;
     calls
-        .check("data", false, 0, ready)
+        .check("data", None, 0, ready)
         .unwrap_or_else(|e| panic!("start: {e}\n{}", calls.dump()));
-    // Each request is looked for after the previous one's answer, so that no call of another
-    // request can stand in for one of its own.
+    // Files are never written once named (their bytes were synced before).
+    calls
+        .writes_into_named_files(&dir.join("data").display().to_string())
+        .unwrap_or_else(|e| panic!("{e}\n{}", calls.dump()));
+    // Each request is looked for after the previous one's answer and its own arrival, so
+    // that no call of another request can stand in for one of its own, and no change made
+    // after an answer goes unnoticed.
     let mut from = ready + 1;
     for (op, id) in &ops {
-        let answered = calls
-            .answer_after(from)
-            .unwrap_or_else(|| panic!("{op:?} {id}: no 200 sent\n{}", calls.dump()));
-        let bytes = matches!(op, Op::Upload | Op::Replace | Op::Deliver | Op::SetFlags);
-        let checked = calls.check(id, bytes, from, answered).and_then(|()| match op {
-            Op::Deliver => calls.flags_durable_before_blob(id, from, answered),
-            _ => Ok(()),
+        let checked = calls.arrival_after(from).and_then(|arrived| {
+            calls.no_change_between(from, arrived)?;
+            let answered = calls.answer_after(arrived).ok_or("no 200 sent")?;
+            calls.check(id, op.names_written_file(), arrived, answered)?;
+            if let Op::Deliver = op {
+                calls.flags_durable_before_blob(id, arrived, answered)?;
+            }
+            Ok(answered)
         });
-        checked.unwrap_or_else(|e| panic!("{op:?} {id} (lines {from}-{answered}): {e}\n{}", calls.dump()));
-        from = answered + 1;
+        from = checked.unwrap_or_else(|e| panic!("{op:?} {id} (from line {from}): {e}\n{}", calls.dump())) + 1;
     }
+    calls
+        .no_change_between(from, usize::MAX)
+        .unwrap_or_else(|e| panic!("after the last answer: {e}\n{}", calls.dump()));
 }
 
 /// The server strace runs: its child.
@@ -183,13 +218,32 @@ impl Call {
         Some((fd, rest.rsplit_once('>')?.0))
     }
 
-    /// The paths among the arguments (strace quotes them).
-    fn paths(&self) -> Vec<&str> {
-        self.args.split('"').skip(1).step_by(2).collect()
+    /// The paths among the arguments (strace quotes them), a relative one resolved against
+    /// the directory descriptor before it (`-y` prints its path: `4</d/a>, "x"`).
+    fn paths(&self) -> Vec<String> {
+        let parts: Vec<&str> = self.args.split('"').collect();
+        (1..parts.len())
+            .step_by(2)
+            .map(|i| {
+                let path = parts[i];
+                if path.starts_with('/') {
+                    return path.to_owned();
+                }
+                let dir = parts[i - 1]
+                    .rsplit_once('<')
+                    .and_then(|(_, d)| d.rsplit_once('>'))
+                    .map_or("?", |(d, _)| d);
+                format!("{dir}/{path}")
+            })
+            .collect()
     }
 
+    /// Whether this call changes a file's bytes.
     fn is_write(&self) -> bool {
-        matches!(self.name.as_str(), "write" | "pwrite64")
+        matches!(
+            self.name.as_str(),
+            "write" | "pwrite64" | "writev" | "pwritev" | "pwritev2" | "ftruncate" | "fallocate"
+        )
     }
 
     /// Whether this call made what was written to `file` (a descriptor's path) durable.
@@ -203,26 +257,32 @@ impl Call {
     /// If this call changes a name: the directories it changes, and the file it gives a
     /// name to (its source, for a link or rename). Names in `.tmp` and `.snapshots` need not
     /// survive a crash and are left out.
-    fn name_change(&self) -> Option<(Vec<&str>, Option<&str>)> {
-        let paths = self.paths();
-        let changed: Vec<&str> = match self.name.as_str() {
-            "link" | "linkat" => paths.get(1).copied().into_iter().collect(),
+    fn name_change(&self) -> Option<(Vec<String>, Option<String>)> {
+        let mut paths = self.paths();
+        let creates = self.args.contains("O_CREAT") || self.name == "creat";
+        let changed: Vec<String> = match self.name.as_str() {
+            "link" | "linkat" | "symlink" | "symlinkat" => paths.get(1).cloned().into_iter().collect(),
             "rename" | "renameat" | "renameat2" => paths.clone(),
-            "unlink" | "unlinkat" | "mkdir" | "mkdirat" => paths.first().copied().into_iter().collect(),
+            "unlink" | "unlinkat" | "mkdir" | "mkdirat" | "rmdir" | "mknod" | "mknodat" => {
+                paths.first().cloned().into_iter().collect()
+            }
+            "open" | "openat" | "openat2" | "creat" if creates => paths.first().cloned().into_iter().collect(),
             _ => return None,
         };
+        // Scratch names, and the lock file, which the next start makes again.
         let scratch = |p: &str| {
-            [".tmp", ".snapshots"]
-                .iter()
-                .any(|d| p.ends_with(&format!("/{d}")) || p.contains(&format!("/{d}/")))
+            p.ends_with("/.lock")
+                || [".tmp", ".snapshots"]
+                    .iter()
+                    .any(|d| p.ends_with(&format!("/{d}")) || p.contains(&format!("/{d}/")))
         };
         let dirs = changed
-            .into_iter()
+            .iter()
             .filter(|p| !scratch(p))
-            .filter_map(|p| p.rsplit_once('/').map(|(dir, _)| dir))
+            .filter_map(|p| p.rsplit_once('/').map(|(dir, _)| dir.to_owned()))
             .collect();
         let named = match self.name.as_str() {
-            "link" | "linkat" | "rename" | "renameat" | "renameat2" => paths.first().copied(),
+            "link" | "linkat" | "rename" | "renameat" | "renameat2" if !paths.is_empty() => Some(paths.swap_remove(0)),
             _ => None,
         };
         Some((dirs, named))
@@ -287,19 +347,86 @@ impl Calls {
             .min()
     }
 
-    /// Checks the calls of one request, from line `from` to its answer at line `answered`:
-    /// - it changed a name of blob `id`, and with `bytes` named a file it wrote (so that the
-    ///   checks below are not vacuous);
+    /// The line where a request next arrived: a read from a socket that returned bytes.
+    fn arrival_after(&self, from: usize) -> Result<usize, String> {
+        self.0
+            .iter()
+            .filter(|c| c.start >= from && matches!(c.name.as_str(), "read" | "recvfrom"))
+            .find(|c| {
+                c.descriptor().is_some_and(|(_, p)| p.starts_with("socket:"))
+                    && c.result.parse::<u64>().is_ok_and(|n| n > 0)
+            })
+            .map(|c| c.start)
+            .ok_or_else(|| "no request arrived".to_owned())
+    }
+
+    /// Fails if a name outside the scratch directories changed between the two lines: after
+    /// one answer and before the next request arrived, work done for an answered request.
+    fn no_change_between(&self, from: usize, to: usize) -> Result<(), String> {
+        match self
+            .0
+            .iter()
+            .filter(|c| c.end >= from && c.start < to && c.ok())
+            .find(|c| c.name_change().is_some_and(|(dirs, _)| !dirs.is_empty()))
+        {
+            Some(c) => Err(format!(
+                "{} (line {}) changed {:?} outside any request",
+                c.name,
+                c.start,
+                c.paths()
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Fails if a file of the data directory, other than in `.tmp`, was written: the bytes of
+    /// a named file are never changed, so that their sync before the naming covers them.
+    fn writes_into_named_files(&self, data: &str) -> Result<(), String> {
+        let scratch = format!("{data}/.tmp/");
+        match self.0.iter().find(|c| {
+            c.is_write()
+                && c.descriptor()
+                    .is_some_and(|(_, p)| p.starts_with(&format!("{data}/")) && !p.starts_with(&scratch))
+        }) {
+            Some(c) => Err(format!("{} (line {}) wrote into a named file", c.name, c.start)),
+            None => Ok(()),
+        }
+    }
+
+    /// Checks the calls of one request, from its arrival at line `from` to its answer at
+    /// line `answered`:
+    /// - it changed a name of blob `id`, and with `written` gave the name `id` + `written` to
+    ///   a file it wrote (so that the checks below are not vacuous);
     /// - every file given a name was synced after its last write and before getting it;
     /// - every directory whose names changed was synced after its last change and before
-    ///   the answer (by an fsync of it, or a `syncfs`).
-    fn check(&self, id: &str, bytes: bool, from: usize, answered: usize) -> Result<(), String> {
+    ///   the answer (by an fsync of it, or a `syncfs`), and no change was still under way
+    ///   when the answer was sent.
+    fn check(&self, id: &str, written: Option<&str>, from: usize, answered: usize) -> Result<(), String> {
+        if let Some(c) = self
+            .0
+            .iter()
+            .find(|c| c.start < answered && c.end > answered && c.name_change().is_some())
+        {
+            return Err(format!(
+                "{} (lines {}-{}) was under way when the answer was sent",
+                c.name, c.start, c.end
+            ));
+        }
         let window: Vec<&Call> = self.0.iter().filter(|c| c.start >= from && c.end < answered).collect();
-        let changes: Vec<(&Call, Vec<&str>, Option<&str>)> = window
+        let changes: Vec<(&Call, Vec<String>, Option<String>)> = window
             .iter()
             .filter(|c| c.ok())
             .filter_map(|c| c.name_change().map(|(dirs, named)| (*c, dirs, named)))
             .collect();
+        if let Some((c, ..)) = changes
+            .iter()
+            .find(|(c, ..)| c.paths().iter().any(|p| p.contains("?/")))
+        {
+            return Err(format!(
+                "{} (line {}) has a name this test cannot place",
+                c.name, c.start
+            ));
+        }
         let own = format!("/{id}");
         if !changes
             .iter()
@@ -328,7 +455,7 @@ impl Calls {
                     .filter_map(|w| w.descriptor().filter(|(n, _)| *n == fd))
                     .next_back()
                     .map(|(_, path)| path),
-                None => Some(*source),
+                None => Some(source.as_str()),
             };
             let Some(file) = file else { continue };
             let Some(write) = window
@@ -343,10 +470,15 @@ impl Calls {
                     change.name, change.start, write.end
                 ));
             }
-            written_and_named = true;
+            let target = change.paths().get(1).cloned().unwrap_or_default();
+            if written.is_some_and(|suffix| target.ends_with(&format!("{own}{suffix}"))) {
+                written_and_named = true;
+            }
         }
-        if bytes && !written_and_named {
-            return Err("no file written and then named".into());
+        if let Some(suffix) = written
+            && !written_and_named
+        {
+            return Err(format!("no file written and then named {id}{suffix}"));
         }
         for (dir, at) in last_change {
             if !synced(dir, at, answered) {
@@ -370,7 +502,8 @@ impl Calls {
                 .ok_or(format!("no {how} to {id}{suffix}"))
         };
         let (flags, blob) = (named("rename", ".flags")?, named("link", "")?);
-        let dir = blob.paths()[1].rsplit_once('/').map_or("", |(d, _)| d);
+        let target = blob.paths()[1].clone();
+        let dir = target.rsplit_once('/').map_or("", |(d, _)| d);
         if window().any(|c| c.syncs(dir) && c.start > flags.end && c.end < blob.start) {
             Ok(())
         } else {
@@ -425,7 +558,7 @@ fn the_parser_joins_interrupted_calls_and_keeps_their_order() {
     );
     assert_eq!(calls.answer_after(0), Some(5));
     // The fsync returned after the link started, and the failed syncfs is no sync.
-    let e = calls.check("x", true, 0, 5).unwrap_err();
+    let e = calls.check("x", Some(""), 0, 5).unwrap_err();
     assert!(e.contains("named /d/.tmp/#1 without a sync"), "{e}");
 }
 
@@ -438,21 +571,61 @@ fn a_change_in_a_directory_needs_a_sync_of_it_before_the_answer() {
                  1 fsync(6</d/a>) = 0\n\
                  1 writev(9<socket:[1]>, [{iov_base=\"HTTP/1.1 200 OK\\r\\n\"}], 1) = 75\n";
     let calls = Calls::parse(trace);
-    assert_eq!(calls.check("x", true, 0, 5), Ok(()));
+    assert_eq!(calls.check("x", Some(".flags"), 0, 5), Ok(()));
     // Without the directory's fsync.
     let calls = Calls::parse(&trace.replace("fsync(6</d/a>) = 0", "fsync(6</d/b>) = 0"));
-    let e = calls.check("x", true, 0, 5).unwrap_err();
+    let e = calls.check("x", Some(".flags"), 0, 5).unwrap_err();
     assert!(
         e.contains("without a sync of /d/a after its last change (line 3)"),
         "{e}"
     );
     // A request that changed no name of the blob.
-    assert_eq!(calls.check("y", false, 0, 5), Err("no name of y changed".into()));
+    assert_eq!(calls.check("y", None, 0, 5), Err("no name of y changed".into()));
     // A request with bytes that named no written file.
     let calls = Calls::parse(&trace.replace("write(4</d/.tmp/t>", "write(4</d/.tmp/u>"));
     assert_eq!(
-        calls.check("x", true, 0, 5),
-        Err("no file written and then named".into())
+        calls.check("x", Some(".flags"), 0, 5),
+        Err("no file written and then named x.flags".into())
+    );
+    // The name given to the written file must be the one the request is about.
+    let calls = Calls::parse(trace);
+    assert_eq!(
+        calls.check("x", Some(""), 0, 5),
+        Err("no file written and then named x".into())
+    );
+}
+
+#[test]
+fn relative_names_changes_after_answers_and_writes_into_named_files_are_caught() {
+    let trace = "1 read(9<socket:[1]>, \"PUT /blobs/alice/x HTTP/1.1\", 8192) = 27\n\
+                 1 unlinkat(7</d/a>, \"x.flags\", 0) = 0\n\
+                 1 fsync(7</d/a>) = 0\n\
+                 1 writev(9<socket:[1]>, [{iov_base=\"HTTP/1.1 200 OK\\r\\n\"}], 1) = 75\n\
+                 1 mkdir(\"/d/b\", 0777) = 0\n\
+                 1 pwrite64(5</d/a/x>, \"late\", 4, 0) = 4\n";
+    let calls = Calls::parse(trace);
+    assert_eq!(calls.0[1].paths(), ["/d/a/x.flags"]);
+    assert_eq!(calls.arrival_after(0), Ok(0));
+    assert_eq!(calls.check("x", None, 0, 3), Ok(()));
+    assert_eq!(calls.no_change_between(3, 4), Ok(()));
+    assert!(
+        calls
+            .no_change_between(4, usize::MAX)
+            .unwrap_err()
+            .contains("mkdir (line 4)")
+    );
+    assert_eq!(
+        calls.writes_into_named_files("/d"),
+        Err("pwrite64 (line 5) wrote into a named file".into())
+    );
+    // A change that returned only after the answer had started.
+    let straddling = "1 unlink(\"/d/a/x\" <unfinished ...>\n\
+                      2 writev(9<socket:[1]>, [{iov_base=\"HTTP/1.1 200 OK\\r\\n\"}], 1) = 75\n\
+                      1 <... unlink resumed>) = 0\n";
+    let calls = Calls::parse(straddling);
+    assert_eq!(
+        calls.check("x", None, 0, 1),
+        Err("unlink (lines 0-2) was under way when the answer was sent".into())
     );
 }
 
