@@ -167,12 +167,18 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<()> {
                 stored += 1;
                 continue;
             }
-            if let Some(reason) = db.build_failure(sha)? {
+            if let Some(failure) = db.build_failure(sha)? {
                 eprintln!(
-                    "[{}/{}] {short}: skipped, it did not build: {reason}",
+                    "[{}/{}] {short}: skipped, it did not build: {}",
                     done + 1,
-                    order.len()
+                    order.len(),
+                    failure.reason
                 );
+                if failure.subject.is_none() {
+                    // Recorded before the commit was kept: the site can show it now.
+                    let commit = harness::commit::describe(cache.repo(), sha, Some(args.branch.clone()))?;
+                    db.describe_build_failure(&collector::record::CommitRecord::from(&commit))?;
+                }
                 broken += 1;
                 continue;
             }

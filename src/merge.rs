@@ -21,12 +21,15 @@ pub fn run(args: MergeArgs) -> anyhow::Result<()> {
     for from in &args.from {
         let report = db.merge_from(from)?;
         println!(
-            "{}: {} runs added, {} calibration runs added, {} already present, {} calibrations added",
+            "{}: {} runs added, {} calibration runs added, {} already present, {} calibrations added, \
+             {} comparisons added, {} build failures added",
             from.display(),
             report.history_runs_added.len(),
             report.calibration_runs_added,
             report.runs_present,
-            report.calibrations_added
+            report.calibrations_added,
+            report.comparisons_added,
+            report.build_failures_added
         );
         crate::ingest::analyze(&mut db, &report.history_runs_added)?;
     }

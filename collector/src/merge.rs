@@ -31,6 +31,8 @@ pub struct MergeReport {
     pub calibrations_added: usize,
     pub comparison_runs_added: usize,
     pub comparisons_added: usize,
+    /// Commits recorded as not building that were new here (or recorded later there).
+    pub build_failures_added: usize,
 }
 
 fn corrupt(path: &Path, e: impl std::fmt::Display) -> CollectorError {
@@ -99,6 +101,7 @@ impl Database {
         }
         report.calibrations_added = merge_calibrations(&snapshot.conn, &tx, &run_map)?;
         report.comparisons_added = crate::comparison::merge_comparisons(&snapshot.conn, &tx, &run_map)?;
+        report.build_failures_added = crate::build_failures::merge_build_failures(&snapshot.conn, &tx)?;
         tx.commit()?;
         Ok(report)
     }

@@ -289,4 +289,5 @@ const V4: &str = "
 const V5: &str = "
     ALTER TABLE build_failures ADD COLUMN subject TEXT;
     ALTER TABLE build_failures ADD COLUMN commit_time INTEGER;
+    ALTER TABLE build_failures ADD COLUMN branch TEXT;
     ";

@@ -281,7 +281,9 @@ impl Model {
             let rows = db.comparison_rows(c.id)?;
             comparisons.push((c, rows));
         }
+        let build_failures = db.build_failures(branch.as_deref(), BUILD_FAILURES_SHOWN)?;
         Ok(Self {
+            build_failures,
             branch,
             series,
             scenarios,
@@ -296,7 +298,7 @@ impl Model {
             comparisons,
             parents: db.commit_parents()?,
             covariates,
-            build_failures: db.build_failures(BUILD_FAILURES_SHOWN)?,
+
             point_index,
             series_at,
         })

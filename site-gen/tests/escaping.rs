@@ -53,7 +53,9 @@ fn a_script_in_a_commit_subject_shows_as_text() {
         .collect();
     assert_eq!(commits[1].subject, HOSTILE_SUBJECT, "git kept the subject as it is");
     let hostile_sha = commits[1].sha.clone();
-    let hostile_commit = commits[1].clone();
+    // A later commit, with the same subject, that did not build.
+    git(&repo, &["commit", "-q", "--allow-empty", "-m", HOSTILE_SUBJECT]);
+    let broken = CommitRecord::from(&harness::commit::describe(&repo, "HEAD", Some("master".into())).unwrap());
 
     let mut db = collector::Database::open(&dir.path().join("bench.sqlite")).unwrap();
     populate(
@@ -67,11 +69,8 @@ fn a_script_in_a_commit_subject_shows_as_text() {
     )
     .unwrap();
     // A build's output is text from the commit too (a compiler quoting its source).
-    db.record_build_failure(
-        &hostile_commit,
-        "exit status: 101; <b>not</b> <img src=x onerror=alert(5)>",
-    )
-    .unwrap();
+    db.record_build_failure(&broken, "exit status: 101; <b>not</b> <img src=x onerror=alert(5)>")
+        .unwrap();
     let site = dir.path().join("public");
     generate(
         &db,
@@ -123,7 +122,7 @@ fn a_script_in_a_commit_subject_shows_as_text() {
         .expect("the front page lists the commits that did not build")..];
     let listed = format!(
         "<code>{}</code> <span class=\"subject\">&lt;script&gt;alert(1)&lt;/script&gt;</span>",
-        &hostile_sha[..10]
+        &broken.sha[..10]
     );
     assert!(
         failures.contains(&listed) && failures.contains("exit status: 101; &lt;b&gt;not&lt;/b&gt;"),
