@@ -192,10 +192,38 @@ fn parse_env(text: &str) -> anyhow::Result<Vec<(String, String)>> {
     Ok(env)
 }
 
+/// Lines of a failed build's output kept as its reason (the site shows them).
+const EXCERPT_LINES: usize = 15;
+/// And at most this many bytes of them.
+const EXCERPT_BYTES: usize = 4000;
+
 fn log_tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
+    build_log_excerpt(&std::fs::read_to_string(path).unwrap_or_default())
+}
+
+/// What says why a build failed: its first error and what follows it, then its last lines
+/// (cargo's summary); without an error line, the last lines alone. The end of a log is
+/// usually only "could not compile", the first error is the cause.
+fn build_log_excerpt(text: &str) -> String {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    lines[lines.len().saturating_sub(3)..].join(" | ")
+    let first_error = lines.iter().position(|l| l.starts_with("error"));
+    let tail = lines.len().saturating_sub(3);
+    let mut kept: Vec<&str> = match first_error {
+        Some(at) if at + EXCERPT_LINES < tail => {
+            let mut kept = lines[at..at + EXCERPT_LINES].to_vec();
+            kept.push("...");
+            kept.extend(&lines[tail..]);
+            kept
+        }
+        Some(at) => lines[at..].to_vec(),
+        None => lines[lines.len().saturating_sub(EXCERPT_LINES)..].to_vec(),
+    };
+    let mut bytes = 0;
+    kept.retain(|l| {
+        bytes += l.len() + 1;
+        bytes <= EXCERPT_BYTES
+    });
+    kept.join("\n")
 }
 
 #[cfg(test)]
@@ -209,5 +237,30 @@ mod tests {
             [("A".into(), "1".into()), ("B".into(), "x y".into())]
         );
         assert!(parse_env("nonsense").unwrap_err().to_string().contains("line 1"));
+    }
+
+    #[test]
+    fn a_build_log_is_cut_to_its_first_error_and_its_end() {
+        let mut log = String::from("   Compiling a v0.1.0\n   Compiling b v0.1.0\n\n");
+        log.push_str("error[E0425]: cannot find value `x` in this scope\n --> src/lib.rs:1:1\n");
+        for i in 0..30 {
+            log.push_str(&format!("  | detail {i}\n"));
+        }
+        log.push_str("error: could not compile `b` (lib) due to 1 previous error\n");
+        let excerpt = build_log_excerpt(&log);
+        let lines: Vec<&str> = excerpt.lines().collect();
+        assert_eq!(lines[0], "error[E0425]: cannot find value `x` in this scope");
+        assert_eq!(lines.len(), EXCERPT_LINES + 4, "{excerpt}");
+        assert_eq!(lines[EXCERPT_LINES], "...");
+        assert_eq!(
+            lines.last(),
+            Some(&"error: could not compile `b` (lib) due to 1 previous error")
+        );
+        // Short logs whole from their error; without one, the last lines.
+        assert_eq!(build_log_excerpt("x\nerror: e\ny\n"), "error: e\ny");
+        assert_eq!(build_log_excerpt("a\n\nb\n"), "a\nb");
+        // Bounded in bytes too.
+        let long = vec!["y".repeat(900); 20].join("\n");
+        assert!(build_log_excerpt(&long).len() <= EXCERPT_BYTES);
     }
 }

@@ -215,6 +215,20 @@ fn every_page_loads_clean_from_disk_and_under_a_sub_path() {
         ..SyntheticOptions::default()
     };
     populate(&mut db, &options).unwrap();
+    // A commit that did not build, with a subject and an error line that do not break.
+    let broken = collector::record::CommitRecord {
+        sha: "f".repeat(40),
+        parents: Vec::new(),
+        subject: format!("broken{}", "_".repeat(120)),
+        author_name: "a".into(),
+        author_time: 1_900_000_000,
+        commit_time: 1_900_000_000,
+        branch: Some("master".into()),
+        dirty: false,
+        depth: 0,
+    };
+    db.record_build_failure(&broken, &format!("exit status: 101; error: {}", "x".repeat(300)))
+        .unwrap();
     let root = dir.path().join("public");
     generate(
         &db,
@@ -347,6 +361,14 @@ fn every_page_loads_clean_from_disk_and_under_a_sub_path() {
     browser.viewport(390, 844, 2.0, true);
     for page in ["index.html", "methodology.html"] {
         browser.open(&format!("file://{}", root.join(page).display()));
+        // The build log of a commit that did not build, opened.
+        let opened = browser
+            .eval("Array.from(document.querySelectorAll('.build-failures details')).map(d => d.open = true).length");
+        assert_eq!(
+            opened.as_f64(),
+            Some(if page == "index.html" { 1.0 } else { 0.0 }),
+            "{page}"
+        );
         let overflow = browser.eval("document.documentElement.scrollWidth - window.innerWidth");
         assert!(
             overflow.as_f64().unwrap() <= 1.0,
