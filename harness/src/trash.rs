@@ -18,7 +18,8 @@
 //! process keeps locked, so the next trash made in the same work directory can tell a dead
 //! process's trash from a live one's (two runs may share a work directory) and takes the
 //! dead one's over, to delete it at its own end, not at its start, where deleting would slow
-//! the measurements down.
+//! the measurements down. A directory taken over is treated as a discarded one: its large
+//! files go at once, its small ones count against the cap.
 
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
@@ -85,7 +86,8 @@ impl Trash {
     }
 
     /// Moves into this trash every trash directory in `work_root` whose lock is free, that
-    /// is, whose process has ended without deleting it. Returns how many were taken.
+    /// is, whose process has ended without deleting it, as [`discard`](Self::discard) does.
+    /// Returns how many were kept for the end (the others were deleted at once).
     fn adopt_stale(&self, work_root: &Path) -> usize {
         let Ok(entries) = std::fs::read_dir(work_root) else {
             return 0;
@@ -106,7 +108,7 @@ impl Trash {
             if lock.try_lock().is_err() {
                 continue; // its process is alive, or another one is taking it over
             }
-            if std::fs::rename(&path, self.dir.join(format!("stale-{taken}"))).is_ok() {
+            if let Ok(true) = self.keep_or_delete(&path) {
                 taken += 1;
             }
         }
@@ -134,6 +136,11 @@ impl Trash {
     /// cannot be moved (another filesystem, an unreadable entry). Errors only if the
     /// directory could be neither moved nor deleted.
     pub fn discard(&self, dir: &Path) -> std::io::Result<()> {
+        self.keep_or_delete(dir).map(|_| ())
+    }
+
+    /// [`discard`](Self::discard), saying whether the directory was kept for the end.
+    fn keep_or_delete(&self, dir: &Path) -> std::io::Result<bool> {
         let mut state = self.state();
         let moved = delete_large_files(dir).and_then(|small| {
             if state.kept_bytes + small > self.cap_bytes {
@@ -146,8 +153,8 @@ impl Trash {
             Ok(true)
         });
         match moved {
-            Ok(true) => Ok(()),
-            Ok(false) | Err(_) => std::fs::remove_dir_all(dir),
+            Ok(true) => Ok(true),
+            Ok(false) | Err(_) => std::fs::remove_dir_all(dir).map(|()| false),
         }
     }
 
@@ -275,10 +282,12 @@ mod tests {
         assert_eq!(live.adopted(), 2);
         assert!(!dead.exists(), "the dead run's trash was moved");
         assert!(!staged.exists(), "the dead run's staging directory was moved");
-        assert!(
-            (0..2).any(|n| live_dir.join(format!("stale-{n}/data/shard/small-1")).exists()),
-            "the dead run's files are in the taker's trash"
-        );
+        let taken = (0..2)
+            .map(|n| live_dir.join(n.to_string()))
+            .find(|d| d.join("data/shard/small-1").exists())
+            .expect("the dead run's files are in the taker's trash");
+        assert!(!taken.join("data/large").exists(), "its large files went at once");
+        assert!(live.kept_bytes() >= 2 * 512, "its small files count against the cap");
         assert!(!dead_live.exists());
         assert!(live.live_dir().is_dir() && live.live_dir().starts_with(&live_dir));
 
@@ -301,6 +310,17 @@ mod tests {
             vec![std::ffi::OsString::from("trash-old")],
             "no staging directory is left"
         );
+    }
+
+    #[test]
+    fn a_dead_process_s_trash_past_the_cap_is_deleted_at_once() {
+        let root = tempfile::tempdir().unwrap();
+        let dead = scenario_dir(root.path(), "trash-dead");
+        std::fs::write(dead.join(LOCK_FILE), b"").unwrap();
+        let trash = Trash::new(root.path(), 512).unwrap();
+        assert!(!dead.exists());
+        assert_eq!((trash.adopted(), trash.kept_bytes()), (0, 0));
+        assert!(!trash.dir.join("0").exists());
     }
 
     #[test]
