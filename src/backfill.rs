@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
+use collector::record::CommitRecord;
 use collector::{AnalysisOptions, Database};
 use git2::{Repository, Sort};
 
@@ -157,6 +158,7 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<()> {
     let fingerprint = collector::fingerprint(&machine);
     let scenario_file = set.path.display().to_string();
     let (mut ran, mut stored, mut broken) = (0, 0, 0);
+    let describe = |sha: &str| harness::commit::describe(cache.repo(), sha, Some(args.branch.clone()));
     eprintln!("backfilling {} commits from {}", order.len(), scenario_file);
     for (done, &i) in order.iter().enumerate() {
         let sha = &commits[i].0;
@@ -176,8 +178,7 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<()> {
                 );
                 if failure.subject.is_none() {
                     // Recorded before the commit was kept: the site can show it now.
-                    let commit = harness::commit::describe(cache.repo(), sha, Some(args.branch.clone()))?;
-                    db.describe_build_failure(&collector::record::CommitRecord::from(&commit))?;
+                    db.describe_build_failure(&CommitRecord::from(&describe(sha)?))?;
                 }
                 broken += 1;
                 continue;
@@ -187,14 +188,13 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<()> {
             Ok(build) => build,
             Err(failure) => {
                 eprintln!("[{}/{}] {short}: skipped: {failure}", done + 1, order.len());
-                let commit = harness::commit::describe(cache.repo(), sha, Some(args.branch.clone()))?;
-                db.record_build_failure(&collector::record::CommitRecord::from(&commit), &failure.reason)?;
+                db.record_build_failure(&CommitRecord::from(&describe(sha)?), &failure.reason)?;
                 broken += 1;
                 continue;
             }
         };
         eprintln!("[{}/{}] {short}: benchmarking", done + 1, order.len());
-        let commit = harness::commit::describe(cache.repo(), sha, Some(args.branch.clone()))?;
+        let commit = describe(sha)?;
         let machine = harness::machine::describe(harness::binaries::profile());
         let results = harness::runner::run_build(&set, commit, machine, &config, build)?;
         let run_id = db.ingest(&results)?.run_id();

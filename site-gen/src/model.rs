@@ -298,7 +298,6 @@ impl Model {
             comparisons,
             parents: db.commit_parents()?,
             covariates,
-
             point_index,
             series_at,
         })

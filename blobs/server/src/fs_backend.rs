@@ -340,16 +340,17 @@ impl FsBackend {
         } else {
             DirSync::Now
         };
-        let taken_id = blob.id().to_owned();
+        // Only a delivery needs its id in the blocking step (no allocation on other uploads).
+        let delivery_id = incoming.then(|| blob.id().to_owned());
         let write = move || {
-            if preamble.is_some() {
+            if let Some(id) = delivery_id {
                 // A delivery writes its flags before its link, and they would replace those of
                 // a blob already at this name: one on disk but not in the index, left by a link
                 // whose sync failed. Look first (nothing else places this id while its lock is
                 // held), and refuse if the answer is unclear.
                 match std::fs::symlink_metadata(&path) {
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Ok(_) => return Err(StorageError::Exists(taken_id)),
+                    Ok(_) => return Err(StorageError::Exists(id)),
                     Err(e) => return Err(disk::err(&path)(e).into()),
                 }
             }
