@@ -135,7 +135,7 @@ impl BuildCache {
         if !status.success() {
             return Ok(Err(BuildFailure {
                 revision: label,
-                reason: format!("{status}; {}", log_tail(&log)),
+                reason: format!("{status}; {}", self.redact(&source, &log_tail(&log))),
             }));
         }
         if self.build_cmd.is_none() {
@@ -197,6 +197,57 @@ const EXCERPT_LINES: usize = 15;
 /// And at most this many bytes of them.
 const EXCERPT_BYTES: usize = 4000;
 
+impl BuildCache {
+    /// The build's output without the paths of this machine: the site publishes it.
+    fn redact(&self, source: &Path, text: &str) -> String {
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let cargo_home = std::env::var_os("CARGO_HOME")
+            .map(PathBuf::from)
+            .or_else(|| home.as_ref().map(|h| h.join(".cargo")));
+        redact_paths(
+            text,
+            &[
+                (Some(source.to_owned()), "."),
+                (Some(self.root.clone()), "<build cache>"),
+                (Some(self.repo.clone()), "<repository>"),
+                (cargo_home, "$CARGO_HOME"),
+                (home, "~"),
+            ],
+        )
+    }
+}
+
+/// Replaces each path prefix by its placeholder, the first that matches winning (so list the
+/// longer paths first). Only whole path components match: `/home/ann` is not taken out of
+/// `/home/anne`.
+fn redact_paths(text: &str, paths: &[(Option<PathBuf>, &str)]) -> String {
+    let mut out = text.to_owned();
+    for (path, placeholder) in paths {
+        let Some(path) = path.as_ref().and_then(|p| p.to_str()) else {
+            continue;
+        };
+        let path = path.trim_end_matches('/');
+        if path.is_empty() {
+            continue;
+        }
+        let mut redacted = String::with_capacity(out.len());
+        let mut rest = out.as_str();
+        while let Some(at) = rest.find(path) {
+            let after = &rest[at + path.len()..];
+            redacted.push_str(&rest[..at]);
+            if after.is_empty() || after.starts_with(['/', ')', ':', ' ', '\n', '`', '\'', '"']) {
+                redacted.push_str(placeholder);
+            } else {
+                redacted.push_str(path);
+            }
+            rest = after;
+        }
+        redacted.push_str(rest);
+        out = redacted;
+    }
+    out
+}
+
 fn log_tail(path: &Path) -> String {
     build_log_excerpt(&std::fs::read_to_string(path).unwrap_or_default())
 }
@@ -237,6 +288,27 @@ mod tests {
             [("A".into(), "1".into()), ("B".into(), "x y".into())]
         );
         assert!(parse_env("nonsense").unwrap_err().to_string().contains("line 1"));
+    }
+
+    #[test]
+    fn the_paths_of_the_build_machine_are_taken_out_of_a_build_log() {
+        let log = "error: failed to run custom build command for `x v0.1.0 (/srv/cache/worktrees/abc/x)`\n\
+                   --> /home/ann/.cargo/registry/src/y-1.0/src/lib.rs:3:1\n\
+                   note: /home/anne/file and /home/ann/notes, /srv/repo/Cargo.toml";
+        let paths = [
+            (Some(PathBuf::from("/srv/cache/worktrees/abc")), "."),
+            (Some(PathBuf::from("/srv/cache/")), "<build cache>"),
+            (Some(PathBuf::from("/srv/repo")), "<repository>"),
+            (None, "$NOTHING"),
+            (Some(PathBuf::from("/home/ann/.cargo")), "$CARGO_HOME"),
+            (Some(PathBuf::from("/home/ann")), "~"),
+        ];
+        assert_eq!(
+            redact_paths(log, &paths),
+            "error: failed to run custom build command for `x v0.1.0 (./x)`\n\
+             --> $CARGO_HOME/registry/src/y-1.0/src/lib.rs:3:1\n\
+             note: /home/anne/file and ~/notes, <repository>/Cargo.toml"
+        );
     }
 
     #[test]

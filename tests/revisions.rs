@@ -27,7 +27,8 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 }
 
 /// Installs the binaries under test; a commit with a BROKEN file does not build.
-const BUILD_CMD: &str = r#"if [ -e BROKEN ]; then echo "error: this commit is broken" >&2; exit 1; fi
+/// Its error names the checkout's path, which the stored reason must not.
+const BUILD_CMD: &str = r#"if [ -e BROKEN ]; then echo "error: this commit is broken at $PWD/BROKEN" >&2; exit 1; fi
 cp "$TEST_BINS/soledad-bench" "$TEST_BINS/blobs-server" "$SOLEDAD_BENCH_OUT/"
 if [ -e bench.env ]; then cp bench.env "$SOLEDAD_BENCH_OUT/"; fi"#;
 
@@ -182,7 +183,8 @@ fn backfill_skips_what_does_not_build_and_resumes() {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .unwrap();
-    assert!(reason.contains("this commit is broken"), "{reason}");
+    assert!(reason.contains("this commit is broken at ./BROKEN"), "{reason}");
+    assert!(!reason.contains(repo.path().to_str().unwrap()), "{reason}");
     assert_eq!(subject, "two, broken");
     let stored: Vec<String> = {
         let conn = rusqlite::Connection::open(repo.out().join("revs.sqlite")).unwrap();
