@@ -190,17 +190,54 @@ impl TempFile {
     }
 }
 
-/// Moves a complete, durable temp file to `path`. Returns `Ok(false)` if `Publish::New`
-/// found the blob already there. With `DirSync::Now` the directory is fsynced before
-/// returning `Ok(true)`; with `DirSync::Caller` the caller must sync the filesystem before
-/// it acknowledges anything.
+/// A change that readers can see (a name placed, renamed or removed), and any failure of
+/// the steps after it, such as the directory sync. Such a failure means the change may not
+/// survive a crash and must not be acknowledged; but the caller's index records the change
+/// all the same, because it mirrors the names on disk: an index that missed it would answer
+/// 404 for a blob that is there, or list one that is gone, until a restart.
+#[must_use]
+#[derive(Debug)]
+pub struct Visible<T> {
+    pub value: T,
+    pub failed_after: Option<DiskError>,
+}
+
+impl<T> Visible<T> {
+    fn new(value: T) -> Self {
+        Self {
+            value,
+            failed_after: None,
+        }
+    }
+
+    /// Runs the next step unless one before it failed.
+    pub fn then(mut self, step: impl FnOnce() -> Result<(), DiskError>) -> Self {
+        if self.failed_after.is_none() {
+            self.failed_after = step().err();
+        }
+        self
+    }
+
+    /// The value, or the failure that keeps the change from being acknowledged.
+    pub fn into_result(self) -> Result<T, DiskError> {
+        match self.failed_after {
+            None => Ok(self.value),
+            Some(e) => Err(e),
+        }
+    }
+}
+
+/// Moves a complete, durable temp file to `path`. An error means nothing changed; a value
+/// of `false` that `Publish::New` found the blob already there (nothing changed either).
+/// With `DirSync::Now` the directory is fsynced before the blob counts as published; with
+/// `DirSync::Caller` the caller must sync the filesystem before it acknowledges anything.
 pub fn publish(
     tmp: TempFile,
     path: &Path,
     how: Publish,
     remove_tombstone: bool,
     sync: DirSync,
-) -> Result<bool, DiskError> {
+) -> Result<Visible<bool>, DiskError> {
     let placed = match (&tmp.name, how) {
         (None, Publish::New) => with_parent(path, sync, || tmp.link_unnamed(path)),
         (Some(name), Publish::New) => with_parent(path, sync, || fs::hard_link(&name.0, path)),
@@ -214,17 +251,19 @@ pub fn publish(
     };
     match placed {
         Ok(()) => {}
-        Err(e) if e.source.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
+        Err(e) if e.source.kind() == io::ErrorKind::AlreadyExists => return Ok(Visible::new(false)),
         Err(e) => return Err(e),
     }
     drop(tmp);
-    if remove_tombstone {
-        remove_if_exists(&layout::with_suffix(path, TOMBSTONE_SUFFIX))?;
-    }
-    if sync == DirSync::Now {
-        sync_dir(path.parent().expect("blob paths have parents"))?;
-    }
-    Ok(true)
+    Ok(Visible::new(true)
+        .then(|| match remove_tombstone {
+            true => remove_if_exists(&layout::with_suffix(path, TOMBSTONE_SUFFIX)),
+            false => Ok(()),
+        })
+        .then(|| match sync {
+            DirSync::Now => sync_dir(path.parent().expect("blob paths have parents")),
+            DirSync::Caller => Ok(()),
+        }))
 }
 
 pub fn remove_if_exists(path: &Path) -> Result<(), DiskError> {
@@ -246,7 +285,7 @@ fn durable_temp(tmp_dir: &Path, contents: &[u8]) -> Result<TempPath, DiskError> 
 
 /// Replaces the flags of the blob at `blob_path` (removing the file for no flags) and
 /// fsyncs the directory. Returns the time recorded for the change.
-pub fn write_flags(tmp_dir: &Path, blob_path: &Path, flags: FlagSet) -> Result<SystemTime, DiskError> {
+pub fn write_flags(tmp_dir: &Path, blob_path: &Path, flags: FlagSet) -> Result<Visible<SystemTime>, DiskError> {
     let path = layout::with_suffix(blob_path, FLAGS_SUFFIX);
     let at = if flags.is_empty() {
         remove_if_exists(&path)?;
@@ -257,26 +296,35 @@ pub fn write_flags(tmp_dir: &Path, blob_path: &Path, flags: FlagSet) -> Result<S
         with_parent(&path, DirSync::Now, || fs::rename(&tmp.0, &path))?;
         at
     };
-    sync_dir(path.parent().expect("blob paths have parents"))?;
-    Ok(at)
+    Ok(Visible::new(at).then(|| sync_dir(path.parent().expect("blob paths have parents"))))
 }
 
 /// Deletes a blob, leaving an empty tombstone, in a way no crash can half-do: the blob is
 /// renamed onto the tombstone name (one atomic step), then that name is pointed at a fresh
 /// empty file. The blob's inode is never truncated, so a backup holding a link keeps it.
-pub fn delete(tmp_dir: &Path, blob_path: &Path, has_flags: bool) -> Result<SystemTime, DiskError> {
+pub fn delete(tmp_dir: &Path, blob_path: &Path, has_flags: bool) -> Result<Visible<SystemTime>, DiskError> {
     let tombstone = layout::with_suffix(blob_path, TOMBSTONE_SUFFIX);
     fs::rename(blob_path, &tombstone).map_err(err(blob_path))?;
-    let empty = durable_temp(tmp_dir, b"")?;
-    let at = fs::metadata(&empty.0)
-        .and_then(|m| m.modified())
-        .map_err(err(&empty.0))?;
-    fs::rename(&empty.0, &tombstone).map_err(err(&tombstone))?;
-    if has_flags {
-        remove_if_exists(&layout::with_suffix(blob_path, FLAGS_SUFFIX))?;
-    }
-    sync_dir(blob_path.parent().expect("blob paths have parents"))?;
-    Ok(at)
+    // The deletion is visible from here on. Should a step below fail, the tombstone may still
+    // hold the blob's bytes, which `scan_user` empties at the next start.
+    let mut at = SystemTime::now();
+    let done = Visible::new(())
+        .then(|| {
+            let empty = durable_temp(tmp_dir, b"")?;
+            at = fs::metadata(&empty.0)
+                .and_then(|m| m.modified())
+                .map_err(err(&empty.0))?;
+            fs::rename(&empty.0, &tombstone).map_err(err(&tombstone))
+        })
+        .then(|| match has_flags {
+            true => remove_if_exists(&layout::with_suffix(blob_path, FLAGS_SUFFIX)),
+            false => Ok(()),
+        })
+        .then(|| sync_dir(blob_path.parent().expect("blob paths have parents")));
+    Ok(Visible {
+        value: at,
+        failed_after: done.failed_after,
+    })
 }
 
 /// Loads one user's index from disk and repairs what a crash may have left.
@@ -449,7 +497,12 @@ mod tests {
         // This filesystem (ext4, tmpfs, xfs, btrfs) supports O_TMPFILE: nothing is named.
         assert!(t.name.is_none(), "expected an O_TMPFILE file");
         assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0);
-        assert!(publish(t, &blob, Publish::New, false, DirSync::Now).unwrap());
+        assert!(
+            publish(t, &blob, Publish::New, false, DirSync::Now)
+                .unwrap()
+                .into_result()
+                .unwrap()
+        );
         assert_eq!(fs::read(&blob).unwrap(), b"sealed bytes");
         assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0);
     }
@@ -461,8 +514,18 @@ mod tests {
         first.file().write_all_at(b"first", 0).unwrap();
         let second = TempFile::create(&tmp, true).unwrap();
         second.file().write_all_at(b"second", 0).unwrap();
-        assert!(publish(first, &blob, Publish::New, false, DirSync::Now).unwrap());
-        assert!(!publish(second, &blob, Publish::New, false, DirSync::Now).unwrap());
+        assert!(
+            publish(first, &blob, Publish::New, false, DirSync::Now)
+                .unwrap()
+                .into_result()
+                .unwrap()
+        );
+        assert!(
+            !publish(second, &blob, Publish::New, false, DirSync::Now)
+                .unwrap()
+                .into_result()
+                .unwrap()
+        );
         assert_eq!(fs::read(&blob).unwrap(), b"first");
         assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0);
     }
@@ -472,12 +535,22 @@ mod tests {
         let (_root, tmp, blob) = dirs();
         let old = TempFile::create(&tmp, true).unwrap();
         old.file().write_all_at(b"old", 0).unwrap();
-        assert!(publish(old, &blob, Publish::New, false, DirSync::Now).unwrap());
+        assert!(
+            publish(old, &blob, Publish::New, false, DirSync::Now)
+                .unwrap()
+                .into_result()
+                .unwrap()
+        );
         let new = TempFile::create(&tmp, false).unwrap();
         assert!(new.name.is_some());
         assert_eq!(fs::read_dir(&tmp).unwrap().count(), 1);
         new.file().write_all_at(b"new", 0).unwrap();
-        assert!(publish(new, &blob, Publish::Replace, false, DirSync::Now).unwrap());
+        assert!(
+            publish(new, &blob, Publish::Replace, false, DirSync::Now)
+                .unwrap()
+                .into_result()
+                .unwrap()
+        );
         assert_eq!(fs::read(&blob).unwrap(), b"new");
         assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0);
         // An unnamed file cannot be renamed over anything: refused, not silently dropped.

@@ -345,9 +345,10 @@ impl FsBackend {
         let write = move || {
             if let Some(id) = delivery_id {
                 // A delivery writes its flags before its link, and they would replace those of
-                // a blob already at this name: one on disk but not in the index, left by a link
-                // whose sync failed. Look first (nothing else places this id while its lock is
-                // held), and refuse if the answer is unclear.
+                // a blob already at this name that the index does not know (the server records
+                // every name it makes, so only something outside it could leave one). Look
+                // first (nothing else places this id while its lock is held), and refuse if
+                // the answer is unclear.
                 match std::fs::symlink_metadata(&path) {
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Ok(_) => return Err(StorageError::Exists(id)),
@@ -370,20 +371,27 @@ impl FsBackend {
             let mtime = meta.modified().map_err(disk::err(at))?;
             // The flags are written (and fsynced) before the blob appears, in both modes.
             let flags_time = if preamble.is_some() {
-                disk::write_flags(&tmp_dir, &path, FlagSet::of(&[Flag::Pending]))?
+                let written = disk::write_flags(&tmp_dir, &path, FlagSet::of(&[Flag::Pending]))?;
+                if written.failed_after.is_some() {
+                    // Flags without a blob: not to be picked up by a later blob of this id.
+                    let _ = disk::remove_if_exists(&layout::with_suffix(&path, layout::FLAGS_SUFFIX));
+                }
+                written.into_result()?
             } else {
                 mtime
             };
             Ok::<_, StorageError>((tmp, path, mtime, flags_time, meta.len()))
         };
         let publish = move |(tmp, path, mtime, flags_time, stored): (TempFile, PathBuf, _, _, u64)| {
-            let placed = disk::publish(tmp, &path, how, has_tombstone, dir_sync)?;
-            if !placed && incoming {
+            let published = disk::publish(tmp, &path, how, has_tombstone, dir_sync);
+            if incoming && !matches!(&published, Ok(p) if p.value) {
+                // This delivery's own flags (it made sure no blob had this id): the blob
+                // they were for is not there.
                 let _ = disk::remove_if_exists(&layout::with_suffix(&path, layout::FLAGS_SUFFIX));
             }
-            Ok::<_, StorageError>((placed, mtime, flags_time, stored))
+            Ok::<_, StorageError>((published?, mtime, flags_time, stored))
         };
-        let (placed, mtime, flags_time, stored) = match &self.group {
+        let (published, mtime, flags_time, stored) = match &self.group {
             None => tokio::task::spawn_blocking(move || publish(write()?))
                 .await
                 .expect("publishing does not panic")?,
@@ -395,27 +403,30 @@ impl FsBackend {
                     // A rename over a blob frees the old one's blocks, which can take long for
                     // a big blob: not on the sync thread, where every upload would wait for it.
                     group.sync().await?;
-                    let published = tokio::task::spawn_blocking(move || publish(written))
+                    let (published, mtime, flags_time, stored) = tokio::task::spawn_blocking(move || publish(written))
                         .await
                         .expect("publishing does not panic")?;
-                    group.sync().await?;
-                    published
+                    let synced = group.sync().await;
+                    (published.then(|| synced), mtime, flags_time, stored)
                 } else {
                     // A new blob's link is quick. Only a blob that was placed needs the second
                     // sync before its answer. (An id found taken at the link, possible only for
                     // a blob on disk but not in the index, frees its temp file on the sync
                     // thread.)
-                    group
+                    let linked = group
                         .sync_link_sync(move || {
                             let published = publish(written);
-                            let placed = matches!(published, Ok((true, ..)));
+                            let placed = matches!(&published, Ok((p, ..)) if p.value);
                             (published, placed)
                         })
-                        .await??
+                        .await?;
+                    let (published, mtime, flags_time, stored) = linked.value?;
+                    let synced = linked.failed_after.map_or(Ok(()), Err);
+                    (published.then(|| synced), mtime, flags_time, stored)
                 }
             }
         };
-        if !placed {
+        if !published.value {
             return Err(StorageError::Exists(blob.id().to_owned()));
         }
         let flags = match (incoming, existing) {
@@ -444,6 +455,8 @@ impl FsBackend {
                 self.totals.blobs.fetch_add(1, Ordering::Relaxed);
             }
         }
+        // Recorded, since readers see it; not acknowledged if a step after the link failed.
+        published.into_result()?;
         Ok(stored)
     }
 
@@ -489,10 +502,11 @@ impl FsBackend {
             }
         }
         let (tmp, path) = (self.tmp.clone(), self.blob_path(blob));
-        let at = tokio::task::spawn_blocking(move || disk::write_flags(&tmp, &path, flags))
+        let written = tokio::task::spawn_blocking(move || disk::write_flags(&tmp, &path, flags))
             .await
             .expect("writing flags does not panic")?;
-        Self::index(&state).set_flags(blob.namespace(), blob.id(), flags, at);
+        Self::index(&state).set_flags(blob.namespace(), blob.id(), flags, written.value);
+        written.into_result()?;
         Ok(())
     }
 
@@ -509,13 +523,14 @@ impl FsBackend {
             !meta.flags.is_empty()
         };
         let (tmp, path) = (self.tmp.clone(), self.blob_path(blob));
-        let at = tokio::task::spawn_blocking(move || disk::delete(&tmp, &path, has_flags))
+        let deleted = tokio::task::spawn_blocking(move || disk::delete(&tmp, &path, has_flags))
             .await
             .expect("deleting does not panic")?;
-        if let Some(meta) = Self::index(&state).delete(blob.namespace(), blob.id(), at) {
+        if let Some(meta) = Self::index(&state).delete(blob.namespace(), blob.id(), deleted.value) {
             self.totals.used_bytes.fetch_sub(meta.size, Ordering::Relaxed);
             self.totals.blobs.fetch_sub(1, Ordering::Relaxed);
         }
+        deleted.into_result()?;
         Ok(())
     }
 

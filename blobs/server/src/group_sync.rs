@@ -27,7 +27,7 @@ use std::sync::mpsc;
 
 use tokio::sync::oneshot;
 
-use crate::disk::{DiskError, err};
+use crate::disk::{DiskError, Visible, err};
 
 /// How a sync went, sent to every ask it answers (`io::Error` is not `Clone`).
 type Outcome = Result<(), (std::io::ErrorKind, String)>;
@@ -109,12 +109,14 @@ impl GroupSync {
     /// written before the call is then durable.
     pub async fn sync(&self) -> Result<(), DiskError> {
         // A link that changes nothing is answered after the one sync.
-        self.sync_link_sync(|| ((), false)).await
+        self.sync_link_sync(|| ((), false)).await?.into_result()
     }
 
     /// Runs `link` on the sync thread once a sync that started after this call has finished,
     /// then returns its value once the next sync has finished too; or at once if `link`
     /// reports that it changed nothing (`false` beside its value), as when an id is taken.
+    /// An error means `link` did not run; a failure of the sync after it comes back beside
+    /// its value, for the caller to record what the link changed without acknowledging it.
     ///
     /// This is an upload's "sync, link, sync" in one ask: every link made between two syncs
     /// is covered by the next one, with no trip to the blocking pool and back in between.
@@ -124,8 +126,8 @@ impl GroupSync {
     pub async fn sync_link_sync<T: Send + 'static>(
         &self,
         link: impl FnOnce() -> (T, bool) + Send + 'static,
-    ) -> Result<T, DiskError> {
-        let (tx, rx) = oneshot::channel::<Result<T, (std::io::ErrorKind, String)>>();
+    ) -> Result<Visible<T>, DiskError> {
+        let (tx, rx) = oneshot::channel::<Result<(T, Outcome), (std::io::ErrorKind, String)>>();
         let job: Job = Box::new(move |outcome| {
             if let Err(e) = outcome {
                 let _ = tx.send(Err(e.clone()));
@@ -136,20 +138,26 @@ impl GroupSync {
             }
             let (value, changed) = link();
             if !changed {
-                let _ = tx.send(Ok(value));
+                let _ = tx.send(Ok((value, Ok(()))));
                 return Step::Done;
             }
             Step::AfterNextSync(Box::new(move |outcome| {
-                let _ = tx.send(outcome.clone().map(|()| value));
+                let _ = tx.send(Ok((value, outcome.clone())));
                 Step::Done
             }))
         });
         self.asks
             .send(job)
             .map_err(|_| err(&self.root)(std::io::Error::other("the sync thread has stopped")))?;
-        rx.await
+        let to_error = |(kind, message)| err(&self.root)(std::io::Error::new(kind, message));
+        let (value, after) = rx
+            .await
             .map_err(|_| err(&self.root)(std::io::Error::other("the sync thread dropped this request")))?
-            .map_err(|(kind, message)| err(&self.root)(std::io::Error::new(kind, message)))
+            .map_err(to_error)?;
+        Ok(Visible {
+            value,
+            failed_after: after.err().map(to_error),
+        })
     }
 }
 
@@ -245,7 +253,11 @@ mod tests {
             })
             .collect();
         for (i, t) in tasks.into_iter().enumerate() {
-            assert_eq!(within(t).await.unwrap(), i as u32 * 10, "the link's value comes back");
+            assert_eq!(
+                within(t).await.unwrap().into_result().unwrap(),
+                i as u32 * 10,
+                "the link's value comes back"
+            );
         }
         let log = log.lock().unwrap().clone();
         let at = |e: Event| {
@@ -286,9 +298,17 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        within(g.sync_link_sync(|| ((), false))).await.unwrap();
+        within(g.sync_link_sync(|| ((), false)))
+            .await
+            .unwrap()
+            .into_result()
+            .unwrap();
         assert_eq!(syncs.load(Ordering::SeqCst), 1);
-        within(g.sync_link_sync(|| ((), true))).await.unwrap();
+        within(g.sync_link_sync(|| ((), true)))
+            .await
+            .unwrap()
+            .into_result()
+            .unwrap();
         assert_eq!(
             syncs.load(Ordering::SeqCst),
             3,
@@ -317,7 +337,13 @@ mod tests {
                 ((), true)
             }))
             .await;
-            let e = answer.expect_err("acknowledged with a failed sync");
+            // After a link, the failure comes with the link's value: the caller records the
+            // change but does not acknowledge it.
+            let (e, reported_after_the_link) = match answer {
+                Err(e) => (e, false),
+                Ok(linked) => (linked.failed_after.expect("acknowledged with a failed sync"), true),
+            };
+            assert_eq!(reported_after_the_link, failing_call == 2, "sync {failing_call} failed");
             assert!(
                 e.to_string().contains("EIO from the disk"),
                 "sync {failing_call} failed: {e}"
@@ -340,7 +366,11 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("dropped this request"), "{e}");
         assert_eq!(
-            within(g.sync_link_sync(|| (7, true))).await.unwrap(),
+            within(g.sync_link_sync(|| (7, true)))
+                .await
+                .unwrap()
+                .into_result()
+                .unwrap(),
             7,
             "the thread lives on"
         );

@@ -126,7 +126,7 @@ async fn sigkill_during_100_uploads(args: &[&str]) {
         sizes.insert(id.clone(), body.len());
     }
     // Acknowledged deletes stayed deleted; every old blob is either there or tombstoned.
-    let tombstones: Vec<String> = serde_json::from_value(get_json(&s, "/blobs/alice/?deleted=1").await).unwrap();
+    let tombstones: Vec<String> = serde_json::from_value(get_json(&s, "/blobs/alice/?deleted=true").await).unwrap();
     for i in 0..20 {
         let id = format!("old{i:02}");
         let live = listed.contains(&id);
@@ -229,7 +229,7 @@ async fn group_commit_serves_every_write_path() {
         get(&s, "/blobs/alice/gone").await.bytes().await.unwrap().as_ref(),
         b"second"
     );
-    let tombstones = get_json(&s, "/blobs/alice/?deleted=1").await;
+    let tombstones = get_json(&s, "/blobs/alice/?deleted=true").await;
     assert_eq!(tombstones, serde_json::json!([]), "the re-upload removed the tombstone");
     let pending = get_json(&s, "/blobs/alice/?namespace=MX&filter_flag=PENDING").await;
     assert_eq!(pending, serde_json::json!(["mail1"]));
@@ -294,4 +294,90 @@ async fn hung_up_uploads_are_all_or_nothing_with_fsync() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hung_up_uploads_are_all_or_nothing_with_group_commit() {
     hung_up_uploads_are_all_or_nothing(&["--durability", "group"]).await;
+}
+
+/// Puts a non-empty directory where the server will remove a file after its change became
+/// visible, so that the removal fails the way an I/O error would.
+fn block_removal_of(path: &std::path::Path) {
+    std::fs::remove_file(path).unwrap();
+    std::fs::create_dir(path).unwrap();
+    std::fs::write(path.join("in the way"), b"").unwrap();
+}
+
+fn path_of(s: &Running, id: &str, suffix: &str) -> std::path::PathBuf {
+    let blob = s
+        .data()
+        .join(blobs_server::layout::relative_blob_path("alice", "default", id));
+    blobs_server::layout::with_suffix(&blob, suffix)
+}
+
+/// A step that fails after an upload's link (here the removal of the old tombstone; in
+/// production a directory sync) gets no 200, yet the blob is on disk under its name: the
+/// server answers for it as it is, not as if it were absent, until and after a restart.
+#[tokio::test]
+async fn an_upload_that_fails_after_its_link_is_not_acknowledged_but_served() {
+    for args in [&[][..], &["--durability", "group"][..]] {
+        let dir = tempfile::tempdir().unwrap();
+        let s = start_in(dir.path(), args);
+        assert_eq!(put(&s, "/blobs/alice/doc", b"first").await, StatusCode::OK);
+        assert_eq!(
+            send(&s, Method::DELETE, "/blobs/alice/doc", None).await.status(),
+            StatusCode::OK
+        );
+        block_removal_of(&path_of(&s, "doc", blobs_server::layout::TOMBSTONE_SUFFIX));
+
+        let r = send(&s, Method::PUT, "/blobs/alice/doc", Some(b"second".to_vec())).await;
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR, "{args:?}");
+        let r = get(&s, "/blobs/alice/doc").await;
+        assert_eq!(r.status(), StatusCode::OK, "{args:?}: the blob is on disk");
+        assert_eq!(&r.bytes().await.unwrap()[..], b"second");
+        assert_eq!(
+            get_json(&s, "/blobs/alice/").await,
+            serde_json::json!(["doc"]),
+            "{args:?}"
+        );
+        assert_eq!(
+            get_json(&s, "/blobs/alice/?only_count=1").await,
+            serde_json::json!({"count": 1}),
+            "{args:?}"
+        );
+        assert_eq!(
+            put(&s, "/blobs/alice/doc", b"third").await,
+            StatusCode::CONFLICT,
+            "{args:?}"
+        );
+        // The server is not stuck: other uploads go on.
+        assert_eq!(put(&s, "/blobs/alice/other", b"x").await, StatusCode::OK, "{args:?}");
+        drop(s);
+        let s = start_in(dir.path(), args);
+        let r = get(&s, "/blobs/alice/doc").await;
+        assert_eq!(r.status(), StatusCode::OK, "{args:?}: after a restart");
+        assert_eq!(&r.bytes().await.unwrap()[..], b"second");
+    }
+}
+
+/// The same for a deletion whose last steps fail: the blob is gone from its name, so the
+/// server no longer lists it nor tries to delete it again.
+#[tokio::test]
+async fn a_deletion_that_fails_after_its_rename_is_not_acknowledged_but_counts() {
+    let s = start();
+    assert_eq!(put(&s, "/blobs/alice/doc", b"bytes").await, StatusCode::OK);
+    assert_eq!(
+        post_flags(&s, "/blobs/alice/doc", r#"["PROCESSED"]"#).await,
+        StatusCode::OK
+    );
+    block_removal_of(&path_of(&s, "doc", blobs_server::layout::FLAGS_SUFFIX));
+
+    let r = send(&s, Method::DELETE, "/blobs/alice/doc", None).await;
+    assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(get(&s, "/blobs/alice/doc").await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(get_json(&s, "/blobs/alice/").await, serde_json::json!([]));
+    assert_eq!(
+        get_json(&s, "/blobs/alice/?deleted=true").await,
+        serde_json::json!(["doc"])
+    );
+    assert_eq!(
+        send(&s, Method::DELETE, "/blobs/alice/doc", None).await.status(),
+        StatusCode::NOT_FOUND
+    );
 }

@@ -287,7 +287,7 @@ async fn a_delivery_to_an_id_on_disk_but_not_in_the_index_is_refused_and_changes
         .data()
         .join(blobs_server::layout::relative_blob_path("alice", "MX", "taken"));
     let flags = blobs_server::layout::with_suffix(&path, blobs_server::layout::FLAGS_SUFFIX);
-    // As a link whose sync failed leaves a blob: on disk, unknown to the index.
+    // A blob on disk that the index does not know, as something outside the server can leave.
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(&path, b"the earlier bytes").unwrap();
     std::fs::write(&flags, r#"["PROCESSED"]"#).unwrap();
