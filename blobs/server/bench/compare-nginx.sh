@@ -60,29 +60,9 @@ for i in range(1000):
     urllib.request.urlopen(req).read()
 PY
 
-cat > "$WORK/nginx.conf" <<NGX
-worker_processes auto;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx.err;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  keepalive_requests 1000000;
-  client_body_temp_path $WORK/ngx-body;
-  proxy_temp_path $WORK/ngx-proxy;
-  fastcgi_temp_path $WORK/ngx-fcgi;
-  uwsgi_temp_path $WORK/ngx-uwsgi;
-  scgi_temp_path $WORK/ngx-scgi;
-  server {
-    listen $HOST:$NGINX_PORT;
-    root $WORK/www;
-  }
-}
-NGX
-nginx -c "$WORK/nginx.conf"
-sleep 0.3
+# shellcheck source=nginx.sh
+source blobs/server/bench/nginx.sh
+start_nginx "$WORK" "$NGINX_PORT"
 N="http://$HOST:$NGINX_PORT"
 
 rss() { awk '/VmRSS|VmHWM|RssAnon/ {printf "%s %d MiB  ", $1, $2/1024}' "/proc/$BLOBS_PID/status"; echo; }
