@@ -2,7 +2,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use blobs_server::config::{LogFormat, ServeArgs};
+use blobs_server::config::{LogFormat, Seconds, ServeArgs, StorageConfig};
 use blobs_server::{Config, LISTENING_PREFIX, LISTENING_TLS_PREFIX, SERVICES_PREFIX, Server};
 use clap::Parser as _;
 
@@ -41,6 +41,23 @@ enum Command {
     },
     /// Checks the configuration and prints it resolved, without serving.
     CheckConfig(Box<ServeArgs>),
+    /// Deletes bytes in the S3 bucket that no index entry points to: left by servers that
+    /// died between an upload and its index entry, or before deleting replaced or deleted
+    /// bytes. Takes the servers' configuration; safe while they run. Incomplete multipart
+    /// uploads are not objects yet: a bucket lifecycle rule aborts those.
+    SweepS3(Box<SweepArgs>),
+}
+
+#[derive(Debug, clap::Args)]
+struct SweepArgs {
+    /// Keep objects younger than this (an upload writes its object before its index entry).
+    #[arg(long, default_value = "1h")]
+    min_age: Seconds,
+    /// Print what would be deleted; delete nothing.
+    #[arg(long)]
+    dry_run: bool,
+    #[command(flatten)]
+    serve: ServeArgs,
 }
 
 fn main() {
@@ -54,6 +71,10 @@ fn main() {
         }) => {
             init_logs(LogFormat::Text);
             restore(&data_dir, &from, user.as_deref(), replace)
+        }
+        Some(Command::SweepS3(args)) => {
+            init_logs(LogFormat::Text);
+            sweep_s3(*args)
         }
         Some(Command::CheckConfig(args)) => Config::load(*args).map(|c| println!("{c:#?}")).map_err(Into::into),
         None => match Config::load(cli.serve) {
@@ -101,6 +122,51 @@ fn restore(
         report.flags,
         report.tombstones
     );
+    Ok(())
+}
+
+fn sweep_s3(args: SweepArgs) -> anyhow::Result<()> {
+    let config = Config::load(args.serve)?;
+    let StorageConfig::S3(s3) = &config.storage else {
+        anyhow::bail!(
+            "sweep-s3 needs the S3 backend ([storage] backend = \"s3\", or --storage-backend s3); the filesystem backend has no bucket to sweep"
+        );
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let report = runtime.block_on(async {
+        let backend =
+            blobs_server::s3_backend::S3Backend::open(s3, blobs_server::storage::StoreOptions::from_config(&config))
+                .await?;
+        backend.sweep(args.min_age.into(), args.dry_run).await
+    })?;
+    let verb = if args.dry_run { "would delete" } else { "deleted" };
+    for key in &report.orphan_keys {
+        if !report.failed.iter().any(|(k, _)| k == key) {
+            println!("{verb} {key}");
+        }
+    }
+    for (key, error) in &report.failed {
+        eprintln!("blobs-server: cannot delete {key}: {error}");
+    }
+    println!(
+        "sweep: {} objects, {} referenced, {} kept (younger than {} or of a blob changed lately), {} orphans of {} bytes, {} deleted",
+        report.objects,
+        report.referenced,
+        report.kept,
+        humantime::format_duration(args.min_age.into()),
+        report.orphans,
+        report.orphan_bytes,
+        report.deleted
+    );
+    if !report.failed.is_empty() {
+        anyhow::bail!(
+            "{} orphans could not be deleted; a later sweep tries them again",
+            report.failed.len()
+        );
+    }
     Ok(())
 }
 

@@ -26,6 +26,9 @@ use object_store::{
 };
 use tokio::sync::Semaphore;
 
+mod sweep;
+pub use sweep::SweepReport;
+
 use crate::config::S3Config;
 use crate::etcd::{Compare, Etcd, EtcdError, Kv, Op};
 use crate::flags::{Flag, FlagSet};
