@@ -36,6 +36,8 @@ pub struct Kv {
 pub enum Compare<'a> {
     /// The key does not exist.
     Absent(&'a [u8]),
+    /// The key exists.
+    Present(&'a [u8]),
     /// The key was last changed at this revision (so it exists and nobody changed it since).
     ModRevision(&'a [u8], i64),
 }
@@ -193,6 +195,9 @@ impl Etcd {
             .map(|c| match c {
                 Compare::Absent(k) => {
                     json!({"key": b64(k), "target": "CREATE", "result": "EQUAL", "create_revision": "0"})
+                }
+                Compare::Present(k) => {
+                    json!({"key": b64(k), "target": "CREATE", "result": "GREATER", "create_revision": "0"})
                 }
                 Compare::ModRevision(k, r) => {
                     json!({"key": b64(k), "target": "MOD", "result": "EQUAL", "mod_revision": r.to_string()})

@@ -26,8 +26,11 @@ use object_store::{
 };
 use tokio::sync::Semaphore;
 
+mod in_flight;
 mod sweep;
 pub use sweep::SweepReport;
+
+use in_flight::InFlightLease;
 
 use crate::config::S3Config;
 use crate::etcd::{Compare, Etcd, EtcdError, Kv, Op};
@@ -124,6 +127,7 @@ pub struct S3Backend {
     opts: StoreOptions,
     writes: Semaphore,
     totals: Totals,
+    in_flight: InFlightLease,
 }
 
 /// A blob in the bucket, fetched when the response is sent.
@@ -291,6 +295,7 @@ impl S3Backend {
         let backend = Self {
             store: Arc::new(store),
             etcd: Etcd::new(c.etcd.clone()),
+            in_flight: InFlightLease::new(Etcd::new(c.etcd.clone())),
             prefix,
             writes: Semaphore::new(opts.max_concurrent_writes.max(1)),
             opts,
@@ -555,6 +560,16 @@ impl StorageBackend for S3Backend {
 
         let version = uuid::Uuid::new_v4().simple().to_string();
         let path = self.data_path(blob, &version);
+        // Before any byte is in the bucket: a sweep keeps what an upload in flight wrote.
+        let in_flight = self
+            .in_flight
+            .register(
+                self.blob_key("u", blob)
+                    .into_iter()
+                    .chain(format!("/{version}").into_bytes())
+                    .collect(),
+            )
+            .await?;
         let mut upload = Upload {
             store: self.store.clone(),
             path: path.clone(),
@@ -665,6 +680,7 @@ impl StorageBackend for S3Backend {
                     lease: None,
                 },
                 Op::Delete(&tkey),
+                Op::Delete(in_flight.key()),
             ];
             if let Some(rkey) = &rkey {
                 // The blob now counts in usage; its reservation ends in the same step.
@@ -675,7 +691,8 @@ impl StorageBackend for S3Backend {
                     lease: None,
                 });
             }
-            if self.etcd.txn(&[cmp], &ops).await? {
+            if self.etcd.txn(&[cmp, Compare::Present(in_flight.key())], &ops).await? {
+                in_flight.recorded();
                 match current {
                     Some((old, _)) => {
                         self.totals.used_bytes.fetch_add(size, Ordering::Relaxed);
@@ -691,6 +708,13 @@ impl StorageBackend for S3Backend {
                     }
                 }
                 return Ok(size);
+            }
+            if self.etcd.get(in_flight.key()).await?.is_none() {
+                // The key ended with the lease: a sweep may have taken the bytes already.
+                let _ = self.store.delete(&path).await;
+                return Err(StorageError::Remote(
+                    "this upload's key in etcd ended before the upload was recorded (etcd out of reach for longer than the lease)".into(),
+                ));
             }
             // Another server changed the blob between our read and our write: decide again.
         }

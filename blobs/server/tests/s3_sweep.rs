@@ -6,6 +6,8 @@ mod common;
 
 use std::process::{Command, Output};
 
+use blobs_server::etcd::{Etcd, Op};
+use common::cluster;
 use common::*;
 use object_store::{ObjectStoreExt as _, PutPayload};
 use reqwest::Method;
@@ -25,6 +27,30 @@ fn sweep(s: &Running, b: &Backend, extra: &[&str]) -> Output {
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn etcd(cluster: &cluster::Cluster) -> Etcd {
+    Etcd::new(cluster.env["SOLEDAD_ETCD"].split(',').map(String::from).collect())
+}
+
+/// Keys of uploads in flight under `prefix`, once those of uploads that ended are deleted
+/// (a failed upload deletes its key from a task of its own).
+async fn keys_in_flight(etcd: &Etcd, prefix: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    for _ in 0..50 {
+        keys = etcd
+            .get_prefix(format!("{prefix}/u/").as_bytes())
+            .await
+            .unwrap()
+            .iter()
+            .map(|kv| String::from_utf8_lossy(&kv.key).into_owned())
+            .collect();
+        if keys.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    keys
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -68,7 +94,17 @@ async fn a_sweep_deletes_only_bytes_nothing_points_to_and_no_server_will_delete(
     ];
     // Of a blob written just now: as the replaced version of a blob would be, so kept.
     let second_version = format!("{prefix}/data/alice/default/kept/a-second-version");
-    for key in orphans.iter().chain([&second_version]) {
+    // Of an upload in flight: its key in etcd keeps it, however old it looks.
+    let uploading = format!("{prefix}/data/alice/default/uploading/v2");
+    let uploading_key = format!("{prefix}/u/alice/default/uploading/v2");
+    let etcd = etcd(cluster);
+    let register = Op::Put {
+        key: uploading_key.as_bytes(),
+        value: b"",
+        lease: None,
+    };
+    etcd.txn(&[], &[register]).await.unwrap();
+    for key in orphans.iter().chain([&second_version, &uploading]) {
         store
             .put(&key.as_str().into(), PutPayload::from_static(b"orphan!"))
             .await
@@ -83,15 +119,16 @@ async fn a_sweep_deletes_only_bytes_nothing_points_to_and_no_server_will_delete(
     };
     let before = in_bucket().await;
     // kept, both drafts, gone (until the server deletes it after its grace period), the
-    // orphans and the second version.
-    assert_eq!(before.len(), 7, "{before:?}");
+    // orphans, the second version and the upload in flight.
+    assert_eq!(before.len(), 8, "{before:?}");
 
     // A young orphan may be an upload about to be indexed: the default minimum age keeps it.
     let out = sweep(&s, &b, &[]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(
-        stdout(&out)
-            .contains("7 objects, 2 referenced, 5 kept (younger than 1h or of a blob changed lately), 0 orphans"),
+        stdout(&out).contains(
+            "8 objects, 2 referenced, 6 kept (in flight, younger than 1h or of a blob changed lately), 0 orphans"
+        ),
         "{}",
         stdout(&out)
     );
@@ -118,14 +155,17 @@ async fn a_sweep_deletes_only_bytes_nothing_points_to_and_no_server_will_delete(
     let out = sweep(&s, &b, &["--min-age", "0s"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(
-        stdout(&out).contains("7 objects, 2 referenced, 3 kept (younger than 0s or of a blob changed lately), 2 orphans of 14 bytes, 2 deleted"),
+        stdout(&out).contains("8 objects, 2 referenced, 4 kept (in flight, younger than 0s or of a blob changed lately), 2 orphans of 14 bytes, 2 deleted"),
         "{}",
         stdout(&out)
     );
     let after = in_bucket().await;
-    assert_eq!(after.len(), 5, "{after:?}");
+    assert_eq!(after.len(), 6, "{after:?}");
     assert!(orphans.iter().all(|k| !after.contains(k)), "{after:?}");
-    assert!(after.contains(&second_version), "{after:?}");
+    assert!(
+        after.contains(&second_version) && after.contains(&uploading),
+        "{after:?}"
+    );
     assert_eq!(
         get(&s, "/blobs/alice/kept").await.bytes().await.unwrap().as_ref(),
         b"in use"
@@ -134,6 +174,62 @@ async fn a_sweep_deletes_only_bytes_nothing_points_to_and_no_server_will_delete(
         get(&s, "/blobs/alice/draft").await.bytes().await.unwrap().as_ref(),
         b"second"
     );
+
+    // Once the upload's key is gone (its server died and its lease ended), its bytes go.
+    etcd.txn(&[], &[Op::Delete(uploading_key.as_bytes())]).await.unwrap();
+    let out = sweep(&s, &b, &["--min-age", "0s"]);
+    assert!(
+        stdout(&out).contains(&format!("deleted {uploading}\n")),
+        "{}",
+        stdout(&out)
+    );
+
+    // The server's own uploads, recorded or refused, left no key behind.
+    assert_eq!(put(&s, "/blobs/alice/kept", b"again").await, StatusCode::CONFLICT);
+    assert_eq!(keys_in_flight(&etcd, prefix).await, Vec::<String>::new());
+}
+
+/// An upload whose key in etcd ended before its index entry was written (its server cut off
+/// from etcd for longer than the lease, while a sweep may have taken its bytes) fails and is
+/// not recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_whose_key_in_flight_ended_is_not_recorded() {
+    let Some(b) = Backend::s3() else { return };
+    let Backend::S3 { cluster, prefix } = &b else {
+        unreachable!()
+    };
+    let s = b.start();
+    let etcd = etcd(cluster);
+    let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Vec<u8>, std::io::Error>>();
+    tx.unbounded_send(Ok(b"the first half, ".to_vec())).unwrap();
+    let upload = tokio::spawn(
+        client()
+            .put(s.url("/blobs/alice/slow"))
+            .header("Authorization", alice())
+            .body(reqwest::Body::wrap_stream(rx))
+            .send(),
+    );
+    let key = async {
+        for _ in 0..100 {
+            let keys = etcd
+                .get_prefix(format!("{prefix}/u/alice/default/slow/").as_bytes())
+                .await
+                .unwrap();
+            if let Some(kv) = keys.into_iter().next() {
+                return kv.key;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the upload registered no key in flight");
+    }
+    .await;
+    etcd.txn(&[], &[Op::Delete(&key)]).await.unwrap();
+    tx.unbounded_send(Ok(b"the second half".to_vec())).unwrap();
+    drop(tx);
+    let status = upload.await.unwrap().unwrap().status();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(get(&s, "/blobs/alice/slow").await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(get_json(&s, "/blobs/alice/").await, serde_json::json!([]));
 }
 
 #[test]
