@@ -152,7 +152,7 @@ fn sweep_s3(args: SweepArgs) -> anyhow::Result<()> {
         eprintln!("blobs-server: cannot delete {key}: {error}");
     }
     println!(
-        "sweep: {} objects, {} referenced, {} kept (in flight, younger than {} or of a blob changed lately), {} orphans of {} bytes, {} deleted",
+        "sweep: {} objects, {} referenced, {} kept (of a live server, younger than {} or of a blob changed lately), {} orphans of {} bytes, {} deleted",
         report.objects,
         report.referenced,
         report.kept,

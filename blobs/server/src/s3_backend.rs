@@ -6,7 +6,9 @@
 //! (`b/<user>/<namespace>/<id>`: version, size, date, flags, tag) and per tombstone
 //! (`t/...`), changed only by transactions that compare the key's revision: a blob is
 //! created only if its key is absent, flags and replacements apply only to the revision
-//! that was checked, and deletion swaps the blob key for its tombstone in one step.
+//! that was checked, and deletion swaps the blob key for its tombstone in one step. Each
+//! server registers itself (`s/<lease>`, see `registration.rs`) and names that lease in the
+//! versions it writes, so that `sweep-s3` can tell an upload in flight from an orphan.
 //!
 //! S3 conditional writes (`If-None-Match`/`If-Match` on PUT) would do for creation and
 //! flags, but Garage 2.5 ignores them (a test checks this, see `docs/scaling.md`), so the
@@ -26,11 +28,11 @@ use object_store::{
 };
 use tokio::sync::Semaphore;
 
-mod in_flight;
+mod registration;
 mod sweep;
 pub use sweep::SweepReport;
 
-use in_flight::InFlightLease;
+use registration::Registration;
 
 use crate::config::S3Config;
 use crate::etcd::{Compare, Etcd, EtcdError, Kv, Op};
@@ -127,7 +129,7 @@ pub struct S3Backend {
     opts: StoreOptions,
     writes: Semaphore,
     totals: Totals,
-    in_flight: InFlightLease,
+    registration: Registration,
 }
 
 /// A blob in the bucket, fetched when the response is sent.
@@ -295,7 +297,7 @@ impl S3Backend {
         let backend = Self {
             store: Arc::new(store),
             etcd: Etcd::new(c.etcd.clone()),
-            in_flight: InFlightLease::new(Etcd::new(c.etcd.clone())),
+            registration: Registration::new(Etcd::new(c.etcd.clone()), format!("{prefix}s/")),
             prefix,
             writes: Semaphore::new(opts.max_concurrent_writes.max(1)),
             opts,
@@ -558,18 +560,12 @@ impl StorageBackend for S3Backend {
             .map_err(|_| StorageError::Busy)?
             .expect("the semaphore is never closed");
 
-        let version = uuid::Uuid::new_v4().simple().to_string();
+        // The version names this server's registration: a sweep keeps the bytes for as long
+        // as it lives, and the index transaction below holds only while it does.
+        let lease = self.registration.lease().await?;
+        let registered = self.registration.key(lease);
+        let version = format!("{lease:x}-{}", uuid::Uuid::new_v4().simple());
         let path = self.data_path(blob, &version);
-        // Before any byte is in the bucket: a sweep keeps what an upload in flight wrote.
-        let in_flight = self
-            .in_flight
-            .register(
-                self.blob_key("u", blob)
-                    .into_iter()
-                    .chain(format!("/{version}").into_bytes())
-                    .collect(),
-            )
-            .await?;
         let mut upload = Upload {
             store: self.store.clone(),
             path: path.clone(),
@@ -680,7 +676,6 @@ impl StorageBackend for S3Backend {
                     lease: None,
                 },
                 Op::Delete(&tkey),
-                Op::Delete(in_flight.key()),
             ];
             if let Some(rkey) = &rkey {
                 // The blob now counts in usage; its reservation ends in the same step.
@@ -691,8 +686,7 @@ impl StorageBackend for S3Backend {
                     lease: None,
                 });
             }
-            if self.etcd.txn(&[cmp, Compare::Present(in_flight.key())], &ops).await? {
-                in_flight.recorded();
+            if self.etcd.txn(&[cmp, Compare::Present(&registered)], &ops).await? {
                 match current {
                     Some((old, _)) => {
                         self.totals.used_bytes.fetch_add(size, Ordering::Relaxed);
@@ -709,11 +703,12 @@ impl StorageBackend for S3Backend {
                 }
                 return Ok(size);
             }
-            if self.etcd.get(in_flight.key()).await?.is_none() {
-                // The key ended with the lease: a sweep may have taken the bytes already.
+            if self.etcd.get(&registered).await?.is_none() {
+                // The registration ended with its lease: a sweep may have taken the bytes.
+                self.registration.ended(lease).await;
                 let _ = self.store.delete(&path).await;
                 return Err(StorageError::Remote(
-                    "this upload's key in etcd ended before the upload was recorded (etcd out of reach for longer than the lease)".into(),
+                    "this server's registration in etcd ended before the upload was recorded (etcd out of reach for longer than its lease)".into(),
                 ));
             }
             // Another server changed the blob between our read and our write: decide again.

@@ -5,6 +5,7 @@
 mod common;
 
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use blobs_server::etcd::{Etcd, Op};
 use common::cluster;
@@ -14,7 +15,7 @@ use reqwest::Method;
 
 fn sweep(s: &Running, b: &Backend, extra: &[&str]) -> Output {
     let (args, env) = b.args();
-    Command::new(env!("CARGO_BIN_EXE_blobs-server"))
+    let out = Command::new(env!("CARGO_BIN_EXE_blobs-server"))
         .arg("sweep-s3")
         .args(&args)
         .arg("--tokens")
@@ -22,35 +23,30 @@ fn sweep(s: &Running, b: &Backend, extra: &[&str]) -> Output {
         .args(extra)
         .envs(env)
         .output()
-        .unwrap()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    out
 }
 
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
+/// What a sweep printed; its summary line must contain `summary`.
+fn printed(out: &Output, summary: &str) -> String {
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains(summary), "expected {summary:?} in:\n{text}");
+    text
 }
 
 fn etcd(cluster: &cluster::Cluster) -> Etcd {
     Etcd::new(cluster.env["SOLEDAD_ETCD"].split(',').map(String::from).collect())
 }
 
-/// Keys of uploads in flight under `prefix`, once those of uploads that ended are deleted
-/// (a failed upload deletes its key from a task of its own).
-async fn keys_in_flight(etcd: &Etcd, prefix: &str) -> Vec<String> {
-    let mut keys = Vec::new();
-    for _ in 0..50 {
-        keys = etcd
-            .get_prefix(format!("{prefix}/u/").as_bytes())
-            .await
-            .unwrap()
-            .iter()
-            .map(|kv| String::from_utf8_lossy(&kv.key).into_owned())
-            .collect();
-        if keys.is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    keys
+/// The leases of the servers registered under `prefix`, in hex.
+async fn registrations(etcd: &Etcd, prefix: &str) -> Vec<String> {
+    etcd.get_prefix(format!("{prefix}/s/").as_bytes())
+        .await
+        .unwrap()
+        .iter()
+        .map(|kv| String::from_utf8_lossy(&kv.key).rsplit('/').next().unwrap().to_owned())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -76,8 +72,6 @@ async fn a_sweep_deletes_only_bytes_nothing_points_to_and_no_server_will_delete(
         StatusCode::OK
     );
 
-    // What a server that died after its upload, before its index entry, leaves behind: the
-    // bytes of new blobs, and a second version of a blob that exists.
     let e = &cluster.env;
     let store = object_store::aws::AmazonS3Builder::new()
         .with_endpoint(&e["SOLEDAD_S3_ENDPOINT"])
@@ -88,22 +82,26 @@ async fn a_sweep_deletes_only_bytes_nothing_points_to_and_no_server_will_delete(
         .with_allow_http(true)
         .build()
         .unwrap();
+    // What a server that died after its upload, before its index entry, leaves behind: the
+    // bytes of new blobs (here without a registration, as written before they existed).
     let orphans = [
         format!("{prefix}/data/alice/default/never-indexed/v1"),
         format!("{prefix}/data/bob/MX/no-user-indexed/v9"),
     ];
     // Of a blob written just now: as the replaced version of a blob would be, so kept.
     let second_version = format!("{prefix}/data/alice/default/kept/a-second-version");
-    // Of an upload in flight: its key in etcd keeps it, however old it looks.
-    let uploading = format!("{prefix}/data/alice/default/uploading/v2");
-    let uploading_key = format!("{prefix}/u/alice/default/uploading/v2");
+    // Of another server, which lives: its bytes may be an upload in flight, however old
+    // they look.
     let etcd = etcd(cluster);
+    let lease = etcd.grant(60).await.unwrap();
+    let registration = format!("{prefix}/s/{lease:x}");
     let register = Op::Put {
-        key: uploading_key.as_bytes(),
+        key: registration.as_bytes(),
         value: b"",
-        lease: None,
+        lease: Some(lease),
     };
     etcd.txn(&[], &[register]).await.unwrap();
+    let uploading = format!("{prefix}/data/alice/default/uploading/{lease:x}-v2");
     for key in orphans.iter().chain([&second_version, &uploading]) {
         store
             .put(&key.as_str().into(), PutPayload::from_static(b"orphan!"))
@@ -119,45 +117,30 @@ async fn a_sweep_deletes_only_bytes_nothing_points_to_and_no_server_will_delete(
     };
     let before = in_bucket().await;
     // kept, both drafts, gone (until the server deletes it after its grace period), the
-    // orphans, the second version and the upload in flight.
+    // orphans, the second version and the other server's upload.
     assert_eq!(before.len(), 8, "{before:?}");
 
     // A young orphan may be an upload about to be indexed: the default minimum age keeps it.
-    let out = sweep(&s, &b, &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(
-        stdout(&out).contains(
-            "8 objects, 2 referenced, 6 kept (in flight, younger than 1h or of a blob changed lately), 0 orphans"
-        ),
-        "{}",
-        stdout(&out)
+    printed(
+        &sweep(&s, &b, &[]),
+        "8 objects, 2 referenced, 6 kept (of a live server, younger than 1h or of a blob changed lately), 0 orphans",
     );
 
-    let out = sweep(&s, &b, &["--min-age", "0s", "--dry-run"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    for key in &orphans {
-        assert!(
-            stdout(&out).contains(&format!("would delete {key}\n")),
-            "{}",
-            stdout(&out)
-        );
-    }
-    assert!(
-        stdout(&out).contains("2 orphans of 14 bytes, 0 deleted"),
-        "{}",
-        stdout(&out)
+    let text = printed(
+        &sweep(&s, &b, &["--min-age", "0s", "--dry-run"]),
+        "2 orphans of 14 bytes, 0 deleted",
     );
+    for key in &orphans {
+        assert!(text.contains(&format!("would delete {key}\n")), "{text}");
+    }
     assert_eq!(in_bucket().await, before, "a dry run deletes nothing");
 
     // The replaced draft and the deleted blob were changed just now: a download that read
     // their old entries may still be reading them, and the server deletes them itself. The
     // second version of `kept` cannot be told from such bytes yet.
-    let out = sweep(&s, &b, &["--min-age", "0s"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(
-        stdout(&out).contains("8 objects, 2 referenced, 4 kept (in flight, younger than 0s or of a blob changed lately), 2 orphans of 14 bytes, 2 deleted"),
-        "{}",
-        stdout(&out)
+    printed(
+        &sweep(&s, &b, &["--min-age", "0s"]),
+        "8 objects, 2 referenced, 4 kept (of a live server, younger than 0s or of a blob changed lately), 2 orphans of 14 bytes, 2 deleted",
     );
     let after = in_bucket().await;
     assert_eq!(after.len(), 6, "{after:?}");
@@ -175,25 +158,17 @@ async fn a_sweep_deletes_only_bytes_nothing_points_to_and_no_server_will_delete(
         b"second"
     );
 
-    // Once the upload's key is gone (its server died and its lease ended), its bytes go.
-    etcd.txn(&[], &[Op::Delete(uploading_key.as_bytes())]).await.unwrap();
-    let out = sweep(&s, &b, &["--min-age", "0s"]);
-    assert!(
-        stdout(&out).contains(&format!("deleted {uploading}\n")),
-        "{}",
-        stdout(&out)
-    );
-
-    // The server's own uploads, recorded or refused, left no key behind.
-    assert_eq!(put(&s, "/blobs/alice/kept", b"again").await, StatusCode::CONFLICT);
-    assert_eq!(keys_in_flight(&etcd, prefix).await, Vec::<String>::new());
+    // Once the other server's registration has ended (it died), its bytes go.
+    etcd.revoke(lease).await.unwrap();
+    let text = printed(&sweep(&s, &b, &["--min-age", "0s"]), "1 orphans of 7 bytes, 1 deleted");
+    assert!(text.contains(&format!("deleted {uploading}\n")), "{text}");
 }
 
-/// An upload whose key in etcd ended before its index entry was written (its server cut off
-/// from etcd for longer than the lease, while a sweep may have taken its bytes) fails and is
-/// not recorded.
+/// An upload whose server's registration ended before its index entry was written (the
+/// server cut off from etcd for longer than its lease, while a sweep may have taken its
+/// bytes) fails and is not recorded; the server registers again for the next one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_upload_whose_key_in_flight_ended_is_not_recorded() {
+async fn an_upload_whose_registration_ended_is_not_recorded() {
     let Some(b) = Backend::s3() else { return };
     let Backend::S3 { cluster, prefix } = &b else {
         unreachable!()
@@ -209,27 +184,27 @@ async fn an_upload_whose_key_in_flight_ended_is_not_recorded() {
             .body(reqwest::Body::wrap_stream(rx))
             .send(),
     );
-    let key = async {
-        for _ in 0..100 {
-            let keys = etcd
-                .get_prefix(format!("{prefix}/u/alice/default/slow/").as_bytes())
-                .await
-                .unwrap();
-            if let Some(kv) = keys.into_iter().next() {
-                return kv.key;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    // The server registers before the upload's first byte reaches the bucket.
+    let mut first = Vec::new();
+    for _ in 0..100 {
+        first = registrations(&etcd, prefix).await;
+        if !first.is_empty() {
+            break;
         }
-        panic!("the upload registered no key in flight");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    .await;
-    etcd.txn(&[], &[Op::Delete(&key)]).await.unwrap();
+    assert_eq!(first.len(), 1, "{first:?}");
+    etcd.revoke(i64::from_str_radix(&first[0], 16).unwrap()).await.unwrap();
     tx.unbounded_send(Ok(b"the second half".to_vec())).unwrap();
     drop(tx);
     let status = upload.await.unwrap().unwrap().status();
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(get(&s, "/blobs/alice/slow").await.status(), StatusCode::NOT_FOUND);
     assert_eq!(get_json(&s, "/blobs/alice/").await, serde_json::json!([]));
+
+    assert_eq!(put(&s, "/blobs/alice/next", b"x").await, StatusCode::OK);
+    let again = registrations(&etcd, prefix).await;
+    assert!(again.len() == 1 && again != first, "{first:?} then {again:?}");
 }
 
 #[test]

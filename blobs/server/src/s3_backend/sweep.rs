@@ -5,16 +5,18 @@
 //! between leaves them in the bucket for good: after its upload but before its index entry,
 //! or within the grace period. A sweep finds them by comparing the bucket with the index,
 //! and keeps whatever may still be in use:
-//! - the bytes of uploads in flight, which have a key in etcd from before their first byte
-//!   until their index entry (`in_flight.rs`);
-//! - objects younger than `min_age`, which covers an upload that registered after the sweep
-//!   read the keys of uploads in flight;
+//! - the bytes of servers that live: each object's version names the registration of the
+//!   server that wrote it (`registration.rs`), and while that lives the object may be an
+//!   upload in flight; once it has ended, the upload can no longer be recorded;
+//! - objects younger than `min_age`: objects written before registrations existed have no
+//!   registration to check, and the age guards them;
 //! - objects of a blob replaced or deleted within twice the grace period: a download that
 //!   read the old index entry may still be reading them, and a live server deletes them
 //!   itself.
 //!
-//! Object keys are never reused (each upload has a fresh version), and an upload whose key
-//! in etcd is gone can no longer be recorded, so what a sweep judges an orphan stays one.
+//! Object keys are never reused (each upload has a fresh version), and an upload whose
+//! registration has ended can no longer be recorded, so what a sweep judges an orphan
+//! stays one.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime};
@@ -22,6 +24,7 @@ use std::time::{Duration, SystemTime};
 use futures::{StreamExt as _, TryStreamExt as _};
 use object_store::{ObjectStore as _, ObjectStoreExt as _};
 
+use super::registration::lease_of;
 use super::{GRACE, Record, S3Backend, Tombstone, decode, remote, time};
 use crate::storage::StorageError;
 
@@ -35,7 +38,7 @@ pub struct SweepReport {
     pub objects: u64,
     /// Of those, pointed to by an index entry.
     pub referenced: u64,
-    /// Unreferenced, but of an upload in flight, young, or of a blob changed lately: kept.
+    /// Unreferenced, but of a live server, young, or of a blob changed lately: kept.
     pub kept: u64,
     /// Unreferenced and old enough: deleted, or to delete with `dry_run`.
     pub orphans: u64,
@@ -52,6 +55,15 @@ impl S3Backend {
     /// points to, one user at a time.
     pub async fn sweep(&self, min_age: Duration, dry_run: bool) -> Result<SweepReport, StorageError> {
         let mut report = SweepReport::default();
+        // Read before any index: a server whose registration has ended by now cannot
+        // record an upload after it.
+        let live: HashSet<String> = self
+            .etcd
+            .get_prefix(self.key("s", "").as_bytes())
+            .await?
+            .iter()
+            .map(|kv| String::from_utf8_lossy(&kv.key[self.prefix.len() + 2..]).into_owned())
+            .collect();
         // The users are those with bytes in the bucket, indexed or not.
         let users = self
             .store
@@ -61,7 +73,7 @@ impl S3Backend {
             .common_prefixes;
         for user in users {
             let user = user.filename().unwrap_or_default().to_owned();
-            let orphans = self.orphans_of(&user, min_age, &mut report).await?;
+            let orphans = self.orphans_of(&user, &live, min_age, &mut report).await?;
             if !dry_run {
                 self.delete_orphans(orphans, &mut report).await;
             }
@@ -74,22 +86,12 @@ impl S3Backend {
     async fn orphans_of(
         &self,
         user: &str,
+        live: &HashSet<String>,
         min_age: Duration,
         report: &mut SweepReport,
     ) -> Result<Vec<String>, StorageError> {
         let user_key = |kind| self.key(kind, &format!("{user}/"));
         let blob_of = |key: &[u8]| String::from_utf8_lossy(&key[self.prefix.len() + 2..]).into_owned();
-        // Uploads in flight first, then the index: an upload recorded in between has its key
-        // in the first read and its entry in the second. One that registers after the first
-        // read writes its object after it too, so its object is younger than `min_age` for as
-        // long as this sweep of the user lasts less than that.
-        let in_flight: HashSet<String> = self
-            .etcd
-            .get_prefix(user_key("u").as_bytes())
-            .await?
-            .iter()
-            .map(|kv| blob_of(&kv.key))
-            .collect();
         let (b, t) = (user_key("b"), user_key("t"));
         let (records, tombstones) =
             futures::try_join!(self.etcd.get_prefix(b.as_bytes()), self.etcd.get_prefix(t.as_bytes()))?;
@@ -116,24 +118,26 @@ impl S3Backend {
         while let Some(meta) = listing.try_next().await.map_err(remote)? {
             report.objects += 1;
             let key = meta.location.to_string();
-            let version = key
+            // `user/namespace/id/version`
+            let object = key
                 .strip_prefix(&data)
                 .and_then(|k| k.strip_prefix('/'))
                 .unwrap_or_default();
-            if referenced.contains(version) {
+            if referenced.contains(object) {
                 report.referenced += 1;
                 continue;
             }
-            let blob = version.rsplit_once('/').map_or("", |(blob, _)| blob);
-            // An object dated in the future (clocks apart) counts as young. A multipart
-            // upload's object is dated from its start, which the key in flight covers.
+            let (blob, version) = object.rsplit_once('/').unwrap_or(("", ""));
+            let in_flight = lease_of(version).is_some_and(|lease| live.contains(lease));
+            // An object dated in the future (clocks apart) counts as young. (A store may date
+            // a multipart upload's object from its start: its registration covers that.)
             let young = now
                 .duration_since(SystemTime::from(meta.last_modified))
                 .map_or(true, |age| age < min_age);
             let changed_lately = changed
                 .get(blob)
                 .is_some_and(|at| now.duration_since(*at).map_or(true, |d| d < 2 * GRACE));
-            if in_flight.contains(version) || young || changed_lately {
+            if in_flight || young || changed_lately {
                 report.kept += 1;
             } else {
                 report.orphans += 1;
