@@ -152,7 +152,7 @@ impl BuildCache {
             }
             Err(e) => Ok(Err(BuildFailure {
                 revision: label,
-                reason: format!("{e:#}"),
+                reason: self.redact(&source, &format!("{e:#}")),
             })),
         }
     }
@@ -218,28 +218,40 @@ impl BuildCache {
 }
 
 /// Replaces each path prefix by its placeholder, the first that matches winning (so list the
-/// longer paths first). Only whole path components match: `/home/ann` is not taken out of
-/// `/home/anne`.
+/// longer paths first). Only whole paths match: `/home/ann` is taken out of `/home/ann/x`
+/// and `/home/ann.` (the end of a sentence), not out of `/home/anne`, `/home/ann.bak` or
+/// `/mnt/home/ann`. Relative paths are made absolute first.
 fn redact_paths(text: &str, paths: &[(Option<PathBuf>, &str)]) -> String {
+    // A character that can be part of a file name (as far as logs go).
+    let in_name = |c: char| c.is_alphanumeric() || matches!(c, '_' | '-' | '+' | '~' | '@' | '%');
     let mut out = text.to_owned();
     for (path, placeholder) in paths {
-        let Some(path) = path.as_ref().and_then(|p| p.to_str()) else {
+        let Some(path) = path.as_ref().and_then(|p| std::path::absolute(p).ok()) else {
             continue;
         };
-        let path = path.trim_end_matches('/');
+        let Some(path) = path.to_str().map(|p| p.trim_end_matches('/')) else {
+            continue;
+        };
         if path.is_empty() {
             continue;
         }
         let mut redacted = String::with_capacity(out.len());
         let mut rest = out.as_str();
         while let Some(at) = rest.find(path) {
-            let after = &rest[at + path.len()..];
-            redacted.push_str(&rest[..at]);
-            if after.is_empty() || after.starts_with(['/', ')', ':', ' ', '\n', '`', '\'', '"']) {
-                redacted.push_str(placeholder);
-            } else {
-                redacted.push_str(path);
-            }
+            let (before, after) = (&rest[..at], &rest[at + path.len()..]);
+            let starts = before
+                .chars()
+                .last()
+                .or_else(|| redacted.chars().last())
+                .is_none_or(|c| !in_name(c) && !matches!(c, '/' | '.'));
+            let mut next = after.chars();
+            let ends = match next.next() {
+                None => true,
+                Some('.') => !next.next().is_some_and(in_name),
+                Some(c) => !in_name(c),
+            };
+            redacted.push_str(before);
+            redacted.push_str(if starts && ends { placeholder } else { path });
             rest = after;
         }
         redacted.push_str(rest);
@@ -294,7 +306,8 @@ mod tests {
     fn the_paths_of_the_build_machine_are_taken_out_of_a_build_log() {
         let log = "error: failed to run custom build command for `x v0.1.0 (/srv/cache/worktrees/abc/x)`\n\
                    --> /home/ann/.cargo/registry/src/y-1.0/src/lib.rs:3:1\n\
-                   note: /home/anne/file and /home/ann/notes, /srv/repo/Cargo.toml";
+                   note: /home/anne/file and /home/ann/notes, /srv/repo/Cargo.toml\n\
+                   in /home/ann. /home/ann.bak /mnt/home/ann/x [/home/ann]\t/home/ann";
         let paths = [
             (Some(PathBuf::from("/srv/cache/worktrees/abc")), "."),
             (Some(PathBuf::from("/srv/cache/")), "<build cache>"),
@@ -307,7 +320,8 @@ mod tests {
             redact_paths(log, &paths),
             "error: failed to run custom build command for `x v0.1.0 (./x)`\n\
              --> $CARGO_HOME/registry/src/y-1.0/src/lib.rs:3:1\n\
-             note: /home/anne/file and ~/notes, <repository>/Cargo.toml"
+             note: /home/anne/file and ~/notes, <repository>/Cargo.toml\n\
+             in ~. /home/ann.bak /mnt/home/ann/x [~]\t~"
         );
     }
 
