@@ -193,10 +193,19 @@ async fn upload(
     Ok(StatusCode::OK)
 }
 
-/// Stores an upload on a task of its own. hyper drops a handler whose client hangs up; were
-/// the write dropped with it between publishing the blob and recording it in the index, the
-/// blob would be on disk but missing from listings and its id unusable until a restart. On
-/// its own task the write completes or fails whole (a client gone mid-body fails it).
+/// Runs a change of storage on a task of its own. hyper drops a handler whose client hangs
+/// up; were the change dropped with it between its step on disk (or in etcd) and its record
+/// in the index, the index would contradict the disk until a restart: a blob on disk but
+/// missing from listings, or a deleted one still listed. On its own task a change completes
+/// or fails whole (a client gone mid-body fails an upload).
+async fn to_the_end<T: Send + 'static>(change: impl std::future::Future<Output = T> + Send + 'static) -> T {
+    match tokio::spawn(change).await {
+        Ok(done) => done,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+/// Stores an upload on a task of its own (see [`to_the_end`]).
 pub async fn write_to_the_end(
     state: &AppState,
     blob: BlobRef,
@@ -205,16 +214,13 @@ pub async fn write_to_the_end(
     declared: Option<u64>,
 ) -> Result<u64, crate::storage::StorageError> {
     let state = state.clone();
-    let task = tokio::spawn(async move {
+    to_the_end(async move {
         state
             .storage
             .write(&blob, body.into_data_stream(), mode, declared)
             .await
-    });
-    match task.await {
-        Ok(stored) => stored,
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
-    }
+    })
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -328,7 +334,7 @@ async fn set_flags(
         .await
         .map_err(|_| ApiError::BodyTooLarge(MAX_FLAGS_BODY))?;
     let flags = FlagSet::from_json(&raw)?;
-    state.storage.set_flags(&blob, flags, expect).await?;
+    to_the_end(async move { state.storage.set_flags(&blob, flags, expect).await }).await?;
     Ok(StatusCode::OK)
 }
 
@@ -339,7 +345,7 @@ async fn delete(
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     let blob = resolve(&state, &headers, &user, &id, q.namespace.as_deref())?;
-    state.storage.delete(&blob).await?;
+    to_the_end(async move { state.storage.delete(&blob).await }).await?;
     Ok(StatusCode::OK)
 }
 

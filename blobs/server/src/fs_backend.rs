@@ -342,7 +342,14 @@ impl FsBackend {
         };
         // Only a delivery needs its id in the blocking step (no allocation on other uploads).
         let delivery_id = incoming.then(|| blob.id().to_owned());
+        // A deletion whose removal of the flags failed leaves them beside the tombstone; a new
+        // blob of the id must not pick them up (a delivery writes its own over them).
+        let stale_flags = (has_tombstone && !incoming && existing.is_none())
+            .then(|| layout::with_suffix(&path, layout::FLAGS_SUFFIX));
         let write = move || {
+            if let Some(flags) = &stale_flags {
+                disk::remove_if_exists(flags)?;
+            }
             if let Some(id) = delivery_id {
                 // A delivery writes its flags before its link, and they would replace those of
                 // a blob already at this name that the index does not know (the server records
@@ -413,13 +420,22 @@ impl FsBackend {
                     // sync before its answer. (An id found taken at the link, possible only for
                     // a blob on disk but not in the index, frees its temp file on the sync
                     // thread.)
-                    let linked = group
-                        .sync_link_sync(move || {
-                            let published = publish(written);
-                            let placed = matches!(&published, Ok((p, ..)) if p.value);
-                            (published, placed)
-                        })
-                        .await?;
+                    let delivery_flags = incoming.then(|| layout::with_suffix(&written.1, layout::FLAGS_SUFFIX));
+                    let linked = group.sync_link_sync(move || {
+                        let published = publish(written);
+                        let placed = matches!(&published, Ok((p, ..)) if p.value);
+                        (published, placed)
+                    });
+                    let linked = match linked.await {
+                        Ok(linked) => linked,
+                        Err(e) => {
+                            // Not linked (the sync before it failed): a delivery's flags go.
+                            if let Some(flags) = delivery_flags {
+                                let _ = tokio::task::spawn_blocking(move || disk::remove_if_exists(&flags)).await;
+                            }
+                            return Err(e.into());
+                        }
+                    };
                     let (published, mtime, flags_time, stored) = linked.value?;
                     let synced = linked.failed_after.map_or(Ok(()), Err);
                     (published.then(|| synced), mtime, flags_time, stored)

@@ -360,7 +360,8 @@ async fn an_upload_that_fails_after_its_link_is_not_acknowledged_but_served() {
 /// server no longer lists it nor tries to delete it again.
 #[tokio::test]
 async fn a_deletion_that_fails_after_its_rename_is_not_acknowledged_but_counts() {
-    let s = start();
+    let dir = tempfile::tempdir().unwrap();
+    let s = start_in(dir.path(), &[]);
     assert_eq!(put(&s, "/blobs/alice/doc", b"bytes").await, StatusCode::OK);
     assert_eq!(
         post_flags(&s, "/blobs/alice/doc", r#"["PROCESSED"]"#).await,
@@ -379,5 +380,18 @@ async fn a_deletion_that_fails_after_its_rename_is_not_acknowledged_but_counts()
     assert_eq!(
         send(&s, Method::DELETE, "/blobs/alice/doc", None).await.status(),
         StatusCode::NOT_FOUND
+    );
+
+    // The flags the deletion failed to remove are not the next blob's, even after a restart.
+    let flags = path_of(&s, "doc", blobs_server::layout::FLAGS_SUFFIX);
+    std::fs::remove_dir_all(&flags).unwrap();
+    std::fs::write(&flags, r#"["PROCESSED"]"#).unwrap();
+    assert_eq!(put(&s, "/blobs/alice/doc", b"new bytes").await, StatusCode::OK);
+    let dir = s.dir.clone();
+    drop(s);
+    let s = start_in(&dir, &[]);
+    assert_eq!(
+        get_json(&s, "/blobs/alice/doc?only_flags=1").await,
+        serde_json::json!([])
     );
 }
