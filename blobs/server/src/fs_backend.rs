@@ -348,7 +348,13 @@ impl FsBackend {
             .then(|| layout::with_suffix(&path, layout::FLAGS_SUFFIX));
         let write = move || {
             if let Some(flags) = &stale_flags {
-                disk::remove_if_exists(flags)?;
+                // Removed durably before the link, or a crash could keep the link and not
+                // the removal (rare: only after a failed deletion).
+                match std::fs::remove_file(flags) {
+                    Ok(()) => disk::sync_dir(flags.parent().expect("blob paths have parents"))?,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(disk::err(flags)(e).into()),
+                }
             }
             if let Some(id) = delivery_id {
                 // A delivery writes its flags before its link, and they would replace those of

@@ -51,6 +51,9 @@ const PARTS_IN_FLIGHT: usize = 2;
 /// Replaced and deleted bytes stay this long, so that a download that read the old index
 /// entry still finds them.
 const GRACE: Duration = Duration::from_secs(30);
+/// The longest an upload may take from its first byte to its index entry: a sweep keeps the
+/// bytes of a live server this long (and a margin), so a longer upload is refused.
+pub const UPLOAD_MAX: Duration = Duration::from_secs(24 * 3600);
 /// A quota reservation of a server that died is released after this long; a live server
 /// renews it for as long as the upload lasts.
 const RESERVATION_TTL: u64 = 600;
@@ -564,6 +567,7 @@ impl StorageBackend for S3Backend {
         // as it lives, and the index transaction below holds only while it does.
         let lease = self.registration.lease().await?;
         let registered = self.registration.key(lease);
+        let started = std::time::Instant::now();
         let version = format!("{lease:x}-{}", uuid::Uuid::new_v4().simple());
         let path = self.data_path(blob, &version);
         let mut upload = Upload {
@@ -636,6 +640,19 @@ impl StorageBackend for S3Backend {
             .map(|l| self.key("r", &format!("{}/{l:x}", blob.user())).into_bytes());
         loop {
             let current = self.current(blob).await?;
+            if current.as_ref().is_some_and(|(r, _)| r.v == version) {
+                // Our own transaction, applied although its answer was lost (the client sent
+                // it again to another endpoint, which found the blob changed: by us).
+                return Ok(size);
+            }
+            if started.elapsed() > UPLOAD_MAX {
+                // A sweep keeps a live server's bytes only this long (see `sweep.rs`).
+                let _ = self.store.delete(&path).await;
+                return Err(StorageError::Body(format!(
+                    "the upload took longer than {}",
+                    humantime::format_duration(UPLOAD_MAX)
+                )));
+            }
             match (&mode, &current) {
                 (WriteMode::Create | WriteMode::Incoming, Some(_)) => {
                     let _ = self.store.delete(&path).await;

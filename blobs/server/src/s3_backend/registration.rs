@@ -56,8 +56,14 @@ impl Registration {
     /// The lease of the registration, made now if there is none.
     pub(super) async fn lease(&self) -> Result<i64, StorageError> {
         let mut current = self.current.lock().await;
-        if let Some((lease, _)) = &*current {
-            return Ok(*lease);
+        match &*current {
+            // The renewal task ends only when the lease has ended.
+            Some((lease, renewal)) if !renewal.is_finished() => return Ok(*lease),
+            Some((lease, _)) => tracing::warn!(
+                lease = format!("{lease:x}"),
+                "the registration in etcd ended; registering again"
+            ),
+            None => {}
         }
         let lease = self.etcd.grant(TTL).await?;
         let key = self.key(lease);

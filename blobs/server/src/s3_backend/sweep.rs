@@ -5,9 +5,10 @@
 //! between leaves them in the bucket for good: after its upload but before its index entry,
 //! or within the grace period. A sweep finds them by comparing the bucket with the index,
 //! and keeps whatever may still be in use:
-//! - the bytes of servers that live: each object's version names the registration of the
-//!   server that wrote it (`registration.rs`), and while that lives the object may be an
-//!   upload in flight; once it has ended, the upload can no longer be recorded;
+//! - the bytes of servers that live, for as long as an upload may take (`UPLOAD_MAX`): each
+//!   object's version names the registration of the server that wrote it
+//!   (`registration.rs`), and while that lives the object may be an upload in flight; once
+//!   it has ended, or the upload would be too old, the upload can no longer be recorded;
 //! - objects younger than `min_age`: objects written before registrations existed have no
 //!   registration to check, and the age guards them;
 //! - objects of a blob replaced or deleted within twice the grace period: a download that
@@ -25,8 +26,11 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use object_store::{ObjectStore as _, ObjectStoreExt as _};
 
 use super::registration::lease_of;
-use super::{GRACE, Record, S3Backend, Tombstone, decode, remote, time};
+use super::{GRACE, Record, S3Backend, Tombstone, UPLOAD_MAX, decode, remote, time};
 use crate::storage::StorageError;
+
+/// Beyond `UPLOAD_MAX`, for the clocks of the object store and of the sweep to differ.
+const IN_FLIGHT_MARGIN: Duration = Duration::from_secs(3600);
 
 /// Objects deleted at a time.
 const DELETES_IN_FLIGHT: usize = 8;
@@ -50,11 +54,23 @@ pub struct SweepReport {
     pub failed: Vec<(String, String)>,
 }
 
+/// Whether an unreferenced object is kept. `age` is counted from the start of the sweep
+/// (`None`: dated after it); `live_server`, whether the server named in its version is
+/// registered; `changed_lately`, whether its blob was replaced or deleted lately.
+fn kept(age: Option<Duration>, live_server: bool, changed_lately: bool, min_age: Duration) -> bool {
+    let young = age.is_none_or(|age| age < min_age);
+    let in_flight = live_server && age.is_none_or(|age| age < UPLOAD_MAX + IN_FLIGHT_MARGIN);
+    young || in_flight || changed_lately
+}
+
 impl S3Backend {
     /// Compares the bucket with the index and deletes (unless `dry_run`) the objects nothing
     /// points to, one user at a time.
     pub async fn sweep(&self, min_age: Duration, dry_run: bool) -> Result<SweepReport, StorageError> {
         let mut report = SweepReport::default();
+        // Ages are measured from before the registrations are read: a server registered
+        // after that read writes objects dated after this time, which count as young.
+        let start = SystemTime::now();
         // Read before any index: a server whose registration has ended by now cannot
         // record an upload after it.
         let live: HashSet<String> = self
@@ -73,7 +89,7 @@ impl S3Backend {
             .common_prefixes;
         for user in users {
             let user = user.filename().unwrap_or_default().to_owned();
-            let orphans = self.orphans_of(&user, &live, min_age, &mut report).await?;
+            let orphans = self.orphans_of(&user, &live, start, min_age, &mut report).await?;
             if !dry_run {
                 self.delete_orphans(orphans, &mut report).await;
             }
@@ -87,6 +103,7 @@ impl S3Backend {
         &self,
         user: &str,
         live: &HashSet<String>,
+        start: SystemTime,
         min_age: Duration,
         report: &mut SweepReport,
     ) -> Result<Vec<String>, StorageError> {
@@ -128,16 +145,15 @@ impl S3Backend {
                 continue;
             }
             let (blob, version) = object.rsplit_once('/').unwrap_or(("", ""));
-            let in_flight = lease_of(version).is_some_and(|lease| live.contains(lease));
-            // An object dated in the future (clocks apart) counts as young. (A store may date
-            // a multipart upload's object from its start: its registration covers that.)
-            let young = now
-                .duration_since(SystemTime::from(meta.last_modified))
-                .map_or(true, |age| age < min_age);
+            // An object dated after the start (clocks apart, or a server registered since)
+            // counts as young. A store may date a multipart upload's object from its start:
+            // a live server's upload is covered for as long as the server may take.
+            let age = start.duration_since(SystemTime::from(meta.last_modified)).ok();
+            let live_server = lease_of(version).is_some_and(|lease| live.contains(lease));
             let changed_lately = changed
                 .get(blob)
                 .is_some_and(|at| now.duration_since(*at).map_or(true, |d| d < 2 * GRACE));
-            if in_flight || young || changed_lately {
+            if kept(age, live_server, changed_lately, min_age) {
                 report.kept += 1;
             } else {
                 report.orphans += 1;
@@ -168,5 +184,33 @@ impl S3Backend {
                 Err(e) => report.failed.push((key, e.to_string())),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_live_server_protects_its_bytes_for_as_long_as_an_upload_may_take() {
+        let hour = Duration::from_secs(3600);
+        let min_age = hour;
+        // Old bytes nothing protects, of a dead server or written before registrations.
+        assert!(!kept(Some(2 * hour), false, false, min_age));
+        // Young bytes, or bytes dated after the start of the sweep.
+        assert!(kept(Some(hour / 2), false, false, min_age));
+        assert!(kept(None, false, false, min_age));
+        // A live server's bytes: an upload in flight, however old they look, up to the
+        // longest an upload may take and a margin for the clocks.
+        assert!(kept(Some(UPLOAD_MAX), true, false, Duration::ZERO));
+        assert!(kept(
+            Some(UPLOAD_MAX + IN_FLIGHT_MARGIN / 2),
+            true,
+            false,
+            Duration::ZERO
+        ));
+        assert!(!kept(Some(UPLOAD_MAX + IN_FLIGHT_MARGIN), true, false, Duration::ZERO));
+        // A blob changed lately: a download may still read its old bytes.
+        assert!(kept(Some(100 * hour), false, true, Duration::ZERO));
     }
 }
