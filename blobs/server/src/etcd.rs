@@ -120,6 +120,14 @@ impl Etcd {
 
     /// Sends one call, trying the endpoints in turn until one answers.
     async fn call(&self, path: &str, body: Value) -> Result<Value, EtcdError> {
+        self.call_with(path, body, true).await
+    }
+
+    /// `call`; a call that is not `idempotent` goes to the next endpoint only if it could not
+    /// be sent to the last one: once sent, it may have been applied even though no answer
+    /// came (a timeout), and sending it again would apply it twice or report a conflict with
+    /// itself.
+    async fn call_with(&self, path: &str, body: Value, idempotent: bool) -> Result<Value, EtcdError> {
         let mut last = None;
         for base in &self.endpoints {
             let url = format!("{}{path}", base.trim_end_matches('/'));
@@ -139,10 +147,15 @@ impl Etcd {
                     return serde_json::from_str(&text).map_err(|e| EtcdError::Malformed(e.to_string()));
                 }
                 Err(e) => {
-                    last = Some(EtcdError::Unreachable {
+                    let sent = !e.is_connect();
+                    let error = EtcdError::Unreachable {
                         url,
                         message: e.to_string(),
-                    })
+                    };
+                    if sent && !idempotent {
+                        return Err(error);
+                    }
+                    last = Some(error);
                 }
             }
         }
@@ -218,7 +231,7 @@ impl Etcd {
             })
             .collect();
         let v = self
-            .call("/v3/kv/txn", json!({"compare": compare, "success": success}))
+            .call_with("/v3/kv/txn", json!({"compare": compare, "success": success}), false)
             .await?;
         Ok(v.get("succeeded").and_then(Value::as_bool).unwrap_or(false))
     }

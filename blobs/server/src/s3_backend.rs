@@ -641,8 +641,9 @@ impl StorageBackend for S3Backend {
         loop {
             let current = self.current(blob).await?;
             if current.as_ref().is_some_and(|(r, _)| r.v == version) {
-                // Our own transaction, applied although its answer was lost (the client sent
-                // it again to another endpoint, which found the blob changed: by us).
+                // Our own transaction, applied although we did not learn it: a guard, since
+                // the etcd client no longer sends a transaction twice (it did, to the next
+                // endpoint after a timeout, and the second found the blob changed: by us).
                 return Ok(size);
             }
             if started.elapsed() > UPLOAD_MAX {
