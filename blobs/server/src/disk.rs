@@ -266,6 +266,16 @@ pub fn publish(
         }))
 }
 
+/// Removes `path` if it exists, and then fsyncs its directory, so that nothing linked next
+/// can outlive the removal in a crash.
+pub fn remove_durably(path: &Path) -> Result<(), DiskError> {
+    match fs::remove_file(path) {
+        Ok(()) => sync_dir(path.parent().expect("blob paths have parents")),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(err(path)(e)),
+    }
+}
+
 pub fn remove_if_exists(path: &Path) -> Result<(), DiskError> {
     match fs::remove_file(path) {
         Ok(()) => Ok(()),

@@ -348,13 +348,8 @@ impl FsBackend {
             .then(|| layout::with_suffix(&path, layout::FLAGS_SUFFIX));
         let write = move || {
             if let Some(flags) = &stale_flags {
-                // Removed durably before the link, or a crash could keep the link and not
-                // the removal (rare: only after a failed deletion).
-                match std::fs::remove_file(flags) {
-                    Ok(()) => disk::sync_dir(flags.parent().expect("blob paths have parents"))?,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(disk::err(flags)(e).into()),
-                }
+                // Durably before the link (rare: only after a failed deletion).
+                disk::remove_durably(flags)?;
             }
             if let Some(id) = delivery_id {
                 // A delivery writes its flags before its link, and they would replace those of
@@ -387,7 +382,7 @@ impl FsBackend {
                 let written = disk::write_flags(&tmp_dir, &path, FlagSet::of(&[Flag::Pending]))?;
                 if written.failed_after.is_some() {
                     // Flags without a blob: not to be picked up by a later blob of this id.
-                    let _ = disk::remove_if_exists(&layout::with_suffix(&path, layout::FLAGS_SUFFIX));
+                    drop_delivery_flags(&path);
                 }
                 written.into_result()?
             } else {
@@ -400,7 +395,7 @@ impl FsBackend {
             if incoming && !matches!(&published, Ok(p) if p.value) {
                 // This delivery's own flags (it made sure no blob had this id): the blob
                 // they were for is not there.
-                let _ = disk::remove_if_exists(&layout::with_suffix(&path, layout::FLAGS_SUFFIX));
+                drop_delivery_flags(&path);
             }
             Ok::<_, StorageError>((published?, mtime, flags_time, stored))
         };
@@ -426,7 +421,7 @@ impl FsBackend {
                     // sync before its answer. (An id found taken at the link, possible only for
                     // a blob on disk but not in the index, frees its temp file on the sync
                     // thread.)
-                    let delivery_flags = incoming.then(|| layout::with_suffix(&written.1, layout::FLAGS_SUFFIX));
+                    let delivery_path = incoming.then(|| written.1.clone());
                     let linked = group.sync_link_sync(move || {
                         let published = publish(written);
                         let placed = matches!(&published, Ok((p, ..)) if p.value);
@@ -436,8 +431,8 @@ impl FsBackend {
                         Ok(linked) => linked,
                         Err(e) => {
                             // Not linked (the sync before it failed): a delivery's flags go.
-                            if let Some(flags) = delivery_flags {
-                                let _ = tokio::task::spawn_blocking(move || disk::remove_if_exists(&flags)).await;
+                            if let Some(path) = delivery_path {
+                                let _ = tokio::task::spawn_blocking(move || drop_delivery_flags(&path)).await;
                             }
                             return Err(e.into());
                         }
@@ -702,6 +697,12 @@ impl Drop for Reservation<'_> {
             FsBackend::index(self.state).reserved -= self.bytes;
         }
     }
+}
+
+/// Removes the PENDING flags a delivery wrote for the blob at `blob_path`, which was not
+/// linked; best effort, since a start removes flags without a blob anyway.
+fn drop_delivery_flags(blob_path: &Path) {
+    let _ = disk::remove_if_exists(&layout::with_suffix(blob_path, layout::FLAGS_SUFFIX));
 }
 
 fn read_blob(path: &Path, id: &str) -> Result<StoredBlob, StorageError> {

@@ -53,7 +53,7 @@ const PARTS_IN_FLIGHT: usize = 2;
 const GRACE: Duration = Duration::from_secs(30);
 /// The longest an upload may take from its first byte to its index entry: a sweep keeps the
 /// bytes of a live server this long (and a margin), so a longer upload is refused.
-pub const UPLOAD_MAX: Duration = Duration::from_secs(24 * 3600);
+const UPLOAD_MAX: Duration = Duration::from_secs(24 * 3600);
 /// A quota reservation of a server that died is released after this long; a live server
 /// renews it for as long as the upload lasts.
 const RESERVATION_TTL: u64 = 600;
@@ -297,10 +297,11 @@ impl S3Backend {
         } else {
             format!("{}/", c.prefix)
         };
+        let etcd = Etcd::new(c.etcd.clone());
         let backend = Self {
             store: Arc::new(store),
-            etcd: Etcd::new(c.etcd.clone()),
-            registration: Registration::new(Etcd::new(c.etcd.clone()), format!("{prefix}s/")),
+            registration: Registration::new(etcd.clone(), format!("{prefix}s/")),
+            etcd,
             prefix,
             writes: Semaphore::new(opts.max_concurrent_writes.max(1)),
             opts,
@@ -640,12 +641,6 @@ impl StorageBackend for S3Backend {
             .map(|l| self.key("r", &format!("{}/{l:x}", blob.user())).into_bytes());
         loop {
             let current = self.current(blob).await?;
-            if current.as_ref().is_some_and(|(r, _)| r.v == version) {
-                // Our own transaction, applied although we did not learn it: a guard, since
-                // the etcd client no longer sends a transaction twice (it did, to the next
-                // endpoint after a timeout, and the second found the blob changed: by us).
-                return Ok(size);
-            }
             if started.elapsed() > UPLOAD_MAX {
                 // A sweep keeps a live server's bytes only this long (see `sweep.rs`).
                 let _ = self.store.delete(&path).await;

@@ -154,15 +154,7 @@ async fn sigkill_during_100_uploads(args: &[&str]) {
 async fn a_second_server_cannot_share_the_data_directory() {
     let tmp = tempfile::tempdir().unwrap();
     let _first = start_in(tmp.path(), &[]);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_blobs-server"))
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(tmp.path().join("data"))
-        .arg("--tokens")
-        .arg(tmp.path().join("tokens"))
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused(tmp.path(), &["--listen", "127.0.0.1:0"]);
     assert!(err.contains("in use by another blobs-server"), "{err}");
 }
 

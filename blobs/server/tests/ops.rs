@@ -10,16 +10,6 @@ use std::time::Duration;
 
 use common::*;
 
-fn server_cmd() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_blobs-server"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("BLOBS_SERVER_") {
-            c.env_remove(k);
-        }
-    }
-    c
-}
-
 /// Sends a signal through the shell's builtin `kill`, which every system has.
 fn signal(pid: u32, sig: &str) {
     let st = Command::new("sh")
@@ -64,7 +54,7 @@ async fn file_env_and_flags_combine_in_that_order() {
         (Some("20"), None, true),
         (Some("20"), Some("5"), false),
     ] {
-        let mut cmd = server_cmd();
+        let mut cmd = server_command();
         cmd.arg("--config").arg(&config);
         if let Some(e) = env {
             cmd.env("BLOBS_SERVER_QUOTA", e);
@@ -103,7 +93,7 @@ fn bad_configuration_is_a_clear_error() {
     let config = dir.path().join("server.toml");
     let run = |text: &str, env: &[(&str, &str)]| {
         std::fs::write(&config, text).unwrap();
-        let out = server_cmd()
+        let out = server_command()
             .arg("--config")
             .arg(&config)
             .envs(env.iter().copied())
@@ -131,7 +121,7 @@ fn bad_configuration_is_a_clear_error() {
     assert!(err.contains("max_blob_size: must be greater than zero"), "{err}");
     // A config file that is fine resolves and prints.
     std::fs::write(&config, format!("{base}quota = \"2 MiB\"\n")).unwrap();
-    let out = server_cmd()
+    let out = server_command()
         .arg("check-config")
         .arg("--config")
         .arg(&config)
@@ -146,16 +136,7 @@ fn a_port_in_use_is_a_clear_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("tokens"), TOKENS).unwrap();
-    let out = server_cmd()
-        .args(["--listen", &addr.to_string(), "--data-dir"])
-        .arg(dir.path().join("data"))
-        .arg("--tokens")
-        .arg(dir.path().join("tokens"))
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused(dir.path(), &["--listen", &addr.to_string()]);
     assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
     assert!(err.to_lowercase().contains("in use"), "{err}");
 }
@@ -165,7 +146,7 @@ fn a_bad_token_file_names_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let tokens = dir.path().join("tokens");
     std::fs::write(&tokens, "alice:ok\nthis line has no colon\n").unwrap();
-    let out = server_cmd()
+    let out = server_command()
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path().join("data"))
         .arg("--tokens")
@@ -210,7 +191,7 @@ async fn tls_serves_the_api_and_refuses_plain_http() {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("tokens"), TOKENS).unwrap();
-    let mut cmd = server_cmd();
+    let mut cmd = server_command();
     cmd.args(["--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path().join("data"))
         .arg("--tokens")
@@ -232,7 +213,7 @@ async fn tls_serves_the_api_and_refuses_plain_http() {
     let plain = raw(addr, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
     assert!(!plain.contains("200 OK"), "{plain}");
     // A key that does not match the certificate is refused at start.
-    let mut cmd = server_cmd();
+    let mut cmd = server_command();
     let other_key = dir.path().join("other.key");
     let st = Command::new("openssl")
         .args([
@@ -339,7 +320,7 @@ async fn sighup_reloads_the_token_files() {
 async fn json_logs_are_one_object_per_line() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("tokens"), TOKENS).unwrap();
-    let mut cmd = server_cmd();
+    let mut cmd = server_command();
     cmd.args(["--listen", "127.0.0.1:0", "--log-format", "json", "--data-dir"])
         .arg(dir.path().join("data"))
         .arg("--tokens")

@@ -210,15 +210,6 @@ async fn an_upload_whose_registration_ended_is_not_recorded() {
 #[test]
 fn a_sweep_of_the_filesystem_backend_says_it_has_no_bucket() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("tokens"), "alice:alice-token\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_blobs-server"))
-        .args(["sweep-s3", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .arg("--tokens")
-        .arg(dir.path().join("tokens"))
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused(dir.path(), &["sweep-s3"]);
     assert!(err.contains("sweep-s3 needs the S3 backend"), "{err}");
 }

@@ -78,7 +78,7 @@ impl S3Backend {
             .get_prefix(self.key("s", "").as_bytes())
             .await?
             .iter()
-            .map(|kv| String::from_utf8_lossy(&kv.key[self.prefix.len() + 2..]).into_owned())
+            .map(|kv| self.key_rest(&kv.key))
             .collect();
         // The users are those with bytes in the bucket, indexed or not.
         let users = self
@@ -108,7 +108,6 @@ impl S3Backend {
         report: &mut SweepReport,
     ) -> Result<Vec<String>, StorageError> {
         let user_key = |kind| self.key(kind, &format!("{user}/"));
-        let blob_of = |key: &[u8]| String::from_utf8_lossy(&key[self.prefix.len() + 2..]).into_owned();
         let (b, t) = (user_key("b"), user_key("t"));
         let (records, tombstones) =
             futures::try_join!(self.etcd.get_prefix(b.as_bytes()), self.etcd.get_prefix(t.as_bytes()))?;
@@ -119,13 +118,13 @@ impl S3Backend {
         let mut changed: HashMap<String, SystemTime> = HashMap::new();
         for kv in &records {
             let r: Record = decode(kv)?;
-            let blob = blob_of(&kv.key);
+            let blob = self.key_rest(&kv.key);
             referenced.insert(format!("{blob}/{}", r.v));
             changed.insert(blob, time(r.mtime));
         }
         for kv in &tombstones {
             let t: Tombstone = decode(kv)?;
-            let at = changed.entry(blob_of(&kv.key)).or_insert(time(t.at));
+            let at = changed.entry(self.key_rest(&kv.key)).or_insert(time(t.at));
             *at = (*at).max(time(t.at));
         }
 
@@ -163,6 +162,11 @@ impl S3Backend {
             }
         }
         Ok(orphans)
+    }
+
+    /// An etcd key without its prefix and kind (`<prefix><kind>/`, a one-letter kind).
+    fn key_rest(&self, key: &[u8]) -> String {
+        String::from_utf8_lossy(&key[self.prefix.len() + 2..]).into_owned()
     }
 
     async fn delete_orphans(&self, orphans: Vec<String>, report: &mut SweepReport) {

@@ -108,6 +108,36 @@ impl Drop for Running {
     }
 }
 
+/// The binary, without any `BLOBS_SERVER_*` setting of the environment the tests run in.
+pub fn server_command() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_blobs-server"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("BLOBS_SERVER_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+/// Runs the binary with `args`, then `--data-dir DIR/data --tokens DIR/tokens` (writing
+/// the tokens file if there is none), which must fail; returns what it said on stderr.
+pub fn refused(dir: &Path, args: &[&str]) -> String {
+    let tokens = dir.join("tokens");
+    if !tokens.exists() {
+        std::fs::write(&tokens, TOKENS).unwrap();
+    }
+    let out = server_command()
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--tokens")
+        .arg(&tokens)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{args:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// A server with services enabled, in a fresh directory.
 pub fn start() -> Running {
     start_with(&[])
