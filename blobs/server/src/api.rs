@@ -35,6 +35,10 @@ pub struct Inner {
     pub storage: Storage,
     pub metrics: Arc<Metrics>,
     pub public_metrics: bool,
+    /// The bound on flag changes and deletions in progress (`max_concurrent_writes` of them,
+    /// apart from the uploads' own), and how long one waits for a slot before 503.
+    pub changes: Arc<tokio::sync::Semaphore>,
+    pub write_wait: std::time::Duration,
 }
 
 impl std::ops::Deref for AppState {
@@ -205,6 +209,21 @@ async fn to_the_end<T: Send + 'static>(change: impl std::future::Future<Output =
     }
 }
 
+/// A slot for a flag change or a deletion, taken before its task starts and released when the
+/// task ends. A change runs to its end even if its client hangs up (see [`to_the_end`]), so
+/// without this bound clients that send changes and hang up at once could leave any number of
+/// them running; taken before the task, a wait that its client gives up costs nothing. Apart
+/// from the uploads' slots, so that slow uploads cannot hold up flag changes (the incoming
+/// box's reservations) or deletions.
+async fn change_slot(state: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, crate::storage::StorageError> {
+    Ok(
+        tokio::time::timeout(state.write_wait, state.changes.clone().acquire_owned())
+            .await
+            .map_err(|_| crate::storage::StorageError::Busy)?
+            .expect("the semaphore is never closed"),
+    )
+}
+
 /// Stores an upload on a task of its own (see [`to_the_end`]).
 pub async fn write_to_the_end(
     state: &AppState,
@@ -334,7 +353,12 @@ async fn set_flags(
         .await
         .map_err(|_| ApiError::BodyTooLarge(MAX_FLAGS_BODY))?;
     let flags = FlagSet::from_json(&raw)?;
-    to_the_end(async move { state.storage.set_flags(&blob, flags, expect).await }).await?;
+    let slot = change_slot(&state).await?;
+    to_the_end(async move {
+        let _slot = slot;
+        state.storage.set_flags(&blob, flags, expect).await
+    })
+    .await?;
     Ok(StatusCode::OK)
 }
 
@@ -345,7 +369,12 @@ async fn delete(
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     let blob = resolve(&state, &headers, &user, &id, q.namespace.as_deref())?;
-    to_the_end(async move { state.storage.delete(&blob).await }).await?;
+    let slot = change_slot(&state).await?;
+    to_the_end(async move {
+        let _slot = slot;
+        state.storage.delete(&blob).await
+    })
+    .await?;
     Ok(StatusCode::OK)
 }
 

@@ -29,11 +29,12 @@ pub struct Config {
     pub services_listen: SocketAddr,
     /// Serve the public API over TLS with this certificate chain and key (PEM files).
     pub tls: Option<TlsFiles>,
-    /// Uploads written to disk at the same time; more wait their turn.
+    /// Uploads and deliveries written at the same time, and apart from them as many flag
+    /// changes and deletions; more wait their turn.
     pub max_concurrent_writes: usize,
     /// How uploads to the filesystem backend are made durable before their 200.
     pub durability: Durability,
-    /// How long an upload waits for a write slot before it gets 503.
+    /// How long a write waits for a write slot before it gets 503.
     pub write_wait: Duration,
     /// Largest accepted blob, in bytes.
     pub max_blob_size: u64,
@@ -378,7 +379,8 @@ pub struct ServeArgs {
     /// PEM private key of --tls-cert.
     #[arg(long, env = "BLOBS_SERVER_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
-    /// Uploads written to disk at the same time [default: 50].
+    /// Uploads written at the same time, and apart from them as many flag changes and
+    /// deletions [default: 50].
     #[arg(long, env = "BLOBS_SERVER_MAX_CONCURRENT_WRITES")]
     pub max_concurrent_writes: Option<usize>,
     /// How uploads to the filesystem backend become durable before their 200: fsync (each
@@ -387,7 +389,7 @@ pub struct ServeArgs {
     /// or later) [default: fsync].
     #[arg(long, env = "BLOBS_SERVER_DURABILITY", value_enum)]
     pub durability: Option<Durability>,
-    /// How long an upload waits for a write slot before 503, e.g. `30s` [default: 30s].
+    /// How long a write waits for a write slot before 503, e.g. `30s` [default: 30s].
     #[arg(long, env = "BLOBS_SERVER_WRITE_WAIT")]
     pub write_wait: Option<Seconds>,
     /// Largest accepted blob: bytes, or a size such as `4 GiB` [default: 4 GiB].

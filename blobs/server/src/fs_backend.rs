@@ -257,10 +257,7 @@ impl FsBackend {
         // Without a declared length the bytes are reserved as they arrive; the preamble of a
         // delivery is known now either way.
         reservation.grow(declared.unwrap_or(0) + overhead)?;
-        let _permit = tokio::time::timeout(self.opts.write_wait, self.writes.acquire())
-            .await
-            .map_err(|_| StorageError::Busy)?
-            .expect("the semaphore is never closed");
+        let _slot = storage::write_slot(&self.writes, self.opts.write_wait).await?;
 
         let unnamed = !matches!(mode, WriteMode::Replace { .. });
         let mut file: Option<TempFile> = None;

@@ -108,6 +108,8 @@ impl Server {
             storage,
             metrics: Arc::new(metrics::Metrics::default()),
             public_metrics: config.public_metrics,
+            changes: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_writes.max(1))),
+            write_wait: config.write_wait,
         }));
         Ok(Self {
             public,
@@ -183,5 +185,78 @@ impl Server {
             None => public.await,
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// Flag changes and deletions take one of `max_concurrent_writes` slots of their own before
+    /// their task starts; with every slot taken (as by changes whose clients are gone), the
+    /// next waits `write_wait` and gets 503, and nothing changes. The slots are taken here
+    /// directly: no request can be made to hold one for long.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn changes_past_their_bound_wait_then_get_503() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("tokens"), "alice:alice-token\n").unwrap();
+        let mut config = Config::new(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            dir.path().join("data"),
+            dir.path().join("tokens"),
+        );
+        config.max_concurrent_writes = 2;
+        config.write_wait = Duration::from_millis(500);
+        let server = Server::bind(&config).await.unwrap();
+        let addr = server.local_addr();
+        assert!(addr.ip().is_loopback());
+        let state = server.state.clone();
+        tokio::spawn(server.serve(std::future::pending()));
+
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let call = |method: reqwest::Method, path: &str, body: &'static str| {
+            client
+                .request(method, format!("http://{addr}{path}"))
+                .header("Authorization", auth::header_value("alice", "alice-token"))
+                .body(body)
+                .send()
+        };
+        let put = call(reqwest::Method::PUT, "/blobs/alice/b1", "blob").await.unwrap();
+        assert_eq!(put.status(), 200);
+
+        let held = state.changes.clone().acquire_many_owned(2).await.unwrap();
+        for (method, body) in [(reqwest::Method::POST, r#"["PENDING"]"#), (reqwest::Method::DELETE, "")] {
+            let asked = Instant::now();
+            let r = call(method.clone(), "/blobs/alice/b1", body).await.unwrap();
+            assert_eq!(r.status(), 503, "{method}");
+            assert_eq!(r.headers()["retry-after"], "1", "{method}");
+            assert!(
+                asked.elapsed() >= Duration::from_millis(450),
+                "{method}: {:?}",
+                asked.elapsed()
+            );
+        }
+        // Uploads have their own slots.
+        let other = call(reqwest::Method::PUT, "/blobs/alice/b2", "other").await.unwrap();
+        assert_eq!(other.status(), 200);
+        let flags = call(reqwest::Method::GET, "/blobs/alice/b1?only_flags=1", "")
+            .await
+            .unwrap();
+        assert_eq!(
+            flags.text().await.unwrap().trim(),
+            "[]",
+            "the refused flag change changed nothing"
+        );
+
+        drop(held);
+        let r = call(reqwest::Method::POST, "/blobs/alice/b1", r#"["PENDING"]"#)
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let r = call(reqwest::Method::DELETE, "/blobs/alice/b1", "").await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(state.changes.available_permits(), 2, "every slot is given back");
     }
 }

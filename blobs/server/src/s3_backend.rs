@@ -559,10 +559,7 @@ impl StorageBackend for S3Backend {
             self.reserve(&mut reservation, blob.user(), quota, credit, first)
                 .await?;
         }
-        let _permit = tokio::time::timeout(self.opts.write_wait, self.writes.acquire())
-            .await
-            .map_err(|_| StorageError::Busy)?
-            .expect("the semaphore is never closed");
+        let _slot = storage::write_slot(&self.writes, self.opts.write_wait).await?;
 
         // The version names this server's registration: a sweep keeps the bytes for as long
         // as it lives, and the index transaction below holds only while it does.

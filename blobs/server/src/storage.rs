@@ -32,7 +32,7 @@ pub enum StorageError {
     TooLarge { max: u64 },
     #[error("quota exceeded: {used} of {quota} bytes in use")]
     QuotaExceeded { quota: u64, used: u64 },
-    #[error("too many uploads in progress; retry later")]
+    #[error("too many writes in progress; retry later")]
     Busy,
     #[error("request body was interrupted: {0}")]
     Body(String),
@@ -51,6 +51,18 @@ pub enum StorageError {
     InUse(PathBuf),
     #[error("storage error at {}: {}", .0.path.display(), .0.source)]
     Io(#[from] DiskError),
+}
+
+/// A slot of the bound on concurrent uploads and deliveries (`max_concurrent_writes`); after
+/// `wait` without one, `Busy` (503).
+pub async fn write_slot(
+    writes: &tokio::sync::Semaphore,
+    wait: Duration,
+) -> Result<tokio::sync::SemaphorePermit<'_>, StorageError> {
+    Ok(tokio::time::timeout(wait, writes.acquire())
+        .await
+        .map_err(|_| StorageError::Busy)?
+        .expect("the semaphore is never closed"))
 }
 
 /// How an upload becomes a blob.

@@ -942,3 +942,82 @@ async fn info_health_robots_and_metrics() {
     // Labels carry routes, never users or ids.
     assert!(!text.contains("m1") && !text.contains("alice"));
 }
+
+on_both_backends!(
+    uploads_past_the_bound_wait_then_get_503,
+    uploads_past_the_bound_wait_then_get_503_s3,
+    uploads_past_the_bound_wait_then_get_503_case
+);
+/// Uploads wait for one of `max_concurrent_writes` slots, then get 503; flag changes and
+/// deletions have slots of their own (their bound is tested in `lib.rs`), so slow uploads do
+/// not hold them up.
+async fn uploads_past_the_bound_wait_then_get_503_case(b: Backend) {
+    use std::time::{Duration, Instant};
+    let s = b.start_with(&["--max-concurrent-writes", "1", "--write-wait", "1s"]);
+    assert_eq!(put(&s, "/blobs/alice/kept", b"kept").await, StatusCode::OK);
+
+    // An upload that holds the only write slot until its body is finished.
+    let (more, body) = futures::channel::mpsc::unbounded::<Result<Vec<u8>, std::io::Error>>();
+    more.unbounded_send(Ok(vec![1; 10])).unwrap();
+    let holder = {
+        let url = s.url("/blobs/alice/holder");
+        tokio::spawn(async move {
+            let r = client()
+                .put(url)
+                .header("Authorization", alice())
+                .body(reqwest::Body::wrap_stream(body))
+                .send()
+                .await
+                .unwrap();
+            r.status()
+        })
+    };
+    // Until the holder has its slot, a probe upload may take it and succeed; once one gets
+    // 503, the holder has it.
+    let mut probes = 0;
+    let waited = loop {
+        probes += 1;
+        assert!(probes <= 20, "the holder never took the write slot");
+        let asked = Instant::now();
+        let r = send(
+            &s,
+            Method::PUT,
+            &format!("/blobs/alice/probe-{probes}"),
+            Some(b"p".to_vec()),
+        )
+        .await;
+        if r.status() == StatusCode::SERVICE_UNAVAILABLE {
+            assert_eq!(r.headers()["retry-after"], "1");
+            break asked.elapsed();
+        }
+        assert_eq!(r.status(), StatusCode::OK);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // It waited its turn for `write_wait` first.
+    assert!(waited >= Duration::from_millis(950), "{waited:?}");
+
+    // Flag changes and deletions are not held up by the upload.
+    assert_eq!(
+        post_flags(&s, "/blobs/alice/kept", r#"["PENDING"]"#).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get_json(&s, "/blobs/alice/kept?only_flags=true").await,
+        json!(["PENDING"])
+    );
+    let del = send(&s, Method::DELETE, "/blobs/alice/kept", None).await;
+    assert_eq!(del.status(), StatusCode::OK);
+
+    more.unbounded_send(Ok(vec![2; 10])).unwrap();
+    drop(more);
+    assert_eq!(holder.await.unwrap(), StatusCode::OK);
+    // With the slot free again, the refused upload goes through.
+    let refused = format!("/blobs/alice/probe-{probes}");
+    assert_eq!(get(&s, &refused).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(put(&s, &refused, b"p").await, StatusCode::OK);
+    let ids: Vec<String> = serde_json::from_value(get_json(&s, "/blobs/alice/").await).unwrap();
+    assert!(
+        ids.contains(&"holder".to_owned()) && !ids.contains(&"kept".to_owned()),
+        "{ids:?}"
+    );
+}
