@@ -12,6 +12,7 @@ mod history;
 mod import;
 mod ingest;
 mod merge;
+mod noise;
 mod revisions;
 mod run;
 mod site;
@@ -45,6 +46,7 @@ enum Command {
     Merge(merge::MergeArgs),
     Site(site::SiteArgs),
     History(history::HistoryArgs),
+    Noise(noise::NoiseArgs),
     #[command(hide = true)]
     Drive(drive::DriveArgs),
 }
@@ -69,6 +71,7 @@ fn main() -> ExitCode {
         Command::Merge(args) => done(merge::run(args)),
         Command::Site(args) => done(site::run(args)),
         Command::History(args) => done(history::run(args)),
+        Command::Noise(args) => done(noise::run(args)),
         Command::Drive(args) => done(drive::run(args)),
     };
     match result {

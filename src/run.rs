@@ -235,7 +235,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         args.db.display()
     );
     println!("site:     {}", report.index.display());
+    println!("target:   {}", target_summary(&results));
     Ok(())
+}
+
+/// How many scenarios reached their CI target, and where to look when few did.
+fn target_summary(results: &harness::results::Results) -> String {
+    let budgets: Vec<_> = results.scenarios.iter().filter_map(|s| s.budget.as_ref()).collect();
+    let reached = budgets.iter().filter(|b| !b.noisy).count();
+    let mut line = format!("{reached} of {} scenarios reached their CI target", budgets.len());
+    if reached < budgets.len() {
+        line.push_str("; the rest are marked noisy (`soledad-bench noise` tells how steady this machine is)");
+    }
+    line
 }
 
 fn default_results_dir(db: &Path) -> PathBuf {

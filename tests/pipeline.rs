@@ -23,6 +23,17 @@ fn two_commits_become_two_points_per_series_in_commit_order() {
     assert!(out.status.success(), "{}", stderr(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("database:") && stdout.contains("site:"), "{stdout}");
+    // The count of scenarios that reached their target agrees with the results file.
+    let results_dir = repo.out().join("results");
+    let file = std::fs::read_dir(&results_dir).unwrap().next().unwrap().unwrap().path();
+    let results: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let scenarios = results["scenarios"].as_array().unwrap();
+    let reached = scenarios.iter().filter(|s| s["budget"]["noisy"] == false).count();
+    let line = format!(
+        "target:   {reached} of {} scenarios reached their CI target",
+        scenarios.len()
+    );
+    assert!(stdout.contains(&line), "{line:?} not in {stdout}");
 
     let second = repo.commit("second commit");
     let out = repo.bench_run(&[]);

@@ -173,8 +173,31 @@ impl Drop for Trash {
         if self.adopted > 0 {
             eprintln!("removing {} trash directories left by ended runs", self.adopted);
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if remove_in_parallel(&self.dir).is_err() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
+}
+
+/// Threads that delete the trash at the end. Unlinking small files waits on the filesystem's
+/// journal more than on the CPU, so more threads than cores still help. On this project's
+/// 2-core machine, 25,000 files of 10 KiB in four directories took 2.5-2.8 s with
+/// `std::fs::remove_dir_all` and 1.4 s with this function (twice each, after a sync).
+const DELETION_THREADS: usize = 4;
+
+/// Deletes `dir` and everything in it, reading directories and unlinking files on
+/// [`DELETION_THREADS`] threads.
+fn remove_in_parallel(dir: &Path) -> std::io::Result<()> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(DELETION_THREADS)
+        .build()
+        .map_err(std::io::Error::other)?;
+    pool.install(|| {
+        remove_dir_all::RemoverBuilder::new()
+            .parallel()
+            .build()
+            .remove_dir_all(dir)
+    })
 }
 
 /// Deletes every file of at least [`LARGE_FILE`] bytes below `dir`; returns the disk space
