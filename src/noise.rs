@@ -14,6 +14,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use collector::statistics::quantile::{median, quantile_of_sorted};
 use collector::statistics::summarize;
 use harness::scenario::MIN_ROUNDS;
 use serde::Serialize;
@@ -133,8 +134,7 @@ fn size_round(kernel: &mut dyn Kernel, round: Duration) -> u64 {
         kernel.run(1);
         times.push(t.elapsed().as_secs_f64());
     }
-    times.sort_by(f64::total_cmp);
-    let unit = times[times.len() / 2].max(1e-9);
+    let unit = median(&times).unwrap_or(1e-9).max(1e-9);
     (round.as_secs_f64() / unit).round().max(1.0) as u64
 }
 
@@ -153,10 +153,6 @@ fn percent(fraction: f64) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
 fn report(kernel: &'static str, samples_ms: &[f64], target: f64) -> anyhow::Result<KernelReport> {
     let s = summarize(samples_ms).with_context(|| format!("the {kernel} kernel recorded no usable round"))?;
     let mut sorted = samples_ms.to_vec();
@@ -167,7 +163,7 @@ fn report(kernel: &'static str, samples_ms: &[f64], target: f64) -> anyhow::Resu
         rounds: s.n,
         median_ms: s.median,
         cv: s.cv(),
-        p90_over_p10: percentile(&sorted, 0.9) / percentile(&sorted, 0.1),
+        p90_over_p10: quantile_of_sorted(&sorted, 0.9) / quantile_of_sorted(&sorted, 0.1),
         ci,
         rounds_for_target: rounds_for_target(s.n, ci, target),
     })

@@ -216,12 +216,7 @@ async fn to_the_end<T: Send + 'static>(change: impl std::future::Future<Output =
 /// from the uploads' slots, so that slow uploads cannot hold up flag changes (the incoming
 /// box's reservations) or deletions.
 async fn change_slot(state: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, crate::storage::StorageError> {
-    Ok(
-        tokio::time::timeout(state.write_wait, state.changes.clone().acquire_owned())
-            .await
-            .map_err(|_| crate::storage::StorageError::Busy)?
-            .expect("the semaphore is never closed"),
-    )
+    crate::storage::slot(state.write_wait, state.changes.clone().acquire_owned()).await
 }
 
 /// Stores an upload on a task of its own (see [`to_the_end`]).

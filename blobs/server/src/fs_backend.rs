@@ -257,7 +257,7 @@ impl FsBackend {
         // Without a declared length the bytes are reserved as they arrive; the preamble of a
         // delivery is known now either way.
         reservation.grow(declared.unwrap_or(0) + overhead)?;
-        let _slot = storage::write_slot(&self.writes, self.opts.write_wait).await?;
+        let _slot = storage::slot(self.opts.write_wait, self.writes.acquire()).await?;
 
         let unnamed = !matches!(mode, WriteMode::Replace { .. });
         let mut file: Option<TempFile> = None;

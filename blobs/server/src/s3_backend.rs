@@ -559,7 +559,7 @@ impl StorageBackend for S3Backend {
             self.reserve(&mut reservation, blob.user(), quota, credit, first)
                 .await?;
         }
-        let _slot = storage::write_slot(&self.writes, self.opts.write_wait).await?;
+        let _slot = storage::slot(self.opts.write_wait, self.writes.acquire()).await?;
 
         // The version names this server's registration: a sweep keeps the bytes for as long
         // as it lives, and the index transaction below holds only while it does.

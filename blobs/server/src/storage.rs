@@ -53,13 +53,14 @@ pub enum StorageError {
     Io(#[from] DiskError),
 }
 
-/// A slot of the bound on concurrent uploads and deliveries (`max_concurrent_writes`); after
-/// `wait` without one, `Busy` (503).
-pub async fn write_slot(
-    writes: &tokio::sync::Semaphore,
+/// A slot of a bound: waits up to `wait` for `acquire` (a semaphore's), then `Busy` (503).
+/// Uploads and deliveries have `max_concurrent_writes` slots in their backend; flag changes
+/// and deletions as many of their own (`api::change_slot`).
+pub async fn slot<P>(
     wait: Duration,
-) -> Result<tokio::sync::SemaphorePermit<'_>, StorageError> {
-    Ok(tokio::time::timeout(wait, writes.acquire())
+    acquire: impl std::future::Future<Output = Result<P, tokio::sync::AcquireError>>,
+) -> Result<P, StorageError> {
+    Ok(tokio::time::timeout(wait, acquire)
         .await
         .map_err(|_| StorageError::Busy)?
         .expect("the semaphore is never closed"))
