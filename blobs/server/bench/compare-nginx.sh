@@ -1,22 +1,28 @@
 #!/usr/bin/env bash
 # Side-by-side load test of blobs-server and nginx serving the same files on 127.0.0.1.
-# Needs: nginx, wrk, curl, python3, a release build (cargo build --release -p blobs-server).
-# Usage: [ROUNDS=3] [ONLY=regex] blobs/server/bench/compare-nginx.sh [DURATION]   (default 10s per measurement)
+# Needs: nginx, wrk, curl, python3, the optimised build (cargo build --profile dist -p blobs-server).
+# Usage: [ROUNDS=3] [ONLY=regex] [BLOBS_SERVER_BIN_B=path] blobs/server/bench/compare-nginx.sh [DURATION]
+#   (default 10s per measurement). BLOBS_SERVER_BIN_B: a second build, served beside the first
+#   and measured in the same rounds on the GETs ("blobsB-..."), to compare a change A/B.
 # Prints a table of results; BENCHMARKS.md records one run and how to read it.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 DUR=${1:-10s}
-BIN=${BLOBS_SERVER_BIN:-target/release/blobs-server}
-[ -x "$BIN" ] || { echo "build first: cargo build --release -p blobs-server" >&2; exit 1; }
+BIN=${BLOBS_SERVER_BIN:-target/dist/blobs-server}
+[ -x "$BIN" ] || { echo "build first: cargo build --profile dist -p blobs-server (or set BLOBS_SERVER_BIN)" >&2; exit 1; }
 HOST=127.0.0.1
 NGINX_PORT=18180
 BLOBS_PORT=18181
 GROUP_PORT=18182
+B_PORT=18183
+BIN_B=${BLOBS_SERVER_BIN_B:-}
+[ -z "$BIN_B" ] || [ -x "$BIN_B" ] || { echo "BLOBS_SERVER_BIN_B=$BIN_B is not an executable" >&2; exit 1; }
 WORK=$(mktemp -d /tmp/blobs-bench.XXXXXX)
 chmod 755 "$WORK" # nginx's workers run as another user
 cleanup() {
   [ -n "${BLOBS_PID:-}" ] && kill "$BLOBS_PID" 2>/dev/null || true
   [ -n "${GROUP_PID:-}" ] && kill "$GROUP_PID" 2>/dev/null || true
+  [ -n "${B_PID:-}" ] && kill "$B_PID" 2>/dev/null || true
   [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
   sleep 0.5
   rm -rf "$WORK"
@@ -46,8 +52,16 @@ for _ in $(seq 50); do grep -q listening "$WORK/blobs.out" 2>/dev/null && break;
 for _ in $(seq 50); do grep -q listening "$WORK/group.out" 2>/dev/null && break; sleep 0.1; done
 B="http://$HOST:$BLOBS_PORT"
 G="http://$HOST:$GROUP_PORT"
+C="http://$HOST:$B_PORT"
+if [ -n "$BIN_B" ]; then
+  "$BIN_B" --listen "$HOST:$B_PORT" --data-dir "$WORK/data-b" --tokens "$WORK/tokens" \
+    >"$WORK/b.out" 2>"$WORK/b.err" &
+  B_PID=$!
+  for _ in $(seq 50); do grep -q listening "$WORK/b.out" 2>/dev/null && break; sleep 0.1; done
+fi
 for f in b10k b1m b10m; do
   curl -sf -X PUT -H "Authorization: $AUTH" --data-binary @"$WORK/www/$f" "$B/blobs/bench/$f" >/dev/null
+  [ -z "$BIN_B" ] || curl -sf -X PUT -H "Authorization: $AUTH" --data-binary @"$WORK/www/$f" "$C/blobs/bench/$f" >/dev/null
 done
 # 1000 blobs to list (in their own namespace).
 python3 - "$B" "$AUTH" <<'PY'
@@ -76,7 +90,7 @@ run() { # name, wrk args...
   # ONLY=regex restricts a run to some measurements (the summary then skips the others).
   [[ $name =~ ${ONLY:-.} ]] || return 0
   local out="$WORK/out/$name.$ROUND" pids
-  case $name in nginx-*) pids=$NGINX_PIDS ;; *-group) pids=$GROUP_PID ;; *) pids=$BLOBS_PID ;; esac
+  case $name in nginx-*) pids=$NGINX_PIDS ;; *-group) pids=$GROUP_PID ;; blobsB-*) pids=$B_PID ;; *) pids=$BLOBS_PID ;; esac
   # shellcheck disable=SC2086
   local before; before=$(cpu $pids)
   wrk "$@" > "$out"
@@ -88,15 +102,19 @@ run() { # name, wrk args...
 }
 
 echo "# blobs-server $("$BIN" --version) vs $(nginx -v 2>&1)"
+[ -z "$BIN_B" ] || echo "# A: $BIN ($(stat -c %y "$BIN")); B: $BIN_B ($(stat -c %y "$BIN_B"))"
 echo "# $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); each measurement $DUR; rounds ${ROUNDS:=3}"
 for ROUND in $(seq "$ROUNDS"); do
   # Interleaved, so that load from elsewhere hits both sides alike.
   run nginx-get-10k -t2 -c50 -d"$DUR" --latency "$N/b10k"
   run blobs-get-10k -t2 -c50 -d"$DUR" --latency -H "Authorization: $AUTH" "$B/blobs/bench/b10k"
+  [ -z "$BIN_B" ] || run blobsB-get-10k -t2 -c50 -d"$DUR" --latency -H "Authorization: $AUTH" "$C/blobs/bench/b10k"
   run nginx-get-10m -t2 -c4 -d"$DUR" "$N/b10m"
   run blobs-get-10m -t2 -c4 -d"$DUR" -H "Authorization: $AUTH" "$B/blobs/bench/b10m"
+  [ -z "$BIN_B" ] || run blobsB-get-10m -t2 -c4 -d"$DUR" -H "Authorization: $AUTH" "$C/blobs/bench/b10m"
   run nginx-get-1m -t2 -c10 -d"$DUR" "$N/b1m"
   run blobs-get-1m -t2 -c10 -d"$DUR" -H "Authorization: $AUTH" "$B/blobs/bench/b1m"
+  [ -z "$BIN_B" ] || run blobsB-get-1m -t2 -c10 -d"$DUR" -H "Authorization: $AUTH" "$C/blobs/bench/b1m"
   run blobs-put-10k -t2 -c50 -d"$DUR" --latency -s blobs/server/bench/put.lua "$B"
   run blobs-put-10k-group -t2 -c50 -d"$DUR" --latency -s blobs/server/bench/put.lua "$G"
   run blobs-list-1000 -t2 -c10 -d"$DUR" --latency -H "Authorization: $AUTH" "$B/blobs/bench/?namespace=list"
@@ -104,7 +122,7 @@ done
 python3 - "$WORK/out" <<'PY'
 import os, re, statistics, sys
 out = sys.argv[1]
-def val(name, key):
+def vals(name, key):
     vals = []
     for f in sorted(os.listdir(out)):
         if f.rsplit(".", 1)[0] != name:
@@ -124,7 +142,9 @@ def val(name, key):
             vals.append(float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)])
     if not vals:
         raise LookupError(name)  # not measured in this run (ONLY)
-    return statistics.median(vals)
+    return vals  # in the order of the rounds' file names, the same for every measurement
+def val(name, key):
+    return statistics.median(vals(name, key))
 print("\n# medians over rounds")
 for label, a, b, key in [
     ("GET 10 KiB c50 req/s", "blobs-get-10k", "nginx-get-10k", "rps"),
@@ -138,6 +158,19 @@ for label, a, b, key in [
         continue
     print(f"{label:24} blobs-server {x:10.1f}   nginx {y:10.1f}   ratio {x / y:.2f}   "
           f"server CPU per request: {cx:.1f} vs {cy:.1f} us (nginx/blobs {cy / cx:.2f})")
+    try:
+        b = a.replace("blobs-", "blobsB-")
+        xb, cb = val(b, key), val(b, "cpu_us")
+    except LookupError:
+        continue
+    # Paired by round: B against A measured next to it.
+    per_round = [q / p for p, q in zip(vals(a, key), vals(b, key))]
+    cpu_round = [q / p for p, q in zip(vals(a, "cpu_us"), vals(b, "cpu_us"))]
+    print(f"{'  the same, build B':24} blobs-server {xb:10.1f}   nginx {y:10.1f}   ratio {xb / y:.2f}   "
+          f"server CPU per request: {cb:.1f} vs {cy:.1f} us (nginx/blobs {cy / cb:.2f})")
+    print(f"{'  B/A by round':24} {key} " + " ".join(f"{r:.3f}" for r in per_round)
+          + f" (median {statistics.median(per_round):.3f}); CPU per request "
+          + " ".join(f"{r:.3f}" for r in cpu_round) + f" (median {statistics.median(cpu_round):.3f})")
 if any(f.startswith("blobs-put-10k.") for f in os.listdir(out)):
   print(f"{'PUT 10 KiB c50 req/s':24} blobs-server {val('blobs-put-10k', 'rps'):10.1f}   CPU {val('blobs-put-10k', 'cpu_us'):.1f} us/req   p99 {val('blobs-put-10k', 'p99'):.1f} ms   vs Soledad 1270 (no fsync): {val('blobs-put-10k', 'rps') / 1270:.1f}x")
 if any(f.startswith("blobs-put-10k-group.") for f in os.listdir(out)):

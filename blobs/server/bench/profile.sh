@@ -4,7 +4,7 @@
 # for 5 s in the middle of `wrk -t2 -c50 -d8s` on 127.0.0.1. Hardware counters are not
 # needed. Kernel symbols need `sysctl kernel.kptr_restrict=0`, and perf's own overhead
 # inflates every share alike, so read the shares, not the absolute times.
-# Needs: perf (linux-perf), nginx, wrk, curl, a release build.
+# Needs: perf (linux-perf), nginx, wrk, curl, the optimised build (cargo build --profile dist -p blobs-server).
 # Usage: blobs/server/bench/profile.sh blobs|nginx
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
@@ -13,8 +13,8 @@ case $WHO in blobs|nginx) ;; *) echo "unknown server $WHO: expected blobs or ngi
 for tool in perf nginx wrk curl; do
   command -v "$tool" >/dev/null || { echo "$tool is needed" >&2; exit 1; }
 done
-BIN=${BLOBS_SERVER_BIN:-target/release/blobs-server}
-[ -x "$BIN" ] || { echo "build first: cargo build --release -p blobs-server" >&2; exit 1; }
+BIN=${BLOBS_SERVER_BIN:-target/dist/blobs-server}
+[ -x "$BIN" ] || { echo "build first: cargo build --profile dist -p blobs-server (or set BLOBS_SERVER_BIN)" >&2; exit 1; }
 B=http://127.0.0.1:18196
 WORK=$(mktemp -d /tmp/blobs-profile.XXXXXX)
 chmod 755 "$WORK" # nginx's workers run as another user

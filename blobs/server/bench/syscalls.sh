@@ -2,7 +2,7 @@
 # System calls and CPU per request of blobs-server under load, on 127.0.0.1: `strace -c -f`
 # attached for 3 s in the middle of an 8 s wrk run. strace slows the server several times
 # over while attached, so the counts per request are what this is for, not the rates.
-# Needs: strace, wrk, curl, a release build (cargo build --release -p blobs-server).
+# Needs: strace, wrk, curl, the optimised build (cargo build --profile dist -p blobs-server).
 # Usage: blobs/server/bench/syscalls.sh get|put
 #   get: GET of one 10 KiB blob, 50 connections;  put: PUT of new 10 KiB blobs, 50 connections.
 set -euo pipefail
@@ -12,8 +12,8 @@ case $MODE in get|put) ;; *) echo "unknown mode $MODE: expected get or put" >&2;
 for tool in strace wrk curl; do
   command -v "$tool" >/dev/null || { echo "$tool is needed: apt-get install -y $tool" >&2; exit 1; }
 done
-BIN=${BLOBS_SERVER_BIN:-target/release/blobs-server}
-[ -x "$BIN" ] || { echo "build first: cargo build --release -p blobs-server" >&2; exit 1; }
+BIN=${BLOBS_SERVER_BIN:-target/dist/blobs-server}
+[ -x "$BIN" ] || { echo "build first: cargo build --profile dist -p blobs-server (or set BLOBS_SERVER_BIN)" >&2; exit 1; }
 B=http://127.0.0.1:18195
 WORK=$(mktemp -d /tmp/blobs-syscalls.XXXXXX)
 cleanup() {

@@ -67,7 +67,7 @@ pub fn router(state: AppState) -> Router {
     if state.public_metrics {
         r = r.route("/metrics", get(metrics));
     }
-    r.route_layer(axum::middleware::from_fn_with_state(tracked, crate::metrics::track))
+    r.route_layer(crate::metrics::TrackLayer(tracked))
         .fallback(no_route)
         .with_state(state)
 }

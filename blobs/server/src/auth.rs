@@ -65,8 +65,9 @@ impl Auth {
     /// Checks a user's credentials and that they belong to the user named in the path.
     /// Missing or wrong credentials are 401; valid credentials of another user are 403.
     pub fn authorize_user(&self, headers: &HeaderMap, path_user: &str) -> Result<(), ApiError> {
-        let user = authenticate(&self.users(), headers)?;
-        if user != path_user {
+        // Borrowed, not `users()`: this runs on every request.
+        let users = self.users.read().unwrap_or_else(|e| e.into_inner());
+        if !verified(&users, headers, |user| user == path_user)? {
             return Err(ApiError::Forbidden);
         }
         Ok(())
@@ -80,6 +81,11 @@ impl Auth {
 
 /// Returns the authenticated name.
 pub fn authenticate(tokens: &Tokens, headers: &HeaderMap) -> Result<String, ApiError> {
+    verified(tokens, headers, str::to_owned)
+}
+
+/// Checks the credentials and hands the authenticated name to `then`.
+fn verified<R>(tokens: &Tokens, headers: &HeaderMap, then: impl FnOnce(&str) -> R) -> Result<R, ApiError> {
     let value = headers
         .get(AUTHORIZATION)
         .ok_or(ApiError::Unauthorized("missing Authorization header"))?;
@@ -103,7 +109,7 @@ pub fn authenticate(tokens: &Tokens, headers: &HeaderMap) -> Result<String, ApiE
     if !tokens.verify(user, token) {
         return Err(ApiError::Unauthorized("unknown user or token"));
     }
-    Ok(user.to_owned())
+    Ok(then(user))
 }
 
 /// The header value a client sends for `user` with `token`.

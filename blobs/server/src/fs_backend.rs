@@ -47,6 +47,10 @@ struct UserState {
 
 pub struct FsBackend {
     root: PathBuf,
+    /// The root, held open: blobs are read with `openat` relative to it, which spares the
+    /// kernel a walk through the root's own path on every GET (`BENCHMARKS.md`). The server
+    /// holds the root's lock for as long, so the directory cannot be swapped under it.
+    root_dir: std::fs::File,
     tmp: PathBuf,
     snapshots: PathBuf,
     _lock: std::fs::File,
@@ -76,6 +80,7 @@ impl FsBackend {
         disk::make_dirs(&std::path::absolute(root).map_err(disk::err(root))?, DirSync::Now)?;
         let root = root.canonicalize().map_err(disk::err(root))?;
         let lock = Self::lock(&root)?;
+        let root_dir = std::fs::File::open(&root).map_err(disk::err(&root))?;
         let tmp = root.join(TMP_DIR);
         let snapshots = root.join(SNAPSHOT_DIR);
         for dir in [&tmp, &snapshots] {
@@ -91,6 +96,7 @@ impl FsBackend {
         Ok(Self {
             group,
             root,
+            root_dir,
             tmp,
             snapshots,
             _lock: lock,
@@ -160,9 +166,7 @@ impl FsBackend {
     fn blob_path(&self, blob: &BlobRef) -> PathBuf {
         // Built in one buffer: this runs on every request, and `Path::join` per level would
         // allocate six times. Same result as `root.join(layout::relative_blob_path(..))`.
-        let id = blob.id();
-        let prefix = |n: usize| &id[..n.min(id.len())];
-        let parts = [blob.user(), blob.namespace(), prefix(1), prefix(3), prefix(6), id];
+        let parts = blob_parts(blob);
         let mut path = std::ffi::OsString::with_capacity(
             self.root.as_os_str().len() + parts.iter().map(|p| p.len() + 1).sum::<usize>(),
         );
@@ -172,6 +176,35 @@ impl FsBackend {
             path.push(p);
         }
         PathBuf::from(path)
+    }
+
+    /// Opens a blob's file for reading, relative to the held root.
+    fn open_blob_file(&self, blob: &BlobRef) -> std::io::Result<std::fs::File> {
+        use std::os::fd::{AsRawFd as _, FromRawFd as _};
+        let parts = blob_parts(blob);
+        let mut rel = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum::<usize>());
+        for p in parts {
+            if !rel.is_empty() {
+                rel.push(b'/');
+            }
+            rel.extend_from_slice(p.as_bytes());
+        }
+        let rel = std::ffi::CString::new(rel).expect("ids and names are [A-Za-z0-9_-]: no NUL");
+        // Hand-written because std opens only by path (from the process's root or working
+        // directory), not relative to a directory's descriptor.
+        // SAFETY: `openat` gets a descriptor that `root_dir` keeps open and a NUL-terminated
+        // path; a non-negative result is a new descriptor that nothing else owns.
+        let fd = unsafe {
+            libc::openat(
+                self.root_dir.as_raw_fd(),
+                rel.as_ptr(),
+                libc::O_RDONLY | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(unsafe { std::fs::File::from_raw_fd(fd) })
     }
 
     #[cfg(test)]
@@ -481,7 +514,7 @@ impl FsBackend {
     /// microseconds for cached files, where a hop to the blocking pool would cost more than
     /// the work. (nginx makes the same trade: a disk that stalls stalls the event loop.)
     pub async fn open_blob(&self, blob: &BlobRef) -> Result<StoredBlob, StorageError> {
-        read_blob(&self.blob_path(blob), blob.id())
+        read_blob(self.open_blob_file(blob), &|| self.blob_path(blob), blob.id())
     }
 
     /// The blob's flags as clients see them.
@@ -702,16 +735,27 @@ fn drop_delivery_flags(blob_path: &Path) {
     let _ = disk::remove_if_exists(&layout::with_suffix(blob_path, layout::FLAGS_SUFFIX));
 }
 
-fn read_blob(path: &Path, id: &str) -> Result<StoredBlob, StorageError> {
-    use std::io::Read as _;
-    let file = match std::fs::File::open(path) {
+/// The path components of a blob below the root: user, namespace, three shard levels, id.
+fn blob_parts(blob: &BlobRef) -> [&str; 6] {
+    let id = blob.id();
+    let prefix = |n: usize| &id[..n.min(id.len())];
+    [blob.user(), blob.namespace(), prefix(1), prefix(3), prefix(6), id]
+}
+
+/// Reads an opened blob file; `path` names it in errors (built only then).
+fn read_blob(
+    opened: std::io::Result<std::fs::File>,
+    path: &dyn Fn() -> PathBuf,
+    id: &str,
+) -> Result<StoredBlob, StorageError> {
+    let file = match opened {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(StorageError::NotFound(id.to_owned()));
         }
-        Err(e) => return Err(disk::err(path)(e).into()),
+        Err(e) => return Err(disk::err(&path())(e).into()),
     };
-    let meta = file.metadata().map_err(disk::err(path))?;
+    let meta = file.metadata().map_err(|e| disk::err(&path())(e))?;
     if !meta.is_file() {
         return Err(StorageError::NotFound(id.to_owned()));
     }
@@ -723,13 +767,11 @@ fn read_blob(path: &Path, id: &str) -> Result<StoredBlob, StorageError> {
         );
     let etag = etag(mtime, size);
     if size <= INLINE_READ_MAX {
-        // One `read` of the known size. `read_to_end` would split it (its first read is
-        // capped at 8 KiB), a second system call on every small GET; zeroing the buffer
-        // first costs far less than that call.
-        let mut data = vec![0u8; size as usize];
-        (&file).read_exact(&mut data).map_err(|e| {
+        // One `read` of the known size: `read_to_end` would split it (its first read is
+        // capped at 8 KiB), a second system call on every small GET.
+        let data = disk::read_exact_uninit(&file, size as usize).map_err(|e| {
             // Blob files never change once published (see `disk`); a short read is damage.
-            disk::err(path)(match e.kind() {
+            disk::err(&path())(match e.kind() {
                 std::io::ErrorKind::UnexpectedEof => std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,
                     format!("blob file is shorter than the {size} bytes it had when opened"),
@@ -750,7 +792,7 @@ fn read_blob(path: &Path, id: &str) -> Result<StoredBlob, StorageError> {
     // file over the name and deletion renames the name away, so the mapped inode keeps
     // its bytes for as long as the mapping lives (see `disk`). Only another process
     // writing into the data directory could break this, and nothing else may.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(disk::err(path))?;
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| disk::err(&path())(e))?;
     let _ = map.advise(memmap2::Advice::Sequential);
     let data = Bytes::from_owner(map);
     Ok(StoredBlob {

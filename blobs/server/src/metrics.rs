@@ -3,14 +3,16 @@
 //! Labels are the route template (never a user or blob id, so the series stay few and say
 //! nothing about who stores what), the method and the status.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
+use axum::extract::{MatchedPath, Request};
 use axum::response::Response;
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -19,10 +21,41 @@ use prometheus_client::registry::Registry;
 
 use crate::storage::Totals;
 
+/// A route template as a label. It shares the router's own copy of the template (a
+/// reference count, not a new string per request).
+#[derive(Clone, Debug)]
+pub struct Route(Option<MatchedPath>);
+
+impl Route {
+    fn as_str(&self) -> &str {
+        self.0.as_ref().map_or("unmatched", MatchedPath::as_str)
+    }
+}
+
+impl std::hash::Hash for Route {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl PartialEq for Route {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Route {}
+
+impl EncodeLabelValue for Route {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        EncodeLabelValue::encode(&self.as_str(), encoder)
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     pub listener: &'static str,
-    pub route: String,
+    pub route: Route,
     pub method: &'static str,
     pub status: u16,
 }
@@ -30,7 +63,7 @@ pub struct RequestLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
     pub listener: &'static str,
-    pub route: String,
+    pub route: Route,
     pub method: &'static str,
 }
 
@@ -116,11 +149,12 @@ pub struct Tracked {
     pub listener: &'static str,
 }
 
-struct InFlight<'a>(&'a Gauge);
+/// Counts a request out of `in_flight` when it ends, answered or dropped.
+struct InFlight(Arc<Metrics>);
 
-impl Drop for InFlight<'_> {
+impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.dec();
+        self.0.in_flight.dec();
     }
 }
 
@@ -139,37 +173,104 @@ fn method_label(m: &axum::http::Method) -> &'static str {
     }
 }
 
-/// Middleware: counts and times every routed request.
-pub async fn track(State(t): State<Tracked>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", |p| p.as_str())
-        .to_owned();
-    let method = method_label(req.method());
-    t.metrics.in_flight.inc();
-    let _guard = InFlight(&t.metrics.in_flight);
-    let start = Instant::now();
-    let response = next.run(req).await;
-    let elapsed = start.elapsed();
-    let status = response.status().as_u16();
-    tracing::debug!(route, method, status, ms = elapsed.as_secs_f64() * 1e3, "request");
-    t.metrics
-        .latency
-        .get_or_create(&RouteLabels {
-            listener: t.listener,
-            route: route.clone(),
-            method,
-        })
-        .observe(elapsed.as_secs_f64());
-    t.metrics
-        .requests
-        .get_or_create(&RequestLabels {
-            listener: t.listener,
+/// Middleware: counts and times every routed request. A tower layer rather than
+/// `axum::middleware::from_fn`, which boxes two futures and clones the inner service on
+/// every request: on a 10 KiB GET that showed in the profile (`BENCHMARKS.md`).
+#[derive(Clone)]
+pub struct TrackLayer(pub Tracked);
+
+impl<S> tower_layer::Layer<S> for TrackLayer {
+    type Service = Track<S>;
+    fn layer(&self, inner: S) -> Track<S> {
+        Track {
+            inner,
+            tracked: self.0.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Track<S> {
+    inner: S,
+    tracked: Tracked,
+}
+
+impl<S> tower_service::Service<Request> for Track<S>
+where
+    S: tower_service::Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Tracking<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let route = Route(req.extensions().get::<MatchedPath>().cloned());
+        let method = method_label(req.method());
+        self.tracked.metrics.in_flight.inc();
+        Tracking {
+            inner: self.inner.call(req),
+            in_flight: InFlight(self.tracked.metrics.clone()),
+            listener: self.tracked.listener,
             route,
             method,
+            start: Instant::now(),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A request being answered; records its metrics when the response is ready.
+    pub struct Tracking<F> {
+        #[pin]
+        inner: F,
+        in_flight: InFlight,
+        listener: &'static str,
+        route: Route,
+        method: &'static str,
+        start: Instant,
+    }
+}
+
+impl<F, E> Future for Tracking<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = std::task::ready!(this.inner.poll(cx))?;
+        let elapsed = this.start.elapsed();
+        let status = response.status().as_u16();
+        let metrics = &this.in_flight.0;
+        tracing::debug!(
+            route = this.route.as_str(),
+            method = *this.method,
             status,
-        })
-        .inc();
-    response
+            ms = elapsed.as_secs_f64() * 1e3,
+            "request"
+        );
+        metrics
+            .latency
+            .get_or_create(&RouteLabels {
+                listener: this.listener,
+                route: this.route.clone(),
+                method: this.method,
+            })
+            .observe(elapsed.as_secs_f64());
+        metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                listener: this.listener,
+                route: this.route.clone(),
+                method: this.method,
+                status,
+            })
+            .inc();
+        Poll::Ready(Ok(response))
+    }
 }

@@ -30,7 +30,7 @@ pub fn router(state: AppState) -> Router {
         .route("/incoming/{user}/{blob_id}", put(deliver))
         .route("/backup", get(backup_all))
         .route("/backup/{user}", get(backup_user))
-        .route_layer(axum::middleware::from_fn_with_state(tracked, crate::metrics::track))
+        .route_layer(crate::metrics::TrackLayer(tracked))
         .fallback(no_route)
         .with_state(state)
 }

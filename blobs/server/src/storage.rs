@@ -298,7 +298,22 @@ pub fn usage_of(user: &str, idx: &UserIndex, quota: Option<u64>) -> Usage {
 pub fn etag(mtime: SystemTime, size: u64) -> String {
     // Nanoseconds fit in a u64 until 2554; formatting a u128 costs noticeably more.
     let ns = mtime.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-    format!("\"{ns:x}-{size:x}\"")
+    // Built by hand: `format!` took about 1% of a small GET's CPU (`BENCHMARKS.md`).
+    let mut tag = String::with_capacity(2 * 16 + 3);
+    tag.push('"');
+    push_hex(&mut tag, ns);
+    tag.push('-');
+    push_hex(&mut tag, size);
+    tag.push('"');
+    tag
+}
+
+/// Appends `v` in lower-case hex without leading zeros, as `{:x}` writes it.
+fn push_hex(out: &mut String, v: u64) {
+    let digits = (64 - v.leading_zeros()).div_ceil(4).max(1);
+    for i in (0..digits).rev() {
+        out.push(char::from(b"0123456789abcdef"[(v >> (4 * i)) as usize & 0xf]));
+    }
 }
 
 /// The stored form's preamble of an incoming delivery: external scheme, PGP, exact size.
@@ -444,5 +459,24 @@ impl StorageBackend for Storage {
     }
     async fn usage(&self, user: &str) -> Result<Usage, StorageError> {
         dispatch!(self, b => b.usage(user).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etags_are_the_hex_of_nanoseconds_and_size() {
+        for (ns, size) in [
+            (0u64, 0u64),
+            (1, 15),
+            (16, 255),
+            (1_764_000_000_123_456_789, 10_240),
+            (u64::MAX, u64::MAX),
+        ] {
+            let mtime = UNIX_EPOCH + Duration::from_nanos(ns);
+            assert_eq!(etag(mtime, size), format!("\"{ns:x}-{size:x}\""));
+        }
     }
 }
