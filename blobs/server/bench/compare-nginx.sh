@@ -3,7 +3,8 @@
 # Needs: nginx, wrk, curl, python3, the optimised build (cargo build --profile dist -p blobs-server).
 # Usage: [ROUNDS=3] [ONLY=regex] [BLOBS_SERVER_BIN_B=path] blobs/server/bench/compare-nginx.sh [DURATION]
 #   (default 10s per measurement). BLOBS_SERVER_BIN_B: a second build, served beside the first
-#   and measured in the same rounds on the GETs ("blobsB-..."), to compare a change A/B.
+#   and measured in the same rounds on the GETs ("blobsB-..."), to compare a change A/B
+#   (B serves only the three GET files: no listing blobs, no uploads).
 # Prints a table of results; BENCHMARKS.md records one run and how to read it.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
@@ -101,20 +102,30 @@ run() { # name, wrk args...
     "$(awk '$1 == "99%" {print $2}' "$out")" "$(awk '/server_cpu_s/ {print $2}' "$out")"
 }
 
+# A GET of blobs-server, and of build B if there is one: A and B take turns going first,
+# so that neither always runs right after nginx.
+blobs_get() { # size, wrk flags
+  local size=$1; shift
+  if [ -n "$BIN_B" ] && ((ROUND % 2 == 0)); then
+    run "blobsB-get-$size" "$@" -H "Authorization: $AUTH" "$C/blobs/bench/b$size"
+  fi
+  run "blobs-get-$size" "$@" -H "Authorization: $AUTH" "$B/blobs/bench/b$size"
+  if [ -n "$BIN_B" ] && ((ROUND % 2 == 1)); then
+    run "blobsB-get-$size" "$@" -H "Authorization: $AUTH" "$C/blobs/bench/b$size"
+  fi
+}
+
 echo "# blobs-server $("$BIN" --version) vs $(nginx -v 2>&1)"
 [ -z "$BIN_B" ] || echo "# A: $BIN ($(stat -c %y "$BIN")); B: $BIN_B ($(stat -c %y "$BIN_B"))"
 echo "# $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); each measurement $DUR; rounds ${ROUNDS:=3}"
 for ROUND in $(seq "$ROUNDS"); do
   # Interleaved, so that load from elsewhere hits both sides alike.
   run nginx-get-10k -t2 -c50 -d"$DUR" --latency "$N/b10k"
-  run blobs-get-10k -t2 -c50 -d"$DUR" --latency -H "Authorization: $AUTH" "$B/blobs/bench/b10k"
-  [ -z "$BIN_B" ] || run blobsB-get-10k -t2 -c50 -d"$DUR" --latency -H "Authorization: $AUTH" "$C/blobs/bench/b10k"
+  blobs_get 10k -t2 -c50 -d"$DUR" --latency
   run nginx-get-10m -t2 -c4 -d"$DUR" "$N/b10m"
-  run blobs-get-10m -t2 -c4 -d"$DUR" -H "Authorization: $AUTH" "$B/blobs/bench/b10m"
-  [ -z "$BIN_B" ] || run blobsB-get-10m -t2 -c4 -d"$DUR" -H "Authorization: $AUTH" "$C/blobs/bench/b10m"
+  blobs_get 10m -t2 -c4 -d"$DUR"
   run nginx-get-1m -t2 -c10 -d"$DUR" "$N/b1m"
-  run blobs-get-1m -t2 -c10 -d"$DUR" -H "Authorization: $AUTH" "$B/blobs/bench/b1m"
-  [ -z "$BIN_B" ] || run blobsB-get-1m -t2 -c10 -d"$DUR" -H "Authorization: $AUTH" "$C/blobs/bench/b1m"
+  blobs_get 1m -t2 -c10 -d"$DUR"
   run blobs-put-10k -t2 -c50 -d"$DUR" --latency -s blobs/server/bench/put.lua "$B"
   run blobs-put-10k-group -t2 -c50 -d"$DUR" --latency -s blobs/server/bench/put.lua "$G"
   run blobs-list-1000 -t2 -c10 -d"$DUR" --latency -H "Authorization: $AUTH" "$B/blobs/bench/?namespace=list"
@@ -122,9 +133,12 @@ done
 python3 - "$WORK/out" <<'PY'
 import os, re, statistics, sys
 out = sys.argv[1]
+def by_round(f):
+    name, round_ = f.rsplit(".", 1)
+    return name, int(round_)
 def vals(name, key):
     vals = []
-    for f in sorted(os.listdir(out)):
+    for f in sorted(os.listdir(out), key=by_round):
         if f.rsplit(".", 1)[0] != name:
             continue
         text = open(os.path.join(out, f)).read()
@@ -142,7 +156,7 @@ def vals(name, key):
             vals.append(float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)])
     if not vals:
         raise LookupError(name)  # not measured in this run (ONLY)
-    return vals  # in the order of the rounds' file names, the same for every measurement
+    return vals  # in the order of the rounds
 def val(name, key):
     return statistics.median(vals(name, key))
 print("\n# medians over rounds")
@@ -159,13 +173,13 @@ for label, a, b, key in [
     print(f"{label:24} blobs-server {x:10.1f}   nginx {y:10.1f}   ratio {x / y:.2f}   "
           f"server CPU per request: {cx:.1f} vs {cy:.1f} us (nginx/blobs {cy / cx:.2f})")
     try:
-        b = a.replace("blobs-", "blobsB-")
-        xb, cb = val(b, key), val(b, "cpu_us")
+        name_b = a.replace("blobs-", "blobsB-")
+        xb, cb = val(name_b, key), val(name_b, "cpu_us")
     except LookupError:
         continue
     # Paired by round: B against A measured next to it.
-    per_round = [q / p for p, q in zip(vals(a, key), vals(b, key))]
-    cpu_round = [q / p for p, q in zip(vals(a, "cpu_us"), vals(b, "cpu_us"))]
+    per_round = [q / p for p, q in zip(vals(a, key), vals(name_b, key))]
+    cpu_round = [q / p for p, q in zip(vals(a, "cpu_us"), vals(name_b, "cpu_us"))]
     print(f"{'  the same, build B':24} blobs-server {xb:10.1f}   nginx {y:10.1f}   ratio {xb / y:.2f}   "
           f"server CPU per request: {cb:.1f} vs {cy:.1f} us (nginx/blobs {cy / cb:.2f})")
     print(f"{'  B/A by round':24} {key} " + " ".join(f"{r:.3f}" for r in per_round)

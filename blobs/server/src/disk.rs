@@ -285,9 +285,9 @@ pub fn remove_if_exists(path: &Path) -> Result<(), DiskError> {
 }
 
 /// Reads exactly `len` bytes from the start of `file` into a new buffer without zeroing it
-/// first. Hand-written because std's way to read into uninitialised memory (`read_buf`) is
-/// not stable; zeroing a buffer that the read then overwrites cost about 1% of a small
-/// GET's CPU (`BENCHMARKS.md`). Fails with `UnexpectedEof` if the file is shorter.
+/// first (a memset of the whole buffer that the read then overwrites, on every small GET).
+/// Hand-written because std's way to read into uninitialised memory (`read_buf`) is not
+/// stable. Fails with `UnexpectedEof` if the file is shorter.
 pub fn read_exact_uninit(file: &File, len: usize) -> io::Result<Vec<u8>> {
     use std::os::fd::AsRawFd as _;
     let mut buf = Vec::<u8>::with_capacity(len);
@@ -306,6 +306,7 @@ pub fn read_exact_uninit(file: &File, len: usize) -> io::Result<Vec<u8>> {
         };
         match n {
             0 => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
+            // SAFETY: the kernel initialised those `n` bytes (see above).
             n if n > 0 => unsafe { buf.set_len(filled + n as usize) },
             _ => {
                 let e = io::Error::last_os_error();

@@ -48,8 +48,9 @@ struct UserState {
 pub struct FsBackend {
     root: PathBuf,
     /// The root, held open: blobs are read with `openat` relative to it, which spares the
-    /// kernel a walk through the root's own path on every GET (`BENCHMARKS.md`). The server
-    /// holds the root's lock for as long, so the directory cannot be swapped under it.
+    /// kernel a walk through the root's own path on every GET (`BENCHMARKS.md`). Moving or
+    /// replacing the data directory under a running server is not supported: reads would
+    /// go on in the old directory while writes follow the path.
     root_dir: std::fs::File,
     tmp: PathBuf,
     snapshots: PathBuf,
@@ -164,7 +165,7 @@ impl FsBackend {
     }
 
     fn blob_path(&self, blob: &BlobRef) -> PathBuf {
-        // Built in one buffer: this runs on every request, and `Path::join` per level would
+        // Built in one buffer: this runs on every write, and `Path::join` per level would
         // allocate six times. Same result as `root.join(layout::relative_blob_path(..))`.
         let parts = blob_parts(blob);
         let mut path = std::ffi::OsString::with_capacity(
@@ -194,17 +195,23 @@ impl FsBackend {
         // directory), not relative to a directory's descriptor.
         // SAFETY: `openat` gets a descriptor that `root_dir` keeps open and a NUL-terminated
         // path; a non-negative result is a new descriptor that nothing else owns.
-        let fd = unsafe {
-            libc::openat(
-                self.root_dir.as_raw_fd(),
-                rel.as_ptr(),
-                libc::O_RDONLY | libc::O_CLOEXEC,
-            )
-        };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
+        loop {
+            let fd = unsafe {
+                libc::openat(
+                    self.root_dir.as_raw_fd(),
+                    rel.as_ptr(),
+                    libc::O_RDONLY | libc::O_CLOEXEC,
+                )
+            };
+            if fd >= 0 {
+                // SAFETY: see above; the descriptor is ours alone to close.
+                return Ok(unsafe { std::fs::File::from_raw_fd(fd) });
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(e);
+            }
         }
-        Ok(unsafe { std::fs::File::from_raw_fd(fd) })
     }
 
     #[cfg(test)]
@@ -767,7 +774,7 @@ fn read_blob(
         );
     let etag = etag(mtime, size);
     if size <= INLINE_READ_MAX {
-        // One `read` of the known size: `read_to_end` would split it (its first read is
+        // One `pread` of the known size: `read_to_end` would split it (its first read is
         // capped at 8 KiB), a second system call on every small GET.
         let data = disk::read_exact_uninit(&file, size as usize).map_err(|e| {
             // Blob files never change once published (see `disk`); a short read is damage.

@@ -149,8 +149,15 @@ pub struct Tracked {
     pub listener: &'static str,
 }
 
-/// Counts a request out of `in_flight` when it ends, answered or dropped.
+/// Counts a request in `in_flight` until it ends, answered or dropped.
 struct InFlight(Arc<Metrics>);
+
+impl InFlight {
+    fn enter(metrics: &Arc<Metrics>) -> Self {
+        metrics.in_flight.inc();
+        Self(metrics.clone())
+    }
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
@@ -210,10 +217,11 @@ where
     fn call(&mut self, req: Request) -> Self::Future {
         let route = Route(req.extensions().get::<MatchedPath>().cloned());
         let method = method_label(req.method());
-        self.tracked.metrics.in_flight.inc();
+        // Counted in before the inner call, so that even a panic there counts it out.
+        let in_flight = InFlight::enter(&self.tracked.metrics);
         Tracking {
             inner: self.inner.call(req),
-            in_flight: InFlight(self.tracked.metrics.clone()),
+            in_flight,
             listener: self.tracked.listener,
             route,
             method,
