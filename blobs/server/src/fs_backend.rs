@@ -182,15 +182,7 @@ impl FsBackend {
     /// Opens a blob's file for reading, relative to the held root.
     fn open_blob_file(&self, blob: &BlobRef) -> std::io::Result<std::fs::File> {
         use std::os::fd::{AsRawFd as _, FromRawFd as _};
-        let parts = blob_parts(blob);
-        let mut rel = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum::<usize>());
-        for p in parts {
-            if !rel.is_empty() {
-                rel.push(b'/');
-            }
-            rel.extend_from_slice(p.as_bytes());
-        }
-        let rel = std::ffi::CString::new(rel).expect("ids and names are [A-Za-z0-9_-]: no NUL");
+        let rel = std::ffi::CString::new(blob_parts(blob).join("/")).expect("ids and names are [A-Za-z0-9_-]: no NUL");
         // Hand-written because std opens only by path (from the process's root or working
         // directory), not relative to a directory's descriptor.
         // SAFETY: `openat` gets a descriptor that `root_dir` keeps open and a NUL-terminated
