@@ -185,7 +185,7 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<()> {
             }
         }
         let build = match cache.build(&Revision::Commit(sha.clone()))? {
-            Ok(build) => build,
+            Ok(built) => built.build,
             Err(failure) => {
                 eprintln!("[{}/{}] {short}: skipped: {failure}", done + 1, order.len());
                 db.record_build_failure(&CommitRecord::from(&describe(sha)?), &failure.reason)?;

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use collector::Database;
 use collector::comparison::{ComparisonRow, sort_by_effect};
-use collector::statistics::paired::{MIN_ROUNDS, PairedOptions};
+use collector::statistics::paired::{DEFAULT_ROUNDS, MIN_ROUNDS, PairedOptions};
 use harness::results::{CommitInfo, Results};
 use harness::runner::RunConfig;
 use harness::scenario::ScenarioSet;
@@ -32,7 +32,7 @@ pub struct CompareArgs {
     #[arg(long)]
     only: Option<String>,
     /// Paired rounds to run at least (the scenario set's budget may run more).
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(MIN_ROUNDS as i64..))]
+    #[arg(long, default_value_t = DEFAULT_ROUNDS, value_parser = clap::value_parser!(u32).range(MIN_ROUNDS as i64..))]
     rounds: u32,
     /// The benchmark database; the comparison is stored there for the site.
     #[arg(long, default_value = "bench.sqlite")]
@@ -96,6 +96,8 @@ pub fn load_set(path: &std::path::Path, only: Option<&str>, rounds: u32) -> anyh
 pub struct Compared {
     pub label_a: String,
     pub label_b: String,
+    /// How each side was built.
+    pub provenance: [String; 2],
     pub results: [Results; 2],
     pub rows: Vec<ComparisonRow>,
     pub comparison_id: i64,
@@ -110,9 +112,12 @@ pub fn compare(
     db: &mut Database,
 ) -> anyhow::Result<Compared> {
     let mut builds = Vec::new();
+    let mut provenance = Vec::new();
     let mut commits = Vec::new();
     for (revision, _) in &revisions {
-        builds.push(cache.build(revision)?.map_err(anyhow::Error::from)?);
+        let built = cache.build(revision)?.map_err(anyhow::Error::from)?;
+        builds.push(built.build);
+        provenance.push(built.provenance);
         commits.push(describe(cache, revision)?);
     }
     let machine = harness::machine::describe(harness::binaries::profile());
@@ -135,6 +140,7 @@ pub fn compare(
     Ok(Compared {
         label_a,
         label_b,
+        provenance: provenance.try_into().expect("two builds"),
         results,
         rows,
         comparison_id: stored.id,
@@ -190,7 +196,8 @@ fn run(args: CompareArgs) -> anyhow::Result<bool> {
     let c = compare(&cache, &set, [(a, args.rev_a.clone()), (b, b_name)], &config, &mut db)?;
     print!("{}", table(&c, args.all));
     if let Some(path) = &args.markdown {
-        std::fs::write(path, markdown(&c)).with_context(|| format!("cannot write {}", path.display()))?;
+        let text = markdown([&c.label_a, &c.label_b], [&c.provenance[0], &c.provenance[1]], &c.rows);
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&json(&c)).expect("JSON values serialize");
@@ -238,7 +245,15 @@ fn counts(rows: &[ComparisonRow]) -> String {
 
 fn table(c: &Compared, all: bool) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "A: {}\nB: {}\n{}\n", c.label_a, c.label_b, counts(&c.rows));
+    let _ = writeln!(
+        out,
+        "A: {}, {}\nB: {}, {}\n{}\n",
+        c.label_a,
+        c.provenance[0],
+        c.label_b,
+        c.provenance[1],
+        counts(&c.rows)
+    );
     let _ = writeln!(
         out,
         "{:<12} {:<36} {:<26} {:>12} {:>12} {:>8} {:>18} {:>8}",
@@ -265,17 +280,35 @@ fn table(c: &Compared, all: bool) -> String {
     out
 }
 
-fn markdown(c: &Compared) -> String {
+/// Markdown special characters escaped, for text from outside (branch names, subjects) in
+/// a report; `|` too, which would otherwise end a table cell.
+fn md_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if "\\`*_{}[]<>()#+-.!|~".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The report as a merge-request comment: the verdict in its heading, which build each side
+/// was, the changes in a table, every metric in a collapsed table, and how to read it.
+fn markdown(labels: [&str; 2], provenance: [&str; 2], rows: &[ComparisonRow]) -> String {
     let mut out = String::new();
-    let regressions = c.rows.iter().filter(|r| r.verdict == "regression").count();
+    let regressions = rows.iter().filter(|r| r.verdict == "regression").count();
     let _ = writeln!(
         out,
-        "### Benchmarks: {}\n\n**A** {}  \n**B** {}\n\n{}.\n",
-        if regressions > 0 { "regression" } else { "no regression" },
-        c.label_a,
-        c.label_b,
-        counts(&c.rows)
+        "### Benchmarks: {}\n",
+        if regressions > 0 { "regression" } else { "no regression" }
     );
+    out.push_str("| | revision | build |\n|---|---|---|\n");
+    for (side, (label, provenance)) in ["A", "B"].iter().zip(labels.iter().zip(provenance)) {
+        // The provenance is this program's own text, with the build command in a code span.
+        let _ = writeln!(out, "| **{side}** | {} | {provenance} |", md_escape(label));
+    }
+    let _ = writeln!(out, "\n{}.\n", counts(rows));
     let row = |r: &ComparisonRow| {
         format!(
             "| {} | `{}` | `{}` | {} | {} | {} | {} | {} |\n",
@@ -289,9 +322,8 @@ fn markdown(c: &Compared) -> String {
             p(r)
         )
     };
-    let head = "| verdict | scenario | metric | A median | B median | change | 95% CI of B/A | p |\n|---|---|---|---:|---:|---:|---:|---:|\n";
-    let changes: Vec<&ComparisonRow> = c
-        .rows
+    let head = "| verdict | scenario | metric | A median | B median | change | 95% CI of the change | p |\n|---|---|---|---:|---:|---:|---:|---:|\n";
+    let changes: Vec<&ComparisonRow> = rows
         .iter()
         .filter(|r| matches!(r.verdict.as_str(), "regression" | "improvement"))
         .collect();
@@ -300,21 +332,19 @@ fn markdown(c: &Compared) -> String {
         changes.iter().for_each(|r| out.push_str(&row(r)));
         out.push('\n');
     }
-    out.push_str("<details><summary>All metrics</summary>\n\n");
+    let _ = writeln!(out, "<details><summary>All {} metrics</summary>\n", rows.len());
     out.push_str(head);
-    c.rows.iter().for_each(|r| out.push_str(&row(r)));
-    out.push_str(
-        "\n</details>\n\nRounds ran interleaved (A B B A ...). Each change is the geometric mean of the per-round \
-         ratios B / A with a bootstrap 95% interval; p is the Wilcoxon signed-rank test of the log ratios, \
-         adjusted with Benjamini-Hochberg across all metrics. A change counts when p < 0.05 and it exceeds 1%.\n",
-    );
+    rows.iter().for_each(|r| out.push_str(&row(r)));
+    out.push_str("\n</details>\n\n");
+    out.push_str(&PairedOptions::default().method(rows.len()).join(" "));
+    out.push('\n');
     out
 }
 
 fn json(c: &Compared) -> serde_json::Value {
     serde_json::json!({
-        "a": {"label": c.label_a, "commit": c.results[0].commit.sha, "run": c.results[0].run.id},
-        "b": {"label": c.label_b, "commit": c.results[1].commit.sha, "run": c.results[1].run.id},
+        "a": {"label": c.label_a, "commit": c.results[0].commit.sha, "run": c.results[0].run.id, "build": c.provenance[0]},
+        "b": {"label": c.label_b, "commit": c.results[1].commit.sha, "run": c.results[1].run.id, "build": c.provenance[1]},
         "comparison_id": c.comparison_id,
         "regression": c.rows.iter().any(|r| r.verdict == "regression"),
         "rows": c.rows.iter().map(|r| serde_json::json!({
@@ -333,4 +363,74 @@ fn json(c: &Compared) -> serde_json::Value {
             "note": r.note,
         })).collect::<Vec<_>>(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(scenario: &str, metric: &str, verdict: &str, ratio: f64) -> ComparisonRow {
+        ComparisonRow {
+            scenario_id: scenario.into(),
+            definition_hash: "0123456789abcdef".into(),
+            metric: metric.into(),
+            unit: "s".into(),
+            direction: "lower".into(),
+            rounds: 10,
+            median_a: 1.0,
+            median_b: ratio,
+            ratio: Some(ratio),
+            ci_lower: Some(ratio - 0.01),
+            ci_upper: Some(ratio + 0.01),
+            ci_level: Some(0.95),
+            p_value: Some(0.001),
+            verdict: verdict.into(),
+            note: None,
+        }
+    }
+
+    /// Rendered by a CommonMark renderer with GitLab's table extension, the report is two
+    /// tables of builds and changes, and a collapsed table of every metric; labels from outside
+    /// stay text.
+    #[test]
+    fn the_markdown_report_renders_as_tables() {
+        let rows = [
+            row("blobs.upload/10x100k/c1", "wall_s", "regression", 1.05),
+            row("crypto.encrypt/v1/1x1M", "wall_s", "unchanged", 1.0),
+        ];
+        let text = markdown(
+            ["main (0123456789)", "feat|*x*_y <b> (abcdef0123)"],
+            [
+                "cached build (built by `cargo build --release --locked` in 2m)",
+                "built by the build command in 1s",
+            ],
+            &rows,
+        );
+        let mut options = pulldown_cmark::Options::empty();
+        options.insert(pulldown_cmark::Options::ENABLE_TABLES);
+        let mut html = String::new();
+        pulldown_cmark::html::push_html(&mut html, pulldown_cmark::Parser::new_ext(&text, options));
+        assert!(html.starts_with("<h3>Benchmarks: regression</h3>"), "{html}");
+        assert_eq!(html.matches("<table>").count(), 3, "{html}");
+        // The builds table: two rows of three cells, the label literal (no emphasis, no tag).
+        assert!(
+            html.contains("<td><strong>B</strong></td><td>feat|*x*_y &lt;b&gt; (abcdef0123)</td>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<td>cached build (built by <code>cargo build --release --locked</code> in 2m)</td>"),
+            "{html}"
+        );
+        // The changes table holds the regression only; every row has all eight cells.
+        let changes = &html[html.find("<th>verdict</th>").unwrap()..html.find("<details>").unwrap()];
+        assert_eq!(changes.matches("<tr>").count(), 1, "{changes}");
+        assert!(changes.contains("<td>regression</td><td><code>blobs.upload/10x100k/c1</code></td>"));
+        for tr in html.split("<tr>").skip(1) {
+            let tr = &tr[..tr.find("</tr>").unwrap()];
+            let cells = tr.matches("</td>").count() + tr.matches("</th>").count();
+            assert!(cells == 3 || cells == 8, "a row of {cells} cells: {tr}");
+        }
+        assert!(html.contains("<details><summary>All 2 metrics</summary>"), "{html}");
+        assert!(html.contains("</details>"));
+    }
 }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, bail};
 use collector::Database;
 use collector::comparison::ComparisonRow;
+use collector::statistics::paired::{DEFAULT_ROUNDS, MIN_ROUNDS};
 use git2::Repository;
 
 use crate::backfill::first_parent_commits;
@@ -31,7 +32,7 @@ pub struct FindArgs {
     #[arg(long, default_value = "scenarios/smoke.toml")]
     scenarios: PathBuf,
     /// Paired rounds per comparison.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = DEFAULT_ROUNDS, value_parser = clap::value_parser!(u32).range(MIN_ROUNDS as i64..))]
     rounds: u32,
     /// The benchmark database (the comparisons are stored there).
     #[arg(long, default_value = "bench.sqlite")]

@@ -55,6 +55,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // Colours only for a terminal that wants them: redirected to a file or a pipe (CI,
+        // journald), logs stay plain text. with_ansi(true) would override NO_COLOR itself.
+        .with_ansi(
+            std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        )
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .init();
     let done = |r: anyhow::Result<()>| r.map(|()| ExitCode::SUCCESS);

@@ -287,3 +287,37 @@ fn a_killed_ingest_leaves_nothing_behind() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(count(&db, "SELECT count(*) FROM samples"), 10 + 300 * 2 * 2000);
 }
+
+/// `scripts/test`, the README's test command, on a machine where what the tests need is
+/// missing and cannot be installed (no apt-get): one clear line naming what is missing, and
+/// a failure, before any test runs.
+#[test]
+fn the_test_command_names_what_it_cannot_install() {
+    let bin = tempfile::tempdir().unwrap();
+    // A PATH with what the script itself uses, and neither the packages nor apt-get.
+    for tool in ["bash", "dirname", "id", "mktemp", "rm"] {
+        let found = ["/usr/bin", "/bin"]
+            .iter()
+            .map(|d| Path::new(d).join(tool))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("{tool} is not installed"));
+        std::os::unix::fs::symlink(found, bin.path().join(tool)).unwrap();
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/test");
+    let out = Command::new(bin.path().join("bash"))
+        .arg(&script)
+        .env_clear()
+        .env("PATH", bin.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("scripts/test: cannot install ")
+            && err.contains("chromium strace")
+            && err.contains("no apt-get"),
+        "{err}"
+    );
+}

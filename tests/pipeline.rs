@@ -58,8 +58,8 @@ fn two_commits_become_two_points_per_series_in_commit_order() {
         "client_cpu_sys_s",
         "server_cpu_user_s",
         "server_cpu_sys_s",
-        "client_rss_peak_mib",
-        "server_rss_peak_mib",
+        "client_anon_peak_mib",
+        "server_anon_peak_mib",
     ];
     for metric in required {
         assert!(page.contains(&format!("<h2>{metric} ")), "no plot of {metric}");

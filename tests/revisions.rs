@@ -72,65 +72,85 @@ fn count(repo: &Repo, sql: &str) -> i64 {
     conn.query_row(sql, [], |r| r.get(0)).unwrap()
 }
 
+/// One comparison of identical builds: whether it called a regression, after checking that
+/// its exit status, Markdown and JSON say the same.
+fn a_a_regression(out: &Output, md: Option<&std::path::Path>, json: &std::path::Path) -> bool {
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap();
+    let regression = report["regression"].as_bool().unwrap();
+    assert_eq!(out.status.code(), Some(i32::from(regression)), "{}", stderr(out));
+    if let Some(md) = md {
+        let heading = if regression {
+            "### Benchmarks: regression"
+        } else {
+            "### Benchmarks: no regression"
+        };
+        assert!(std::fs::read_to_string(md).unwrap().starts_with(heading));
+    }
+    regression
+}
+
+/// Identical builds on both sides. Each comparison may call a regression by chance: the
+/// statistics promise it for at most `alpha` = 1% of comparisons (the one-sided family of
+/// regressions, `docs/statistics.md`; measured on this very scenario set there). Of the 6
+/// comparisons below, 3 or more calling one has a probability of at most
+/// C(6,3) 0.01^3 = 2.0e-5 for a correct implementation, under once in 10,000 runs; 2 is
+/// allowed. A broken one fails it: before the fix of the paired statistics and of the memory
+/// metrics, 41% of such comparisons called a regression.
 #[test]
-fn the_same_build_on_both_sides_is_not_a_regression() {
+fn the_same_build_on_both_sides_is_rarely_a_regression() {
     let _serial = serial();
     let repo = repo();
     let a = repo.commit("first");
     let b = repo.commit("second, the same code");
     let md = repo.out().join("cmp.md");
     let json = repo.out().join("cmp.json");
+    let (md_arg, json_arg) = (md.to_str().unwrap(), json.to_str().unwrap());
+    let mut regressions = 0;
     let out = revs(
         &repo,
         "compare",
-        &[
-            &a[..8],
-            &b,
-            "--markdown",
-            md.to_str().unwrap(),
-            "--json",
-            json.to_str().unwrap(),
-        ],
+        &[&a[..8], &b, "--markdown", md_arg, "--json", json_arg],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    regressions += usize::from(a_a_regression(&out, Some(&md), &json));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains(&format!("A: {}", &a[..10])) && stdout.contains("0 regressions"),
+        stdout.contains(&format!("A: {}, built by the build command", &a[..10])),
         "{stdout}"
     );
-    assert!(
-        std::fs::read_to_string(&md)
-            .unwrap()
-            .contains("### Benchmarks: no regression")
-    );
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
-    assert_eq!(report["regression"], false);
     assert_eq!(report["b"]["commit"], b);
     assert!(
         report["rows"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|r| r["metric"] == "wall_s")
+            .any(|r| r["metric"] == "wall_s" && r["rounds"] == 16),
+        "compare's default of 16 rounds"
     );
     assert_eq!(count(&repo, "SELECT count(*) FROM comparisons"), 1);
     assert_eq!(
         count(&repo, "SELECT count(*) FROM runs WHERE purpose = 'comparison'"),
         2
     );
-    // Both builds are cached: a second comparison builds nothing.
-    let again = revs(&repo, "compare", &[&a, &b, "--only", "crypto"]);
-    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
-    assert!(!stderr(&again).contains("building"), "{}", stderr(&again));
+    // Both builds are cached: the next comparisons build nothing.
+    for _ in 0..4 {
+        let again = revs(&repo, "compare", &[&a, &b, "--only", "crypto", "--json", json_arg]);
+        regressions += usize::from(a_a_regression(&again, None, &json));
+        assert!(!stderr(&again).contains("building"), "{}", stderr(&again));
+    }
 
     // One revision: compared with the working tree, uncommitted changes included.
     std::fs::write(repo.path().join("CHANGES"), "edited, not committed").unwrap();
-    let wt = revs(&repo, "compare", &[&b, "--only", "crypto"]);
-    assert_eq!(wt.status.code(), Some(0), "{}", stderr(&wt));
+    let wt = revs(&repo, "compare", &[&b, "--only", "crypto", "--json", json_arg]);
+    regressions += usize::from(a_a_regression(&wt, None, &json));
     assert!(
         String::from_utf8_lossy(&wt.stdout).contains("B: working tree"),
         "{}",
         String::from_utf8_lossy(&wt.stdout)
+    );
+    assert!(
+        regressions <= 2,
+        "{regressions} of 6 comparisons of identical builds called a regression"
     );
 }
 
@@ -290,4 +310,155 @@ fn find_names_the_commit_that_lowered_the_bandwidth() {
     assert!(out.status.success(), "{}", stderr(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains(&culprit[..10]), "{stdout}\n{}", stderr(&out));
+}
+
+/// A workspace of this repository's shape, a root package `soledad-bench` and a member
+/// `blobs-server`, whose binaries run this test's real ones (`$TEST_BINS`): what the default
+/// build makes of it can really be measured.
+fn toy_workspace(repo: &Repo, with_server: bool) {
+    let wrapper = |bin: &str| {
+        format!(
+            "use std::os::unix::process::CommandExt;\n\
+             fn main() {{\n    \
+                 let bins = std::env::var_os(\"TEST_BINS\").expect(\"TEST_BINS\");\n    \
+                 let err = std::process::Command::new(std::path::Path::new(&bins).join(\"{bin}\"))\n        \
+                     .args(std::env::args_os().skip(1))\n        \
+                     .exec();\n    \
+                 panic!(\"{{err}}\");\n\
+             }}\n"
+        )
+    };
+    let manifest = |name: &str| format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2024\"\n");
+    let root = repo.path();
+    let members = if with_server {
+        "\".\", \"blobs/server\""
+    } else {
+        "\".\""
+    };
+    std::fs::write(
+        root.join("Cargo.toml"),
+        format!(
+            "[workspace]\nmembers = [{members}]\nresolver = \"3\"\n\n{}",
+            manifest("soledad-bench")
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(root.join("src")).unwrap();
+    std::fs::write(root.join("src/main.rs"), wrapper("soledad-bench")).unwrap();
+    if with_server {
+        let server = root.join("blobs/server");
+        std::fs::create_dir_all(server.join("src")).unwrap();
+        std::fs::write(server.join("Cargo.toml"), manifest("blobs-server")).unwrap();
+        std::fs::write(server.join("src/main.rs"), wrapper("blobs-server")).unwrap();
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .arg("generate-lockfile")
+        .current_dir(root)
+        .env_remove("CARGO_TARGET_DIR")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::write(root.join(".gitignore"), "/out/\n/target/\n").unwrap();
+}
+
+/// A subcommand with the default build: no `--build-cmd`, and none of the caller's cargo
+/// directory settings, so that the toy workspace builds where a fresh clone would.
+fn revs_default(repo: &Repo, subcommand: &str, args: &[&str]) -> Output {
+    let out = repo.out();
+    std::fs::create_dir_all(&out).unwrap();
+    let bins = std::path::Path::new(common::bench_exe()).parent().unwrap();
+    Command::new(common::bench_exe())
+        .current_dir(repo.path())
+        .arg(subcommand)
+        .args(args)
+        .args(["--scenarios", "quick.toml", "--db"])
+        .arg(out.join("revs.sqlite"))
+        .arg("--work-dir")
+        .arg(out.join("work"))
+        .env("TEST_BINS", bins)
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET_DIR")
+        .env_remove("CARGO_BUILD_BUILD_DIR")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_default_build_compiles_both_binaries_and_names_what_an_old_revision_lacks() {
+    let _serial = serial();
+    let repo = repo();
+    toy_workspace(&repo, false);
+    let old = repo.commit("only the CLI: no server yet");
+    toy_workspace(&repo, true);
+    let a = repo.commit("the server arrives");
+    std::fs::write(repo.path().join("src/extra.txt"), "a change that builds the same").unwrap();
+    let b = repo.commit("a second commit");
+
+    // A revision without the server binary: a clear error naming it and what is missing.
+    let out = revs_default(&repo, "compare", &[&old, &a, "--only", "crypto"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "{} does not build: it has no `blobs-server` binary",
+            &old[..10]
+        )),
+        "{}",
+        stderr(&out)
+    );
+
+    // Two commits: built with cargo into the cache, their intermediate files in the working
+    // tree's own target directory, where its build will find them.
+    let out = revs_default(&repo, "compare", &[&a, &b, "--only", "crypto"]);
+    // Same code on both sides: a regression is possible by chance (issue of `compare`'s
+    // false-positive rate), an error is not.
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "A: {}, built by `cargo build --release --locked` in",
+            &a[..10]
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stderr(&out).contains(&format!("built {} in", &b[..10])),
+        "{}",
+        stderr(&out)
+    );
+    let cache = repo.path().join("target/soledad-bench");
+    for bin in ["soledad-bench", "blobs-server"] {
+        assert!(cache.join("builds").join(&a).join(bin).is_file(), "{bin}");
+        assert!(cache.join("target/release").join(bin).is_file(), "{bin}");
+    }
+    assert!(
+        repo.path().join("target/release/.fingerprint").is_dir(),
+        "the commits' intermediate files are in the working tree's build directory"
+    );
+    assert!(!repo.path().join("target/release/soledad-bench").exists());
+    // Cached now: a second comparison starts measuring at once.
+    let again = revs_default(&repo, "compare", &[&a, &b, "--only", "crypto"]);
+    assert!(matches!(again.status.code(), Some(0 | 1)), "{}", stderr(&again));
+    assert!(!stderr(&again).contains("building"), "{}", stderr(&again));
+    assert!(String::from_utf8_lossy(&again.stdout).contains("cached build"));
+
+    // The working tree builds in place, where `cargo build --release` puts it.
+    let out = revs_default(&repo, "compare", &[&b, "--only", "crypto"]);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));
+    assert!(repo.path().join("target/release/soledad-bench").is_file());
+    assert!(repo.path().join("target/release/blobs-server").is_file());
+
+    // backfill records the old revision as not building, with the reason.
+    let out = revs_default(&repo, "backfill", &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("2 commits benchmarked, 0 stored already, 1 do not build"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let reason: String = rusqlite::Connection::open(repo.out().join("revs.sqlite"))
+        .unwrap()
+        .query_row("SELECT reason FROM build_failures WHERE sha = ?1", [&old], |r| r.get(0))
+        .unwrap();
+    assert!(reason.contains("it has no `blobs-server` binary"), "{reason}");
 }

@@ -17,7 +17,7 @@ fn chromium() -> PathBuf {
     .iter()
     .map(PathBuf::from)
     .find(|p| p.is_file())
-    .expect("the browser test needs Chromium: apt-get install -y chromium (.ci/run installs it)")
+    .expect("the browser test needs Chromium: apt-get install -y chromium (scripts/test installs it)")
 }
 
 /// Runs headless Chromium on a local file with the network features that would reach out

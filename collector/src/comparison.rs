@@ -76,12 +76,14 @@ fn median(samples: &[f64]) -> f64 {
     }
 }
 
-/// Paired verdicts of every metric that A and B measured for the same scenario definition,
-/// with the p-values adjusted across all of them.
+/// Paired verdicts of every metric that A and B measured for the same scenario definition.
+/// The one-sided p-values that B is worse are adjusted across all of them (Benjamini-Hochberg)
+/// as one family, those that B is better as another; a row keeps the adjusted p-value of the
+/// direction its ratio points to.
 pub fn paired_rows(a: &Results, b: &Results, options: &PairedOptions) -> Vec<ComparisonRow> {
     let mut rows = Vec::new();
-    let mut tests: Vec<(usize, f64)> = Vec::new();
-    let mut directions = Vec::new();
+    // (row, direction, p worse, p better) of every tested row.
+    let mut tests: Vec<(usize, Direction, f64, f64)> = Vec::new();
     for sa in &a.scenarios {
         let Some(sb) = b
             .scenarios
@@ -122,7 +124,7 @@ pub fn paired_rows(a: &Results, b: &Results, options: &PairedOptions) -> Vec<Com
                     row.ci_level = Some(c.ci_level);
                     row.verdict = c.verdict.as_str().into();
                     if let Some(t) = c.test {
-                        tests.push((rows.len(), t.p_value));
+                        tests.push((rows.len(), direction, t.p_worse(direction), t.p_better(direction)));
                     }
                 }
                 Err(e @ PairedError::NotPositive { .. }) => {
@@ -130,22 +132,30 @@ pub fn paired_rows(a: &Results, b: &Results, options: &PairedOptions) -> Vec<Com
                 }
                 Err(e) => row.note = Some(e.to_string()),
             }
-            directions.push(direction);
             rows.push(row);
         }
     }
-    let adjusted = benjamini_hochberg(&tests.iter().map(|(_, p)| *p).collect::<Vec<_>>());
-    for ((i, _), p) in tests.iter().zip(adjusted) {
+    let worse = benjamini_hochberg(&tests.iter().map(|t| t.2).collect::<Vec<_>>());
+    let better = benjamini_hochberg(&tests.iter().map(|t| t.3).collect::<Vec<_>>());
+    for (((i, direction, _, _), q_worse), q_better) in tests.iter().zip(worse).zip(better) {
         let row = &mut rows[*i];
-        row.p_value = Some(p);
-        let (ratio, lo, hi) = (
-            row.ratio.unwrap_or(1.0),
+        let ratio = row.ratio.unwrap_or(1.0);
+        let points_worse = match direction {
+            Direction::Lower => ratio > 1.0,
+            Direction::Higher => ratio < 1.0,
+        };
+        row.p_value = Some(if points_worse { q_worse } else { q_better });
+        row.verdict = paired_verdict(
+            ratio,
             row.ci_lower.unwrap_or(0.0),
             row.ci_upper.unwrap_or(f64::MAX),
-        );
-        row.verdict = paired_verdict(ratio, lo, hi, Some(p), directions[*i], options)
-            .as_str()
-            .into();
+            Some(q_worse),
+            Some(q_better),
+            *direction,
+            options,
+        )
+        .as_str()
+        .into();
     }
     rows
 }

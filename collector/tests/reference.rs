@@ -9,7 +9,8 @@ use collector::statistics::fdr::benjamini_hochberg;
 use collector::statistics::hodges_lehmann::hodges_lehmann;
 use collector::statistics::mann_whitney::{Method, mann_whitney_u};
 use collector::statistics::quantile::quantile_of_sorted;
-use collector::statistics::signed_rank::signed_rank;
+use collector::statistics::paired::{PairedOptions, compare_paired};
+use collector::statistics::verdict::Direction;
 use collector::statistics::t_test::{Side, student_t_p_value};
 use serde_json::Value;
 
@@ -49,21 +50,18 @@ fn mann_whitney_matches_scipy() {
 }
 
 #[test]
-fn signed_rank_matches_scipy() {
+fn paired_t_test_matches_scipy() {
     let f = fixtures();
-    for case in f["wilcoxon"].as_array().unwrap() {
-        let d = floats(&case["d"]);
-        let r = signed_rank(&d).unwrap();
+    for case in f["paired_t"].as_array().unwrap() {
+        let (a, b) = (floats(&case["a"]), floats(&case["b"]));
         let what = case["source"].as_str().unwrap();
-        let total = (r.n * (r.n + 1)) as f64 / 2.0;
-        let statistic = r.r_plus.min(total - r.r_plus);
-        close(statistic, case["statistic"].as_f64().unwrap(), 1e-12, what);
-        close(r.p_value, case["p"].as_f64().unwrap(), 1e-9, what);
-        let expected = match case["method"].as_str().unwrap() {
-            "exact" => Method::Exact,
-            _ => Method::Normal,
-        };
-        assert_eq!(r.method, expected, "{what}");
+        let c = compare_paired(&a, &b, Direction::Lower, &PairedOptions::default()).unwrap();
+        let t = c.test.unwrap();
+        close(t.t, case["t"].as_f64().unwrap(), 1e-9, what);
+        close(t.p_larger, case["p_greater"].as_f64().unwrap(), 1e-9, what);
+        close(t.p_smaller, case["p_less"].as_f64().unwrap(), 1e-9, what);
+        close(c.ci_lower.ln(), case["ci_low"].as_f64().unwrap(), 1e-9, what);
+        close(c.ci_upper.ln(), case["ci_high"].as_f64().unwrap(), 1e-9, what);
     }
 }
 

@@ -143,24 +143,24 @@ pub const CATALOGUE: &[MetricDef] = &[
         "CPU time of the server per wall time, in % of one core",
     ),
     lower(
-        "client_rss_peak_mib",
+        "client_anon_peak_mib",
         "MiB",
-        "peak resident memory of the client driver during the round",
+        "peak anonymous resident memory (heap, stacks) of the client driver during the round, sampled every 10 ms",
     ),
     lower(
-        "server_rss_peak_mib",
+        "server_anon_peak_mib",
         "MiB",
-        "peak resident memory of the server during the round",
+        "peak anonymous resident memory (heap, stacks) of the server during the round, sampled every 10 ms",
     ),
     lower(
-        "client_rss_mean_mib",
+        "client_anon_mean_mib",
         "MiB",
-        "mean of the sampled resident memory of the client driver",
+        "mean of the sampled anonymous resident memory of the client driver",
     ),
     lower(
-        "server_rss_mean_mib",
+        "server_anon_mean_mib",
         "MiB",
-        "mean of the sampled resident memory of the server",
+        "mean of the sampled anonymous resident memory of the server",
     ),
     lower(
         "client_io_read_mib",

@@ -500,7 +500,6 @@ fn measure_round(
         None => None,
     };
     let pids: Vec<u32> = std::iter::once(driver.pid()).chain(server.pid()).collect();
-    let reset: Vec<bool> = pids.iter().map(|&p| probe::reset_peak(p)).collect();
     let before: Vec<_> = pids.iter().map(|&p| probe::read(p)).collect();
     let sampler = Sampler::start(pids.clone(), config.sample_interval);
     driver.go()?;
@@ -526,7 +525,7 @@ fn measure_round(
             before[i].as_ref().map_err(|e| e.to_string())?,
             after[i].as_ref().map_err(|e| e.to_string())?,
         );
-        out.extend(process_metrics(who, b, a, &sampled.rss[i], reset[i], outcome.wall_s));
+        out.extend(process_metrics(who, b, a, &sampled.anon[i], outcome.wall_s));
     }
     if let Some(pings) = pings {
         out.extend(percentiles("server_ping", &pings));
@@ -603,16 +602,16 @@ fn process_metrics(
     who: &str,
     before: &Counters,
     after: &Counters,
-    rss: &[u64],
-    peak_was_reset: bool,
+    anon: &[u64],
     wall_s: f64,
 ) -> Vec<(&'static str, f64)> {
-    let sampled_peak = rss.iter().copied().max().unwrap_or(0);
-    let kernel_peak = if peak_was_reset { after.peak_rss_bytes } else { 0 };
-    let mean = if rss.is_empty() {
-        after.rss_bytes as f64
+    // The sampler's last reading is taken when it stops, after the workload is done; the
+    // counters read after it are a reading too (a peak between samples can still be missed).
+    let peak = anon.iter().copied().max().unwrap_or(0).max(after.anon_bytes);
+    let mean = if anon.is_empty() {
+        after.anon_bytes as f64
     } else {
-        rss.iter().sum::<u64>() as f64 / rss.len() as f64
+        anon.iter().sum::<u64>() as f64 / anon.len() as f64
     };
     let user = after.cpu_user_s - before.cpu_user_s;
     let sys = after.cpu_sys_s - before.cpu_sys_s;
@@ -621,8 +620,8 @@ fn process_metrics(
         ("cpu_user_s", user),
         ("cpu_sys_s", sys),
         ("cpu_pct", 100.0 * (user + sys) / wall_s.max(1e-9)),
-        ("rss_peak_mib", kernel_peak.max(sampled_peak) as f64 / MIB),
-        ("rss_mean_mib", mean / MIB),
+        ("anon_peak_mib", peak as f64 / MIB),
+        ("anon_mean_mib", mean / MIB),
         ("io_read_mib", mib(after.io_read_bytes, before.io_read_bytes)),
         ("io_write_mib", mib(after.io_write_bytes, before.io_write_bytes)),
         ("io_read_total_mib", mib(after.io_rchar, before.io_rchar)),
@@ -667,11 +666,10 @@ mod tests {
             cpu_sys_s: 0.75,
             io_write_bytes: 3 << 20,
             io_wchar: 5 << 20,
-            rss_bytes: 10 << 20,
-            peak_rss_bytes: 40 << 20,
+            anon_bytes: 10 << 20,
             ..Counters::default()
         };
-        let m: BTreeMap<_, _> = process_metrics("server", &before, &after, &[(10 << 20), (30 << 20)], true, 2.0)
+        let m: BTreeMap<_, _> = process_metrics("server", &before, &after, &[(10 << 20), (30 << 20)], 2.0)
             .into_iter()
             .collect();
         assert_eq!(m["server_cpu_user_s"], 0.25);
@@ -679,12 +677,16 @@ mod tests {
         assert_eq!(m["server_cpu_pct"], 25.0);
         assert_eq!(m["server_io_write_mib"], 2.0);
         assert_eq!(m["server_io_write_total_mib"], 5.0);
-        assert_eq!(m["server_rss_peak_mib"], 40.0);
-        assert_eq!(m["server_rss_mean_mib"], 20.0);
-        // Without a reset the kernel's mark may predate the round: only samples count.
-        let m: BTreeMap<_, _> = process_metrics("client", &before, &after, &[(10 << 20), (30 << 20)], false, 2.0)
+        assert_eq!(m["server_anon_peak_mib"], 30.0);
+        assert_eq!(m["server_anon_mean_mib"], 20.0);
+        // The reading after the round counts when it is the highest.
+        let high = Counters {
+            anon_bytes: 40 << 20,
+            ..after
+        };
+        let m: BTreeMap<_, _> = process_metrics("client", &before, &high, &[(10 << 20), (30 << 20)], 2.0)
             .into_iter()
             .collect();
-        assert_eq!(m["client_rss_peak_mib"], 30.0);
+        assert_eq!(m["client_anon_peak_mib"], 40.0);
     }
 }

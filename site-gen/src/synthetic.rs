@@ -117,7 +117,7 @@ fn client_metrics(count: u64, bytes: f64, c: u64, mib_s: f64, per_op_s: f64, ser
         m("wall_s", "s", false, wall, 0.02),
         m("throughput_mib_s", "MiB/s", true, bytes / MIB / wall, 0.02),
         m(
-            "client_rss_peak_mib",
+            "client_anon_peak_mib",
             "MiB",
             false,
             24.0 + (bytes / count as f64 / MIB).min(10.0) * 2.2,
@@ -130,7 +130,7 @@ fn client_metrics(count: u64, bytes: f64, c: u64, mib_s: f64, per_op_s: f64, ser
         let per_op = wall / count as f64 * c as f64 * 1000.0;
         out.extend([
             m("latency_p99_ms", "ms", false, per_op * 2.4, 0.06),
-            m("server_rss_peak_mib", "MiB", false, 18.0 + c as f64 * 0.6, 0.005),
+            m("server_anon_peak_mib", "MiB", false, 18.0 + c as f64 * 0.6, 0.005),
             m("server_cpu_user_s", "s", false, wall * 0.45, 0.04),
             m("latency_p50_ms", "ms", false, per_op * 0.9, 0.03),
             m("server_ping_p99_ms", "ms", false, 1.1 + c as f64 * 0.12, 0.08),
@@ -210,7 +210,7 @@ fn scenarios(hostile: bool) -> Vec<Scenario> {
             m("ops_s", "ops/s", true, 238.0, 0.02),
             m("server_cpu_user_s", "s", false, 0.21, 0.04),
             m("latency_p99_ms", "ms", false, 7.9, 0.06),
-            m("server_rss_peak_mib", "MiB", false, 21.0, 0.005),
+            m("server_anon_peak_mib", "MiB", false, 21.0, 0.005),
         ],
     });
     for (workload, what, mib_s) in [("store.put", "Storing", 55.0), ("store.get", "Reading back", 210.0)] {
@@ -252,7 +252,7 @@ fn scenarios(hostile: bool) -> Vec<Scenario> {
                     m("latency_p50_ms", "ms", false, p50, 0.02),
                     m("throughput_mib_s", "MiB/s", true, ops * 10_000.0 / MIB, 0.015),
                     m("server_cpu_user_s", "s", false, 2.1, 0.03),
-                    m("server_rss_peak_mib", "MiB", false, 22.0 + c as f64 * 0.35, 0.006),
+                    m("server_anon_peak_mib", "MiB", false, 22.0 + c as f64 * 0.35, 0.006),
                     m("server_ping_p99_ms", "ms", false, 2.0 + c as f64 * 0.2, 0.08),
                 ],
             });
@@ -293,7 +293,7 @@ fn events(commits: usize) -> Vec<Event> {
         Event {
             commit: at(0.37),
             factor: 1.12,
-            hits: |_, m| m == "client_rss_peak_mib",
+            hits: |_, m| m == "client_anon_peak_mib",
             subject: "client: keep a 2 MiB read buffer per transfer",
         },
         Event {
@@ -631,7 +631,7 @@ pub fn populate(db: &mut Database, options: &SyntheticOptions) -> Result<Synthet
         let b = scenario_records(last, &mut rng, rounds, &|s, metric| {
             let l = level(s, metric, last);
             let faster = s.workload == "blobs.upload" && matches!(metric.name, "wall_s" | "throughput_mib_s" | "ops_s");
-            let heavier = metric.name == "client_rss_peak_mib";
+            let heavier = metric.name == "client_anon_peak_mib";
             let f = if faster {
                 0.92
             } else if heavier {

@@ -341,3 +341,33 @@ async fn json_logs_are_one_object_per_line() {
     );
     assert!(lines.iter().any(|l| l["message"] == "stopped"), "{err}");
 }
+
+/// Logs redirected to a file (as a service manager or `> server.log` does) are plain text:
+/// no colour escape codes, which only a terminal renders.
+#[test]
+fn logs_written_to_a_file_have_no_escape_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tokens"), TOKENS).unwrap();
+    let log = dir.path().join("server.log");
+    let mut child = server_command()
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .arg("--tokens")
+        .arg(dir.path().join("tokens"))
+        .env_remove("NO_COLOR")
+        .env("RUST_LOG", "blobs_server=debug")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("listening on"), "{line:?}");
+    signal(child.id(), "-TERM");
+    assert!(child.wait().unwrap().success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("serving blobs") && text.contains("stopped"), "{text}");
+    assert!(!text.contains('\x1b'), "escape codes in {text:?}");
+}

@@ -61,7 +61,7 @@ async fn check_order(args: &[&str]) {
             .args(["-qq", "-o", "/dev/null", "true"])
             .output()
             .is_ok_and(|o| o.status.success()),
-        "this test needs strace, and ptrace allowed (apt-get install strace; .ci/run installs it)"
+        "this test needs strace, and ptrace allowed (apt-get install strace; scripts/test installs it)"
     );
     let tmp = tempfile::tempdir().unwrap();
     // As the kernel names it (strace's descriptor paths are resolved, symbolic links too).

@@ -306,11 +306,8 @@ pub fn simulate_paired(seed: u64, trials: usize, ratio: f64, cv: f64, drift: f64
         trials,
         ..Default::default()
     };
-    let options = PairedOptions {
-        resamples: 2000,
-        ..PairedOptions::default()
-    };
-    for trial in 0..trials {
+    let options = PairedOptions::default();
+    for _ in 0..trials {
         let mut a = Vec::with_capacity(rounds);
         let mut b = Vec::with_capacity(rounds);
         for _ in 0..rounds {
@@ -318,16 +315,7 @@ pub fn simulate_paired(seed: u64, trials: usize, ratio: f64, cv: f64, drift: f64
             a.push(noise.run(&mut rng, day, 1)[0]);
             b.push(noise.run(&mut rng, day * ratio, 1)[0]);
         }
-        let c = compare_paired(
-            &a,
-            &b,
-            Direction::Lower,
-            &PairedOptions {
-                seed: trial as u64,
-                ..options
-            },
-        )
-        .expect("positive samples");
+        let c = compare_paired(&a, &b, Direction::Lower, &options).expect("positive samples");
         report.covered += usize::from(c.ci_lower <= ratio && ratio <= c.ci_upper);
         report.flagged += usize::from(c.verdict.is_change());
     }

@@ -15,7 +15,7 @@
 //! - [`noise_floor`]: how much a series moves from commit to commit by itself.
 //! - [`verdict`]: the policy that turns all of the above into a verdict.
 //! - [`t_test`], [`change_point`]: E-divisive means with a t-test over a series' history.
-//! - [`signed_rank`], [`paired`]: paired comparison of two builds run interleaved.
+//! - [`paired`]: paired comparison of two builds run interleaved.
 //! - [`synthetic`], [`accuracy`]: seeded series with known truth, and how often the
 //!   statistics get them right.
 //!
@@ -34,7 +34,6 @@ pub mod outliers;
 pub mod paired;
 pub mod quantile;
 pub mod ranks;
-pub mod signed_rank;
 pub mod summary;
 pub mod synthetic;
 pub mod t_test;

@@ -3,14 +3,14 @@
 //! commit against its baseline is written with the commit's page, from the same rows.)
 
 use collector::comparison::{ComparisonRow, ComparisonSummary};
-use collector::statistics::paired::{MIN_ROUNDS, PairedOptions};
+use collector::statistics::paired::PairedOptions;
 use collector::statistics::verdict::Verdict;
 use serde::Serialize;
 
 use super::{Site, arrow};
 use crate::SiteError;
 use crate::effects::{Effect, effects_svg, mark_of};
-use crate::format::{self, percent, percent_interval, share, short_sha};
+use crate::format::{self, percent, percent_interval, short_sha};
 use crate::paths::{self, COMPARE};
 use crate::render::each;
 
@@ -116,24 +116,7 @@ fn paired_row(site: &Site, root: &str, r: &ComparisonRow) -> PairedRow {
 
 fn branch_pair(site: &Site, c: &ComparisonSummary, rows: &[ComparisonRow]) -> Result<(), SiteError> {
     let root = "../";
-    let options = PairedOptions::default();
-    let method = vec![
-        "The two builds ran on one machine in interleaved rounds (A B B A ...), so each round pairs an A with a B under the same machine state.".to_owned(),
-        format!(
-            "The per-round log ratios ln(B/A) are tested with the Wilcoxon signed-rank test; p-values are adjusted by Benjamini-Hochberg across the comparison's {} metrics.",
-            rows.len()
-        ),
-        format!(
-            "The change is the geometric mean of the ratios B/A, with a bootstrap confidence interval ({} resamples, expanded percentiles).",
-            options.resamples
-        ),
-        format!(
-            "B is a regression or improvement when p < {} and the ratio differs from 1 by more than {}; unchanged when the interval lies within 1 ± {}; noisy otherwise. At least {MIN_ROUNDS} rounds are needed.",
-            options.alpha,
-            share(options.practical_floor),
-            share(options.practical_floor)
-        ),
-    ];
+    let method = PairedOptions::default().method(rows.len());
     let table: Vec<PairedRow> = rows.iter().map(|r| paired_row(site, root, r)).collect();
     let plotted: Vec<Effect> = rows
         .iter()

@@ -30,7 +30,7 @@ pub fn chromium() -> PathBuf {
     .iter()
     .map(PathBuf::from)
     .find(|p| p.is_file())
-    .expect("the browser test needs Chromium: apt-get install -y chromium (.ci/run installs it)")
+    .expect("the browser test needs Chromium: apt-get install -y chromium (scripts/test installs it)")
 }
 
 /// What a page reported while it loaded and ran: console errors and warnings, exceptions,
