@@ -314,12 +314,18 @@ fn find_names_the_commit_that_lowered_the_bandwidth() {
 
 /// A workspace of this repository's shape, a root package `soledad-bench` and a member
 /// `blobs-server`, whose binaries run this test's real ones (`$TEST_BINS`): what the default
-/// build makes of it can really be measured.
-fn toy_workspace(repo: &Repo, with_server: bool) {
+/// build makes of it can really be measured. Both use a member library whose `BUILD` says
+/// which source a binary was compiled from (`soledad-bench --which` prints it), and the root
+/// package a registry dependency that the working tree's build compiles first.
+fn toy_workspace(repo: &Repo, with_server: bool, build: &str) {
     let wrapper = |bin: &str| {
         format!(
             "use std::os::unix::process::CommandExt;\n\
              fn main() {{\n    \
+                 if std::env::args().nth(1).as_deref() == Some(\"--which\") {{\n        \
+                     println!(\"{{}} {{}}\", shared::BUILD, libc::EXIT_SUCCESS);\n        \
+                     return;\n    \
+                 }}\n    \
                  let bins = std::env::var_os(\"TEST_BINS\").expect(\"TEST_BINS\");\n    \
                  let err = std::process::Command::new(std::path::Path::new(&bins).join(\"{bin}\"))\n        \
                      .args(std::env::args_os().skip(1))\n        \
@@ -328,42 +334,69 @@ fn toy_workspace(repo: &Repo, with_server: bool) {
              }}\n"
         )
     };
-    let manifest = |name: &str| format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2024\"\n");
+    let deps = "\n[dependencies]\nshared = { path = \"shared\" }\nlibc = \"0.2\"\n";
+    let manifest = |name: &str, deps: &str| {
+        format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2024\"\n{deps}")
+    };
     let root = repo.path();
     let members = if with_server {
-        "\".\", \"blobs/server\""
+        "\".\", \"shared\", \"blobs/server\""
     } else {
-        "\".\""
+        "\".\", \"shared\""
     };
     std::fs::write(
         root.join("Cargo.toml"),
         format!(
             "[workspace]\nmembers = [{members}]\nresolver = \"3\"\n\n{}",
-            manifest("soledad-bench")
+            manifest("soledad-bench", deps)
         ),
     )
     .unwrap();
     std::fs::create_dir_all(root.join("src")).unwrap();
     std::fs::write(root.join("src/main.rs"), wrapper("soledad-bench")).unwrap();
+    std::fs::create_dir_all(root.join("shared/src")).unwrap();
+    std::fs::write(root.join("shared/Cargo.toml"), manifest("shared", "")).unwrap();
+    std::fs::write(
+        root.join("shared/src/lib.rs"),
+        format!("pub const BUILD: &str = \"{build}\";\n"),
+    )
+    .unwrap();
     if with_server {
         let server = root.join("blobs/server");
         std::fs::create_dir_all(server.join("src")).unwrap();
-        std::fs::write(server.join("Cargo.toml"), manifest("blobs-server")).unwrap();
+        let deps = "\n[dependencies]\nshared = { path = \"../../shared\" }\nlibc = \"0.2\"\n";
+        std::fs::write(server.join("Cargo.toml"), manifest("blobs-server", deps)).unwrap();
         std::fs::write(server.join("src/main.rs"), wrapper("blobs-server")).unwrap();
     }
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .arg("generate-lockfile")
-        .current_dir(root)
-        .env_remove("CARGO_TARGET_DIR")
+    // Offline: libc is in the local registry cache, since this workspace's own build uses it.
+    let status = toy_cargo(root)
+        .args(["generate-lockfile", "--offline"])
         .status()
         .unwrap();
     assert!(status.success());
     std::fs::write(root.join(".gitignore"), "/out/\n/target/\n").unwrap();
 }
 
+/// Cargo in the toy workspace, with none of the caller's cargo directory settings, so that it
+/// builds where a fresh clone would.
+fn toy_cargo(dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(dir)
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET_DIR")
+        .env_remove("CARGO_BUILD_BUILD_DIR");
+    cmd
+}
+
+/// What `soledad-bench --which` of a toy build prints: the source it was built from.
+fn which(bin: &std::path::Path) -> String {
+    let out = Command::new(bin).arg("--which").output().unwrap();
+    assert!(out.status.success(), "{}", bin.display());
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
 /// A subcommand with the default build: no `--build-cmd`, and none of the caller's cargo
-/// directory settings, so that the toy workspace builds where a fresh clone would.
+/// directory settings.
 fn revs_default(repo: &Repo, subcommand: &str, args: &[&str]) -> Output {
     let out = repo.out();
     std::fs::create_dir_all(&out).unwrap();
@@ -385,15 +418,23 @@ fn revs_default(repo: &Repo, subcommand: &str, args: &[&str]) -> Output {
 }
 
 #[test]
-fn the_default_build_compiles_both_binaries_and_names_what_an_old_revision_lacks() {
+fn the_default_build_compiles_both_binaries_and_never_mixes_revisions() {
     let _serial = serial();
     let repo = repo();
-    toy_workspace(&repo, false);
+    toy_workspace(&repo, false, "old");
     let old = repo.commit("only the CLI: no server yet");
-    toy_workspace(&repo, true);
+    toy_workspace(&repo, true, "committed");
     let a = repo.commit("the server arrives");
     std::fs::write(repo.path().join("src/extra.txt"), "a change that builds the same").unwrap();
     let b = repo.commit("a second commit");
+    // The developer's working tree: edited, and built as they build it.
+    toy_workspace(&repo, true, "edited");
+    let built = toy_cargo(repo.path())
+        .args(["build", "--release", "--offline", "-p", "soledad-bench"])
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{}", stderr(&built));
+    assert_eq!(which(&repo.path().join("target/release/soledad-bench")), "edited 0");
 
     // A revision without the server binary: a clear error naming it and what is missing.
     let out = revs_default(&repo, "compare", &[&old, &a, "--only", "crypto"]);
@@ -407,11 +448,10 @@ fn the_default_build_compiles_both_binaries_and_names_what_an_old_revision_lacks
         stderr(&out)
     );
 
-    // Two commits: built with cargo into the cache, their intermediate files in the working
-    // tree's own target directory, where its build will find them.
+    // Two commits: built with cargo into the cache, reusing the working tree's compiled
+    // registry dependency instead of compiling it again.
     let out = revs_default(&repo, "compare", &[&a, &b, "--only", "crypto"]);
-    // Same code on both sides: a regression is possible by chance (issue of `compare`'s
-    // false-positive rate), an error is not.
+    // Same code on both sides: a regression is possible by chance (at most 1%), an error not.
     assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -421,32 +461,34 @@ fn the_default_build_compiles_both_binaries_and_names_what_an_old_revision_lacks
         )),
         "{stdout}"
     );
-    assert!(
-        stderr(&out).contains(&format!("built {} in", &b[..10])),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("reusing"), "{}", stderr(&out));
     let cache = repo.path().join("target/soledad-bench");
-    for bin in ["soledad-bench", "blobs-server"] {
-        assert!(cache.join("builds").join(&a).join(bin).is_file(), "{bin}");
-        assert!(cache.join("target/release").join(bin).is_file(), "{bin}");
-    }
+    let log = std::fs::read_to_string(cache.join("builds").join(&a).join("build.log")).unwrap();
     assert!(
-        repo.path().join("target/release/.fingerprint").is_dir(),
-        "the commits' intermediate files are in the working tree's build directory"
+        log.contains("Compiling shared") && !log.contains("Compiling libc"),
+        "{log}"
     );
-    assert!(!repo.path().join("target/release/soledad-bench").exists());
+    for bin in ["soledad-bench", "blobs-server"] {
+        assert_eq!(which(&cache.join("builds").join(&a).join(bin)), "committed 0", "{bin}");
+    }
     // Cached now: a second comparison starts measuring at once.
     let again = revs_default(&repo, "compare", &[&a, &b, "--only", "crypto"]);
     assert!(matches!(again.status.code(), Some(0 | 1)), "{}", stderr(&again));
     assert!(!stderr(&again).contains("building"), "{}", stderr(&again));
     assert!(String::from_utf8_lossy(&again.stdout).contains("cached build"));
 
-    // The working tree builds in place, where `cargo build --release` puts it.
+    // The working tree builds in place, where `cargo build --release` puts it, from its own
+    // sources: the commits built since must not have leaked into its build directory.
     let out = revs_default(&repo, "compare", &[&b, "--only", "crypto"]);
     assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));
-    assert!(repo.path().join("target/release/soledad-bench").is_file());
-    assert!(repo.path().join("target/release/blobs-server").is_file());
+    for bin in ["soledad-bench", "blobs-server"] {
+        assert_eq!(
+            which(&repo.path().join("target/release").join(bin)),
+            "edited 0",
+            "{bin}"
+        );
+        assert_eq!(which(&cache.join("builds/working-tree").join(bin)), "edited 0", "{bin}");
+    }
 
     // backfill records the old revision as not building, with the reason.
     let out = revs_default(&repo, "backfill", &[]);

@@ -8,10 +8,10 @@ use collector::statistics::change_point::{ChangePointOptions, change_points};
 use collector::statistics::fdr::benjamini_hochberg;
 use collector::statistics::hodges_lehmann::hodges_lehmann;
 use collector::statistics::mann_whitney::{Method, mann_whitney_u};
-use collector::statistics::quantile::quantile_of_sorted;
 use collector::statistics::paired::{PairedOptions, compare_paired};
-use collector::statistics::verdict::Direction;
+use collector::statistics::quantile::quantile_of_sorted;
 use collector::statistics::t_test::{Side, student_t_p_value};
+use collector::statistics::verdict::Direction;
 use serde_json::Value;
 
 fn fixtures() -> Value {

@@ -17,8 +17,8 @@ fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
 
-/// The packages of the workspace at `dir` that build each of [`BINARIES`], or what is missing.
-pub fn plan(dir: &Path) -> anyhow::Result<Result<Vec<(String, &'static str)>, String>> {
+/// `cargo metadata` of the workspace at `dir` (its own packages only), or why it failed.
+pub fn metadata(dir: &Path) -> anyhow::Result<Result<serde_json::Value, String>> {
     let out = cargo()
         .args(["metadata", "--no-deps", "--format-version", "1"])
         .current_dir(dir)
@@ -32,7 +32,13 @@ pub fn plan(dir: &Path) -> anyhow::Result<Result<Vec<(String, &'static str)>, St
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
-    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).context("cargo metadata printed no JSON")?;
+    Ok(Ok(
+        serde_json::from_slice(&out.stdout).context("cargo metadata printed no JSON")?
+    ))
+}
+
+/// The packages that build each of [`BINARIES`], or what is missing.
+pub fn plan(meta: &serde_json::Value) -> Result<Vec<(String, &'static str)>, String> {
     let mut bins = BTreeMap::new();
     for package in meta["packages"].as_array().into_iter().flatten() {
         for target in package["targets"].as_array().into_iter().flatten() {
@@ -45,7 +51,7 @@ pub fn plan(dir: &Path) -> anyhow::Result<Result<Vec<(String, &'static str)>, St
     let missing: Vec<&str> = BINARIES.into_iter().filter(|b| !bins.contains_key(*b)).collect();
     if !missing.is_empty() {
         let have: Vec<&str> = bins.keys().map(String::as_str).collect();
-        return Ok(Err(format!(
+        return Err(format!(
             "it has no {} binary (its workspace builds: {}); a run needs `soledad-bench` and `blobs-server`",
             missing
                 .iter()
@@ -57,23 +63,14 @@ pub fn plan(dir: &Path) -> anyhow::Result<Result<Vec<(String, &'static str)>, St
             } else {
                 have.join(", ")
             }
-        )));
+        ));
     }
-    Ok(Ok(BINARIES.into_iter().map(|b| (bins[b].clone(), b)).collect()))
+    Ok(BINARIES.into_iter().map(|b| (bins[b].clone(), b)).collect())
 }
 
-/// The directory where cargo keeps the intermediate artifacts of the workspace at `dir` (its
-/// `build_directory`, normally `target/`).
-pub fn build_directory(dir: &Path) -> Option<PathBuf> {
-    let out = cargo()
-        .args(["metadata", "--no-deps", "--format-version", "1"])
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .ok()
-        .filter(|o| o.status.success())?;
-    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+/// Where cargo keeps a workspace's intermediate artifacts (its `build_directory`, normally
+/// `target/`).
+pub fn build_directory(meta: &serde_json::Value) -> Option<PathBuf> {
     meta["build_directory"]
         .as_str()
         .or_else(|| meta["target_directory"].as_str())

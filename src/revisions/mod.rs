@@ -2,15 +2,15 @@
 //! the cache's one checkout directory, built once, its binaries kept per commit; or the
 //! working tree, built in place. Shared by `compare`, `backfill` and `find`.
 //!
-//! The default build is cargo's (`cargo.rs`). A commit builds with its artifacts in the
-//! cache but its intermediate files in the working tree's own build directory, so that the
-//! dependencies the working tree compiled are not compiled again; and the checkout is moved
-//! from commit to commit file by file (`checkout.rs`), so that cargo recompiles only what a
-//! commit changed.
+//! The default build is cargo's (`cargo.rs`). Commits build in the cache's own cargo
+//! directory, seeded with the dependencies the working tree compiled already (`seed.rs`), and
+//! the checkout is moved from commit to commit file by file (`checkout.rs`), so that cargo
+//! recompiles only what a commit changed.
 
 mod cargo;
 mod checkout;
 mod failure_log;
+mod seed;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -152,14 +152,19 @@ impl BuildCache {
                 "the build command".to_owned()
             }
             None => {
-                let plan = match cargo::plan(&source)? {
+                let plan = match cargo::metadata(&source)?.and_then(|meta| cargo::plan(&meta)) {
                     Ok(plan) => plan,
                     Err(missing) => return Ok(Err(fail(&missing))),
                 };
                 let build = match revision {
                     Revision::Commit(_) => CargoBuild {
                         dir: &source,
-                        env: self.commit_build_env(),
+                        // Its own directories, whatever the caller's environment says: a
+                        // directory shared with the working tree would mix their crates.
+                        env: {
+                            let dir = self.commit_target_dir()?;
+                            vec![("CARGO_TARGET_DIR", dir.clone()), ("CARGO_BUILD_BUILD_DIR", dir)]
+                        },
                         locked: true,
                         log: &log,
                         label: &label,
@@ -201,12 +206,27 @@ impl BuildCache {
         }
     }
 
-    /// A commit's build: its binaries in the cache's own target directory, its intermediate
-    /// files in the working tree's build directory, whose compiled dependencies it reuses.
-    fn commit_build_env(&self) -> Vec<(&'static str, PathBuf)> {
+    /// The cargo directory of commit builds, seeded with the dependencies the working tree
+    /// has compiled since the last build (see `seed.rs`).
+    fn commit_target_dir(&self) -> anyhow::Result<PathBuf> {
         let target = self.root.join("target");
-        let shared = cargo::build_directory(&self.repo).unwrap_or_else(|| target.clone());
-        vec![("CARGO_TARGET_DIR", target), ("CARGO_BUILD_BUILD_DIR", shared)]
+        if let Ok(meta) = cargo::metadata(&self.repo)?
+            && let Some(working) = cargo::build_directory(&meta)
+        {
+            let seeded = seed::seed(
+                &working.join("release"),
+                &target.join("release"),
+                &seed::Members::from_metadata(&meta),
+            )?;
+            if seeded.linked + seeded.copied > 0 {
+                eprintln!(
+                    "reusing {} compiled dependencies of the working tree ({})",
+                    seeded.linked + seeded.copied,
+                    working.display()
+                );
+            }
+        }
+        Ok(target)
     }
 
     /// Holds the cache for one build; waits (and says so) while another process builds.
