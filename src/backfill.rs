@@ -6,7 +6,6 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use collector::record::CommitRecord;
 use collector::{AnalysisOptions, Database};
 use git2::{Repository, Sort};
 
@@ -178,7 +177,7 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<()> {
                 );
                 if failure.subject.is_none() {
                     // Recorded before the commit was kept: the site can show it now.
-                    db.describe_build_failure(&CommitRecord::from(&describe(sha)?))?;
+                    db.describe_build_failure(&describe(sha)?)?;
                 }
                 broken += 1;
                 continue;
@@ -188,7 +187,7 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<()> {
             Ok(built) => built.build,
             Err(failure) => {
                 eprintln!("[{}/{}] {short}: skipped: {failure}", done + 1, order.len());
-                db.record_build_failure(&CommitRecord::from(&describe(sha)?), &failure.reason)?;
+                db.record_build_failure(&describe(sha)?, &failure.reason)?;
                 broken += 1;
                 continue;
             }

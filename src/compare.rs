@@ -10,7 +10,9 @@ use anyhow::Context as _;
 use collector::Database;
 use collector::comparison::{ComparisonRow, sort_by_effect};
 use collector::statistics::paired::{DEFAULT_ROUNDS, MIN_ROUNDS, PairedOptions};
-use harness::results::{CommitInfo, Results};
+use contract::Verdict;
+use contract::results::CommitInfo;
+use harness::runner::Results;
 use harness::runner::RunConfig;
 use harness::scenario::ScenarioSet;
 use site_gen::format::{short_sha, value};
@@ -204,7 +206,7 @@ fn run(args: CompareArgs) -> anyhow::Result<bool> {
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     println!("stored as comparison {} in {}", c.comparison_id, args.db.display());
-    Ok(c.rows.iter().any(|r| r.verdict == "regression"))
+    Ok(c.rows.iter().any(|r| r.is(Verdict::Regression)))
 }
 
 fn percent(change: Option<f64>) -> String {
@@ -232,14 +234,14 @@ fn p(r: &ComparisonRow) -> String {
 }
 
 fn counts(rows: &[ComparisonRow]) -> String {
-    let n = |v: &str| rows.iter().filter(|r| r.verdict == v).count();
+    let n = |v: Option<Verdict>| rows.iter().filter(|r| r.verdict == v).count();
     format!(
         "{} regressions, {} improvements, {} unchanged, {} noisy, {} not comparable",
-        n("regression"),
-        n("improvement"),
-        n("unchanged"),
-        n("noisy"),
-        n("incomparable")
+        n(Some(Verdict::Regression)),
+        n(Some(Verdict::Improvement)),
+        n(Some(Verdict::Unchanged)),
+        n(Some(Verdict::Noisy)),
+        n(None)
     )
 }
 
@@ -262,12 +264,12 @@ fn table(c: &Compared, all: bool) -> String {
     for r in c
         .rows
         .iter()
-        .filter(|r| all || !matches!(r.verdict.as_str(), "unchanged" | "incomparable"))
+        .filter(|r| all || !matches!(r.verdict, Some(Verdict::Unchanged) | None))
     {
         let _ = writeln!(
             out,
             "{:<12} {:<36} {:<26} {:>12} {:>12} {:>8} {:>18} {:>8}",
-            r.verdict,
+            r.verdict_name(),
             r.scenario_id,
             r.metric,
             value(r.median_a),
@@ -297,7 +299,7 @@ fn md_escape(text: &str) -> String {
 /// was, the changes in a table, every metric in a collapsed table, and how to read it.
 fn markdown(labels: [&str; 2], provenance: [&str; 2], rows: &[ComparisonRow]) -> String {
     let mut out = String::new();
-    let regressions = rows.iter().filter(|r| r.verdict == "regression").count();
+    let regressions = rows.iter().filter(|r| r.is(Verdict::Regression)).count();
     let _ = writeln!(
         out,
         "### Benchmarks: {}\n",
@@ -312,7 +314,7 @@ fn markdown(labels: [&str; 2], provenance: [&str; 2], rows: &[ComparisonRow]) ->
     let row = |r: &ComparisonRow| {
         format!(
             "| {} | `{}` | `{}` | {} | {} | {} | {} | {} |\n",
-            r.verdict,
+            r.verdict_name(),
             r.scenario_id,
             r.metric,
             value(r.median_a),
@@ -325,7 +327,7 @@ fn markdown(labels: [&str; 2], provenance: [&str; 2], rows: &[ComparisonRow]) ->
     let head = "| verdict | scenario | metric | A median | B median | change | 95% CI of the change | p |\n|---|---|---|---:|---:|---:|---:|---:|\n";
     let changes: Vec<&ComparisonRow> = rows
         .iter()
-        .filter(|r| matches!(r.verdict.as_str(), "regression" | "improvement"))
+        .filter(|r| r.verdict.is_some_and(Verdict::is_change))
         .collect();
     if !changes.is_empty() {
         out.push_str(head);
@@ -346,12 +348,12 @@ fn json(c: &Compared) -> serde_json::Value {
         "a": {"label": c.label_a, "commit": c.results[0].commit.sha, "run": c.results[0].run.id, "build": c.provenance[0]},
         "b": {"label": c.label_b, "commit": c.results[1].commit.sha, "run": c.results[1].run.id, "build": c.provenance[1]},
         "comparison_id": c.comparison_id,
-        "regression": c.rows.iter().any(|r| r.verdict == "regression"),
+        "regression": c.rows.iter().any(|r| r.is(Verdict::Regression)),
         "rows": c.rows.iter().map(|r| serde_json::json!({
             "scenario": r.scenario_id,
             "metric": r.metric,
             "unit": r.unit,
-            "better": r.direction,
+            "better": r.direction.as_str(),
             "rounds": r.rounds,
             "median_a": r.median_a,
             "median_b": r.median_b,
@@ -359,7 +361,7 @@ fn json(c: &Compared) -> serde_json::Value {
             "ci_lower": r.ci_lower,
             "ci_upper": r.ci_upper,
             "p_value": r.p_value,
-            "verdict": r.verdict,
+            "verdict": r.verdict_name(),
             "note": r.note,
         })).collect::<Vec<_>>(),
     })
@@ -375,7 +377,7 @@ mod tests {
             definition_hash: "0123456789abcdef".into(),
             metric: metric.into(),
             unit: "s".into(),
-            direction: "lower".into(),
+            direction: contract::Direction::Lower,
             rounds: 10,
             median_a: 1.0,
             median_b: ratio,
@@ -384,7 +386,7 @@ mod tests {
             ci_upper: Some(ratio + 0.01),
             ci_level: Some(0.95),
             p_value: Some(0.001),
-            verdict: verdict.into(),
+            verdict: Verdict::parse(verdict),
             note: None,
         }
     }

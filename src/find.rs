@@ -8,6 +8,7 @@ use anyhow::{Context as _, bail};
 use collector::Database;
 use collector::comparison::ComparisonRow;
 use collector::statistics::paired::{DEFAULT_ROUNDS, MIN_ROUNDS};
+use contract::Verdict;
 use git2::Repository;
 
 use crate::backfill::first_parent_commits;
@@ -53,7 +54,7 @@ fn has_change(row: &ComparisonRow, change: &ComparisonRow) -> bool {
     if row.verdict == change.verdict {
         return true;
     }
-    if row.verdict == "unchanged" {
+    if row.is(Verdict::Unchanged) {
         return false;
     }
     (ratio.ln() - target.ln()).abs() < ratio.ln().abs()
@@ -118,11 +119,11 @@ pub fn run(args: FindArgs) -> anyhow::Result<()> {
         }
     };
     let change = compare_with_good(&bad)?.map_err(|e| anyhow::anyhow!(e))?;
-    if !matches!(change.verdict.as_str(), "regression" | "improvement") {
+    if !change.verdict.is_some_and(Verdict::is_change) {
         bail!(
             "{metric} of {} is {} between {} and {} (B/A {}): no confirmed change to find",
             args.scenario,
-            change.verdict,
+            change.verdict_name(),
             args.good,
             args.bad,
             change.ratio.map_or("-".into(), |r| format!("{r:.3}"))
@@ -131,7 +132,7 @@ pub fn run(args: FindArgs) -> anyhow::Result<()> {
     eprintln!(
         "{metric} of {}: {} of {:+.1}% at {}",
         args.scenario,
-        change.verdict,
+        change.verdict_name(),
         (change.ratio.unwrap_or(1.0) - 1.0) * 100.0,
         &bad[..10]
     );
@@ -153,7 +154,7 @@ pub fn run(args: FindArgs) -> anyhow::Result<()> {
                 eprintln!(
                     "{}: {} {:+.1}% -> {}",
                     &sha[..10],
-                    row.verdict,
+                    row.verdict_name(),
                     (row.ratio.unwrap_or(1.0) - 1.0) * 100.0,
                     if changed { "has the change" } else { "does not" }
                 );

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use collector::bmf::MeasureUnits;
 use collector::criterion::{criterion_record, read_criterion};
-use collector::record::{CommitRecord, ImportContext, MachineRecord, RunRecord, covariates_of};
+use collector::record::{ImportContext, RunRecord, covariates_of};
 use collector::statistics::verdict::Direction;
 use collector::{Database, IngestOutcome};
 
@@ -75,8 +75,8 @@ impl Target {
         let commit = self.checkout.describe()?;
         let machine = harness::machine::describe(&self.profile);
         Ok(ImportContext {
-            commit: CommitRecord::from(&commit),
-            machine: MachineRecord::from(&machine),
+            commit: commit.clone(),
+            machine: machine.machine.clone(),
             covariates: covariates_of(&machine),
             imported_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         })

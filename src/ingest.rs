@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use collector::{AnalysisOptions, Database, IngestOutcome};
-use harness::results::Results;
+use contract::Results;
 
 /// Store results files (written by `run`) in the database.
 #[derive(clap::Args)]
@@ -21,7 +21,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
     let all = args
         .files
         .iter()
-        .map(|f| Results::load(f).map(|r| (f, r)))
+        .map(|f| Results::<serde_json::Value>::load(f).map(|r| (f, r)))
         .collect::<Result<Vec<_>, _>>()?;
     let mut db = Database::open(&args.db)?;
     let mut stored = Vec::new();

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use collector::{AnalysisOptions, Database};
-use harness::results::CommitInfo;
+use contract::results::CommitInfo;
 use harness::runner::{ExternalServer, Precision, RunConfig};
 use harness::scenario::ScenarioSet;
 use harness::trash::Trash;
@@ -240,7 +240,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 }
 
 /// How many scenarios reached their CI target, and where to look when few did.
-fn target_summary(results: &harness::results::Results) -> String {
+fn target_summary(results: &harness::runner::Results) -> String {
     let budgets: Vec<_> = results.scenarios.iter().filter_map(|s| s.budget.as_ref()).collect();
     let reached = budgets.iter().filter(|b| !b.noisy).count();
     let mut line = format!("{reached} of {} scenarios reached their CI target", budgets.len());

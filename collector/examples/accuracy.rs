@@ -8,17 +8,17 @@
 
 use std::time::Instant;
 
-use collector::statistics::accuracy::{
-    StepTrial, simulate_aa, simulate_confirmed_power, simulate_outliers, simulate_paired, simulate_power,
-    simulate_steps,
-};
 use collector::statistics::change_point::ChangePointOptions;
 use collector::statistics::mann_whitney::mann_whitney_u;
 use collector::statistics::summarize;
-use collector::statistics::synthetic::NoiseModel;
 use collector::statistics::verdict::Policy;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
+use testdata::accuracy::{
+    StepTrial, simulate_aa, simulate_confirmed_power, simulate_outliers, simulate_paired, simulate_power,
+    simulate_steps,
+};
+use testdata::noise::NoiseModel;
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");

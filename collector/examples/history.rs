@@ -8,12 +8,12 @@
 
 use std::time::Instant;
 
-use collector::record::{CommitRecord, MachineRecord, MetricRecord, Purpose, RunRecord, ScenarioRecord, Source};
-use collector::statistics::synthetic::NoiseModel;
+use collector::record::{CommitInfo, Machine, MetricRecord, Purpose, RunRecord, ScenarioRecord, Source};
 use collector::statistics::verdict::Direction;
 use collector::{AnalysisOptions, Database};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
+use testdata::noise::NoiseModel;
 
 fn main() {
     let args: Vec<usize> = std::env::args().skip(1).map(|a| a.parse().expect("numbers")).collect();
@@ -23,7 +23,7 @@ fn main() {
     let mut db = Database::open(&dir.path().join("history.sqlite")).expect("a database");
     let mut rng = StdRng::seed_from_u64(1);
     let noise = NoiseModel::normal(0.02);
-    let machine = MachineRecord {
+    let machine = Machine {
         cpu_model: "Synthetic CPU".into(),
         logical_cores: 2,
         physical_cores: Some(2),
@@ -51,7 +51,7 @@ fn main() {
             scenario_file: "synthetic".into(),
             sample_interval_ms: 10,
             seed: 1,
-            commit: CommitRecord {
+            commit: CommitInfo {
                 sha: format!("{c:040x}"),
                 parents: if c == 0 {
                     vec![]

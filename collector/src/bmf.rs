@@ -5,7 +5,7 @@
 //! metric, the value the median and the bounds its confidence interval. Import stores a BMF
 //! file as a run of its own, one sample per measure, the bounds kept as the data point's
 //! interval. BMF carries no units or directions: they come from the database's metrics, the
-//! harness's metric catalogue, Bencher's built-in measures, or the caller.
+//! metric catalogue, Bencher's built-in measures, or the caller.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -174,7 +174,7 @@ impl Database {
         if let Some((unit, direction)) = stored {
             return Ok(Direction::parse(&direction).map(|d| (unit, d)));
         }
-        if let Some(m) = harness::metrics::lookup(measure) {
+        if let Some(m) = contract::metrics::lookup(measure) {
             let d = Direction::parse(m.direction.as_str()).expect("two directions");
             return Ok(Some((m.unit.to_owned(), d)));
         }

@@ -4,7 +4,7 @@
 use rusqlite::{OptionalExtension, params};
 
 use crate::ingest::now;
-use crate::record::CommitRecord;
+use crate::record::CommitInfo;
 use crate::{CollectorError, Database};
 
 /// A commit that does not build, as stored.
@@ -34,7 +34,7 @@ fn read_failure(r: &rusqlite::Row) -> rusqlite::Result<StoredBuildFailure> {
 
 impl Database {
     /// Records that `commit` does not build, and why (replacing an earlier reason).
-    pub fn record_build_failure(&mut self, commit: &CommitRecord, reason: &str) -> Result<(), CollectorError> {
+    pub fn record_build_failure(&mut self, commit: &CommitInfo, reason: &str) -> Result<(), CollectorError> {
         self.conn.execute(
             "INSERT INTO build_failures (sha, reason, recorded_at, subject, commit_time, branch)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -53,7 +53,7 @@ impl Database {
     }
 
     /// Fills in the commit of a failure recorded before it was kept (schema version 5).
-    pub fn describe_build_failure(&mut self, commit: &CommitRecord) -> Result<(), CollectorError> {
+    pub fn describe_build_failure(&mut self, commit: &CommitInfo) -> Result<(), CollectorError> {
         self.conn.execute(
             "UPDATE build_failures SET subject = ?2, commit_time = ?3, branch = ?4
              WHERE sha = ?1 AND subject IS NULL",
@@ -137,8 +137,8 @@ mod tests {
     use super::*;
     use crate::schema::MIGRATIONS;
 
-    fn commit(sha: &str, subject: &str, commit_time: i64, branch: &str) -> CommitRecord {
-        CommitRecord {
+    fn commit(sha: &str, subject: &str, commit_time: i64, branch: &str) -> CommitInfo {
+        CommitInfo {
             sha: sha.into(),
             parents: Vec::new(),
             subject: subject.into(),

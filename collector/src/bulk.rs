@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use harness::results::BudgetReport;
+use contract::results::BudgetReport;
 use rusqlite::{OptionalExtension, params};
 
 use crate::graph::CommitGraph;

@@ -4,14 +4,16 @@
 
 use std::collections::HashMap;
 
-use harness::results::Results;
+use contract::Results;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde::Serialize;
 
 use crate::ingest::{IngestOutcome, store_record};
+use crate::query::direction_at;
 use crate::record::{Purpose, RunRecord, content_uuid};
 use crate::statistics::fdr::benjamini_hochberg;
-use crate::statistics::paired::{PairedError, PairedOptions, compare_paired, paired_verdict};
-use crate::statistics::verdict::Direction;
+use crate::statistics::paired::{PairedError, PairedOptions, STATISTICS_VERSION, compare_paired, paired_verdict};
+use crate::statistics::verdict::{Direction, Verdict};
 use crate::{CollectorError, Database};
 
 /// The paired verdict of one metric of one scenario: B against A.
@@ -21,8 +23,7 @@ pub struct ComparisonRow {
     pub definition_hash: String,
     pub metric: String,
     pub unit: String,
-    /// `lower` or `higher`: which is better.
-    pub direction: String,
+    pub direction: Direction,
     pub rounds: usize,
     pub median_a: f64,
     pub median_b: f64,
@@ -32,17 +33,30 @@ pub struct ComparisonRow {
     pub ci_lower: Option<f64>,
     pub ci_upper: Option<f64>,
     pub ci_level: Option<f64>,
-    /// Signed-rank p-value, adjusted (Benjamini-Hochberg) across the comparison's metrics.
+    /// The one-sided p-value in the direction of the change, adjusted (Benjamini-Hochberg)
+    /// across the comparison's metrics (`paired.rs`).
     pub p_value: Option<f64>,
-    /// `regression`, `improvement`, `unchanged`, `noisy`, or `incomparable`.
-    pub verdict: String,
+    /// `None` when the metric could not be compared (see `note`); never `New`.
+    pub verdict: Option<Verdict>,
     pub note: Option<String>,
 }
+
+/// How an incomparable row's verdict is stored and shown.
+pub const INCOMPARABLE: &str = "incomparable";
 
 impl ComparisonRow {
     /// Relative change of B against A (0.03 is 3% larger).
     pub fn change(&self) -> Option<f64> {
         self.ratio.map(|r| r - 1.0)
+    }
+
+    /// The verdict as stored and shown: `regression` ... or `incomparable`.
+    pub fn verdict_name(&self) -> &'static str {
+        self.verdict.map_or(INCOMPARABLE, Verdict::as_str)
+    }
+
+    pub fn is(&self, verdict: Verdict) -> bool {
+        self.verdict == Some(verdict)
     }
 }
 
@@ -61,6 +75,8 @@ pub struct ComparisonSummary {
     pub finished_at: String,
     pub regressions: usize,
     pub improvements: usize,
+    /// The paired statistics that decided it (`paired::STATISTICS_VERSION` of its time).
+    pub statistics_version: i64,
 }
 
 fn median(samples: &[f64]) -> f64 {
@@ -80,7 +96,7 @@ fn median(samples: &[f64]) -> f64 {
 /// The one-sided p-values that B is worse are adjusted across all of them (Benjamini-Hochberg)
 /// as one family, those that B is better as another; a row keeps the adjusted p-value of the
 /// direction its ratio points to.
-pub fn paired_rows(a: &Results, b: &Results, options: &PairedOptions) -> Vec<ComparisonRow> {
+pub fn paired_rows<P>(a: &Results<P>, b: &Results<P>, options: &PairedOptions) -> Vec<ComparisonRow> {
     let mut rows = Vec::new();
     // (row, direction, p worse, p better) of every tested row.
     let mut tests: Vec<(usize, Direction, f64, f64)> = Vec::new();
@@ -94,17 +110,13 @@ pub fn paired_rows(a: &Results, b: &Results, options: &PairedOptions) -> Vec<Com
         };
         for (name, ma) in &sa.metrics {
             let Some(mb) = sb.metrics.get(name) else { continue };
-            let direction = if ma.direction.as_str() == "higher" {
-                Direction::Higher
-            } else {
-                Direction::Lower
-            };
+            let direction = ma.direction;
             let mut row = ComparisonRow {
                 scenario_id: sa.id.clone(),
                 definition_hash: sa.definition_hash.clone(),
                 metric: name.clone(),
                 unit: ma.unit.clone(),
-                direction: ma.direction.as_str().to_owned(),
+                direction,
                 rounds: ma.samples.len().min(mb.samples.len()),
                 median_a: median(&ma.samples),
                 median_b: median(&mb.samples),
@@ -113,7 +125,7 @@ pub fn paired_rows(a: &Results, b: &Results, options: &PairedOptions) -> Vec<Com
                 ci_upper: None,
                 ci_level: None,
                 p_value: None,
-                verdict: "incomparable".into(),
+                verdict: None,
                 note: None,
             };
             match compare_paired(&ma.samples, &mb.samples, direction, options) {
@@ -122,7 +134,7 @@ pub fn paired_rows(a: &Results, b: &Results, options: &PairedOptions) -> Vec<Com
                     row.ci_lower = Some(c.ci_lower);
                     row.ci_upper = Some(c.ci_upper);
                     row.ci_level = Some(c.ci_level);
-                    row.verdict = c.verdict.as_str().into();
+                    row.verdict = Some(c.verdict);
                     if let Some(t) = c.test {
                         tests.push((rows.len(), direction, t.p_worse(direction), t.p_better(direction)));
                     }
@@ -145,7 +157,7 @@ pub fn paired_rows(a: &Results, b: &Results, options: &PairedOptions) -> Vec<Com
             Direction::Higher => ratio < 1.0,
         };
         row.p_value = Some(if points_worse { q_worse } else { q_better });
-        row.verdict = paired_verdict(
+        row.verdict = Some(paired_verdict(
             ratio,
             row.ci_lower.unwrap_or(0.0),
             row.ci_upper.unwrap_or(f64::MAX),
@@ -153,9 +165,7 @@ pub fn paired_rows(a: &Results, b: &Results, options: &PairedOptions) -> Vec<Com
             Some(q_better),
             *direction,
             options,
-        )
-        .as_str()
-        .into();
+        ));
     }
     rows
 }
@@ -170,10 +180,10 @@ pub struct StoredComparison {
 impl Database {
     /// Stores both runs of an interleaved comparison and their paired verdicts, in one
     /// transaction. Recording the same pair of runs again changes nothing.
-    pub fn record_comparison(
+    pub fn record_comparison<P: Serialize>(
         &mut self,
-        a: &Results,
-        b: &Results,
+        a: &Results<P>,
+        b: &Results<P>,
         labels: [&str; 2],
         options: &PairedOptions,
     ) -> Result<StoredComparison, CollectorError> {
@@ -196,8 +206,9 @@ impl Database {
         }
         let machine_id: i64 = tx.query_row("SELECT machine_id FROM runs WHERE id = ?1", [run_ids[0]], |r| r.get(0))?;
         tx.execute(
-            "INSERT INTO comparisons (uuid, machine_id, run_a, run_b, label_a, label_b, scenario_file, started_at, finished_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            "INSERT INTO comparisons (uuid, machine_id, run_a, run_b, label_a, label_b, scenario_file, started_at,
+                                      finished_at, statistics_version)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
                 uuid,
                 machine_id,
@@ -207,7 +218,8 @@ impl Database {
                 labels[1],
                 a.run.scenario_file,
                 a.run.started_at,
-                b.run.finished_at
+                b.run.finished_at,
+                STATISTICS_VERSION
             ],
         )?;
         let id = tx.last_insert_rowid();
@@ -222,7 +234,8 @@ impl Database {
             "SELECT c.id, c.uuid, c.machine_id, c.label_a, c.label_b, ra.commit_sha, rb.commit_sha, c.scenario_file,
                     c.started_at, c.finished_at,
                     (SELECT count(*) FROM comparison_results WHERE comparison_id = c.id AND verdict = 'regression'),
-                    (SELECT count(*) FROM comparison_results WHERE comparison_id = c.id AND verdict = 'improvement')
+                    (SELECT count(*) FROM comparison_results WHERE comparison_id = c.id AND verdict = 'improvement'),
+                    c.statistics_version
              FROM comparisons c JOIN runs ra ON ra.id = c.run_a JOIN runs rb ON rb.id = c.run_b
              ORDER BY c.id DESC",
         )?;
@@ -240,6 +253,7 @@ impl Database {
                 finished_at: r.get(9)?,
                 regressions: r.get::<_, i64>(10)? as usize,
                 improvements: r.get::<_, i64>(11)? as usize,
+                statistics_version: r.get(12)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -247,58 +261,64 @@ impl Database {
 
     /// The rows of one comparison, largest change first.
     pub fn comparison_rows(&self, comparison_id: i64) -> Result<Vec<ComparisonRow>, CollectorError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT s.scenario_id, s.definition_hash, cr.metric, m.unit, m.direction, cr.rounds,
-                    (SELECT median FROM data_points WHERE run_id = c.run_a AND scenario_ref = cr.scenario_ref AND metric = cr.metric),
-                    (SELECT median FROM data_points WHERE run_id = c.run_b AND scenario_ref = cr.scenario_ref AND metric = cr.metric),
-                    cr.ratio, cr.ci_lower, cr.ci_upper, cr.ci_level, cr.p_value, cr.verdict, cr.note
-             FROM comparison_results cr
-             JOIN comparisons c ON c.id = cr.comparison_id
-             JOIN scenarios s ON s.id = cr.scenario_ref
-             JOIN metrics m ON m.name = cr.metric
-             WHERE cr.comparison_id = ?1",
-        )?;
-        let mut rows: Vec<ComparisonRow> = stmt
-            .query_map([comparison_id], |r| {
-                Ok(ComparisonRow {
-                    scenario_id: r.get(0)?,
-                    definition_hash: r.get(1)?,
-                    metric: r.get(2)?,
-                    unit: r.get(3)?,
-                    direction: r.get(4)?,
-                    rounds: r.get::<_, i64>(5)? as usize,
-                    median_a: r.get::<_, Option<f64>>(6)?.unwrap_or(f64::NAN),
-                    median_b: r.get::<_, Option<f64>>(7)?.unwrap_or(f64::NAN),
-                    ratio: r.get(8)?,
-                    ci_lower: r.get(9)?,
-                    ci_upper: r.get(10)?,
-                    ci_level: r.get(11)?,
-                    p_value: r.get(12)?,
-                    verdict: r.get(13)?,
-                    note: r.get(14)?,
-                })
-            })?
-            .collect::<Result<_, _>>()?;
+        let mut rows = stored_rows(&self.conn, comparison_id)?;
         sort_by_effect(&mut rows);
         Ok(rows)
     }
 }
 
+/// The stored rows of a comparison, with the medians of its two runs.
+fn stored_rows(conn: &Connection, comparison_id: i64) -> Result<Vec<ComparisonRow>, CollectorError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT s.scenario_id, s.definition_hash, cr.metric, m.unit, m.direction, cr.rounds,
+                (SELECT median FROM data_points WHERE run_id = c.run_a AND scenario_ref = cr.scenario_ref AND metric = cr.metric),
+                (SELECT median FROM data_points WHERE run_id = c.run_b AND scenario_ref = cr.scenario_ref AND metric = cr.metric),
+                cr.ratio, cr.ci_lower, cr.ci_upper, cr.ci_level, cr.p_value, cr.verdict, cr.note
+         FROM comparison_results cr
+         JOIN comparisons c ON c.id = cr.comparison_id
+         JOIN scenarios s ON s.id = cr.scenario_ref
+         JOIN metrics m ON m.name = cr.metric
+         WHERE cr.comparison_id = ?1",
+    )?;
+    let rows = stmt
+        .query_map([comparison_id], |r| {
+            let verdict: String = r.get(13)?;
+            Ok(ComparisonRow {
+                scenario_id: r.get(0)?,
+                definition_hash: r.get(1)?,
+                metric: r.get(2)?,
+                unit: r.get(3)?,
+                direction: direction_at(r, 4)?,
+                rounds: r.get::<_, i64>(5)? as usize,
+                median_a: r.get::<_, Option<f64>>(6)?.unwrap_or(f64::NAN),
+                median_b: r.get::<_, Option<f64>>(7)?.unwrap_or(f64::NAN),
+                ratio: r.get(8)?,
+                ci_lower: r.get(9)?,
+                ci_upper: r.get(10)?,
+                ci_level: r.get(11)?,
+                p_value: r.get(12)?,
+                // The schema allows the verdicts and `incomparable` only.
+                verdict: Verdict::parse(&verdict),
+                note: r.get(14)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
 /// Regressions first, then improvements, then the rest; within each, the largest change
 /// first.
 pub fn sort_by_effect(rows: &mut [ComparisonRow]) {
-    let rank = |v: &str| match v {
-        "regression" => 0,
-        "improvement" => 1,
-        "noisy" => 2,
-        "unchanged" => 3,
+    let rank = |v: Option<Verdict>| match v {
+        Some(Verdict::Regression) => 0,
+        Some(Verdict::Improvement) => 1,
+        Some(Verdict::Noisy) => 2,
+        Some(Verdict::Unchanged) => 3,
         _ => 4,
     };
     rows.sort_by(|x, y| {
         let size = |r: &ComparisonRow| r.change().map_or(0.0, f64::abs);
-        rank(&x.verdict)
-            .cmp(&rank(&y.verdict))
-            .then(size(y).total_cmp(&size(x)))
+        rank(x.verdict).cmp(&rank(y.verdict)).then(size(y).total_cmp(&size(x)))
     });
 }
 
@@ -320,7 +340,7 @@ fn insert_rows(tx: &Transaction, comparison_id: i64, rows: &[ComparisonRow]) -> 
             r.ci_upper,
             r.ci_level,
             r.p_value,
-            r.verdict,
+            r.verdict_name(),
             r.note
         ])?;
     }
@@ -335,9 +355,10 @@ pub(crate) fn merge_comparisons(
     run_map: &HashMap<i64, i64>,
 ) -> Result<usize, CollectorError> {
     let mut stmt = from.prepare(
-        "SELECT id, uuid, run_a, run_b, label_a, label_b, scenario_file, started_at, finished_at FROM comparisons ORDER BY id",
+        "SELECT id, uuid, run_a, run_b, label_a, label_b, scenario_file, started_at, finished_at, statistics_version
+         FROM comparisons ORDER BY id",
     )?;
-    type Row = (i64, String, i64, i64, String, String, String, String, String);
+    type Row = (i64, String, i64, i64, String, String, String, String, String, i64);
     let list: Vec<Row> = stmt
         .query_map([], |r| {
             Ok((
@@ -350,11 +371,12 @@ pub(crate) fn merge_comparisons(
                 r.get(6)?,
                 r.get(7)?,
                 r.get(8)?,
+                r.get(9)?,
             ))
         })?
         .collect::<Result<_, _>>()?;
     let mut added = 0;
-    for (id, uuid, run_a, run_b, label_a, label_b, file, started, finished) in list {
+    for (id, uuid, run_a, run_b, label_a, label_b, file, started, finished, version) in list {
         if tx
             .query_row("SELECT 1 FROM comparisons WHERE uuid = ?1", [&uuid], |_| Ok(()))
             .optional()?
@@ -371,38 +393,15 @@ pub(crate) fn merge_comparisons(
         let (a, b) = (here(run_a)?, here(run_b)?);
         let machine_id: i64 = tx.query_row("SELECT machine_id FROM runs WHERE id = ?1", [a], |r| r.get(0))?;
         tx.execute(
-            "INSERT INTO comparisons (uuid, machine_id, run_a, run_b, label_a, label_b, scenario_file, started_at, finished_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![uuid, machine_id, a, b, label_a, label_b, file, started, finished],
+            "INSERT INTO comparisons (uuid, machine_id, run_a, run_b, label_a, label_b, scenario_file, started_at,
+                                      finished_at, statistics_version)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                uuid, machine_id, a, b, label_a, label_b, file, started, finished, version
+            ],
         )?;
         let new_id = tx.last_insert_rowid();
-        let mut rows = from.prepare(
-            "SELECT s.scenario_id, s.definition_hash, cr.metric, m.unit, m.direction, cr.rounds, cr.ratio, cr.ci_lower,
-                    cr.ci_upper, cr.ci_level, cr.p_value, cr.verdict, cr.note
-             FROM comparison_results cr JOIN scenarios s ON s.id = cr.scenario_ref JOIN metrics m ON m.name = cr.metric
-             WHERE cr.comparison_id = ?1",
-        )?;
-        let rows: Vec<ComparisonRow> = rows
-            .query_map([id], |r| {
-                Ok(ComparisonRow {
-                    scenario_id: r.get(0)?,
-                    definition_hash: r.get(1)?,
-                    metric: r.get(2)?,
-                    unit: r.get(3)?,
-                    direction: r.get(4)?,
-                    rounds: r.get::<_, i64>(5)? as usize,
-                    median_a: f64::NAN,
-                    median_b: f64::NAN,
-                    ratio: r.get(6)?,
-                    ci_lower: r.get(7)?,
-                    ci_upper: r.get(8)?,
-                    ci_level: r.get(9)?,
-                    p_value: r.get(10)?,
-                    verdict: r.get(11)?,
-                    note: r.get(12)?,
-                })
-            })?
-            .collect::<Result<_, _>>()?;
+        let rows = stored_rows(from, id)?;
         insert_rows(tx, new_id, &rows)?;
         added += 1;
     }

@@ -142,5 +142,49 @@ mod tests {
         // The points read back whole.
         let series = db.series().unwrap();
         assert_eq!(db.points(&series[0], None).unwrap()[0].summary.outliers.high_severe, 1);
+        // Migration 6 describes the metrics the catalogue knows.
+        let metrics = db.metrics().unwrap();
+        assert_eq!(metrics[0].name, "wall_s");
+        assert_eq!(metrics[0].rank, Some(0));
+        assert_eq!(
+            metrics[0].description.as_deref(),
+            contract::metrics::lookup("wall_s").map(|m| m.description)
+        );
+    }
+
+    #[test]
+    fn a_version_5_file_gains_metric_descriptions_and_comparison_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v5.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for m in &MIGRATIONS[..5] {
+                conn.execute_batch(m.sql).unwrap();
+            }
+            conn.execute_batch(
+                "PRAGMA user_version = 5;
+                 INSERT INTO metrics (name, unit, direction) VALUES ('wall_s', 's', 'lower'), ('mine', 'ms', 'lower'),
+                                                                   ('throughput_mib_s', 'MiB/s', 'higher');
+                 INSERT INTO machines VALUES (1, 'fp', 'cpu', 2, 2, 1024, 'k', 'os', 'x86_64', 'rustc', 'release');
+                 INSERT INTO commits VALUES ('aaa', 's', 'a', 1, 1, 0);
+                 INSERT INTO runs (id, run_uuid, machine_id, commit_sha, branch, dirty, started_at, finished_at,
+                                   tool_version, scenario_file, sample_interval_ms, seed, load_avg_1m, cpu_mhz,
+                                   ingested_at, purpose)
+                      VALUES (1, 'u1', 1, 'aaa', 'main', 0, 't0', 't1', '0.1.0', 'f.toml', 10, 1, 0.5, 2000, 1, 'comparison');
+                 INSERT INTO comparisons (uuid, machine_id, run_a, run_b, label_a, label_b, scenario_file, started_at, finished_at)
+                      VALUES ('c1', 1, 1, 1, 'a', 'b', 'f.toml', 't0', 't1');",
+            )
+            .unwrap();
+        }
+        let db = Database::open(&path).unwrap();
+        let metrics = db.metrics().unwrap();
+        let names: Vec<&str> = metrics.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["wall_s", "throughput_mib_s", "mine"],
+            "catalogue order, then others"
+        );
+        assert!(metrics[1].description.is_some() && metrics[2].description.is_none());
+        assert_eq!(db.comparisons().unwrap()[0].statistics_version, 1);
     }
 }

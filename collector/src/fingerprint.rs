@@ -1,7 +1,5 @@
-use harness::results::MachineInfo;
+use contract::results::{Machine, MachineInfo};
 use sha2::{Digest, Sha256};
-
-use crate::record::MachineRecord;
 
 /// Memory is rounded to this granularity: some virtual machines report a few MiB more or
 /// less after a reboot, which must not make them a new machine.
@@ -12,10 +10,10 @@ const MEMORY_GRANULE: u64 = 256 << 20;
 /// readings (load, frequency) are covariates, never part of it. Series never mix
 /// fingerprints.
 pub fn fingerprint(m: &MachineInfo) -> String {
-    fingerprint_of(&MachineRecord::from(m))
+    fingerprint_of(&m.machine)
 }
 
-pub(crate) fn fingerprint_of(m: &MachineRecord) -> String {
+pub(crate) fn fingerprint_of(m: &Machine) -> String {
     let facts = serde_json::json!({
         "cpu_model": m.cpu_model,
         "logical_cores": m.logical_cores,

@@ -2,11 +2,12 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use harness::results::Results;
+use contract::Results;
 use rusqlite::{OptionalExtension, Transaction, params};
+use serde::Serialize;
 
 use crate::fingerprint::fingerprint_of;
-use crate::record::{CommitRecord, MetricRecord, RunRecord};
+use crate::record::{CommitInfo, MetricRecord, RunRecord};
 use crate::statistics::{Summary, summarize};
 use crate::{CollectorError, Database};
 
@@ -28,7 +29,7 @@ impl IngestOutcome {
 
 impl Database {
     /// Stores a harness run with its commit, machine, covariates, raw samples and data points.
-    pub fn ingest(&mut self, results: &Results) -> Result<IngestOutcome, CollectorError> {
+    pub fn ingest<P: Serialize>(&mut self, results: &Results<P>) -> Result<IngestOutcome, CollectorError> {
         self.ingest_record(&RunRecord::from_results(results)?)
     }
 
@@ -195,7 +196,7 @@ fn upsert_machine(tx: &Transaction, record: &RunRecord) -> Result<i64, Collector
 
 /// Stores a commit the first time it is seen. A commit is immutable: its sha names its
 /// content, parents included, so a second sighting changes nothing.
-fn upsert_commit(tx: &Transaction, c: &CommitRecord) -> Result<(), CollectorError> {
+fn upsert_commit(tx: &Transaction, c: &CommitInfo) -> Result<(), CollectorError> {
     let inserted = tx.execute(
         "INSERT INTO commits (sha, subject, author_name, author_time, commit_time, depth)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (sha) DO NOTHING",
@@ -274,8 +275,34 @@ fn json_to_sql(v: &serde_json::Value) -> rusqlite::types::Value {
     }
 }
 
+/// What the catalogue says of a metric stored with this unit: its description and display
+/// rank. Imported metrics of another unit than the catalogue's are not described.
+fn catalogued(name: &str, unit: &str) -> (Option<&'static str>, Option<i64>) {
+    match contract::metrics::lookup(name).filter(|def| def.unit == unit) {
+        Some(def) => (Some(def.description), Some(contract::metrics::rank(name) as i64)),
+        None => (None, None),
+    }
+}
+
+/// The description and rank of every stored metric the catalogue knows (migration 6).
+pub(crate) fn describe_all_metrics(tx: &Transaction) -> rusqlite::Result<()> {
+    let metrics: Vec<(String, String)> = tx
+        .prepare("SELECT name, unit FROM metrics")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (name, unit) in metrics {
+        let (description, rank) = catalogued(&name, &unit);
+        tx.execute(
+            "UPDATE metrics SET description = ?2, display_rank = ?3 WHERE name = ?1",
+            params![name, description, rank],
+        )?;
+    }
+    Ok(())
+}
+
 fn upsert_metric(tx: &Transaction, m: &MetricRecord) -> Result<(), CollectorError> {
     let direction = m.direction.as_str();
+    let (description, rank) = catalogued(&m.name, &m.unit);
     let existing: Option<(String, String)> = tx
         .query_row("SELECT unit, direction FROM metrics WHERE name = ?1", [&m.name], |r| {
             Ok((r.get(0)?, r.get(1)?))
@@ -284,12 +311,21 @@ fn upsert_metric(tx: &Transaction, m: &MetricRecord) -> Result<(), CollectorErro
     match existing {
         None => {
             tx.execute(
-                "INSERT INTO metrics (name, unit, direction) VALUES (?1, ?2, ?3)",
-                params![m.name, m.unit, direction],
+                "INSERT INTO metrics (name, unit, direction, description, display_rank) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![m.name, m.unit, direction, description, rank],
             )?;
             Ok(())
         }
-        Some((u, d)) if u == m.unit && d == direction => Ok(()),
+        Some((u, d)) if u == m.unit && d == direction => {
+            // The ingesting version's catalogue describes it (a newer one may say it better).
+            if description.is_some() {
+                tx.execute(
+                    "UPDATE metrics SET description = ?2, display_rank = ?3 WHERE name = ?1",
+                    params![m.name, description, rank],
+                )?;
+            }
+            Ok(())
+        }
         Some((u, d)) => Err(CollectorError::Conflict(format!(
             "metric {} is stored as {u} ({d} is better) but these results say {} ({direction} is better); rename the metric when its meaning changes",
             m.name, m.unit

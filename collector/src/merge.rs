@@ -14,9 +14,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 use crate::SeriesOutcome;
 use crate::calibration::{StoredCalibration, insert_calibration};
 use crate::ingest::{IngestOutcome, store_record};
-use crate::record::{
-    CommitRecord, MachineRecord, MetricRecord, Purpose, ReportedInterval, RunRecord, ScenarioRecord, Source,
-};
+use crate::record::{CommitInfo, Machine, MetricRecord, Purpose, ReportedInterval, RunRecord, ScenarioRecord, Source};
 use crate::schema::MIGRATIONS;
 use crate::statistics::verdict::Direction;
 use crate::{CollectorError, Database};
@@ -135,7 +133,7 @@ fn read_record(conn: &Connection, id: i64) -> rusqlite::Result<RunRecord> {
         "SELECT subject, author_name, author_time, commit_time, depth FROM commits WHERE sha = ?1",
         [&sha],
         |r| {
-            Ok(CommitRecord {
+            Ok(CommitInfo {
                 sha: sha.clone(),
                 parents,
                 subject: r.get(0)?,
@@ -153,7 +151,7 @@ fn read_record(conn: &Connection, id: i64) -> rusqlite::Result<RunRecord> {
          FROM machines WHERE id = ?1",
         [machine_id],
         |r| {
-            Ok(MachineRecord {
+            Ok(Machine {
                 cpu_model: r.get(0)?,
                 logical_cores: r.get(1)?,
                 physical_cores: r.get(2)?,

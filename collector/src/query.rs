@@ -8,7 +8,7 @@ use rusqlite::{OptionalExtension, params};
 use crate::graph::CommitGraph;
 use crate::statistics::Summary;
 use crate::statistics::outliers::Outliers;
-use crate::statistics::verdict::Verdict;
+use crate::statistics::verdict::{Direction, Verdict};
 use crate::{CollectorError, Database};
 
 /// A series: one metric of one scenario definition on one machine.
@@ -26,6 +26,19 @@ pub struct Series {
     pub unit: String,
     /// `lower` or `higher`: which way is better.
     pub direction: String,
+}
+
+/// A metric as stored: what it is, for readers of the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricInfo {
+    pub name: String,
+    pub unit: String,
+    pub direction: Direction,
+    /// What it measures, in a sentence; `None` for metrics of other tools.
+    pub description: Option<String>,
+    /// Display order, headline numbers first; `None` (after the others) for metrics of other
+    /// tools.
+    pub rank: Option<i64>,
 }
 
 /// A commit as stored.
@@ -297,7 +310,33 @@ pub(crate) fn verdict_from_row(r: &rusqlite::Row) -> rusqlite::Result<StoredVerd
     })
 }
 
+/// A `direction` column (`lower` or `higher`, as the schema checks).
+pub(crate) fn direction_at(r: &rusqlite::Row, i: usize) -> rusqlite::Result<Direction> {
+    let text: String = r.get(i)?;
+    Direction::parse(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, format!("direction {text:?}").into())
+    })
+}
+
 impl Database {
+    /// Every stored metric, in display order.
+    pub fn metrics(&self) -> Result<Vec<MetricInfo>, CollectorError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT name, unit, direction, description, display_rank FROM metrics
+             ORDER BY display_rank IS NULL, display_rank, name",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(MetricInfo {
+                name: r.get(0)?,
+                unit: r.get(1)?,
+                direction: direction_at(r, 2)?,
+                description: r.get(3)?,
+                rank: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Every series with at least one data point, by scenario id, then metric, then machine.
     pub fn series(&self) -> Result<Vec<Series>, CollectorError> {
         let mut stmt = self.conn.prepare(

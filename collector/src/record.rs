@@ -1,7 +1,10 @@
 //! A run as the store keeps it, whatever it came from: a harness results file, a Bencher
 //! Metric Format file, criterion's estimates, or another database being merged.
 
-use harness::results::{CommitInfo, MachineInfo, Results};
+use contract::Results;
+use contract::results::MachineInfo;
+pub use contract::results::{CommitInfo, Machine};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::CollectorError;
@@ -68,38 +71,11 @@ pub struct RunRecord {
     pub scenario_file: String,
     pub sample_interval_ms: u64,
     pub seed: u64,
-    pub commit: CommitRecord,
-    pub machine: MachineRecord,
+    pub commit: CommitInfo,
+    pub machine: Machine,
     /// Volatile readings of the machine during the run (load, frequency ...), by name.
     pub covariates: Vec<(String, serde_json::Value)>,
     pub scenarios: Vec<ScenarioRecord>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CommitRecord {
-    pub sha: String,
-    pub parents: Vec<String>,
-    pub subject: String,
-    pub author_name: String,
-    pub author_time: i64,
-    pub commit_time: i64,
-    pub branch: Option<String>,
-    pub dirty: bool,
-    pub depth: u64,
-}
-
-/// The stable facts of a machine: what its fingerprint hashes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MachineRecord {
-    pub cpu_model: String,
-    pub logical_cores: u32,
-    pub physical_cores: Option<u32>,
-    pub memory_bytes: u64,
-    pub kernel: String,
-    pub os: String,
-    pub arch: String,
-    pub rustc: String,
-    pub profile: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -140,38 +116,6 @@ pub struct ReportedInterval {
     pub level: f64,
 }
 
-impl From<&CommitInfo> for CommitRecord {
-    fn from(c: &CommitInfo) -> Self {
-        Self {
-            sha: c.sha.clone(),
-            parents: c.parents.clone(),
-            subject: c.subject.clone(),
-            author_name: c.author_name.clone(),
-            author_time: c.author_time,
-            commit_time: c.commit_time,
-            branch: c.branch.clone(),
-            dirty: c.dirty,
-            depth: c.depth,
-        }
-    }
-}
-
-impl From<&MachineInfo> for MachineRecord {
-    fn from(m: &MachineInfo) -> Self {
-        Self {
-            cpu_model: m.cpu_model.clone(),
-            logical_cores: m.logical_cores,
-            physical_cores: m.physical_cores,
-            memory_bytes: m.memory_bytes,
-            kernel: m.kernel.clone(),
-            os: m.os.clone(),
-            arch: m.arch.clone(),
-            rustc: m.rustc.clone(),
-            profile: m.profile.clone(),
-        }
-    }
-}
-
 /// Every field of the machine's covariates, whatever the harness records: numbers and text
 /// are stored as given, so that new readings need no schema change.
 pub fn covariates_of(m: &MachineInfo) -> Vec<(String, serde_json::Value)> {
@@ -183,7 +127,7 @@ pub fn covariates_of(m: &MachineInfo) -> Vec<(String, serde_json::Value)> {
 
 impl RunRecord {
     /// The record of a harness results file.
-    pub fn from_results(results: &Results) -> Result<Self, CollectorError> {
+    pub fn from_results<P: Serialize>(results: &Results<P>) -> Result<Self, CollectorError> {
         results.validate().map_err(CollectorError::Conflict)?;
         let r = &results.run;
         Ok(Self {
@@ -196,8 +140,8 @@ impl RunRecord {
             scenario_file: r.scenario_file.clone(),
             sample_interval_ms: r.sample_interval_ms,
             seed: r.seed,
-            commit: CommitRecord::from(&results.commit),
-            machine: MachineRecord::from(&results.machine),
+            commit: results.commit.clone(),
+            machine: results.machine.machine.clone(),
             covariates: covariates_of(&results.machine),
             scenarios: results
                 .scenarios
@@ -222,8 +166,7 @@ impl RunRecord {
                         .map(|(name, m)| MetricRecord {
                             name: name.clone(),
                             unit: m.unit.clone(),
-                            direction: Direction::parse(m.direction.as_str())
-                                .expect("the harness knows two directions"),
+                            direction: m.direction,
                             samples: m.samples.clone(),
                             reported: None,
                         })
@@ -263,8 +206,8 @@ impl RunRecord {
 /// For which commit, on which machine and when, results of another tool are imported.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImportContext {
-    pub commit: CommitRecord,
-    pub machine: MachineRecord,
+    pub commit: CommitInfo,
+    pub machine: Machine,
     pub covariates: Vec<(String, serde_json::Value)>,
     /// RFC 3339 UTC.
     pub imported_at: String,

@@ -18,6 +18,10 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { sql: V3, then: None },
     Migration { sql: V4, then: None },
     Migration { sql: V5, then: None },
+    Migration {
+        sql: V6,
+        then: Some(crate::ingest::describe_all_metrics),
+    },
 ];
 
 const V1: &str =
@@ -290,4 +294,13 @@ const V5: &str = "
     ALTER TABLE build_failures ADD COLUMN subject TEXT;
     ALTER TABLE build_failures ADD COLUMN commit_time INTEGER;
     ALTER TABLE build_failures ADD COLUMN branch TEXT;
+    ";
+
+// 6: metrics carry their description and display rank, so that readers of the store (the
+// site) need not know the catalogue; comparisons say which paired statistics decided them
+// (1: the signed-rank test, before this version).
+const V6: &str = "
+    ALTER TABLE metrics ADD COLUMN description TEXT;
+    ALTER TABLE metrics ADD COLUMN display_rank INTEGER;
+    ALTER TABLE comparisons ADD COLUMN statistics_version INTEGER NOT NULL DEFAULT 1;
     ";

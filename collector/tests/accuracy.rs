@@ -2,17 +2,17 @@
 //! simulations, with more trials, are in `examples/accuracy.rs`; the rates they measure are
 //! recorded in `docs/statistics.md`.
 
-use collector::statistics::accuracy::{
-    StepTrial, simulate_aa, simulate_confirmed_power, simulate_outliers, simulate_paired, simulate_power,
-    simulate_steps,
-};
 use collector::statistics::change_point::ChangePointOptions;
 use collector::statistics::mann_whitney::mann_whitney_u;
 use collector::statistics::summarize;
-use collector::statistics::synthetic::NoiseModel;
 use collector::statistics::verdict::Policy;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
+use testdata::accuracy::{
+    StepTrial, simulate_aa, simulate_confirmed_power, simulate_outliers, simulate_paired, simulate_power,
+    simulate_steps,
+};
+use testdata::noise::NoiseModel;
 
 #[test]
 fn a_a_runs_rarely_call_a_regression() {

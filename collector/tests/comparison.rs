@@ -1,96 +1,29 @@
 //! Branch comparisons on a real SQLite file: paired verdicts, storage, idempotence, merging.
 
-use std::collections::BTreeMap;
+mod common;
 
 use collector::Database;
 use collector::statistics::paired::PairedOptions;
-use harness::metrics::Direction;
-use harness::results::*;
-use workloads::{Params, Size, WorkloadKind};
+use collector::statistics::verdict::Direction;
+use contract::Results;
 
 fn side(run: &str, sha: &str, wall: Vec<f64>, cpu: Vec<f64>) -> Results {
-    let params = Params::new(WorkloadKind::BlobsUpload, 10, Size::Fixed(100_000), 1);
-    let mut metrics = BTreeMap::new();
-    let rounds = wall.len() as u32;
-    metrics.insert(
-        "wall_s".into(),
-        MetricSamples {
-            unit: "s".into(),
-            direction: Direction::Lower,
-            samples: wall.clone(),
-        },
+    let mut r = common::harness_results(
+        run,
+        common::commit(sha, &[], 1, Some("main")),
+        &[
+            ("wall_s", "s", Direction::Lower, wall.clone()),
+            (
+                "throughput_mib_s",
+                "MiB/s",
+                Direction::Higher,
+                wall.iter().map(|w| 1.0 / w).collect(),
+            ),
+            ("client_cpu_sys_s", "s", Direction::Lower, cpu),
+        ],
     );
-    metrics.insert(
-        "throughput_mib_s".into(),
-        MetricSamples {
-            unit: "MiB/s".into(),
-            direction: Direction::Higher,
-            samples: wall.iter().map(|w| 1.0 / w).collect(),
-        },
-    );
-    metrics.insert(
-        "client_cpu_sys_s".into(),
-        MetricSamples {
-            unit: "s".into(),
-            direction: Direction::Lower,
-            samples: cpu,
-        },
-    );
-    Results {
-        schema: SCHEMA.into(),
-        run: RunInfo {
-            id: run.into(),
-            started_at: "2026-11-27T00:00:00Z".into(),
-            finished_at: "2026-11-27T00:01:00Z".into(),
-            tool_version: "0.1.0".into(),
-            scenario_file: "scenarios/smoke.toml".into(),
-            sample_interval_ms: 10,
-            seed: 1,
-            shuffle_seed: None,
-            target: None,
-            sampler_cpu_s: 0.0,
-            measured_s: 1.0,
-        },
-        commit: CommitInfo {
-            sha: sha.into(),
-            parents: vec![],
-            subject: sha.into(),
-            author_name: "a".into(),
-            author_time: 1,
-            commit_time: 1,
-            branch: Some("main".into()),
-            dirty: false,
-            depth: 1,
-        },
-        machine: MachineInfo {
-            cpu_model: "cpu".into(),
-            logical_cores: 2,
-            physical_cores: Some(2),
-            memory_bytes: 1 << 34,
-            kernel: "k".into(),
-            os: "os".into(),
-            arch: "x86_64".into(),
-            rustc: "rustc".into(),
-            profile: "release".into(),
-            covariates: Covariates {
-                load_avg_1m: 0.1,
-                cpu_mhz: 1,
-            },
-        },
-        scenarios: vec![ScenarioResult {
-            id: params.scenario_id(),
-            workload: "blobs.upload".into(),
-            workload_version: 1,
-            definition_hash: params.definition_hash(),
-            description: params.describe(),
-            params,
-            warmup_rounds: 1,
-            rounds,
-            budget: None,
-            metrics,
-            latency_histogram: None,
-        }],
-    }
+    r.commit.subject = sha.into();
+    r
 }
 
 #[test]
@@ -113,12 +46,12 @@ fn a_slower_build_is_a_regression_and_stays_out_of_the_series() {
         .record_comparison(&ra, &rb, ["main", "feature"], &PairedOptions::default())
         .unwrap();
     let by_metric = |m: &str| stored.rows.iter().find(|r| r.metric == m).unwrap().clone();
-    assert_eq!(by_metric("wall_s").verdict, "regression");
+    assert_eq!(by_metric("wall_s").verdict_name(), "regression");
     assert!((by_metric("wall_s").ratio.unwrap() - 1.10).abs() < 0.01);
     // Higher is better for throughput, so its drop is a regression too.
-    assert_eq!(by_metric("throughput_mib_s").verdict, "regression");
+    assert_eq!(by_metric("throughput_mib_s").verdict_name(), "regression");
     let zero = by_metric("client_cpu_sys_s");
-    assert_eq!(zero.verdict, "incomparable");
+    assert_eq!(zero.verdict_name(), "incomparable");
     assert!(zero.note.unwrap().contains("positive"));
 
     // Stored, listed, read back with medians, and recorded once only.
@@ -133,7 +66,7 @@ fn a_slower_build_is_a_regression_and_stays_out_of_the_series() {
         ("main", "bbb", 2)
     );
     let rows = db.comparison_rows(stored.id).unwrap();
-    assert_eq!(rows[0].verdict, "regression", "regressions sort first");
+    assert_eq!(rows[0].verdict_name(), "regression", "regressions sort first");
     assert!(rows.iter().any(|r| r.metric == "wall_s" && r.median_b > r.median_a));
     // Comparison runs are not history.
     assert!(db.series().unwrap().is_empty());
@@ -172,7 +105,7 @@ fn identical_builds_are_unchanged() {
         stored
             .rows
             .iter()
-            .all(|r| r.verdict != "regression" && r.verdict != "improvement"),
+            .all(|r| !r.verdict.is_some_and(contract::Verdict::is_change)),
         "{:?}",
         stored.rows
     );

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use collector::bmf::{MeasureUnits, parse_bmf};
 use collector::criterion::{criterion_record, read_criterion};
-use collector::record::{CommitRecord, ImportContext, MachineRecord, Purpose};
+use collector::record::{CommitInfo, ImportContext, Machine, Purpose};
 use collector::statistics::verdict::{Direction, Verdict};
 use collector::{AnalysisOptions, CalibrationRuns, Database, IngestOutcome};
 use common::{around, commit, count, machine, run};
@@ -15,7 +15,7 @@ fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
 }
 
-fn ctx(commit: CommitRecord) -> ImportContext {
+fn ctx(commit: CommitInfo) -> ImportContext {
     ImportContext {
         commit,
         machine: machine(),
@@ -222,7 +222,7 @@ fn merging_databases_keeps_machines_apart_and_adds_nothing_twice() {
     let b_path = dir.path().join("b.sqlite");
     let mut a = Database::open(&a_path).unwrap();
     let mut b = Database::open(&b_path).unwrap();
-    let other_machine = MachineRecord {
+    let other_machine = Machine {
         cpu_model: "Other CPU".into(),
         ..machine()
     };

@@ -1,86 +1,25 @@
 //! The collector on real SQLite files.
 
-use std::collections::BTreeMap;
+mod common;
 
+use collector::statistics::verdict::Direction;
 use collector::{Database, IngestOutcome};
-use harness::metrics::Direction;
-use harness::results::*;
-use workloads::{Params, Size, WorkloadKind};
+use contract::Results;
 
 fn results(run: &str, sha: &str, depth: u64, wall: &[f64]) -> Results {
-    let params = Params::new(WorkloadKind::BlobsUpload, 10, Size::Fixed(100_000), 1);
-    let mut metrics = BTreeMap::new();
-    metrics.insert(
-        "wall_s".to_owned(),
-        MetricSamples {
-            unit: "s".into(),
-            direction: Direction::Lower,
-            samples: wall.to_vec(),
-        },
-    );
-    metrics.insert(
-        "throughput_mib_s".to_owned(),
-        MetricSamples {
-            unit: "MiB/s".into(),
-            direction: Direction::Higher,
-            samples: wall.iter().map(|w| 1.0 / w).collect(),
-        },
-    );
-    Results {
-        schema: SCHEMA.into(),
-        run: RunInfo {
-            id: run.into(),
-            started_at: "2026-11-27T00:00:00Z".into(),
-            finished_at: "2026-11-27T00:01:00Z".into(),
-            tool_version: "0.1.0".into(),
-            scenario_file: "scenarios/smoke.toml".into(),
-            sample_interval_ms: 10,
-            seed: u64::MAX,
-            shuffle_seed: None,
-            target: None,
-            sampler_cpu_s: 0.0,
-            measured_s: 1.0,
-        },
-        commit: CommitInfo {
-            sha: sha.into(),
-            parents: vec![],
-            subject: format!("commit {sha}"),
-            author_name: "A. Developer".into(),
-            author_time: 1_700_000_000 + depth as i64,
-            commit_time: 1_700_000_000 + depth as i64,
-            branch: Some("main".into()),
-            dirty: false,
-            depth,
-        },
-        machine: MachineInfo {
-            cpu_model: "Test CPU".into(),
-            logical_cores: 2,
-            physical_cores: Some(2),
-            memory_bytes: 24 << 30,
-            kernel: "6.1".into(),
-            os: "Linux".into(),
-            arch: "x86_64".into(),
-            rustc: "rustc 1.95.0".into(),
-            profile: "release".into(),
-            covariates: Covariates {
-                load_avg_1m: 0.5,
-                cpu_mhz: 2000,
-            },
-        },
-        scenarios: vec![ScenarioResult {
-            id: params.scenario_id(),
-            workload: "blobs.upload".into(),
-            workload_version: 1,
-            definition_hash: params.definition_hash(),
-            description: params.describe(),
-            params,
-            warmup_rounds: 1,
-            rounds: wall.len() as u32,
-            budget: None,
-            metrics,
-            latency_histogram: None,
-        }],
-    }
+    common::harness_results(
+        run,
+        common::commit(sha, &[], depth, Some("main")),
+        &[
+            ("wall_s", "s", Direction::Lower, wall.to_vec()),
+            (
+                "throughput_mib_s",
+                "MiB/s",
+                Direction::Higher,
+                wall.iter().map(|w| 1.0 / w).collect(),
+            ),
+        ],
+    )
 }
 
 fn count(db_path: &std::path::Path, table: &str) -> i64 {
@@ -220,14 +159,14 @@ fn the_round_budget_and_latency_histogram_are_kept() {
     let path = dir.path().join("b.sqlite");
     let mut db = Database::open(&path).unwrap();
     let mut r = results("run-h", "aaa", 1, &[1.0, 1.1, 0.9, 1.0, 1.05]);
-    r.scenarios[0].budget = Some(BudgetReport {
+    r.scenarios[0].budget = Some(contract::results::BudgetReport {
         min_rounds: 5,
         max_rounds: 30,
         max_time_s: 120.0,
         target_ci: 0.02,
         headline_metric: "wall_s".into(),
         achieved_ci: 0.05,
-        stop_reason: "max_rounds".into(),
+        stop_reason: contract::StopReason::MaxRounds,
         noisy: true,
     });
     r.scenarios[0].latency_histogram = Some("HISTFAAAAB54nJNpmSzMwMDAxAABzFCaEUoz2X+AMIKZAMQDBfA=".into());
@@ -243,4 +182,38 @@ fn the_round_budget_and_latency_histogram_are_kept() {
     assert_eq!(budget["stop_reason"], "max_rounds");
     assert_eq!(budget["noisy"], true);
     assert!(histogram.starts_with("HISTF"));
+}
+
+/// A results file the harness wrote before the results types moved to the `contract` crate
+/// is stored as any other: every scenario, metric and sample.
+#[test]
+fn a_results_file_from_before_the_contract_crate_ingests_unchanged() {
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../contract/tests/fixtures/results-v1.json");
+    let results = contract::Results::<serde_json::Value>::load(&fixture).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("b.sqlite");
+    let mut db = Database::open(&path).unwrap();
+    assert!(matches!(db.ingest(&results).unwrap(), IngestOutcome::Stored { .. }));
+    let samples: usize = results
+        .scenarios
+        .iter()
+        .map(|s| s.metrics.values().map(|m| m.samples.len()).sum::<usize>())
+        .sum();
+    drop(db);
+    assert_eq!(count(&path, "samples"), samples as i64);
+    assert_eq!(count(&path, "run_scenarios"), 2);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let (params, budget): (String, String) = conn
+        .query_row(
+            "SELECT s.params, rs.budget FROM scenarios s JOIN run_scenarios rs ON rs.scenario_ref = s.id
+             WHERE s.scenario_id = 'blobs.upload/3x10k/c2'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        params,
+        r#"{"concurrency":2,"count":3,"size":10000,"workload":"blobs.upload"}"#
+    );
+    assert!(budget.contains(r#""stop_reason":"max_rounds""#), "{budget}");
 }

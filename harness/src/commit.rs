@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use git2::{Repository, StatusOptions};
 
-use crate::results::CommitInfo;
+use contract::results::CommitInfo;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommitError {

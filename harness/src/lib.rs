@@ -12,17 +12,12 @@ pub mod binaries;
 pub mod commit;
 pub mod driver;
 pub mod machine;
-pub mod metrics;
 pub mod ping;
 pub mod probe;
-
-pub mod results;
 pub mod runner;
 pub mod scenario;
 pub mod server;
 pub mod trash;
-
-use std::path::PathBuf;
 
 /// Everything that can stop a run.
 #[derive(Debug, thiserror::Error)]
@@ -47,8 +42,8 @@ pub enum HarnessError {
     },
     #[error("cannot find the blobs-server binary: {0}")]
     ServerBinary(String),
-    #[error("cannot read {path}: {message}")]
-    Results { path: PathBuf, message: String },
+    #[error(transparent)]
+    Results(#[from] contract::results::ResultsError),
     #[error("interrupted")]
     Interrupted,
 }

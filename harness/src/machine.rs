@@ -3,7 +3,7 @@
 
 use sysinfo::{CpuRefreshKind, MemoryRefreshKind, RefreshKind, System};
 
-use crate::results::{Covariates, MachineInfo};
+use contract::results::{Covariates, Machine, MachineInfo};
 
 /// Reads the machine facts. `profile` is the cargo profile the measured binaries were built
 /// with.
@@ -22,19 +22,21 @@ pub fn describe(profile: &str) -> MachineInfo {
         cpus.iter().map(|c| c.frequency()).sum::<u64>() / cpus.len() as u64
     };
     MachineInfo {
-        cpu_model: if cpu_model.is_empty() {
-            "unknown".into()
-        } else {
-            cpu_model
+        machine: Machine {
+            cpu_model: if cpu_model.is_empty() {
+                "unknown".into()
+            } else {
+                cpu_model
+            },
+            logical_cores: cpus.len() as u32,
+            physical_cores: System::physical_core_count().ok().map(|n| n as u32),
+            memory_bytes: sys.as_ref().map_or(0, |s| s.total_memory()),
+            kernel: System::kernel_version().unwrap_or_else(|_| "unknown".into()),
+            os: System::long_os_version().unwrap_or_else(|_| "unknown".into()),
+            arch: std::env::consts::ARCH.into(),
+            rustc: env!("SOLEDAD_BENCH_RUSTC").into(),
+            profile: profile.into(),
         },
-        logical_cores: cpus.len() as u32,
-        physical_cores: System::physical_core_count().ok().map(|n| n as u32),
-        memory_bytes: sys.as_ref().map_or(0, |s| s.total_memory()),
-        kernel: System::kernel_version().unwrap_or_else(|_| "unknown".into()),
-        os: System::long_os_version().unwrap_or_else(|_| "unknown".into()),
-        arch: std::env::consts::ARCH.into(),
-        rustc: env!("SOLEDAD_BENCH_RUSTC").into(),
-        profile: profile.into(),
         covariates: Covariates {
             load_avg_1m: System::load_average().map_or(0.0, |l| l.one),
             cpu_mhz,

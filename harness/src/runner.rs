@@ -11,10 +11,17 @@ use workloads::{Latencies, Outcome, WorkloadKind};
 
 use crate::HarnessError;
 use crate::driver::{DriverProcess, DriverSpec, INTERRUPTED, ServerAccess};
-use crate::metrics::{self, CATALOGUE};
+use contract::budget::Progress;
+use contract::metrics::{self, CATALOGUE};
+use contract::results::{BudgetReport, CommitInfo, MachineInfo, MetricSamples, RunInfo, SCHEMA};
+use workloads::Params;
+
 use crate::ping::{PING_INTERVAL, Pinger};
 use crate::probe::{self, Counters, Sampler};
-use crate::results::{BudgetReport, CommitInfo, MachineInfo, MetricSamples, Results, RunInfo, SCHEMA, ScenarioResult};
+
+/// A run's results as the harness writes them, with its workloads' parameters.
+pub type Results = contract::Results<Params>;
+pub type ScenarioResult = contract::results::ScenarioResult<Params>;
 use crate::scenario::{PlannedScenario, ScenarioSet};
 use crate::server::{BENCH_USER, ServerProcess};
 use crate::trash::Trash;
@@ -387,21 +394,16 @@ fn run_scenario<const N: usize>(
                 .and_then(|s| config.precision.relative_ci_half_width(s))
                 .unwrap_or(f64::INFINITY);
         }
-        if measured_rounds < b.min_rounds {
-            continue;
+        let progress = Progress {
+            rounds: measured_rounds,
+            elapsed: measured_time,
+            worst_ci: sides.iter().map(|s| s.achieved_ci).fold(0.0, f64::max),
+            builds: N as u32,
+        };
+        if let Some(reason) = b.stop(&progress) {
+            stop_reason = reason;
+            break;
         }
-        if sides.iter().all(|s| s.achieved_ci <= b.target_ci) {
-            stop_reason = "converged";
-        } else if measured_rounds >= b.max_rounds {
-            stop_reason = "max_rounds";
-        } else if measured_time >= b.max_time * N as u32 {
-            // The budget is per build: interleaving two builds must not halve each side's
-            // rounds compared with a plain run of one.
-            stop_reason = "time_budget";
-        } else {
-            continue;
-        }
-        break;
     }
     // Stopped before their data directories are moved.
     drop(servers);
@@ -454,7 +456,7 @@ fn run_scenario<const N: usize>(
                 target_ci: b.target_ci,
                 headline_metric: headline.into(),
                 achieved_ci: if achieved.is_finite() { achieved } else { -1.0 },
-                stop_reason: stop_reason.into(),
+                stop_reason,
                 noisy: achieved > b.target_ci,
             }),
             metrics,

@@ -5,39 +5,13 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use contract::budget::{Budget, MIN_ROUNDS};
+
 use serde::Deserialize;
 use toml::Spanned;
 use workloads::{
     BlobFormat, Op, Params, ServerBackendKind, Size, StoreBackend, SyncDirection, WorkloadKind, parse_size,
 };
-
-/// Fewer measured rounds than this cannot give a useful confidence interval.
-pub const MIN_ROUNDS: u32 = 5;
-
-/// How many rounds a scenario gets: at least `min_rounds`, then more until the headline
-/// metric's confidence interval is narrow enough, up to `max_rounds` or `max_time`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Budget {
-    pub warmup_rounds: u32,
-    pub min_rounds: u32,
-    pub max_rounds: u32,
-    /// Measured time after which no new round starts (once `min_rounds` are done).
-    pub max_time: Duration,
-    /// Relative half-width of the 95% CI of the headline metric's median to stop at.
-    pub target_ci: f64,
-}
-
-impl Default for Budget {
-    fn default() -> Self {
-        Self {
-            warmup_rounds: 1,
-            min_rounds: MIN_ROUNDS,
-            max_rounds: 30,
-            max_time: Duration::from_secs(120),
-            target_ci: 0.02,
-        }
-    }
-}
 
 /// A mistake in a scenario file, located as precisely as the file allows.
 #[derive(Debug, thiserror::Error)]

@@ -9,8 +9,8 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use site_gen::synthetic::{SyntheticOptions, populate};
 use site_gen::{SiteOptions, generate};
+use testdata::history::{SyntheticOptions, populate};
 
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();

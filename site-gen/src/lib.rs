@@ -18,7 +18,6 @@ mod plot;
 mod render;
 mod scaling;
 mod sparkline;
-pub mod synthetic;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;

@@ -77,20 +77,44 @@ pub struct Model {
     pub covariates: HashMap<i64, Vec<(String, String)>>,
     /// The most recent commits that do not build, newest first.
     pub build_failures: Vec<StoredBuildFailure>,
+    pub metrics: Metrics,
     /// Per series, per commit (index into `commits`): the index of its point there, or
     /// `NONE`.
     point_index: Vec<Vec<u32>>,
     series_at: HashMap<SeriesKey, usize>,
 }
 
-/// Position of a metric in display order: the harness's catalogue order (headline numbers
-/// first), then others by name.
-pub fn metric_rank(name: &str) -> (usize, &str) {
-    let catalogue = harness::metrics::CATALOGUE;
-    (
-        catalogue.iter().position(|m| m.name == name).unwrap_or(catalogue.len()),
-        name,
-    )
+/// What the store says of its metrics: display order and descriptions.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    rank: HashMap<String, i64>,
+    about: HashMap<String, String>,
+}
+
+impl Metrics {
+    pub fn load(db: &Database) -> Result<Self, SiteError> {
+        let mut metrics = Self::default();
+        for m in db.metrics()? {
+            if let Some(rank) = m.rank {
+                metrics.rank.insert(m.name.clone(), rank);
+            }
+            if let Some(about) = m.description {
+                metrics.about.insert(m.name, about);
+            }
+        }
+        Ok(metrics)
+    }
+
+    /// Position of a metric in display order: the stored rank (headline numbers first),
+    /// then metrics without one by name.
+    pub fn rank<'a>(&self, name: &'a str) -> (i64, &'a str) {
+        (self.rank.get(name).copied().unwrap_or(i64::MAX), name)
+    }
+
+    /// What the metric measures, in a sentence.
+    pub fn about(&self, name: &str) -> Option<&str> {
+        self.about.get(name).map(String::as_str)
+    }
 }
 
 /// The branch to publish when none is asked for: `master`, else `main`, else the branch with
@@ -121,6 +145,7 @@ impl Model {
             (history, verdicts.join().expect("reading verdicts does not panic"))
         });
         let (history, all_verdicts) = (history?, all_verdicts?);
+        let metrics = Metrics::load(db)?;
         let change_points: HashMap<SeriesKey, Vec<StoredChangePoint>> = match &branch {
             Some(b) => {
                 let mut map: HashMap<SeriesKey, Vec<StoredChangePoint>> = HashMap::new();
@@ -174,14 +199,14 @@ impl Model {
                 &a.workload,
                 &a.scenario_id,
                 a.scenario_ref,
-                metric_rank(&a.metric),
+                metrics.rank(&a.metric),
                 a.machine_id,
             )
                 .cmp(&(
                     &b.workload,
                     &b.scenario_id,
                     b.scenario_ref,
-                    metric_rank(&b.metric),
+                    metrics.rank(&b.metric),
                     b.machine_id,
                 ))
         });
@@ -216,10 +241,10 @@ impl Model {
                     .collect();
                 mine.sort_by(|&a, &b| {
                     let (a, b) = (&verdicts[a], &verdicts[b]);
-                    (a.verdict, &a.scenario_id, metric_rank(&a.metric), a.run_id).cmp(&(
+                    (a.verdict, &a.scenario_id, metrics.rank(&a.metric), a.run_id).cmp(&(
                         b.verdict,
                         &b.scenario_id,
-                        metric_rank(&b.metric),
+                        metrics.rank(&b.metric),
                         b.run_id,
                     ))
                 });
@@ -284,6 +309,7 @@ impl Model {
         let build_failures = db.build_failures(branch.as_deref(), BUILD_FAILURES_SHOWN)?;
         Ok(Self {
             build_failures,
+            metrics,
             branch,
             series,
             scenarios,

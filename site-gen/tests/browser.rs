@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::cdp::{Browser, Diagnostics};
-use site_gen::synthetic::{SyntheticOptions, populate};
 use site_gen::{SiteOptions, generate};
+use testdata::history::{SyntheticOptions, populate};
 
 const REPOSITORY: &str = "https://git.example.org/leap/soledad-bench/-/commit/";
 const PREFIX: &str = "/group/soledad-bench/";
@@ -216,7 +216,7 @@ fn every_page_loads_clean_from_disk_and_under_a_sub_path() {
     };
     populate(&mut db, &options).unwrap();
     // A commit that did not build, with a subject and an error line that do not break.
-    let broken = collector::record::CommitRecord {
+    let broken = collector::record::CommitInfo {
         sha: "f".repeat(40),
         parents: Vec::new(),
         subject: format!("broken{}", "_".repeat(120)),

@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use collector::record::CommitRecord;
-use site_gen::synthetic::{HOSTILE_SUBJECT, SyntheticOptions, populate};
+use collector::record::CommitInfo;
 use site_gen::{SiteOptions, generate};
+use testdata::history::{HOSTILE_SUBJECT, SyntheticOptions, populate};
 
 fn git(repo: &Path, args: &[&str]) {
     let status = Command::new("git")
@@ -22,6 +22,34 @@ fn git(repo: &Path, args: &[&str]) {
         .status()
         .expect("git runs");
     assert!(status.success(), "git {args:?}");
+}
+
+/// A commit of `repo` as the harness records it, read with git itself.
+fn describe(repo: &Path, rev: &str) -> CommitInfo {
+    let out = |args: &[&str]| {
+        let o = Command::new("git")
+            .arg("-C")
+            .arg(repo)
+            .args(args)
+            .output()
+            .expect("git runs");
+        assert!(o.status.success(), "git {args:?}");
+        String::from_utf8(o.stdout).unwrap().trim_end_matches('\n').to_owned()
+    };
+    let log = out(&["log", "-1", "--format=%H%x00%P%x00%s%x00%an%x00%at%x00%ct", rev]);
+    let f: Vec<&str> = log.split('\0').collect();
+    let depth: u64 = out(&["rev-list", "--first-parent", "--count", rev]).parse().unwrap();
+    CommitInfo {
+        sha: f[0].to_owned(),
+        parents: f[1].split_whitespace().map(str::to_owned).collect(),
+        subject: f[2].to_owned(),
+        author_name: f[3].to_owned(),
+        author_time: f[4].parse().unwrap(),
+        commit_time: f[5].parse().unwrap(),
+        branch: Some("master".into()),
+        dirty: false,
+        depth: depth - 1,
+    }
 }
 
 fn files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -44,18 +72,15 @@ fn a_script_in_a_commit_subject_shows_as_text() {
     for subject in ["first", HOSTILE_SUBJECT, "third & \"last\""] {
         git(&repo, &["commit", "-q", "--allow-empty", "-m", subject]);
     }
-    let commits: Vec<CommitRecord> = ["HEAD~2", "HEAD~1", "HEAD"]
+    let commits: Vec<CommitInfo> = ["HEAD~2", "HEAD~1", "HEAD"]
         .iter()
-        .map(|rev| {
-            let info = harness::commit::describe(&repo, rev, Some("master".into())).unwrap();
-            CommitRecord::from(&info)
-        })
+        .map(|rev| describe(&repo, rev))
         .collect();
     assert_eq!(commits[1].subject, HOSTILE_SUBJECT, "git kept the subject as it is");
     let hostile_sha = commits[1].sha.clone();
     // A later commit, with the same subject, that did not build.
     git(&repo, &["commit", "-q", "--allow-empty", "-m", HOSTILE_SUBJECT]);
-    let broken = CommitRecord::from(&harness::commit::describe(&repo, "HEAD", Some("master".into())).unwrap());
+    let broken = describe(&repo, "HEAD");
 
     let mut db = collector::Database::open(&dir.path().join("bench.sqlite")).unwrap();
     populate(

@@ -2,8 +2,8 @@
 //! a database with every run, the Atom feed lists the regressions, and a second generation
 //! replaces the first without leaving pages of commits that are gone.
 
-use site_gen::synthetic::{SyntheticOptions, populate};
 use site_gen::{SiteOptions, generate};
+use testdata::history::{SyntheticOptions, populate};
 
 #[test]
 fn the_site_publishes_its_history_and_a_feed_and_regenerates_cleanly() {

@@ -16,14 +16,14 @@
 //! - [`verdict`]: the policy that turns all of the above into a verdict.
 //! - [`t_test`], [`change_point`]: E-divisive means with a t-test over a series' history.
 //! - [`paired`]: paired comparison of two builds run interleaved.
-//! - [`synthetic`], [`accuracy`]: seeded series with known truth, and how often the
-//!   statistics get them right.
+//!
+//! How often these statistics get seeded series with known truth right is measured by the
+//! development-only `testdata` crate (`testdata::accuracy`).
 //!
 //! The distributions come from statrs. No crate offers the rank tests with exact small-sample
 //! distributions, the Hodges-Lehmann interval, or E-divisive, so those are written here and
 //! checked against reference values computed by scipy, R and Otava (`collector/tests/fixtures`).
 
-pub mod accuracy;
 pub mod change_point;
 pub mod fdr;
 pub mod hodges_lehmann;
@@ -35,7 +35,6 @@ pub mod paired;
 pub mod quantile;
 pub mod ranks;
 pub mod summary;
-pub mod synthetic;
 pub mod t_test;
 pub mod verdict;
 

@@ -20,76 +20,7 @@ use super::mann_whitney::mann_whitney_u;
 use super::noise_floor::{NoiseFloor, noise_floor};
 use super::quantile::median;
 
-/// Which values of a metric are better.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Direction {
-    Lower,
-    Higher,
-}
-
-impl Direction {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "lower" => Some(Self::Lower),
-            "higher" => Some(Self::Higher),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Lower => "lower",
-            Self::Higher => "higher",
-        }
-    }
-
-    /// The verdict for a significant change with this sign.
-    pub fn judge(self, positive_shift: bool) -> Verdict {
-        match (self, positive_shift) {
-            (Self::Lower, true) | (Self::Higher, false) => Verdict::Regression,
-            _ => Verdict::Improvement,
-        }
-    }
-}
-
-/// What a commit did to a series. Ordered by how much attention it needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Verdict {
-    Regression,
-    Improvement,
-    Noisy,
-    New,
-    Unchanged,
-}
-
-impl Verdict {
-    pub const ALL: [Verdict; 5] = [
-        Verdict::Regression,
-        Verdict::Improvement,
-        Verdict::Noisy,
-        Verdict::New,
-        Verdict::Unchanged,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Regression => "regression",
-            Self::Improvement => "improvement",
-            Self::Noisy => "noisy",
-            Self::New => "new",
-            Self::Unchanged => "unchanged",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|v| v.as_str() == s)
-    }
-
-    /// A change either way.
-    pub fn is_change(self) -> bool {
-        matches!(self, Self::Regression | Self::Improvement)
-    }
-}
+pub use contract::{Direction, Verdict};
 
 /// The decision rule's parameters.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -2,11 +2,11 @@
 
 #![allow(dead_code)]
 
-use collector::record::{CommitRecord, MachineRecord, MetricRecord, Purpose, RunRecord, ScenarioRecord, Source};
+use collector::record::{CommitInfo, Machine, MetricRecord, Purpose, RunRecord, ScenarioRecord, Source};
 use collector::statistics::verdict::Direction;
 
-pub fn machine() -> MachineRecord {
-    MachineRecord {
+pub fn machine() -> Machine {
+    Machine {
         cpu_model: "Test CPU".into(),
         logical_cores: 2,
         physical_cores: Some(2),
@@ -20,8 +20,8 @@ pub fn machine() -> MachineRecord {
 }
 
 /// A commit at `depth` on the first-parent chain, with its parents.
-pub fn commit(sha: &str, parents: &[&str], depth: u64, branch: Option<&str>) -> CommitRecord {
-    CommitRecord {
+pub fn commit(sha: &str, parents: &[&str], depth: u64, branch: Option<&str>) -> CommitInfo {
+    CommitInfo {
         sha: sha.into(),
         parents: parents.iter().map(|p| (*p).to_owned()).collect(),
         subject: format!("commit {sha}"),
@@ -45,7 +45,7 @@ pub fn around(level: f64, spread: f64, n: usize, salt: u64) -> Vec<f64> {
 }
 
 /// A run of scenario `s/1` measuring `wall_s` (lower is better) and `throughput` (higher).
-pub fn run(uuid: &str, commit: CommitRecord, wall: Vec<f64>) -> RunRecord {
+pub fn run(uuid: &str, commit: CommitInfo, wall: Vec<f64>) -> RunRecord {
     let throughput = wall.iter().map(|w| 100.0 / w).collect();
     RunRecord {
         uuid: uuid.into(),
@@ -96,4 +96,63 @@ pub fn count(path: &std::path::Path, table: &str) -> i64 {
     let conn = rusqlite::Connection::open(path).unwrap();
     conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
         .unwrap()
+}
+
+/// Results as the harness writes them: scenario `blobs.upload/10x100k/c1` of `commit`, with
+/// these metrics (name, unit, direction, samples), on the test machine.
+pub fn harness_results(
+    run: &str,
+    commit: CommitInfo,
+    metrics: &[(&str, &str, Direction, Vec<f64>)],
+) -> contract::Results {
+    use contract::results::{Covariates, MachineInfo, MetricSamples, RunInfo, ScenarioResult};
+    let rounds = metrics.first().map_or(0, |m| m.3.len() as u32);
+    contract::Results {
+        schema: contract::SCHEMA.into(),
+        run: RunInfo {
+            id: run.into(),
+            started_at: "2026-11-27T00:00:00Z".into(),
+            finished_at: "2026-11-27T00:01:00Z".into(),
+            tool_version: "0.1.0".into(),
+            scenario_file: "scenarios/smoke.toml".into(),
+            sample_interval_ms: 10,
+            seed: u64::MAX,
+            shuffle_seed: None,
+            target: None,
+            sampler_cpu_s: 0.0,
+            measured_s: 1.0,
+        },
+        commit,
+        machine: MachineInfo {
+            machine: machine(),
+            covariates: Covariates {
+                load_avg_1m: 0.5,
+                cpu_mhz: 2000,
+            },
+        },
+        scenarios: vec![ScenarioResult {
+            id: "blobs.upload/10x100k/c1".into(),
+            workload: "blobs.upload".into(),
+            workload_version: 1,
+            // As the harness hashes these parameters.
+            definition_hash: "0a239c4659efbfde".into(),
+            description: "A client stores, encrypts and uploads 10 blobs of 100,000 bytes through the BlobManager, one at a time.".into(),
+            params: serde_json::json!({"workload": "blobs.upload", "count": 10, "size": 100000, "concurrency": 1}),
+            warmup_rounds: 1,
+            rounds,
+            budget: None,
+            metrics: metrics
+                .iter()
+                .map(|(name, unit, direction, samples)| {
+                    let m = MetricSamples {
+                        unit: (*unit).into(),
+                        direction: *direction,
+                        samples: samples.clone(),
+                    };
+                    ((*name).to_owned(), m)
+                })
+                .collect(),
+            latency_histogram: None,
+        }],
+    }
 }

@@ -3,8 +3,9 @@
 //! commit against its baseline is written with the commit's page, from the same rows.)
 
 use collector::comparison::{ComparisonRow, ComparisonSummary};
-use collector::statistics::paired::PairedOptions;
+use collector::statistics::paired::{PairedOptions, STATISTICS_VERSION};
 use collector::statistics::verdict::Verdict;
+use contract::Direction;
 use serde::Serialize;
 
 use super::{Site, arrow};
@@ -91,7 +92,7 @@ pub fn write_all(site: &Site) -> Result<(), SiteError> {
 
 fn paired_row(site: &Site, root: &str, r: &ComparisonRow) -> PairedRow {
     PairedRow {
-        verdict: r.verdict.clone(),
+        verdict: r.verdict_name().to_owned(),
         scenario_id: r.scenario_id.clone(),
         href: site
             .files
@@ -99,8 +100,8 @@ fn paired_row(site: &Site, root: &str, r: &ComparisonRow) -> PairedRow {
             .map(|_| site.scenario_href(root, &r.scenario_id)),
         metric: r.metric.clone(),
         unit: r.unit.clone(),
-        direction: r.direction.clone(),
-        arrow: arrow(&r.direction),
+        direction: r.direction.as_str().to_owned(),
+        arrow: arrow(r.direction.as_str()),
         rounds: r.rounds,
         median_a: format::value(r.median_a),
         median_b: format::value(r.median_b),
@@ -116,7 +117,16 @@ fn paired_row(site: &Site, root: &str, r: &ComparisonRow) -> PairedRow {
 
 fn branch_pair(site: &Site, c: &ComparisonSummary, rows: &[ComparisonRow]) -> Result<(), SiteError> {
     let root = "../";
-    let method = PairedOptions::default().method(rows.len());
+    let tested = rows.iter().filter(|r| r.p_value.is_some()).count();
+    let method = if c.statistics_version == STATISTICS_VERSION {
+        PairedOptions::default().method(tested)
+    } else {
+        // Stored by an earlier version of the statistics: say what decided it then.
+        vec![format!(
+            "Decided by version {} of the paired statistics: the Wilcoxon signed-rank test of the per-round log ratios at 0.05, adjusted by Benjamini-Hochberg, with a bootstrap interval of the geometric-mean ratio.",
+            c.statistics_version
+        )]
+    };
     let table: Vec<PairedRow> = rows.iter().map(|r| paired_row(site, root, r)).collect();
     let plotted: Vec<Effect> = rows
         .iter()
@@ -128,11 +138,15 @@ fn branch_pair(site: &Site, c: &ComparisonSummary, rows: &[ComparisonRow]) -> Re
                 change: r.change()?,
                 lower: r.ci_lower? - 1.0,
                 upper: r.ci_upper? - 1.0,
-                higher_is_better: r.direction == "higher",
-                mark: mark_of(&r.verdict),
+                higher_is_better: r.direction == Direction::Higher,
+                mark: mark_of(r.verdict_name()),
                 title: format!(
                     "{} {}: {} {} ({})",
-                    r.scenario_id, r.metric, t.change, t.change_ci, r.verdict
+                    r.scenario_id,
+                    r.metric,
+                    t.change,
+                    t.change_ci,
+                    r.verdict_name()
                 ),
             })
         })

@@ -8,7 +8,6 @@ use serde::Serialize;
 use super::{Noise, Site, VerdictRow, arrow, change_ci_text, change_text, effect_order};
 use crate::SiteError;
 use crate::format::{self, short_sha};
-use crate::model::metric_rank;
 use crate::paths::{self, COMPARE};
 use crate::sparkline::sparkline;
 
@@ -110,7 +109,7 @@ pub fn write(site: &Site) -> Result<(), SiteError> {
             metrics.push(&se.metric);
         }
     }
-    metrics.sort_by_key(|m| metric_rank(m));
+    metrics.sort_by_key(|m| model.metrics.rank(m));
     let groups: Vec<Group> = groups
         .into_iter()
         .map(|(workload, rows)| {

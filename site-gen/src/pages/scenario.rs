@@ -49,7 +49,7 @@ struct PlotSection {
     unit: String,
     direction: String,
     arrow: &'static str,
-    about: Option<&'static str>,
+    about: Option<String>,
     note: Option<String>,
     median: String,
     ci: String,
@@ -254,7 +254,7 @@ fn write_one(site: &Site, scenario_id: &str, series: &[usize], scaling: &[Scalin
             unit: se.unit.clone(),
             direction: se.direction.clone(),
             arrow: arrow(&se.direction),
-            about: harness::metrics::lookup(&se.metric).map(|m| m.description),
+            about: site.model.metrics.about(&se.metric).map(str::to_owned),
             note: (!notes.is_empty()).then(|| notes.join("; ")),
             median: format::value(latest.summary.median),
             ci: format::interval(latest.summary.ci_lower, latest.summary.ci_upper),
@@ -314,7 +314,7 @@ fn write_one(site: &Site, scenario_id: &str, series: &[usize], scaling: &[Scalin
                 }
             }),
             target: report.map_or_else(String::new, |r| format!("±{}", share(r.target_ci))),
-            stop: report.map_or_else(String::new, |r| r.stop_reason.replace('_', " ")),
+            stop: report.map_or_else(String::new, |r| r.stop_reason.as_str().replace('_', " ")),
             noisy: report.is_some_and(|r| r.noisy),
         }
     });

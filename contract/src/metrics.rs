@@ -1,6 +1,10 @@
-//! The metric catalogue: every metric the harness records, with its unit and direction.
+//! The metric catalogue: every metric the harness records, with its unit, its direction and
+//! what it measures, in display order (headline numbers first). The collector stores each
+//! metric's description and rank with the metric, so the site reads them from the store.
 
 use serde::{Deserialize, Serialize};
+
+use crate::verdict::Verdict;
 
 /// Whether smaller or larger values are better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,6 +20,27 @@ impl Direction {
             Direction::Lower => "lower",
             Direction::Higher => "higher",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "lower" => Some(Self::Lower),
+            "higher" => Some(Self::Higher),
+            _ => None,
+        }
+    }
+
+    /// The verdict for a significant change with this sign.
+    pub fn judge(self, positive_shift: bool) -> Verdict {
+        match (self, positive_shift) {
+            (Self::Lower, true) | (Self::Higher, false) => Verdict::Regression,
+            _ => Verdict::Improvement,
+        }
+    }
+
+    /// Whether a ratio new / old above 1 is worse.
+    pub fn worse_when_larger(self) -> bool {
+        self == Self::Lower
     }
 }
 
@@ -207,6 +232,12 @@ pub const CATALOGUE: &[MetricDef] = &[
 /// Looks a metric up by name.
 pub fn lookup(name: &str) -> Option<&'static MetricDef> {
     CATALOGUE.iter().find(|m| m.name == name)
+}
+
+/// A metric's position in display order: its place in the catalogue; metrics from elsewhere
+/// (imports) come after them.
+pub fn rank(name: &str) -> usize {
+    CATALOGUE.iter().position(|m| m.name == name).unwrap_or(CATALOGUE.len())
 }
 
 #[cfg(test)]

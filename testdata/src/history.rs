@@ -9,11 +9,14 @@
 
 use std::time::Instant;
 
-use collector::record::{CommitRecord, MachineRecord, MetricRecord, Purpose, RunRecord, ScenarioRecord, Source};
+use collector::record::{CommitInfo, Machine, MetricRecord, Purpose, RunRecord, ScenarioRecord, Source};
 use collector::statistics::paired::PairedOptions;
-use collector::statistics::synthetic::NoiseModel;
 use collector::statistics::verdict::{Direction, Policy};
 use collector::{AnalysisOptions, CalibrationRuns, CollectorError, Database};
+use contract::results::{Covariates, MachineInfo, MetricSamples, RunInfo, ScenarioResult};
+use contract::{Results, SCHEMA};
+
+use crate::noise::NoiseModel;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::json;
@@ -38,7 +41,7 @@ pub struct SyntheticOptions {
     pub comparison: bool,
     /// These commits, oldest first, instead of a generated history (such as commits of a
     /// real repository); `commits` is then ignored.
-    pub history: Option<Vec<CommitRecord>>,
+    pub history: Option<Vec<CommitInfo>>,
 }
 
 impl Default for SyntheticOptions {
@@ -351,8 +354,14 @@ fn sha_of(seed: u64, n: u64) -> String {
     hex::encode(&Sha256::digest(format!("synthetic commit {seed} {n}").as_bytes())[..20])
 }
 
-fn machine() -> MachineRecord {
-    MachineRecord {
+/// Seconds since the epoch as RFC 3339 UTC.
+fn rfc3339(epoch_seconds: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch_seconds.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+fn machine() -> Machine {
+    Machine {
         cpu_model: "Synthetic 4-core CPU @ 3.0GHz".into(),
         logical_cores: 4,
         physical_cores: Some(4),
@@ -377,7 +386,7 @@ fn budget(headline: &str, achieved: f64) -> serde_json::Value {
 
 /// The commits of the history, oldest first.
 struct Commit {
-    record: CommitRecord,
+    record: CommitInfo,
 }
 
 fn history(options: &SyntheticOptions) -> Vec<Commit> {
@@ -418,7 +427,7 @@ fn history(options: &SyntheticOptions) -> Vec<Commit> {
         };
         let time = start + i as i64 * 21_600 + (i as i64 * 7919 % 5000);
         out.push(Commit {
-            record: CommitRecord {
+            record: CommitInfo {
                 sha: sha.clone(),
                 parents,
                 subject,
@@ -459,7 +468,7 @@ fn selection(scenarios: &[Scenario], count: usize) -> Vec<Vec<usize>> {
 fn record_for(
     uuid: String,
     purpose: Purpose,
-    commit: &CommitRecord,
+    commit: &CommitInfo,
     scenarios: &[ScenarioRecord],
     started_at: String,
     rng: &mut StdRng,
@@ -576,7 +585,7 @@ pub fn populate(db: &mut Database, options: &SyntheticOptions) -> Result<Synthet
                 l
             }
         });
-        let started_at = crate::format::rfc3339(c.record.commit_time + 600);
+        let started_at = rfc3339(c.record.commit_time + 600);
         let record = record_for(
             format!("synthetic-{}-{i}", options.seed),
             Purpose::History,
@@ -595,7 +604,7 @@ pub fn populate(db: &mut Database, options: &SyntheticOptions) -> Result<Synthet
         let mut ids = Vec::new();
         for k in 0..3 {
             let scenarios = scenario_records(last, &mut rng, options.rounds, &|s, metric| level(s, metric, last));
-            let started_at = crate::format::rfc3339(commits[last].record.commit_time + 3600 + k * 600);
+            let started_at = rfc3339(commits[last].record.commit_time + 3600 + k * 600);
             let record = record_for(
                 format!("synthetic-{}-aa-{k}", options.seed),
                 Purpose::Calibration,
@@ -612,8 +621,8 @@ pub fn populate(db: &mut Database, options: &SyntheticOptions) -> Result<Synthet
                 uuid: format!("synthetic-{}-calibration", options.seed),
                 run_ids: ids,
                 scenario_file: "scenarios/ci.toml".into(),
-                started_at: crate::format::rfc3339(commits[last].record.commit_time + 3600),
-                finished_at: crate::format::rfc3339(commits[last].record.commit_time + 5400),
+                started_at: rfc3339(commits[last].record.commit_time + 3600),
+                finished_at: rfc3339(commits[last].record.commit_time + 5400),
             },
             &Policy::default(),
         )?;
@@ -644,43 +653,63 @@ pub fn populate(db: &mut Database, options: &SyntheticOptions) -> Result<Synthet
                 Direction::Higher => l / f,
             }
         });
-        let results = |uuid: &str,
-                       commit: &CommitRecord,
-                       scenarios: &[ScenarioRecord]|
-         -> Result<harness::results::Results, CollectorError> {
-            let value = json!({
-                "schema": harness::results::SCHEMA,
-                "run": {
-                    "id": uuid, "started_at": crate::format::rfc3339(commit.commit_time + 7200),
-                    "finished_at": crate::format::rfc3339(commit.commit_time + 7800),
-                    "tool_version": env!("CARGO_PKG_VERSION"), "scenario_file": "scenarios/ci.toml",
-                    "sample_interval_ms": 10, "seed": 1337
+        // Results as the harness writes them, built from the contract's types.
+        let results = |uuid: &str, commit: &CommitInfo, scenarios: &[ScenarioRecord]| -> Results {
+            Results {
+                schema: SCHEMA.into(),
+                run: RunInfo {
+                    id: uuid.into(),
+                    started_at: rfc3339(commit.commit_time + 7200),
+                    finished_at: rfc3339(commit.commit_time + 7800),
+                    tool_version: env!("CARGO_PKG_VERSION").into(),
+                    scenario_file: "scenarios/ci.toml".into(),
+                    sample_interval_ms: 10,
+                    seed: 1337,
+                    shuffle_seed: None,
+                    target: None,
+                    sampler_cpu_s: 0.0,
+                    measured_s: 0.0,
                 },
-                "commit": {
-                    "sha": commit.sha, "parents": commit.parents, "subject": commit.subject,
-                    "author_name": commit.author_name, "author_time": commit.author_time,
-                    "commit_time": commit.commit_time, "branch": commit.branch, "dirty": false,
-                    "depth": commit.depth
+                commit: commit.clone(),
+                machine: MachineInfo {
+                    machine: machine(),
+                    covariates: Covariates {
+                        load_avg_1m: 0.2,
+                        cpu_mhz: 2900,
+                    },
                 },
-                "machine": {
-                    "cpu_model": machine().cpu_model, "logical_cores": machine().logical_cores, "physical_cores": machine().physical_cores,
-                    "memory_bytes": machine().memory_bytes, "kernel": machine().kernel, "os": machine().os,
-                    "arch": "x86_64", "rustc": machine().rustc, "profile": "release",
-                    "covariates": {"load_avg_1m": 0.2, "cpu_mhz": 2900}
-                },
-                "scenarios": scenarios.iter().filter(|s| s.workload != "bmf").map(|s| json!({
-                    "id": s.id, "workload": s.workload, "workload_version": s.workload_version,
-                    "definition_hash": s.definition_hash, "description": s.description, "params": s.params,
-                    "warmup_rounds": s.warmup_rounds, "rounds": s.rounds,
-                    "metrics": s.metrics.iter().map(|m| (m.name.clone(), json!({
-                        "unit": m.unit, "direction": m.direction.as_str(), "samples": m.samples
-                    }))).collect::<serde_json::Map<_, _>>()
-                })).collect::<Vec<_>>()
-            });
-            serde_json::from_value(value).map_err(|e| CollectorError::Conflict(format!("synthetic results: {e}")))
+                scenarios: scenarios
+                    .iter()
+                    .filter(|s| s.workload != "bmf")
+                    .map(|s| ScenarioResult {
+                        id: s.id.clone(),
+                        workload: s.workload.clone(),
+                        workload_version: s.workload_version,
+                        definition_hash: s.definition_hash.clone(),
+                        description: s.description.clone(),
+                        params: s.params.clone(),
+                        warmup_rounds: s.warmup_rounds,
+                        rounds: s.rounds,
+                        budget: None,
+                        metrics: s
+                            .metrics
+                            .iter()
+                            .map(|m| {
+                                let samples = MetricSamples {
+                                    unit: m.unit.clone(),
+                                    direction: m.direction,
+                                    samples: m.samples.clone(),
+                                };
+                                (m.name.clone(), samples)
+                            })
+                            .collect(),
+                        latency_histogram: None,
+                    })
+                    .collect(),
+            }
         };
-        let ra = results(&format!("synthetic-{}-cmp-a", options.seed), base, &a)?;
-        let rb = results(&format!("synthetic-{}-cmp-b", options.seed), &feature, &b)?;
+        let ra = results(&format!("synthetic-{}-cmp-a", options.seed), base, &a);
+        let rb = results(&format!("synthetic-{}-cmp-b", options.seed), &feature, &b);
         db.record_comparison(
             &ra,
             &rb,

@@ -8,11 +8,12 @@ use std::collections::VecDeque;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
-use super::change_point::{ChangePointOptions, change_points};
-use super::noise_floor::HISTORY_POINTS;
-use super::quantile::median;
-use super::synthetic::{NoiseModel, realistic_mix};
-use super::verdict::{Direction, Policy, Verdict, assess, compare};
+use collector::statistics::change_point::{ChangePoint, ChangePointOptions, change_points};
+use collector::statistics::noise_floor::HISTORY_POINTS;
+use collector::statistics::quantile::median;
+use collector::statistics::verdict::{Direction, Policy, Verdict, assess, compare};
+
+use crate::noise::{NoiseModel, realistic_mix};
 
 /// What A/A runs produced: every change they called is false.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -207,7 +208,7 @@ fn change_point_trials(
     options: &ChangePointOptions,
     place: impl Fn(&mut StdRng) -> usize,
     level: impl Fn(usize, usize) -> f64,
-    mut score: impl FnMut(&mut ChangePointReport, usize, &[super::change_point::ChangePoint]),
+    mut score: impl FnMut(&mut ChangePointReport, usize, &[ChangePoint]),
 ) -> ChangePointReport {
     let mut rng = StdRng::seed_from_u64(seed);
     let noise = NoiseModel::normal(cv);
@@ -299,7 +300,7 @@ pub struct PairedReport {
 /// builds by a common factor (standard deviation `drift`), then each gets its own noise at
 /// `cv`; B is `ratio` times A.
 pub fn simulate_paired(seed: u64, trials: usize, ratio: f64, cv: f64, drift: f64, rounds: usize) -> PairedReport {
-    use super::paired::{PairedOptions, compare_paired};
+    use collector::statistics::paired::{PairedOptions, compare_paired};
     let mut rng = StdRng::seed_from_u64(seed);
     let noise = NoiseModel::normal(cv);
     let mut report = PairedReport {

@@ -1,25 +1,36 @@
-//! Results JSON, version 1: the contract between the harness and the collector. Documented
-//! field by field in `harness/RESULTS.md`; change both together, and bump [`SCHEMA`] for
-//! anything a v1 reader would misread.
+//! Results JSON, version 1: what the harness writes and the collector reads. Documented field
+//! by field in `harness/RESULTS.md`; change both together, and bump [`SCHEMA`] for anything a
+//! v1 reader would misread.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use workloads::Params;
 
-use crate::HarnessError;
+use crate::budget::StopReason;
 use crate::metrics::Direction;
+
+/// A results file that cannot be read or written.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct ResultsError {
+    pub path: PathBuf,
+    pub message: String,
+}
 
 pub const SCHEMA: &str = "soledad-bench/results/v1";
 
+/// A run's results. `P` is the type of a scenario's parameters: the harness writes its
+/// workloads' own (`workloads::Params`), so that a file's bytes stay what they were; readers
+/// that only pass them on take them as JSON.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Results {
+pub struct Results<P = serde_json::Value> {
     pub schema: String,
     pub run: RunInfo,
     pub commit: CommitInfo,
     pub machine: MachineInfo,
-    pub scenarios: Vec<ScenarioResult>,
+    pub scenarios: Vec<ScenarioResult<P>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -70,8 +81,19 @@ pub struct CommitInfo {
     pub depth: u64,
 }
 
+/// The machine a run ran on: its stable facts, and readings of the moment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MachineInfo {
+    #[serde(flatten)]
+    pub machine: Machine,
+    /// Readings that vary between runs on the same machine; recorded, never fingerprinted.
+    pub covariates: Covariates,
+}
+
+/// The stable facts of a machine: what its fingerprint hashes, so that series never mix
+/// machines.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Machine {
     pub cpu_model: String,
     pub logical_cores: u32,
     pub physical_cores: Option<u32>,
@@ -82,8 +104,6 @@ pub struct MachineInfo {
     pub rustc: String,
     /// Cargo profile of the measured binaries: `release` or `debug`.
     pub profile: String,
-    /// Readings that vary between runs on the same machine; recorded, never fingerprinted.
-    pub covariates: Covariates,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -95,7 +115,7 @@ pub struct Covariates {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ScenarioResult {
+pub struct ScenarioResult<P = serde_json::Value> {
     /// Such as `blobs.upload/10x100k/c1`.
     pub id: String,
     pub workload: String,
@@ -103,7 +123,7 @@ pub struct ScenarioResult {
     pub definition_hash: String,
     /// What the scenario measures, in a sentence, for readers of the site.
     pub description: String,
-    pub params: Params,
+    pub params: P,
     pub warmup_rounds: u32,
     /// Measured rounds: every metric has this many samples, in round order.
     pub rounds: u32,
@@ -129,8 +149,7 @@ pub struct BudgetReport {
     pub headline_metric: String,
     /// Relative half-width reached.
     pub achieved_ci: f64,
-    /// `converged`, `max_rounds` or `time_budget`.
-    pub stop_reason: String,
+    pub stop_reason: StopReason,
     /// The target was not reached: the point is too noisy to judge small changes by.
     pub noisy: bool,
 }
@@ -142,27 +161,7 @@ pub struct MetricSamples {
     pub samples: Vec<f64>,
 }
 
-impl Results {
-    /// Reads and checks a results file.
-    pub fn load(path: &Path) -> Result<Self, HarnessError> {
-        let fail = |message: String| HarnessError::Results {
-            path: path.to_owned(),
-            message,
-        };
-        let text = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
-        let value: serde_json::Value = serde_json::from_slice(&text).map_err(|e| fail(format!("not JSON: {e}")))?;
-        match value.get("schema").and_then(|s| s.as_str()) {
-            Some(SCHEMA) => {}
-            Some(other) => {
-                return Err(fail(format!("schema is {other:?}; this version reads {SCHEMA:?}")));
-            }
-            None => return Err(fail(format!("no \"schema\" field; expected {SCHEMA:?}"))),
-        }
-        let results: Results = serde_json::from_value(value).map_err(|e| fail(e.to_string()))?;
-        results.validate().map_err(fail)?;
-        Ok(results)
-    }
-
+impl<P> Results<P> {
     /// Checks what the types cannot: sample counts, finite values.
     pub fn validate(&self) -> Result<(), String> {
         for s in &self.scenarios {
@@ -185,24 +184,45 @@ impl Results {
         }
         Ok(())
     }
+}
+
+impl<P: Serialize + DeserializeOwned> Results<P> {
+    /// Reads and checks a results file.
+    pub fn load(path: &Path) -> Result<Self, ResultsError> {
+        let fail = |message: String| ResultsError {
+            path: path.to_owned(),
+            message,
+        };
+        let text = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+        let value: serde_json::Value = serde_json::from_slice(&text).map_err(|e| fail(format!("not JSON: {e}")))?;
+        match value.get("schema").and_then(|s| s.as_str()) {
+            Some(SCHEMA) => {}
+            Some(other) => {
+                return Err(fail(format!("schema is {other:?}; this version reads {SCHEMA:?}")));
+            }
+            None => return Err(fail(format!("no \"schema\" field; expected {SCHEMA:?}"))),
+        }
+        let results: Results<P> = serde_json::from_value(value).map_err(|e| fail(e.to_string()))?;
+        results.validate().map_err(fail)?;
+        Ok(results)
+    }
 
     /// Writes the file atomically: a reader never sees half of it.
-    pub fn save(&self, path: &Path) -> Result<(), HarnessError> {
+    pub fn save(&self, path: &Path) -> Result<(), ResultsError> {
+        let fail = |message: String| ResultsError {
+            path: path.to_owned(),
+            message,
+        };
         let dir = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(HarnessError::io(format!("cannot create {}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
         let mut tmp = tempfile::NamedTempFile::new_in(dir)
-            .map_err(HarnessError::io(format!("cannot write in {}", dir.display())))?;
-        serde_json::to_writer_pretty(&mut tmp, self).map_err(|e| HarnessError::Io {
-            what: format!("cannot write {}", path.display()),
-            source: e.into(),
-        })?;
-        tmp.persist(path).map_err(|e| HarnessError::Io {
-            what: format!("cannot write {}", path.display()),
-            source: e.error,
-        })?;
+            .map_err(|e| fail(format!("cannot write in {}: {e}", dir.display())))?;
+        serde_json::to_writer_pretty(&mut tmp, self).map_err(|e| fail(format!("cannot write: {e}")))?;
+        tmp.persist(path)
+            .map_err(|e| fail(format!("cannot write: {}", e.error)))?;
         Ok(())
     }
 }
