@@ -282,15 +282,20 @@ fn table(c: &Compared, all: bool) -> String {
     out
 }
 
-/// Markdown special characters escaped, for text from outside (branch names, subjects) in
-/// a report; `|` too, which would otherwise end a table cell.
+/// Text from outside (branch names, subjects) as plain text in a report: Markdown's special
+/// characters escaped (`|` too, which would end a table cell), `&` as an entity (an entity
+/// reference would render), and GitLab's mentions (`@`) and math (`$`) escaped.
 fn md_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        if "\\`*_{}[]<>()#+-.!|~".contains(c) {
-            out.push('\\');
+        match c {
+            '&' => out.push_str("&amp;"),
+            c if "\\`*_{}[]<>()#+-.!|~@$".contains(c) => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
         }
-        out.push(c);
     }
     out
 }
@@ -338,7 +343,8 @@ fn markdown(labels: [&str; 2], provenance: [&str; 2], rows: &[ComparisonRow]) ->
     out.push_str(head);
     rows.iter().for_each(|r| out.push_str(&row(r)));
     out.push_str("\n</details>\n\n");
-    out.push_str(&PairedOptions::default().method(rows.len()).join(" "));
+    let tested = rows.iter().filter(|r| r.p_value.is_some()).count();
+    out.push_str(&PairedOptions::default().method(tested).join(" "));
     out.push('\n');
     out
 }
@@ -401,7 +407,7 @@ mod tests {
             row("crypto.encrypt/v1/1x1M", "wall_s", "unchanged", 1.0),
         ];
         let text = markdown(
-            ["main (0123456789)", "feat|*x*_y <b> (abcdef0123)"],
+            ["main (0123456789)", "feat|*x*_y <b> &amp; @all $x$ (abcdef0123)"],
             [
                 "cached build (built by `cargo build --release --locked` in 2m)",
                 "built by the build command in 1s",
@@ -416,7 +422,7 @@ mod tests {
         assert_eq!(html.matches("<table>").count(), 3, "{html}");
         // The builds table: two rows of three cells, the label literal (no emphasis, no tag).
         assert!(
-            html.contains("<td><strong>B</strong></td><td>feat|*x*_y &lt;b&gt; (abcdef0123)</td>"),
+            html.contains("<td><strong>B</strong></td><td>feat|*x*_y &lt;b&gt; &amp;amp; @all $x$ (abcdef0123)</td>"),
             "{html}"
         );
         assert!(

@@ -295,7 +295,7 @@ fn a_killed_ingest_leaves_nothing_behind() {
 fn the_test_command_names_what_it_cannot_install() {
     let bin = tempfile::tempdir().unwrap();
     // A PATH with what the script itself uses, and neither the packages nor apt-get.
-    for tool in ["bash", "dirname", "id", "mktemp", "rm"] {
+    for tool in ["bash", "dirname", "id", "mktemp", "rm", "cat"] {
         let found = ["/usr/bin", "/bin"]
             .iter()
             .map(|d| Path::new(d).join(tool))
@@ -315,9 +315,7 @@ fn the_test_command_names_what_it_cannot_install() {
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
-        err.starts_with("scripts/test: cannot install ")
-            && err.contains("chromium strace")
-            && err.contains("no apt-get"),
+        err.starts_with("cannot install ") && err.contains("chromium strace") && err.contains("no apt-get"),
         "{err}"
     );
 }

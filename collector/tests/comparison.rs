@@ -110,3 +110,50 @@ fn identical_builds_are_unchanged() {
         stored.rows
     );
 }
+
+/// The two one-sided families: a metric where higher is better regresses when it falls and
+/// improves when it rises, and each row keeps the adjusted p-value of its change's direction.
+#[test]
+fn regressions_and_improvements_follow_each_metric_direction() {
+    let n = 12;
+    let base: Vec<f64> = (0..n).map(|i| 1.0 + 0.01 * (i % 4) as f64).collect();
+    let jitter = |i: usize| 1.0 + 0.002 * (i % 3) as f64;
+    let mut a = common::harness_results(
+        "a",
+        common::commit("aaa", &[], 1, Some("main")),
+        &[
+            ("wall_s", "s", Direction::Lower, base.clone()),
+            ("throughput_mib_s", "MiB/s", Direction::Higher, base.clone()),
+            ("ops_s", "ops/s", Direction::Higher, base.clone()),
+        ],
+    );
+    let mut b = a.clone();
+    b.run.id = "b".into();
+    b.commit.sha = "bbb".into();
+    let m = &mut b.scenarios[0].metrics;
+    // Time up 10% (worse), throughput down 10% (worse), operations up 10% (better).
+    for (name, factor) in [("wall_s", 1.10), ("throughput_mib_s", 0.90), ("ops_s", 1.10)] {
+        let s = &mut m.get_mut(name).unwrap().samples;
+        for (i, v) in s.iter_mut().enumerate() {
+            *v *= factor * jitter(i);
+        }
+    }
+    a.scenarios[0].rounds = n as u32;
+    let rows = collector::comparison::paired_rows(&a, &b, &PairedOptions::default());
+    let row = |name: &str| rows.iter().find(|r| r.metric == name).unwrap();
+    assert_eq!(row("wall_s").verdict_name(), "regression");
+    assert_eq!(
+        row("throughput_mib_s").verdict_name(),
+        "regression",
+        "lower throughput is worse"
+    );
+    assert_eq!(
+        row("ops_s").verdict_name(),
+        "improvement",
+        "more operations per second is better"
+    );
+    for name in ["wall_s", "throughput_mib_s", "ops_s"] {
+        let p = row(name).p_value.unwrap();
+        assert!(p < 1e-6, "{name}: the p-value of its change's direction, {p}");
+    }
+}

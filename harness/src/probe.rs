@@ -7,7 +7,7 @@
 //! Memory is the process's *anonymous* resident memory (heap, stacks, anonymous mappings),
 //! not its whole resident set: how many pages of the executable file are resident depends on
 //! the page cache (how the file was written and read before), not on the program. Two copies
-//! of one binary measured here differ by 5% of their file pages, consistently, and that made
+//! of one binary measured here differed by 6% of their file pages, consistently, and that made
 //! identical builds compare as a memory regression.
 
 use std::sync::Arc;
@@ -64,7 +64,7 @@ pub fn read(pid: u32) -> Result<Counters, ProbeError> {
     })
 }
 
-/// Samples the resident memory of some processes at a fixed rate on its own thread.
+/// Samples the anonymous resident memory of some processes at a fixed rate on its own thread.
 pub struct Sampler {
     stop: Arc<AtomicBool>,
     handle: JoinHandle<Sampled>,

@@ -89,7 +89,8 @@ pub struct CargoBuild<'a> {
 }
 
 impl CargoBuild<'_> {
-    /// The command as a reader would type it, for reports.
+    /// The command as a reader would type it, for reports (one per binary, `-p PACKAGE
+    /// --bin BINARY` each).
     pub fn describe(&self) -> String {
         format!("cargo build --release{}", if self.locked { " --locked" } else { "" })
     }
@@ -132,12 +133,13 @@ impl CargoBuild<'_> {
             let stderr = child.stderr.take().expect("piped");
             let stdout = child.stdout.take().expect("piped");
             let artifacts = std::thread::spawn(move || executables(stdout));
-            for line in BufReader::new(stderr).lines() {
-                let line = line.context("cannot read cargo's output")?;
-                writeln!(log, "{line}").with_context(|| format!("cannot write {}", self.log.display()))?;
-                progress.line(&line);
+            let copied = copy_lines(stderr, &mut log, |line| progress.line(line));
+            if copied.is_err() {
+                // Do not leave cargo running with nobody reading its output.
+                let _ = child.kill();
             }
             let status = child.wait().context("cannot wait for cargo")?;
+            copied.with_context(|| format!("cannot write {}", self.log.display()))?;
             let executables = artifacts.join().expect("the reader does not panic");
             if !status.success() {
                 progress.finish(false);
@@ -153,6 +155,21 @@ impl CargoBuild<'_> {
         }
         progress.finish(true);
         Ok(Ok(built))
+    }
+}
+
+/// Copies cargo's human output (bytes, whatever their encoding) into the log, line by line,
+/// handing each line to `each`.
+fn copy_lines(from: impl std::io::Read, log: &mut std::fs::File, mut each: impl FnMut(&str)) -> std::io::Result<()> {
+    let mut reader = BufReader::new(from);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            return Ok(());
+        }
+        log.write_all(&line)?;
+        each(String::from_utf8_lossy(&line).trim_end());
     }
 }
 
@@ -185,13 +202,14 @@ const PLAIN_EVERY: Duration = Duration::from_secs(30);
 
 impl Progress {
     fn start(label: &str, log: &Path) -> Self {
+        // Before the bar draws its first line.
+        eprintln!("building {label} (log: {})", log.display());
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
         bar.set_style(
             ProgressStyle::with_template("{spinner} building {prefix} [{elapsed}] {wide_msg}").expect("valid template"),
         );
         bar.set_prefix(label.to_owned());
         bar.enable_steady_tick(Duration::from_millis(200));
-        eprintln!("building {label} (log: {})", log.display());
         Self {
             bar,
             started: Instant::now(),

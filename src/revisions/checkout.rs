@@ -8,6 +8,8 @@
 //! with the repository's own HEAD and index, not with what this directory holds, so it
 //! cannot update it incrementally.
 
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -49,7 +51,12 @@ impl Checkout {
             .find_commit(Oid::from_str(sha)?)
             .and_then(|c| c.tree())
             .with_context(|| format!("cannot read the tree of {sha}"))?;
-        let current = self.current(repo);
+        // What a build changed in the directory (a build script, a build command, cargo
+        // updating a lock file) must not carry over into the next commit: a directory that no
+        // longer holds its recorded tree exactly is written anew.
+        let current = self
+            .current(repo)
+            .filter(|tree| self.holds(repo, tree).unwrap_or(false));
         if current.as_ref().map(Tree::id) == Some(target.id()) {
             return Ok(0);
         }
@@ -67,6 +74,33 @@ impl Checkout {
         Ok(changed)
     }
 
+    /// Whether the directory holds exactly `tree`: every file with its content and kind, and
+    /// nothing else.
+    fn holds(&self, repo: &Repository, tree: &Tree) -> anyhow::Result<bool> {
+        let mut expected = std::collections::HashSet::new();
+        let mut same = true;
+        tree.walk(TreeWalkMode::PreOrder, |parent, entry| {
+            if entry.kind() == Some(ObjectType::Tree) || !same {
+                return TreeWalkResult::Ok;
+            }
+            let path = self.dir.join(parent).join(OsStr::from_bytes(entry.name_bytes()));
+            same = match entry.filemode() {
+                SUBMODULE => path.is_dir(),
+                SYMLINK => std::fs::read_link(&path)
+                    .ok()
+                    .zip(repo.find_blob(entry.id()).ok())
+                    .is_some_and(|(link, blob)| link.as_os_str().as_bytes() == blob.content()),
+                _ => {
+                    path.symlink_metadata().is_ok_and(|m| m.is_file())
+                        && Oid::hash_file(ObjectType::Blob, &path).is_ok_and(|id| id == entry.id())
+                }
+            };
+            expected.insert(path);
+            TreeWalkResult::Ok
+        })?;
+        Ok(same && only_these(&self.dir, &expected)?)
+    }
+
     fn write_all(&self, repo: &Repository, tree: &Tree) -> anyhow::Result<usize> {
         if self.dir.exists() {
             std::fs::remove_dir_all(&self.dir).with_context(|| format!("cannot clear {}", self.dir.display()))?;
@@ -75,8 +109,8 @@ impl Checkout {
         let mut entries = Vec::new();
         tree.walk(TreeWalkMode::PreOrder, |parent, entry| {
             if entry.kind() != Some(ObjectType::Tree) {
-                let name = entry.name().unwrap_or_default();
-                entries.push((format!("{parent}{name}"), entry.id(), entry.filemode()));
+                let path = Path::new(parent).join(OsStr::from_bytes(entry.name_bytes()));
+                entries.push((path, entry.id(), entry.filemode()));
             }
             TreeWalkResult::Ok
         })?;
@@ -86,25 +120,35 @@ impl Checkout {
         Ok(entries.len())
     }
 
+    /// Deletions first, deepest first, then additions and changes: a directory that became a
+    /// file or a symbolic link is emptied before it is replaced, and nothing is ever removed
+    /// through a link that a change just made.
     fn apply_diff(&self, repo: &Repository, from: &Tree, to: &Tree) -> anyhow::Result<usize> {
         let diff = repo.diff_tree_to_tree(Some(from), Some(to), None)?;
-        let mut changed = 0;
+        let mut deleted = Vec::new();
+        let mut written = Vec::new();
         for delta in diff.deltas() {
             let (old, new) = (delta.old_file(), delta.new_file());
             match delta.status() {
-                Delta::Deleted => self.remove(old.path().context("a deleted file without a path")?)?,
+                Delta::Deleted => deleted.push(old.path().context("a deleted file without a path")?.to_owned()),
                 Delta::Added | Delta::Modified | Delta::Typechange => {
-                    let path = new.path().context("a changed file without a path")?;
-                    self.write(repo, &path.to_string_lossy(), new.id(), i32::from(new.mode()))?;
+                    let path = new.path().context("a changed file without a path")?.to_owned();
+                    written.push((path, new.id(), i32::from(new.mode())));
                 }
                 other => anyhow::bail!("unexpected change {other:?} between two trees"),
             }
-            changed += 1;
         }
-        Ok(changed)
+        deleted.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        for path in &deleted {
+            self.remove(path)?;
+        }
+        for (path, id, mode) in &written {
+            self.write(repo, path, *id, *mode)?;
+        }
+        Ok(deleted.len() + written.len())
     }
 
-    fn write(&self, repo: &Repository, path: &str, id: Oid, mode: i32) -> anyhow::Result<()> {
+    fn write(&self, repo: &Repository, path: &Path, id: Oid, mode: i32) -> anyhow::Result<()> {
         let file = self.dir.join(path);
         if let Some(parent) = file.parent() {
             std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
@@ -117,9 +161,9 @@ impl Checkout {
         }
         let blob = repo
             .find_blob(id)
-            .with_context(|| format!("cannot read {path} ({id})"))?;
+            .with_context(|| format!("cannot read {} ({id})", path.display()))?;
         if mode == SYMLINK {
-            let target = std::str::from_utf8(blob.content()).with_context(|| format!("symlink {path} is not UTF-8"))?;
+            let target = OsStr::from_bytes(blob.content());
             return std::os::unix::fs::symlink(target, &file)
                 .with_context(|| format!("cannot create {}", file.display()));
         }
@@ -147,9 +191,34 @@ impl Checkout {
     }
 }
 
+/// Whether `dir` holds no file, link or submodule directory outside `expected` (directories
+/// on the way to them excepted).
+fn only_these(dir: &Path, expected: &std::collections::HashSet<PathBuf>) -> anyhow::Result<bool> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        let path = entry?.path();
+        if expected.contains(&path) {
+            continue;
+        }
+        let meta = path.symlink_metadata()?;
+        if !meta.is_dir() || !only_these(&path, expected)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Removes whatever is at `path`, if anything; a path through a file ("not a directory") has
+/// nothing to remove.
 fn remove_any(path: &Path) -> anyhow::Result<()> {
     let result = match std::fs::symlink_metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Ok(());
+        }
         Err(e) => Err(e),
         Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
         Ok(_) => std::fs::remove_file(path),
@@ -163,18 +232,23 @@ mod tests {
 
     fn commit(repo: &Repository, files: &[(&str, &str)], removed: &[&str]) -> String {
         let mut index = repo.index().unwrap();
+        for path in removed {
+            index.remove_path(Path::new(path)).unwrap();
+        }
         for (path, content) in files {
             let id = repo.blob(content.as_bytes()).unwrap();
+            // `name@` is a symbolic link to its content.
+            let (path, mode) = match path.strip_suffix('@') {
+                Some(link) => (link, SYMLINK as u32),
+                None if path.ends_with(".sh") => (*path, EXECUTABLE as u32),
+                None => (*path, 0o100644),
+            };
             let mut entry = git2::IndexEntry {
                 ctime: git2::IndexTime::new(0, 0),
                 mtime: git2::IndexTime::new(0, 0),
                 dev: 0,
                 ino: 0,
-                mode: if path.ends_with(".sh") {
-                    EXECUTABLE as u32
-                } else {
-                    0o100644
-                },
+                mode,
                 uid: 0,
                 gid: 0,
                 file_size: content.len() as u32,
@@ -185,9 +259,6 @@ mod tests {
             };
             entry.flags = (path.len() as u16) & 0xfff;
             index.add(&entry).unwrap();
-        }
-        for path in removed {
-            index.remove_path(Path::new(path)).unwrap();
         }
         let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
         let sig = git2::Signature::now("t", "t@example.invalid").unwrap();
@@ -252,5 +323,53 @@ mod tests {
         assert_eq!(checkout.switch_to(&repo, &two).unwrap(), 4);
         assert!(!dir.join("stray").exists());
         assert_eq!(std::fs::read_to_string(dir.join("src/b.rs")).unwrap(), "b2");
+
+        // A build that edited a file, or left one, is undone by the next switch.
+        std::fs::write(dir.join("a.txt"), "edited by a build").unwrap();
+        assert_eq!(checkout.switch_to(&repo, &two).unwrap(), 4, "rewritten whole");
+        assert_eq!(std::fs::read_to_string(dir.join("a.txt")).unwrap(), "a");
+        std::fs::write(dir.join("src/generated.rs"), "left by a build").unwrap();
+        checkout.switch_to(&repo, &two).unwrap();
+        assert!(!dir.join("src/generated.rs").exists());
+    }
+
+    #[test]
+    fn a_directory_can_become_a_file_or_a_link() {
+        let git_dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init_bare(git_dir.path()).unwrap();
+        let one = commit(
+            &repo,
+            &[
+                ("web/x.txt", "x"),
+                ("web/deep/y.txt", "y"),
+                ("assets/x.txt", "kept"),
+                ("lib/z.txt", "z"),
+            ],
+            &[],
+        );
+        // web becomes a link to assets; lib becomes a file.
+        let two = commit(
+            &repo,
+            &[("web@", "assets"), ("lib", "now a file")],
+            &["web/x.txt", "web/deep/y.txt", "lib/z.txt"],
+        );
+        let work = tempfile::tempdir().unwrap();
+        let checkout = Checkout::new(work.path().join("checkout"));
+        checkout.switch_to(&repo, &one).unwrap();
+        checkout.switch_to(&repo, &two).unwrap();
+        let dir = &checkout.dir;
+        assert_eq!(std::fs::read_link(dir.join("web")).unwrap(), Path::new("assets"));
+        assert_eq!(
+            std::fs::read_to_string(dir.join("assets/x.txt")).unwrap(),
+            "kept",
+            "nothing removed through the new link"
+        );
+        assert_eq!(std::fs::read_to_string(dir.join("lib")).unwrap(), "now a file");
+        assert!(checkout.holds(&repo, &checkout.current(&repo).unwrap()).unwrap());
+        // And back.
+        checkout.switch_to(&repo, &one).unwrap();
+        assert!(dir.join("web").symlink_metadata().unwrap().is_dir());
+        assert_eq!(std::fs::read_to_string(dir.join("web/deep/y.txt")).unwrap(), "y");
+        assert_eq!(std::fs::read_to_string(dir.join("lib/z.txt")).unwrap(), "z");
     }
 }

@@ -101,37 +101,69 @@ impl BuildCache {
     /// The build of a revision: cached for commits, always rebuilt for the working tree
     /// (cargo makes that cheap when nothing changed).
     pub fn build(&self, revision: &Revision) -> anyhow::Result<Result<Built, BuildFailure>> {
-        let (key, label) = match revision {
-            Revision::Commit(sha) => (sha.clone(), sha[..sha.len().min(10)].to_owned()),
-            Revision::WorkingTree => ("working-tree".to_owned(), "the working tree".to_owned()),
-        };
-        let out = self.root.join("builds").join(&key);
-        if matches!(revision, Revision::Commit(_)) && out.join(DONE).is_file() {
-            let provenance = std::fs::read_to_string(out.join(PROVENANCE)).unwrap_or_default();
-            return Ok(Ok(Built {
-                build: load(&out)?,
-                provenance: format!("cached build ({})", provenance.trim()),
-            }));
-        }
-        // One build at a time per cache: they share the checkout and cargo's directories.
-        let _lock = self.lock()?;
-        if out.exists() {
-            std::fs::remove_dir_all(&out).with_context(|| format!("cannot clear {}", out.display()))?;
-        }
-        std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
-        let source = match revision {
+        let builds = self.root.join("builds");
+        match revision {
             Revision::Commit(sha) => {
+                let out = builds.join(sha);
+                if let Some(built) = cached(&out)? {
+                    return Ok(Ok(built));
+                }
+                // One build at a time per cache: they share the checkout and cargo's
+                // directories. Another process may have built this commit meanwhile.
+                let _lock = self.lock()?;
+                if let Some(built) = cached(&out)? {
+                    return Ok(Ok(built));
+                }
                 let checkout = Checkout::new(self.root.join("checkout"));
-                let git = git2::Repository::open(&self.repo)?;
-                checkout.switch_to(&git, sha)?;
-                checkout.dir
+                checkout.switch_to(&git2::Repository::open(&self.repo)?, sha)?;
+                self.build_into(&out, &checkout.dir, sha, &sha[..sha.len().min(10)], true)
             }
-            Revision::WorkingTree => self.repo.clone(),
-        };
+            Revision::WorkingTree => {
+                let _lock = self.lock()?;
+                // Built aside, then kept under a name from its binaries' content: a comparison
+                // still running from an earlier build of the working tree keeps its binaries.
+                let staging = builds.join("working-tree.building");
+                let built = match self.build_into(&staging, &self.repo, "working-tree", "the working tree", false)? {
+                    Ok(built) => built,
+                    Err(failure) => return Ok(Err(failure)),
+                };
+                let out = builds.join(format!("working-tree-{}", content_key(&built.build)?));
+                if out.join(DONE).is_file() {
+                    std::fs::remove_dir_all(&staging).with_context(|| format!("cannot clear {}", staging.display()))?;
+                } else {
+                    if out.exists() {
+                        std::fs::remove_dir_all(&out).with_context(|| format!("cannot clear {}", out.display()))?;
+                    }
+                    std::fs::rename(&staging, &out).with_context(|| format!("cannot move {}", staging.display()))?;
+                }
+                // Marks it used now; those unused for a week are removed.
+                std::fs::write(out.join(DONE), "working-tree")?;
+                remove_stale_working_trees(&builds, &out);
+                Ok(Ok(Built {
+                    build: load(&out)?,
+                    provenance: built.provenance,
+                }))
+            }
+        }
+    }
+
+    /// Builds the tree at `source` into `out`, which is cleared first.
+    fn build_into(
+        &self,
+        out: &Path,
+        source: &Path,
+        key: &str,
+        label: &str,
+        commit: bool,
+    ) -> anyhow::Result<Result<Built, BuildFailure>> {
+        if out.exists() {
+            std::fs::remove_dir_all(out).with_context(|| format!("cannot clear {}", out.display()))?;
+        }
+        std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
         let log = out.join("build.log");
         let fail = |reason: &str| BuildFailure {
-            revision: label.clone(),
-            reason: failure_log::redact(reason, &source, &self.root, &self.repo),
+            revision: label.to_owned(),
+            reason: failure_log::redact(reason, source, &self.root, &self.repo),
         };
         let started = Instant::now();
         let how = match &self.build_cmd {
@@ -140,8 +172,8 @@ impl BuildCache {
                 let log_file = std::fs::File::create(&log)?;
                 let status = Command::new("sh")
                     .args(["-c", cmd])
-                    .current_dir(&source)
-                    .env("SOLEDAD_BENCH_OUT", &out)
+                    .current_dir(source)
+                    .env("SOLEDAD_BENCH_OUT", out)
                     .stdout(log_file.try_clone()?)
                     .stderr(log_file)
                     .status()
@@ -152,31 +184,34 @@ impl BuildCache {
                 "the build command".to_owned()
             }
             None => {
-                let plan = match cargo::metadata(&source)?.and_then(|meta| cargo::plan(&meta)) {
+                let meta = match cargo::metadata(source)? {
+                    Ok(meta) => meta,
+                    Err(reason) => return Ok(Err(fail(&reason))),
+                };
+                let plan = match cargo::plan(&meta) {
                     Ok(plan) => plan,
                     Err(missing) => return Ok(Err(fail(&missing))),
                 };
-                let build = match revision {
-                    Revision::Commit(_) => CargoBuild {
-                        dir: &source,
-                        // Its own directories, whatever the caller's environment says: a
-                        // directory shared with the working tree would mix their crates.
-                        env: {
-                            let dir = self.commit_target_dir()?;
-                            vec![("CARGO_TARGET_DIR", dir.clone()), ("CARGO_BUILD_BUILD_DIR", dir)]
-                        },
+                let build = if commit {
+                    // Its own directories, whatever the caller's environment says: a directory
+                    // shared with the working tree would mix their crates.
+                    let dir = self.commit_target_dir(&meta)?;
+                    CargoBuild {
+                        dir: source,
+                        env: vec![("CARGO_TARGET_DIR", dir.clone()), ("CARGO_BUILD_BUILD_DIR", dir)],
                         locked: true,
                         log: &log,
-                        label: &label,
-                    },
+                        label,
+                    }
+                } else {
                     // In place, as the developer builds it: the same target directory.
-                    Revision::WorkingTree => CargoBuild {
-                        dir: &source,
+                    CargoBuild {
+                        dir: source,
                         env: Vec::new(),
                         locked: false,
                         log: &log,
-                        label: &label,
-                    },
+                        label,
+                    }
                 };
                 let executables = match build.run(&plan)? {
                     Ok(executables) => executables,
@@ -196,10 +231,10 @@ impl BuildCache {
             humantime::format_duration(std::time::Duration::from_secs(started.elapsed().as_secs())),
             humantime::format_rfc3339_seconds(std::time::SystemTime::now())
         );
-        match load(&out) {
+        match load(out) {
             Ok(build) => {
                 std::fs::write(out.join(PROVENANCE), &provenance)?;
-                std::fs::write(out.join(DONE), &key)?;
+                std::fs::write(out.join(DONE), key)?;
                 Ok(Ok(Built { build, provenance }))
             }
             Err(e) => Ok(Err(fail(&format!("{e:#}")))),
@@ -207,21 +242,20 @@ impl BuildCache {
     }
 
     /// The cargo directory of commit builds, seeded with the dependencies the working tree
-    /// has compiled since the last build (see `seed.rs`).
-    fn commit_target_dir(&self) -> anyhow::Result<PathBuf> {
+    /// has compiled since the last build (see `seed.rs`). `commit` is the metadata of the
+    /// commit to build: its own packages are never brought over either.
+    fn commit_target_dir(&self, commit: &serde_json::Value) -> anyhow::Result<PathBuf> {
         let target = self.root.join("target");
         if let Ok(meta) = cargo::metadata(&self.repo)?
             && let Some(working) = cargo::build_directory(&meta)
         {
-            let seeded = seed::seed(
-                &working.join("release"),
-                &target.join("release"),
-                &seed::Members::from_metadata(&meta),
-            )?;
-            if seeded.linked + seeded.copied > 0 {
+            let lock = std::fs::read_to_string(self.repo.join("Cargo.lock")).unwrap_or_default();
+            let outside = seed::Outside::new(&lock, &[&meta, commit]);
+            let seeded = seed::seed(&working.join("release"), &target.join("release"), &outside);
+            if seeded.units > 0 {
                 eprintln!(
                     "reusing {} compiled dependencies of the working tree ({})",
-                    seeded.linked + seeded.copied,
+                    seeded.units,
                     working.display()
                 );
             }
@@ -245,6 +279,55 @@ impl BuildCache {
         }
         Ok(file)
     }
+}
+
+/// A finished build of `out`, if there is one.
+fn cached(out: &Path) -> anyhow::Result<Option<Built>> {
+    if !out.join(DONE).is_file() {
+        return Ok(None);
+    }
+    let provenance = std::fs::read_to_string(out.join(PROVENANCE)).unwrap_or_default();
+    Ok(Some(Built {
+        build: load(out)?,
+        provenance: if provenance.trim().is_empty() {
+            "cached build".to_owned()
+        } else {
+            format!("cached build ({})", provenance.trim())
+        },
+    }))
+}
+
+/// 16 hex digits of a hash of a build's two binaries.
+fn content_key(build: &Build) -> anyhow::Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for bin in [&build.driver_bin, &build.server_bin] {
+        let bytes = std::fs::read(bin).with_context(|| format!("cannot read {}", bin.display()))?;
+        hash.update(&bytes);
+    }
+    Ok(hex::encode(&hash.finalize()[..8]))
+}
+
+/// How long a build of the working tree is kept unused.
+const WORKING_TREE_KEPT: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+/// Removes the builds of the working tree other than `keep` that were not used for a week
+/// (their `.built` is rewritten at each use), and the per-commit checkouts of earlier
+/// versions of this cache.
+fn remove_stale_working_trees(builds: &Path, keep: &Path) {
+    let Ok(entries) = std::fs::read_dir(builds) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let stale = entry.file_name().to_string_lossy().starts_with("working-tree")
+            && path != keep
+            && std::fs::metadata(path.join(DONE))
+                .and_then(|m| m.modified())
+                .map_or(true, |t| t.elapsed().unwrap_or_default() > WORKING_TREE_KEPT);
+        if stale {
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
+    let _ = std::fs::remove_dir_all(builds.with_file_name("worktrees"));
 }
 
 fn load(out: &Path) -> anyhow::Result<Build> {

@@ -27,42 +27,61 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
-/// What was brought over.
+/// What was brought over: units (a dependency's library, fingerprint or build script).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Seeded {
-    pub linked: usize,
-    pub copied: usize,
+    pub units: usize,
 }
 
-/// Names of the workspace's own packages and targets, which must not be brought over.
+/// The packages that may be brought over: those of the lock file with a registry or git
+/// source, less any name that is a package or target of the workspaces involved (the working
+/// tree's and the commit's: a crate since removed from the workspace must not come back from
+/// an old build).
 #[derive(Debug, Default)]
-pub struct Members {
-    /// Package names, as in `.fingerprint/` and `build/` (`blobs-server`).
+pub struct Outside {
+    /// Package names, as in `.fingerprint/` and `build/` (`serde_json`, `ring`).
     packages: BTreeSet<String>,
-    /// Target names as crates, as in `deps/` (`blobs_server`, `revisions`).
+    /// The same as crate names, as in `deps/` (`-` becomes `_`).
     crates: BTreeSet<String>,
 }
 
-impl Members {
-    /// The path packages of a `cargo metadata` output (the workspace and its path
-    /// dependencies), with their targets.
-    pub fn from_metadata(meta: &serde_json::Value) -> Self {
-        let mut members = Self::default();
-        for package in meta["packages"].as_array().into_iter().flatten() {
-            if !package["source"].is_null() {
-                continue;
-            }
-            if let Some(name) = package["name"].as_str() {
-                members.packages.insert(name.to_owned());
-                members.crates.insert(name.replace('-', "_"));
-            }
-            for target in package["targets"].as_array().into_iter().flatten() {
-                if let Some(name) = target["name"].as_str() {
-                    members.crates.insert(name.replace('-', "_"));
+impl Outside {
+    /// From the working tree's `Cargo.lock` and the `cargo metadata` (without dependencies)
+    /// of the workspaces whose own packages must stay out.
+    pub fn new(lock: &str, workspaces: &[&serde_json::Value]) -> Self {
+        let mut own = BTreeSet::new();
+        for meta in workspaces {
+            for package in meta["packages"].as_array().into_iter().flatten() {
+                own.extend(package["name"].as_str().map(|n| n.replace('-', "_")));
+                for target in package["targets"].as_array().into_iter().flatten() {
+                    own.extend(target["name"].as_str().map(|n| n.replace('-', "_")));
                 }
             }
         }
-        members
+        let mut outside = Self::default();
+        let lock: toml::Table = lock.parse().unwrap_or_default();
+        for package in lock.get("package").and_then(|p| p.as_array()).into_iter().flatten() {
+            let (Some(name), true) = (
+                package.get("name").and_then(|n| n.as_str()),
+                package.get("source").is_some(),
+            ) else {
+                continue;
+            };
+            if own.contains(&name.replace('-', "_")) {
+                continue;
+            }
+            outside.packages.insert(name.to_owned());
+            outside.crates.insert(name.replace('-', "_"));
+        }
+        outside
+    }
+
+    fn allows(&self, dir: &str, name: &str) -> bool {
+        if dir == "deps" {
+            self.crates.contains(name.strip_prefix("lib").unwrap_or(name)) || self.crates.contains(name)
+        } else {
+            self.packages.contains(name)
+        }
     }
 }
 
@@ -73,51 +92,48 @@ fn unit_name(file: &str) -> Option<&str> {
     (hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit())).then_some(name)
 }
 
-/// Brings what `from` (a build directory's `release/`) holds of dependencies outside the
-/// workspace into `to`, where missing.
-pub fn seed(from: &Path, to: &Path, members: &Members) -> anyhow::Result<Seeded> {
+/// Brings what `from` (a build directory's `release/`) holds of the dependencies `outside`
+/// allows into `to`, where missing. Only an optimisation: what cannot be brought over is
+/// compiled again, so failures are reported and skipped. Fingerprints come last, so that a
+/// dependency looks built only once its outputs are all there.
+pub fn seed(from: &Path, to: &Path, outside: &Outside) -> Seeded {
     let mut seeded = Seeded::default();
-    if !from.is_dir() {
-        return Ok(seeded);
-    }
-    for (dir, by_crate) in [("deps", true), (".fingerprint", false), ("build", false)] {
+    for dir in ["deps", "build", ".fingerprint"] {
         let (src, dst) = (from.join(dir), to.join(dir));
         let Ok(entries) = std::fs::read_dir(&src) else { continue };
-        std::fs::create_dir_all(&dst).with_context(|| format!("cannot create {}", dst.display()))?;
-        for entry in entries {
-            let entry = entry?;
+        if let Err(e) = std::fs::create_dir_all(&dst) {
+            eprintln!("warning: cannot create {}: {e}", dst.display());
+            return seeded;
+        }
+        for entry in entries.flatten() {
             let file = entry.file_name();
             let Some(file) = file.to_str() else { continue };
             let Some(name) = unit_name(file) else { continue };
-            let own = if by_crate {
-                members.crates.contains(name.strip_prefix("lib").unwrap_or(name)) || members.crates.contains(name)
-            } else {
-                members.packages.contains(name)
-            };
             let target = dst.join(file);
-            if own || target.symlink_metadata().is_ok() {
+            if !outside.allows(dir, name) || target.symlink_metadata().is_ok() {
                 continue;
             }
-            let source = entry.path();
-            let linkable = by_crate && !file.ends_with(".d") && entry.file_type()?.is_file();
-            match linkable.then(|| std::fs::hard_link(&source, &target)) {
-                Some(Ok(())) => seeded.linked += 1,
-                // Another file system: a copy does as well.
-                Some(Err(e)) if e.kind() == std::io::ErrorKind::CrossesDevices => {
-                    copy_tree(&source, &target)?;
-                    seeded.copied += 1;
-                }
-                Some(Err(e)) => {
-                    return Err(e).with_context(|| format!("cannot link {} to {}", source.display(), target.display()));
-                }
-                None => {
-                    copy_tree(&source, &target)?;
-                    seeded.copied += 1;
-                }
+            match bring(&entry.path(), &target, dir == "deps" && !file.ends_with(".d")) {
+                Ok(()) => seeded.units += usize::from(dir == ".fingerprint"),
+                Err(e) => eprintln!("warning: not reusing {}: {e:#}", entry.path().display()),
             }
         }
     }
-    Ok(seeded)
+    seeded
+}
+
+/// Links (when `link` and possible) or copies `from` to `to`, through a temporary name so
+/// that an interrupted copy leaves nothing half there.
+fn bring(from: &Path, to: &Path, link: bool) -> anyhow::Result<()> {
+    if link && std::fs::hard_link(from, to).is_ok() {
+        return Ok(());
+    }
+    let mut tmp = to.as_os_str().to_owned();
+    tmp.push(format!(".seeding-{}", std::process::id()));
+    let tmp = std::path::PathBuf::from(tmp);
+    let _ = std::fs::remove_dir_all(&tmp);
+    copy_tree(from, &tmp)?;
+    std::fs::rename(&tmp, to).with_context(|| format!("cannot move {} to {}", tmp.display(), to.display()))
 }
 
 /// Copies a file, or a directory with everything in it (symbolic links as links), keeping
@@ -160,12 +176,26 @@ mod tests {
     }
 
     #[test]
-    fn only_dependencies_outside_the_workspace_are_brought_over() {
-        let meta = serde_json::json!({"packages": [
-            {"name": "blobs-server", "source": null, "targets": [{"name": "blobs-server"}, {"name": "api"}]},
-            {"name": "ring", "source": "registry+https://github.com/rust-lang/crates.io-index", "targets": [{"name": "ring"}]},
+    fn only_dependencies_outside_the_workspaces_are_brought_over() {
+        let working = serde_json::json!({"packages": [
+            {"name": "blobs-server", "targets": [{"name": "blobs-server"}, {"name": "api"}]},
         ]});
-        let members = Members::from_metadata(&meta);
+        // A crate of the commit's workspace that the working tree no longer has.
+        let commit = serde_json::json!({"packages": [{"name": "old-member", "targets": [{"name": "old_member"}]}]});
+        let lock = r#"
+            [[package]]
+            name = "ring"
+            version = "0.17.14"
+            source = "registry+https://github.com/rust-lang/crates.io-index"
+            [[package]]
+            name = "blobs-server"
+            version = "0.1.0"
+            [[package]]
+            name = "old-member"
+            version = "0.1.0"
+            source = "registry+https://github.com/rust-lang/crates.io-index"
+        "#;
+        let outside = Outside::new(lock, &[&working, &commit]);
         let from = tempfile::tempdir().unwrap();
         let to = tempfile::tempdir().unwrap();
         let h = "0123456789abcdef";
@@ -174,8 +204,10 @@ mod tests {
             format!("deps/ring-{h}.d"),
             format!("deps/libblobs_server-{h}.rlib"),
             format!("deps/api-{h}"),
+            format!("deps/libold_member-{h}.rlib"),
             format!(".fingerprint/ring-{h}/lib-ring"),
             format!(".fingerprint/blobs-server-{h}/lib-blobs_server"),
+            format!(".fingerprint/old-member-{h}/lib-old_member"),
             format!("build/ring-{h}/out/x.o"),
             format!("build/blobs-server-{h}/output"),
         ];
@@ -184,8 +216,7 @@ mod tests {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(&path, f).unwrap();
         }
-        let seeded = seed(from.path(), to.path(), &members).unwrap();
-        assert_eq!(seeded, Seeded { linked: 1, copied: 3 });
+        assert_eq!(seed(from.path(), to.path(), &outside), Seeded { units: 1 });
         use std::os::unix::fs::MetadataExt;
         let rlib = to.path().join(format!("deps/libring-{h}.rlib"));
         assert_eq!(rlib.metadata().unwrap().nlink(), 2, "hard-linked");
@@ -205,12 +236,20 @@ mod tests {
         for own in [
             format!("deps/libblobs_server-{h}.rlib"),
             format!("deps/api-{h}"),
+            format!("deps/libold_member-{h}.rlib"),
             format!(".fingerprint/blobs-server-{h}"),
+            format!(".fingerprint/old-member-{h}"),
             format!("build/blobs-server-{h}"),
         ] {
             assert!(!to.path().join(own).exists());
         }
+        // Nothing half-copied is left beside what was brought over.
+        let names: Vec<String> = std::fs::read_dir(to.path().join("build"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, [format!("ring-{h}")]);
         // Again: nothing is missing any more.
-        assert_eq!(seed(from.path(), to.path(), &members).unwrap(), Seeded::default());
+        assert_eq!(seed(from.path(), to.path(), &outside), Seeded::default());
     }
 }
