@@ -537,3 +537,41 @@ fn the_default_build_compiles_both_binaries_and_never_mixes_revisions() {
         .unwrap();
     assert!(reason.contains("it has no `blobs-server` binary"), "{reason}");
 }
+
+/// In an interleaved comparison every round of every build runs against a server started
+/// for it (on the same data): rounds sharing one server process share its state, and the
+/// paired statistics need independent rounds. Counted from outside: the distinct server
+/// processes seen during a comparison of 1 warm-up and 10 measured rounds per build.
+#[test]
+fn interleaved_builds_get_a_fresh_server_every_round() {
+    let _serial = serial();
+    let repo = limited_repo();
+    set_bandwidth(&repo, 4_000_000);
+    let a = repo.commit("one");
+    let b = repo.commit("two");
+    let needle = repo.out().join("work").to_string_lossy().into_owned();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut servers = std::collections::BTreeSet::new();
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                for pid in common::processes_mentioning(&needle) {
+                    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                    let program = cmdline.split(|b| *b == 0).next().unwrap_or_default();
+                    if program.ends_with(b"/blobs-server") {
+                        servers.insert(pid);
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            servers
+        })
+    };
+    let out = limited(&repo, "compare", &[&a, &b, "--rounds", "10"]);
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let servers = watcher.join().unwrap();
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));
+    // One server per round and build: (1 warm-up + 10 rounds) x 2 builds.
+    assert_eq!(servers.len(), 22, "{servers:?}");
+}

@@ -84,15 +84,43 @@ enum ServerSide {
         ServerProcess,
         #[allow(dead_code, reason = "held, not read: it stops the cluster when dropped")]
         Option<workloads::garage::Garage>,
+        /// How it was started, to start it again on the same data.
+        Restart,
     ),
     External(ExternalServer),
 }
 
+/// A local server's binary, data directory and environment.
+struct Restart {
+    binary: PathBuf,
+    dir: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl Restart {
+    fn new(build: &Build, dir: &std::path::Path, env: Vec<(String, String)>) -> Self {
+        Self {
+            binary: build.server_bin.clone(),
+            dir: dir.to_owned(),
+            env,
+        }
+    }
+}
+
 impl ServerSide {
+    /// Stops a local server and starts it again on the same data; others are left alone.
+    fn restart(&mut self) -> Result<(), HarnessError> {
+        if let ServerSide::Local(server, _, how) = self {
+            server.stop();
+            *server = ServerProcess::start(&how.binary, &how.dir, &how.env)?;
+        }
+        Ok(())
+    }
+
     fn access(&self) -> Option<ServerAccess<'_>> {
         match self {
             ServerSide::None => None,
-            ServerSide::Local(s, _) => Some(ServerAccess {
+            ServerSide::Local(s, _, _) => Some(ServerAccess {
                 url: s.url(),
                 user: BENCH_USER,
                 token: s.token(),
@@ -109,7 +137,7 @@ impl ServerSide {
 
     fn pid(&self) -> Option<u32> {
         match self {
-            ServerSide::Local(s, _) => Some(s.pid()),
+            ServerSide::Local(s, _, _) => Some(s.pid()),
             _ => None,
         }
     }
@@ -322,9 +350,13 @@ fn run_scenario<const N: usize>(
                     .map_err(|e| HarnessError::ServerStart(e.to_string()))?;
                 let mut env = build.env.clone();
                 env.extend(garage.server_env("bench"));
-                ServerSide::Local(ServerProcess::start(&build.server_bin, &side_dir, &env)?, Some(garage))
+                let server = ServerProcess::start(&build.server_bin, &side_dir, &env)?;
+                ServerSide::Local(server, Some(garage), Restart::new(build, &side_dir, env))
             }
-            (None, true) => ServerSide::Local(ServerProcess::start(&build.server_bin, &side_dir, &build.env)?, None),
+            (None, true) => {
+                let server = ServerProcess::start(&build.server_bin, &side_dir, &build.env)?;
+                ServerSide::Local(server, None, Restart::new(build, &side_dir, build.env.clone()))
+            }
         });
     }
     let mut sides: Vec<SideState> = (0..N)
@@ -363,8 +395,15 @@ fn run_scenario<const N: usize>(
                 }
             };
             let side_dir = dir.path().join(format!("build-{side}"));
+            // Interleaved builds each get a fresh server for every round: rounds that share
+            // one server process share its state (its memory, a process that happens to be
+            // slow), so they are not independent samples of the build, which the paired
+            // statistics need (measured: identical builds then differed in most comparisons).
+            if N > 1 && round > 0 {
+                servers[side].restart().map_err(|e| fail(e.to_string()))?;
+            }
             let m = measure_round(planned, config, &builds[side], &servers[side], &side_dir, round).map_err(fail)?;
-            if let ServerSide::Local(s, _) = &mut servers[side] {
+            if let ServerSide::Local(s, _, _) = &mut servers[side] {
                 s.check_alive().map_err(fail)?;
             }
             progress.inc(1);

@@ -36,8 +36,12 @@ impl ServerProcess {
         std::fs::write(&services_tokens, format!("{}:{service_token}\n", workloads::MX_SERVICE))
             .map_err(HarnessError::io(format!("cannot write {}", services_tokens.display())))?;
         let log = dir.join("server.log");
-        let log_file =
-            std::fs::File::create(&log).map_err(HarnessError::io(format!("cannot create {}", log.display())))?;
+        // Appended to: a server started again on the same data keeps its predecessor's log.
+        let log_file = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .map_err(HarnessError::io(format!("cannot create {}", log.display())))?;
         let mut cmd = Command::new(binary);
         cmd.envs(env.iter().map(|(k, v)| (k, v)));
         cmd.arg("--listen")
@@ -128,6 +132,22 @@ impl ServerProcess {
     /// The token of [`workloads::MX_SERVICE`] on the services listener.
     pub fn service_token(&self) -> &str {
         &self.service_token
+    }
+
+    /// Stops the server as a service manager would (SIGTERM: it finishes the requests in
+    /// flight), or kills it after 10 s.
+    pub fn stop(&mut self) {
+        // SAFETY: kill(2) on our own child's pid; no memory involved.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Errors if the server has exited, with the end of its log.
