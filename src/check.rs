@@ -9,7 +9,7 @@ use collector::query::{Run, StoredVerdict};
 use collector::statistics::STATISTICS_VERSION;
 use collector::statistics::verdict::Verdict;
 use collector::{AnalysisOptions, Database};
-use site_gen::format::{short_sha, value};
+use site_gen::format::{p_value, percent, percent_interval, share, short_sha, value};
 
 /// Exit status when the run has a regression (1 is for errors).
 pub const REGRESSION_EXIT: u8 = 3;
@@ -91,10 +91,6 @@ pub fn summary(verdicts: &[StoredVerdict]) -> String {
     }
 }
 
-fn percent(v: f64) -> String {
-    format!("{:+.1}%", v * 100.0)
-}
-
 fn change(v: &StoredVerdict) -> String {
     match (v.relative_change, v.baseline_median) {
         (Some(r), _) => percent(r),
@@ -105,24 +101,15 @@ fn change(v: &StoredVerdict) -> String {
 
 fn ci(v: &StoredVerdict) -> String {
     v.relative_ci
-        .map_or_else(|| "-".into(), |(lo, hi)| format!("[{}, {}]", percent(lo), percent(hi)))
+        .map_or_else(|| "-".into(), |(lo, hi)| percent_interval(lo, hi))
 }
 
 fn q(v: &StoredVerdict) -> String {
-    v.q_value.map_or_else(
-        || "-".into(),
-        |q| {
-            if q < 0.001 {
-                format!("{q:.1e}")
-            } else {
-                format!("{q:.3}")
-            }
-        },
-    )
+    v.q_value.map_or_else(|| "-".into(), p_value)
 }
 
 fn floor(v: &StoredVerdict) -> String {
-    format!("{:.1}%", v.threshold * 100.0)
+    share(v.threshold)
 }
 
 fn with_unit(x: f64, unit: &str) -> String {

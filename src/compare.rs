@@ -15,7 +15,7 @@ use contract::results::CommitInfo;
 use harness::runner::Results;
 use harness::runner::RunConfig;
 use harness::scenario::ScenarioSet;
-use site_gen::format::{short_sha, value};
+use site_gen::format::{p_value, percent, percent_interval, short_sha, value};
 
 use crate::revisions::{BuildCache, Revision};
 use crate::run::HarnessArgs;
@@ -209,28 +209,19 @@ fn run(args: CompareArgs) -> anyhow::Result<bool> {
     Ok(c.rows.iter().any(|r| r.is(Verdict::Regression)))
 }
 
-fn percent(change: Option<f64>) -> String {
-    change.map_or_else(|| "-".into(), |c| format!("{:+.1}%", c * 100.0))
+fn change(r: &ComparisonRow) -> String {
+    r.change().map_or_else(|| "-".into(), percent)
 }
 
 fn interval(r: &ComparisonRow) -> String {
     match (r.ci_lower, r.ci_upper) {
-        (Some(lo), Some(hi)) => format!("{:+.1}% .. {:+.1}%", (lo - 1.0) * 100.0, (hi - 1.0) * 100.0),
+        (Some(lo), Some(hi)) => percent_interval(lo - 1.0, hi - 1.0),
         _ => "-".into(),
     }
 }
 
 fn p(r: &ComparisonRow) -> String {
-    r.p_value.map_or_else(
-        || "-".into(),
-        |p| {
-            if p < 0.0001 {
-                "<0.0001".into()
-            } else {
-                format!("{p:.4}")
-            }
-        },
-    )
+    r.p_value.map_or_else(|| "-".into(), p_value)
 }
 
 fn counts(rows: &[ComparisonRow]) -> String {
@@ -274,7 +265,7 @@ fn table(c: &Compared, all: bool) -> String {
             r.metric,
             value(r.median_a),
             value(r.median_b),
-            percent(r.change()),
+            change(r),
             interval(r),
             p(r)
         );
@@ -324,7 +315,7 @@ fn markdown(labels: [&str; 2], provenance: [&str; 2], rows: &[ComparisonRow]) ->
             r.metric,
             value(r.median_a),
             value(r.median_b),
-            percent(r.change()),
+            change(r),
             interval(r),
             p(r)
         )

@@ -18,6 +18,7 @@ use collector::statistics::quantile::{median, quantile_of_sorted};
 use collector::statistics::summarize;
 use harness::scenario::MIN_ROUNDS;
 use serde::Serialize;
+use site_gen::format::share;
 
 /// The memory kernel's buffer: the size of the scenarios' 10 MB payloads, beyond a core's
 /// private caches (the shared last-level cache may hold part of it, as it may of a payload).
@@ -147,12 +148,6 @@ fn rounds_for_target(n: usize, achieved: f64, target: f64) -> usize {
     (needed as usize).max(MIN_ROUNDS as usize)
 }
 
-/// `0.02` as `2`, `0.005` as `0.5`: the target as a user would write it.
-fn percent(fraction: f64) -> String {
-    let s = format!("{:.2}", fraction * 100.0);
-    s.trim_end_matches('0').trim_end_matches('.').to_owned()
-}
-
 fn report(kernel: &'static str, samples_ms: &[f64], target: f64) -> anyhow::Result<KernelReport> {
     let s = summarize(samples_ms).with_context(|| format!("the {kernel} kernel recorded no usable round"))?;
     let mut sorted = samples_ms.to_vec();
@@ -212,7 +207,7 @@ pub fn run(args: NoiseArgs) -> anyhow::Result<()> {
         "CV",
         "p90/p10",
         "CI of median",
-        format!("rounds for ±{}%", percent(args.target_ci))
+        format!("rounds for ±{}", share(args.target_ci))
     );
     for k in &report.kernels {
         println!(
@@ -232,14 +227,6 @@ pub fn run(args: NoiseArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn targets_print_as_written() {
-        assert_eq!(percent(0.02), "2");
-        assert_eq!(percent(0.07), "7");
-        assert_eq!(percent(0.035), "3.5");
-        assert_eq!(percent(0.005), "0.5");
-    }
 
     #[test]
     fn rounds_scale_with_the_square_of_the_ci_ratio() {

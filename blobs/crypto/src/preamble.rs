@@ -95,6 +95,30 @@ pub fn content_size_ceiling(len: u64) -> Option<u64> {
 }
 
 impl Preamble {
+    /// Whether this preamble is what a blob of `blob_id` in a format of `method` must carry:
+    /// a symmetric-key blob, of that method, of the immutable revision, naming that blob.
+    pub(crate) fn check(&self, blob_id: &str, method: Method) -> Result<(), FormatError> {
+        if self.scheme != Scheme::Symkey {
+            return Err(FormatError::SchemeNotAllowed {
+                found: self.scheme,
+                expected: Scheme::Symkey,
+            });
+        }
+        if self.method != method {
+            return Err(FormatError::UnsupportedMethod(self.method));
+        }
+        if self.rev != IMMUTABLE_REVISION {
+            return Err(FormatError::BadRevision(self.rev.clone()));
+        }
+        if self.doc_id != blob_id {
+            return Err(FormatError::IdMismatch {
+                expected: blob_id.to_owned(),
+                found: self.doc_id.clone(),
+            });
+        }
+        Ok(())
+    }
+
     /// The binary form. Fails if an id or revision does not fit its 254-byte field: upstream
     /// truncated them silently, which made the blob undecryptable under its own id.
     pub fn to_bytes(&self) -> Result<[u8; PREAMBLE_LEN], FormatError> {

@@ -192,28 +192,6 @@ pub fn split(blob: &[u8]) -> Result<Parts<'_>, FormatError> {
     })
 }
 
-fn check_preamble(p: &Preamble, blob_id: &str) -> Result<(), FormatError> {
-    if p.scheme != Scheme::Symkey {
-        return Err(FormatError::SchemeNotAllowed {
-            found: p.scheme,
-            expected: Scheme::Symkey,
-        });
-    }
-    if p.method != Method::Aes256Gcm {
-        return Err(FormatError::UnsupportedMethod(p.method));
-    }
-    if p.rev != IMMUTABLE_REVISION {
-        return Err(FormatError::BadRevision(p.rev.clone()));
-    }
-    if p.doc_id != blob_id {
-        return Err(FormatError::IdMismatch {
-            expected: blob_id.to_owned(),
-            found: p.doc_id.clone(),
-        });
-    }
-    Ok(())
-}
-
 /// Streams the body of a v1 blob back to plaintext. The last 16 bytes are the tag, so they
 /// are held back until [`Decryptor::finish`], which is the only proof that what was emitted
 /// is authentic: callers must not trust (store as valid, show) any of it before that.
@@ -235,7 +213,7 @@ impl Decryptor {
         raw_preamble: &[u8],
         tag_header: Option<[u8; TAG_LEN]>,
     ) -> Result<Self, FormatError> {
-        check_preamble(preamble, blob_id)?;
+        preamble.check(blob_id, Method::Aes256Gcm)?;
         Ok(Self {
             crypter: crypter(Mode::Decrypt, secret, blob_id, &preamble.iv, raw_preamble),
             tail: Vec::with_capacity(TAG_LEN * 2),
@@ -301,7 +279,7 @@ pub fn decrypt(
 ) -> Result<Vec<u8>, FormatError> {
     let parts = split(blob)?;
     if parts.body.len() < TAG_LEN {
-        check_preamble(&parts.preamble, blob_id)?;
+        parts.preamble.check(blob_id, Method::Aes256Gcm)?;
         return Err(FormatError::Truncated);
     }
     let mut dec = Decryptor::new(

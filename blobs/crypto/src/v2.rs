@@ -324,7 +324,7 @@ impl Decryptor {
         raw_preamble: &[u8],
         progress: Progress,
     ) -> Result<Self, FormatError> {
-        check_preamble(preamble, blob_id)?;
+        preamble.check(blob_id, Method::Aes256GcmChunked)?;
         let padded = preamble
             .content_size
             .ok_or(FormatError::BadPreambleLength(raw_preamble.len()))?;
@@ -436,28 +436,6 @@ impl Decryptor {
         }
         Ok(self.progress)
     }
-}
-
-fn check_preamble(p: &Preamble, blob_id: &str) -> Result<(), FormatError> {
-    if p.scheme != Scheme::Symkey {
-        return Err(FormatError::SchemeNotAllowed {
-            found: p.scheme,
-            expected: Scheme::Symkey,
-        });
-    }
-    if p.method != Method::Aes256GcmChunked {
-        return Err(FormatError::UnsupportedMethod(p.method));
-    }
-    if p.rev != IMMUTABLE_REVISION {
-        return Err(FormatError::BadRevision(p.rev.clone()));
-    }
-    if p.doc_id != blob_id {
-        return Err(FormatError::IdMismatch {
-            expected: blob_id.to_owned(),
-            found: p.doc_id.clone(),
-        });
-    }
-    Ok(())
 }
 
 /// Verifies and decrypts a whole v2 blob in memory.

@@ -68,18 +68,14 @@ impl PairedOptions {
                 "p is the one-sided t-test in the direction of the change, adjusted by Benjamini-Hochberg across the comparison's {metrics} metrics, regressions and improvements each a family of their own."
             ),
             format!(
-                "B is a regression or improvement when that p is under {} and the change exceeds {}; unchanged when the interval lies within 1 ± {}; noisy otherwise. Identical builds are called a regression in at most {} of comparisons. At least {MIN_ROUNDS} rounds are needed.",
+                "B is a regression or improvement when that p is under {} and the change exceeds {}%; unchanged when the interval lies within 1 ± {}%; noisy otherwise. Identical builds are called a regression in at most {}% of comparisons. At least {MIN_ROUNDS} rounds are needed.",
                 self.alpha,
-                percent(self.practical_floor),
-                percent(self.practical_floor),
-                percent(self.alpha)
+                self.practical_floor * 100.0,
+                self.practical_floor * 100.0,
+                self.alpha * 100.0
             ),
         ]
     }
-}
-
-fn percent(share: f64) -> String {
-    format!("{}%", share * 100.0)
 }
 
 /// The t-test of the per-round log ratios.
