@@ -11,6 +11,7 @@
 pub mod binaries;
 pub mod commit;
 pub mod driver;
+pub mod fixed_rate;
 pub mod machine;
 pub mod ping;
 pub mod probe;

@@ -2,18 +2,16 @@
 //! a round runs. Its latency under load is how responsive the server stays, the method of
 //! Soledad's responsiveness study (httperf against `/ping`).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use crate::fixed_rate::FixedRate;
 
 /// Pings per second.
 pub const PING_INTERVAL: Duration = Duration::from_millis(50);
 const PING_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct Pinger {
-    stop: Arc<AtomicBool>,
-    handle: JoinHandle<Vec<f64>>,
+    ticker: FixedRate<Vec<f64>>,
 }
 
 impl Pinger {
@@ -31,39 +29,25 @@ impl Pinger {
             .send()
             .and_then(|r| r.error_for_status())
             .map_err(|e| format!("the server does not answer {url}: {e}"))?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let handle = std::thread::Builder::new()
-            .name("server-ping".into())
-            .spawn(move || {
-                let mut latencies = Vec::new();
-                let mut next = Instant::now();
-                loop {
-                    let t = Instant::now();
-                    // A failed ping counts as the time it took to fail: the server did not
-                    // answer in time.
-                    let _ = client.get(&url).send().and_then(|r| r.bytes());
-                    latencies.push(t.elapsed().as_secs_f64() * 1e3);
-                    if flag.load(Ordering::Relaxed) {
-                        return latencies;
-                    }
-                    next += interval;
-                    let now = Instant::now();
-                    if next > now {
-                        std::thread::sleep(next - now);
-                    } else {
-                        next = now;
-                    }
-                }
-            })
-            .expect("spawning a thread");
-        Ok(Self { stop, handle })
+        let ticker = FixedRate::spawn(
+            "server-ping",
+            interval,
+            move || (client, url, Vec::new()),
+            |(client, url, latencies)| {
+                let t = Instant::now();
+                // A failed ping counts as the time it took to fail: the server did not answer
+                // in time.
+                let _ = client.get(url.as_str()).send().and_then(|r| r.bytes());
+                latencies.push(t.elapsed().as_secs_f64() * 1e3);
+            },
+            |(_, _, latencies)| latencies,
+        );
+        Ok(Self { ticker })
     }
 
     /// Stops after the ping in flight (so there is always at least one) and returns every
     /// latency in milliseconds.
     pub fn stop(self) -> Vec<f64> {
-        self.stop.store(true, Ordering::Relaxed);
-        self.handle.join().unwrap_or_default()
+        self.ticker.stop().unwrap_or_default()
     }
 }

@@ -10,10 +10,9 @@
 //! of one binary measured here differed by 6% of their file pages, consistently, and that made
 //! identical builds compare as a memory regression.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::fixed_rate::FixedRate;
 
 use procfs::process::Process;
 
@@ -66,8 +65,7 @@ pub fn read(pid: u32) -> Result<Counters, ProbeError> {
 
 /// Samples the anonymous resident memory of some processes at a fixed rate on its own thread.
 pub struct Sampler {
-    stop: Arc<AtomicBool>,
-    handle: JoinHandle<Sampled>,
+    ticker: FixedRate<Sampled>,
 }
 
 /// What a sampler saw, and what sampling cost.
@@ -107,58 +105,43 @@ fn thread_cpu_time() -> Duration {
 
 impl Sampler {
     pub fn start(pids: Vec<u32>, interval: Duration) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let handle = std::thread::Builder::new()
-            .name("memory-sampler".into())
-            .spawn(move || {
-                let cpu_start = thread_cpu_time();
+        let ticker = FixedRate::spawn(
+            "memory-sampler",
+            interval,
+            move || {
                 let files: Vec<Option<std::fs::File>> = pids
                     .iter()
                     .map(|p| std::fs::File::open(format!("/proc/{p}/statm")).ok())
                     .collect();
-                let page = procfs::page_size();
-                let mut samples = vec![Vec::new(); pids.len()];
+                let samples = vec![Vec::new(); files.len()];
+                (thread_cpu_time(), procfs::page_size(), files, samples)
+            },
+            |(_, page, files, samples)| {
                 let mut buf = [0u8; 256];
-                let mut next = Instant::now();
-                loop {
-                    for (file, out) in files.iter().zip(samples.iter_mut()) {
-                        if let Some(pages) = file.as_ref().and_then(|f| anonymous_pages(f, &mut buf)) {
-                            out.push(pages * page);
-                        }
-                    }
-
-                    if flag.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    // Fixed-rate schedule; if a read was slow, skip ahead instead of bursting.
-                    next += interval;
-                    let now = Instant::now();
-                    if next > now {
-                        std::thread::sleep(next - now);
-                    } else {
-                        next = now;
+                for (file, out) in files.iter().zip(samples.iter_mut()) {
+                    if let Some(pages) = file.as_ref().and_then(|f| anonymous_pages(f, &mut buf)) {
+                        out.push(pages * *page);
                     }
                 }
-                Sampled {
-                    anon: samples,
-                    own_cpu: thread_cpu_time().saturating_sub(cpu_start),
-                }
-            })
-            .expect("spawning a thread");
-        Self { stop, handle }
+            },
+            |(cpu_start, _, _, samples)| Sampled {
+                anon: samples,
+                own_cpu: thread_cpu_time().saturating_sub(cpu_start),
+            },
+        );
+        Self { ticker }
     }
 
     /// Stops sampling (after one last sample) and returns what it saw.
     pub fn stop(self) -> Sampled {
-        self.stop.store(true, Ordering::Relaxed);
-        self.handle.join().expect("the sampler does not panic")
+        self.ticker.stop().expect("the sampler does not panic")
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     #[test]
     fn reads_this_process() {

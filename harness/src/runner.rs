@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use workloads::spec::Extra;
 use workloads::{Latencies, Outcome, WorkloadKind};
 
 use crate::HarnessError;
@@ -586,14 +587,13 @@ fn measure_round(
 fn workload_metrics(workload: WorkloadKind, o: &Outcome, latencies: Option<&Latencies>) -> Vec<(&'static str, f64)> {
     let wall = o.wall_s.max(1e-9);
     let mut out = vec![("wall_s", o.wall_s), ("ops_s", o.ops as f64 / wall)];
-    if workload != WorkloadKind::BlobsList {
-        out.push(("throughput_mib_s", o.bytes as f64 / MIB / wall));
-    }
-    if workload == WorkloadKind::BlobsSync {
-        out.push(("sync_s", o.wall_s));
-    }
-    if workload == WorkloadKind::ServerLoad {
-        out.push(("error_count", o.errors as f64));
+    for &extra in workload.spec().extras {
+        let value = match extra {
+            Extra::Throughput => o.bytes as f64 / MIB / wall,
+            Extra::SyncTime => o.wall_s,
+            Extra::Errors => o.errors as f64,
+        };
+        out.push((catalogue_name(extra.metric()), value));
     }
     if let Some(l) = latencies {
         out.push(("latency_p50_ms", l.quantile_ms(0.50)));

@@ -9,6 +9,7 @@ pub use contract::budget::{Budget, MIN_ROUNDS};
 
 use serde::Deserialize;
 use toml::Spanned;
+use workloads::spec::Key;
 use workloads::{
     BlobFormat, Op, Params, ServerBackendKind, Size, StoreBackend, SyncDirection, WorkloadKind, parse_size,
 };
@@ -151,78 +152,6 @@ impl<'de> Deserialize<'de> for SizeText {
     }
 }
 
-/// Which grid keys a workload takes: required, optional with a default, or not at all.
-#[derive(Clone, Copy, PartialEq)]
-enum Key {
-    Required,
-    Optional,
-    No,
-}
-
-struct Shape {
-    sizes: Key,
-    concurrency: Key,
-    formats: Key,
-    stores: Key,
-    backends: Key,
-    directions: Key,
-    ops: Key,
-    duration_s: Key,
-    allowed_ops: &'static [Op],
-}
-
-fn shape(w: WorkloadKind) -> Shape {
-    use Key::*;
-    let base = Shape {
-        sizes: No,
-        concurrency: Required,
-        formats: No,
-        stores: No,
-        backends: No,
-        directions: No,
-        ops: No,
-        duration_s: No,
-        allowed_ops: &[],
-    };
-    match w {
-        WorkloadKind::CryptoEncrypt | WorkloadKind::CryptoDecrypt => Shape {
-            concurrency: No,
-            formats: Optional,
-            ..base
-        },
-        WorkloadKind::StorePut | WorkloadKind::StoreGet => Shape {
-            concurrency: No,
-            stores: Optional,
-            ..base
-        },
-        WorkloadKind::BlobsUpload | WorkloadKind::BlobsDownload | WorkloadKind::BlobsList => base,
-        WorkloadKind::IncomingDeliver => base,
-        // The incoming box takes one item at a time.
-        WorkloadKind::IncomingProcess => Shape {
-            concurrency: No,
-            ..base
-        },
-        WorkloadKind::BlobsSync => Shape {
-            directions: Required,
-            ..base
-        },
-        WorkloadKind::ServerBackend => Shape {
-            backends: Optional,
-            ops: Required,
-            allowed_ops: &[Op::Write, Op::Read],
-            ..base
-        },
-        WorkloadKind::ServerLoad => Shape {
-            backends: Optional,
-            sizes: Required,
-            ops: Required,
-            duration_s: Optional,
-            allowed_ops: &[Op::Upload, Op::Download],
-            ..base
-        },
-    }
-}
-
 struct Parser<'a> {
     path: &'a Path,
     text: &'a str,
@@ -359,7 +288,7 @@ impl ScenarioSet {
             let s = entry.get_ref();
             let span = entry.span();
             let w = *s.workload.get_ref();
-            let shape = shape(w);
+            let shape = w.spec().shape;
             let budget = p.budget(&budget_of!(s), &file_budget)?;
 
             let concurrency = p.values(&s.concurrency, shape.concurrency, "concurrency", w, &span, 1)?;
@@ -445,11 +374,8 @@ impl ScenarioSet {
                                         let params = Params {
                                             format: on(shape.formats).then_some(format),
                                             store: on(shape.stores).then_some(store),
-                                            // server.load ran on fs only before it took a
-                                            // backend: leaving fs out keeps its scenario ids.
                                             backend: (on(shape.backends)
-                                                && !(w == WorkloadKind::ServerLoad
-                                                    && backend == ServerBackendKind::Fs))
+                                                && !(shape.implicit_fs_backend && backend == ServerBackendKind::Fs))
                                                 .then_some(backend),
                                             direction: on(shape.directions).then_some(direction),
                                             op: on(shape.ops).then_some(op),

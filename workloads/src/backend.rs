@@ -11,14 +11,40 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::garage::Garage;
-use crate::{Context, Latencies, Op, Params, ServerBackendKind, Work, WorkloadError, blobs};
+
+use crate::{Leftovers, Context, Latencies, Op, Params, Prepared, ServerBackendKind, Work, WorkloadError, blobs};
+use crate::spec::{Extra, Key, Shape, Spec};
+
+/// `server.backend`'s contract with the harness.
+pub(crate) const SPEC: Spec = Spec {
+    name: "server.backend",
+    version: 1,
+    needs_server: false,
+    needs_services: false,
+    headline_metric: "wall_s",
+    shape: Shape {
+        backends: Key::Optional,
+        ops: Key::Required,
+        allowed_ops: &[Op::Write, Op::Read],
+        ..Shape::BASE
+    },
+    extras: &[Extra::Throughput],
+    describe: |params, w| match params.op {
+        Some(Op::Read) => format!(
+            "The server's {} storage backend alone reads {}, {}.",
+            w.backend, w.of, w.at_once
+        ),
+        _ => format!(
+            "The server's {} storage backend alone durably writes {}, {}.",
+            w.backend, w.of, w.at_once
+        ),
+    },
+    prepare: |params, ctx| Box::pin(async move { Ok(Prepared::new(Backend::prepare(params, ctx).await?.run())) }),
+};
 
 const USER: &str = "bench";
 const NAMESPACE: &str = "default";
 const MAX_CONCURRENT_WRITES: usize = 50;
-
-/// What a run leaves to drop once it is timed.
-pub(crate) struct Leftovers(#[allow(dead_code)] Storage, #[allow(dead_code)] Option<Box<Garage>>);
 
 pub struct Backend {
     backend: Storage,
@@ -93,9 +119,9 @@ impl Backend {
         })
     }
 
-    /// Runs the workload and hands back the backend and its cluster, so that the caller
-    /// drops them after the clock stops: stopping a Garage cluster takes seconds.
-    pub(crate) async fn run(self) -> (Result<Work, WorkloadError>, Leftovers) {
+    /// Runs the workload and hands back the backend and its cluster, so that they are
+    /// dropped after the clock stops: stopping a Garage cluster takes seconds.
+    pub(crate) async fn run(self) -> Result<Work, WorkloadError> {
         let Self {
             backend,
             _garage,
@@ -104,7 +130,14 @@ impl Backend {
             concurrency,
         } = self;
         let work = Self::measured(&backend, op, blobs, concurrency).await;
-        (work, Leftovers(backend, _garage))
+        let leftovers = Leftovers::new((backend, _garage));
+        match work {
+            Ok(work) => Ok(Work { leftovers, ..work }),
+            Err(e) => {
+                leftovers.release().await;
+                Err(e)
+            }
+        }
     }
 
     async fn measured(
@@ -151,6 +184,7 @@ impl Backend {
             ops: results.len() as u64,
             errors: 0,
             latencies: Some(latencies),
+            leftovers: Leftovers::default(),
         })
     }
 }

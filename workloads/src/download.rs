@@ -2,7 +2,26 @@
 
 use blobs_client::BlobManager;
 
-use crate::{Context, Params, Work, WorkloadError, all_transferred, manager, seeded_namespace, transfer_latencies};
+use crate::{Context, Params, Prepared, Work, WorkloadError, all_transferred, manager, seeded_namespace, transfer_latencies};
+use crate::spec::{Extra, Shape, Spec};
+
+/// `blobs.download`'s contract with the harness.
+pub(crate) const SPEC: Spec = Spec {
+    name: "blobs.download",
+    version: 1,
+    needs_server: true,
+    needs_services: false,
+    headline_metric: "wall_s",
+    shape: Shape::BASE,
+    extras: &[Extra::Throughput],
+    describe: |_, w| {
+        format!(
+            "A client with an empty local store lists, downloads, verifies, decrypts and stores {}, {}.",
+            w.of, w.at_once
+        )
+    },
+    prepare: |params, ctx| Box::pin(async move { Ok(Prepared::new(Download::prepare(params, ctx).await?.run())) }),
+};
 
 pub struct Download {
     manager: BlobManager,
@@ -28,6 +47,7 @@ impl Download {
             ops: report.transferred as u64,
             errors: 0,
             latencies: Some(transfer_latencies(&report)),
+            ..Work::default()
         })
     }
 }

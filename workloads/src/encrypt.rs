@@ -2,7 +2,25 @@
 
 use std::time::Instant;
 
-use crate::{BlobFormat, Context, Latencies, Params, Work, WorkloadError, blobs, payload};
+use crate::{BlobFormat, Context, Latencies, Params, Prepared, Work, WorkloadError, blobs, payload};
+use crate::spec::{Extra, Key, Shape, Spec};
+
+/// `crypto.encrypt`'s contract with the harness.
+pub(crate) const SPEC: Spec = Spec {
+    name: "crypto.encrypt",
+    version: 1,
+    needs_server: false,
+    needs_services: false,
+    headline_metric: "wall_s",
+    shape: Shape {
+        concurrency: Key::No,
+        formats: Key::Optional,
+        ..Shape::BASE
+    },
+    extras: &[Extra::Throughput],
+    describe: |_, w| format!("Encryption of {} in blob format {}, on one core.", w.of, w.format),
+    prepare: |params, ctx| Box::pin(async move { Ok(Prepared::new(Encrypt::prepare(params, ctx)?.run())) }),
+};
 
 pub struct Encrypt {
     blobs: Vec<(String, Vec<u8>)>,

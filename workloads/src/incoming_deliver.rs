@@ -7,7 +7,26 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use futures::{StreamExt, TryStreamExt};
 
-use crate::{Context, MX_SERVICE, Params, Work, WorkloadError, blobs, payload};
+use crate::{Context, MX_SERVICE, Params, Prepared, Work, WorkloadError, blobs, payload};
+use crate::spec::{Extra, Shape, Spec};
+
+/// `incoming.deliver`'s contract with the harness.
+pub(crate) const SPEC: Spec = Spec {
+    name: "incoming.deliver",
+    version: 1,
+    needs_server: true,
+    needs_services: true,
+    headline_metric: "wall_s",
+    shape: Shape::BASE,
+    extras: &[Extra::Throughput],
+    describe: |_, w| {
+        format!(
+            "The MX delivers {} into a user's incoming box through the server's services listener, {}.",
+            w.of, w.at_once
+        )
+    },
+    prepare: |params, ctx| Box::pin(async move { Ok(Prepared::new(Deliver::prepare(params, ctx)?.run())) }),
+};
 
 /// Time one delivery may take before it counts as failed: a 25 MB mail on loopback takes
 /// well under a second.

@@ -12,7 +12,31 @@ use blobs_client::{BlobManager, Consumer, IncomingBox, IncomingConfig};
 use futures::future::BoxFuture;
 
 use crate::incoming_deliver::{Mx, mails};
-use crate::{Context, Latencies, Params, Work, WorkloadError, manager};
+
+use crate::{Context, Latencies, Params, Prepared, Work, WorkloadError, manager};
+use crate::spec::{Extra, Key, Shape, Spec};
+
+/// `incoming.process`'s contract with the harness.
+pub(crate) const SPEC: Spec = Spec {
+    name: "incoming.process",
+    version: 1,
+    needs_server: true,
+    needs_services: true,
+    headline_metric: "wall_s",
+    shape: // The incoming box takes one item at a time.
+    Shape {
+        concurrency: Key::No,
+        ..Shape::BASE
+    },
+    extras: &[Extra::Throughput],
+    describe: |params, w| {
+        format!(
+            "A client's incoming box processes {} delivered mails of {}, one after another: reserve, download, save into the local store, mark processed, delete.",
+            params.count, w.each
+        )
+    },
+    prepare: |params, ctx| Box::pin(async move { Ok(Prepared::new(Process::prepare(params, ctx).await?.run())) }),
+};
 
 /// Where the consumer saves the mails it takes out of the box.
 const MAILBOX: &str = "inbox";
@@ -128,6 +152,7 @@ impl Process {
             ops: saved,
             errors: 0,
             latencies: Some(latencies),
+            ..Work::default()
         })
     }
 }

@@ -4,38 +4,60 @@
 //! first (fresh local store, payloads, server-side fixtures), untimed and unmeasured; then the
 //! harness starts its measurements and the workload runs once. [`Prepared::run`] times it and
 //! watches the driver's own runtime (loop lag, busy time) while it runs.
+//!
+//! Adding a workload: write its file with the workload and a `SPEC` (`spec.rs`: name, what
+//! it needs, the scenario keys it takes, the metrics it adds, its description, how it is
+//! prepared), and add its module to `workloads!` below. The harness, the scenario files and
+//! the site learn everything from there. Then list it in a scenario file and record the new
+//! ids with `SOLEDAD_BENCH_BLESS=1 cargo test -p harness --test scenario_ids`.
 
-mod backend;
 pub mod child;
-mod decrypt;
-mod download;
-mod encrypt;
 pub mod garage;
-mod incoming_deliver;
-mod incoming_process;
 mod lag;
 mod latency;
-mod list;
-mod load;
 pub mod loopback;
 mod outcome;
 mod params;
 mod payload;
 pub mod protocol;
-mod store_get;
-mod store_put;
-mod sync;
-mod upload;
+pub mod spec;
+
+/// Declares each workload's module and registers its [`spec::Spec`]: adding a workload is its
+/// own file (with a `SPEC`) and one line here.
+macro_rules! workloads {
+    ($($module:ident,)*) => {
+        $(mod $module;)*
+        /// Every workload this version can run, in the order of `soledad-bench`'s listings.
+        pub static REGISTRY: &[&spec::Spec] = &[$(&$module::SPEC,)*];
+    };
+}
+
+workloads! {
+    encrypt,
+    decrypt,
+    upload,
+    download,
+    sync,
+    list,
+    store_put,
+    store_get,
+    backend,
+    load,
+    incoming_deliver,
+    incoming_process,
+}
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
 
 pub use lag::{LagProbe, LagSummary};
 pub use latency::{HistogramError, Latencies};
 pub use outcome::Outcome;
 pub use params::{
     BlobFormat, LISTS_PER_ROUND, NamedSize, Op, Params, ParseSizeError, ServerBackendKind, Size, StoreBackend,
-    SyncDirection, WorkloadKind, format_size, parse_size,
+    SyncDirection, UnknownWorkload, WorkloadKind, format_size, parse_size,
 };
 pub use payload::MAIL;
 
@@ -154,6 +176,8 @@ pub(crate) struct Work {
     pub ops: u64,
     pub errors: u64,
     pub latencies: Option<Latencies>,
+    /// What the workload still holds, dropped only after the clock stops.
+    pub leftovers: Leftovers,
 }
 
 impl Work {
@@ -166,42 +190,24 @@ impl Work {
             ops: times.len() as u64,
             errors: 0,
             latencies: Some(latencies),
+            leftovers: Leftovers::default(),
         }
     }
 }
 
-/// A workload ready to run.
-pub enum Prepared {
-    Encrypt(encrypt::Encrypt),
-    Decrypt(decrypt::Decrypt),
-    Upload(upload::Upload),
-    Download(download::Download),
-    Sync(sync::Sync),
-    List(list::List),
-    StorePut(store_put::StorePut),
-    StoreGet(store_get::StoreGet),
-    Backend(backend::Backend),
-    Load(load::Load),
-    Deliver(incoming_deliver::Deliver),
-    Process(incoming_process::Process),
+/// A workload ready to run: its measured part, not started (a future does nothing until it
+/// is polled).
+pub struct Prepared(BoxFuture<'static, Result<Work, WorkloadError>>);
+
+impl Prepared {
+    pub(crate) fn new(measured: impl Future<Output = Result<Work, WorkloadError>> + Send + 'static) -> Self {
+        Self(Box::pin(measured))
+    }
 }
 
 /// Sets up a workload; nothing here is measured.
 pub async fn prepare(params: &Params, ctx: &Context) -> Result<Prepared, WorkloadError> {
-    Ok(match params.workload {
-        WorkloadKind::CryptoEncrypt => Prepared::Encrypt(encrypt::Encrypt::prepare(params, ctx)?),
-        WorkloadKind::CryptoDecrypt => Prepared::Decrypt(decrypt::Decrypt::prepare(params, ctx)?),
-        WorkloadKind::BlobsUpload => Prepared::Upload(upload::Upload::prepare(params, ctx).await?),
-        WorkloadKind::BlobsDownload => Prepared::Download(download::Download::prepare(params, ctx).await?),
-        WorkloadKind::BlobsSync => Prepared::Sync(sync::Sync::prepare(params, ctx).await?),
-        WorkloadKind::BlobsList => Prepared::List(list::List::prepare(params, ctx).await?),
-        WorkloadKind::StorePut => Prepared::StorePut(store_put::StorePut::prepare(params, ctx)?),
-        WorkloadKind::StoreGet => Prepared::StoreGet(store_get::StoreGet::prepare(params, ctx)?),
-        WorkloadKind::ServerBackend => Prepared::Backend(backend::Backend::prepare(params, ctx).await?),
-        WorkloadKind::ServerLoad => Prepared::Load(load::Load::prepare(params, ctx).await?),
-        WorkloadKind::IncomingDeliver => Prepared::Deliver(incoming_deliver::Deliver::prepare(params, ctx)?),
-        WorkloadKind::IncomingProcess => Prepared::Process(incoming_process::Process::prepare(params, ctx).await?),
-    })
+    (params.workload.spec().prepare)(params, ctx).await
 }
 
 /// Total busy time of the current runtime's workers.
@@ -214,16 +220,30 @@ fn runtime_busy() -> (u32, Duration) {
     )
 }
 
-/// What a finished round still holds: the S3 scenarios' storage client and Garage cluster.
-/// Stopping a cluster takes seconds, so the driver releases it only after the harness has
-/// read the round's counters, and off the runtime's workers.
+/// What a finished round still holds, such as the S3 scenarios' storage client and Garage
+/// cluster. Stopping a cluster takes seconds, so the driver releases it only after the
+/// harness has read the round's counters, and off the runtime's workers.
 #[derive(Default)]
-pub struct Leftovers(Option<backend::Leftovers>);
+pub struct Leftovers(Option<Box<dyn Send>>);
+
+impl std::fmt::Debug for Leftovers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Leftovers(..)"
+        } else {
+            "Leftovers(none)"
+        })
+    }
+}
 
 impl Leftovers {
+    pub(crate) fn new(held: impl Send + 'static) -> Self {
+        Self(Some(Box::new(held)))
+    }
+
     pub async fn release(self) {
-        if let Some(l) = self.0 {
-            let _ = tokio::task::spawn_blocking(move || drop(l)).await;
+        if let Some(held) = self.0 {
+            let _ = tokio::task::spawn_blocking(move || drop(held)).await;
         }
     }
 }
@@ -233,37 +253,12 @@ impl Prepared {
     pub async fn run(self) -> Result<(Outcome, Leftovers), WorkloadError> {
         let probe = LagProbe::start(LAG_PROBE_INTERVAL);
         let (workers, busy_before) = runtime_busy();
-        // Released after the clock stops, on success and on failure alike.
-        let mut leftovers = Leftovers::default();
         let start = Instant::now();
-        let work = match self {
-            Prepared::Encrypt(w) => w.run().await,
-            Prepared::Decrypt(w) => w.run().await,
-            Prepared::Upload(w) => w.run().await,
-            Prepared::Download(w) => w.run().await,
-            Prepared::Sync(w) => w.run().await,
-            Prepared::List(w) => w.run().await,
-            Prepared::StorePut(w) => w.run().await,
-            Prepared::StoreGet(w) => w.run().await,
-            Prepared::Backend(w) => {
-                let (work, rest) = w.run().await;
-                leftovers = Leftovers(Some(rest));
-                work
-            }
-            Prepared::Load(w) => w.run().await,
-            Prepared::Deliver(w) => w.run().await,
-            Prepared::Process(w) => w.run().await,
-        };
+        let work = self.0.await;
         let wall_s = start.elapsed().as_secs_f64();
         let (_, busy_after) = runtime_busy();
         let loop_lag = probe.stop().await;
-        let work = match work {
-            Ok(w) => w,
-            Err(e) => {
-                leftovers.release().await;
-                return Err(e);
-            }
-        };
+        let work = work?;
         let outcome = Outcome {
             wall_s,
             bytes: work.bytes,
@@ -275,7 +270,7 @@ impl Prepared {
             // The probe itself keeps a worker busy for microseconds per tick: negligible.
             runtime_busy_s: busy_after.saturating_sub(busy_before).as_secs_f64(),
         };
-        Ok((outcome, leftovers))
+        Ok((outcome, work.leftovers))
     }
 }
 

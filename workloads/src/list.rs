@@ -5,7 +5,21 @@ use std::time::Instant;
 use blobs_client::Remote;
 use futures::{StreamExt, TryStreamExt};
 
-use crate::{Context, LISTS_PER_ROUND, Latencies, Params, Work, WorkloadError, remote, seeded_namespace};
+use crate::{Context, LISTS_PER_ROUND, Latencies, Params, Prepared, Work, WorkloadError, remote, seeded_namespace};
+use crate::spec::{Shape, Spec};
+
+/// `blobs.list`'s contract with the harness.
+pub(crate) const SPEC: Spec = Spec {
+    name: "blobs.list",
+    version: 1,
+    needs_server: true,
+    needs_services: false,
+    headline_metric: "wall_s",
+    shape: Shape::BASE,
+    extras: &[],
+    describe: |_, w| format!("Listing a namespace of {}, {} times, {}.", w.blobs, w.lists, w.at_once),
+    prepare: |params, ctx| Box::pin(async move { Ok(Prepared::new(List::prepare(params, ctx).await?.run())) }),
+};
 
 pub struct List {
     remote: Remote,
@@ -49,6 +63,7 @@ impl List {
             ops: LISTS_PER_ROUND as u64,
             errors: 0,
             latencies: Some(latencies),
+            ..Work::default()
         })
     }
 }

@@ -15,7 +15,44 @@ use blobs_client::Remote;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
-use crate::{Context, Latencies, Op, Params, Size, Work, WorkloadError, payload, remote};
+use crate::{Context, Latencies, Op, Params, Prepared, ServerBackendKind, Size, Work, WorkloadError, payload, remote};
+use crate::spec::{Extra, Key, Shape, Spec};
+
+/// `server.load`'s contract with the harness.
+pub(crate) const SPEC: Spec = Spec {
+    name: "server.load",
+    version: 1,
+    needs_server: true,
+    needs_services: false,
+    headline_metric: "ops_s",
+    shape: Shape {
+        backends: Key::Optional,
+        sizes: Key::Required,
+        ops: Key::Required,
+        duration_s: Key::Optional,
+        allowed_ops: &[Op::Upload, Op::Download],
+        implicit_fs_backend: true,
+        ..Shape::BASE
+    },
+    extras: &[Extra::Throughput, Extra::Errors],
+    describe: |params, w| {
+        let op = if params.op == Some(Op::Download) {
+            "download"
+        } else {
+            "upload"
+        };
+        let on = if params.backend == Some(ServerBackendKind::S3) {
+            " to a server on the S3 backend (3 Garage nodes and etcd on the same machine)"
+        } else {
+            ""
+        };
+        format!(
+            "{} clients each {op} blobs of {}{on} back to back for {} s; latencies are corrected for coordinated omission.",
+            params.concurrency, w.each, w.duration_s
+        )
+    },
+    prepare: |params, ctx| Box::pin(async move { Ok(Prepared::new(Load::prepare(params, ctx).await?.run())) }),
+};
 
 /// Download targets: enough distinct blobs that the server does not serve one hot file.
 const DOWNLOAD_POOL: usize = 64;
@@ -140,6 +177,7 @@ impl Load {
             ops,
             errors,
             latencies: Some(latencies),
+            ..Work::default()
         })
     }
 }

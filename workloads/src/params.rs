@@ -4,108 +4,108 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::REGISTRY;
 use crate::payload::MAIL;
+use crate::spec::{Key, Spec, Words};
 
-/// The workloads this version can run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum WorkloadKind {
-    #[serde(rename = "crypto.encrypt")]
-    CryptoEncrypt,
-    #[serde(rename = "crypto.decrypt")]
-    CryptoDecrypt,
-    #[serde(rename = "blobs.upload")]
-    BlobsUpload,
-    #[serde(rename = "blobs.download")]
-    BlobsDownload,
-    #[serde(rename = "blobs.sync")]
-    BlobsSync,
-    #[serde(rename = "blobs.list")]
-    BlobsList,
-    #[serde(rename = "store.put")]
-    StorePut,
-    #[serde(rename = "store.get")]
-    StoreGet,
-    #[serde(rename = "server.backend")]
-    ServerBackend,
-    #[serde(rename = "server.load")]
-    ServerLoad,
-    #[serde(rename = "incoming.deliver")]
-    IncomingDeliver,
-    #[serde(rename = "incoming.process")]
-    IncomingProcess,
+/// One of the registered workloads ([`crate::REGISTRY`]), written by its name.
+#[derive(Clone, Copy)]
+pub struct WorkloadKind(&'static Spec);
+
+/// A workload name that no registered workload has.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("unknown workload `{name}`, expected one of {}", names())]
+pub struct UnknownWorkload {
+    pub name: String,
+}
+
+fn names() -> String {
+    let names: Vec<String> = REGISTRY.iter().map(|s| format!("`{}`", s.name)).collect();
+    names.join(", ")
 }
 
 impl WorkloadKind {
-    pub const ALL: [WorkloadKind; 12] = [
-        WorkloadKind::CryptoEncrypt,
-        WorkloadKind::CryptoDecrypt,
-        WorkloadKind::BlobsUpload,
-        WorkloadKind::BlobsDownload,
-        WorkloadKind::BlobsSync,
-        WorkloadKind::BlobsList,
-        WorkloadKind::StorePut,
-        WorkloadKind::StoreGet,
-        WorkloadKind::ServerBackend,
-        WorkloadKind::ServerLoad,
-        WorkloadKind::IncomingDeliver,
-        WorkloadKind::IncomingProcess,
-    ];
+    /// The registered workload called `name`.
+    pub fn named(name: &str) -> Result<Self, UnknownWorkload> {
+        REGISTRY
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| Self(s))
+            .ok_or_else(|| UnknownWorkload { name: name.to_owned() })
+    }
+
+    /// Every registered workload.
+    pub fn all() -> impl Iterator<Item = Self> {
+        REGISTRY.iter().map(|s| Self(s))
+    }
+
+    /// Everything the harness and the site learn of it.
+    pub fn spec(self) -> &'static Spec {
+        self.0
+    }
 
     pub fn name(self) -> &'static str {
-        match self {
-            WorkloadKind::CryptoEncrypt => "crypto.encrypt",
-            WorkloadKind::CryptoDecrypt => "crypto.decrypt",
-            WorkloadKind::BlobsUpload => "blobs.upload",
-            WorkloadKind::BlobsDownload => "blobs.download",
-            WorkloadKind::BlobsSync => "blobs.sync",
-            WorkloadKind::BlobsList => "blobs.list",
-            WorkloadKind::StorePut => "store.put",
-            WorkloadKind::StoreGet => "store.get",
-            WorkloadKind::ServerBackend => "server.backend",
-            WorkloadKind::ServerLoad => "server.load",
-            WorkloadKind::IncomingDeliver => "incoming.deliver",
-            WorkloadKind::IncomingProcess => "incoming.process",
-        }
+        self.0.name
     }
 
-    /// Bumped whenever what the workload does changes, so old and new numbers never share a
-    /// series.
+    /// See [`Spec::version`].
     pub fn version(self) -> u32 {
-        1
+        self.0.version
     }
 
-    /// Whether the harness must start a `blobs-server` for it. The others run entirely in the
-    /// client driver (crypto, local stores, and the server's storage backend driven directly).
+    /// See [`Spec::needs_server`].
     pub fn needs_server(self) -> bool {
-        !matches!(
-            self,
-            WorkloadKind::CryptoEncrypt
-                | WorkloadKind::CryptoDecrypt
-                | WorkloadKind::StorePut
-                | WorkloadKind::StoreGet
-                | WorkloadKind::ServerBackend
-        )
+        self.0.needs_server
     }
 
-    /// Whether it needs the server's services listener (where the MX delivers), which only
-    /// a server the harness starts offers.
+    /// See [`Spec::needs_services`].
     pub fn needs_services(self) -> bool {
-        matches!(self, WorkloadKind::IncomingDeliver | WorkloadKind::IncomingProcess)
+        self.0.needs_services
     }
 
-    /// The metric that decides when a scenario has been measured precisely enough.
+    /// See [`Spec::headline_metric`].
     pub fn headline_metric(self) -> &'static str {
-        match self {
-            WorkloadKind::ServerLoad => "ops_s",
-            WorkloadKind::BlobsSync => "sync_s",
-            _ => "wall_s",
-        }
+        self.0.headline_metric
+    }
+}
+
+// Equality, hashing and the serialized form go by name: a workload is its name.
+impl PartialEq for WorkloadKind {
+    fn eq(&self, other: &Self) -> bool {
+        self.name() == other.name()
+    }
+}
+
+impl Eq for WorkloadKind {}
+
+impl std::hash::Hash for WorkloadKind {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name().hash(state)
+    }
+}
+
+impl std::fmt::Debug for WorkloadKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WorkloadKind({})", self.name())
     }
 }
 
 impl std::fmt::Display for WorkloadKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+impl Serialize for WorkloadKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for WorkloadKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        WorkloadKind::named(&name).map_err(serde::de::Error::custom)
     }
 }
 
@@ -251,19 +251,13 @@ impl Params {
             self.backend.map(ServerBackendKind::name),
         ];
         parts.extend(options.into_iter().flatten());
-        if self.workload == WorkloadKind::ServerLoad {
+        let shape = self.workload.spec().shape;
+        if shape.sizes != Key::No {
             parts.push(self.size.label());
         } else {
             parts.push(format!("{}x{}", self.count, self.size.label()));
         }
-        if !matches!(
-            self.workload,
-            WorkloadKind::CryptoEncrypt
-                | WorkloadKind::CryptoDecrypt
-                | WorkloadKind::StorePut
-                | WorkloadKind::StoreGet
-                | WorkloadKind::IncomingProcess
-        ) {
+        if shape.concurrency != Key::No {
             parts.push(format!("c{}", self.concurrency));
         }
         parts.join("/")
@@ -292,72 +286,7 @@ impl Params {
 
     /// One sentence for readers of the site: what is measured.
     pub fn describe(&self) -> String {
-        let blobs = if self.count == 1 {
-            "1 blob".to_owned()
-        } else {
-            format!("{} blobs", self.count)
-        };
-        let each = match self.size {
-            Size::Fixed(bytes) => format!("{} bytes", group_thousands(bytes)),
-            Size::Named(NamedSize::Mail) => "mail-like sizes".to_owned(),
-        };
-        let of = format!("{blobs} of {each}");
-        let at_once = if self.concurrency == 1 {
-            "one at a time".to_owned()
-        } else {
-            format!("{} at a time", self.concurrency)
-        };
-        let format = self.format.map(|f| f.name()).unwrap_or_default();
-        let store = self.store.map(|s| s.name()).unwrap_or_default();
-        let backend = self.backend.map(|b| b.name()).unwrap_or_default();
-        let duration = self.duration_s.unwrap_or(0);
-        match self.workload {
-            WorkloadKind::CryptoEncrypt => format!("Encryption of {of} in blob format {format}, on one core."),
-            WorkloadKind::CryptoDecrypt => {
-                format!("Verification and decryption of {of} in blob format {format}, on one core.")
-            }
-            WorkloadKind::BlobsUpload => {
-                format!("A client stores, encrypts and uploads {of} through the BlobManager, {at_once}.")
-            }
-            WorkloadKind::BlobsDownload => format!(
-                "A client with an empty local store lists, downloads, verifies, decrypts and stores {of}, {at_once}."
-            ),
-            WorkloadKind::BlobsSync => match self.direction {
-                Some(SyncDirection::Up) => format!("A full sync that uploads {of} created locally, {at_once}."),
-                Some(SyncDirection::Down) => format!("A full sync of a new device that downloads {of}, {at_once}."),
-                _ => format!("A full sync of two devices that already share {of}: the cost of finding nothing to do."),
-            },
-            WorkloadKind::BlobsList => format!("Listing a namespace of {blobs}, {LISTS_PER_ROUND} times, {at_once}."),
-            WorkloadKind::StorePut => format!("Storing {of} in the {store} local store."),
-            WorkloadKind::StoreGet => format!("Reading {of} back from the {store} local store."),
-            WorkloadKind::ServerBackend => match self.op {
-                Some(Op::Read) => format!("The server's {backend} storage backend alone reads {of}, {at_once}."),
-                _ => format!("The server's {backend} storage backend alone durably writes {of}, {at_once}."),
-            },
-            WorkloadKind::IncomingDeliver => format!(
-                "The MX delivers {of} into a user's incoming box through the server's services listener, {at_once}."
-            ),
-            WorkloadKind::IncomingProcess => format!(
-                "A client's incoming box processes {n} delivered mails of {each}, one after another: reserve, download, save into the local store, mark processed, delete.",
-                n = self.count
-            ),
-            WorkloadKind::ServerLoad => {
-                let op = if self.op == Some(Op::Download) {
-                    "download"
-                } else {
-                    "upload"
-                };
-                let on = if self.backend == Some(ServerBackendKind::S3) {
-                    " to a server on the S3 backend (3 Garage nodes and etcd on the same machine)"
-                } else {
-                    ""
-                };
-                format!(
-                    "{} clients each {op} blobs of {each}{on} back to back for {duration} s; latencies are corrected for coordinated omission.",
-                    self.concurrency
-                )
-            }
-        }
+        (self.workload.spec().describe)(self, &Words::of(self))
     }
 }
 
@@ -377,22 +306,11 @@ pub fn parse_size(text: &str) -> Result<Size, ParseSizeError> {
     if t == "mail" {
         return Ok(Size::Named(NamedSize::Mail));
     }
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, unit) = t.split_at(split);
-    let n: u64 = digits.parse().map_err(|_| ParseSizeError(text.to_owned()))?;
-    let mult: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "k" | "K" | "kB" | "KB" => 1_000,
-        "M" | "MB" => 1_000_000,
-        "G" | "GB" => 1_000_000_000,
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        _ => return Err(ParseSizeError(text.to_owned())),
-    };
-    n.checked_mul(mult)
-        .map(Size::Fixed)
-        .ok_or_else(|| ParseSizeError(text.to_owned()))
+    match t.parse::<bytesize::ByteSize>() {
+        // bytesize saturates instead of failing on overflow; no payload is 2^64 - 1 bytes.
+        Ok(b) if b.as_u64() < u64::MAX => Ok(Size::Fixed(b.as_u64())),
+        _ => Err(ParseSizeError(text.to_owned())),
+    }
 }
 
 /// The short label used in scenario ids: `10k`, `1M`, `1536`.
@@ -406,21 +324,34 @@ pub fn format_size(bytes: u64) -> String {
     }
 }
 
-fn group_thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn kind(name: &str) -> WorkloadKind {
+        WorkloadKind::named(name).unwrap()
+    }
+
+    #[test]
+    fn workloads_are_found_by_name_and_serialize_as_it() {
+        let names: Vec<&str> = WorkloadKind::all().map(WorkloadKind::name).collect();
+        assert_eq!(names.len(), 12);
+        for name in &names {
+            assert_eq!(
+                names.iter().filter(|n| *n == name).count(),
+                1,
+                "{name} registered twice"
+            );
+            let json = serde_json::to_string(&kind(name)).unwrap();
+            assert_eq!(json, format!("\"{name}\""));
+            assert_eq!(serde_json::from_str::<WorkloadKind>(&json).unwrap(), kind(name));
+        }
+        let err = WorkloadKind::named("blobs.uplaod").unwrap_err().to_string();
+        assert!(
+            err.starts_with("unknown workload `blobs.uplaod`, expected one of `crypto.encrypt`, "),
+            "{err}"
+        );
+    }
 
     #[test]
     fn sizes_parse_and_format() {
@@ -439,7 +370,7 @@ mod tests {
 
     #[test]
     fn ids_and_hashes_are_stable() {
-        let p = Params::new(WorkloadKind::BlobsUpload, 10, Size::Fixed(100_000), 1);
+        let p = Params::new(kind("blobs.upload"), 10, Size::Fixed(100_000), 1);
         assert_eq!(p.scenario_id(), "blobs.upload/10x100k/c1");
         // The walking skeleton's hash of this scenario: existing series must not break.
         assert_eq!(p.definition_hash(), "0a239c4659efbfde");
@@ -455,29 +386,29 @@ mod tests {
         let load = Params {
             op: Some(Op::Upload),
             duration_s: Some(10),
-            ..Params::new(WorkloadKind::ServerLoad, 0, Size::Fixed(10_000), 25)
+            ..Params::new(kind("server.load"), 0, Size::Fixed(10_000), 25)
         };
         assert_eq!(load.scenario_id(), "server.load/upload/10k/c25");
         let crypto = Params {
             format: Some(BlobFormat::V1),
-            ..Params::new(WorkloadKind::CryptoEncrypt, 1, Size::Fixed(10_000_000), 1)
+            ..Params::new(kind("crypto.encrypt"), 1, Size::Fixed(10_000_000), 1)
         };
         assert_eq!(crypto.scenario_id(), "crypto.encrypt/v1/1x10M");
         let sync = Params {
             direction: Some(SyncDirection::None),
-            ..Params::new(WorkloadKind::BlobsSync, 100, Size::Named(NamedSize::Mail), 3)
+            ..Params::new(kind("blobs.sync"), 100, Size::Named(NamedSize::Mail), 3)
         };
         assert_eq!(sync.scenario_id(), "blobs.sync/none/100xmail/c3");
         let backend = Params {
             op: Some(Op::Write),
             backend: Some(ServerBackendKind::Fs),
-            ..Params::new(WorkloadKind::ServerBackend, 1000, Size::Fixed(10_000), 10)
+            ..Params::new(kind("server.backend"), 1000, Size::Fixed(10_000), 10)
         };
         assert_eq!(backend.scenario_id(), "server.backend/write/fs/1000x10k/c10");
-        let deliver = Params::new(WorkloadKind::IncomingDeliver, 100, Size::Named(NamedSize::Mail), 4);
+        let deliver = Params::new(kind("incoming.deliver"), 100, Size::Named(NamedSize::Mail), 4);
         assert_eq!(deliver.scenario_id(), "incoming.deliver/100xmail/c4");
         // The incoming box takes one item at a time: no concurrency in its id.
-        let process = Params::new(WorkloadKind::IncomingProcess, 100, Size::Fixed(100_000), 1);
+        let process = Params::new(kind("incoming.process"), 100, Size::Fixed(100_000), 1);
         assert_eq!(process.scenario_id(), "incoming.process/100x100k");
     }
 }

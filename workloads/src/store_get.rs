@@ -7,7 +7,26 @@ use std::time::Instant;
 use blobs_client::{LocalStore, SyncStatus};
 
 use crate::store_put::{insert, open_store};
-use crate::{Context, Latencies, Params, Work, WorkloadError, blobs};
+
+use crate::{Context, Latencies, Params, Prepared, Work, WorkloadError, blobs};
+use crate::spec::{Extra, Key, Shape, Spec};
+
+/// `store.get`'s contract with the harness.
+pub(crate) const SPEC: Spec = Spec {
+    name: "store.get",
+    version: 1,
+    needs_server: false,
+    needs_services: false,
+    headline_metric: "wall_s",
+    shape: Shape {
+        concurrency: Key::No,
+        stores: Key::Optional,
+        ..Shape::BASE
+    },
+    extras: &[Extra::Throughput],
+    describe: |_, w| format!("Reading {} back from the {} local store.", w.of, w.store),
+    prepare: |params, ctx| Box::pin(async move { Ok(Prepared::new(StoreGet::prepare(params, ctx)?.run())) }),
+};
 
 const NAMESPACE: &str = "default";
 
@@ -47,6 +66,7 @@ impl StoreGet {
                 ops: self.ids.len() as u64,
                 errors: 0,
                 latencies: Some(latencies),
+                ..Work::default()
             })
         })
         .await

@@ -5,7 +5,25 @@ use std::time::Instant;
 
 use blobs_client::{BlobState, LocalStore, Priority, SyncStatus};
 
-use crate::{Context, Latencies, Params, StoreBackend, Work, WorkloadError, blobs, payload};
+use crate::{Context, Latencies, Params, Prepared, StoreBackend, Work, WorkloadError, blobs, payload};
+use crate::spec::{Extra, Key, Shape, Spec};
+
+/// `store.put`'s contract with the harness.
+pub(crate) const SPEC: Spec = Spec {
+    name: "store.put",
+    version: 1,
+    needs_server: false,
+    needs_services: false,
+    headline_metric: "wall_s",
+    shape: Shape {
+        concurrency: Key::No,
+        stores: Key::Optional,
+        ..Shape::BASE
+    },
+    extras: &[Extra::Throughput],
+    describe: |_, w| format!("Storing {} in the {} local store.", w.of, w.store),
+    prepare: |params, ctx| Box::pin(async move { Ok(Prepared::new(StorePut::prepare(params, ctx)?.run())) }),
+};
 
 const NAMESPACE: &str = "default";
 
@@ -66,6 +84,7 @@ impl StorePut {
                 ops: self.blobs.len() as u64,
                 errors: 0,
                 latencies: Some(latencies),
+                ..Work::default()
             })
         })
         .await

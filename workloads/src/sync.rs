@@ -4,9 +4,30 @@
 
 use blobs_client::BlobManager;
 
-use crate::{
-    Context, Params, SyncDirection, Work, WorkloadError, all_transferred, blobs, manager, manager_at, payload,
-    seeded_namespace, transfer_latencies,
+use crate::{Context, Params, Prepared, SyncDirection, Work, WorkloadError, all_transferred, blobs, manager, manager_at, payload, seeded_namespace, transfer_latencies};
+use crate::spec::{Extra, Key, Shape, Spec};
+
+/// `blobs.sync`'s contract with the harness.
+pub(crate) const SPEC: Spec = Spec {
+    name: "blobs.sync",
+    version: 1,
+    needs_server: true,
+    needs_services: false,
+    headline_metric: "sync_s",
+    shape: Shape {
+        directions: Key::Required,
+        ..Shape::BASE
+    },
+    extras: &[Extra::Throughput, Extra::SyncTime],
+    describe: |params, w| match params.direction {
+        Some(SyncDirection::Up) => format!("A full sync that uploads {} created locally, {}.", w.of, w.at_once),
+        Some(SyncDirection::Down) => format!("A full sync of a new device that downloads {}, {}.", w.of, w.at_once),
+        _ => format!(
+            "A full sync of two devices that already share {}: the cost of finding nothing to do.",
+            w.of
+        ),
+    },
+    prepare: |params, ctx| Box::pin(async move { Ok(Prepared::new(Sync::prepare(params, ctx).await?.run())) }),
 };
 
 pub struct Sync {
@@ -61,6 +82,7 @@ impl Sync {
             ops: report.transferred as u64,
             errors: 0,
             latencies: Some(transfer_latencies(&report)).filter(|l| !l.is_empty()),
+            ..Work::default()
         })
     }
 }

@@ -5,7 +5,26 @@ use std::time::Instant;
 use blobs_client::BlobManager;
 use futures::{StreamExt, TryStreamExt};
 
-use crate::{Context, Params, Work, WorkloadError, blobs, manager, payload};
+use crate::{Context, Params, Prepared, Work, WorkloadError, blobs, manager, payload};
+use crate::spec::{Extra, Shape, Spec};
+
+/// `blobs.upload`'s contract with the harness.
+pub(crate) const SPEC: Spec = Spec {
+    name: "blobs.upload",
+    version: 1,
+    needs_server: true,
+    needs_services: false,
+    headline_metric: "wall_s",
+    shape: Shape::BASE,
+    extras: &[Extra::Throughput],
+    describe: |_, w| {
+        format!(
+            "A client stores, encrypts and uploads {} through the BlobManager, {}.",
+            w.of, w.at_once
+        )
+    },
+    prepare: |params, ctx| Box::pin(async move { Ok(Prepared::new(Upload::prepare(params, ctx).await?.run())) }),
+};
 
 const NAMESPACE: &str = "default";
 

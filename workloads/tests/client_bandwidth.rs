@@ -46,11 +46,16 @@ async fn the_client_bandwidth_limit_paces_uploads_downloads_and_syncs() {
     let dir = tempfile::tempdir().unwrap();
     let url = server(dir.path()).await;
     // 1 MB in 4 blobs, two transfers at a time: at LIMIT, about a second each way.
-    let upload = Params::new(WorkloadKind::BlobsUpload, 4, Size::Fixed(250_000), 2);
-    let download = Params::new(WorkloadKind::BlobsDownload, 4, Size::Fixed(250_000), 2);
+    let upload = Params::new(WorkloadKind::named("blobs.upload").unwrap(), 4, Size::Fixed(250_000), 2);
+    let download = Params::new(
+        WorkloadKind::named("blobs.download").unwrap(),
+        4,
+        Size::Fixed(250_000),
+        2,
+    );
     let sync_up = Params {
         direction: Some(SyncDirection::Up),
-        ..Params::new(WorkloadKind::BlobsSync, 4, Size::Fixed(250_000), 2)
+        ..Params::new(WorkloadKind::named("blobs.sync").unwrap(), 4, Size::Fixed(250_000), 2)
     };
     for (round, params) in [upload, download, sync_up].into_iter().enumerate() {
         let ctx = context(&url, dir.path(), round as u32, Some(LIMIT));

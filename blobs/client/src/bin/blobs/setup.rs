@@ -72,22 +72,14 @@ fn parse_rate(s: &str) -> Result<u64, String> {
     if t == "off" || t == "none" {
         return Ok(0);
     }
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, unit) = t.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{s:?}: expected bytes per second such as 500k, 2M or 1MiB"))?;
-    let mult = match unit.trim() {
-        "" | "B" => 1,
-        "k" | "K" | "kB" | "KB" => 1_000,
-        "M" | "MB" => 1_000_000,
-        "G" | "GB" => 1_000_000_000,
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        other => return Err(format!("{s:?}: unknown unit {other:?} (k, M, G, KiB, MiB, GiB)")),
-    };
-    n.checked_mul(mult).ok_or_else(|| format!("{s:?} is too large"))
+    match t.parse::<bytesize::ByteSize>() {
+        // bytesize saturates instead of failing on overflow.
+        Ok(b) if b.as_u64() < u64::MAX => Ok(b.as_u64()),
+        Ok(_) => Err(format!("{s:?} is too large")),
+        Err(e) => Err(format!(
+            "{s:?}: expected bytes per second such as 500k, 2M or 1MiB ({e})"
+        )),
+    }
 }
 
 /// `store.json`: what a store directory holds and for whom.
@@ -236,4 +228,20 @@ pub async fn manager(g: &Global) -> anyhow::Result<BlobManager> {
         ..Config::default()
     };
     Ok(BlobManager::with_config(store, remote, keys.remote_secret(), config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_rate;
+
+    #[test]
+    fn rates_parse_with_decimal_and_binary_units() {
+        assert_eq!(parse_rate("500k"), Ok(500_000));
+        assert_eq!(parse_rate("2M/s"), Ok(2_000_000));
+        assert_eq!(parse_rate("1MiB"), Ok(1 << 20));
+        assert_eq!(parse_rate("1000"), Ok(1000));
+        assert_eq!(parse_rate("off"), Ok(0));
+        assert!(parse_rate("10x").unwrap_err().contains("\"10x\""));
+        assert!(parse_rate("99999999999999G").unwrap_err().contains("too large"));
+    }
 }
