@@ -4,8 +4,8 @@
 
 use std::time::Instant;
 
-use blobs_server::fs_backend::FsBackend;
-use blobs_server::s3_backend::S3Backend;
+use blobs_server::fs::backend::FsBackend;
+use blobs_server::s3::backend::S3Backend;
 use blobs_server::storage::{BlobRef, Storage, StorageBackend as _, StoreOptions, WriteMode};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};

@@ -156,7 +156,7 @@ pub enum WorkloadError {
     #[error(transparent)]
     Format(#[from] blobs_crypto::FormatError),
     #[error(transparent)]
-    Backend(#[from] blobs_server::fs_backend::StorageError),
+    Backend(#[from] blobs_server::fs::backend::StorageError),
     #[error("{failed} of {total} transfers failed; first: {first}")]
     Transfers { failed: usize, total: usize, first: String },
     #[error("this workload needs a server, and none was given")]

@@ -3,29 +3,14 @@
 //! The binary is a thin wrapper over [`Server`]; tests and embedders can start one in-process
 //! on real sockets. The public API is documented in `openapi.yaml` beside this crate.
 
-pub mod api;
-pub mod auth;
-pub mod backup;
+pub mod admission;
 pub mod config;
-pub mod disk;
-pub mod error;
-pub mod etcd;
 pub mod flags;
-pub mod fs_backend;
-pub mod group_sync;
-pub mod idle;
+pub mod fs;
+pub mod http;
 pub mod ids;
-pub mod index;
-pub mod layout;
-pub mod metrics;
-pub mod range;
-pub mod restore;
-pub mod s3_backend;
-pub mod serve;
-pub mod services;
+pub mod s3;
 pub mod storage;
-pub mod tls;
-pub mod tokens;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -61,13 +46,13 @@ pub fn parse_services_line(line: &str) -> Option<SocketAddr> {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
-    Tokens(#[from] tokens::TokenFileError),
+    Tokens(#[from] http::tokens::TokenFileError),
     #[error("token file {0} names no user; nobody could use this server")]
     NoTokens(PathBuf),
     #[error(transparent)]
     Storage(#[from] storage::StorageError),
     #[error(transparent)]
-    Tls(#[from] tls::TlsError),
+    Tls(#[from] http::tls::TlsError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
 }
@@ -76,8 +61,8 @@ pub enum StartError {
 pub struct Server {
     public: tokio::net::TcpListener,
     services: Option<tokio::net::TcpListener>,
-    state: api::AppState,
-    conn: serve::ConnOptions,
+    state: http::api::AppState,
+    conn: http::serve::ConnOptions,
 }
 
 async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, StartError> {
@@ -88,25 +73,25 @@ async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, StartError> {
 
 impl Server {
     pub async fn bind(config: &Config) -> Result<Self, StartError> {
-        let auth = auth::Auth::load(config.tokens.clone(), config.services_tokens.clone())?;
+        let auth = http::auth::Auth::load(config.tokens.clone(), config.services_tokens.clone())?;
         if auth.users().is_empty() {
             return Err(StartError::NoTokens(config.tokens.clone()));
         }
-        let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
+        let tls = config.tls.as_ref().map(http::tls::acceptor).transpose()?;
         let opts = storage::StoreOptions::from_config(config);
         let storage = match &config.storage {
-            config::StorageConfig::Fs => storage::Storage::Fs(fs_backend::FsBackend::open(&config.data_dir, opts)?),
-            config::StorageConfig::S3(s3) => storage::Storage::S3(s3_backend::S3Backend::open(s3, opts).await?),
+            config::StorageConfig::Fs => storage::Storage::Fs(fs::backend::FsBackend::open(&config.data_dir, opts)?),
+            config::StorageConfig::S3(s3) => storage::Storage::S3(s3::backend::S3Backend::open(s3, opts).await?),
         };
         let public = bind(config.listen).await?;
         let services = match config.services_tokens {
             Some(_) => Some(bind(config.services_listen).await?),
             None => None,
         };
-        let state = api::AppState(Arc::new(api::Inner {
+        let state = http::api::AppState(Arc::new(http::api::Inner {
             auth,
             storage,
-            metrics: Arc::new(metrics::Metrics::default()),
+            metrics: Arc::new(http::metrics::Metrics::default()),
             public_metrics: config.public_metrics,
             changes: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_writes.max(1))),
             write_wait: config.write_wait,
@@ -115,7 +100,7 @@ impl Server {
             public,
             services,
             state,
-            conn: serve::ConnOptions {
+            conn: http::serve::ConnOptions {
                 header_timeout: config.header_timeout,
                 idle_timeout: config.idle_timeout,
                 max_connections: config.max_connections,
@@ -141,7 +126,7 @@ impl Server {
     }
 
     /// A handle that re-reads the token files (what SIGHUP does).
-    pub fn reloader(&self) -> impl Fn() -> Result<(), tokens::TokenFileError> + Send + 'static {
+    pub fn reloader(&self) -> impl Fn() -> Result<(), http::tokens::TokenFileError> + Send + 'static {
         let state = self.state.clone();
         move || state.auth.reload()
     }
@@ -163,18 +148,18 @@ impl Server {
                 tracing::error!(error = %e, "cannot load the blob index");
             }
         });
-        let public = serve::run(
+        let public = http::serve::run(
             self.public,
-            api::router(self.state.clone()),
+            http::api::router(self.state.clone()),
             self.conn.clone(),
             stop.clone(),
         );
         match self.services {
             Some(listener) => {
-                let services = serve::run(
+                let services = http::serve::run(
                     listener,
-                    services::router(self.state.clone()),
-                    serve::ConnOptions {
+                    http::services::router(self.state.clone()),
+                    http::serve::ConnOptions {
                         tls: None,
                         ..self.conn.clone()
                     },
@@ -219,7 +204,7 @@ mod tests {
         let call = |method: reqwest::Method, path: &str, body: &'static str| {
             client
                 .request(method, format!("http://{addr}{path}"))
-                .header("Authorization", auth::header_value("alice", "alice-token"))
+                .header("Authorization", http::auth::header_value("alice", "alice-token"))
                 .body(body)
                 .send()
         };

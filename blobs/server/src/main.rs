@@ -115,10 +115,10 @@ fn restore(
     replace: bool,
 ) -> anyhow::Result<()> {
     let report = if from == std::path::Path::new("-") {
-        blobs_server::restore::restore(data_dir, std::io::stdin().lock(), user, replace)
+        blobs_server::fs::restore::restore(data_dir, std::io::stdin().lock(), user, replace)
     } else {
         let file = std::fs::File::open(from).with_context(|| format!("cannot open {}", from.display()))?;
-        blobs_server::restore::restore(data_dir, std::io::BufReader::new(file), user, replace)
+        blobs_server::fs::restore::restore(data_dir, std::io::BufReader::new(file), user, replace)
     }
     .with_context(|| format!("restoring {} into {}", from.display(), data_dir.display()))?;
     println!(
@@ -144,7 +144,7 @@ fn sweep_s3(args: SweepArgs) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     let report = runtime.block_on(async {
         let backend =
-            blobs_server::s3_backend::S3Backend::open(s3, blobs_server::storage::StoreOptions::from_config(&config))
+            blobs_server::s3::backend::S3Backend::open(s3, blobs_server::storage::StoreOptions::from_config(&config))
                 .await?;
         backend.sweep(args.min_age.into(), args.dry_run).await
     })?;

@@ -1,8 +1,8 @@
 //! What every storage backend offers the API, and the types they share.
 //!
 //! [`StorageBackend`] is the contract; [`Storage`] is the backend a server was configured
-//! with (`[storage] backend = "fs" | "s3"`). The filesystem backend ([`crate::fs_backend`])
-//! is the default and needs nothing else; the S3 backend ([`crate::s3_backend`]) lets several
+//! with (`[storage] backend = "fs" | "s3"`). The filesystem backend ([`crate::fs::backend`])
+//! is the default and needs nothing else; the S3 backend ([`crate::s3::backend`]) lets several
 //! stateless servers share one object store.
 
 use std::collections::HashMap;
@@ -14,13 +14,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use futures::Stream;
 
-use crate::disk::DiskError;
 use crate::flags::{Flag, FlagSet};
-use crate::fs_backend::FsBackend;
-use crate::index::{Namespace, UserIndex};
-use crate::s3_backend::S3Backend;
+use crate::fs::backend::FsBackend;
+use crate::fs::disk::DiskError;
+use crate::fs::index::{Namespace, UserIndex};
+use crate::s3::backend::S3Backend;
 
-pub use crate::layout::BlobRef;
+pub use crate::fs::layout::BlobRef;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -181,7 +181,7 @@ pub enum BlobData {
     /// Read into memory when small, memory-mapped when larger.
     Bytes(Bytes),
     /// In the object store: fetched (ranged) when the response is sent.
-    Remote(crate::s3_backend::RemoteBlob),
+    Remote(crate::s3::backend::RemoteBlob),
 }
 
 impl StoredBlob {

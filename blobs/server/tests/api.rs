@@ -805,6 +805,27 @@ async fn oversized_bodies_are_refused_case(b: Backend) {
         .unwrap();
     assert_eq!(streamed.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(get_json(&s, "/blobs/alice/").await, json!(["ok"]));
+    // Both backends cap a delivery's body alone, not the preamble stored before it, with a
+    // declared length and without one.
+    let deliver = |id: &str, body: reqwest::Body| {
+        client()
+            .put(s.services_url(&format!("/incoming/alice/{id}")))
+            .header("Authorization", mx())
+            .body(body)
+            .send()
+    };
+    let status = |r: reqwest::Result<reqwest::Response>| r.unwrap().status();
+    assert_eq!(status(deliver("m1", vec![1u8; 1000].into()).await), StatusCode::OK);
+    assert_eq!(
+        status(deliver("m2", vec![1u8; 1001].into()).await),
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+    let stream = |n: usize| {
+        let chunks: Vec<Result<Vec<u8>, std::io::Error>> = vec![Ok(vec![1u8; n / 2]), Ok(vec![1u8; n - n / 2])];
+        reqwest::Body::wrap_stream(futures::stream::iter(chunks))
+    };
+    assert_eq!(status(deliver("m3", stream(1000)).await), StatusCode::OK);
+    assert_eq!(status(deliver("m4", stream(1001)).await), StatusCode::PAYLOAD_TOO_LARGE);
     // A Content-Length that is not a number never reaches a handler.
     let out = raw(
         s.addr,

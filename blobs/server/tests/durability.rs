@@ -299,8 +299,8 @@ fn block_removal_of(path: &std::path::Path) {
 fn path_of(s: &Running, id: &str, suffix: &str) -> std::path::PathBuf {
     let blob = s
         .data()
-        .join(blobs_server::layout::relative_blob_path("alice", "default", id));
-    blobs_server::layout::with_suffix(&blob, suffix)
+        .join(blobs_server::fs::layout::relative_blob_path("alice", "default", id));
+    blobs_server::fs::layout::with_suffix(&blob, suffix)
 }
 
 /// A step that fails after an upload's link (here the removal of the old tombstone; in
@@ -316,7 +316,7 @@ async fn an_upload_that_fails_after_its_link_is_not_acknowledged_but_served() {
             send(&s, Method::DELETE, "/blobs/alice/doc", None).await.status(),
             StatusCode::OK
         );
-        block_removal_of(&path_of(&s, "doc", blobs_server::layout::TOMBSTONE_SUFFIX));
+        block_removal_of(&path_of(&s, "doc", blobs_server::fs::layout::TOMBSTONE_SUFFIX));
 
         let r = send(&s, Method::PUT, "/blobs/alice/doc", Some(b"second".to_vec())).await;
         assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR, "{args:?}");
@@ -359,7 +359,7 @@ async fn a_deletion_that_fails_after_its_rename_is_not_acknowledged_but_counts()
         post_flags(&s, "/blobs/alice/doc", r#"["PROCESSED"]"#).await,
         StatusCode::OK
     );
-    block_removal_of(&path_of(&s, "doc", blobs_server::layout::FLAGS_SUFFIX));
+    block_removal_of(&path_of(&s, "doc", blobs_server::fs::layout::FLAGS_SUFFIX));
 
     let r = send(&s, Method::DELETE, "/blobs/alice/doc", None).await;
     assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
@@ -375,7 +375,7 @@ async fn a_deletion_that_fails_after_its_rename_is_not_acknowledged_but_counts()
     );
 
     // The flags the deletion failed to remove are not the next blob's, even after a restart.
-    let flags = path_of(&s, "doc", blobs_server::layout::FLAGS_SUFFIX);
+    let flags = path_of(&s, "doc", blobs_server::fs::layout::FLAGS_SUFFIX);
     std::fs::remove_dir_all(&flags).unwrap();
     std::fs::write(&flags, r#"["PROCESSED"]"#).unwrap();
     assert_eq!(put(&s, "/blobs/alice/doc", b"new bytes").await, StatusCode::OK);

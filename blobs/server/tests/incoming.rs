@@ -285,8 +285,8 @@ async fn a_delivery_to_an_id_on_disk_but_not_in_the_index_is_refused_and_changes
     assert_eq!(deliver(&s, "alice", "first", b"x", Some(mx())).await, StatusCode::OK);
     let path = s
         .data()
-        .join(blobs_server::layout::relative_blob_path("alice", "MX", "taken"));
-    let flags = blobs_server::layout::with_suffix(&path, blobs_server::layout::FLAGS_SUFFIX);
+        .join(blobs_server::fs::layout::relative_blob_path("alice", "MX", "taken"));
+    let flags = blobs_server::fs::layout::with_suffix(&path, blobs_server::fs::layout::FLAGS_SUFFIX);
     // A blob on disk that the index does not know, as something outside the server can leave.
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(&path, b"the earlier bytes").unwrap();

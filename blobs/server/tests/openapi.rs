@@ -79,7 +79,7 @@ fn credentials(listener: &str, path: &str) -> String {
 #[tokio::test]
 async fn the_document_matches_the_server() {
     let doc = load_doc();
-    for (listener, file) in [("public", "api.rs"), ("services", "services.rs")] {
+    for (listener, file) in [("public", "http/api.rs"), ("services", "http/services.rs")] {
         let documented: BTreeSet<String> = doc
             .keys()
             .filter(|(l, _)| l == listener)

@@ -7,7 +7,7 @@ mod common;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use blobs_server::etcd::{Etcd, Op};
+use blobs_server::s3::etcd::{Etcd, Op};
 use common::cluster;
 use common::*;
 use object_store::{ObjectStoreExt as _, PutPayload};
@@ -109,7 +109,7 @@ async fn a_sweep_deletes_only_bytes_nothing_points_to_and_no_server_will_delete(
             .unwrap();
     }
     let in_bucket = || async {
-        let mut keys = blobs_server::s3_backend::list_objects(&store, &format!("{prefix}/data"))
+        let mut keys = blobs_server::s3::backend::list_objects(&store, &format!("{prefix}/data"))
             .await
             .unwrap();
         keys.sort();

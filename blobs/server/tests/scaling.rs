@@ -189,7 +189,7 @@ async fn a_renewed_lease_outlives_its_time_to_live_and_ends_without_renewal() {
         return;
     }
     let c = Cluster::shared();
-    let etcd = blobs_server::etcd::Etcd::new(c.env["SOLEDAD_ETCD"].split(',').map(str::to_owned).collect());
+    let etcd = blobs_server::s3::etcd::Etcd::new(c.env["SOLEDAD_ETCD"].split(',').map(str::to_owned).collect());
     let lease = etcd.grant(2).await.unwrap();
     let renewal = etcd.spawn_keep_alive(lease, 2);
     tokio::time::sleep(std::time::Duration::from_secs(5)).await;

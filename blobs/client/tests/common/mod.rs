@@ -56,7 +56,7 @@ impl Server {
             .put(url)
             .header(
                 "Authorization",
-                blobs_server::auth::header_value(SERVICE, SERVICE_TOKEN),
+                blobs_server::http::auth::header_value(SERVICE, SERVICE_TOKEN),
             )
             .body(body.to_vec())
             .send()

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-pub use blobs_server::auth::header_value;
+pub use blobs_server::http::auth::header_value;
 pub use reqwest::StatusCode;
 
 pub const TOKENS: &str = "# test users\nalice:alice-token\nbob:bob-token\n";

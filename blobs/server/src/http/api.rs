@@ -13,12 +13,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 
-use crate::auth::Auth;
-use crate::error::ApiError;
 use crate::flags::{Flag, FlagSet};
+use crate::http::auth::Auth;
+use crate::http::error::ApiError;
+use crate::http::metrics::{Metrics, Tracked};
+use crate::http::range::{RangeAnswer, parse_range};
 use crate::ids::{DEFAULT_NAMESPACE, is_valid_name};
-use crate::metrics::{Metrics, Tracked};
-use crate::range::{RangeAnswer, parse_range};
 use crate::storage::{BlobRef, Cursor, ListQuery, Order, Storage, StorageBackend as _, StoredBlob, WriteMode};
 
 /// Largest flags body (a JSON list of at most four names).
@@ -67,7 +67,7 @@ pub fn router(state: AppState) -> Router {
     if state.public_metrics {
         r = r.route("/metrics", get(metrics));
     }
-    r.route_layer(crate::metrics::TrackLayer(tracked))
+    r.route_layer(crate::http::metrics::TrackLayer(tracked))
         .fallback(no_route)
         .with_state(state)
 }

@@ -5,7 +5,7 @@
 //! check to its index update, so "exists" answers, compare-and-set on flags and usage are
 //! exact. Every change also holds its user's gate for reading; a backup takes the gate for
 //! writing while it links the user's files, which gives it one consistent point in time.
-//! Downloads take no lock: files are never modified in place (see [`crate::disk`]).
+//! Downloads take no lock: files are never modified in place (see [`crate::fs::disk`]).
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -20,12 +20,13 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use tokio::sync::{OnceCell, RwLock, Semaphore};
 
+use crate::admission::{self, Admitted};
 use crate::config::Durability;
-use crate::disk::{self, DirSync, Publish, TempFile};
 use crate::flags::{Flag, FlagSet};
-use crate::group_sync::GroupSync;
-use crate::index::{BlobMeta, UserIndex};
-use crate::layout::{self, LOCK_FILE, SNAPSHOT_DIR, TMP_DIR};
+use crate::fs::disk::{self, DirSync, Publish, TempFile};
+use crate::fs::group_sync::GroupSync;
+use crate::fs::index::{BlobMeta, UserIndex};
+use crate::fs::layout::{self, LOCK_FILE, SNAPSHOT_DIR, TMP_DIR};
 use crate::storage::{self, incoming_preamble};
 
 pub use crate::storage::{
@@ -259,27 +260,11 @@ impl FsBackend {
         E: std::fmt::Display,
     {
         let max = self.opts.max_blob_size;
-        if declared.is_some_and(|n| n > max) {
-            return Err(StorageError::TooLarge { max });
-        }
+        admission::declared(declared, max)?;
         let state = self.user(blob.user()).await?;
-        let credit = {
-            let idx = Self::index(&state);
-            let existing = idx.get(blob.namespace(), blob.id());
-            match (&mode, existing) {
-                (WriteMode::Create | WriteMode::Incoming, Some(_)) => {
-                    return Err(StorageError::Exists(blob.id().to_owned()));
-                }
-                (WriteMode::Replace { .. }, Some(m)) => m.size,
-                _ => 0,
-            }
-        };
+        let existing = Self::index(&state).get(blob.namespace(), blob.id()).map(|m| m.size);
+        let Admitted { credit, overhead } = admission::start(blob.id(), &mode, existing)?;
         let incoming = mode == WriteMode::Incoming;
-        let overhead = if incoming {
-            blobs_crypto::PREAMBLE_B64_LEN as u64 + 1
-        } else {
-            0
-        };
         let mut reservation = Reservation {
             state: &state,
             quota: self.quota_of(blob.user()),
@@ -305,9 +290,7 @@ impl FsBackend {
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| StorageError::Body(e.to_string()))?;
             size += chunk.len() as u64;
-            if size > max {
-                return Err(StorageError::TooLarge { max });
-            }
+            admission::received(size, max)?;
             if declared.is_none_or(|n| size > n) {
                 reservation.grow(chunk.len() as u64)?;
             }
@@ -346,18 +329,10 @@ impl FsBackend {
                 idx.has_tombstone(blob.namespace(), blob.id()),
             )
         };
-        let how = match (&mode, existing) {
-            (WriteMode::Create | WriteMode::Incoming, Some(_)) => {
-                return Err(StorageError::Exists(blob.id().to_owned()));
-            }
-            (WriteMode::Replace { if_match: Some(want) }, current) => {
-                let current = current.map(|m| etag(m.mtime, m.size));
-                if current.as_deref() != Some(want.as_str()) && want != "*" {
-                    return Err(StorageError::PreconditionFailed(want.clone()));
-                }
-                Publish::Replace
-            }
-            (WriteMode::Replace { .. }, _) => Publish::Replace,
+        let current = existing.map(|m| etag(m.mtime, m.size));
+        admission::publish(blob.id(), &mode, current.as_deref())?;
+        let how = match mode {
+            WriteMode::Replace { .. } => Publish::Replace,
             _ => Publish::New,
         };
         let path = self.blob_path(blob);

@@ -115,7 +115,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = crate::Config::new("127.0.0.1:0".parse().unwrap(), dir.path().into(), "t".into());
         let store =
-            crate::fs_backend::FsBackend::open(dir.path(), crate::fs_backend::StoreOptions::from_config(&config))
+            crate::fs::backend::FsBackend::open(dir.path(), crate::fs::backend::StoreOptions::from_config(&config))
                 .unwrap();
         for (u, n, i) in [("user", "default", "blob_id"), ("u", "MX", "1"), ("a", "b", "abcdefgh")] {
             let b = BlobRef::new(u, n, i).unwrap();

@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use crate::flags::FlagSet;
-use crate::index::{BlobMeta, Namespace, UserIndex};
-use crate::layout::{self, Entry, FLAGS_SUFFIX, TOMBSTONE_SUFFIX};
+use crate::fs::index::{BlobMeta, Namespace, UserIndex};
+use crate::fs::layout::{self, Entry, FLAGS_SUFFIX, TOMBSTONE_SUFFIX};
 
 /// An I/O failure and the path it concerns.
 #[derive(Debug, thiserror::Error)]

@@ -10,7 +10,7 @@
 
 use tokio::sync::Mutex;
 
-use crate::etcd::{Etcd, Op};
+use crate::s3::etcd::{Etcd, Op};
 use crate::storage::StorageError;
 
 /// Seconds a registration outlives its server's last renewal.

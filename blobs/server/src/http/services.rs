@@ -9,10 +9,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 
-use crate::api::{AppState, blob_ref, health, info, metrics, no_route};
-use crate::auth::BACKUP_SERVICE;
-use crate::error::ApiError;
-use crate::metrics::Tracked;
+use crate::http::api::{AppState, blob_ref, health, info, metrics, no_route};
+use crate::http::auth::BACKUP_SERVICE;
+use crate::http::error::ApiError;
+use crate::http::metrics::Tracked;
 use crate::storage::{StorageBackend as _, WriteMode};
 
 /// Incoming deliveries land in this namespace, as upstream.
@@ -30,7 +30,7 @@ pub fn router(state: AppState) -> Router {
         .route("/incoming/{user}/{blob_id}", put(deliver))
         .route("/backup", get(backup_all))
         .route("/backup/{user}", get(backup_user))
-        .route_layer(crate::metrics::TrackLayer(tracked))
+        .route_layer(crate::http::metrics::TrackLayer(tracked))
         .fallback(no_route)
         .with_state(state)
 }
@@ -52,7 +52,7 @@ async fn deliver(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
-    let stored = crate::api::write_to_the_end(&state, blob, body, WriteMode::Incoming, declared).await?;
+    let stored = crate::http::api::write_to_the_end(&state, blob, body, WriteMode::Incoming, declared).await?;
     state.metrics.bytes_received.inc_by(stored);
     tracing::info!(service, user, id, bytes = stored, "incoming delivery");
     Ok(StatusCode::OK)
@@ -90,7 +90,7 @@ async fn backup_user(
 }
 
 async fn backup_response(state: AppState, users: Vec<String>) -> Result<Response, ApiError> {
-    let body = crate::backup::stream(state, users).await?;
+    let body = crate::fs::backup::stream(state, users).await?;
     let mut r = Body::from_stream(body).into_response();
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-tar"));

@@ -11,8 +11,8 @@ use axum::http::header::AUTHORIZATION;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD_PAD_INDIFFERENT;
 
-use crate::error::ApiError;
-use crate::tokens::{TokenFileError, Tokens};
+use crate::http::error::ApiError;
+use crate::http::tokens::{TokenFileError, Tokens};
 
 /// The service name whose tokens may take backups.
 pub const BACKUP_SERVICE: &str = "backup";

@@ -27,7 +27,7 @@ use std::sync::mpsc;
 
 use tokio::sync::oneshot;
 
-use crate::disk::{DiskError, Visible, err};
+use crate::fs::disk::{DiskError, Visible, err};
 
 /// How a sync went, sent to every ask it answers (`io::Error` is not `Clone`).
 type Outcome = Result<(), (std::io::ErrorKind, String)>;

@@ -16,7 +16,7 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use crate::idle::IdleTimeout;
+use crate::http::idle::IdleTimeout;
 
 /// Largest request head (request line and headers) accepted; hyper answers 431 past it.
 const MAX_HEAD_BYTES: usize = 64 * 1024;

@@ -34,10 +34,11 @@ pub use sweep::SweepReport;
 
 use registration::Registration;
 
+use crate::admission::{self, Admitted};
 use crate::config::S3Config;
-use crate::etcd::{Compare, Etcd, EtcdError, Kv, Op};
 use crate::flags::{Flag, FlagSet};
-use crate::index::{BlobMeta, Namespace, UserIndex};
+use crate::fs::index::{BlobMeta, Namespace, UserIndex};
+use crate::s3::etcd::{Compare, Etcd, EtcdError, Kv, Op};
 use crate::storage::{
     self, BlobData, BlobRef, ListQuery, Listing, StorageBackend, StorageError, StoreOptions, StoredBlob, Totals, Usage,
     WriteMode, etag, incoming_preamble,
@@ -437,11 +438,11 @@ impl S3Backend {
     {
         let max = self.opts.max_blob_size;
         let quota = self.opts.quota_of(user);
+        // A delivery's preamble is already in the upload; the cap is on the body alone.
+        let start = upload.size;
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| StorageError::Body(e.to_string()))?;
-            if upload.size + chunk.len() as u64 > max {
-                return Err(StorageError::TooLarge { max });
-            }
+            admission::received(upload.size - start + chunk.len() as u64, max)?;
             if let Some(quota) = quota
                 && upload.size + chunk.len() as u64 > reservation.bytes
             {
@@ -531,28 +532,15 @@ impl StorageBackend for S3Backend {
         E: std::fmt::Display + Send,
     {
         let max = self.opts.max_blob_size;
-        if declared.is_some_and(|n| n > max) {
-            return Err(StorageError::TooLarge { max });
-        }
+        admission::declared(declared, max)?;
         let incoming = mode == WriteMode::Incoming;
         let existing = self.current(blob).await?;
-        let credit = match (&mode, &existing) {
-            (WriteMode::Create | WriteMode::Incoming, Some(_)) => {
-                return Err(StorageError::Exists(blob.id().to_owned()));
-            }
-            (WriteMode::Replace { .. }, Some((r, _))) => r.size,
-            _ => 0,
-        };
+        let Admitted { credit, overhead } = admission::start(blob.id(), &mode, existing.as_ref().map(|(r, _)| r.size))?;
         let mut reservation = Reservation {
             etcd: self.etcd.clone(),
             lease: None,
             renewal: None,
             bytes: 0,
-        };
-        let overhead = if incoming {
-            blobs_crypto::PREAMBLE_B64_LEN as u64 + 1
-        } else {
-            0
         };
         if let Some(quota) = self.opts.quota_of(blob.user()) {
             let first = declared.unwrap_or(0) + overhead;
@@ -599,11 +587,13 @@ impl StorageBackend for S3Backend {
                     let mut r = Ok(());
                     while let Some(chunk) = body.next().await {
                         match chunk {
-                            Ok(c) if (whole.len() + c.len()) as u64 > max => {
-                                r = Err(StorageError::TooLarge { max });
-                                break;
+                            Ok(c) => {
+                                if let Err(e) = admission::received((whole.len() + c.len()) as u64, max) {
+                                    r = Err(e);
+                                    break;
+                                }
+                                whole.extend_from_slice(&c);
                             }
-                            Ok(c) => whole.extend_from_slice(&c),
                             Err(e) => {
                                 r = Err(StorageError::Body(e.to_string()));
                                 break;
@@ -646,19 +636,10 @@ impl StorageBackend for S3Backend {
                     humantime::format_duration(UPLOAD_MAX)
                 )));
             }
-            match (&mode, &current) {
-                (WriteMode::Create | WriteMode::Incoming, Some(_)) => {
-                    let _ = self.store.delete(&path).await;
-                    return Err(StorageError::Exists(blob.id().to_owned()));
-                }
-                (WriteMode::Replace { if_match: Some(want) }, cur) => {
-                    let cur = cur.as_ref().map(|(r, _)| r.etag());
-                    if cur.as_deref() != Some(want.as_str()) && want != "*" {
-                        let _ = self.store.delete(&path).await;
-                        return Err(StorageError::PreconditionFailed(want.clone()));
-                    }
-                }
-                _ => {}
+            let etag = current.as_ref().map(|(r, _)| r.etag());
+            if let Err(e) = admission::publish(blob.id(), &mode, etag.as_deref()) {
+                let _ = self.store.delete(&path).await;
+                return Err(e);
             }
             let now = nanos(SystemTime::now());
             let (flags, flags_time) = match (&current, incoming) {

@@ -10,11 +10,11 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
-use crate::backup::{FORMAT, MANIFEST, Manifest};
-use crate::disk::{self, DiskError};
 use crate::flags::FlagSet;
-use crate::fs_backend::{FsBackend, StorageError};
-use crate::layout::{self, Entry, TMP_DIR};
+use crate::fs::backend::{FsBackend, StorageError};
+use crate::fs::backup::{FORMAT, MANIFEST, Manifest};
+use crate::fs::disk::{self, DiskError};
+use crate::fs::layout::{self, Entry, TMP_DIR};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {

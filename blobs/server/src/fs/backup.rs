@@ -14,8 +14,8 @@ use bytes::Bytes;
 use futures::Stream;
 use tokio::sync::mpsc;
 
-use crate::api::AppState;
-use crate::error::ApiError;
+use crate::http::api::AppState;
+use crate::http::error::ApiError;
 
 /// The archive's first entry, which says what it is.
 pub const MANIFEST: &str = "blobs-backup.json";
