@@ -14,8 +14,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use collector::statistics::paired::rounds_for_target as rounds_for_target_paired;
 use collector::statistics::quantile::{median, quantile_of_sorted};
-use collector::statistics::summarize;
+use collector::statistics::{CONFIDENCE, summarize};
 use harness::scenario::MIN_ROUNDS;
 use serde::Serialize;
 use site_gen::format::share;
@@ -72,6 +73,24 @@ struct KernelReport {
     ci: f64,
     /// Rounds the target would need, extrapolated from `ci` (a CI narrows as 1/sqrt(n)).
     rounds_for_target: usize,
+    /// The same rounds seen as a paired comparison does: the ratios of adjacent rounds
+    /// (1st/2nd, 3rd/4th, ...), which cancel the machine's state that both shared.
+    paired: PairedNoise,
+}
+
+/// How noisy a paired comparison of this kernel with itself would be.
+#[derive(Debug, Serialize)]
+struct PairedNoise {
+    pairs: usize,
+    /// CV of the adjacent-round ratios.
+    ratio_cv: f64,
+    /// CV of the median of 5 adjacent ratios, over consecutive groups of 5 pairs; beside it,
+    /// the CV of the median of 5 single rounds, which is what an unpaired estimate gets.
+    median_of_5_ratios_cv: Option<f64>,
+    median_of_5_rounds_cv: Option<f64>,
+    /// Pairs a comparison needs for its ratio's 95% CI to be within the target (Student's t
+    /// on the log ratios, as `compare` decides); `None` beyond 100,000.
+    pairs_for_target: Option<usize>,
 }
 
 #[derive(Debug, Serialize)]
@@ -148,6 +167,49 @@ fn rounds_for_target(n: usize, achieved: f64, target: f64) -> usize {
     (needed as usize).max(MIN_ROUNDS as usize)
 }
 
+/// Coefficient of variation (sample standard deviation over mean); `None` under 2 values.
+fn cv(values: &[f64]) -> Option<f64> {
+    if values.len() < 2 {
+        return None;
+    }
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    Some(var.sqrt() / mean)
+}
+
+/// Medians of consecutive groups of `k` values (a last, partial group is left out).
+fn medians_of(values: &[f64], k: usize) -> Vec<f64> {
+    values.chunks_exact(k).filter_map(median).collect()
+}
+
+fn paired_noise(samples_ms: &[f64], target: f64) -> PairedNoise {
+    let ratios: Vec<f64> = samples_ms
+        .chunks_exact(2)
+        .filter(|p| p[0] > 0.0 && p[1] > 0.0)
+        .map(|p| p[1] / p[0])
+        .collect();
+    let logs: Vec<f64> = ratios.iter().map(|r| r.ln()).collect();
+    let sd_log = if logs.len() < 2 {
+        f64::NAN
+    } else {
+        let n = logs.len() as f64;
+        let mean = logs.iter().sum::<f64>() / n;
+        (logs.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+    };
+    PairedNoise {
+        pairs: ratios.len(),
+        ratio_cv: cv(&ratios).unwrap_or(f64::NAN),
+        median_of_5_ratios_cv: cv(&medians_of(&ratios, 5)),
+        median_of_5_rounds_cv: cv(&medians_of(samples_ms, 5)),
+        pairs_for_target: if sd_log.is_finite() {
+            rounds_for_target_paired(sd_log, target, CONFIDENCE)
+        } else {
+            None
+        },
+    }
+}
+
 fn report(kernel: &'static str, samples_ms: &[f64], target: f64) -> anyhow::Result<KernelReport> {
     let s = summarize(samples_ms).with_context(|| format!("the {kernel} kernel recorded no usable round"))?;
     let mut sorted = samples_ms.to_vec();
@@ -161,6 +223,7 @@ fn report(kernel: &'static str, samples_ms: &[f64], target: f64) -> anyhow::Resu
         p90_over_p10: quantile_of_sorted(&sorted, 0.9) / quantile_of_sorted(&sorted, 0.1),
         ci,
         rounds_for_target: rounds_for_target(s.n, ci, target),
+        paired: paired_noise(samples_ms, target),
     })
 }
 
@@ -221,6 +284,30 @@ pub fn run(args: NoiseArgs) -> anyhow::Result<()> {
             k.rounds_for_target
         );
     }
+    let percent = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{:.1}%", v * 100.0));
+    println!();
+    println!("paired, as compare measures: ratios of adjacent rounds");
+    println!(
+        "{:<8} {:>7} {:>9} {:>15} {:>15} {:>15}",
+        "kernel",
+        "pairs",
+        "ratio CV",
+        "median-5 pairs",
+        "median-5 rounds",
+        format!("pairs for ±{}", share(args.target_ci))
+    );
+    for k in &report.kernels {
+        let p = &k.paired;
+        println!(
+            "{:<8} {:>7} {:>9} {:>15} {:>15} {:>15}",
+            k.kernel,
+            p.pairs,
+            percent(Some(p.ratio_cv)),
+            percent(p.median_of_5_ratios_cv),
+            percent(p.median_of_5_rounds_cv),
+            p.pairs_for_target.map_or("over 100000".to_owned(), |n| n.to_string())
+        );
+    }
     Ok(())
 }
 
@@ -234,6 +321,23 @@ mod tests {
         assert_eq!(rounds_for_target(100, 0.02, 0.02), 100);
         // Already well under the target: a scenario still runs its minimum.
         assert_eq!(rounds_for_target(100, 0.001, 0.02), MIN_ROUNDS as usize);
+    }
+
+    #[test]
+    fn pairs_cancel_a_step_that_both_rounds_of_a_pair_share() {
+        // The machine runs at 1x for 10 rounds and at 1.5x for 10, with 1% jitter: single
+        // rounds spread widely, pairs (within one step) hardly at all.
+        let samples: Vec<f64> = (0..20)
+            .map(|i| (if i < 10 { 1.0 } else { 1.5 }) * (1.0 + 0.01 * ((i % 3) as f64 - 1.0)))
+            .collect();
+        let p = paired_noise(&samples, 0.02);
+        assert_eq!(p.pairs, 10);
+        assert!(p.ratio_cv < 0.02, "{p:?}");
+        assert!(p.median_of_5_rounds_cv.unwrap() > 0.2, "{p:?}");
+        assert!(p.median_of_5_ratios_cv.unwrap() < 0.02, "{p:?}");
+        assert_eq!(p.pairs_for_target, Some(collector::statistics::paired::MIN_ROUNDS));
+        assert_eq!(cv(&[1.0]), None);
+        assert_eq!(medians_of(&[1.0, 2.0, 3.0, 9.0, 9.0, 7.0], 5), vec![3.0]);
     }
 
     #[test]

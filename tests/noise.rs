@@ -33,6 +33,13 @@ fn both_kernels_are_measured_in_alternating_rounds() {
         assert!(f("cv") >= 0.0 && f("ci") >= 0.0, "{k}");
         assert!(f("p90_over_p10") >= 1.0, "{k}");
         assert!(f("rounds_for_target") >= 5.0, "{k}");
+        let paired = &k["paired"];
+        assert!(
+            paired["pairs"].as_u64().unwrap() * 2 <= k["rounds"].as_u64().unwrap() + 1,
+            "{k}"
+        );
+        assert!(paired["ratio_cv"].as_f64().unwrap() >= 0.0, "{k}");
+        assert!(paired["pairs_for_target"].as_u64().is_none_or(|n| n >= 6), "{k}");
     }
 }
 
@@ -41,9 +48,10 @@ fn the_table_names_the_target_and_bad_values_are_refused() {
     let out = noise(&["--seconds", "0.2", "--round-ms", "2", "--target-ci", "0.05"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let table = String::from_utf8_lossy(&out.stdout);
-    assert!(table.contains("rounds for ±5%"), "{table}");
+    assert!(table.contains("rounds for ±5.0%"), "{table}");
     assert!(table.lines().any(|l| l.starts_with("cpu ")), "{table}");
     assert!(table.lines().any(|l| l.starts_with("memory ")), "{table}");
+    assert!(table.contains("pairs for ±5.0%"), "{table}");
 
     for (flag, value, expected) in [
         ("--seconds", "0", "above 0"),

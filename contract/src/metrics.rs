@@ -227,6 +227,66 @@ pub const CATALOGUE: &[MetricDef] = &[
         "MiB",
         "bytes the server wrote through write-like calls",
     ),
+    lower(
+        "client_read_calls",
+        "calls",
+        "read-like system calls the client driver made (read, pread, recv...)",
+    ),
+    lower(
+        "client_write_calls",
+        "calls",
+        "write-like system calls the client driver made (write, pwrite, send...)",
+    ),
+    lower(
+        "client_minor_faults",
+        "faults",
+        "page faults of the client driver served without storage (new or cached pages)",
+    ),
+    lower(
+        "client_major_faults",
+        "faults",
+        "page faults of the client driver that waited for storage",
+    ),
+    lower(
+        "client_voluntary_switches",
+        "switches",
+        "times a thread of the client driver gave up the CPU to wait (IO, locks, sleeping)",
+    ),
+    lower(
+        "client_involuntary_switches",
+        "switches",
+        "times a thread of the client driver was preempted while it could still run",
+    ),
+    lower(
+        "server_read_calls",
+        "calls",
+        "read-like system calls the server made (read, pread, recv...)",
+    ),
+    lower(
+        "server_write_calls",
+        "calls",
+        "write-like system calls the server made (write, pwrite, send...)",
+    ),
+    lower(
+        "server_minor_faults",
+        "faults",
+        "page faults of the server served without storage (new or cached pages)",
+    ),
+    lower(
+        "server_major_faults",
+        "faults",
+        "page faults of the server that waited for storage",
+    ),
+    lower(
+        "server_voluntary_switches",
+        "switches",
+        "times a thread of the server gave up the CPU to wait (IO, locks, sleeping)",
+    ),
+    lower(
+        "server_involuntary_switches",
+        "switches",
+        "times a thread of the server was preempted while it could still run",
+    ),
 ];
 
 /// Looks a metric up by name.
@@ -256,6 +316,9 @@ mod tests {
                 "ops/s" => "_s",
                 "%" => "_pct",
                 "errors" => "_count",
+                "calls" => "_calls",
+                "faults" => "_faults",
+                "switches" => "_switches",
                 other => panic!("unit {other} has no naming rule"),
             };
             assert!(m.name.ends_with(suffix), "{} should end in {suffix}", m.name);

@@ -17,7 +17,7 @@ use crate::fixed_rate::FixedRate;
 use procfs::process::Process;
 
 /// Cumulative counters of one process at one moment.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Counters {
     pub cpu_user_s: f64,
     pub cpu_sys_s: f64,
@@ -29,6 +29,14 @@ pub struct Counters {
     /// not storage was touched (`rchar`, `wchar`).
     pub io_rchar: u64,
     pub io_wchar: u64,
+    /// Read-like and write-like system calls (`syscr`, `syscw`).
+    pub read_calls: u64,
+    pub write_calls: u64,
+    /// Page faults without and with storage IO, of every thread the process ever had.
+    pub minor_faults: u64,
+    pub major_faults: u64,
+    /// Context switches per live thread, by thread id (see [`switches`]).
+    pub switches: Vec<(i32, Switches)>,
 
     /// Resident anonymous memory (`RssAnon`).
     pub anon_bytes: u64,
@@ -59,8 +67,57 @@ pub fn read(pid: u32) -> Result<Counters, ProbeError> {
         io_write_bytes: io.write_bytes,
         io_rchar: io.rchar,
         io_wchar: io.wchar,
+        read_calls: io.syscr,
+        write_calls: io.syscw,
+        minor_faults: stat.minflt,
+        major_faults: stat.majflt,
+        switches: thread_switches(&p),
         anon_bytes: status.rssanon.unwrap_or(0) * 1024,
     })
+}
+
+/// Voluntary and involuntary context switches of one thread.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Switches {
+    pub voluntary: u64,
+    pub involuntary: u64,
+}
+
+/// Every live thread's context switches. The kernel counts them per thread, and a process's
+/// own `status` shows only its main thread's; threads that ended are not shown anywhere
+/// outside the process, so [`switches`] counts the threads alive at the end of a round.
+fn thread_switches(p: &Process) -> Vec<(i32, Switches)> {
+    let Ok(tasks) = p.tasks() else { return Vec::new() };
+    tasks
+        .flatten()
+        .filter_map(|t| {
+            let s = t.status().ok()?;
+            Some((
+                t.tid,
+                Switches {
+                    voluntary: s.voluntary_ctxt_switches?,
+                    involuntary: s.nonvoluntary_ctxt_switches?,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// The context switches between two readings: for each thread alive at the second, its
+/// switches since the first (all of them if it started in between). A thread that ended
+/// between the readings is missed, which undercounts a little; never overcounts.
+pub fn switches(before: &Counters, after: &Counters) -> Switches {
+    let mut total = Switches::default();
+    for (tid, now) in &after.switches {
+        let then = before
+            .switches
+            .iter()
+            .find(|(t, _)| t == tid)
+            .map_or(Switches::default(), |(_, s)| *s);
+        total.voluntary += now.voluntary.saturating_sub(then.voluntary);
+        total.involuntary += now.involuntary.saturating_sub(then.involuntary);
+    }
+    total
 }
 
 /// Samples the anonymous resident memory of some processes at a fixed rate on its own thread.

@@ -657,6 +657,8 @@ fn process_metrics(
     let user = after.cpu_user_s - before.cpu_user_s;
     let sys = after.cpu_sys_s - before.cpu_sys_s;
     let mib = |a: u64, b: u64| a.saturating_sub(b) as f64 / MIB;
+    let count = |a: u64, b: u64| a.saturating_sub(b) as f64;
+    let switches = probe::switches(before, after);
     [
         ("cpu_user_s", user),
         ("cpu_sys_s", sys),
@@ -667,6 +669,12 @@ fn process_metrics(
         ("io_write_mib", mib(after.io_write_bytes, before.io_write_bytes)),
         ("io_read_total_mib", mib(after.io_rchar, before.io_rchar)),
         ("io_write_total_mib", mib(after.io_wchar, before.io_wchar)),
+        ("read_calls", count(after.read_calls, before.read_calls)),
+        ("write_calls", count(after.write_calls, before.write_calls)),
+        ("minor_faults", count(after.minor_faults, before.minor_faults)),
+        ("major_faults", count(after.major_faults, before.major_faults)),
+        ("voluntary_switches", switches.voluntary as f64),
+        ("involuntary_switches", switches.involuntary as f64),
     ]
     .into_iter()
     .map(|(suffix, v)| (catalogue_name(&format!("{who}_{suffix}")), v))
@@ -676,6 +684,7 @@ fn process_metrics(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::probe::Switches;
 
     #[test]
     fn builds_alternate_a_b_b_a() {
@@ -700,6 +709,31 @@ mod tests {
             cpu_user_s: 1.0,
             cpu_sys_s: 0.5,
             io_write_bytes: 1 << 20,
+            read_calls: 10,
+            minor_faults: 100,
+            switches: vec![
+                (
+                    1,
+                    Switches {
+                        voluntary: 5,
+                        involuntary: 1,
+                    },
+                ),
+                (
+                    2,
+                    Switches {
+                        voluntary: 7,
+                        involuntary: 0,
+                    },
+                ),
+                (
+                    3,
+                    Switches {
+                        voluntary: 9,
+                        involuntary: 9,
+                    },
+                ),
+            ],
             ..Counters::default()
         };
         let after = Counters {
@@ -708,6 +742,34 @@ mod tests {
             io_write_bytes: 3 << 20,
             io_wchar: 5 << 20,
             anon_bytes: 10 << 20,
+            read_calls: 25,
+            write_calls: 4,
+            minor_faults: 150,
+            major_faults: 2,
+            // Thread 2 lives on, 3 ended, 4 started during the round.
+            switches: vec![
+                (
+                    1,
+                    Switches {
+                        voluntary: 6,
+                        involuntary: 3,
+                    },
+                ),
+                (
+                    2,
+                    Switches {
+                        voluntary: 10,
+                        involuntary: 0,
+                    },
+                ),
+                (
+                    4,
+                    Switches {
+                        voluntary: 2,
+                        involuntary: 1,
+                    },
+                ),
+            ],
             ..Counters::default()
         };
         let m: BTreeMap<_, _> = process_metrics("server", &before, &after, &[(10 << 20), (30 << 20)], 2.0)
@@ -720,6 +782,10 @@ mod tests {
         assert_eq!(m["server_io_write_total_mib"], 5.0);
         assert_eq!(m["server_anon_peak_mib"], 30.0);
         assert_eq!(m["server_anon_mean_mib"], 20.0);
+        assert_eq!((m["server_read_calls"], m["server_write_calls"]), (15.0, 4.0));
+        assert_eq!((m["server_minor_faults"], m["server_major_faults"]), (50.0, 2.0));
+        assert_eq!(m["server_voluntary_switches"], 1.0 + 3.0 + 2.0);
+        assert_eq!(m["server_involuntary_switches"], 2.0 + 1.0);
         // The reading after the round counts when it is the highest.
         let high = Counters {
             anon_bytes: 40 << 20,

@@ -137,6 +137,19 @@ pub enum PairedError {
     },
 }
 
+/// Rounds a paired comparison needs for its ratio's CI (at `confidence`) to be within
+/// `target` either way, when the per-round log ratios spread with standard deviation
+/// `sd_log`: the smallest `n` with `t(n - 1) sd / sqrt(n) <= ln(1 + target)`, and never fewer
+/// than [`MIN_ROUNDS`]. `None` beyond 100,000 rounds.
+pub fn rounds_for_target(sd_log: f64, target: f64, confidence: f64) -> Option<usize> {
+    let goal = (1.0 + target).ln();
+    let quantile = 1.0 - (1.0 - confidence) / 2.0;
+    (MIN_ROUNDS..=100_000).find(|&n| {
+        let t = StudentsT::new(0.0, 1.0, (n - 1) as f64).expect("at least 6 rounds");
+        t.inverse_cdf(quantile) * sd_log / (n as f64).sqrt() <= goal
+    })
+}
+
 /// The verdict of a paired comparison from its ratio, the ratio's CI and the one-sided
 /// p-values that B is worse and that it is better (adjusted for multiple comparisons, or not):
 /// a change needs its p-value under alpha and a ratio beyond the practical floor that way;
@@ -251,6 +264,19 @@ pub fn compare_paired(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rounds_for_a_target_follow_the_spread() {
+        // No spread: the minimum. 2% per round for ±2%: about (2.1 x 2/2)^2 plus the t's
+        // heavier tail at few rounds.
+        assert_eq!(rounds_for_target(0.0, 0.02, 0.95), Some(MIN_ROUNDS));
+        let n = rounds_for_target(0.02, 0.02, 0.95).unwrap();
+        assert!((6..=8).contains(&n), "{n}");
+        // Twice the spread, four times the rounds (roughly, as the t's tail thins).
+        let m = rounds_for_target(0.04, 0.02, 0.95).unwrap();
+        assert!((15..=20).contains(&m), "{m}");
+        assert_eq!(rounds_for_target(10.0, 0.001, 0.95), None);
+    }
 
     #[test]
     fn bad_input_is_refused_clearly() {
