@@ -230,12 +230,12 @@ pub const CATALOGUE: &[MetricDef] = &[
     lower(
         "client_read_calls",
         "calls",
-        "read-like system calls the client driver made (read, pread, recv...)",
+        "read-like system calls the client driver made (read, pread, readv; not socket recv)",
     ),
     lower(
         "client_write_calls",
         "calls",
-        "write-like system calls the client driver made (write, pwrite, send...)",
+        "write-like system calls the client driver made (write, pwrite, writev; not socket send)",
     ),
     lower(
         "client_minor_faults",
@@ -260,12 +260,12 @@ pub const CATALOGUE: &[MetricDef] = &[
     lower(
         "server_read_calls",
         "calls",
-        "read-like system calls the server made (read, pread, recv...)",
+        "read-like system calls the server made (read, pread, readv; not socket recv)",
     ),
     lower(
         "server_write_calls",
         "calls",
-        "write-like system calls the server made (write, pwrite, send...)",
+        "write-like system calls the server made (write, pwrite, writev; not socket send)",
     ),
     lower(
         "server_minor_faults",
