@@ -167,15 +167,9 @@ fn rounds_for_target(n: usize, achieved: f64, target: f64) -> usize {
     (needed as usize).max(MIN_ROUNDS as usize)
 }
 
-/// Coefficient of variation (sample standard deviation over mean); `None` under 2 values.
+/// Coefficient of variation of the summary's sample standard deviation; `None` under 2 values.
 fn cv(values: &[f64]) -> Option<f64> {
-    if values.len() < 2 {
-        return None;
-    }
-    let n = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    Some(var.sqrt() / mean)
+    summarize(values).filter(|s| s.n >= 2).map(|s| s.cv())
 }
 
 /// Medians of consecutive groups of `k` values (a last, partial group is left out).
@@ -190,23 +184,13 @@ fn paired_noise(samples_ms: &[f64], target: f64) -> PairedNoise {
         .map(|p| p[1] / p[0])
         .collect();
     let logs: Vec<f64> = ratios.iter().map(|r| r.ln()).collect();
-    let sd_log = if logs.len() < 2 {
-        f64::NAN
-    } else {
-        let n = logs.len() as f64;
-        let mean = logs.iter().sum::<f64>() / n;
-        (logs.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
-    };
+    let sd_log = summarize(&logs).filter(|s| s.n >= 2).map(|s| s.stddev);
     PairedNoise {
         pairs: ratios.len(),
         ratio_cv: cv(&ratios).unwrap_or(f64::NAN),
         median_of_5_ratios_cv: cv(&medians_of(&ratios, 5)),
         median_of_5_rounds_cv: cv(&medians_of(samples_ms, 5)),
-        pairs_for_target: if sd_log.is_finite() {
-            rounds_for_target_paired(sd_log, target, CONFIDENCE)
-        } else {
-            None
-        },
+        pairs_for_target: sd_log.and_then(|sd| rounds_for_target_paired(sd, target, CONFIDENCE)),
     }
 }
 

@@ -45,7 +45,7 @@ impl Pinger {
         Ok(Self { ticker })
     }
 
-    /// Stops after the ping in flight (so there is always at least one) and returns every
+    /// Stops after one more ping (so there is always at least one) and returns every
     /// latency in milliseconds.
     pub fn stop(self) -> Vec<f64> {
         self.ticker.stop().unwrap_or_default()

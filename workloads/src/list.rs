@@ -17,7 +17,7 @@ pub(crate) const SPEC: Spec = Spec {
     headline_metric: "wall_s",
     shape: Shape::BASE,
     extras: &[],
-    describe: |_, w| format!("Listing a namespace of {}, {} times, {}.", w.blobs, w.lists, w.at_once),
+    describe: |_, w| format!("Listing a namespace of {}, {LISTS_PER_ROUND} times, {}.", w.blobs, w.at_once),
     prepare: |params, ctx| Box::pin(async move { Ok(Prepared::new(List::prepare(params, ctx).await?.run())) }),
 };
 

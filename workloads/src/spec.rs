@@ -5,7 +5,7 @@
 
 use futures::future::LocalBoxFuture;
 
-use crate::{Context, LISTS_PER_ROUND, NamedSize, Op, Params, Prepared, Size, WorkloadError};
+use crate::{Context, NamedSize, Op, Params, Prepared, Size, WorkloadError};
 
 /// Whether a workload takes a scenario key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,8 +117,6 @@ pub struct Words {
     pub store: String,
     pub backend: String,
     pub duration_s: u32,
-    /// How many times `blobs.list` lists per round.
-    pub lists: u32,
 }
 
 impl Words {
@@ -145,7 +143,6 @@ impl Words {
             store: params.store.map(|s| s.name()).unwrap_or_default(),
             backend: params.backend.map(|b| b.name()).unwrap_or_default(),
             duration_s: params.duration_s.unwrap_or(0),
-            lists: LISTS_PER_ROUND,
         }
     }
 }
