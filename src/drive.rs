@@ -86,7 +86,13 @@ pub fn run(args: DriveArgs) -> anyhow::Result<()> {
     if line.trim() != GO {
         bail!("expected {GO:?} on stdin, got {line:?}");
     }
-    let (outcome, leftovers) = runtime.block_on(prepared.run()).context("running the workload")?;
+    let measure = match std::env::var_os(workloads::COUNT_ROUND_ENV) {
+        Some(_) => workloads::Measure::Counted,
+        None => workloads::Measure::Timed,
+    };
+    let (outcome, leftovers) = runtime
+        .block_on(prepared.run(measure))
+        .context("running the workload")?;
     say(&DriverMessage::Done(outcome))?;
 
     // Stay alive until the harness has read our counters and closes stdin; only then stop

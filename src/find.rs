@@ -99,7 +99,13 @@ pub fn run(args: FindArgs) -> anyhow::Result<()> {
         bail!("{} is not a first-parent descendant of {}", args.bad, args.good);
     }
     let mut db = Database::open(&args.db)?;
-    let config = args.harness.config_for_builds()?;
+    let mut config = args.harness.config_for_builds()?;
+    // The count round answers only for the count metrics; for the others it is time lost.
+    if !contract::metrics::is_counted(&metric) {
+        config.valgrind = None;
+    } else if config.valgrind.is_none() {
+        bail!("{metric} comes from the count round, which needs Valgrind (and no --no-count-round)");
+    }
     let mut compare_with_good = |sha: &str| -> anyhow::Result<Result<ComparisonRow, String>> {
         match cache.build(&Revision::Commit(sha.to_owned()))? {
             Err(failure) => Ok(Err(failure.to_string())),

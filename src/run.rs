@@ -94,6 +94,11 @@ pub struct HarnessArgs {
     /// being measured [default: the system's temporary directory].
     #[arg(long)]
     work_dir: Option<PathBuf>,
+    /// Skip the count round: the extra round per scenario that counts the client's and the
+    /// server's instructions under Valgrind (`client_instructions`, `server_instructions`).
+    /// Without Valgrind installed it is skipped anyway, with a warning.
+    #[arg(long, env = "SOLEDAD_BENCH_NO_COUNT_ROUND", value_parser = clap::builder::BoolishValueParser::new())]
+    no_count_round: bool,
 }
 
 impl HarnessArgs {
@@ -143,7 +148,26 @@ impl HarnessArgs {
             precision: Arc::new(MedianCi),
             interrupted,
             trash: Arc::new(trash),
+            valgrind: self.valgrind(),
         })
+    }
+}
+
+impl HarnessArgs {
+    /// The Valgrind the count round uses, unless it is turned off or missing (said once).
+    fn valgrind(&self) -> Option<harness::count::Valgrind> {
+        if self.no_count_round {
+            return None;
+        }
+        match harness::count::Valgrind::find() {
+            Ok(v) => Some(v),
+            Err(e) => {
+                eprintln!(
+                    "warning: no count round ({e}); install Valgrind for the client_instructions and server_instructions series"
+                );
+                None
+            }
+        }
     }
 }
 

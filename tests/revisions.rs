@@ -63,6 +63,7 @@ fn revs_with(repo: &Repo, subcommand: &str, args: &[&str]) -> Output {
         .arg("--work-dir")
         .arg(out.join("work"))
         .env("TEST_BINS", bins)
+        .env(common::NO_COUNT_ROUND.0, common::NO_COUNT_ROUND.1)
         .output()
         .unwrap()
 }
@@ -423,6 +424,7 @@ fn revs_default(repo: &Repo, subcommand: &str, args: &[&str]) -> Output {
         .arg("--work-dir")
         .arg(out.join("work"))
         .env("TEST_BINS", bins)
+        .env(common::NO_COUNT_ROUND.0, common::NO_COUNT_ROUND.1)
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("CARGO_BUILD_TARGET_DIR")
         .env_remove("CARGO_BUILD_BUILD_DIR")

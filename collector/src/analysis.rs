@@ -11,7 +11,7 @@ use crate::ingest::now;
 use crate::statistics::STATISTICS_VERSION;
 use crate::statistics::change_point::{ChangePointOptions, change_points};
 use crate::statistics::noise_floor::HISTORY_POINTS;
-use crate::statistics::verdict::{Assessment, Comparison, Direction, Policy, assess, compare};
+use crate::statistics::verdict::{Assessment, Comparison, Direction, Policy, assess, compare, compare_counted};
 use crate::{CollectorError, Database};
 
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -269,7 +269,11 @@ fn compute_verdicts(
         let (baseline, history) = baseline_and_history(before, points);
         let commit = samples_of(tx, run_id, scenario_ref, &metric)?;
         let base = baseline.map(|b| samples_of(tx, b, scenario_ref, &metric)).transpose()?;
-        comparisons.push(compare(base.as_deref(), &commit, &history, direction, policy));
+        comparisons.push(if contract::metrics::is_counted(&metric) {
+            compare_counted(base.as_deref(), &commit, &history, direction)
+        } else {
+            compare(base.as_deref(), &commit, &history, direction, policy)
+        });
         keys.push((scenario_ref, metric, baseline));
     }
     let assessments = assess(comparisons, policy);

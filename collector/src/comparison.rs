@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::ingest::{IngestOutcome, store_record};
 use crate::query::direction_at;
 use crate::record::{Purpose, RunRecord, content_uuid};
+use crate::statistics::counts::{COUNT_ABSOLUTE_FLOOR, count_verdict};
 use crate::statistics::fdr::benjamini_hochberg;
 use crate::statistics::paired::{PairedError, PairedOptions, STATISTICS_VERSION, compare_paired, paired_verdict};
 use crate::statistics::verdict::{Direction, Verdict};
@@ -128,6 +129,11 @@ pub fn paired_rows<P>(a: &Results<P>, b: &Results<P>, options: &PairedOptions) -
                 verdict: None,
                 note: None,
             };
+            if contract::metrics::is_counted(name) {
+                count_row(&mut row);
+                rows.push(row);
+                continue;
+            }
             match compare_paired(&ma.samples, &mb.samples, direction, options) {
                 Ok(c) => {
                     row.ratio = Some(c.ratio);
@@ -168,6 +174,26 @@ pub fn paired_rows<P>(a: &Results<P>, b: &Results<P>, options: &PairedOptions) -
         ));
     }
     rows
+}
+
+/// A count-round metric's row: one value per build, no test; B changed when the ratio moves
+/// beyond the largest spread counts show between identical builds (`counts`).
+fn count_row(row: &mut ComparisonRow) {
+    if !(row.median_a > 0.0 && row.median_b.is_finite()) {
+        row.note = Some(format!("A counted {}; a ratio needs a positive count", row.median_a));
+        return;
+    }
+    let ratio = row.median_b / row.median_a;
+    let (threshold, verdict) = count_verdict(row.median_a, row.median_b, None, row.direction);
+    row.ratio = Some(ratio);
+    row.ci_lower = Some(ratio);
+    row.ci_upper = Some(ratio);
+    row.verdict = Some(verdict);
+    row.note = Some(format!(
+        "counted once per build under Valgrind: a change beyond ±{}% and {} instructions is called",
+        threshold * 100.0,
+        COUNT_ABSOLUTE_FLOOR
+    ));
 }
 
 /// What recording a comparison stored.

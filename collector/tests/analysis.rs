@@ -3,7 +3,7 @@
 mod common;
 
 use collector::record::Purpose;
-use collector::statistics::verdict::Verdict;
+use collector::statistics::verdict::{Direction, Verdict};
 use collector::{AnalysisOptions, CalibrationRuns, Database};
 use common::{around, commit, count, run};
 
@@ -259,4 +259,48 @@ fn a_backfill_on_main_keeps_a_feature_branch_change_point_labelled() {
     assert_eq!(cps[0].previous_sha, "c29");
     assert_eq!(v.verdict, Verdict::Regression, "{v:?}");
     assert_eq!(v.change_point_id, Some(cps[0].id));
+}
+
+#[test]
+fn count_series_are_judged_by_their_spread_not_a_rank_test() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = Database::open(&dir.path().join("b.sqlite")).unwrap();
+    let opts = AnalysisOptions::default();
+    // Twelve commits whose count moves by at most 0.02%, then one that adds 1%.
+    let counts: Vec<f64> = (0..12)
+        .map(|i| 1e9 * (1.0 + 0.0002 * (i % 2) as f64))
+        .chain([1.01e9])
+        .collect();
+    let mut runs = Vec::new();
+    for (i, &count) in counts.iter().enumerate() {
+        let parents: Vec<String> = (i > 0).then(|| format!("c{}", i - 1)).into_iter().collect();
+        let parents: Vec<&str> = parents.iter().map(String::as_str).collect();
+        let c = commit(&format!("c{i}"), &parents, i as u64, Some("main"));
+        let mut record = run(&format!("r{i}"), c, around(1.0, 0.05, 10, i as u64));
+        record.scenarios[0].metrics.push(collector::record::MetricRecord {
+            name: "client_instructions".into(),
+            unit: "instructions".into(),
+            direction: Direction::Lower,
+            samples: vec![count],
+            reported: None,
+        });
+        let id = db.ingest_record(&record).unwrap().run_id();
+        db.analyze_run(id, &opts).unwrap();
+        runs.push(id);
+    }
+    let first = verdict_of(&db, runs[0], "client_instructions");
+    assert_eq!(first.verdict, Verdict::New);
+    // One value a side and no history yet: a 0.02% move is no change.
+    assert_eq!(
+        verdict_of(&db, runs[1], "client_instructions").verdict,
+        Verdict::Unchanged
+    );
+    // With history, the 1% step stands far out of the series' own 0.02%: a regression,
+    // without a rank test or a q-value.
+    let step = verdict_of(&db, runs[12], "client_instructions");
+    assert_eq!(step.verdict, Verdict::Regression, "{step:?}");
+    assert!((step.relative_change.unwrap() - 0.01).abs() < 0.001);
+    assert_eq!(step.q_value, None);
+    // The timed series of the same runs, 5% noise and no change, is not called changed.
+    assert!(!verdict_of(&db, runs[12], "wall_s").verdict.is_change());
 }

@@ -157,3 +157,36 @@ fn regressions_and_improvements_follow_each_metric_direction() {
         assert!(p < 1e-6, "{name}: the p-value of its change's direction, {p}");
     }
 }
+
+#[test]
+fn counts_are_compared_by_their_one_value_per_build() {
+    let wall: Vec<f64> = (0..8).map(|i| 1.0 + 0.01 * (i % 3) as f64).collect();
+    let with_count = |run: &str, count: f64| {
+        let mut r = side(run, run, wall.clone(), vec![0.1; 8]);
+        r.scenarios[0].metrics.insert(
+            "server_instructions".into(),
+            contract::results::MetricSamples {
+                unit: "instructions".into(),
+                direction: Direction::Lower,
+                samples: vec![count],
+            },
+        );
+        r.validate().unwrap();
+        r
+    };
+    let a = with_count("a", 1e8);
+    let verdict = |count: f64| {
+        let rows = collector::comparison::paired_rows(&a, &with_count("b", count), &PairedOptions::default());
+        let row = rows.into_iter().find(|r| r.metric == "server_instructions").unwrap();
+        assert_eq!(row.rounds, 1);
+        (row.verdict_name(), row.ratio.unwrap())
+    };
+    // No paired test for one value a side: beyond the widest spread identical builds showed,
+    // a change; within half a percent, none; between, the data cannot tell.
+    assert_eq!(verdict(1.2e8).0, "regression");
+    assert_eq!(verdict(0.8e8).0, "improvement");
+    assert_eq!(verdict(1.05e8).0, "noisy");
+    let (same, ratio) = verdict(1.001e8);
+    assert_eq!(same, "unchanged");
+    assert!((ratio - 1.001).abs() < 1e-9);
+}

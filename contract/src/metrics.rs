@@ -50,6 +50,9 @@ pub struct MetricDef {
     pub unit: &'static str,
     pub direction: Direction,
     pub description: &'static str,
+    /// Measured once per scenario, in the count round under Valgrind, instead of in every
+    /// round: one sample, the same for every run of the same code (see `counts`).
+    pub counted: bool,
 }
 
 const fn lower(name: &'static str, unit: &'static str, description: &'static str) -> MetricDef {
@@ -58,6 +61,7 @@ const fn lower(name: &'static str, unit: &'static str, description: &'static str
         unit,
         direction: Direction::Lower,
         description,
+        counted: false,
     }
 }
 
@@ -67,16 +71,36 @@ const fn higher(name: &'static str, unit: &'static str, description: &'static st
         unit,
         direction: Direction::Higher,
         description,
+        counted: false,
+    }
+}
+
+const fn counted(name: &'static str, description: &'static str) -> MetricDef {
+    MetricDef {
+        name,
+        unit: "instructions",
+        direction: Direction::Lower,
+        description,
+        counted: true,
     }
 }
 
 /// Every metric, in display order. Client and server metrics come from `/proc`, measured
-/// from outside; the workload metrics from what the client driver reports.
+/// from outside, or from Valgrind in the count round; the workload metrics from what the
+/// client driver reports.
 pub const CATALOGUE: &[MetricDef] = &[
     lower(
         "wall_s",
         "s",
         "wall-clock time of the measured part, timed by the driver",
+    ),
+    counted(
+        "client_instructions",
+        "instructions the client driver executed in the measured part, counted once under Valgrind (Callgrind) with one runtime thread",
+    ),
+    counted(
+        "server_instructions",
+        "instructions the server executed while the client's measured part ran, counted once under Valgrind (Callgrind) with one runtime thread",
     ),
     lower("sync_s", "s", "time of the whole sync (blobs.sync)"),
     higher(
@@ -289,6 +313,11 @@ pub const CATALOGUE: &[MetricDef] = &[
     ),
 ];
 
+/// Whether `name` is a count-round metric: one deterministic sample per scenario.
+pub fn is_counted(name: &str) -> bool {
+    lookup(name).is_some_and(|m| m.counted)
+}
+
 /// Looks a metric up by name.
 pub fn lookup(name: &str) -> Option<&'static MetricDef> {
     CATALOGUE.iter().find(|m| m.name == name)
@@ -319,6 +348,7 @@ mod tests {
                 "calls" => "_calls",
                 "faults" => "_faults",
                 "switches" => "_switches",
+                "instructions" => "_instructions",
                 other => panic!("unit {other} has no naming rule"),
             };
             assert!(m.name.ends_with(suffix), "{} should end in {suffix}", m.name);

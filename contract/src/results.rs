@@ -125,7 +125,8 @@ pub struct ScenarioResult<P = serde_json::Value> {
     pub description: String,
     pub params: P,
     pub warmup_rounds: u32,
-    /// Measured rounds: every metric has this many samples, in round order.
+    /// Measured rounds: every metric has this many samples, in round order, except the
+    /// count round's (`metrics::is_counted`), which have one.
     pub rounds: u32,
     /// How the rounds were budgeted and why measuring stopped.
     #[serde(default)]
@@ -166,12 +167,23 @@ impl<P> Results<P> {
     pub fn validate(&self) -> Result<(), String> {
         for s in &self.scenarios {
             for (name, m) in &s.metrics {
-                if m.samples.len() != s.rounds as usize {
+                // A count-round metric has its one sample; the others one per round.
+                let expected = if crate::metrics::is_counted(name) {
+                    1
+                } else {
+                    s.rounds as usize
+                };
+                if m.samples.len() != expected {
                     return Err(format!(
-                        "scenario {}: metric {name} has {} samples for {} rounds",
+                        "scenario {}: metric {name} has {} samples for {} rounds{}",
                         s.id,
                         m.samples.len(),
-                        s.rounds
+                        s.rounds,
+                        if expected == 1 {
+                            " (a count-round metric has one)"
+                        } else {
+                            ""
+                        }
                     ));
                 }
                 if let Some(bad) = m.samples.iter().find(|v| !v.is_finite()) {

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use workloads::protocol::{DriverMessage, GO};
 use workloads::{Outcome, Params};
 
+use crate::count::Counted;
 use crate::server::tail;
 
 /// What a wait returns when the run was interrupted.
@@ -46,6 +47,8 @@ pub struct DriverSpec<'a> {
     /// Shared by the rounds of one scenario.
     pub scenario_dir: &'a Path,
     pub env: &'a [(String, String)],
+    /// Run under Callgrind with counting off (the count round).
+    pub count: Option<&'a Counted>,
 }
 
 pub struct DriverProcess {
@@ -62,7 +65,14 @@ impl DriverProcess {
         let log = spec.work_dir.join("driver.log");
         let log_file = std::fs::File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
         let params = serde_json::to_string(spec.params).expect("params serialize");
-        let mut cmd = Command::new(spec.exe);
+        let mut cmd = match spec.count {
+            Some(count) => {
+                let mut cmd = count.command(spec.exe);
+                cmd.env(crate::count::COUNT_ROUND_ENV, "1");
+                cmd
+            }
+            None => Command::new(spec.exe),
+        };
         cmd.arg("drive")
             .args([
                 "--params",

@@ -10,6 +10,7 @@
 
 pub mod binaries;
 pub mod commit;
+pub mod count;
 pub mod driver;
 pub mod fixed_rate;
 pub mod machine;

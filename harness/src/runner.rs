@@ -11,6 +11,7 @@ use workloads::spec::Extra;
 use workloads::{Latencies, Outcome, WorkloadKind};
 
 use crate::HarnessError;
+use crate::count::{Counted, Valgrind};
 use crate::driver::{DriverProcess, DriverSpec, INTERRUPTED, ServerAccess};
 use contract::budget::Progress;
 use contract::metrics::{self, CATALOGUE};
@@ -31,6 +32,8 @@ const MIB: f64 = (1u64 << 20) as f64;
 const READY_TIMEOUT: Duration = Duration::from_secs(600);
 /// Time allowed for a measured part beyond a load workload's own duration.
 const DONE_TIMEOUT: Duration = Duration::from_secs(900);
+/// Time allowed for the measured part under Callgrind, which runs it 20 to 100 times slower.
+const COUNTED_DONE_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// The statistic that decides when a scenario has been measured precisely enough. The
 /// harness does not compute statistics itself: the caller passes the collector's.
@@ -74,6 +77,8 @@ pub struct RunConfig {
     pub interrupted: Arc<AtomicBool>,
     /// Where finished rounds and scenarios leave their data, one per process (see `trash`).
     pub trash: Arc<Trash>,
+    /// Runs the count round of every fixed-work scenario (see `count`); `None` skips it.
+    pub valgrind: Option<Valgrind>,
 }
 
 /// Where the rounds of a scenario send their requests.
@@ -113,7 +118,7 @@ impl ServerSide {
     fn restart(&mut self) -> Result<(), HarnessError> {
         if let ServerSide::Local(server, _, how) = self {
             server.stop();
-            *server = ServerProcess::start(&how.binary, &how.dir, &how.env)?;
+            *server = ServerProcess::start(&how.binary, &how.dir, &how.env, None)?;
         }
         Ok(())
     }
@@ -250,8 +255,8 @@ fn run_builds<const N: usize>(
     let mut per_build: [Vec<ScenarioResult>; N] = std::array::from_fn(|_| Vec::with_capacity(set.scenarios.len()));
     for planned in &set.scenarios {
         let started = Instant::now();
-        let results = run_scenario(planned, config, &builds, &progress, &mut totals)?;
-        progress.suspend(|| report_scenario(&results, started.elapsed()));
+        let (results, counted) = run_scenario(planned, config, &builds, &progress, &mut totals)?;
+        progress.suspend(|| report_scenario(&results, started.elapsed(), counted));
         for (list, result) in per_build.iter_mut().zip(results) {
             list.push(result);
         }
@@ -267,8 +272,9 @@ fn run_builds<const N: usize>(
     }))
 }
 
-/// One line per scenario on stderr: what it measured and how precisely.
-fn report_scenario(results: &[ScenarioResult], took: Duration) {
+/// One line per scenario on stderr: what it measured and how precisely, and how long its
+/// count round took of the whole.
+fn report_scenario(results: &[ScenarioResult], took: Duration, counted: Option<Duration>) {
     for (side, result) in results.iter().enumerate() {
         let budget = result.budget.as_ref().expect("set by run_scenario");
         let mut sorted = result.metrics[&budget.headline_metric].samples.clone();
@@ -279,13 +285,14 @@ fn report_scenario(results: &[ScenarioResult], took: Duration) {
             String::new()
         };
         eprintln!(
-            "  {label}{:<40} {} median {:.4} ±{:.1}% over {} rounds in {:.0}s{}",
+            "  {label}{:<40} {} median {:.4} ±{:.1}% over {} rounds in {:.0}s{}{}",
             result.id,
             budget.headline_metric,
             sorted[sorted.len() / 2],
             budget.achieved_ci * 100.0,
             result.rounds,
             took.as_secs_f64(),
+            counted.map_or(String::new(), |c| format!(" ({:.0}s counting)", c.as_secs_f64())),
             if budget.noisy {
                 format!(" (noisy: {})", budget.stop_reason)
             } else {
@@ -319,13 +326,40 @@ fn round_order(round: u32, builds: usize) -> Vec<usize> {
     order
 }
 
+/// The server a scenario's rounds talk to, started with its data under `dir` (on the S3
+/// backend with a Garage cluster of its own); under Callgrind when `count` is given.
+fn start_server(
+    planned: &PlannedScenario,
+    config: &RunConfig,
+    build: &Build,
+    dir: &std::path::Path,
+    count: Option<&Counted>,
+) -> Result<ServerSide, HarnessError> {
+    Ok(match (&config.target, planned.params.workload.needs_server()) {
+        (_, false) => ServerSide::None,
+        (Some(t), true) => ServerSide::External(t.clone()),
+        (None, true) if planned.params.backend == Some(workloads::ServerBackendKind::S3) => {
+            let garage = workloads::garage::Garage::start(&dir.join("garage"))
+                .map_err(|e| HarnessError::ServerStart(e.to_string()))?;
+            let mut env = build.env.clone();
+            env.extend(garage.server_env("bench"));
+            let server = ServerProcess::start(&build.server_bin, dir, &env, count)?;
+            ServerSide::Local(server, Some(garage), Restart::new(build, dir, env))
+        }
+        (None, true) => {
+            let server = ServerProcess::start(&build.server_bin, dir, &build.env, count)?;
+            ServerSide::Local(server, None, Restart::new(build, dir, build.env.clone()))
+        }
+    })
+}
+
 fn run_scenario<const N: usize>(
     planned: &PlannedScenario,
     config: &RunConfig,
     builds: &[Build; N],
     progress: &ProgressBar,
     totals: &mut Totals,
-) -> Result<[ScenarioResult; N], HarnessError> {
+) -> Result<([ScenarioResult; N], Option<Duration>), HarnessError> {
     interrupted(config)?;
     let id = planned.id();
     let b = &planned.budget;
@@ -343,22 +377,7 @@ fn run_scenario<const N: usize>(
         let side_dir = dir.path().join(format!("build-{i}"));
         std::fs::create_dir_all(&side_dir)
             .map_err(HarnessError::io(format!("cannot create {}", side_dir.display())))?;
-        servers.push(match (&config.target, planned.params.workload.needs_server()) {
-            (_, false) => ServerSide::None,
-            (Some(t), true) => ServerSide::External(t.clone()),
-            (None, true) if planned.params.backend == Some(workloads::ServerBackendKind::S3) => {
-                let garage = workloads::garage::Garage::start(&side_dir.join("garage"))
-                    .map_err(|e| HarnessError::ServerStart(e.to_string()))?;
-                let mut env = build.env.clone();
-                env.extend(garage.server_env("bench"));
-                let server = ServerProcess::start(&build.server_bin, &side_dir, &env)?;
-                ServerSide::Local(server, Some(garage), Restart::new(build, &side_dir, env))
-            }
-            (None, true) => {
-                let server = ServerProcess::start(&build.server_bin, &side_dir, &build.env)?;
-                ServerSide::Local(server, None, Restart::new(build, &side_dir, build.env.clone()))
-            }
-        });
+        servers.push(start_server(planned, config, build, &side_dir, None)?);
     }
     let mut sides: Vec<SideState> = (0..N)
         .map(|_| SideState {
@@ -445,8 +464,30 @@ fn run_scenario<const N: usize>(
             break;
         }
     }
-    // Stopped before their data directories are moved.
+    // Stopped before their data directories are moved, and before the count round.
     drop(servers);
+    let mut counts: Vec<Vec<(&'static str, f64)>> = vec![Vec::new(); N];
+    let mut counted = None;
+    if let Some(valgrind) = config.valgrind.as_ref().filter(|_| planned.count_round) {
+        let count_started = Instant::now();
+        progress.set_message(format!("{id} count round (Valgrind)"));
+        for (side, build) in builds.iter().enumerate() {
+            let count_dir = dir.path().join(format!("build-{side}")).join("count");
+            match count_round(planned, config, build, &count_dir, valgrind) {
+                Ok(c) => counts[side] = c,
+                Err(e) if e == INTERRUPTED => return Err(HarnessError::Interrupted),
+                // A count round that fails costs the scenario its counts, not the run its
+                // timed rounds: Valgrind can fail where the stack works (a ptrace policy that
+                // stops vgdb, an instruction it does not know).
+                Err(e) => {
+                    progress.suspend(|| eprintln!("  {id}: no instruction counts: {e}"));
+                    counts = vec![Vec::new(); N];
+                    break;
+                }
+            }
+        }
+        counted = Some(count_started.elapsed());
+    }
     config
         .trash
         .discard(dir.path())
@@ -456,7 +497,7 @@ fn run_scenario<const N: usize>(
     progress.set_length(progress.length().unwrap_or(0).saturating_sub(unused));
 
     let mut out = Vec::with_capacity(N);
-    for state in sides {
+    for (state, counts) in sides.into_iter().zip(counts) {
         let mut metrics = BTreeMap::new();
         for (name, values) in state.samples {
             if values.len() != measured_rounds as usize {
@@ -476,6 +517,17 @@ fn run_scenario<const N: usize>(
                     unit: def.unit.into(),
                     direction: def.direction,
                     samples: values,
+                },
+            );
+        }
+        for (name, value) in counts {
+            let def = metrics::lookup(name).expect("only catalogue metrics are recorded");
+            metrics.insert(
+                name.to_owned(),
+                MetricSamples {
+                    unit: def.unit.into(),
+                    direction: def.direction,
+                    samples: vec![value],
                 },
             );
         }
@@ -503,7 +555,8 @@ fn run_scenario<const N: usize>(
             latency_histogram: (!state.latencies.is_empty()).then(|| state.latencies.encode()),
         });
     }
-    Ok(out.try_into().unwrap_or_else(|_| unreachable!("one result per build")))
+    let out = out.try_into().unwrap_or_else(|_| unreachable!("one result per build"));
+    Ok((out, counted))
 }
 
 /// What one round measured.
@@ -535,6 +588,7 @@ fn measure_round(
         work_dir: &work_dir,
         scenario_dir: &shared,
         env: &build.env,
+        count: None,
     })?;
     driver.wait_ready(READY_TIMEOUT, &config.interrupted)?;
     let pinger = match server.access() {
@@ -582,6 +636,72 @@ fn measure_round(
         wall_s: outcome.wall_s,
         sampler_cpu: sampled.own_cpu,
     })
+}
+
+/// The count round of one build: a fresh server and driver under Callgrind, counting on in
+/// both only while the driver runs its measured part (see `count`). Returns the instructions
+/// of each process; the server's only for a server the harness started.
+fn count_round(
+    planned: &PlannedScenario,
+    config: &RunConfig,
+    build: &Build,
+    dir: &std::path::Path,
+    valgrind: &Valgrind,
+) -> Result<Vec<(&'static str, f64)>, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let server_count = valgrind.counted(dir, "server");
+    let client_count = valgrind.counted(dir, "client");
+    let mut server = start_server(planned, config, build, dir, Some(&server_count)).map_err(|e| e.to_string())?;
+    let shared = dir.join("shared");
+    std::fs::create_dir_all(&shared).map_err(|e| format!("cannot create {}: {e}", shared.display()))?;
+    let mut driver = DriverProcess::spawn(&DriverSpec {
+        exe: &build.driver_bin,
+        server: server.access(),
+        params: &planned.params,
+        // Always the first round's number: what a round does may depend on it.
+        round: 0,
+        seed: config.seed,
+        work_dir: &dir.join("round"),
+        scenario_dir: &shared,
+        env: &build.env,
+        count: Some(&client_count),
+    })?;
+    driver.wait_ready(READY_TIMEOUT, &config.interrupted)?;
+    let server_pid = server.pid();
+    if let Some(pid) = server_pid {
+        server_count.instrument(pid, true)?;
+    }
+    client_count.instrument(driver.pid(), true)?;
+    driver.go()?;
+    let outcome = driver.wait_done(COUNTED_DONE_TIMEOUT, &config.interrupted)?;
+    client_count.instrument(driver.pid(), false)?;
+    if let Some(pid) = server_pid {
+        server_count.instrument(pid, false)?;
+    }
+    // Both write their profiles when they exit.
+    driver.finish()?;
+    if let ServerSide::Local(s, _, _) = &mut server {
+        s.check_alive()?;
+        s.stop();
+    }
+    drop(server);
+    if outcome.errors > 0 {
+        return Err(format!("{} operations failed under Valgrind", outcome.errors));
+    }
+    let mut out = vec![("client_instructions", client_count.instructions()? as f64)];
+    let file = |who: &str| {
+        format!(
+            "{}.{who}.{}.callgrind",
+            planned.id().replace('/', "_"),
+            std::process::id()
+        )
+    };
+    client_count.keep(&file("client"))?;
+    if server_pid.is_some() {
+        out.push(("server_instructions", server_count.instructions()? as f64));
+        server_count.keep(&file("server"))?;
+    }
+    Ok(out)
 }
 
 fn workload_metrics(workload: WorkloadKind, o: &Outcome, latencies: Option<&Latencies>) -> Vec<(&'static str, f64)> {

@@ -37,6 +37,9 @@ fn location(path: &Path, line: Option<usize>, column: Option<usize>) -> String {
 pub struct PlannedScenario {
     pub params: Params,
     pub budget: Budget,
+    /// Whether the scenario gets a count round when Valgrind is there (`count_round`, on by
+    /// default for workloads that do a fixed amount of work, and only for those).
+    pub count_round: bool,
 }
 
 impl PlannedScenario {
@@ -75,6 +78,7 @@ struct FileToml {
     max_rounds: Option<Spanned<u32>>,
     max_time_s: Option<Spanned<f64>>,
     target_ci: Option<Spanned<f64>>,
+    count_round: Option<Spanned<bool>>,
     #[serde(default, rename = "scenario")]
     scenarios: Vec<Spanned<ScenarioToml>>,
 }
@@ -100,6 +104,7 @@ struct ScenarioToml {
     max_rounds: Option<Spanned<u32>>,
     max_time_s: Option<Spanned<f64>>,
     target_ci: Option<Spanned<f64>>,
+    count_round: Option<Spanned<bool>>,
 }
 
 macro_rules! budget_of {
@@ -290,6 +295,19 @@ impl ScenarioSet {
             let w = *s.workload.get_ref();
             let shape = w.spec().shape;
             let budget = p.budget(&budget_of!(s), &file_budget)?;
+            let count_round = match (&s.count_round, w.fixed_work()) {
+                (Some(c), false) if *c.get_ref() => {
+                    return Err(p.at(
+                        c.span(),
+                        format!(
+                            "field `count_round`: {} runs for a duration, so its instruction count would follow the machine's speed; it has no count round",
+                            w.name()
+                        ),
+                    ));
+                }
+                (Some(c), _) => *c.get_ref(),
+                (None, fixed) => fixed && file.count_round.as_ref().is_none_or(|c| *c.get_ref()),
+            };
 
             let concurrency = p.values(&s.concurrency, shape.concurrency, "concurrency", w, &span, 1)?;
             if let Some(l) = &s.concurrency
@@ -385,6 +403,7 @@ impl ScenarioSet {
                                         let planned = PlannedScenario {
                                             params,
                                             budget: budget.clone(),
+                                            count_round,
                                         };
                                         if scenarios.iter().any(|p| p.id() == planned.id()) {
                                             return Err(p.at(

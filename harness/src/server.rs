@@ -8,8 +8,11 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use crate::HarnessError;
+use crate::count::Counted;
 
 const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// Under Valgrind a server starts in about a second here; the margin is for loaded machines.
+const COUNTED_START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The benchmark user the server knows.
 pub const BENCH_USER: &str = "bench";
@@ -25,8 +28,14 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts a server on a free loopback port with its data under `dir`.
-    pub fn start(binary: &Path, dir: &Path, env: &[(String, String)]) -> Result<Self, HarnessError> {
+    /// Starts a server on a free loopback port with its data under `dir`; under Callgrind
+    /// with counting off when `count` is given (the count round).
+    pub fn start(
+        binary: &Path,
+        dir: &Path,
+        env: &[(String, String)],
+        count: Option<&Counted>,
+    ) -> Result<Self, HarnessError> {
         let token = uuid::Uuid::new_v4().simple().to_string();
         let tokens = dir.join("tokens");
         std::fs::write(&tokens, format!("{BENCH_USER}:{token}\n"))
@@ -42,7 +51,10 @@ impl ServerProcess {
             .append(true)
             .open(&log)
             .map_err(HarnessError::io(format!("cannot create {}", log.display())))?;
-        let mut cmd = Command::new(binary);
+        let mut cmd = match count {
+            Some(count) => count.command(binary),
+            None => Command::new(binary),
+        };
         cmd.envs(env.iter().map(|(k, v)| (k, v)));
         cmd.arg("--listen")
             .arg("127.0.0.1:0")
@@ -78,7 +90,12 @@ impl ServerProcess {
                 }
             }
         });
-        let deadline = std::time::Instant::now() + START_TIMEOUT;
+        let timeout = if count.is_some() {
+            COUNTED_START_TIMEOUT
+        } else {
+            START_TIMEOUT
+        };
+        let deadline = std::time::Instant::now() + timeout;
         let next_line = || {
             rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
                 .unwrap_or_default()
@@ -92,7 +109,7 @@ impl ServerProcess {
             return Err(HarnessError::ServerStart(format!(
                 "{} did not report its two addresses within {}s (it said {line:?} and {services_line:?}); its log says: {}",
                 binary.display(),
-                START_TIMEOUT.as_secs(),
+                timeout.as_secs(),
                 tail(&log)
             )));
         };

@@ -6,6 +6,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// Turns the count round (Valgrind) off in the commands the helpers build: it is tested on
+/// its own (`count_round.rs`), and would add seconds to every run of the others.
+pub const NO_COUNT_ROUND: (&str, &str) = ("SOLEDAD_BENCH_NO_COUNT_ROUND", "1");
+
 /// A scenario set small enough to run in about a second.
 pub const TINY_SCENARIOS: &str = r#"
 description = "tiny set for tests"
@@ -118,7 +122,9 @@ impl Repo {
             }
         }
         let mut cmd = Command::new(bench_exe());
-        cmd.current_dir(self.path()).arg(subcommand);
+        cmd.current_dir(self.path())
+            .arg(subcommand)
+            .env(NO_COUNT_ROUND.0, NO_COUNT_ROUND.1);
         for (flag, value) in flags {
             cmd.arg(flag).arg(value);
         }
@@ -190,7 +196,11 @@ pub fn results_json(run: &str, sha: &str, parents: &[&str], depth: u64, wall: &[
 
 /// `soledad-bench` with these arguments.
 pub fn bench(args: &[&std::ffi::OsStr]) -> Output {
-    Command::new(bench_exe()).args(args).output().unwrap()
+    Command::new(bench_exe())
+        .args(args)
+        .env(NO_COUNT_ROUND.0, NO_COUNT_ROUND.1)
+        .output()
+        .unwrap()
 }
 
 /// Pids of live processes whose command line mentions `needle` (zombies count as gone).

@@ -67,6 +67,11 @@ impl WorkloadKind {
     pub fn headline_metric(self) -> &'static str {
         self.0.headline_metric
     }
+
+    /// See [`Spec::fixed_work`].
+    pub fn fixed_work(self) -> bool {
+        self.0.fixed_work()
+    }
 }
 
 // Equality, hashing and the serialized form go by name: a workload is its name.

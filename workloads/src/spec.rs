@@ -103,6 +103,15 @@ pub struct Spec {
     pub prepare: Prepare,
 }
 
+impl Spec {
+    /// Whether a round does the same work however long it takes: a workload that runs for a
+    /// duration (`server.load`) does more work on a faster machine, so counting its
+    /// instructions says nothing about the code.
+    pub fn fixed_work(&self) -> bool {
+        self.shape.duration_s == Key::No
+    }
+}
+
 /// The phrases descriptions share, built from a scenario's parameters.
 pub struct Words {
     /// `1 blob`, `10 blobs`.

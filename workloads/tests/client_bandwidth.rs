@@ -60,7 +60,7 @@ async fn the_client_bandwidth_limit_paces_uploads_downloads_and_syncs() {
     for (round, params) in [upload, download, sync_up].into_iter().enumerate() {
         let ctx = context(&url, dir.path(), round as u32, Some(LIMIT));
         let prepared = workloads::prepare(&params, &ctx).await.unwrap();
-        let (outcome, _) = prepared.run().await.unwrap();
+        let (outcome, _) = prepared.run(workloads::Measure::Timed).await.unwrap();
         let name = params.scenario_id();
         assert!(outcome.bytes >= 1_000_000, "{name}: moved {} bytes", outcome.bytes);
         // The limit holds the transfers to it, less the throttle's 50 ms burst allowance;

@@ -6,6 +6,7 @@
 //! design notes for the original, and [`v1`] for what this crate checks beyond it.
 
 mod error;
+pub mod injected_cost;
 mod key;
 pub mod open;
 mod padding;

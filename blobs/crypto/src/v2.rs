@@ -109,6 +109,7 @@ impl ChunkKeys {
         plain: &[u8],
         out: &mut [u8],
     ) -> Result<(), FormatError> {
+        crate::injected_cost::crypto(head.len() + plain.len());
         self.key
             .seal_in_place_scatter(self.nonce(index, last)?, Aad::from(self.aad), head, plain, out)
             .map_err(|_| FormatError::TooLarge((head.len() + plain.len()) as u64))
@@ -117,6 +118,7 @@ impl ChunkKeys {
     /// Opens `sealed` (ciphertext, then the tag) into `out`, without copying it first.
     fn open_into(&self, index: u64, last: bool, sealed: &[u8], out: &mut [u8]) -> Result<(), FormatError> {
         let (ciphertext, tag) = sealed.split_at(sealed.len() - TAG_LEN);
+        crate::injected_cost::crypto(ciphertext.len());
         self.key
             .open_separate_gather(self.nonce(index, last)?, Aad::from(self.aad), ciphertext, tag, out)
             .map_err(|_| FormatError::Authentication)

@@ -14,6 +14,7 @@
 //! - [`fdr`]: Benjamini-Hochberg across the series of a run.
 //! - [`noise_floor`]: how much a series moves from commit to commit by itself.
 //! - [`verdict`]: the policy that turns all of the above into a verdict.
+//! - [`counts`]: the verdict of count-round series (instructions), which have no rounds.
 //! - [`t_test`], [`change_point`]: E-divisive means with a t-test over a series' history.
 //! - [`paired`]: paired comparison of two builds run interleaved.
 //!
@@ -25,6 +26,7 @@
 //! checked against reference values computed by scipy, R and Otava (`collector/tests/fixtures`).
 
 pub mod change_point;
+pub mod counts;
 pub mod fdr;
 pub mod hodges_lehmann;
 pub mod mann_whitney;

@@ -14,6 +14,7 @@
 //! on the metric: time regresses up, throughput regresses down.
 
 use super::CONFIDENCE;
+use super::counts::{COUNT_FLOOR, count_verdict};
 use super::fdr::benjamini_hochberg;
 use super::hodges_lehmann::{Shift, hodges_lehmann};
 use super::mann_whitney::mann_whitney_u;
@@ -60,6 +61,8 @@ pub struct Comparison {
     pub relative: Option<RelativeShift>,
     /// The series' noise floor from the points before the commit, if there are enough.
     pub noise_floor: Option<NoiseFloor>,
+    /// A count-round series (one deterministic value per run), judged by `counts`.
+    pub counted: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -108,6 +111,7 @@ pub fn compare(
         shift: None,
         relative: None,
         noise_floor: noise_floor(history),
+        counted: false,
     };
     let Some(baseline) = baseline.filter(|b| !b.is_empty() && !commit.is_empty()) else {
         return out;
@@ -147,6 +151,20 @@ pub fn compare(
     out
 }
 
+/// Measures a count-round series' value against its baseline's (see `counts`); `history` as
+/// for [`compare`].
+pub fn compare_counted(baseline: Option<&[f64]>, commit: &[f64], history: &[f64], direction: Direction) -> Comparison {
+    // Not a rank test: with one value per side, `compare` takes the change of the medians.
+    let policy = Policy {
+        min_samples: usize::MAX,
+        ..Policy::default()
+    };
+    Comparison {
+        counted: true,
+        ..compare(baseline, commit, history, direction, &policy)
+    }
+}
+
 /// Decides every comparison of one run together: their p-values are adjusted across the run
 /// by Benjamini-Hochberg before the floors apply.
 pub fn assess(comparisons: Vec<Comparison>, policy: &Policy) -> Vec<Assessment> {
@@ -170,6 +188,23 @@ pub fn assess(comparisons: Vec<Comparison>, policy: &Policy) -> Vec<Assessment> 
 }
 
 fn decide(comparison: Comparison, q_value: Option<f64>, policy: &Policy) -> Assessment {
+    if comparison.counted {
+        let (threshold, verdict) = match &comparison.baseline {
+            Some(base) => count_verdict(
+                base.median,
+                comparison.commit_median,
+                comparison.noise_floor.as_ref(),
+                comparison.direction,
+            ),
+            None => (COUNT_FLOOR, Verdict::New),
+        };
+        return Assessment {
+            comparison,
+            q_value,
+            threshold,
+            verdict,
+        };
+    }
     let floor = comparison.noise_floor.map(|f| f.threshold);
     let threshold = floor.unwrap_or(0.0).max(policy.practical_floor);
     let verdict = match (&comparison.baseline, comparison.relative) {
@@ -267,6 +302,27 @@ mod tests {
         );
         assert_eq!(a[0].verdict, Verdict::Regression);
         assert_eq!(a[1].verdict, Verdict::Noisy);
+    }
+
+    #[test]
+    fn count_series_are_judged_without_a_test() {
+        let policy = Policy::default();
+        let steady: Vec<f64> = (0..31).map(|i| 1e8 + (i % 2) as f64 * 1e4).collect();
+        let a = assess(
+            vec![
+                compare_counted(Some(&[1e8]), &[1.01e8], &steady, Direction::Lower),
+                compare_counted(Some(&[1e8]), &[1.01e8], &[], Direction::Lower),
+                compare_counted(Some(&[1e8]), &[1.0001e8], &[], Direction::Lower),
+                compare_counted(None, &[1e8], &[], Direction::Lower),
+            ],
+            &policy,
+        );
+        let verdicts: Vec<Verdict> = a.iter().map(|a| a.verdict).collect();
+        assert_eq!(
+            verdicts,
+            [Verdict::Regression, Verdict::Noisy, Verdict::Unchanged, Verdict::New]
+        );
+        assert!(a.iter().all(|a| a.q_value.is_none()));
     }
 
     #[test]

@@ -221,6 +221,39 @@ fn every_mistake_names_file_line_and_field() {
 }
 
 #[test]
+fn count_rounds_are_on_for_fixed_work_unless_turned_off() {
+    let counted = |text: &str| -> Vec<(String, bool)> {
+        parse(text)
+            .unwrap()
+            .scenarios
+            .iter()
+            .map(|s| (s.id(), s.count_round))
+            .collect()
+    };
+    let upload = "[[scenario]]\nworkload = \"blobs.upload\"\npayloads = [\"1x1k\"]\nconcurrency = [1]\n";
+    let load = "[[scenario]]\nworkload = \"server.load\"\nops = [\"upload\"]\nsizes = [\"1k\"]\nconcurrency = [1]\n";
+    let both = format!("{upload}{load}");
+    assert_eq!(
+        counted(&both),
+        [
+            ("blobs.upload/1x1k/c1".to_owned(), true),
+            ("server.load/upload/1k/c1".to_owned(), false)
+        ]
+    );
+    // Off for the file; on again for one scenario.
+    assert!(!counted(&format!("count_round = false\n{both}"))[0].1);
+    let again = format!("count_round = false\n{upload}count_round = true\n");
+    assert!(counted(&again)[0].1);
+    // A workload that runs for a duration cannot have one.
+    let e = err(&format!("{load}count_round = true\n"));
+    assert!(
+        e.starts_with("set.toml:6:") && e.contains("server.load runs for a duration"),
+        "{e}"
+    );
+    assert!(!counted(&format!("{load}count_round = false\n"))[0].1);
+}
+
+#[test]
 fn a_missing_file_is_named() {
     let e = ScenarioSet::load(Path::new("/nonexistent/x.toml"))
         .unwrap_err()

@@ -215,6 +215,7 @@ where
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
+        blobs_crypto::injected_cost::request();
         let route = Route(req.extensions().get::<MatchedPath>().cloned());
         let method = method_label(req.method());
         // Counted in before the inner call, so that even a panic there counts it out.

@@ -1,0 +1,129 @@
+//! The count round through the real `soledad-bench run`: the client driver and the server
+//! under Valgrind on loopback, counting only the measured part; and the run without Valgrind.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::{Repo, stderr};
+
+const SCENARIOS: &str = r#"
+warmup_rounds = 0
+rounds = 5
+[[scenario]]
+workload = "crypto.encrypt"
+payloads = ["1x1M", "1x2M"]
+[[scenario]]
+workload = "blobs.upload"
+payloads = ["2x100k"]
+concurrency = [1]
+[[scenario]]
+workload = "server.load"
+ops = ["upload"]
+sizes = ["1k"]
+concurrency = [1]
+duration_s = 1
+"#;
+
+/// `run` of [`SCENARIOS`] into `name.json`, with `env` added to its environment.
+fn run(repo: &Repo, name: &str, env: &[(&str, &str)]) -> (Output, serde_json::Value) {
+    let out = repo.out();
+    std::fs::create_dir_all(&out).unwrap();
+    let results = out.join(format!("{name}.json"));
+    let output = Command::new(common::bench_exe())
+        .current_dir(repo.path())
+        .args(["run", "--scenarios", "count.toml", "--site"])
+        .arg(out.join(format!("{name}-site")))
+        .arg("--db")
+        .arg(out.join(format!("{name}.sqlite")))
+        .arg("--results")
+        .arg(&results)
+        .arg("--server-bin")
+        .arg(common::server_exe())
+        .arg("--work-dir")
+        .arg(out.join("work"))
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let json = serde_json::from_slice(&std::fs::read(&results).unwrap()).unwrap();
+    (output, json)
+}
+
+/// The one count of `metric` in scenario `id`, if it was counted.
+fn count(results: &serde_json::Value, id: &str, metric: &str) -> Option<f64> {
+    let scenario = results["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id)
+        .unwrap_or_else(|| panic!("no scenario {id}"));
+    let m = scenario["metrics"].get(metric)?;
+    let samples = m["samples"].as_array().unwrap();
+    assert_eq!(samples.len(), 1, "{id} {metric}: {samples:?}");
+    assert_eq!(m["unit"], "instructions");
+    Some(samples[0].as_f64().unwrap())
+}
+
+fn repo() -> Repo {
+    let repo = Repo::new();
+    std::fs::write(repo.path().join("count.toml"), SCENARIOS).unwrap();
+    repo.commit("c");
+    repo
+}
+
+#[test]
+fn the_count_round_counts_the_measured_part_of_both_processes() {
+    assert!(
+        harness::count::Valgrind::find().is_ok(),
+        "Valgrind is needed for this test: scripts/test installs it"
+    );
+    let repo = repo();
+    let (_, first) = run(&repo, "first", &[]);
+    let (_, second) = run(&repo, "second", &[]);
+
+    let small = count(&first, "crypto.encrypt/v1/1x1M", "client_instructions").expect("counted");
+    let large = count(&first, "crypto.encrypt/v1/1x2M", "client_instructions").expect("counted");
+    // Encrypting twice the bytes counts about twice the instructions: the count is the
+    // measured part, not the process's start-up or the payload's preparation, which would
+    // weigh the same in both.
+    assert!(small > 1e6, "{small}");
+    assert!((1.8..2.2).contains(&(large / small)), "{small} and {large}");
+    // No server in a crypto scenario; both processes in an upload.
+    assert_eq!(count(&first, "crypto.encrypt/v1/1x1M", "server_instructions"), None);
+    let client = count(&first, "blobs.upload/2x100k/c1", "client_instructions").expect("counted");
+    let server = count(&first, "blobs.upload/2x100k/c1", "server_instructions").expect("counted");
+    assert!(client > 1e6 && server > 1e4, "{client} {server}");
+    // A load scenario runs for a duration, so its count would follow the machine's speed.
+    assert_eq!(count(&first, "server.load/upload/1k/c1", "client_instructions"), None);
+
+    // The same build counts the same: a single process to within 0.1% (0.01% measured); a
+    // client and server talking over a socket to within 10%, since how the socket splits the
+    // data and whether a pooled connection is free yet depend on timing.
+    for (id, metric, within) in [
+        ("crypto.encrypt/v1/1x1M", "client_instructions", 0.001),
+        ("crypto.encrypt/v1/1x2M", "client_instructions", 0.001),
+        ("blobs.upload/2x100k/c1", "client_instructions", 0.10),
+        ("blobs.upload/2x100k/c1", "server_instructions", 0.10),
+    ] {
+        let (a, b) = (count(&first, id, metric).unwrap(), count(&second, id, metric).unwrap());
+        assert!((b / a - 1.0).abs() < within, "{id} {metric}: {a} then {b}");
+    }
+}
+
+#[test]
+fn without_valgrind_the_run_warns_once_and_counts_nothing() {
+    let repo = repo();
+    // No Valgrind on this PATH (the run needs no other program from it).
+    let empty = repo.out().join("empty-path");
+    std::fs::create_dir_all(&empty).unwrap();
+    let (output, results) = run(&repo, "missing", &[("PATH", empty.to_str().unwrap())]);
+    let err = stderr(&output);
+    assert_eq!(err.matches("warning: no count round").count(), 1, "{err}");
+    assert!(err.contains("install Valgrind"), "{err}");
+    assert_eq!(count(&results, "blobs.upload/2x100k/c1", "client_instructions"), None);
+    // Asked not to count: no counts and no warning.
+    let (output, results) = run(&repo, "off", &[common::NO_COUNT_ROUND]);
+    assert!(!stderr(&output).contains("count round"), "{}", stderr(&output));
+    assert_eq!(count(&results, "crypto.encrypt/v1/1x1M", "client_instructions"), None);
+}
