@@ -92,6 +92,7 @@ impl ChunkKeys {
     }
 
     fn seal(&self, index: u64, last: bool, chunk: &mut [u8]) -> Result<[u8; TAG_LEN], FormatError> {
+        crate::injected_cost::crypto(chunk.len());
         let tag = self
             .key
             .seal_in_place_separate_tag(self.nonce(index, last)?, Aad::from(self.aad), chunk)
