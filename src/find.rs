@@ -105,6 +105,12 @@ pub fn run(args: FindArgs) -> anyhow::Result<()> {
         config.valgrind = None;
     } else if config.valgrind.is_none() {
         bail!("{metric} comes from the count round, which needs Valgrind (and no --no-count-round)");
+    } else if !planned.count_round {
+        bail!(
+            "{metric} comes from the count round, which {} turns off for {}",
+            args.scenarios.display(),
+            args.scenario
+        );
     }
     let mut compare_with_good = |sha: &str| -> anyhow::Result<Result<ComparisonRow, String>> {
         match cache.build(&Revision::Commit(sha.to_owned()))? {

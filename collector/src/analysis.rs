@@ -270,7 +270,7 @@ fn compute_verdicts(
         let commit = samples_of(tx, run_id, scenario_ref, &metric)?;
         let base = baseline.map(|b| samples_of(tx, b, scenario_ref, &metric)).transpose()?;
         comparisons.push(if contract::metrics::is_counted(&metric) {
-            compare_counted(base.as_deref(), &commit, &history, direction)
+            compare_counted(&metric, base.as_deref(), &commit, &history, direction)
         } else {
             compare(base.as_deref(), &commit, &history, direction, policy)
         });

@@ -10,7 +10,7 @@ use statrs::distribution::{Beta, ContinuousCDF};
 use crate::analysis::{baseline_and_history, run_series, samples_of, series_points};
 use crate::graph::CommitGraph;
 use crate::statistics::STATISTICS_VERSION;
-use crate::statistics::verdict::{Policy, Verdict, assess, compare};
+use crate::statistics::verdict::{Policy, Verdict, assess, compare, compare_counted};
 use crate::{CollectorError, Database};
 
 /// A calibration to record: its runs, stored already with purpose `calibration`, in the
@@ -260,7 +260,12 @@ impl Database {
                 let a = samples_of(&tx, pair[0], *scenario_ref, metric)?;
                 let b = samples_of(&tx, pair[1], *scenario_ref, metric)?;
                 let base = (!a.is_empty()).then_some(a.as_slice());
-                comparisons.push(compare(base, &b, &history, *direction, policy));
+                // Judged as their verdicts are, so that the rates describe the rule in use.
+                comparisons.push(if contract::metrics::is_counted(metric) {
+                    compare_counted(metric, base, &b, &history, *direction)
+                } else {
+                    compare(base, &b, &history, *direction, policy)
+                });
             }
             let mut any_regression = false;
             for ((scenario_ref, metric, _), a) in series.iter().zip(assess(comparisons, policy)) {

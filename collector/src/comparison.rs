@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::ingest::{IngestOutcome, store_record};
 use crate::query::direction_at;
 use crate::record::{Purpose, RunRecord, content_uuid};
-use crate::statistics::counts::{COUNT_ABSOLUTE_FLOOR, count_verdict};
+use crate::statistics::counts::{COUNT_ABSOLUTE_FLOOR, count_verdict, unknown_spread};
 use crate::statistics::fdr::benjamini_hochberg;
 use crate::statistics::paired::{PairedError, PairedOptions, STATISTICS_VERSION, compare_paired, paired_verdict};
 use crate::statistics::verdict::{Direction, Verdict};
@@ -184,7 +184,8 @@ fn count_row(row: &mut ComparisonRow) {
         return;
     }
     let ratio = row.median_b / row.median_a;
-    let (threshold, verdict) = count_verdict(row.median_a, row.median_b, None, row.direction);
+    let unknown = unknown_spread(&row.metric);
+    let (threshold, verdict) = count_verdict(row.median_a, row.median_b, None, unknown, row.direction);
     row.ratio = Some(ratio);
     row.ci_lower = Some(ratio);
     row.ci_upper = Some(ratio);

@@ -181,11 +181,12 @@ fn counts_are_compared_by_their_one_value_per_build() {
         assert_eq!(row.rounds, 1);
         (row.verdict_name(), row.ratio.unwrap())
     };
-    // No paired test for one value a side: beyond the widest spread identical builds showed,
+    // No paired test for one value a side: beyond the widest spread the same build showed,
     // a change; within half a percent, none; between, the data cannot tell.
-    assert_eq!(verdict(1.2e8).0, "regression");
-    assert_eq!(verdict(0.8e8).0, "improvement");
-    assert_eq!(verdict(1.05e8).0, "noisy");
+    // (A server count follows the machine's load: up to 25% is not yet a change.)
+    assert_eq!(verdict(1.3e8).0, "regression");
+    assert_eq!(verdict(0.7e8).0, "improvement");
+    assert_eq!(verdict(1.2e8).0, "noisy");
     let (same, ratio) = verdict(1.001e8);
     assert_eq!(same, "unchanged");
     assert!((ratio - 1.001).abs() < 1e-9);

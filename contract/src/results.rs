@@ -179,7 +179,7 @@ impl<P> Results<P> {
                         s.id,
                         m.samples.len(),
                         s.rounds,
-                        if expected == 1 {
+                        if crate::metrics::is_counted(name) {
                             " (a count-round metric has one)"
                         } else {
                             ""

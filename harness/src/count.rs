@@ -114,8 +114,8 @@ impl Counted {
             .env("TOKIO_WORKER_THREADS", "1")
             .env("GLIBC_TUNABLES", STRING_TUNABLES);
         if let Some(cpu) = self.valgrind.cpu {
-            // SAFETY: runs between fork and exec; sched_setaffinity is a system call on a
-            // set built before the fork, and allocates nothing.
+            // SAFETY: runs between fork and exec; the set is built on the stack and
+            // sched_setaffinity is a system call: nothing allocates or takes a lock.
             unsafe {
                 std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
                     let mut set: libc::cpu_set_t = std::mem::zeroed();

@@ -71,7 +71,13 @@ impl DriverProcess {
                 cmd.env(crate::count::COUNT_ROUND_ENV, "1");
                 cmd
             }
-            None => Command::new(spec.exe),
+            None => {
+                let mut cmd = Command::new(spec.exe);
+                // A timed round is never run as a count round, whatever the caller's
+                // environment says.
+                cmd.env_remove(crate::count::COUNT_ROUND_ENV);
+                cmd
+            }
         };
         cmd.arg("drive")
             .args([

@@ -32,7 +32,7 @@ const MIB: f64 = (1u64 << 20) as f64;
 const READY_TIMEOUT: Duration = Duration::from_secs(600);
 /// Time allowed for a measured part beyond a load workload's own duration.
 const DONE_TIMEOUT: Duration = Duration::from_secs(900);
-/// Time allowed for the measured part under Callgrind, which runs it 20 to 100 times slower.
+/// Time allowed for the measured part under Callgrind, which runs it 10 to 50 times slower.
 const COUNTED_DONE_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// The statistic that decides when a scenario has been measured precisely enough. The
@@ -473,7 +473,7 @@ fn run_scenario<const N: usize>(
         progress.set_message(format!("{id} count round (Valgrind)"));
         for (side, build) in builds.iter().enumerate() {
             let count_dir = dir.path().join(format!("build-{side}")).join("count");
-            match count_round(planned, config, build, &count_dir, valgrind) {
+            match count_round(planned, config, build, side, &count_dir, valgrind) {
                 Ok(c) => counts[side] = c,
                 Err(e) if e == INTERRUPTED => return Err(HarnessError::Interrupted),
                 // A count round that fails costs the scenario its counts, not the run its
@@ -645,6 +645,7 @@ fn count_round(
     planned: &PlannedScenario,
     config: &RunConfig,
     build: &Build,
+    side: usize,
     dir: &std::path::Path,
     valgrind: &Valgrind,
 ) -> Result<Vec<(&'static str, f64)>, String> {
@@ -689,9 +690,10 @@ fn count_round(
         return Err(format!("{} operations failed under Valgrind", outcome.errors));
     }
     let mut out = vec![("client_instructions", client_count.instructions()? as f64)];
+    // Named by build too: the two sides of a comparison are kept side by side.
     let file = |who: &str| {
         format!(
-            "{}.{who}.{}.callgrind",
+            "{}.build-{side}.{who}.{}.callgrind",
             planned.id().replace('/', "_"),
             std::process::id()
         )

@@ -14,7 +14,7 @@
 //! on the metric: time regresses up, throughput regresses down.
 
 use super::CONFIDENCE;
-use super::counts::{COUNT_FLOOR, count_verdict};
+use super::counts::{COUNT_FLOOR, count_verdict, unknown_spread};
 use super::fdr::benjamini_hochberg;
 use super::hodges_lehmann::{Shift, hodges_lehmann};
 use super::mann_whitney::mann_whitney_u;
@@ -61,8 +61,9 @@ pub struct Comparison {
     pub relative: Option<RelativeShift>,
     /// The series' noise floor from the points before the commit, if there are enough.
     pub noise_floor: Option<NoiseFloor>,
-    /// A count-round series (one deterministic value per run), judged by `counts`.
-    pub counted: bool,
+    /// For a count-round series (one deterministic value per run, judged by `counts`), the
+    /// spread assumed while it has no history; `None` for the others.
+    pub count_spread: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -111,7 +112,7 @@ pub fn compare(
         shift: None,
         relative: None,
         noise_floor: noise_floor(history),
-        counted: false,
+        count_spread: None,
     };
     let Some(baseline) = baseline.filter(|b| !b.is_empty() && !commit.is_empty()) else {
         return out;
@@ -153,14 +154,20 @@ pub fn compare(
 
 /// Measures a count-round series' value against its baseline's (see `counts`); `history` as
 /// for [`compare`].
-pub fn compare_counted(baseline: Option<&[f64]>, commit: &[f64], history: &[f64], direction: Direction) -> Comparison {
+pub fn compare_counted(
+    metric: &str,
+    baseline: Option<&[f64]>,
+    commit: &[f64],
+    history: &[f64],
+    direction: Direction,
+) -> Comparison {
     // Not a rank test: with one value per side, `compare` takes the change of the medians.
     let policy = Policy {
         min_samples: usize::MAX,
         ..Policy::default()
     };
     Comparison {
-        counted: true,
+        count_spread: Some(unknown_spread(metric)),
         ..compare(baseline, commit, history, direction, &policy)
     }
 }
@@ -188,12 +195,13 @@ pub fn assess(comparisons: Vec<Comparison>, policy: &Policy) -> Vec<Assessment> 
 }
 
 fn decide(comparison: Comparison, q_value: Option<f64>, policy: &Policy) -> Assessment {
-    if comparison.counted {
+    if let Some(unknown) = comparison.count_spread {
         let (threshold, verdict) = match &comparison.baseline {
             Some(base) => count_verdict(
                 base.median,
                 comparison.commit_median,
                 comparison.noise_floor.as_ref(),
+                unknown,
                 comparison.direction,
             ),
             None => (COUNT_FLOOR, Verdict::New),
@@ -310,10 +318,16 @@ mod tests {
         let steady: Vec<f64> = (0..31).map(|i| 1e8 + (i % 2) as f64 * 1e4).collect();
         let a = assess(
             vec![
-                compare_counted(Some(&[1e8]), &[1.01e8], &steady, Direction::Lower),
-                compare_counted(Some(&[1e8]), &[1.01e8], &[], Direction::Lower),
-                compare_counted(Some(&[1e8]), &[1.0001e8], &[], Direction::Lower),
-                compare_counted(None, &[1e8], &[], Direction::Lower),
+                compare_counted(
+                    "client_instructions",
+                    Some(&[1e8]),
+                    &[1.01e8],
+                    &steady,
+                    Direction::Lower,
+                ),
+                compare_counted("client_instructions", Some(&[1e8]), &[1.01e8], &[], Direction::Lower),
+                compare_counted("client_instructions", Some(&[1e8]), &[1.0001e8], &[], Direction::Lower),
+                compare_counted("client_instructions", None, &[1e8], &[], Direction::Lower),
             ],
             &policy,
         );
