@@ -337,6 +337,15 @@ fn markdown(labels: [&str; 2], provenance: [&str; 2], rows: &[ComparisonRow]) ->
     let tested = rows.iter().filter(|r| r.p_value.is_some()).count();
     out.push_str(&PairedOptions::default().method(tested).join(" "));
     out.push('\n');
+    if rows.iter().any(|r| contract::metrics::is_counted(&r.metric)) {
+        use collector::statistics::counts::{COUNT_ABSOLUTE_FLOOR, UNKNOWN_SERVER_SPREAD, UNKNOWN_SPREAD};
+        let _ = writeln!(
+            out,
+            "\nInstruction counts (`client_instructions`, `server_instructions`) have one value per build and no test or interval: B changed when its count moved beyond {}% (client) or {}% (server) and beyond {COUNT_ABSOLUTE_FLOOR} instructions.",
+            UNKNOWN_SPREAD * 100.0,
+            UNKNOWN_SERVER_SPREAD * 100.0
+        );
+    }
     out
 }
 
@@ -431,5 +440,26 @@ mod tests {
         }
         assert!(html.contains("<details><summary>All 2 metrics</summary>"), "{html}");
         assert!(html.contains("</details>"));
+        // Without count rows, nothing of the count rule; with one, its rule, and no interval.
+        assert!(!text.contains("Instruction counts"), "{text}");
+        let count = ComparisonRow {
+            ci_lower: None,
+            ci_upper: None,
+            ci_level: None,
+            p_value: None,
+            unit: "instructions".into(),
+            ..row("blobs.upload/10x100k/c1", "client_instructions", "unchanged", 1.001)
+        };
+        let text = markdown(["a", "b"], ["x", "y"], &[count]);
+        assert!(
+            text.contains(
+                "| unchanged | `blobs.upload/10x100k/c1` | `client_instructions` | 1.000 | 1.001 | +0.1% | - | - |"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("beyond 10% (client) or 25% (server) and beyond 100000 instructions"),
+            "{text}"
+        );
     }
 }

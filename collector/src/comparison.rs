@@ -186,9 +186,8 @@ fn count_row(row: &mut ComparisonRow) {
     let ratio = row.median_b / row.median_a;
     let unknown = unknown_spread(&row.metric);
     let (threshold, verdict) = count_verdict(row.median_a, row.median_b, None, unknown, row.direction);
+    // No interval: one value a side says nothing of its spread.
     row.ratio = Some(ratio);
-    row.ci_lower = Some(ratio);
-    row.ci_upper = Some(ratio);
     row.verdict = Some(verdict);
     row.note = Some(format!(
         "counted once per build under Valgrind: a change beyond ±{}% and {} instructions is called",

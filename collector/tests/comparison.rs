@@ -190,4 +190,22 @@ fn counts_are_compared_by_their_one_value_per_build() {
     let (same, ratio) = verdict(1.001e8);
     assert_eq!(same, "unchanged");
     assert!((ratio - 1.001).abs() < 1e-9);
+
+    // Stored and read back as it was decided, without an interval it does not have.
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = Database::open(&dir.path().join("c.sqlite")).unwrap();
+    let stored = db
+        .record_comparison(&a, &with_count("b", 1.3e8), ["a", "b"], &PairedOptions::default())
+        .unwrap();
+    let row = db
+        .comparison_rows(stored.id)
+        .unwrap()
+        .into_iter()
+        .find(|r| r.metric == "server_instructions")
+        .unwrap();
+    assert_eq!(
+        (row.verdict_name(), row.ci_lower, row.p_value),
+        ("regression", None, None)
+    );
+    assert!(row.note.unwrap().contains("counted once per build"));
 }
