@@ -97,14 +97,16 @@ fn the_count_round_counts_the_measured_part_of_both_processes() {
     // A load scenario runs for a duration, so its count would follow the machine's speed.
     assert_eq!(count(&first, "server.load/upload/1k/c1", "client_instructions"), None);
 
-    // The same build counts the same: a single process to within 0.1% (0.01% measured); a
-    // client and server talking over a socket to within 10%, since how the socket splits the
-    // data and whether a pooled connection is free yet depend on timing.
+    // The same build counts the same: a single process to within 0.1% (0.003% measured over
+    // `ci.toml`'s crypto). A client and server talking over a socket follow the timing of
+    // their exchanges, which the machine's load moves: measured up to 0.6% for clients and
+    // 13% for servers between a quiet and a loaded run. The bounds, 3% and 50%, stand well
+    // above that and catch a count of something else (start-up, preparation, a lost window).
     for (id, metric, within) in [
         ("crypto.encrypt/v1/1x1M", "client_instructions", 0.001),
         ("crypto.encrypt/v1/1x2M", "client_instructions", 0.001),
-        ("blobs.upload/2x100k/c1", "client_instructions", 0.10),
-        ("blobs.upload/2x100k/c1", "server_instructions", 0.10),
+        ("blobs.upload/2x100k/c1", "client_instructions", 0.03),
+        ("blobs.upload/2x100k/c1", "server_instructions", 0.50),
     ] {
         let (a, b) = (count(&first, id, metric).unwrap(), count(&second, id, metric).unwrap());
         assert!((b / a - 1.0).abs() < within, "{id} {metric}: {a} then {b}");

@@ -510,26 +510,10 @@ fn run_scenario<const N: usize>(
                     ),
                 });
             }
-            let def = metrics::lookup(name).expect("only catalogue metrics are recorded");
-            metrics.insert(
-                name.to_owned(),
-                MetricSamples {
-                    unit: def.unit.into(),
-                    direction: def.direction,
-                    samples: values,
-                },
-            );
+            metrics.insert(name.to_owned(), catalogue_samples(name, values));
         }
         for (name, value) in counts {
-            let def = metrics::lookup(name).expect("only catalogue metrics are recorded");
-            metrics.insert(
-                name.to_owned(),
-                MetricSamples {
-                    unit: def.unit.into(),
-                    direction: def.direction,
-                    samples: vec![value],
-                },
-            );
+            metrics.insert(name.to_owned(), catalogue_samples(name, vec![value]));
         }
         let achieved = state.achieved_ci;
         out.push(ScenarioResult {
@@ -741,6 +725,16 @@ fn percentiles(prefix: &str, values: &[f64]) -> Vec<(&'static str, f64)> {
         (name("p99_ms"), nearest_rank(&sorted, 0.99)),
         (name("max_ms"), *sorted.last().unwrap_or(&0.0)),
     ]
+}
+
+/// A catalogue metric's samples, with its unit and direction.
+fn catalogue_samples(name: &str, samples: Vec<f64>) -> MetricSamples {
+    let def = metrics::lookup(name).expect("only catalogue metrics are recorded");
+    MetricSamples {
+        unit: def.unit.into(),
+        direction: def.direction,
+        samples,
+    }
 }
 
 /// The catalogue's `&'static str` for a metric name built at run time.
