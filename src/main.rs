@@ -11,6 +11,7 @@ mod find;
 mod history;
 mod import;
 mod ingest;
+mod kept_build;
 mod merge;
 mod noise;
 mod revisions;

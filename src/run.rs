@@ -12,6 +12,10 @@ use contract::results::CommitInfo;
 use harness::runner::{ExternalServer, Precision, RunConfig};
 use harness::scenario::ScenarioSet;
 use harness::trash::Trash;
+use site_gen::format::short_sha;
+
+use crate::kept_build::{self, KeptMeta, ThisRun};
+use collector::statistics::paired::PairedOptions;
 
 /// Most disk space that finished rounds' and scenarios' small files may hold until the
 /// process ends (see `harness::trash`).
@@ -52,6 +56,17 @@ pub struct RunArgs {
     /// Run the scenarios in an order shuffled with this seed.
     #[arg(long)]
     shuffle: Option<u64>,
+    /// Pair the rounds with the kept build in this directory (the previous benchmarked
+    /// commit's binaries, left by `--keep-build`): rounds interleave A B B A, and the commit's
+    /// timed verdicts come from the paired ratios. Each side gets half of a scenario's time
+    /// cap, so the run takes about as long. Without a usable kept build the rounds run
+    /// unpaired and the run says why.
+    #[arg(long, conflicts_with = "target")]
+    baseline: Option<PathBuf>,
+    /// After the run, keep this run's binaries in this directory for the next commit's
+    /// `--baseline` (replacing what it held).
+    #[arg(long)]
+    keep_build: Option<PathBuf>,
     #[command(flatten)]
     harness: HarnessArgs,
 }
@@ -178,6 +193,14 @@ impl Precision for MedianCi {
     fn relative_ci_half_width(&self, samples: &[f64]) -> Option<f64> {
         collector::statistics::summarize(samples).map(|s| s.relative_ci_half_width())
     }
+
+    /// The paired comparison's own interval, so that a paired scenario stops once its verdict
+    /// could call a change of the target's size. Needs the paired statistics' minimum rounds.
+    fn paired_relative_ci_half_width(&self, a: &[f64], b: &[f64]) -> Option<f64> {
+        use collector::statistics::paired::{PairedOptions, compare_paired};
+        let c = compare_paired(a, b, contract::Direction::Lower, &PairedOptions::default()).ok()?;
+        Some((c.ci_upper / c.ratio - 1.0).max(1.0 - c.ci_lower / c.ratio))
+    }
 }
 
 /// Benchmark traffic stays on this machine: only `http://127.0.0.1:PORT` URLs are driven.
@@ -230,6 +253,25 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         _ => None,
     };
     let config = args.harness.config(target, args.shuffle)?;
+    let machine = harness::machine::describe(harness::binaries::profile());
+    let own = harness::runner::Build {
+        server_bin: config.server_bin.clone(),
+        driver_bin: config.driver_bin.clone(),
+        env: Vec::new(),
+    };
+    let this = ThisRun {
+        commit: &commit,
+        rustc: &machine.machine.rustc,
+        profile: &machine.machine.profile,
+        repo: &args.checkout.repo,
+    };
+    let kept = args.baseline.as_deref().map(|dir| kept_build::load(dir, &this));
+    let kept_meta = args.keep_build.as_ref().map(|_| KeptMeta {
+        commit: commit.clone(),
+        rustc: machine.machine.rustc.clone(),
+        profile: machine.machine.profile.clone(),
+        kept_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+    });
 
     eprintln!(
         "benchmarking {} ({}) with {} scenarios from {}",
@@ -238,16 +280,61 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         set.scenarios.len(),
         set.path.display()
     );
-    let machine = harness::machine::describe(harness::binaries::profile());
-    let results = harness::runner::run(&set, commit, machine, &config)?;
+    let (results, baseline) = match kept {
+        Some(Ok(kept)) => {
+            let note = format!(
+                "paired with {}'s binaries, kept {}",
+                short_sha(&kept.meta.commit.sha),
+                kept.meta.kept_at
+            );
+            eprintln!("rounds {note}");
+            let set = paired_set(set);
+            let [mut a, mut b] = harness::runner::run_paired(
+                &set,
+                [kept.meta.commit, commit],
+                machine,
+                &config,
+                [kept.build, own.clone()],
+            )?;
+            a.run.pairing = Some(note.clone());
+            b.run.pairing = Some(note);
+            (b, Some(a))
+        }
+        Some(Err(reason)) => {
+            eprintln!("warning: unpaired rounds: {reason}");
+            let mut results = harness::runner::run(&set, commit, machine, &config)?;
+            results.run.pairing = Some(format!("unpaired: {reason}"));
+            (results, None)
+        }
+        None => (harness::runner::run(&set, commit, machine, &config)?, None),
+    };
 
     let results_file = match &args.results {
         Some(path) => path.clone(),
         None => default_results_dir(&args.db).join(format!("{}.json", results.run.id)),
     };
     results.save(&results_file)?;
-    let run_id = db.ingest(&results)?.run_id();
+    let run_id = match &baseline {
+        Some(a) => {
+            a.save(&results_file.with_extension("baseline.json"))?;
+            let labels = [short_sha(&a.commit.sha), short_sha(&results.commit.sha)];
+            db.record_paired_run(a, &results, labels, &PairedOptions::default())?.0
+        }
+        None => db.ingest(&results)?.run_id(),
+    };
     db.analyze_run(run_id, &AnalysisOptions::default())?;
+    if let (Some(dir), Some(meta)) = (&args.keep_build, &kept_meta) {
+        kept_build::keep(dir, &own, meta).with_context(|| {
+            format!(
+                "the run is stored, but its build could not be kept in {}",
+                dir.display()
+            )
+        })?;
+        println!(
+            "kept:     this build in {} for the next run's --baseline",
+            dir.display()
+        );
+    }
     let verdicts = db.verdicts(run_id)?;
     // The site publishes the branch just benchmarked, so that this run is on it.
     let report = crate::site::generate(&db, &args.site, results.commit.branch.clone())?;
@@ -267,11 +354,32 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 fn target_summary(results: &harness::runner::Results) -> String {
     let budgets: Vec<_> = results.scenarios.iter().filter_map(|s| s.budget.as_ref()).collect();
     let reached = budgets.iter().filter(|b| !b.noisy).count();
-    let mut line = format!("{reached} of {} scenarios reached their CI target", budgets.len());
+    let paired = if budgets.iter().any(|b| b.paired_ci.is_some()) {
+        "paired "
+    } else {
+        ""
+    };
+    let mut line = format!(
+        "{reached} of {} scenarios reached their {paired}CI target",
+        budgets.len()
+    );
     if reached < budgets.len() {
         line.push_str("; the rest are marked noisy (`soledad-bench noise` tells how steady this machine is)");
     }
     line
+}
+
+/// A scenario set for paired rounds: enough rounds for the paired statistics, and each side
+/// half of the time cap (pairs converge far sooner than single rounds; see
+/// `docs/statistics.md`), so that a paired run takes about as long as an unpaired one.
+fn paired_set(mut set: ScenarioSet) -> ScenarioSet {
+    let least = collector::statistics::paired::MIN_ROUNDS as u32;
+    for s in &mut set.scenarios {
+        s.budget.min_rounds = s.budget.min_rounds.max(least);
+        s.budget.max_rounds = s.budget.max_rounds.max(s.budget.min_rounds);
+        s.budget.max_time /= 2;
+    }
+    set
 }
 
 fn default_results_dir(db: &Path) -> PathBuf {

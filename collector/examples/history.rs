@@ -49,6 +49,7 @@ fn main() {
             finished_at: "2026-11-28T00:01:00Z".into(),
             tool_version: "0.1.0".into(),
             scenario_file: "synthetic".into(),
+            pairing: None,
             sample_interval_ms: 10,
             seed: 1,
             commit: CommitInfo {

@@ -11,7 +11,11 @@ use crate::ingest::now;
 use crate::statistics::STATISTICS_VERSION;
 use crate::statistics::change_point::{ChangePointOptions, change_points};
 use crate::statistics::noise_floor::HISTORY_POINTS;
-use crate::statistics::verdict::{Assessment, Comparison, Direction, Policy, assess, compare, compare_counted};
+use crate::statistics::noise_floor::noise_floor;
+use crate::statistics::paired::PairedOptions;
+use crate::statistics::verdict::{
+    Assessment, BaselineStats, Comparison, Direction, Policy, RelativeShift, Verdict, assess, compare, compare_counted,
+};
 use crate::{CollectorError, Database};
 
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -262,27 +266,173 @@ fn compute_verdicts(
     let run = load_run(tx, run_id)?;
     let chain = graph.chain(&run.commit_sha, run.branch.as_deref());
     let before = chain.get(1..).unwrap_or_default();
+    let mut paired = paired_verdicts(tx, run_id)?;
     let mut comparisons: Vec<Comparison> = Vec::new();
     let mut keys = Vec::new();
+    let mut decided = Vec::new();
     for (scenario_ref, metric, direction) in run_series(tx, run_id)? {
         let points = cache.get(tx, run.machine_id, scenario_ref, &metric)?;
         let (baseline, history) = baseline_and_history(before, points);
+        let counted = contract::metrics::is_counted(&metric);
+        // A metric the paired rounds decided keeps that verdict; one they could not (a zero
+        // sample, too few rounds) and the count series are judged against the history.
+        if !counted && let Some(p) = paired.remove(&(scenario_ref, metric.clone())) {
+            decided.push((scenario_ref, metric, p.paired_with(direction, &history)));
+            continue;
+        }
         let commit = samples_of(tx, run_id, scenario_ref, &metric)?;
         let base = baseline.map(|b| samples_of(tx, b, scenario_ref, &metric)).transpose()?;
-        comparisons.push(if contract::metrics::is_counted(&metric) {
+        comparisons.push(if counted {
             compare_counted(&metric, base.as_deref(), &commit, &history, direction)
         } else {
             compare(base.as_deref(), &commit, &history, direction, policy)
         });
-        keys.push((scenario_ref, metric, baseline));
+        keys.push((
+            scenario_ref,
+            metric,
+            baseline,
+            if counted { Method::Count } else { Method::History },
+        ));
     }
     let assessments = assess(comparisons, policy);
     tx.execute("DELETE FROM verdicts WHERE run_id = ?1", [run_id])?;
     let computed_at = now();
-    for ((scenario_ref, metric, baseline), a) in keys.iter().zip(&assessments) {
-        insert_verdict(tx, run_id, *scenario_ref, metric, *baseline, a, policy, computed_at)?;
+    let stored = assessments.len() + decided.len();
+    for ((scenario_ref, metric, baseline, method), a) in keys.iter().zip(&assessments) {
+        let how = How {
+            baseline: *baseline,
+            method: *method,
+            alpha: policy.alpha,
+        };
+        insert_verdict(tx, run_id, *scenario_ref, metric, &how, a, computed_at)?;
     }
-    Ok(assessments.len())
+    for (scenario_ref, metric, (how, a)) in &decided {
+        insert_verdict(tx, run_id, *scenario_ref, metric, how, a, computed_at)?;
+    }
+    Ok(stored)
+}
+
+/// Which rule decided a verdict (`verdicts.method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// The run's samples against the previous point's (`statistics::verdict`).
+    History,
+    /// The run's rounds paired with a baseline build's in the same run (`statistics::paired`).
+    Paired,
+    /// A count-round value against the previous point's (`statistics::counts`).
+    Count,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::History => "history",
+            Self::Paired => "paired",
+            Self::Count => "count",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::History, Self::Paired, Self::Count]
+            .into_iter()
+            .find(|m| m.as_str() == s)
+    }
+}
+
+/// What a verdict was measured against, and by which rule.
+struct How {
+    baseline: Option<i64>,
+    method: Method,
+    alpha: f64,
+}
+
+/// A row of the run's paired comparison with a baseline build.
+struct PairedRow {
+    baseline_run: i64,
+    rounds: i64,
+    median_a: f64,
+    median_b: f64,
+    ratio: f64,
+    ci: (f64, f64),
+    p_value: Option<f64>,
+    verdict: Verdict,
+}
+
+impl PairedRow {
+    /// The row as a verdict: the change is the ratio's, the threshold the practical floor.
+    /// The history's noise floor is kept for readers; the paired rule does not need it, as
+    /// the baseline ran beside the commit.
+    fn paired_with(self, direction: Direction, history: &[f64]) -> (How, Assessment) {
+        let options = PairedOptions::default();
+        let comparison = Comparison {
+            direction,
+            commit_n: self.rounds as usize,
+            commit_median: self.median_b,
+            baseline: Some(BaselineStats {
+                n: self.rounds as usize,
+                median: self.median_a,
+            }),
+            p_value: self.p_value,
+            shift: None,
+            relative: Some(RelativeShift {
+                estimate: self.ratio - 1.0,
+                ci_lower: self.ci.0 - 1.0,
+                ci_upper: self.ci.1 - 1.0,
+            }),
+            noise_floor: noise_floor(history),
+            count_spread: None,
+        };
+        let how = How {
+            baseline: Some(self.baseline_run),
+            method: Method::Paired,
+            alpha: options.alpha,
+        };
+        let assessment = Assessment {
+            comparison,
+            q_value: self.p_value,
+            threshold: options.practical_floor,
+            verdict: self.verdict,
+        };
+        (how, assessment)
+    }
+}
+
+/// The decided rows of the run's paired comparison with a baseline build, if it has one.
+fn paired_verdicts(tx: &Transaction, run_id: i64) -> Result<HashMap<(i64, String), PairedRow>, CollectorError> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT cr.scenario_ref, cr.metric, c.run_a, cr.rounds, da.median, db.median, cr.ratio, cr.ci_lower,
+                cr.ci_upper, cr.p_value, cr.verdict
+         FROM comparisons c JOIN comparison_results cr ON cr.comparison_id = c.id
+         JOIN data_points da ON da.run_id = c.run_a AND da.scenario_ref = cr.scenario_ref AND da.metric = cr.metric
+         JOIN data_points db ON db.run_id = c.run_b AND db.scenario_ref = cr.scenario_ref AND db.metric = cr.metric
+         WHERE c.run_b = ?1 AND c.kind = 'baseline' AND cr.ratio IS NOT NULL AND cr.ci_lower IS NOT NULL",
+    )?;
+    let rows = stmt.query_map([run_id], |r| {
+        Ok((
+            (r.get::<_, i64>(0)?, r.get::<_, String>(1)?),
+            r.get::<_, String>(10)?,
+            PairedRow {
+                baseline_run: r.get(2)?,
+                rounds: r.get(3)?,
+                median_a: r.get(4)?,
+                median_b: r.get(5)?,
+                ratio: r.get(6)?,
+                ci: (r.get(7)?, r.get(8)?),
+                p_value: r.get(9)?,
+                verdict: Verdict::Noisy,
+            },
+        ))
+    })?;
+    let mut out = HashMap::new();
+    for row in rows {
+        let (key, verdict, mut row) = row?;
+        // `incomparable` rows have no ratio and are not read.
+        if let Some(v) = Verdict::parse(&verdict) {
+            row.verdict = v;
+            out.insert(key, row);
+        }
+    }
+    Ok(out)
 }
 
 /// SQLite keeps infinities, but a reader of the schema expects a number or nothing.
@@ -290,15 +440,13 @@ fn finite(v: f64) -> Option<f64> {
     v.is_finite().then_some(v)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn insert_verdict(
     tx: &Transaction,
     run_id: i64,
     scenario_ref: i64,
     metric: &str,
-    baseline: Option<i64>,
+    how: &How,
     a: &Assessment,
-    policy: &Policy,
     computed_at: i64,
 ) -> Result<(), CollectorError> {
     let c = &a.comparison;
@@ -308,15 +456,15 @@ fn insert_verdict(
                                baseline_n, baseline_median, p_value, q_value, shift, shift_ci_lower, shift_ci_upper,
                                shift_ci_level, relative_change, relative_ci_lower, relative_ci_upper, noise_floor,
                                noise_floor_changes, threshold, alpha, gate_verdict, verdict, change_point_id,
-                               statistics_version, computed_at)
+                               statistics_version, computed_at, method)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
-                 ?21, ?22, ?22, NULL, ?23, ?24)",
+                 ?21, ?22, ?22, NULL, ?23, ?24, ?25)",
     )?
     .execute(params![
         run_id,
         scenario_ref,
         metric,
-        baseline,
+        how.baseline,
         c.commit_n as i64,
         c.commit_median,
         c.baseline.map(|b| b.n as i64),
@@ -333,10 +481,11 @@ fn insert_verdict(
         c.noise_floor.map(|f| f.threshold),
         c.noise_floor.map(|f| f.changes as i64),
         a.threshold,
-        policy.alpha,
+        how.alpha,
         a.verdict.as_str(),
         STATISTICS_VERSION,
         computed_at,
+        how.method.as_str(),
     ])?;
     Ok(())
 }

@@ -254,11 +254,12 @@ impl Database {
     pub fn history_verdicts(&self) -> Result<Vec<StoredVerdict>, CollectorError> {
         let t = Tables::load(&self.conn)?;
         let mut stmt = self.conn.prepare(
-            "SELECT run_id, scenario_ref, metric, baseline_run_id, commit_n, commit_median, baseline_n, baseline_median,
-                    p_value, q_value, shift, shift_ci_lower, shift_ci_upper, shift_ci_level,
-                    relative_change, relative_ci_lower, relative_ci_upper, noise_floor, threshold, alpha,
-                    gate_verdict, verdict, change_point_id, statistics_version
-             FROM verdicts",
+            "SELECT v.run_id, v.scenario_ref, v.metric, v.baseline_run_id, v.commit_n, v.commit_median, v.baseline_n,
+                    v.baseline_median, v.p_value, v.q_value, v.shift, v.shift_ci_lower, v.shift_ci_upper,
+                    v.shift_ci_level, v.relative_change, v.relative_ci_lower, v.relative_ci_upper, v.noise_floor,
+                    v.threshold, v.alpha, v.gate_verdict, v.verdict, v.change_point_id, v.statistics_version,
+                    v.method, b.commit_sha
+             FROM verdicts v LEFT JOIN runs b ON b.id = v.baseline_run_id",
         )?;
         let mut rows = stmt.query([])?;
         let mut out = Vec::new();
@@ -284,7 +285,8 @@ impl Database {
                 direction: direction.clone(),
                 metric,
                 baseline_run_id,
-                baseline_sha: baseline_run_id.and_then(|b| t.runs.get(&b)).map(|b| b.1.clone()),
+                // A paired verdict's baseline is the baseline build's run, not a history run.
+                baseline_sha: r.get(25)?,
                 commit_n: r.get(4)?,
                 commit_median: r.get(5)?,
                 baseline_n: r.get(6)?,
@@ -303,6 +305,7 @@ impl Database {
                 verdict: verdict_from(r.get(21)?)?,
                 change_point_id: r.get(22)?,
                 statistics_version: r.get(23)?,
+                method: crate::query::method_at(r, 24)?,
             });
         }
         Ok(out)

@@ -1,6 +1,8 @@
-//! Branch comparisons: two builds run interleaved (A B B A ...) on one machine, stored as
-//! two runs with purpose `comparison` and the paired verdict of every metric they share.
-//! They never enter a series; the site shows them on their own.
+//! Comparisons: two builds run interleaved (A B B A ...) on one machine, and the paired
+//! verdict of every metric they share. A branch comparison (`compare`) is stored as two runs
+//! with purpose `comparison`, which never enter a series. A per-commit run paired with a
+//! baseline build (`run --baseline`) is stored as a history run (B) and a `comparison` run of
+//! the baseline (A): its rows decide the history run's verdicts (`analysis.rs`).
 
 use std::collections::HashMap;
 
@@ -78,6 +80,30 @@ pub struct ComparisonSummary {
     pub improvements: usize,
     /// The paired statistics that decided it (`paired::STATISTICS_VERSION` of its time).
     pub statistics_version: i64,
+    pub kind: ComparisonKind,
+}
+
+/// What a comparison was made for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ComparisonKind {
+    /// Two revisions compared on demand (`compare`).
+    Branch,
+    /// A per-commit run (B, a history run) paired with the previous benchmarked commit's
+    /// binaries (A).
+    Baseline,
+}
+
+impl ComparisonKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Branch => "branch",
+            Self::Baseline => "baseline",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Branch, Self::Baseline].into_iter().find(|k| k.as_str() == s)
+    }
 }
 
 fn median(samples: &[f64]) -> f64 {
@@ -213,47 +239,90 @@ impl Database {
         labels: [&str; 2],
         options: &PairedOptions,
     ) -> Result<StoredComparison, CollectorError> {
-        let rows = paired_rows(a, b, options);
-        let uuid = content_uuid(&[a.run.id.as_bytes(), b.run.id.as_bytes()]);
         let tx = self.conn.transaction()?;
-        if let Some(id) = tx
-            .query_row("SELECT id FROM comparisons WHERE uuid = ?1", [&uuid], |r| r.get(0))
-            .optional()?
-        {
-            return Ok(StoredComparison { id, rows });
-        }
-        let mut run_ids = [0i64; 2];
-        for (slot, results) in run_ids.iter_mut().zip([a, b]) {
-            let mut record = RunRecord::from_results(results)?;
-            record.purpose = Purpose::Comparison;
-            *slot = match store_record(&tx, &record)? {
-                IngestOutcome::Stored { run_id } | IngestOutcome::AlreadyPresent { run_id } => run_id,
-            };
-        }
-        let machine_id: i64 = tx.query_row("SELECT machine_id FROM runs WHERE id = ?1", [run_ids[0]], |r| r.get(0))?;
-        tx.execute(
-            "INSERT INTO comparisons (uuid, machine_id, run_a, run_b, label_a, label_b, scenario_file, started_at,
-                                      finished_at, statistics_version)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![
-                uuid,
-                machine_id,
-                run_ids[0],
-                run_ids[1],
-                labels[0],
-                labels[1],
-                a.run.scenario_file,
-                a.run.started_at,
-                b.run.finished_at,
-                STATISTICS_VERSION
-            ],
+        let stored = store_pair(
+            &tx,
+            [a, b],
+            Purpose::Comparison,
+            labels,
+            ComparisonKind::Branch,
+            options,
         )?;
-        let id = tx.last_insert_rowid();
-        insert_rows(&tx, id, &rows)?;
         tx.commit()?;
-        Ok(StoredComparison { id, rows })
+        Ok(stored)
     }
 
+    /// Stores a per-commit run paired with a baseline build, in one transaction: the commit's
+    /// results `b` as a history run (the series keep the commit's own values), the baseline's
+    /// `a` as a comparison run, and their paired verdicts as a `baseline` comparison, from
+    /// which the history run's verdicts are decided. Returns the history run's id with the
+    /// comparison. Storing the same pair again changes nothing.
+    pub fn record_paired_run<P: Serialize>(
+        &mut self,
+        a: &Results<P>,
+        b: &Results<P>,
+        labels: [&str; 2],
+        options: &PairedOptions,
+    ) -> Result<(i64, StoredComparison), CollectorError> {
+        let tx = self.conn.transaction()?;
+        let stored = store_pair(&tx, [a, b], Purpose::History, labels, ComparisonKind::Baseline, options)?;
+        let run_b: i64 = tx.query_row("SELECT run_b FROM comparisons WHERE id = ?1", [stored.id], |r| r.get(0))?;
+        tx.commit()?;
+        Ok((run_b, stored))
+    }
+}
+
+/// Stores both runs of a pair (A as a comparison run, B with `purpose_b`) and their paired
+/// verdicts. A pair stored already is left as it is.
+fn store_pair<P: Serialize>(
+    tx: &Transaction,
+    [a, b]: [&Results<P>; 2],
+    purpose_b: Purpose,
+    labels: [&str; 2],
+    kind: ComparisonKind,
+    options: &PairedOptions,
+) -> Result<StoredComparison, CollectorError> {
+    let rows = paired_rows(a, b, options);
+    let uuid = content_uuid(&[a.run.id.as_bytes(), b.run.id.as_bytes()]);
+    if let Some(id) = tx
+        .query_row("SELECT id FROM comparisons WHERE uuid = ?1", [&uuid], |r| r.get(0))
+        .optional()?
+    {
+        return Ok(StoredComparison { id, rows });
+    }
+    let mut run_ids = [0i64; 2];
+    for ((slot, results), purpose) in run_ids.iter_mut().zip([a, b]).zip([Purpose::Comparison, purpose_b]) {
+        let mut record = RunRecord::from_results(results)?;
+        record.purpose = purpose;
+        *slot = match store_record(tx, &record)? {
+            IngestOutcome::Stored { run_id } | IngestOutcome::AlreadyPresent { run_id } => run_id,
+        };
+    }
+    let machine_id: i64 = tx.query_row("SELECT machine_id FROM runs WHERE id = ?1", [run_ids[0]], |r| r.get(0))?;
+    tx.execute(
+        "INSERT INTO comparisons (uuid, machine_id, run_a, run_b, label_a, label_b, scenario_file, started_at,
+                                  finished_at, statistics_version, kind)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        params![
+            uuid,
+            machine_id,
+            run_ids[0],
+            run_ids[1],
+            labels[0],
+            labels[1],
+            a.run.scenario_file,
+            a.run.started_at,
+            b.run.finished_at,
+            STATISTICS_VERSION,
+            kind.as_str()
+        ],
+    )?;
+    let id = tx.last_insert_rowid();
+    insert_rows(tx, id, &rows)?;
+    Ok(StoredComparison { id, rows })
+}
+
+impl Database {
     /// Every stored comparison, newest first.
     pub fn comparisons(&self) -> Result<Vec<ComparisonSummary>, CollectorError> {
         let mut stmt = self.conn.prepare(
@@ -261,7 +330,7 @@ impl Database {
                     c.started_at, c.finished_at,
                     (SELECT count(*) FROM comparison_results WHERE comparison_id = c.id AND verdict = 'regression'),
                     (SELECT count(*) FROM comparison_results WHERE comparison_id = c.id AND verdict = 'improvement'),
-                    c.statistics_version
+                    c.statistics_version, c.kind
              FROM comparisons c JOIN runs ra ON ra.id = c.run_a JOIN runs rb ON rb.id = c.run_b
              ORDER BY c.id DESC",
         )?;
@@ -280,6 +349,7 @@ impl Database {
                 regressions: r.get::<_, i64>(10)? as usize,
                 improvements: r.get::<_, i64>(11)? as usize,
                 statistics_version: r.get(12)?,
+                kind: ComparisonKind::parse(&r.get::<_, String>(13)?).unwrap_or(ComparisonKind::Branch),
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -381,10 +451,22 @@ pub(crate) fn merge_comparisons(
     run_map: &HashMap<i64, i64>,
 ) -> Result<usize, CollectorError> {
     let mut stmt = from.prepare(
-        "SELECT id, uuid, run_a, run_b, label_a, label_b, scenario_file, started_at, finished_at, statistics_version
+        "SELECT id, uuid, run_a, run_b, label_a, label_b, scenario_file, started_at, finished_at, statistics_version, kind
          FROM comparisons ORDER BY id",
     )?;
-    type Row = (i64, String, i64, i64, String, String, String, String, String, i64);
+    type Row = (
+        i64,
+        String,
+        i64,
+        i64,
+        String,
+        String,
+        String,
+        String,
+        String,
+        i64,
+        String,
+    );
     let list: Vec<Row> = stmt
         .query_map([], |r| {
             Ok((
@@ -398,11 +480,12 @@ pub(crate) fn merge_comparisons(
                 r.get(7)?,
                 r.get(8)?,
                 r.get(9)?,
+                r.get(10)?,
             ))
         })?
         .collect::<Result<_, _>>()?;
     let mut added = 0;
-    for (id, uuid, run_a, run_b, label_a, label_b, file, started, finished, version) in list {
+    for (id, uuid, run_a, run_b, label_a, label_b, file, started, finished, version, kind) in list {
         if tx
             .query_row("SELECT 1 FROM comparisons WHERE uuid = ?1", [&uuid], |_| Ok(()))
             .optional()?
@@ -420,10 +503,10 @@ pub(crate) fn merge_comparisons(
         let machine_id: i64 = tx.query_row("SELECT machine_id FROM runs WHERE id = ?1", [a], |r| r.get(0))?;
         tx.execute(
             "INSERT INTO comparisons (uuid, machine_id, run_a, run_b, label_a, label_b, scenario_file, started_at,
-                                      finished_at, statistics_version)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                                      finished_at, statistics_version, kind)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
-                uuid, machine_id, a, b, label_a, label_b, file, started, finished, version
+                uuid, machine_id, a, b, label_a, label_b, file, started, finished, version, kind
             ],
         )?;
         let new_id = tx.last_insert_rowid();

@@ -230,8 +230,9 @@ fn insert_run(tx: &Transaction, r: &RunRecord, machine_id: i64) -> Result<i64, C
     };
     tx.execute(
         "INSERT INTO runs (run_uuid, machine_id, commit_sha, branch, dirty, started_at, finished_at, tool_version,
-                           scenario_file, sample_interval_ms, seed, load_avg_1m, cpu_mhz, ingested_at, source, purpose)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                           scenario_file, sample_interval_ms, seed, load_avg_1m, cpu_mhz, ingested_at, source, purpose,
+                           pairing)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
         params![
             r.uuid,
             machine_id,
@@ -250,6 +251,7 @@ fn insert_run(tx: &Transaction, r: &RunRecord, machine_id: i64) -> Result<i64, C
             now(),
             r.source.as_str(),
             r.purpose.as_str(),
+            r.pairing,
         ],
     )?;
     let run_id = tx.last_insert_rowid();

@@ -22,7 +22,7 @@ mod schema;
 mod snapshot;
 pub mod statistics;
 
-pub use analysis::{AnalysisOptions, AnalysisReport};
+pub use analysis::{AnalysisOptions, AnalysisReport, Method};
 pub use build_failures::StoredBuildFailure;
 pub use calibration::{CalibrationReport, CalibrationRuns, CalibrationSummary, SeriesOutcome, rate_upper_bound};
 pub use db::{CollectorError, Database};

@@ -125,6 +125,7 @@ fn read_record(conn: &Connection, id: i64) -> rusqlite::Result<RunRecord> {
             [id],
             |r| r.try_into(),
         )?;
+    let pairing: Option<String> = conn.query_row("SELECT pairing FROM runs WHERE id = ?1", [id], |r| r.get(0))?;
     let parents: Vec<String> = conn
         .prepare("SELECT parent FROM commit_parents WHERE sha = ?1 ORDER BY position")?
         .query_map([&sha], |r| r.get(0))?
@@ -251,6 +252,7 @@ fn read_record(conn: &Connection, id: i64) -> rusqlite::Result<RunRecord> {
         machine,
         covariates,
         scenarios,
+        pairing,
     })
 }
 

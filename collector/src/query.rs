@@ -75,6 +75,11 @@ pub struct Run {
     pub scenario_file: String,
     /// `harness`, `bmf` or `criterion`.
     pub source: String,
+    /// How its rounds were paired with a baseline build, or why they were not (`run
+    /// --baseline`); `None` when no pairing was asked for.
+    pub pairing: Option<String>,
+    /// The commit whose binaries its rounds were paired with, when they were.
+    pub paired_with: Option<String>,
 }
 
 /// A machine and its stable facts.
@@ -125,6 +130,9 @@ pub struct StoredVerdict {
     pub verdict: Verdict,
     pub change_point_id: Option<i64>,
     pub statistics_version: i64,
+    /// Which rule decided it: against the history, paired with a baseline build in the same
+    /// run, or a count against the history.
+    pub method: crate::Method,
 }
 
 /// A change point as stored.
@@ -251,7 +259,9 @@ pub(crate) fn verdict_from(s: String) -> rusqlite::Result<Verdict> {
 }
 
 const RUN_COLUMNS: &str = "r.id, r.run_uuid, r.machine_id, c.sha, c.subject, c.author_name, c.author_time, c.depth,
-                           r.branch, r.dirty, r.started_at, r.scenario_file, r.source";
+                           r.branch, r.dirty, r.started_at, r.scenario_file, r.source, r.pairing,
+                           (SELECT ra.commit_sha FROM comparisons cm JOIN runs ra ON ra.id = cm.run_a
+                            WHERE cm.run_b = r.id AND cm.kind = 'baseline')";
 
 fn run_from(r: &rusqlite::Row) -> rusqlite::Result<Run> {
     Ok(Run {
@@ -264,6 +274,8 @@ fn run_from(r: &rusqlite::Row) -> rusqlite::Result<Run> {
         started_at: r.get(10)?,
         scenario_file: r.get(11)?,
         source: r.get(12)?,
+        pairing: r.get(13)?,
+        paired_with: r.get(14)?,
     })
 }
 
@@ -272,7 +284,7 @@ pub(crate) const VERDICT_SELECT: &str =
             v.baseline_run_id, b.commit_sha, v.commit_n, v.commit_median, v.baseline_n, v.baseline_median,
             v.p_value, v.q_value, v.shift, v.shift_ci_lower, v.shift_ci_upper, v.shift_ci_level,
             v.relative_change, v.relative_ci_lower, v.relative_ci_upper, v.noise_floor, v.threshold, v.alpha,
-            v.gate_verdict, v.verdict, v.change_point_id, v.statistics_version
+            v.gate_verdict, v.verdict, v.change_point_id, v.statistics_version, v.method
      FROM verdicts v
      JOIN scenarios s ON s.id = v.scenario_ref
      JOIN metrics mt ON mt.name = v.metric
@@ -307,6 +319,15 @@ pub(crate) fn verdict_from_row(r: &rusqlite::Row) -> rusqlite::Result<StoredVerd
         verdict: verdict_from(r.get(25)?)?,
         change_point_id: r.get(26)?,
         statistics_version: r.get(27)?,
+        method: method_at(r, 28)?,
+    })
+}
+
+/// A `verdicts.method` column (as the schema checks).
+pub(crate) fn method_at(r: &rusqlite::Row, i: usize) -> rusqlite::Result<crate::Method> {
+    let text: String = r.get(i)?;
+    crate::Method::parse(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, format!("method {text:?}").into())
     })
 }
 

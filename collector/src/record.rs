@@ -76,6 +76,9 @@ pub struct RunRecord {
     /// Volatile readings of the machine during the run (load, frequency ...), by name.
     pub covariates: Vec<(String, serde_json::Value)>,
     pub scenarios: Vec<ScenarioRecord>,
+    /// How a history run's rounds were paired with a baseline build, or why they were not
+    /// (`RunInfo::pairing`).
+    pub pairing: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -143,6 +146,7 @@ impl RunRecord {
             commit: results.commit.clone(),
             machine: results.machine.machine.clone(),
             covariates: covariates_of(&results.machine),
+            pairing: r.pairing.clone(),
             scenarios: results
                 .scenarios
                 .iter()
@@ -243,6 +247,7 @@ impl RunRecord {
             machine: ctx.machine,
             covariates: ctx.covariates,
             scenarios,
+            pairing: None,
         }
     }
 }

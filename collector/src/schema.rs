@@ -22,6 +22,7 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: V6,
         then: Some(crate::ingest::describe_all_metrics),
     },
+    Migration { sql: V7, then: None },
 ];
 
 const V1: &str =
@@ -303,4 +304,17 @@ const V6: &str = "
     ALTER TABLE metrics ADD COLUMN description TEXT;
     ALTER TABLE metrics ADD COLUMN display_rank INTEGER;
     ALTER TABLE comparisons ADD COLUMN statistics_version INTEGER NOT NULL DEFAULT 1;
+    ";
+
+// 7: per-commit runs paired with a baseline build (`run --baseline`). A history run says how
+// its rounds were paired; its paired comparison is stored as a `baseline` comparison (the
+// baseline build's side a `comparison` run); each verdict names the rule that decided it.
+const V7: &str = "
+    ALTER TABLE runs ADD COLUMN pairing TEXT;
+    ALTER TABLE comparisons ADD COLUMN kind TEXT NOT NULL DEFAULT 'branch'
+        CHECK (kind IN ('branch', 'baseline'));
+    CREATE INDEX comparisons_by_run_b ON comparisons (run_b);
+    ALTER TABLE verdicts ADD COLUMN method TEXT NOT NULL DEFAULT 'history'
+        CHECK (method IN ('history', 'paired', 'count'));
+    UPDATE verdicts SET method = 'count' WHERE metric IN ('client_instructions', 'server_instructions');
     ";

@@ -2,9 +2,10 @@
 
 mod common;
 
-use collector::Database;
+use collector::comparison::ComparisonKind;
 use collector::statistics::paired::PairedOptions;
-use collector::statistics::verdict::Direction;
+use collector::statistics::verdict::{Direction, Verdict};
+use collector::{Database, Method};
 use contract::Results;
 
 fn side(run: &str, sha: &str, wall: Vec<f64>, cpu: Vec<f64>) -> Results {
@@ -208,4 +209,67 @@ fn counts_are_compared_by_their_one_value_per_build() {
         ("regression", None, None)
     );
     assert!(row.note.unwrap().contains("counted once per build"));
+}
+
+#[test]
+fn a_paired_run_decides_its_commits_verdicts_and_survives_a_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("b.sqlite");
+    let mut db = Database::open(&path).unwrap();
+    let flat = |level: f64| -> Vec<f64> { (0..12).map(|i| level * (1.0 + 0.002 * (i % 3) as f64)).collect() };
+    // The parent's own job ran when the machine was 10% slower than it is now.
+    let mut parent = side("parent", "aaa", flat(1.10), vec![0.0; 12]);
+    parent.commit = common::commit("aaa", &[], 0, Some("main"));
+    let id = db.ingest(&parent).unwrap().run_id();
+    db.analyze_run(id, &Default::default()).unwrap();
+
+    // This commit is 10% slower than the parent's kept build measured beside it, which the
+    // history (at the same level as this commit) cannot see.
+    let a = flat(1.0);
+    let b: Vec<f64> = a.iter().map(|x| x * 1.10).collect();
+    let mut ra = side("kept", "aaa", a, vec![0.0; 12]);
+    ra.commit = common::commit("aaa", &[], 0, Some("main"));
+    let mut rb = side("this", "bbb", b, vec![0.0; 12]);
+    rb.commit = common::commit("bbb", &["aaa"], 1, Some("main"));
+    rb.run.pairing = Some("paired with aaa's binaries".into());
+    let (run_b, stored) = db
+        .record_paired_run(&ra, &rb, ["aaa", "bbb"], &PairedOptions::default())
+        .unwrap();
+    db.analyze_run(run_b, &Default::default()).unwrap();
+
+    let check = |db: &Database| {
+        let run = db.runs().unwrap().into_iter().find(|r| r.commit.sha == "bbb").unwrap();
+        assert_eq!(run.pairing.as_deref(), Some("paired with aaa's binaries"));
+        assert_eq!(run.paired_with.as_deref(), Some("aaa"));
+        let verdicts = db.verdicts(run.id).unwrap();
+        let of = |m: &str| verdicts.iter().find(|v| v.metric == m).unwrap().clone();
+        let wall = of("wall_s");
+        assert_eq!((wall.verdict, wall.method), (Verdict::Regression, Method::Paired));
+        assert_eq!(wall.baseline_sha.as_deref(), Some("aaa"));
+        assert!((wall.baseline_median.unwrap() - 1.002).abs() < 1e-9, "{wall:?}");
+        assert!((wall.relative_change.unwrap() - 0.10).abs() < 1e-9);
+        assert_eq!(of("throughput_mib_s").verdict, Verdict::Regression);
+        // A zero has no ratio: that series falls back to the history.
+        assert_eq!(of("client_cpu_sys_s").method, Method::History);
+        // The series hold one point per commit, each the commit's own.
+        let series = db.series().unwrap();
+        let wall_series = series.iter().find(|s| s.metric == "wall_s").unwrap();
+        let points = db.points(wall_series, Some("main")).unwrap();
+        assert_eq!(points.len(), 2);
+        // Branch comparisons are listed as such; this one is the run's pairing.
+        let list = db.comparisons().unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].kind, ComparisonKind::Baseline);
+    };
+    check(&db);
+    assert_eq!(stored.rows.iter().filter(|r| r.is(Verdict::Regression)).count(), 2);
+
+    // A merged copy of the history keeps the pairing, and its analysis decides alike.
+    let mut other = Database::open(&dir.path().join("other.sqlite")).unwrap();
+    let report = other.merge_from(&path).unwrap();
+    assert_eq!(report.history_runs_added.len(), 2);
+    other
+        .analyze_runs(&report.history_runs_added, &Default::default())
+        .unwrap();
+    check(&other);
 }

@@ -166,6 +166,7 @@ fn the_round_budget_and_latency_histogram_are_kept() {
         target_ci: 0.02,
         headline_metric: "wall_s".into(),
         achieved_ci: 0.05,
+        paired_ci: None,
         stop_reason: contract::StopReason::MaxRounds,
         noisy: true,
     });

@@ -61,6 +61,11 @@ pub struct RunInfo {
     pub sampler_cpu_s: f64,
     #[serde(default)]
     pub measured_s: f64,
+    /// How the rounds were paired with a baseline build (`run --baseline`): with which
+    /// commit's binaries, or why they ran unpaired. Absent when no pairing was asked for.
+    /// (Left out when absent, so that files of runs without pairing read and write as before.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pairing: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -150,6 +155,11 @@ pub struct BudgetReport {
     pub headline_metric: String,
     /// Relative half-width reached.
     pub achieved_ci: f64,
+    /// For builds run interleaved: the relative half-width of the 95% CI of the headline
+    /// metric's paired ratio (geometric mean of the per-round ratios B / A), which is what
+    /// the stopping rule and `noisy` then use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paired_ci: Option<f64>,
     pub stop_reason: StopReason,
     /// The target was not reached: the point is too noisy to judge small changes by.
     pub noisy: bool,

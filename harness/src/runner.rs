@@ -41,6 +41,10 @@ pub trait Precision: Send + Sync {
     /// Relative half-width of the 95% confidence interval of the median of `samples`, or
     /// `None` when it cannot be computed.
     fn relative_ci_half_width(&self, samples: &[f64]) -> Option<f64>;
+
+    /// Relative half-width of the 95% confidence interval of the paired ratio of `b` to `a`
+    /// (round `i` of each ran side by side), or `None` when it cannot be computed.
+    fn paired_relative_ci_half_width(&self, a: &[f64], b: &[f64]) -> Option<f64>;
 }
 
 /// A server the harness did not start (`--target`): only what can be seen over HTTP is
@@ -192,6 +196,7 @@ fn run_info(set: &ScenarioSet, config: &RunConfig, started_at: SystemTime, total
         target: config.target.as_ref().map(|t| t.url.clone()),
         sampler_cpu_s: totals.sampler_cpu.as_secs_f64(),
         measured_s: totals.measured.as_secs_f64(),
+        pairing: None,
     }
 }
 
@@ -207,7 +212,7 @@ pub fn run(
         driver_bin: config.driver_bin.clone(),
         env: Vec::new(),
     };
-    let [results] = run_builds(set, [commit], machine, config, [build])?;
+    let [results] = run_builds(set, [commit], machine, config, [build], [true])?;
     Ok(results)
 }
 
@@ -220,7 +225,7 @@ pub fn run_build(
     config: &RunConfig,
     build: Build,
 ) -> Result<Results, HarnessError> {
-    let [results] = run_builds(set, [commit], machine, config, [build])?;
+    let [results] = run_builds(set, [commit], machine, config, [build], [true])?;
     Ok(results)
 }
 
@@ -234,7 +239,20 @@ pub fn run_interleaved(
     config: &RunConfig,
     builds: [Build; 2],
 ) -> Result<[Results; 2], HarnessError> {
-    run_builds(set, commits, machine, config, builds)
+    run_builds(set, commits, machine, config, builds, [true, true])
+}
+
+/// [`run_interleaved`] for a per-commit run paired with a baseline build (A): only B, the
+/// commit, gets a count round, since counts need no pairing (the baseline's are in the
+/// history).
+pub fn run_paired(
+    set: &ScenarioSet,
+    commits: [CommitInfo; 2],
+    machine: MachineInfo,
+    config: &RunConfig,
+    builds: [Build; 2],
+) -> Result<[Results; 2], HarnessError> {
+    run_builds(set, commits, machine, config, builds, [false, true])
 }
 
 fn run_builds<const N: usize>(
@@ -243,6 +261,7 @@ fn run_builds<const N: usize>(
     machine: MachineInfo,
     config: &RunConfig,
     builds: [Build; N],
+    counted: [bool; N],
 ) -> Result<[Results; N], HarnessError> {
     let started_at = SystemTime::now();
     let progress = progress_bar(config, set.max_rounds() * N as u64);
@@ -255,8 +274,8 @@ fn run_builds<const N: usize>(
     let mut per_build: [Vec<ScenarioResult>; N] = std::array::from_fn(|_| Vec::with_capacity(set.scenarios.len()));
     for planned in &set.scenarios {
         let started = Instant::now();
-        let (results, counted) = run_scenario(planned, config, &builds, &progress, &mut totals)?;
-        progress.suspend(|| report_scenario(&results, started.elapsed(), counted));
+        let (results, count_time) = run_scenario(planned, config, &builds, counted, &progress, &mut totals)?;
+        progress.suspend(|| report_scenario(&results, started.elapsed(), count_time));
         for (list, result) in per_build.iter_mut().zip(results) {
             list.push(result);
         }
@@ -293,6 +312,21 @@ fn report_scenario(results: &[ScenarioResult], took: Duration, counted: Option<D
             result.rounds,
             took.as_secs_f64(),
             counted.map_or(String::new(), |c| format!(" ({:.0}s counting)", c.as_secs_f64())),
+            if budget.noisy && budget.paired_ci.is_none() {
+                format!(" (noisy: {})", budget.stop_reason)
+            } else {
+                String::new()
+            }
+        );
+    }
+    // Interleaved builds stop on their ratio's interval, the same on both sides.
+    if let Some(budget) = results.last().and_then(|r| r.budget.as_ref())
+        && let Some(ci) = budget.paired_ci
+    {
+        eprintln!(
+            "  {:<42} B/A ratio ±{:.1}%{}",
+            "",
+            ci * 100.0,
             if budget.noisy {
                 format!(" (noisy: {})", budget.stop_reason)
             } else {
@@ -357,6 +391,7 @@ fn run_scenario<const N: usize>(
     planned: &PlannedScenario,
     config: &RunConfig,
     builds: &[Build; N],
+    count_sides: [bool; N],
     progress: &ProgressBar,
     totals: &mut Totals,
 ) -> Result<([ScenarioResult; N], Option<Duration>), HarnessError> {
@@ -389,6 +424,7 @@ fn run_scenario<const N: usize>(
 
     let mut measured_rounds = 0;
     let mut measured_time = Duration::ZERO;
+    let mut paired_ci: Option<f64> = None;
     let stop_reason;
     let mut round = 0;
     loop {
@@ -453,10 +489,23 @@ fn run_scenario<const N: usize>(
                 .and_then(|s| config.precision.relative_ci_half_width(s))
                 .unwrap_or(f64::INFINITY);
         }
+        // Two builds side by side are there to be compared: their ratio's interval is what
+        // must be narrow, and it narrows far faster than either side's own (the machine's
+        // drift cancels within a round).
+        if let [a, b] = &sides[..] {
+            paired_ci = match (a.samples.get(headline), b.samples.get(headline)) {
+                (Some(a), Some(b)) => config.precision.paired_relative_ci_half_width(a, b),
+                _ => None,
+            };
+        }
         let progress = Progress {
             rounds: measured_rounds,
             elapsed: measured_time,
-            worst_ci: sides.iter().map(|s| s.achieved_ci).fold(0.0, f64::max),
+            worst_ci: if N == 2 {
+                paired_ci.unwrap_or(f64::INFINITY)
+            } else {
+                sides.iter().map(|s| s.achieved_ci).fold(0.0, f64::max)
+            },
             builds: N as u32,
         };
         if let Some(reason) = b.stop(&progress) {
@@ -471,7 +520,7 @@ fn run_scenario<const N: usize>(
     if let Some(valgrind) = config.valgrind.as_ref().filter(|_| planned.count_round) {
         let count_started = Instant::now();
         progress.set_message(format!("{id} count round (Valgrind)"));
-        for (side, build) in builds.iter().enumerate() {
+        for (side, build) in builds.iter().enumerate().filter(|(side, _)| count_sides[*side]) {
             let count_dir = dir.path().join(format!("build-{side}")).join("count");
             match count_round(planned, config, build, side, &count_dir, valgrind) {
                 Ok(c) => counts[side] = c,
@@ -532,8 +581,13 @@ fn run_scenario<const N: usize>(
                 target_ci: b.target_ci,
                 headline_metric: headline.into(),
                 achieved_ci: if achieved.is_finite() { achieved } else { -1.0 },
+                paired_ci: paired_ci.filter(|c| c.is_finite()),
                 stop_reason,
-                noisy: achieved > b.target_ci,
+                noisy: if N == 2 {
+                    paired_ci.is_none_or(|c| c > b.target_ci)
+                } else {
+                    achieved > b.target_ci
+                },
             }),
             metrics,
             latency_histogram: (!state.latencies.is_empty()).then(|| state.latencies.encode()),

@@ -4,7 +4,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use collector::bulk::{RoundBudget, ScenarioInfo, SeriesKey};
-use collector::comparison::{ComparisonRow, ComparisonSummary};
+use collector::comparison::{ComparisonKind, ComparisonRow, ComparisonSummary};
 use collector::query::{Commit, Machine, Point, Run, Series, SeriesCalibration, StoredChangePoint, StoredVerdict};
 use collector::statistics::verdict::Verdict;
 use collector::{CalibrationSummary, Database, StoredBuildFailure};
@@ -302,7 +302,12 @@ impl Model {
             covariates.insert(run, list);
         }
         let mut comparisons = Vec::new();
-        for c in db.comparisons()? {
+        // A per-commit run's pairing with its baseline build is shown as its commit's verdicts.
+        for c in db
+            .comparisons()?
+            .into_iter()
+            .filter(|c| c.kind == ComparisonKind::Branch)
+        {
             let rows = db.comparison_rows(c.id)?;
             comparisons.push((c, rows));
         }

@@ -483,6 +483,7 @@ fn record_for(
         scenario_file: "scenarios/ci.toml".into(),
         sample_interval_ms: 10,
         seed: 1337,
+        pairing: None,
         commit: commit.clone(),
         machine: machine(),
         covariates: vec![
@@ -669,6 +670,7 @@ pub fn populate(db: &mut Database, options: &SyntheticOptions) -> Result<Synthet
                     target: None,
                     sampler_cpu_s: 0.0,
                     measured_s: 0.0,
+                    pairing: None,
                 },
                 commit: commit.clone(),
                 machine: MachineInfo {

@@ -55,6 +55,7 @@ pub fn run(uuid: &str, commit: CommitInfo, wall: Vec<f64>) -> RunRecord {
         finished_at: "2026-11-27T00:01:00Z".into(),
         tool_version: "0.1.0".into(),
         scenario_file: "scenarios/test.toml".into(),
+        pairing: None,
         sample_interval_ms: 10,
         seed: 1,
         commit,
@@ -121,6 +122,7 @@ pub fn harness_results(
             target: None,
             sampler_cpu_s: 0.0,
             measured_s: 1.0,
+            pairing: None,
         },
         commit,
         machine: MachineInfo {

@@ -28,6 +28,10 @@ struct RunInfo {
     branch: Option<String>,
     dirty: bool,
     covariates: String,
+    /// The commit whose binaries ran paired with this run's rounds.
+    paired_with: Option<Link>,
+    /// How the rounds were paired, or why they were not.
+    pairing: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -96,6 +100,8 @@ fn write_one(site: &Site, index: usize) -> Result<(), SiteError> {
             source: r.source.clone(),
             branch: r.branch.clone(),
             dirty: r.dirty,
+            paired_with: r.paired_with.as_deref().map(|b| link(site, root, b)),
+            pairing: r.pairing.clone(),
             covariates: model
                 .covariates
                 .get(&r.id)

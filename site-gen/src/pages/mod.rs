@@ -13,6 +13,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::SystemTime;
 
+use collector::Method;
 use collector::query::StoredVerdict;
 use collector::statistics::verdict::Verdict;
 use serde::Serialize;
@@ -315,21 +316,48 @@ impl<'a> Site<'a> {
 
     /// The statistics a commit's verdicts used, in words, with the numbers of this run.
     pub fn verdict_method(&self, verdicts: &[&StoredVerdict]) -> Vec<String> {
-        let alpha = verdicts.first().map_or(0.05, |v| v.alpha);
-        let floor = verdicts.iter().map(|v| v.threshold).fold(f64::INFINITY, f64::min);
-        vec![
-            "Each commit's raw samples are compared with those of its baseline (the previous benchmarked commit of the branch, on the same machine) by the two-sided Mann-Whitney U test.".into(),
-            format!(
-                "p-values are adjusted by Benjamini-Hochberg across the run's {} series (q); a change needs q under {alpha}.",
-                verdicts.len()
-            ),
-            format!(
+        let by = |m: Method| verdicts.iter().filter(|v| v.method == m).copied().collect::<Vec<_>>();
+        let (history, paired, counted) = (by(Method::History), by(Method::Paired), by(Method::Count));
+        let mut out = Vec::new();
+        if let Some(first) = paired.first() {
+            out.push(format!(
+                "{} series were decided by paired rounds: the previous benchmarked commit's binaries ran in the same job, rounds interleaved with this commit's (A B B A ...), so that the machine's drift hits both alike.",
+                paired.len()
+            ));
+            out.push(format!(
+                "The change is the geometric mean of the per-round ratios with its interval (Student's t on their logarithms); p is one-sided in the direction of the change, adjusted by Benjamini-Hochberg across the run's paired series, regressions and improvements each a family. A change needs p under {} and more than {}; unchanged needs the whole interval within that floor.",
+                first.alpha,
+                share(first.threshold)
+            ));
+        }
+        if let Some(first) = history.first() {
+            let floor = history.iter().map(|v| v.threshold).fold(f64::INFINITY, f64::min);
+            out.push(format!(
+                "{}Each commit's raw samples are compared with those of its baseline (the previous benchmarked commit of the branch, on the same machine) by the two-sided Mann-Whitney U test.",
+                if paired.is_empty() { String::new() } else { format!("The other {} series were decided against the history. ", history.len()) }
+            ));
+            out.push(format!(
+                "p-values are adjusted by Benjamini-Hochberg across those {} series (q); a change needs q under {}.",
+                history.len(),
+                first.alpha
+            ));
+            out.push(format!(
                 "The shift is the Hodges-Lehmann estimate with its confidence interval; relative to the baseline's median it must exceed the series' noise floor from history and the practical floor ({} here at the least).",
                 if floor.is_finite() { share(floor) } else { "1%".into() }
-            ),
-            "Unchanged: a change that large is ruled out by the interval. Noisy: the data cannot tell. A change point confirmed by later history can re-label a commit's verdict (marked \"cp\").".into(),
-            "The A/A column is the false-positive rate measured by running one build against itself on this machine.".into(),
-        ]
+            ));
+        }
+        if !counted.is_empty() {
+            out.push(format!(
+                "{} instruction-count series (one count under Valgrind per run) change when the count moves beyond 0.5%, 100,000 instructions and the series' own spread in history.",
+                counted.len()
+            ));
+        }
+        out.push("Unchanged: a change that large is ruled out by the interval. Noisy: the data cannot tell. A change point confirmed by later history can re-label a commit's verdict (marked \"cp\").".into());
+        out.push(
+            "The A/A column is the false-positive rate measured by running one build against itself on this machine."
+                .into(),
+        );
+        out
     }
 }
 

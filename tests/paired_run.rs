@@ -1,0 +1,203 @@
+//! A per-commit run paired with the previous commit's kept build (`run --baseline DIR
+//! --keep-build DIR`), end to end: real binaries kept by one run and measured by the next,
+//! a real git repository, a real SQLite file and the generated site.
+
+mod common;
+
+use std::path::Path;
+
+use common::{Repo, stderr};
+
+fn load_results(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// `run` with a kept build in out/kept, results in out/<name>.json.
+fn paired_run(repo: &Repo, name: &str) -> std::process::Output {
+    let out = repo.out();
+    let results = out.join(format!("{name}.json"));
+    let kept = out.join("kept");
+    repo.bench_run(&[
+        ("--results", results.to_str().unwrap()),
+        ("--baseline", kept.to_str().unwrap()),
+        ("--keep-build", kept.to_str().unwrap()),
+    ])
+}
+
+fn kept_sha(repo: &Repo) -> String {
+    let meta = load_results(&repo.out().join("kept/kept.json"));
+    meta["commit"]["sha"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_commit_is_paired_with_its_parents_kept_build_and_says_so() {
+    let repo = Repo::new();
+    let first = repo.commit("first");
+
+    // The first run has nothing kept: it runs unpaired, says why, and keeps its own build.
+    let out = paired_run(&repo, "first");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("warning: unpaired rounds: no kept build in"),
+        "{}",
+        stderr(&out)
+    );
+    let r1 = load_results(&repo.out().join("first.json"));
+    let pairing = r1["run"]["pairing"].as_str().unwrap();
+    assert!(pairing.starts_with("unpaired: no kept build in"), "{pairing}");
+    assert!(!repo.out().join("first.baseline.json").exists());
+    assert_eq!(kept_sha(&repo), first);
+    assert!(repo.out().join("kept/soledad-bench").is_file());
+    assert!(repo.out().join("kept/blobs-server").is_file());
+
+    // The second commit's rounds interleave with the first's kept binaries.
+    let second = repo.commit("second");
+    let out = paired_run(&repo, "second");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("rounds paired with {}", &first[..10])),
+        "{}",
+        stderr(&out)
+    );
+    let b = load_results(&repo.out().join("second.json"));
+    let a = load_results(&repo.out().join("second.baseline.json"));
+    assert_eq!(b["commit"]["sha"], second.as_str());
+    assert_eq!(a["commit"]["sha"], first.as_str());
+    assert!(
+        b["run"]["pairing"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("paired with {}", &first[..10]))
+    );
+    // Both sides ran the same rounds of every scenario, at least the paired statistics' 6,
+    // and the stopping rule watched the paired ratio's interval.
+    for (sa, sb) in a["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(b["scenarios"].as_array().unwrap())
+    {
+        assert_eq!(sa["id"], sb["id"]);
+        assert_eq!(sa["rounds"], sb["rounds"]);
+        assert!(sb["rounds"].as_u64().unwrap() >= 6, "{}", sb["rounds"]);
+        assert!(sb["budget"]["paired_ci"].as_f64().is_some(), "{}", sb["budget"]);
+    }
+    // The next commit will be paired with this one.
+    assert_eq!(kept_sha(&repo), second);
+
+    let db = rusqlite::Connection::open(repo.out().join("bench.sqlite")).unwrap();
+    // The commit's run is a history run; the baseline's side is a comparison run, so the
+    // series hold one point per commit, each the commit's own values.
+    let purposes: Vec<(String, String)> = db
+        .prepare("SELECT commit_sha, purpose FROM runs ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        purposes,
+        [
+            (first.clone(), "history".to_owned()),
+            (first.clone(), "comparison".to_owned()),
+            (second.clone(), "history".to_owned())
+        ]
+    );
+    let (run_b, run_a): (i64, i64) = db
+        .query_row(
+            "SELECT run_b, run_a FROM comparisons WHERE kind = 'baseline'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let history_run: i64 = db
+        .query_row(
+            "SELECT id FROM runs WHERE commit_sha = ?1 AND purpose = 'history'",
+            [&second],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(run_b, history_run);
+    // Timed metrics are decided by the pairs: the baseline is the kept build's side of this
+    // run, and its median is that side's.
+    let wall = "SELECT v.method, v.baseline_run_id, v.baseline_median, v.commit_n, d.median
+                FROM verdicts v JOIN scenarios s ON s.id = v.scenario_ref
+                JOIN data_points d ON d.run_id = v.baseline_run_id AND d.scenario_ref = v.scenario_ref AND d.metric = v.metric
+                WHERE v.run_id = ?1 AND v.metric = 'wall_s' AND s.scenario_id LIKE 'blobs.upload/%'";
+    let (method, baseline, baseline_median, n, side_a_median): (String, i64, f64, i64, f64) = db
+        .query_row(wall, [history_run], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .unwrap();
+    assert_eq!((method.as_str(), baseline), ("paired", run_a));
+    assert_eq!(baseline_median, side_a_median);
+    assert!(n >= 6);
+    let paired: i64 = db
+        .query_row(
+            "SELECT count(*) FROM verdicts WHERE run_id = ?1 AND method = 'paired'",
+            [history_run],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let all: i64 = db
+        .query_row("SELECT count(*) FROM verdicts WHERE run_id = ?1", [history_run], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(paired > 20 && paired <= all, "{paired} of {all}");
+    // The first commit's verdicts are its own: new series, decided by nothing paired.
+    let first_methods: i64 = db
+        .query_row(
+            "SELECT count(*) FROM verdicts v JOIN runs r ON r.id = v.run_id
+             WHERE r.commit_sha = ?1 AND v.method <> 'history'",
+            [&first],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(first_methods, 0);
+
+    // The commit pages say how each run's rounds ran.
+    let page = |sha: &str| std::fs::read_to_string(repo.out().join(format!("public/commits/{sha}.html"))).unwrap();
+    let second_page = page(&second);
+    assert!(second_page.contains("rounds paired with"), "{second_page}");
+    assert!(second_page.contains(&format!("commits/{first}.html")));
+    assert!(second_page.contains("series were decided by paired rounds"));
+    let first_page = page(&first);
+    assert!(first_page.contains("unpaired: no kept build in"), "{first_page}");
+    assert!(first_page.contains("its verdicts come from the history"));
+}
+
+#[test]
+fn a_rerun_of_the_kept_commit_and_a_broken_kept_build_run_unpaired() {
+    let repo = Repo::new();
+    let sha = repo.commit("only");
+    let out = paired_run(&repo, "once");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(kept_sha(&repo), sha);
+
+    // The same commit again (a retried job): its kept build would pair it with itself.
+    let out = paired_run(&repo, "again");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pairing = load_results(&repo.out().join("again.json"))["run"]["pairing"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(pairing.contains("the kept build is of this commit"), "{pairing}");
+
+    // A kept build whose description is damaged is named, and the run goes on unpaired.
+    repo.commit("next");
+    std::fs::write(repo.out().join("kept/kept.json"), "{ not json").unwrap();
+    let out = paired_run(&repo, "damaged");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pairing = load_results(&repo.out().join("damaged.json"))["run"]["pairing"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        pairing.contains("kept.json is not a kept build's description"),
+        "{pairing}"
+    );
+    assert!(!repo.out().join("damaged.baseline.json").exists());
+    // It was replaced by this run's build.
+    assert_ne!(kept_sha(&repo), sha);
+}
