@@ -1,12 +1,20 @@
 //! `soledad-bench calibrate`: A/A runs. The same build runs the scenario set several times;
 //! each run is compared with the one before exactly as a commit with its baseline, so every
 //! change called is a false positive. The rate per series is stored beside the verdicts.
+//!
+//! `--paired` measures the paired rule instead (per-commit runs with a kept build, `compare`):
+//! each repetition runs two copies of this build interleaved. `--inject-build DIR` runs the
+//! build in DIR, made with the `injected-cost` feature (`docs/statistics.md`), on both sides,
+//! the cost injected into B only, and counts how often each series calls the regression it
+//! causes: its detection rate.
 
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 use collector::record::{Purpose, RunRecord, content_uuid};
-use collector::{AnalysisOptions, CalibrationRuns, Database};
+use collector::statistics::paired::PairedOptions;
+use collector::{AnalysisOptions, CalibrationKind, CalibrationRuns, Database, PairedCalibration, rate_upper_bound};
+use harness::runner::Build;
 use harness::scenario::{MIN_ROUNDS, ScenarioSet};
 
 use crate::run::{Checkout, HarnessArgs};
@@ -35,6 +43,16 @@ pub struct CalibrateArgs {
     /// Keep each run's results JSON in this directory.
     #[arg(long)]
     results_dir: Option<PathBuf>,
+    /// Calibrate the paired rule: each repetition runs this build against a copy of itself,
+    /// rounds interleaved as per-commit runs with `--baseline` run them (no count round).
+    #[arg(long)]
+    paired: bool,
+    /// With --paired: both sides run the build in this directory (`soledad-bench` and
+    /// `blobs-server`, built with the `injected-cost` feature), A without the cost and B with
+    /// the cost SOLEDAD_BENCH_INJECTED_CRYPTO and SOLEDAD_BENCH_INJECTED_REQUEST set; each
+    /// series' share of pairs calling the regression is its detection rate.
+    #[arg(long, requires = "paired")]
+    inject_build: Option<PathBuf>,
     #[command(flatten)]
     checkout: Checkout,
     #[command(flatten)]
@@ -65,7 +83,12 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<()> {
     }
     let commit = args.checkout.describe()?;
     let mut db = Database::open(&args.db)?;
-    let config = args.harness.config(None, None)?;
+    let mut config = args.harness.config(None, None)?;
+    if args.paired {
+        // Counts need no pairing, and a paired calibration measures the timed series.
+        config.valgrind = None;
+        return paired(&args, crate::run::paired_set(set), commit, &config, &mut db);
+    }
     if let Some(dir) = &args.results_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
@@ -151,6 +174,149 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<()> {
         report.comparisons,
         collector::rate_upper_bound(report.failing_comparisons, report.comparisons) * 100.0
     );
+    println!("database: {}", args.db.display());
+    Ok(())
+}
+
+/// The variables that size the injected cost (`blobs_crypto::injected_cost`).
+const INJECTED_ENV: [&str; 2] = ["SOLEDAD_BENCH_INJECTED_CRYPTO", "SOLEDAD_BENCH_INJECTED_REQUEST"];
+
+/// The injected build in `dir` twice: A without the cost, B with the cost the environment
+/// sets (in words). One binary on both sides, so that the cost is all that differs: a build
+/// of other features or in another directory differs in layout too, which moves page faults
+/// and memory by a few percent (measured, `docs/statistics.md`).
+fn injected_builds(dir: &std::path::Path) -> anyhow::Result<([Build; 2], String)> {
+    let build = Build {
+        driver_bin: dir.join("soledad-bench"),
+        server_bin: dir.join("blobs-server"),
+        env: Vec::new(),
+    };
+    for bin in [&build.driver_bin, &build.server_bin] {
+        anyhow::ensure!(bin.is_file(), "--inject-build {}: no {}", dir.display(), bin.display());
+    }
+    let cost: Vec<String> = INJECTED_ENV
+        .into_iter()
+        .filter_map(|k| std::env::var(k).ok().map(|v| format!("{k}={v}")))
+        .collect();
+    anyhow::ensure!(
+        !cost.is_empty(),
+        "--inject-build: set SOLEDAD_BENCH_INJECTED_CRYPTO and/or SOLEDAD_BENCH_INJECTED_REQUEST to the cost to inject"
+    );
+    let without = Build {
+        env: INJECTED_ENV.iter().map(|k| ((*k).to_owned(), "0".to_owned())).collect(),
+        ..build.clone()
+    };
+    Ok(([without, build], cost.join(", ")))
+}
+
+/// `--paired`: repetitions of this build against a copy of itself, or against the injected
+/// build, recorded as a paired calibration.
+fn paired(
+    args: &CalibrateArgs,
+    set: ScenarioSet,
+    commit: contract::results::CommitInfo,
+    config: &harness::runner::RunConfig,
+    db: &mut Database,
+) -> anyhow::Result<()> {
+    let own = Build {
+        server_bin: config.server_bin.clone(),
+        driver_bin: config.driver_bin.clone(),
+        env: Vec::new(),
+    };
+    let (builds, kind, injected) = match &args.inject_build {
+        Some(dir) => {
+            let (builds, cost) = injected_builds(dir)?;
+            (builds, CalibrationKind::Injected, Some(cost))
+        }
+        None => ([own.clone(), own], CalibrationKind::Paired, None),
+    };
+    eprintln!(
+        "calibrating the paired rule on {} ({}): {} pairs of {} scenarios from {}, B {}",
+        &commit.sha[..10],
+        commit.subject,
+        args.repetitions,
+        set.scenarios.len(),
+        set.path.display(),
+        injected
+            .as_deref()
+            .map_or("a copy of A".to_owned(), |c| format!("with {c}"))
+    );
+    let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let mut pairs = Vec::new();
+    for i in 0..args.repetitions {
+        eprintln!("pair {}/{}", i + 1, args.repetitions);
+        let machine = harness::machine::describe(harness::binaries::profile());
+        let pair =
+            harness::runner::run_paired(&set, [commit.clone(), commit.clone()], machine, config, builds.clone())?;
+        if let Some(dir) = &args.results_dir {
+            for (side, r) in ["a", "b"].iter().zip(&pair) {
+                r.save(&dir.join(format!("{}.{side}.json", r.run.id)))?;
+            }
+        }
+        pairs.push(pair);
+    }
+    let finished_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let report = db.record_paired_calibration(
+        &PairedCalibration {
+            pairs: &pairs,
+            kind,
+            injected: injected.clone(),
+            scenario_file: set.path.display().to_string(),
+            started_at,
+            finished_at,
+        },
+        &PairedOptions::default(),
+    )?;
+    let width = report
+        .series
+        .iter()
+        .map(|s| s.scenario_id.len() + s.metric.len() + 1)
+        .max()
+        .unwrap_or(6);
+    let rate = if injected.is_some() {
+        "detected"
+    } else {
+        "false positives"
+    };
+    println!(
+        "{:<width$}  pairs  regressions  improvements  noisy  {rate:>15}  95% bound",
+        "series"
+    );
+    for s in &report.series {
+        let bound = if injected.is_some() {
+            // A detection rate's lower bound: how sure it is to be at least this.
+            1.0 - rate_upper_bound(s.comparisons - s.false_regressions, s.comparisons)
+        } else {
+            s.false_positive_upper
+        };
+        println!(
+            "{:<width$}  {:>5}  {:>11}  {:>12}  {:>5}  {:>14.1}%  {:>8.1}%",
+            format!("{} {}", s.scenario_id, s.metric),
+            s.comparisons,
+            s.false_regressions,
+            s.false_improvements,
+            s.noisy,
+            s.false_positive_rate * 100.0,
+            bound * 100.0
+        );
+    }
+    let detected = report.series.iter().filter(|s| s.false_regressions > 0).count();
+    match &injected {
+        Some(cost) => println!(
+            "calibration {} ({cost}): {} pairs; {} of {} series called the regression at least once",
+            report.calibration_id,
+            report.comparisons,
+            detected,
+            report.series.len()
+        ),
+        None => println!(
+            "calibration {}: {} paired A/A comparisons of {} series; {} would have failed on a false regression",
+            report.calibration_id,
+            report.comparisons,
+            report.series.len(),
+            report.failing_comparisons
+        ),
+    }
     println!("database: {}", args.db.display());
     Ok(())
 }

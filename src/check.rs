@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use collector::query::{Run, StoredVerdict};
 use collector::statistics::STATISTICS_VERSION;
 use collector::statistics::verdict::Verdict;
-use collector::{AnalysisOptions, Database};
+use collector::{AnalysisOptions, Database, Method};
 use site_gen::format::{p_value, percent, percent_interval, share, short_sha, value};
 
 /// Exit status when the run has a regression (1 is for errors).
@@ -217,14 +217,32 @@ fn markdown(run: &Run, verdicts: &[StoredVerdict]) -> String {
     )
     .unwrap();
     writeln!(out, "Benchmark {}.\n", heading(run, verdicts, true)).unwrap();
-    writeln!(
-        out,
-        "A change is called when its rank-test q-value (Benjamini-Hochberg across the run's {} series) is under {} \
-         and the shift exceeds both the series' noise floor and 1%.\n",
-        verdicts.len(),
-        verdicts.first().map_or(0.05, |v| v.alpha)
-    )
-    .unwrap();
+    let paired: Vec<&StoredVerdict> = verdicts.iter().filter(|v| v.method == Method::Paired).collect();
+    let history: Vec<&StoredVerdict> = verdicts.iter().filter(|v| v.method == Method::History).collect();
+    if let Some(first) = paired.first() {
+        writeln!(
+            out,
+            "{} series were decided by rounds paired with the previous commit's binaries in this job ({}): \
+             a change is called when the one-sided t-test of the per-round ratios (Benjamini-Hochberg across them) \
+             is under {} and the ratio moves more than 1%.\n",
+            paired.len(),
+            run.pairing.as_deref().unwrap_or("paired"),
+            first.alpha
+        )
+        .unwrap();
+    } else if let Some(note) = run.pairing.as_deref() {
+        writeln!(out, "Rounds: {note}.\n").unwrap();
+    }
+    if let Some(first) = history.first() {
+        writeln!(
+            out,
+            "A change of the {} series decided against the history is called when its rank-test q-value \
+             (Benjamini-Hochberg across them) is under {} and the shift exceeds both the series' noise floor and 1%.\n",
+            history.len(),
+            first.alpha
+        )
+        .unwrap();
+    }
     let header = format!("| {} |\n|{}\n", COLUMNS.join(" | "), "---|".repeat(COLUMNS.len()));
     let header = header.as_str();
     let row = |v: &StoredVerdict| {

@@ -372,7 +372,7 @@ fn target_summary(results: &harness::runner::Results) -> String {
 /// A scenario set for paired rounds: enough rounds for the paired statistics, and each side
 /// half of the time cap (pairs converge far sooner than single rounds; see
 /// `docs/statistics.md`), so that a paired run takes about as long as an unpaired one.
-fn paired_set(mut set: ScenarioSet) -> ScenarioSet {
+pub(crate) fn paired_set(mut set: ScenarioSet) -> ScenarioSet {
     let least = collector::statistics::paired::MIN_ROUNDS as u32;
     for s in &mut set.scenarios {
         s.budget.min_rounds = s.budget.min_rounds.max(least);

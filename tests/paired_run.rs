@@ -84,6 +84,22 @@ fn a_commit_is_paired_with_its_parents_kept_build_and_says_so() {
     }
     // The next commit will be paired with this one.
     assert_eq!(kept_sha(&repo), second);
+    // The merge-request style report says how the verdicts were decided.
+    let db_path = repo.out().join("bench.sqlite");
+    let report = common::bench(&[
+        "check".as_ref(),
+        "--db".as_ref(),
+        db_path.as_os_str(),
+        "--format".as_ref(),
+        "markdown".as_ref(),
+    ]);
+    let text = String::from_utf8_lossy(&report.stdout);
+    assert!(
+        text.contains(
+            "series were decided by rounds paired with the previous commit's binaries in this job (paired with"
+        ),
+        "{text}"
+    );
 
     let db = rusqlite::Connection::open(repo.out().join("bench.sqlite")).unwrap();
     // The commit's run is a history run; the baseline's side is a comparison run, so the
@@ -200,4 +216,88 @@ fn a_rerun_of_the_kept_commit_and_a_broken_kept_build_run_unpaired() {
     assert!(!repo.out().join("damaged.baseline.json").exists());
     // It was replaced by this run's build.
     assert_ne!(kept_sha(&repo), sha);
+}
+
+#[test]
+fn calibrate_paired_records_the_paired_rule_and_an_injected_build() {
+    let repo = Repo::new();
+    repo.commit("only");
+    std::fs::create_dir_all(repo.out()).unwrap();
+    let db = repo.out().join("bench.sqlite");
+    let db_arg = db.to_str().unwrap();
+    let switch = |extra: &[&str]| {
+        let mut cmd = std::process::Command::new(common::bench_exe());
+        cmd.current_dir(repo.path())
+            .env(common::NO_COUNT_ROUND.0, common::NO_COUNT_ROUND.1)
+            .args(["calibrate", "--paired", "--repetitions", "2", "--db", db_arg])
+            .args(["--scenarios", "scenarios.toml", "--server-bin"])
+            .arg(common::server_exe())
+            .arg("--work-dir")
+            .arg(repo.out().join("work"))
+            .args(extra);
+        cmd
+    };
+    let out = switch(&[]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("2 paired A/A comparisons of"), "{stdout}");
+
+    // An injected build needs its binaries and a cost; the workspace's own binaries stand in
+    // for one here (they carry no cost: this checks what is recorded, not what is found).
+    let bins = std::path::Path::new(common::bench_exe()).parent().unwrap().to_owned();
+    let out = switch(&["--inject-build", bins.to_str().unwrap()]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("set SOLEDAD_BENCH_INJECTED_CRYPTO"),
+        "{}",
+        stderr(&out)
+    );
+    let out = switch(&["--inject-build", repo.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&out).contains("no ") && stderr(&out).contains("soledad-bench"),
+        "{}",
+        stderr(&out)
+    );
+    let out = switch(&["--inject-build", bins.to_str().unwrap()])
+        .env("SOLEDAD_BENCH_INJECTED_REQUEST", "150")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("(SOLEDAD_BENCH_INJECTED_REQUEST=150): 2 pairs"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let rows: Vec<(String, Option<String>, i64, i64)> = conn
+        .prepare("SELECT kind, injected, repetitions, (SELECT count(*) FROM calibration_runs WHERE calibration_id = c.id) FROM calibrations c ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        rows,
+        [
+            ("paired".to_owned(), None, 2, 4),
+            (
+                "injected".to_owned(),
+                Some("SOLEDAD_BENCH_INJECTED_REQUEST=150".to_owned()),
+                2,
+                4
+            )
+        ]
+    );
+    // Every timed series of both scenarios was compared in each pair.
+    let series: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM calibration_series WHERE calibration_id = 1 AND comparisons = 2 AND metric = 'wall_s'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(series, 2);
 }

@@ -330,6 +330,7 @@ impl Database {
         let mut stmt = self.conn.prepare(&format!(
             "SELECT c.machine_id, cs.scenario_ref, cs.metric, {SERIES_CALIBRATION_COLUMNS}
              FROM calibration_series cs JOIN calibrations c ON c.id = cs.calibration_id
+             WHERE c.kind <> 'injected'
              ORDER BY c.id"
         ))?;
         let rows = stmt.query_map([], |r| {

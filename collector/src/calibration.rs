@@ -7,9 +7,16 @@ use std::collections::HashMap;
 use rusqlite::{Transaction, params};
 use statrs::distribution::{Beta, ContinuousCDF};
 
+use contract::Results;
+use serde::Serialize;
+
 use crate::analysis::{baseline_and_history, run_series, samples_of, series_points};
+use crate::comparison::paired_rows;
 use crate::graph::CommitGraph;
+use crate::ingest::{IngestOutcome, store_record};
+use crate::record::{Purpose, RunRecord, content_uuid};
 use crate::statistics::STATISTICS_VERSION;
+use crate::statistics::paired::{PairedOptions, STATISTICS_VERSION as PAIRED_STATISTICS_VERSION};
 use crate::statistics::verdict::{Policy, Verdict, assess, compare, compare_counted};
 use crate::{CollectorError, Database};
 
@@ -69,6 +76,40 @@ pub(crate) struct StoredCalibration {
     pub run_ids: Vec<i64>,
     /// With `scenario_ref` of this database.
     pub series: Vec<SeriesOutcome>,
+    pub kind: CalibrationKind,
+    /// For an injected calibration, the cost injected into B.
+    pub injected: Option<String>,
+}
+
+/// What a calibration measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CalibrationKind {
+    /// Runs of one build, each compared with the one before as a commit with its baseline:
+    /// the false-positive rate of the history rule.
+    History,
+    /// Paired runs of two copies of one build (A B B A ...): the false-positive rate of the
+    /// paired rule that per-commit runs with a kept build and `compare` use.
+    Paired,
+    /// Paired runs of the build (A) against the same code with a known cost injected (B):
+    /// the share of comparisons that call the regression, per series (its detection rate),
+    /// stored in the columns of false regressions.
+    Injected,
+}
+
+impl CalibrationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::History => "history",
+            Self::Paired => "paired",
+            Self::Injected => "injected",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::History, Self::Paired, Self::Injected]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
 }
 
 /// Stores a calibration with its runs and series; returns its id.
@@ -76,8 +117,8 @@ pub(crate) fn insert_calibration(tx: &Transaction, c: &StoredCalibration) -> rus
     tx.execute(
         "INSERT INTO calibrations (calibration_uuid, machine_id, commit_sha, branch, scenario_file, repetitions,
                                    comparisons, failing_comparisons, alpha, practical_floor, statistics_version,
-                                   started_at, finished_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                                   started_at, finished_at, kind, injected)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         params![
             c.uuid,
             c.machine_id,
@@ -91,7 +132,9 @@ pub(crate) fn insert_calibration(tx: &Transaction, c: &StoredCalibration) -> rus
             c.practical_floor,
             c.statistics_version,
             c.started_at,
-            c.finished_at
+            c.finished_at,
+            c.kind.as_str(),
+            c.injected
         ],
     )?;
     let id = tx.last_insert_rowid();
@@ -142,9 +185,12 @@ pub struct CalibrationSummary {
     pub started_at: String,
     pub finished_at: String,
     pub series: i64,
-    /// Series comparisons made, and how many of them called a (false) change.
+    /// Series comparisons made, and how many of them called a (false) change; for an
+    /// injected calibration, how many called the regression.
     pub series_comparisons: i64,
     pub false_positives: i64,
+    pub kind: CalibrationKind,
+    pub injected: Option<String>,
 }
 
 impl CalibrationSummary {
@@ -180,7 +226,7 @@ impl Database {
             "SELECT c.id, c.machine_id, c.commit_sha, c.branch, c.scenario_file, c.repetitions, c.comparisons,
                     c.failing_comparisons, c.alpha, c.practical_floor, c.started_at, c.finished_at,
                     count(cs.metric), coalesce(sum(cs.comparisons), 0),
-                    coalesce(sum(cs.false_regressions + cs.false_improvements), 0)
+                    coalesce(sum(cs.false_regressions + cs.false_improvements), 0), c.kind, c.injected
              FROM calibrations c LEFT JOIN calibration_series cs ON cs.calibration_id = c.id
              GROUP BY c.id ORDER BY c.id DESC",
         )?;
@@ -201,6 +247,8 @@ impl Database {
                 series: r.get(12)?,
                 series_comparisons: r.get(13)?,
                 false_positives: r.get(14)?,
+                kind: CalibrationKind::parse(&r.get::<_, String>(15)?).unwrap_or(CalibrationKind::History),
+                injected: r.get(16)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -337,12 +385,141 @@ impl Database {
                 finished_at: runs.finished_at.clone(),
                 run_ids: runs.run_ids.clone(),
                 series: series.clone(),
+                kind: CalibrationKind::History,
+                injected: None,
             },
         )?;
         tx.commit()?;
         Ok(CalibrationReport {
             calibration_id,
             comparisons,
+            failing_comparisons: failing,
+            series,
+        })
+    }
+}
+
+/// Paired calibration runs to record: each pair ran interleaved (A B B A ...), A always this
+/// build, B a copy of it or the build with an injected cost.
+pub struct PairedCalibration<'a, P> {
+    pub pairs: &'a [[Results<P>; 2]],
+    pub kind: CalibrationKind,
+    /// The cost injected into B, in words (`Injected` only).
+    pub injected: Option<String>,
+    pub scenario_file: String,
+    pub started_at: String,
+    pub finished_at: String,
+}
+
+impl Database {
+    /// Stores paired calibration runs (purpose `calibration`) and, per series, how many of
+    /// the pairs called a regression, an improvement, or noise, by the paired rule
+    /// (`comparison::paired_rows`). For an injected calibration the regressions are the
+    /// detections. One transaction.
+    pub fn record_paired_calibration<P: Serialize>(
+        &mut self,
+        c: &PairedCalibration<P>,
+        options: &PairedOptions,
+    ) -> Result<CalibrationReport, CollectorError> {
+        if c.pairs.is_empty() {
+            return Err(CollectorError::Conflict(
+                "a paired calibration needs at least one pair".into(),
+            ));
+        }
+        let tx = self.conn.transaction()?;
+        let mut run_ids = Vec::new();
+        let mut uuids = Vec::new();
+        for pair in c.pairs {
+            for side in pair {
+                let mut record = RunRecord::from_results(side)?;
+                record.purpose = Purpose::Calibration;
+                uuids.push(record.uuid.clone());
+                run_ids.push(match store_record(&tx, &record)? {
+                    IngestOutcome::Stored { run_id } | IngestOutcome::AlreadyPresent { run_id } => run_id,
+                });
+            }
+        }
+        let (machine_id, commit_sha, branch): (i64, String, Option<String>) = tx.query_row(
+            "SELECT machine_id, commit_sha, branch FROM runs WHERE id = ?1",
+            [run_ids[0]],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        let mut outcomes: HashMap<(String, String, String), SeriesOutcome> = HashMap::new();
+        let mut failing = 0;
+        for [a, b] in c.pairs {
+            let rows = paired_rows(a, b, options);
+            failing += usize::from(rows.iter().any(|r| r.is(Verdict::Regression)));
+            for row in rows {
+                let Some(verdict) = row.verdict else { continue };
+                let key = (row.scenario_id.clone(), row.definition_hash.clone(), row.metric.clone());
+                let o = outcomes.entry(key).or_insert_with(|| SeriesOutcome {
+                    scenario_ref: 0,
+                    scenario_id: row.scenario_id.clone(),
+                    metric: row.metric.clone(),
+                    comparisons: 0,
+                    false_regressions: 0,
+                    false_improvements: 0,
+                    noisy: 0,
+                    false_positive_rate: 0.0,
+                    false_positive_upper: 1.0,
+                    min_p_value: None,
+                });
+                o.comparisons += 1;
+                match verdict {
+                    Verdict::Regression => o.false_regressions += 1,
+                    Verdict::Improvement => o.false_improvements += 1,
+                    Verdict::Noisy => o.noisy += 1,
+                    _ => {}
+                }
+                if let Some(p) = row.p_value {
+                    o.min_p_value = Some(o.min_p_value.map_or(p, |m: f64| m.min(p)));
+                }
+            }
+        }
+        let mut series = Vec::with_capacity(outcomes.len());
+        for ((scenario_id, hash, _), mut o) in outcomes {
+            o.scenario_ref = tx.query_row(
+                "SELECT id FROM scenarios WHERE scenario_id = ?1 AND definition_hash = ?2",
+                params![scenario_id, hash],
+                |r| r.get(0),
+            )?;
+            // Detections are the regressions; false positives are changes either way.
+            let k = match c.kind {
+                CalibrationKind::Injected => o.false_regressions,
+                _ => o.false_regressions + o.false_improvements,
+            };
+            o.false_positive_rate = k as f64 / o.comparisons as f64;
+            o.false_positive_upper = rate_upper_bound(k, o.comparisons);
+            series.push(o);
+        }
+        series.sort_by(|a, b| (&a.scenario_id, &a.metric).cmp(&(&b.scenario_id, &b.metric)));
+        let parts: Vec<&[u8]> = uuids.iter().map(|u| u.as_bytes()).collect();
+        let calibration_id = insert_calibration(
+            &tx,
+            &StoredCalibration {
+                uuid: content_uuid(&parts),
+                machine_id,
+                commit_sha,
+                branch,
+                scenario_file: c.scenario_file.clone(),
+                repetitions: c.pairs.len() as i64,
+                comparisons: c.pairs.len() as i64,
+                failing_comparisons: failing as i64,
+                alpha: options.alpha,
+                practical_floor: options.practical_floor,
+                statistics_version: PAIRED_STATISTICS_VERSION,
+                started_at: c.started_at.clone(),
+                finished_at: c.finished_at.clone(),
+                run_ids,
+                series: series.clone(),
+                kind: c.kind,
+                injected: c.injected.clone(),
+            },
+        )?;
+        tx.commit()?;
+        Ok(CalibrationReport {
+            calibration_id,
+            comparisons: c.pairs.len(),
             failing_comparisons: failing,
             series,
         })

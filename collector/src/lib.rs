@@ -24,7 +24,10 @@ pub mod statistics;
 
 pub use analysis::{AnalysisOptions, AnalysisReport, Method};
 pub use build_failures::StoredBuildFailure;
-pub use calibration::{CalibrationReport, CalibrationRuns, CalibrationSummary, SeriesOutcome, rate_upper_bound};
+pub use calibration::{
+    CalibrationKind, CalibrationReport, CalibrationRuns, CalibrationSummary, PairedCalibration, SeriesOutcome,
+    rate_upper_bound,
+};
 pub use db::{CollectorError, Database};
 pub use fingerprint::fingerprint;
 pub use ingest::IngestOutcome;

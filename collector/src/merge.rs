@@ -12,7 +12,7 @@ use std::path::Path;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 
 use crate::SeriesOutcome;
-use crate::calibration::{StoredCalibration, insert_calibration};
+use crate::calibration::{CalibrationKind, StoredCalibration, insert_calibration};
 use crate::ingest::{IngestOutcome, store_record};
 use crate::record::{CommitInfo, Machine, MetricRecord, Purpose, ReportedInterval, RunRecord, ScenarioRecord, Source};
 use crate::schema::MIGRATIONS;
@@ -330,7 +330,7 @@ fn merge_calibrations(
         let mut series: Vec<SeriesOutcome> = series.into_iter().map(|(_, s)| s).collect();
         let c = from.query_row(
             "SELECT commit_sha, branch, scenario_file, repetitions, comparisons, failing_comparisons, alpha,
-                    practical_floor, statistics_version, started_at, finished_at
+                    practical_floor, statistics_version, started_at, finished_at, kind, injected
              FROM calibrations WHERE id = ?1",
             [id],
             |r| {
@@ -350,6 +350,8 @@ fn merge_calibrations(
                     finished_at: r.get(10)?,
                     run_ids: run_ids.clone(),
                     series: std::mem::take(&mut series),
+                    kind: CalibrationKind::parse(&r.get::<_, String>(11)?).unwrap_or(CalibrationKind::History),
+                    injected: r.get(12)?,
                 })
             },
         )?;

@@ -309,6 +309,8 @@ const V6: &str = "
 // 7: per-commit runs paired with a baseline build (`run --baseline`). A history run says how
 // its rounds were paired; its paired comparison is stored as a `baseline` comparison (the
 // baseline build's side a `comparison` run); each verdict names the rule that decided it.
+// Calibrations may measure the paired rule, with the same build on both sides or a build
+// with a known injected cost as B.
 const V7: &str = "
     ALTER TABLE runs ADD COLUMN pairing TEXT;
     ALTER TABLE comparisons ADD COLUMN kind TEXT NOT NULL DEFAULT 'branch'
@@ -317,4 +319,7 @@ const V7: &str = "
     ALTER TABLE verdicts ADD COLUMN method TEXT NOT NULL DEFAULT 'history'
         CHECK (method IN ('history', 'paired', 'count'));
     UPDATE verdicts SET method = 'count' WHERE metric IN ('client_instructions', 'server_instructions');
+    ALTER TABLE calibrations ADD COLUMN kind TEXT NOT NULL DEFAULT 'history'
+        CHECK (kind IN ('history', 'paired', 'injected'));
+    ALTER TABLE calibrations ADD COLUMN injected TEXT;
     ";

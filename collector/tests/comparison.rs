@@ -5,7 +5,7 @@ mod common;
 use collector::comparison::ComparisonKind;
 use collector::statistics::paired::PairedOptions;
 use collector::statistics::verdict::{Direction, Verdict};
-use collector::{Database, Method};
+use collector::{CalibrationKind, Database, Method, PairedCalibration};
 use contract::Results;
 
 fn side(run: &str, sha: &str, wall: Vec<f64>, cpu: Vec<f64>) -> Results {
@@ -271,5 +271,88 @@ fn a_paired_run_decides_its_commits_verdicts_and_survives_a_merge() {
     other
         .analyze_runs(&report.history_runs_added, &Default::default())
         .unwrap();
+    check(&other);
+}
+
+#[test]
+fn paired_calibrations_measure_false_positives_and_detections_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("b.sqlite");
+    let mut db = Database::open(&path).unwrap();
+    // Drifting rounds; B is A round by round (A/A) or 10% slower (an injected cost).
+    let a: Vec<f64> = (0..8).map(|i| 1.0 + 0.03 * i as f64 + 0.002 * (i % 3) as f64).collect();
+    let copy: Vec<f64> = a
+        .iter()
+        .enumerate()
+        .map(|(i, x)| x * (1.0 + 0.001 * (i % 2) as f64))
+        .collect();
+    let slower: Vec<f64> = copy.iter().map(|x| x * 1.10).collect();
+    let pairs = |tag: &str, b: &[f64]| -> Vec<[Results; 2]> {
+        (0..3)
+            .map(|i| {
+                [
+                    side(&format!("{tag}-a{i}"), "aaa", a.clone(), vec![0.0; 8]),
+                    side(&format!("{tag}-b{i}"), "aaa", b.to_vec(), vec![0.0; 8]),
+                ]
+            })
+            .collect()
+    };
+    let record = |db: &mut Database, pairs: &[[Results; 2]], kind, injected: Option<&str>| {
+        db.record_paired_calibration(
+            &PairedCalibration {
+                pairs,
+                kind,
+                injected: injected.map(str::to_owned),
+                scenario_file: "scenarios/smoke.toml".into(),
+                started_at: "2026-12-07T00:00:00Z".into(),
+                finished_at: "2026-12-07T00:10:00Z".into(),
+            },
+            &PairedOptions::default(),
+        )
+        .unwrap()
+    };
+    let aa = record(&mut db, &pairs("aa", &copy), CalibrationKind::Paired, None);
+    let ab = record(
+        &mut db,
+        &pairs("ab", &slower),
+        CalibrationKind::Injected,
+        Some("SOLEDAD_BENCH_INJECTED_CRYPTO=1250"),
+    );
+    let of = |r: &collector::CalibrationReport, m: &str| r.series.iter().find(|s| s.metric == m).unwrap().clone();
+    for m in ["wall_s", "throughput_mib_s"] {
+        assert_eq!((of(&aa, m).comparisons, of(&aa, m).false_regressions), (3, 0), "{m}");
+        assert_eq!(
+            (of(&ab, m).false_regressions, of(&ab, m).false_positive_rate),
+            (3, 1.0),
+            "{m}"
+        );
+    }
+    // A zero has no ratio: not a comparison either way.
+    assert!(aa.series.iter().all(|s| s.metric != "client_cpu_sys_s"));
+    assert_eq!((aa.failing_comparisons, ab.failing_comparisons), (0, 3));
+
+    let check = |db: &Database| {
+        let list = db.calibrations().unwrap();
+        let kinds: Vec<_> = list.iter().map(|c| (c.kind, c.injected.clone())).collect();
+        assert_eq!(
+            kinds,
+            [
+                (
+                    CalibrationKind::Injected,
+                    Some("SOLEDAD_BENCH_INJECTED_CRYPTO=1250".to_owned())
+                ),
+                (CalibrationKind::Paired, None)
+            ]
+        );
+        // The series' A/A rate is the paired A/A calibration's, though the injected one is
+        // newer: a detection is not a false positive.
+        let rates = db.series_calibrations().unwrap();
+        assert!(!rates.is_empty());
+        assert!(rates.values().all(|c| c.false_positive_rate == 0.0), "{rates:?}");
+    };
+    check(&db);
+    let mut other = Database::open(&dir.path().join("other.sqlite")).unwrap();
+    let report = other.merge_from(&path).unwrap();
+    assert_eq!(report.calibrations_added, 2);
     check(&other);
 }

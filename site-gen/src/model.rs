@@ -7,7 +7,7 @@ use collector::bulk::{RoundBudget, ScenarioInfo, SeriesKey};
 use collector::comparison::{ComparisonKind, ComparisonRow, ComparisonSummary};
 use collector::query::{Commit, Machine, Point, Run, Series, SeriesCalibration, StoredChangePoint, StoredVerdict};
 use collector::statistics::verdict::Verdict;
-use collector::{CalibrationSummary, Database, StoredBuildFailure};
+use collector::{CalibrationKind, CalibrationSummary, Database, StoredBuildFailure};
 
 use crate::{SiteError, SiteOptions};
 
@@ -325,7 +325,12 @@ impl Model {
             runs,
             run_count,
             budgets,
-            calibrations: db.calibrations()?,
+            // The pages show false-positive rates; an injected calibration measures detection.
+            calibrations: db
+                .calibrations()?
+                .into_iter()
+                .filter(|c| c.kind != CalibrationKind::Injected)
+                .collect(),
             comparisons,
             parents: db.commit_parents()?,
             covariates,

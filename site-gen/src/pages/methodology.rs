@@ -59,7 +59,12 @@ pub fn calibrations(site: &Site, root: &str, latest_only: bool) -> Vec<Calibrati
             upper: share(c.false_positive_upper()),
             failing: format!("{} of {}", c.failing_comparisons, c.comparisons),
             alpha: c.alpha,
-            floor: share(c.practical_floor),
+            // Which rule was calibrated: the paired one of per-commit runs with a kept build,
+            // or the one against the history.
+            floor: match c.kind {
+                collector::CalibrationKind::Paired => format!("{} (paired rule)", share(c.practical_floor)),
+                _ => share(c.practical_floor),
+            },
         })
         .collect()
 }
