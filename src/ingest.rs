@@ -23,6 +23,20 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
         .iter()
         .map(|f| Results::<serde_json::Value>::load(f).map(|r| (f, r)))
         .collect::<Result<Vec<_>, _>>()?;
+    for (file, results) in &all {
+        if results
+            .run
+            .pairing
+            .as_deref()
+            .is_some_and(|p| p.starts_with(crate::run::BASELINE_SIDE))
+        {
+            anyhow::bail!(
+                "{} is the kept build's side of a paired run ({}), not a run of its commit; ingest the run's own file",
+                file.display(),
+                results.run.pairing.as_deref().unwrap_or_default()
+            );
+        }
+    }
     let mut db = Database::open(&args.db)?;
     let mut stored = Vec::new();
     for (file, results) in all {

@@ -3,9 +3,10 @@
 //! building the parent again (`run --keep-build DIR`, then `run --baseline DIR`).
 //!
 //! DIR holds `soledad-bench` (the client driver), `blobs-server` and `kept.json` (the commit,
-//! the compiler and the profile). It is replaced as a whole: the new build is written beside
-//! it and renamed into place, so a job killed half-way leaves the old build or the new one,
-//! never a mix.
+//! the compiler, the profile, and the definitions of the scenarios it measured). It is
+//! replaced as a whole: the new build is written beside it and renamed into place, so a job
+//! killed half-way leaves the old build (in place, or aside, where `load` finds it) or the new
+//! one, never a mix.
 
 use std::path::{Path, PathBuf};
 
@@ -29,6 +30,11 @@ pub struct KeptMeta {
     pub profile: String,
     /// RFC 3339 UTC.
     pub kept_at: String,
+    /// The definition hash of each scenario the kept build's own run measured, by scenario
+    /// id: a scenario whose definition changed since (a new workload version, new
+    /// parameters) is not the same measurement on both sides.
+    #[serde(default)]
+    pub definitions: std::collections::BTreeMap<String, String>,
 }
 
 /// A kept build that can serve as this run's baseline.
@@ -73,6 +79,19 @@ pub fn keep(dir: &Path, build: &Build, meta: &KeptMeta) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Removes from the kept build's side `a` the scenarios whose definition differs from the one
+/// the kept build's own run measured, so that they are not paired (their verdicts come from
+/// the history); returns how many. A kept build that recorded no definitions keeps all.
+pub fn drop_changed_definitions<P>(a: &mut contract::Results<P>, meta: &KeptMeta) -> usize {
+    if meta.definitions.is_empty() {
+        return 0;
+    }
+    let before = a.scenarios.len();
+    a.scenarios
+        .retain(|s| meta.definitions.get(&s.id) == Some(&s.definition_hash));
+    before - a.scenarios.len()
+}
+
 /// `dir` with a suffix on its last component, in the same parent (so that renames stay on
 /// one file system).
 fn sibling(dir: &Path, suffix: &str) -> anyhow::Result<PathBuf> {
@@ -85,6 +104,11 @@ fn sibling(dir: &Path, suffix: &str) -> anyhow::Result<PathBuf> {
 /// The kept build in `dir`, if this run can be paired with it; otherwise why not, in words
 /// for the run's report and the commit page.
 pub fn load(dir: &Path, this: &ThisRun) -> Result<KeptBuild, String> {
+    // A job killed between `keep`'s two renames left the previous build aside.
+    let aside = sibling(dir, "replaced")
+        .ok()
+        .filter(|d| !dir.exists() && d.join(META).is_file());
+    let dir = aside.as_deref().unwrap_or(dir);
     let shown = dir.display();
     if !dir.exists() {
         return Err(format!(
@@ -200,6 +224,7 @@ mod tests {
             rustc: "rustc 1.95.0".into(),
             profile: "release".into(),
             kept_at: "2026-12-07T00:00:00Z".into(),
+            definitions: Default::default(),
         };
         let repo_dir = tmp.path().join("repo");
         let this = |c, rustc, profile| ThisRun {
@@ -246,6 +271,12 @@ mod tests {
         let reason = load(&kept, &this(at_right, "rustc 1.95.0", "release")).unwrap_err();
         assert!(reason.contains("is not an ancestor of"), "{reason}");
         assert!(!tmp.path().join("kept.keeping").exists() && !tmp.path().join("kept.replaced").exists());
+
+        // A job killed between keep's two renames left the build aside: it is found there.
+        std::fs::rename(&kept, tmp.path().join("kept.replaced")).unwrap();
+        let aside = load(&kept, &this(at_right, "rustc 1.95.0", "release")).unwrap_err();
+        assert!(aside.contains("is not an ancestor of"), "{aside}");
+        std::fs::rename(tmp.path().join("kept.replaced"), &kept).unwrap();
 
         std::fs::remove_file(kept.join(SERVER)).unwrap();
         let reason = load(&kept, &this(at_right, "rustc 1.95.0", "release")).unwrap_err();

@@ -15,6 +15,10 @@ use harness::trash::Trash;
 use site_gen::format::short_sha;
 
 use crate::kept_build::{self, KeptMeta, ThisRun};
+
+/// How a paired run's baseline side begins its `pairing`, so that its results file is never
+/// taken for a run of its own commit (`ingest` refuses it).
+pub(crate) const BASELINE_SIDE: &str = "baseline side of run";
 use collector::statistics::paired::PairedOptions;
 
 /// Most disk space that finished rounds' and scenarios' small files may hold until the
@@ -59,8 +63,8 @@ pub struct RunArgs {
     /// Pair the rounds with the kept build in this directory (the previous benchmarked
     /// commit's binaries, left by `--keep-build`): rounds interleave A B B A, and the commit's
     /// timed verdicts come from the paired ratios. Each side gets half of a scenario's time
-    /// cap, so the run takes about as long. Without a usable kept build the rounds run
-    /// unpaired and the run says why.
+    /// cap (fixed-duration rounds, as in server.load, take twice as long). Without a usable
+    /// kept build, or when it fails, the rounds run unpaired and the run says why.
     #[arg(long, conflicts_with = "target")]
     baseline: Option<PathBuf>,
     /// After the run, keep this run's binaries in this directory for the next commit's
@@ -266,11 +270,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         repo: &args.checkout.repo,
     };
     let kept = args.baseline.as_deref().map(|dir| kept_build::load(dir, &this));
-    let kept_meta = args.keep_build.as_ref().map(|_| KeptMeta {
+    let mut kept_meta = args.keep_build.as_ref().map(|_| KeptMeta {
         commit: commit.clone(),
         rustc: machine.machine.rustc.clone(),
         profile: machine.machine.profile.clone(),
         kept_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        definitions: Default::default(),
     });
 
     eprintln!(
@@ -288,17 +293,36 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 kept.meta.kept_at
             );
             eprintln!("rounds {note}");
-            let set = paired_set(set);
-            let [mut a, mut b] = harness::runner::run_paired(
-                &set,
-                [kept.meta.commit, commit],
-                machine,
+            let paired = harness::runner::run_paired(
+                &paired_set(set.clone()),
+                [kept.meta.commit.clone(), commit.clone()],
+                machine.clone(),
                 &config,
                 [kept.build, own.clone()],
-            )?;
-            a.run.pairing = Some(note.clone());
-            b.run.pairing = Some(note);
-            (b, Some(a))
+            );
+            match paired {
+                Ok([mut a, mut b]) => {
+                    let changed = kept_build::drop_changed_definitions(&mut a, &kept.meta);
+                    let note = match changed {
+                        0 => note,
+                        n => format!("{note}; {n} scenarios unpaired, their definition changed since"),
+                    };
+                    b.run.pairing = Some(note.clone());
+                    a.run.pairing = Some(format!("{BASELINE_SIDE} {}: {note}", b.run.id));
+                    (b, Some(a))
+                }
+                Err(harness::HarnessError::Interrupted) => return Err(harness::HarnessError::Interrupted.into()),
+                // An old build can fail where this one works (a workload or an option it does
+                // not know): this commit is measured all the same, and its build kept, so the
+                // next commit does not meet the same failure.
+                Err(e) => {
+                    let reason = format!("the kept build of {} failed: {e}", short_sha(&kept.meta.commit.sha));
+                    eprintln!("warning: unpaired rounds: {reason}; measuring this commit alone");
+                    let mut results = harness::runner::run(&set, commit, machine, &config)?;
+                    results.run.pairing = Some(format!("unpaired: {reason}"));
+                    (results, None)
+                }
+            }
         }
         Some(Err(reason)) => {
             eprintln!("warning: unpaired rounds: {reason}");
@@ -314,6 +338,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         None => default_results_dir(&args.db).join(format!("{}.json", results.run.id)),
     };
     results.save(&results_file)?;
+    if let Some(meta) = &mut kept_meta {
+        meta.definitions = results
+            .scenarios
+            .iter()
+            .map(|s| (s.id.clone(), s.definition_hash.clone()))
+            .collect();
+    }
     let run_id = match &baseline {
         Some(a) => {
             a.save(&results_file.with_extension("baseline.json"))?;
@@ -370,8 +401,8 @@ fn target_summary(results: &harness::runner::Results) -> String {
 }
 
 /// A scenario set for paired rounds: enough rounds for the paired statistics, and each side
-/// half of the time cap (pairs converge far sooner than single rounds; see
-/// `docs/statistics.md`), so that a paired run takes about as long as an unpaired one.
+/// half of the time cap, so that scenarios capped by time take as long as unpaired (those of
+/// fixed-duration rounds take twice as long; `docs/statistics.md` has the measured total).
 pub(crate) fn paired_set(mut set: ScenarioSet) -> ScenarioSet {
     let least = collector::statistics::paired::MIN_ROUNDS as u32;
     for s in &mut set.scenarios {

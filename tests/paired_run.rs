@@ -84,6 +84,20 @@ fn a_commit_is_paired_with_its_parents_kept_build_and_says_so() {
     }
     // The next commit will be paired with this one.
     assert_eq!(kept_sha(&repo), second);
+    // The kept build's side is not a run of its commit: ingest refuses it.
+    let other_db = repo.out().join("other.sqlite");
+    let refused = common::bench(&[
+        "ingest".as_ref(),
+        "--db".as_ref(),
+        other_db.as_os_str(),
+        repo.out().join("second.baseline.json").as_os_str(),
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("is the kept build's side of a paired run"),
+        "{}",
+        stderr(&refused)
+    );
     // The merge-request style report says how the verdicts were decided.
     let db_path = repo.out().join("bench.sqlite");
     let report = common::bench(&[
@@ -181,6 +195,42 @@ fn a_commit_is_paired_with_its_parents_kept_build_and_says_so() {
     let first_page = page(&first);
     assert!(first_page.contains("unpaired: no kept build in"), "{first_page}");
     assert!(first_page.contains("its verdicts come from the history"));
+
+    // A scenario whose definition changed since the kept build's run is not paired.
+    let third = repo.commit("third");
+    let meta_path = repo.out().join("kept/kept.json");
+    let mut meta = load_results(&meta_path);
+    assert_eq!(meta["definitions"].as_object().unwrap().len(), 2, "{meta}");
+    meta["definitions"]["blobs.upload/3x10k/c2"] = "0000000000000000".into();
+    std::fs::write(&meta_path, meta.to_string()).unwrap();
+    let out = paired_run(&repo, "third");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pairing = load_results(&repo.out().join("third.json"))["run"]["pairing"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        pairing.ends_with("; 1 scenarios unpaired, their definition changed since"),
+        "{pairing}"
+    );
+    let methods: Vec<(String, String)> = db
+        .prepare(
+            "SELECT s.scenario_id, v.method FROM verdicts v JOIN scenarios s ON s.id = v.scenario_ref
+             JOIN runs r ON r.id = v.run_id WHERE r.commit_sha = ?1 AND r.purpose = 'history' AND v.metric = 'wall_s'
+             ORDER BY 1",
+        )
+        .unwrap()
+        .query_map([&third], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        methods,
+        [
+            ("blobs.download/3x10k/c2".to_owned(), "paired".to_owned()),
+            ("blobs.upload/3x10k/c2".to_owned(), "history".to_owned())
+        ]
+    );
 }
 
 #[test]
@@ -216,6 +266,23 @@ fn a_rerun_of_the_kept_commit_and_a_broken_kept_build_run_unpaired() {
     assert!(!repo.out().join("damaged.baseline.json").exists());
     // It was replaced by this run's build.
     assert_ne!(kept_sha(&repo), sha);
+
+    // A kept build that fails where this one works (an old driver meeting a workload it does
+    // not know) costs the pairing, not the run, and is replaced.
+    let failing = repo.commit("after a failing kept build");
+    let driver = repo.out().join("kept/soledad-bench");
+    std::fs::write(&driver, "#!/bin/sh\necho 'no such workload' >&2\nexit 3\n").unwrap();
+    let out = paired_run(&repo, "failed");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pairing = load_results(&repo.out().join("failed.json"))["run"]["pairing"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        pairing.starts_with("unpaired: the kept build of") && pairing.contains("failed"),
+        "{pairing}"
+    );
+    assert_eq!(kept_sha(&repo), failing);
 }
 
 #[test]

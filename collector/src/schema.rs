@@ -315,7 +315,7 @@ const V7: &str = "
     ALTER TABLE runs ADD COLUMN pairing TEXT;
     ALTER TABLE comparisons ADD COLUMN kind TEXT NOT NULL DEFAULT 'branch'
         CHECK (kind IN ('branch', 'baseline'));
-    CREATE INDEX comparisons_by_run_b ON comparisons (run_b);
+    CREATE UNIQUE INDEX comparisons_baseline_of_run ON comparisons (run_b) WHERE kind = 'baseline';
     ALTER TABLE verdicts ADD COLUMN method TEXT NOT NULL DEFAULT 'history'
         CHECK (method IN ('history', 'paired', 'count'));
     UPDATE verdicts SET method = 'count' WHERE metric IN ('client_instructions', 'server_instructions');

@@ -67,8 +67,9 @@ pub struct Progress {
     pub rounds: u32,
     /// Measured time so far, all builds together.
     pub elapsed: Duration,
-    /// The widest relative CI half-width of the headline metric among the builds (infinite
-    /// when it cannot be computed yet).
+    /// The relative CI half-width of the headline metric the target applies to (infinite
+    /// when it cannot be computed yet): a plain run's own; for two builds interleaved, that of
+    /// their paired ratio (`compare`, `run --baseline`).
     pub worst_ci: f64,
     /// How many builds run interleaved (1 for a plain run).
     pub builds: u32,
@@ -76,7 +77,7 @@ pub struct Progress {
 
 impl Budget {
     /// The stopping rule: whether measuring stops after this round, and why. Never before
-    /// `min_rounds`; then when every build's interval reached the target, else when
+    /// `min_rounds`; then when the interval reached the target, else when
     /// `max_rounds` are done, else when the time is spent. The time budget is per build, so
     /// that interleaving two builds does not halve each side's rounds.
     pub fn stop(&self, p: &Progress) -> Option<StopReason> {

@@ -253,7 +253,13 @@ impl<'a> Site<'a> {
             (Some(m), None) => (format!("{} {}", format::value(m), v.unit), String::new()),
             (None, _) => ("–".into(), String::new()),
         };
-        let (baseline, baseline_ci) = with_ci(v.baseline_median, point(v.baseline_sha.as_deref()));
+        // A paired verdict's baseline is the kept build's side of the same run, not the
+        // baseline commit's point: that point's interval is not this median's.
+        let baseline_point = match v.method {
+            Method::Paired => None,
+            _ => point(v.baseline_sha.as_deref()),
+        };
+        let (baseline, baseline_ci) = with_ci(v.baseline_median, baseline_point);
         let (commit, commit_ci) = with_ci(Some(v.commit_median), point(commit_sha));
         let href = match index {
             Some(i) => format!("{}#{}", self.scenario_href(root, &v.scenario_id), self.series_anchor(i)),
