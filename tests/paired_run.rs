@@ -289,7 +289,9 @@ fn a_rerun_of_the_kept_commit_and_a_broken_kept_build_run_unpaired() {
 fn calibrate_paired_records_the_paired_rule_and_an_injected_build() {
     let repo = Repo::new();
     repo.commit("only");
-    std::fs::create_dir_all(repo.out()).unwrap();
+    // A history run first, so that the site has series to show the calibrations beside.
+    let out = repo.bench_run(&[]);
+    assert!(out.status.success(), "{}", stderr(&out));
     let db = repo.out().join("bench.sqlite");
     let db_arg = db.to_str().unwrap();
     let switch = |extra: &[&str]| {
@@ -367,4 +369,20 @@ fn calibrate_paired_records_the_paired_rule_and_an_injected_build() {
         )
         .unwrap();
     assert_eq!(series, 2);
+
+    // The scenario page shows each series' detection beside its false positives.
+    let site = repo.out().join("site");
+    let out = common::bench(&[
+        "site".as_ref(),
+        "--db".as_ref(),
+        db.as_os_str(),
+        "--out".as_ref(),
+        site.as_os_str(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let page = std::fs::read_to_string(site.join("scenarios/blobs.upload_3x10k_c2.html")).unwrap();
+    assert!(page.contains("injected cost found in "), "{page}");
+    assert!(page.contains(" of 2 pairs (≥ ") && page.contains("with SOLEDAD_BENCH_INJECTED_REQUEST=150"));
+    // The A/A column is the paired A/A calibration's (2 pairs), not the injected one's.
+    assert!(page.contains(" of 2 (≤ "), "{page}");
 }

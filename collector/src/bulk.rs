@@ -345,6 +345,31 @@ impl Database {
         Ok(out)
     }
 
+    /// The latest injected calibration of every series it measured, with the cost injected:
+    /// its `false_regressions` are the pairs that found the cost (`calibrate --paired
+    /// --inject-build`).
+    pub fn series_detections(&self) -> Result<HashMap<SeriesKey, (SeriesCalibration, String)>, CollectorError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT c.machine_id, cs.scenario_ref, cs.metric, coalesce(c.injected, ''), {SERIES_CALIBRATION_COLUMNS}
+             FROM calibration_series cs JOIN calibrations c ON c.id = cs.calibration_id
+             WHERE c.kind = 'injected'
+             ORDER BY c.id"
+        ))?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                (r.get(0)?, r.get(1)?, r.get(2)?),
+                (series_calibration_from(r, 4)?, r.get::<_, String>(3)?),
+            ))
+        })?;
+        // Later calibrations replace earlier ones.
+        let mut out = HashMap::new();
+        for row in rows {
+            let (key, detection) = row?;
+            out.insert(key, detection);
+        }
+        Ok(out)
+    }
+
     /// Every scenario definition, by scenario id then row id.
     pub fn scenarios(&self) -> Result<Vec<ScenarioInfo>, CollectorError> {
         let mut stmt = self.conn.prepare(

@@ -24,6 +24,8 @@ pub struct SeriesData {
     pub verdicts: Vec<Option<usize>>,
     pub change_points: Vec<StoredChangePoint>,
     pub calibration: Option<SeriesCalibration>,
+    /// The latest injected calibration of the series, with the cost injected.
+    pub detection: Option<(SeriesCalibration, String)>,
 }
 
 impl SeriesData {
@@ -157,6 +159,7 @@ impl Model {
             None => HashMap::new(),
         };
         let mut calibrations = db.series_calibrations()?;
+        let mut detections = db.series_detections()?;
 
         // The runs shown: per commit, the run of each point.
         let mut commit_runs: HashMap<String, BTreeSet<i64>> = HashMap::new();
@@ -187,6 +190,7 @@ impl Model {
                 SeriesData {
                     change_points: change_points.get(&key).cloned().unwrap_or_default(),
                     calibration: calibrations.remove(&key),
+                    detection: detections.remove(&key),
                     series: h.series,
                     points: h.points,
                     verdicts,

@@ -54,6 +54,8 @@ pub struct Noise {
     /// From history, as its latest verdict used it.
     pub floor: String,
     pub false_positives: String,
+    /// How often a known injected cost was found: `2 of 10 pairs (≥ 4%) with ...`.
+    pub detection: Option<String>,
 }
 
 /// A verdict as the commit and compare pages show it.
@@ -224,6 +226,19 @@ impl<'a> Site<'a> {
                 .map(share)
                 .unwrap_or_else(|| "–".into()),
             false_positives: self.false_positives(Some(index)),
+            detection: self.model.series[index].detection.as_ref().map(|(c, cost)| {
+                let lower = 1.0
+                    - collector::rate_upper_bound(
+                        (c.comparisons - c.false_regressions) as usize,
+                        c.comparisons as usize,
+                    );
+                format!(
+                    "{} of {} pairs (≥ {}) with {cost}",
+                    c.false_regressions,
+                    c.comparisons,
+                    share(lower)
+                )
+            }),
         }
     }
 
