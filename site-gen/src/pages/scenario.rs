@@ -306,12 +306,11 @@ fn write_one(site: &Site, scenario_id: &str, series: &[usize], scaling: &[Scalin
                 format!("{}–{} rounds, {} s", r.min_rounds, r.max_rounds, r.max_time_s)
             }),
             headline: report.map_or_else(String::new, |r| r.headline_metric.clone()),
-            achieved: report.map_or_else(String::new, |r| {
-                if r.achieved_ci < 0.0 {
-                    "unknown".into()
-                } else {
-                    format!("±{}", share(r.achieved_ci))
-                }
+            // A paired run stopped on its ratio's interval, which `noisy` then describes.
+            achieved: report.map_or_else(String::new, |r| match r.paired_ci {
+                Some(ci) => format!("±{} (paired ratio)", share(ci)),
+                None if r.achieved_ci < 0.0 => "unknown".into(),
+                None => format!("±{}", share(r.achieved_ci)),
             }),
             target: report.map_or_else(String::new, |r| format!("±{}", share(r.target_ci))),
             stop: report.map_or_else(String::new, |r| r.stop_reason.as_str().replace('_', " ")),
