@@ -49,6 +49,24 @@ fn two_commits_become_two_points_per_series_in_commit_order() {
 
     let site = repo.out().join("public");
     let index = std::fs::read_to_string(site.join("index.html")).unwrap();
+    // The front page says what this runner can judge: every series is in one class.
+    let lead = index.split("commit by commit: ").nth(1).unwrap();
+    let series: usize = lead.split(' ').next().unwrap().parse().unwrap();
+    let section = index
+        .split("id=\"resolution\"")
+        .nth(1)
+        .unwrap()
+        .split("</p>")
+        .next()
+        .unwrap();
+    let classes: Vec<usize> = section
+        .split("<span class=\"num\">")
+        .skip(1)
+        .map(|c| c.split('<').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(classes.len(), 6, "{section}");
+    assert_eq!(classes.iter().sum::<usize>(), series, "{section}");
+    assert!(section.contains("instruction counts"));
     assert!(index.contains("blobs.upload/3x10k/c2") && index.contains("blobs.download/3x10k/c2"));
     let page = std::fs::read_to_string(site.join("scenarios/blobs.upload_3x10k_c2.html")).unwrap();
     let required = [

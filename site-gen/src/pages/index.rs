@@ -189,5 +189,45 @@ pub fn write(site: &Site) -> Result<(), SiteError> {
         })
         .count();
     ctx.insert("latest_regressions", &regressions);
+    ctx.insert("resolution", &resolution(model));
     site.page("index.html", "index.html", &ctx)
+}
+
+/// A class of series by the smallest change they can judge.
+#[derive(Serialize)]
+struct Resolution {
+    what: &'static str,
+    series: usize,
+}
+
+/// How many series this runner can judge at which size of change: the instruction counts
+/// (deterministic, judged at 0.5%), then the others by their latest point's MDE. It
+/// says up front what a "noisy" verdict means here, instead of leaving it in a column.
+fn resolution(model: &crate::model::Model) -> Vec<Resolution> {
+    // (what, MDE above, MDE at most)
+    let classes = [
+        ("series that find a change of 2% (MDE ≤ 2%)", f64::NEG_INFINITY, 0.02),
+        ("series that find 5% (MDE 2-5%)", 0.02, 0.05),
+        ("series that find 10% (MDE 5-10%)", 0.05, 0.10),
+        ("series that need more than 10% (MDE > 10%)", 0.10, f64::INFINITY),
+    ];
+    let counted = |s: &&crate::model::SeriesData| contract::metrics::is_counted(&s.series.metric);
+    let measured = || model.series.iter().filter(|s| !counted(s));
+    let mut out = vec![Resolution {
+        what: "instruction counts (one count per run under Valgrind): a change beyond 0.5% and 100,000 instructions",
+        series: model.series.iter().filter(counted).count(),
+    }];
+    for (what, above, at_most) in classes {
+        out.push(Resolution {
+            what,
+            series: measured()
+                .filter(|s| s.latest().summary.mde.is_some_and(|m| m > above && m <= at_most))
+                .count(),
+        });
+    }
+    out.push(Resolution {
+        what: "series without an MDE (too few samples, or a zero median)",
+        series: measured().filter(|s| s.latest().summary.mde.is_none()).count(),
+    });
+    out
 }
