@@ -64,3 +64,19 @@ fn a_failed_bench_job_keeps_its_logs_and_results() {
         assert_eq!(doc[job]["extends"].as_str(), Some(".bench"), "{job}");
     }
 }
+
+#[test]
+fn outdated_pushes_free_the_runner_and_bench_jobs_always_finish() {
+    let doc = pipeline();
+    for job in ["test", "compare"] {
+        assert_eq!(doc[job]["interruptible"].as_bool(), Some(true), "{job}");
+    }
+    for job in [".bench", "pages"] {
+        assert_eq!(doc[job]["interruptible"].as_bool(), Some(false), "{job}");
+    }
+    // The full set with a cold build is near GitLab's default hour.
+    let timeout = doc["bench-nightly"]["timeout"]
+        .as_str()
+        .expect("the nightly job has a timeout");
+    assert_eq!(timeout, "2h");
+}
