@@ -13,7 +13,10 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use collector::record::{Purpose, RunRecord, content_uuid};
 use collector::statistics::paired::PairedOptions;
-use collector::{AnalysisOptions, CalibrationKind, CalibrationRuns, Database, PairedCalibration, rate_upper_bound};
+use collector::{
+    AnalysisOptions, CalibrationKind, CalibrationReport, CalibrationRuns, Database, PairedCalibration, SeriesOutcome,
+    rate_lower_bound,
+};
 use harness::runner::Build;
 use harness::scenario::{MIN_ROUNDS, ScenarioSet};
 
@@ -129,28 +132,9 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<()> {
         &AnalysisOptions::default().policy,
     )?;
 
-    let width = report
-        .series
-        .iter()
-        .map(|s| s.scenario_id.len() + s.metric.len() + 1)
-        .max()
-        .unwrap_or(6);
-    println!(
-        "{:<width$}  comparisons  regressions  improvements  noisy  false positives  95% upper",
-        "series"
-    );
-    for s in &report.series {
-        println!(
-            "{:<width$}  {:>11}  {:>11}  {:>12}  {:>5}  {:>14.1}%  {:>8.1}%",
-            format!("{} {}", s.scenario_id, s.metric),
-            s.comparisons,
-            s.false_regressions,
-            s.false_improvements,
-            s.noisy,
-            s.false_positive_rate * 100.0,
-            s.false_positive_upper * 100.0
-        );
-    }
+    print_series(&report, "comparisons", "false positives", "95% upper", |s| {
+        s.false_positive_upper
+    });
     let total: usize = report.series.iter().map(|s| s.comparisons).sum();
     let wrong: usize = report
         .series
@@ -186,11 +170,7 @@ const INJECTED_ENV: [&str; 2] = ["SOLEDAD_BENCH_INJECTED_CRYPTO", "SOLEDAD_BENCH
 /// of other features or in another directory differs in layout too, which moves page faults
 /// and memory by a few percent (measured, `docs/statistics.md`).
 fn injected_builds(dir: &std::path::Path) -> anyhow::Result<([Build; 2], String)> {
-    let build = Build {
-        driver_bin: dir.join("soledad-bench"),
-        server_bin: dir.join("blobs-server"),
-        env: Vec::new(),
-    };
+    let build = Build::in_dir(dir);
     for bin in [&build.driver_bin, &build.server_bin] {
         anyhow::ensure!(bin.is_file(), "--inject-build {}: no {}", dir.display(), bin.display());
     }
@@ -218,11 +198,7 @@ fn paired(
     config: &harness::runner::RunConfig,
     db: &mut Database,
 ) -> anyhow::Result<()> {
-    let own = Build {
-        server_bin: config.server_bin.clone(),
-        driver_bin: config.driver_bin.clone(),
-        env: Vec::new(),
-    };
+    let own = config.build();
     let (builds, kind, injected) = match &args.inject_build {
         Some(dir) => {
             let (builds, cost) = injected_builds(dir)?;
@@ -267,38 +243,15 @@ fn paired(
         },
         &PairedOptions::default(),
     )?;
-    let width = report
-        .series
-        .iter()
-        .map(|s| s.scenario_id.len() + s.metric.len() + 1)
-        .max()
-        .unwrap_or(6);
-    let rate = if injected.is_some() {
-        "detected"
+    if injected.is_some() {
+        // A detection rate's lower bound: how sure it is to be at least this.
+        print_series(&report, "pairs", "detected", "95% bound", |s| {
+            rate_lower_bound(s.false_regressions, s.comparisons)
+        });
     } else {
-        "false positives"
-    };
-    println!(
-        "{:<width$}  pairs  regressions  improvements  noisy  {rate:>15}  95% bound",
-        "series"
-    );
-    for s in &report.series {
-        let bound = if injected.is_some() {
-            // A detection rate's lower bound: how sure it is to be at least this.
-            1.0 - rate_upper_bound(s.comparisons - s.false_regressions, s.comparisons)
-        } else {
+        print_series(&report, "pairs", "false positives", "95% bound", |s| {
             s.false_positive_upper
-        };
-        println!(
-            "{:<width$}  {:>5}  {:>11}  {:>12}  {:>5}  {:>14.1}%  {:>8.1}%",
-            format!("{} {}", s.scenario_id, s.metric),
-            s.comparisons,
-            s.false_regressions,
-            s.false_improvements,
-            s.noisy,
-            s.false_positive_rate * 100.0,
-            bound * 100.0
-        );
+        });
     }
     let detected = report.series.iter().filter(|s| s.false_regressions > 0).count();
     match &injected {
@@ -319,4 +272,38 @@ fn paired(
     }
     println!("database: {}", args.db.display());
     Ok(())
+}
+
+/// The table of a calibration's series: how each comparison was called, the rate, and the
+/// 95% bound `bound` gives.
+fn print_series(
+    report: &CalibrationReport,
+    compared: &str,
+    rate: &str,
+    bound_label: &str,
+    bound: impl Fn(&SeriesOutcome) -> f64,
+) {
+    let width = report
+        .series
+        .iter()
+        .map(|s| s.scenario_id.len() + s.metric.len() + 1)
+        .max()
+        .unwrap_or(6);
+    let n = compared.len();
+    println!(
+        "{:<width$}  {compared}  regressions  improvements  noisy  {rate:>15}  {bound_label}",
+        "series"
+    );
+    for s in &report.series {
+        println!(
+            "{:<width$}  {:>n$}  {:>11}  {:>12}  {:>5}  {:>14.1}%  {:>8.1}%",
+            format!("{} {}", s.scenario_id, s.metric),
+            s.comparisons,
+            s.false_regressions,
+            s.false_improvements,
+            s.noisy,
+            s.false_positive_rate * 100.0,
+            bound(s) * 100.0
+        );
+    }
 }

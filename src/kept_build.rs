@@ -16,8 +16,6 @@ use harness::runner::Build;
 use serde::{Deserialize, Serialize};
 use site_gen::format::short_sha;
 
-const DRIVER: &str = "soledad-bench";
-const SERVER: &str = "blobs-server";
 const META: &str = "kept.json";
 
 /// What `kept.json` says of the build.
@@ -35,6 +33,24 @@ pub struct KeptMeta {
     /// parameters) is not the same measurement on both sides.
     #[serde(default)]
     pub definitions: std::collections::BTreeMap<String, String>,
+}
+
+impl KeptMeta {
+    /// What a run's own build is kept with: its commit, compiler and profile, and the
+    /// definitions of the scenarios it measured.
+    pub fn of<P>(results: &contract::Results<P>) -> Self {
+        Self {
+            commit: results.commit.clone(),
+            rustc: results.machine.machine.rustc.clone(),
+            profile: results.machine.machine.profile.clone(),
+            kept_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            definitions: results
+                .scenarios
+                .iter()
+                .map(|s| (s.id.clone(), s.definition_hash.clone()))
+                .collect(),
+        }
+    }
 }
 
 /// A kept build that can serve as this run's baseline.
@@ -63,8 +79,12 @@ pub fn keep(dir: &Path, build: &Build, meta: &KeptMeta) -> anyhow::Result<()> {
         }
     }
     std::fs::create_dir_all(&staging).with_context(|| format!("cannot create {}", staging.display()))?;
-    for (from, name) in [(&build.driver_bin, DRIVER), (&build.server_bin, SERVER)] {
-        std::fs::copy(from, staging.join(name))
+    let kept = Build::in_dir(&staging);
+    for (from, to) in [
+        (&build.driver_bin, &kept.driver_bin),
+        (&build.server_bin, &kept.server_bin),
+    ] {
+        std::fs::copy(from, to)
             .with_context(|| format!("cannot copy {} into {}", from.display(), staging.display()))?;
     }
     let json = serde_json::to_string_pretty(meta).expect("the kept build's facts serialize");
@@ -119,11 +139,7 @@ pub fn load(dir: &Path, this: &ThisRun) -> Result<KeptBuild, String> {
     let text = std::fs::read_to_string(&meta_path).map_err(|e| format!("cannot read {}: {e}", meta_path.display()))?;
     let meta: KeptMeta = serde_json::from_str(&text)
         .map_err(|e| format!("{} is not a kept build's description: {e}", meta_path.display()))?;
-    let build = Build {
-        driver_bin: dir.join(DRIVER),
-        server_bin: dir.join(SERVER),
-        env: Vec::new(),
-    };
+    let build = Build::in_dir(dir);
     for bin in [&build.driver_bin, &build.server_bin] {
         if !bin.is_file() {
             return Err(format!("the kept build in {shown} has no {}", bin.display()));
@@ -204,14 +220,12 @@ mod tests {
     fn kept_build_of(dir: &Path, sha: &str) -> Build {
         let bins = dir.join("bins");
         std::fs::create_dir_all(&bins).unwrap();
-        for name in [DRIVER, SERVER] {
-            std::fs::write(bins.join(name), format!("{name} of {sha}")).unwrap();
+        let build = Build::in_dir(&bins);
+        for bin in [&build.driver_bin, &build.server_bin] {
+            let name = bin.file_name().unwrap().to_string_lossy();
+            std::fs::write(bin, format!("{name} of {sha}")).unwrap();
         }
-        Build {
-            driver_bin: bins.join(DRIVER),
-            server_bin: bins.join(SERVER),
-            env: Vec::new(),
-        }
+        build
     }
 
     #[test]
@@ -278,7 +292,7 @@ mod tests {
         assert!(aside.contains("is not an ancestor of"), "{aside}");
         std::fs::rename(tmp.path().join("kept.replaced"), &kept).unwrap();
 
-        std::fs::remove_file(kept.join(SERVER)).unwrap();
+        std::fs::remove_file(Build::in_dir(&kept).server_bin).unwrap();
         let reason = load(&kept, &this(at_right, "rustc 1.95.0", "release")).unwrap_err();
         assert!(reason.contains("has no") && reason.contains("blobs-server"), "{reason}");
     }

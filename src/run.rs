@@ -9,12 +9,14 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use collector::{AnalysisOptions, Database};
 use contract::results::CommitInfo;
-use harness::runner::{ExternalServer, Precision, RunConfig};
+use contract::results::MachineInfo;
+use harness::HarnessError;
+use harness::runner::{Build, ExternalServer, Precision, Results, RunConfig};
 use harness::scenario::ScenarioSet;
 use harness::trash::Trash;
 use site_gen::format::short_sha;
 
-use crate::kept_build::{self, KeptMeta, ThisRun};
+use crate::kept_build::{self, KeptBuild, KeptMeta, ThisRun};
 
 /// How a paired run's baseline side begins its `pairing`, so that its results file is never
 /// taken for a run of its own commit (`ingest` refuses it).
@@ -258,11 +260,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let config = args.harness.config(target, args.shuffle)?;
     let machine = harness::machine::describe(harness::binaries::profile());
-    let own = harness::runner::Build {
-        server_bin: config.server_bin.clone(),
-        driver_bin: config.driver_bin.clone(),
-        env: Vec::new(),
-    };
+    let own = config.build();
     let this = ThisRun {
         commit: &commit,
         rustc: &machine.machine.rustc,
@@ -270,13 +268,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         repo: &args.checkout.repo,
     };
     let kept = args.baseline.as_deref().map(|dir| kept_build::load(dir, &this));
-    let mut kept_meta = args.keep_build.as_ref().map(|_| KeptMeta {
-        commit: commit.clone(),
-        rustc: machine.machine.rustc.clone(),
-        profile: machine.machine.profile.clone(),
-        kept_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-        definitions: Default::default(),
-    });
 
     eprintln!(
         "benchmarking {} ({}) with {} scenarios from {}",
@@ -285,52 +276,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         set.scenarios.len(),
         set.path.display()
     );
-    let (results, baseline) = match kept {
-        Some(Ok(kept)) => {
-            let note = format!(
-                "paired with {}'s binaries, kept {}",
-                short_sha(&kept.meta.commit.sha),
-                kept.meta.kept_at
-            );
-            eprintln!("rounds {note}");
-            let paired = harness::runner::run_paired(
-                &paired_set(set.clone()),
-                [kept.meta.commit.clone(), commit.clone()],
-                machine.clone(),
-                &config,
-                [kept.build, own.clone()],
-            );
-            match paired {
-                Ok([mut a, mut b]) => {
-                    let changed = kept_build::drop_changed_definitions(&mut a, &kept.meta);
-                    let note = match changed {
-                        0 => note,
-                        n => format!("{note}; {n} scenarios unpaired, their definition changed since"),
-                    };
-                    b.run.pairing = Some(note.clone());
-                    a.run.pairing = Some(format!("{BASELINE_SIDE} {}: {note}", b.run.id));
-                    (b, Some(a))
-                }
-                Err(harness::HarnessError::Interrupted) => return Err(harness::HarnessError::Interrupted.into()),
-                // An old build can fail where this one works (a workload or an option it does
-                // not know): this commit is measured all the same, and its build kept, so the
-                // next commit does not meet the same failure.
-                Err(e) => {
-                    let reason = format!("the kept build of {} failed: {e}", short_sha(&kept.meta.commit.sha));
-                    eprintln!("warning: unpaired rounds: {reason}; measuring this commit alone");
-                    let mut results = harness::runner::run(&set, commit, machine, &config)?;
-                    results.run.pairing = Some(format!("unpaired: {reason}"));
-                    (results, None)
-                }
-            }
-        }
+    let paired = match kept {
+        None => None,
+        Some(Err(reason)) => Some(Err(reason)),
+        Some(Ok(kept)) => Some(run_paired(kept, &set, &commit, &machine, &config, &own)?),
+    };
+    let (results, baseline) = match paired {
+        None => (harness::runner::run(&set, commit, machine, &config)?, None),
+        Some(Ok([a, b])) => (b, Some(a)),
         Some(Err(reason)) => {
             eprintln!("warning: unpaired rounds: {reason}");
             let mut results = harness::runner::run(&set, commit, machine, &config)?;
             results.run.pairing = Some(format!("unpaired: {reason}"));
             (results, None)
         }
-        None => (harness::runner::run(&set, commit, machine, &config)?, None),
     };
 
     let results_file = match &args.results {
@@ -338,13 +297,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         None => default_results_dir(&args.db).join(format!("{}.json", results.run.id)),
     };
     results.save(&results_file)?;
-    if let Some(meta) = &mut kept_meta {
-        meta.definitions = results
-            .scenarios
-            .iter()
-            .map(|s| (s.id.clone(), s.definition_hash.clone()))
-            .collect();
-    }
     let run_id = match &baseline {
         Some(a) => {
             a.save(&results_file.with_extension("baseline.json"))?;
@@ -354,8 +306,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         None => db.ingest(&results)?.run_id(),
     };
     db.analyze_run(run_id, &AnalysisOptions::default())?;
-    if let (Some(dir), Some(meta)) = (&args.keep_build, &kept_meta) {
-        kept_build::keep(dir, &own, meta).with_context(|| {
+    if let Some(dir) = &args.keep_build {
+        kept_build::keep(dir, &own, &KeptMeta::of(&results)).with_context(|| {
             format!(
                 "the run is stored, but its build could not be kept in {}",
                 dir.display()
@@ -398,6 +350,50 @@ fn target_summary(results: &harness::runner::Results) -> String {
         line.push_str("; the rest are marked noisy (`soledad-bench noise` tells how steady this machine is)");
     }
     line
+}
+
+/// The rounds of this commit paired with the kept build's, both sides' results with their
+/// `pairing`; `Ok(Err(why))` when the kept build failed where this one works (a workload or
+/// an option an old driver does not know), so that this commit is measured alone all the
+/// same and its build kept: the next commit does not meet the same failure.
+fn run_paired(
+    kept: KeptBuild,
+    set: &ScenarioSet,
+    commit: &CommitInfo,
+    machine: &MachineInfo,
+    config: &RunConfig,
+    own: &Build,
+) -> anyhow::Result<Result<[Results; 2], String>> {
+    let note = format!(
+        "paired with {}'s binaries, kept {}",
+        short_sha(&kept.meta.commit.sha),
+        kept.meta.kept_at
+    );
+    eprintln!("rounds {note}");
+    let paired = harness::runner::run_paired(
+        &paired_set(set.clone()),
+        [kept.meta.commit.clone(), commit.clone()],
+        machine.clone(),
+        config,
+        [kept.build, own.clone()],
+    );
+    let [mut a, mut b] = match paired {
+        Ok(pair) => pair,
+        Err(HarnessError::Interrupted) => return Err(HarnessError::Interrupted.into()),
+        Err(e) => {
+            return Ok(Err(format!(
+                "the kept build of {} failed: {e}",
+                short_sha(&kept.meta.commit.sha)
+            )));
+        }
+    };
+    let note = match kept_build::drop_changed_definitions(&mut a, &kept.meta) {
+        0 => note,
+        n => format!("{note}; {n} scenarios unpaired, their definition changed since"),
+    };
+    a.run.pairing = Some(format!("{BASELINE_SIDE} {}: {note}", b.run.id));
+    b.run.pairing = Some(note);
+    Ok(Ok([a, b]))
 }
 
 /// A scenario set for paired rounds: enough rounds for the paired statistics, and each side

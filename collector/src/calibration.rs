@@ -46,6 +46,47 @@ pub struct SeriesOutcome {
     pub min_p_value: Option<f64>,
 }
 
+impl SeriesOutcome {
+    fn new(scenario_ref: i64, scenario_id: String, metric: String) -> Self {
+        Self {
+            scenario_ref,
+            scenario_id,
+            metric,
+            comparisons: 0,
+            false_regressions: 0,
+            false_improvements: 0,
+            noisy: 0,
+            false_positive_rate: 0.0,
+            false_positive_upper: 1.0,
+            min_p_value: None,
+        }
+    }
+
+    /// Counts one comparison decided as `verdict`, with its p-value if it had one.
+    fn record(&mut self, verdict: Verdict, p_value: Option<f64>) {
+        self.comparisons += 1;
+        match verdict {
+            Verdict::Regression => self.false_regressions += 1,
+            Verdict::Improvement => self.false_improvements += 1,
+            Verdict::Noisy => self.noisy += 1,
+            Verdict::Unchanged | Verdict::New => {}
+        }
+        if let Some(p) = p_value {
+            self.min_p_value = Some(self.min_p_value.map_or(p, |m| m.min(p)));
+        }
+    }
+
+    /// Sets the rate and its bound from `calls`, the comparisons that count against it.
+    fn settle(&mut self, calls: usize) {
+        self.false_positive_rate = if self.comparisons == 0 {
+            0.0
+        } else {
+            calls as f64 / self.comparisons as f64
+        };
+        self.false_positive_upper = rate_upper_bound(calls, self.comparisons);
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct CalibrationReport {
     pub calibration_id: i64,
@@ -209,6 +250,12 @@ impl CalibrationSummary {
     }
 }
 
+/// One-sided 95% Clopper-Pearson lower bound of a rate observed as `k` of `n` (a detection
+/// rate: it is at least this).
+pub fn rate_lower_bound(k: usize, n: usize) -> f64 {
+    1.0 - rate_upper_bound(n.saturating_sub(k), n)
+}
+
 /// One-sided 95% Clopper-Pearson upper bound of a rate observed as `k` of `n`.
 pub fn rate_upper_bound(k: usize, n: usize) -> f64 {
     if n == 0 || k >= n {
@@ -323,46 +370,18 @@ impl Database {
                     })?;
                 let o = outcomes
                     .entry((*scenario_ref, metric.clone()))
-                    .or_insert_with(|| SeriesOutcome {
-                        scenario_ref: *scenario_ref,
-                        scenario_id,
-                        metric: metric.clone(),
-                        comparisons: 0,
-                        false_regressions: 0,
-                        false_improvements: 0,
-                        noisy: 0,
-                        false_positive_rate: 0.0,
-                        false_positive_upper: 1.0,
-                        min_p_value: None,
-                    });
+                    .or_insert_with(|| SeriesOutcome::new(*scenario_ref, scenario_id, metric.clone()));
                 if a.verdict == Verdict::New {
                     continue;
                 }
-                o.comparisons += 1;
-                match a.verdict {
-                    Verdict::Regression => {
-                        o.false_regressions += 1;
-                        any_regression = true;
-                    }
-                    Verdict::Improvement => o.false_improvements += 1,
-                    Verdict::Noisy => o.noisy += 1,
-                    _ => {}
-                }
-                if let Some(p) = a.comparison.p_value {
-                    o.min_p_value = Some(o.min_p_value.map_or(p, |m: f64| m.min(p)));
-                }
+                any_regression |= a.verdict == Verdict::Regression;
+                o.record(a.verdict, a.comparison.p_value);
             }
             failing += usize::from(any_regression);
         }
         let mut series: Vec<SeriesOutcome> = outcomes.into_values().collect();
         for o in &mut series {
-            let k = o.false_regressions + o.false_improvements;
-            o.false_positive_rate = if o.comparisons == 0 {
-                0.0
-            } else {
-                k as f64 / o.comparisons as f64
-            };
-            o.false_positive_upper = rate_upper_bound(k, o.comparisons);
+            o.settle(o.false_regressions + o.false_improvements);
         }
         series.sort_by(|a, b| (&a.scenario_id, &a.metric).cmp(&(&b.scenario_id, &b.metric)));
 
@@ -452,28 +471,10 @@ impl Database {
             for row in rows {
                 let Some(verdict) = row.verdict else { continue };
                 let key = (row.scenario_id.clone(), row.definition_hash.clone(), row.metric.clone());
-                let o = outcomes.entry(key).or_insert_with(|| SeriesOutcome {
-                    scenario_ref: 0,
-                    scenario_id: row.scenario_id.clone(),
-                    metric: row.metric.clone(),
-                    comparisons: 0,
-                    false_regressions: 0,
-                    false_improvements: 0,
-                    noisy: 0,
-                    false_positive_rate: 0.0,
-                    false_positive_upper: 1.0,
-                    min_p_value: None,
-                });
-                o.comparisons += 1;
-                match verdict {
-                    Verdict::Regression => o.false_regressions += 1,
-                    Verdict::Improvement => o.false_improvements += 1,
-                    Verdict::Noisy => o.noisy += 1,
-                    _ => {}
-                }
-                if let Some(p) = row.p_value {
-                    o.min_p_value = Some(o.min_p_value.map_or(p, |m: f64| m.min(p)));
-                }
+                let o = outcomes
+                    .entry(key)
+                    .or_insert_with(|| SeriesOutcome::new(0, row.scenario_id.clone(), row.metric.clone()));
+                o.record(verdict, row.p_value);
             }
         }
         let mut series = Vec::with_capacity(outcomes.len());
@@ -484,12 +485,10 @@ impl Database {
                 |r| r.get(0),
             )?;
             // Detections are the regressions; false positives are changes either way.
-            let k = match c.kind {
+            o.settle(match c.kind {
                 CalibrationKind::Injected => o.false_regressions,
                 _ => o.false_regressions + o.false_improvements,
-            };
-            o.false_positive_rate = k as f64 / o.comparisons as f64;
-            o.false_positive_upper = rate_upper_bound(k, o.comparisons);
+            });
             series.push(o);
         }
         series.sort_by(|a, b| (&a.scenario_id, &a.metric).cmp(&(&b.scenario_id, &b.metric)));

@@ -26,7 +26,7 @@ pub use analysis::{AnalysisOptions, AnalysisReport, Method};
 pub use build_failures::StoredBuildFailure;
 pub use calibration::{
     CalibrationKind, CalibrationReport, CalibrationRuns, CalibrationSummary, PairedCalibration, SeriesOutcome,
-    rate_upper_bound,
+    rate_lower_bound, rate_upper_bound,
 };
 pub use db::{CollectorError, Database};
 pub use fingerprint::fingerprint;

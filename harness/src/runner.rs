@@ -163,6 +163,29 @@ pub struct Build {
     pub env: Vec<(String, String)>,
 }
 
+impl Build {
+    /// A build whose binaries sit in `dir` under their own names (`soledad-bench`,
+    /// `blobs-server`); whether they are there is for the caller to check.
+    pub fn in_dir(dir: &std::path::Path) -> Self {
+        Self {
+            server_bin: dir.join("blobs-server"),
+            driver_bin: dir.join("soledad-bench"),
+            env: Vec::new(),
+        }
+    }
+}
+
+impl RunConfig {
+    /// The build this configuration measures: its server and driver.
+    pub fn build(&self) -> Build {
+        Build {
+            server_bin: self.server_bin.clone(),
+            driver_bin: self.driver_bin.clone(),
+            env: Vec::new(),
+        }
+    }
+}
+
 /// Running totals across the run.
 #[derive(Default)]
 struct Totals {
@@ -207,12 +230,7 @@ pub fn run(
     machine: MachineInfo,
     config: &RunConfig,
 ) -> Result<Results, HarnessError> {
-    let build = Build {
-        server_bin: config.server_bin.clone(),
-        driver_bin: config.driver_bin.clone(),
-        env: Vec::new(),
-    };
-    let [results] = run_builds(set, [commit], machine, config, [build], [true])?;
+    let [results] = run_builds(set, [commit], machine, config, [config.build()], [true])?;
     Ok(results)
 }
 

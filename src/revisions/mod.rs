@@ -19,7 +19,7 @@ use std::time::Instant;
 use anyhow::{Context as _, bail};
 use harness::runner::Build;
 
-use self::cargo::{BINARIES, CargoBuild};
+use self::cargo::CargoBuild;
 use self::checkout::Checkout;
 
 /// A revision of the repository, or its working tree with uncommitted changes.
@@ -52,9 +52,8 @@ pub struct Built {
     pub provenance: String,
 }
 
-/// Files a build leaves in its output directory.
-const DRIVER: &str = BINARIES[0];
-const SERVER: &str = BINARIES[1];
+// Files a build leaves in its output directory: its binaries (`Build::in_dir`, the names
+// of `cargo::BINARIES`), and:
 /// Optional `KEY=value` lines: the runtime environment of the build's processes.
 const ENV_FILE: &str = "bench.env";
 /// How the build was made, one line.
@@ -331,7 +330,9 @@ fn remove_stale_working_trees(builds: &Path, keep: &Path) {
 }
 
 fn load(out: &Path) -> anyhow::Result<Build> {
-    let (driver_bin, server_bin) = (out.join(DRIVER), out.join(SERVER));
+    let Build {
+        driver_bin, server_bin, ..
+    } = Build::in_dir(out);
     for bin in [&driver_bin, &server_bin] {
         if !bin.is_file() {
             bail!("the build left no {}", bin.display());

@@ -227,11 +227,7 @@ impl<'a> Site<'a> {
                 .unwrap_or_else(|| "–".into()),
             false_positives: self.false_positives(Some(index)),
             detection: self.model.series[index].detection.as_ref().map(|(c, cost)| {
-                let lower = 1.0
-                    - collector::rate_upper_bound(
-                        (c.comparisons - c.false_regressions) as usize,
-                        c.comparisons as usize,
-                    );
+                let lower = collector::rate_lower_bound(c.false_regressions as usize, c.comparisons as usize);
                 format!(
                     "{} of {} pairs (≥ {}) with {cost}",
                     c.false_regressions,
