@@ -228,6 +228,12 @@ fn every_workload_reports_every_metric_family_for_both_processes() {
         }
         assert_eq!(s["rounds"], 5);
         assert!(s["budget"]["stop_reason"].is_string());
+        // Only the load runs for a fixed duration rather than a fixed amount of work.
+        assert_eq!(
+            s["fixed_duration"].as_bool().unwrap_or(false),
+            id.starts_with("server.load"),
+            "{id}"
+        );
         for (name, m) in s["metrics"].as_object().unwrap() {
             assert_eq!(m["samples"].as_array().unwrap().len(), 5, "{id} {name}");
         }

@@ -119,6 +119,10 @@ fn median(samples: &[f64]) -> f64 {
     }
 }
 
+/// Why a paired row of a fixed-duration scenario has no verdict.
+pub const FOLLOWS_THROUGHPUT: &str =
+    "accumulated over a fixed-duration round, so it follows the round's throughput: not judged by the paired rounds";
+
 /// Paired verdicts of every metric that A and B measured for the same scenario definition.
 /// The one-sided p-values that B is worse are adjusted across all of them (Benjamini-Hochberg)
 /// as one family, those that B is better as another; a row keeps the adjusted p-value of the
@@ -157,6 +161,14 @@ pub fn paired_rows<P>(a: &Results<P>, b: &Results<P>, options: &PairedOptions) -
             };
             if contract::metrics::is_counted(name) {
                 count_row(&mut row);
+                rows.push(row);
+                continue;
+            }
+            if sa.fixed_duration && contract::metrics::accumulates(name) {
+                // Rounds of a fixed duration do as much work as their throughput allows, and
+                // what they accumulate follows it: left out of the paired verdicts (and of their
+                // family), judged by its history in a per-commit run.
+                row.note = Some(FOLLOWS_THROUGHPUT.into());
                 rows.push(row);
                 continue;
             }

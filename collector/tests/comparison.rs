@@ -159,6 +159,62 @@ fn regressions_and_improvements_follow_each_metric_direction() {
     }
 }
 
+/// In a fixed-duration round (`server.load`) B did 10% more operations, and its server held
+/// 10% more memory for them: the paired rounds judge the throughput and leave what a round
+/// accumulates to the history; the same memory in a fixed-work scenario is a regression.
+#[test]
+fn fixed_duration_rounds_judge_throughput_not_what_it_accumulated() {
+    let n = 12;
+    let base: Vec<f64> = (0..n).map(|i| 40.0 + 0.4 * (i % 4) as f64).collect();
+    let jitter = |i: usize| 1.0 + 0.002 * (i % 3) as f64;
+    let mut a = common::harness_results(
+        "a",
+        common::commit("aaa", &[], 1, Some("main")),
+        &[
+            ("ops_s", "ops/s", Direction::Higher, base.clone()),
+            ("server_anon_peak_mib", "MiB", Direction::Lower, base.clone()),
+            ("latency_p99_ms", "ms", Direction::Lower, base.clone()),
+        ],
+    );
+    a.scenarios[0].fixed_duration = true;
+    let mut b = a.clone();
+    b.run.id = "b".into();
+    b.commit.sha = "bbb".into();
+    for name in ["ops_s", "server_anon_peak_mib"] {
+        let s = &mut b.scenarios[0].metrics.get_mut(name).unwrap().samples;
+        for (i, v) in s.iter_mut().enumerate() {
+            *v *= 1.10 * jitter(i);
+        }
+    }
+    let rows = collector::comparison::paired_rows(&a, &b, &PairedOptions::default());
+    let row = |name: &str| rows.iter().find(|r| r.metric == name).unwrap().clone();
+    assert_eq!(row("ops_s").verdict_name(), "improvement");
+    assert_eq!(row("latency_p99_ms").verdict_name(), "unchanged");
+    let memory = row("server_anon_peak_mib");
+    assert_eq!(memory.verdict, None);
+    assert_eq!((memory.ratio, memory.p_value), (None, None));
+    assert_eq!(memory.note.as_deref(), Some(collector::comparison::FOLLOWS_THROUGHPUT));
+    assert!(
+        (memory.median_b / memory.median_a - 1.10).abs() < 0.01,
+        "its medians are still shown"
+    );
+
+    // Stored, a paired per-commit run's memory verdict then comes from the history.
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = Database::open(&dir.path().join("b.sqlite")).unwrap();
+    db.record_comparison(&a, &b, ["a", "b"], &PairedOptions::default())
+        .unwrap();
+    let stored = db.comparison_rows(db.comparisons().unwrap()[0].id).unwrap();
+    let memory = stored.iter().find(|r| r.metric == "server_anon_peak_mib").unwrap();
+    assert_eq!(memory.note.as_deref(), Some(collector::comparison::FOLLOWS_THROUGHPUT));
+
+    a.scenarios[0].fixed_duration = false;
+    b.scenarios[0].fixed_duration = false;
+    let rows = collector::comparison::paired_rows(&a, &b, &PairedOptions::default());
+    let memory = rows.iter().find(|r| r.metric == "server_anon_peak_mib").unwrap();
+    assert_eq!(memory.verdict_name(), "regression", "fixed work: more memory is worse");
+}
+
 #[test]
 fn counts_are_compared_by_their_one_value_per_build() {
     let wall: Vec<f64> = (0..8).map(|i| 1.0 + 0.01 * (i % 3) as f64).collect();

@@ -129,6 +129,11 @@ pub struct ScenarioResult<P = serde_json::Value> {
     /// What the scenario measures, in a sentence, for readers of the site.
     pub description: String,
     pub params: P,
+    /// The rounds run for a fixed duration and do as much work as they can (`server.load`),
+    /// instead of a fixed amount of work: what a round accumulates
+    /// (`metrics::accumulates`) then follows its throughput.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fixed_duration: bool,
     pub warmup_rounds: u32,
     /// Measured rounds: every metric has this many samples, in round order, except the
     /// count round's (`metrics::is_counted`), which have one.

@@ -590,6 +590,7 @@ fn run_scenario<const N: usize>(
             definition_hash: planned.params.definition_hash(),
             description: planned.params.describe(),
             params: planned.params.clone(),
+            fixed_duration: !planned.params.workload.fixed_work(),
             warmup_rounds: b.warmup_rounds,
             rounds: measured_rounds,
             budget: Some(BudgetReport {

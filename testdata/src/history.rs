@@ -690,6 +690,7 @@ pub fn populate(db: &mut Database, options: &SyntheticOptions) -> Result<Synthet
                         definition_hash: s.definition_hash.clone(),
                         description: s.description.clone(),
                         params: s.params.clone(),
+                        fixed_duration: s.workload == "server.load",
                         warmup_rounds: s.warmup_rounds,
                         rounds: s.rounds,
                         budget: None,

@@ -140,6 +140,7 @@ pub fn harness_results(
             definition_hash: "0a239c4659efbfde".into(),
             description: "A client stores, encrypts and uploads 10 blobs of 100,000 bytes through the BlobManager, one at a time.".into(),
             params: serde_json::json!({"workload": "blobs.upload", "count": 10, "size": 100000, "concurrency": 1}),
+            fixed_duration: false,
             warmup_rounds: 1,
             rounds,
             budget: None,
