@@ -17,10 +17,13 @@ pub fn database(db_path: &Path, out: &Path) -> Result<PathBuf, SiteError> {
     Ok(target)
 }
 
-/// A field of a CSV line, quoted when it needs to be.
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
+/// A text cell as a spreadsheet will read it: a cell that begins with `=`, `+`, `-`, `@`, a
+/// tab or a carriage return is a formula there (a commit subject such as
+/// `=HYPERLINK(...)` would run when the file is opened), so it gets a leading apostrophe,
+/// which spreadsheets take as "text" and do not show. Numbers are written as numbers.
+fn text_cell(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
     } else {
         text.to_owned()
     }
@@ -30,8 +33,7 @@ fn csv_field(text: &str) -> String {
 /// per series (median, the interval, n, verdict), named by metric and unit (and machine and
 /// definition where one scenario has a metric twice).
 pub fn scenario_csv(model: &Model, indexes: &[usize]) -> String {
-    let mut out = String::from("commit,commit_time,subject");
-    let mut names: Vec<String> = Vec::new();
+    let mut header = vec!["commit".to_owned(), "commit_time".into(), "subject".into()];
     for &i in indexes {
         let se = &model.series[i].series;
         let twice = indexes
@@ -48,12 +50,15 @@ pub fn scenario_csv(model: &Model, indexes: &[usize]) -> String {
             format!("{} [{}]", se.metric, se.unit)
         };
         for column in ["median", "ci_lower", "ci_upper", "n", "verdict"] {
-            out.push(',');
-            out.push_str(&csv_field(&format!("{name} {column}")));
+            header.push(text_cell(&format!("{name} {column}")));
         }
-        names.push(name);
     }
-    out.push('\n');
+    let mut out = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    let write =
+        |out: &mut csv::Writer<Vec<u8>>, record: &[String]| out.write_record(record).expect("writing CSV to memory");
+    write(&mut out, &header);
     // The scenario's commits, in published order.
     let mut commits: Vec<usize> = indexes
         .iter()
@@ -68,37 +73,31 @@ pub fn scenario_csv(model: &Model, indexes: &[usize]) -> String {
     commits.dedup();
     for c in commits {
         let commit = &model.commits[c].commit;
-        write!(
-            out,
-            "{},{},{}",
-            commit.sha,
+        let mut record = vec![
+            commit.sha.clone(),
             format::rfc3339(commit.author_time),
-            csv_field(&commit.subject)
-        )
-        .expect("writing to a string");
+            text_cell(&commit.subject),
+        ];
         for &i in indexes {
             match model.point_at_commit(i, c) {
                 Some(p) => {
                     let j = model.point_index_at(i, c).expect("a point is there");
                     let v = model.point_verdict(i, j).map(|v| v.verdict.as_str());
                     let sm = &p.summary;
-                    write!(
-                        out,
-                        ",{},{},{},{},{}",
-                        sm.median,
-                        sm.ci_lower,
-                        sm.ci_upper,
-                        sm.n,
-                        v.unwrap_or("")
-                    )
-                    .expect("writing to a string");
+                    record.extend([
+                        sm.median.to_string(),
+                        sm.ci_lower.to_string(),
+                        sm.ci_upper.to_string(),
+                        sm.n.to_string(),
+                        v.unwrap_or("").to_owned(),
+                    ]);
                 }
-                None => out.push_str(",,,,,"),
+                None => record.extend(std::iter::repeat_n(String::new(), 5)),
             }
         }
-        out.push('\n');
+        write(&mut out, &record);
     }
-    out
+    String::from_utf8(out.into_inner().expect("an in-memory writer cannot fail")).expect("CSV of UTF-8 text")
 }
 
 /// JSON for a script: no `<`, `>` or `&` at all (written as `\u003c` ...), so that the text
@@ -189,9 +188,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn csv_and_script_text_cannot_break_out() {
-        assert_eq!(csv_field("a,\"b\""), "\"a,\"\"b\"\"\"");
-        assert_eq!(csv_field("plain"), "plain");
+    fn csv_cells_and_script_text_cannot_break_out() {
+        assert_eq!(text_cell("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(text_cell("plain - text"), "plain - text");
         let j = script_json(&serde_json::json!(["</script><script>alert(1)</script>"]));
         assert!(!j.contains('<') && !j.contains('>') && !j.contains('&'), "{j}");
         let back: serde_json::Value = serde_json::from_str(&j).unwrap();

@@ -156,3 +156,81 @@ fn a_script_in_a_commit_subject_shows_as_text() {
     let feed = std::fs::read_to_string(site.join("regressions.atom")).unwrap();
     assert!(!feed.contains("<script>"));
 }
+
+/// A commit subject that a spreadsheet would run as a formula (`=`, `+`, `-`, `@`) reaches the
+/// published CSV files as text: its cell begins with an apostrophe, which spreadsheets read as
+/// "this is text" and do not show. Other subjects and the numbers are written as they are.
+#[test]
+fn a_formula_in_a_commit_subject_is_text_in_the_csv_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "master"]);
+    let subjects = [
+        "=HYPERLINK(\"https://example.invalid/\",\"open me\")",
+        "+1+cmd|' /C calc'!A0",
+        "-2+3",
+        "@SUM(A1:A9)",
+        "plain, \"quoted\" = fine",
+    ];
+    for subject in subjects {
+        git(&repo, &["commit", "-q", "--allow-empty", "-m", subject]);
+    }
+    let commits: Vec<CommitInfo> = (0..subjects.len())
+        .rev()
+        .map(|back| describe(&repo, &format!("HEAD~{back}")))
+        .collect();
+    let mut db = collector::Database::open(&dir.path().join("bench.sqlite")).unwrap();
+    populate(
+        &mut db,
+        &SyntheticOptions {
+            series: 6,
+            history: Some(commits),
+            ..SyntheticOptions::default()
+        },
+    )
+    .unwrap();
+    let site = dir.path().join("public");
+    generate(&db, &site, &SiteOptions::default()).unwrap();
+
+    let mut all = Vec::new();
+    files(&site, &mut all);
+    let csvs: Vec<&PathBuf> = all
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "csv"))
+        .collect();
+    assert!(!csvs.is_empty(), "the site publishes CSV files");
+    for file in csvs {
+        let mut reader = csv::Reader::from_path(file).unwrap();
+        let header = reader.headers().unwrap().clone();
+        assert_eq!(&header[2], "subject");
+        let mut seen = Vec::new();
+        for record in reader.records() {
+            let record = record.unwrap();
+            let subject = &record[2];
+            assert!(
+                !subject.starts_with(['=', '+', '-', '@']),
+                "{}: {subject}",
+                file.display()
+            );
+            seen.push(subject.to_owned());
+            // The medians stay numbers.
+            assert!(
+                record[3].is_empty() || record[3].parse::<f64>().is_ok(),
+                "{:?}",
+                &record[3]
+            );
+        }
+        for subject in &subjects[..4] {
+            assert!(
+                seen.contains(&format!("'{subject}")),
+                "{}: {subject} as text in {seen:?}",
+                file.display()
+            );
+        }
+        assert!(
+            seen.iter().any(|s| s == subjects[4]),
+            "an ordinary subject is unchanged"
+        );
+    }
+}
