@@ -1,8 +1,10 @@
 //! `soledad-bench history`: moves the benchmark history between CI jobs through the
-//! published site. `fetch` downloads `bench.sqlite.gz` from the site's URL; `publish` writes
-//! it. There is no database server: the site is where the history lives.
+//! published site. `fetch` downloads `bench.sqlite.gz` from the site's URL; `gather` adds, just
+//! before a publish, every run the site must keep and every run other jobs finished meanwhile;
+//! `publish` writes it. There is no database server: the site is where the history lives.
 
-use std::path::PathBuf;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -33,6 +35,25 @@ enum HistoryCommand {
         #[arg(long)]
         new_if_unavailable: bool,
     },
+    /// Just before a publish: add to the database the history the site serves now (URL) and
+    /// every run other jobs gathered into the spool that the site may not serve yet, then
+    /// spool the database for the jobs after this one. Two jobs whose runs overlap thus
+    /// publish each other's runs whatever order they finish in; a run the site served once
+    /// is in every later publish. Jobs gather one at a time (a lock in the spool); spooled
+    /// snapshots whose runs the site serves already are removed.
+    Gather {
+        url: String,
+        /// A directory that outlives the jobs and that only the jobs that publish can write
+        /// (on the benchmark machine, outside any build directory).
+        #[arg(long)]
+        spool: PathBuf,
+        #[arg(long, default_value = "bench.sqlite")]
+        db: PathBuf,
+        /// Go on without the site's history when it cannot be reached (for a first pipeline
+        /// before the site exists); otherwise that is an error.
+        #[arg(long)]
+        new_if_unavailable: bool,
+    },
     /// Write the database as a gzipped snapshot.
     Publish {
         #[arg(long, default_value = "bench.sqlite")]
@@ -51,6 +72,12 @@ pub fn run(args: HistoryArgs) -> anyhow::Result<()> {
             force,
             new_if_unavailable,
         } => fetch(&url, &db, force, new_if_unavailable),
+        HistoryCommand::Gather {
+            url,
+            spool,
+            db,
+            new_if_unavailable,
+        } => gather(&url, &spool, &db, new_if_unavailable),
         HistoryCommand::Publish { db, out } => {
             if !db.is_file() {
                 bail!("database {} does not exist", db.display());
@@ -70,28 +97,50 @@ fn client() -> anyhow::Result<reqwest::blocking::Client> {
         .build()?)
 }
 
-fn fetch(url: &str, db: &std::path::Path, force: bool, new_if_unavailable: bool) -> anyhow::Result<()> {
+fn fetch(url: &str, db: &Path, force: bool, new_if_unavailable: bool) -> anyhow::Result<()> {
     if db.exists() && !force {
         bail!(
             "{} exists; pass --force to replace it with the published history",
             db.display()
         );
     }
-    // With --force, the old database goes only once it is certain what replaces it: an
-    // outage or a damaged download leaves it as it was.
-    let remove_old = || {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
-        }
-    };
-    let new = |why: String| {
-        remove_old();
-        eprintln!("warning: no history at {url} ({why}); starting a new one");
-        Ok(())
+    let dir = db
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    // Imported beside the database and moved into place once whole: with --force, the old
+    // database goes only once it is certain what replaces it, so an outage or a damaged
+    // download leaves it as it was.
+    let staging = tempfile::TempDir::new_in(dir)?;
+    let downloaded = download(url, new_if_unavailable, staging.path(), "starting a new one")?;
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    if let Some((imported, runs)) = downloaded {
+        std::fs::rename(&imported, db).with_context(|| format!("cannot move the history to {}", db.display()))?;
+        println!("history: {runs} runs from {url} in {}", db.display());
+    }
+    Ok(())
+}
+
+/// Downloads the history published at `url` and imports it into `staging`: its path and how
+/// many history runs it holds, or `None` when the site has none (404 or 410, with a warning
+/// that goes on `without` it; also an unreachable site or an error answer with
+/// `new_if_unavailable`).
+fn download(
+    url: &str,
+    new_if_unavailable: bool,
+    staging: &Path,
+    without: &str,
+) -> anyhow::Result<Option<(PathBuf, usize)>> {
+    let none = |why: String| {
+        eprintln!("warning: no history at {url} ({why}); {without}");
+        Ok(None)
     };
     let unavailable = |why: String| {
         if new_if_unavailable {
-            return new(why);
+            return none(why);
         }
         bail!(
             "cannot fetch the history from {url} ({why}); a new one would replace the published \
@@ -105,7 +154,7 @@ fn fetch(url: &str, db: &std::path::Path, force: bool, new_if_unavailable: bool)
     };
     let status = response.status();
     if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::GONE {
-        return new(format!("the server answered {status}"));
+        return none(format!("the server answered {status}"));
     }
     if !status.is_success() {
         return unavailable(format!("the server answered {status}"));
@@ -113,22 +162,120 @@ fn fetch(url: &str, db: &std::path::Path, force: bool, new_if_unavailable: bool)
     let bytes = response
         .bytes()
         .with_context(|| format!("the download of {url} broke off"))?;
-    let dir = db
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    // Imported beside the database and moved into place once whole.
-    let staging = tempfile::TempDir::new_in(dir)?;
-    let gz = staging.path().join("bench.sqlite.gz");
+    let gz = staging.join("published.sqlite.gz");
     std::fs::write(&gz, &bytes)?;
-    let imported = staging.path().join("bench.sqlite");
+    let imported = staging.join("published.sqlite");
     let runs = Database::import_compressed(&gz, &imported)
         .and_then(|history| history.runs())
         .with_context(|| format!("refusing the history downloaded from {url}"))?
         .len();
-    remove_old();
-    std::fs::rename(&imported, db).with_context(|| format!("cannot move the history to {}", db.display()))?;
-    println!("history: {runs} runs from {url} in {}", db.display());
+    Ok(Some((imported, runs)))
+}
+
+/// The spool's snapshots, oldest first (their names start with the time they were written).
+fn spooled(spool: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(spool).with_context(|| format!("cannot read the spool {}", spool.display()))? {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if !name.starts_with('.') && name.ends_with(".sqlite.gz") {
+            out.push(path);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn gather(url: &str, spool: &Path, db: &Path, new_if_unavailable: bool) -> anyhow::Result<()> {
+    if !db.is_file() {
+        bail!("database {} does not exist", db.display());
+    }
+    std::fs::create_dir_all(spool).with_context(|| format!("cannot create the spool {}", spool.display()))?;
+    let lock_path = spool.join(".lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("cannot open {}", lock_path.display()))?;
+    if lock.try_lock().is_err() {
+        eprintln!("waiting for another job's gather to finish ({})", lock_path.display());
+        lock.lock()
+            .with_context(|| format!("cannot lock {}", lock_path.display()))?;
+    }
+    // Dropped (and its files removed) before the lock is released.
+    let staging = tempfile::Builder::new().prefix(".gather").tempdir_in(spool)?;
+    let published = download(url, new_if_unavailable, staging.path(), "gathering without it")?;
+    let served: BTreeSet<String> = match &published {
+        Some((path, _)) => Database::open(path)?.run_uuids()?,
+        None => BTreeSet::new(),
+    };
+    let mut database = Database::open(db)?;
+    let mut sources: Vec<(PathBuf, PathBuf)> = Vec::new();
+    if let Some((path, _)) = &published {
+        sources.push((path.clone(), path.clone()));
+    }
+    for (i, snapshot) in spooled(spool)?.into_iter().enumerate() {
+        let unpacked = staging.path().join(format!("spooled-{i}.sqlite"));
+        Database::import_compressed(&snapshot, &unpacked)
+            .with_context(|| format!("cannot read the spooled history {}", snapshot.display()))?;
+        sources.push((snapshot, unpacked));
+    }
+    let mut added = Vec::new();
+    let (mut unserved_runs, mut done) = (0, Vec::new());
+    for (origin, path) in &sources {
+        let report = database
+            .merge_from(path)
+            .with_context(|| format!("cannot merge {}", origin.display()))?;
+        added.extend(report.history_runs_added);
+        if origin != path {
+            let runs = Database::open(path)?.run_uuids()?;
+            let unserved = runs.difference(&served).count();
+            unserved_runs += unserved;
+            if unserved == 0 {
+                done.push(origin.clone());
+            }
+        }
+    }
+    crate::ingest::analyze(&mut database, &added)?;
+    // What a publish of this database may never lose: checked, not assumed.
+    let have = database.run_uuids()?;
+    for (origin, path) in &sources {
+        let missing = Database::open(path)?.run_uuids()?.difference(&have).count();
+        if missing > 0 {
+            bail!("{missing} runs of {} did not reach {}", origin.display(), db.display());
+        }
+    }
+    let mine = if have.is_subset(&served) {
+        None
+    } else {
+        // Named by time, so that the spool lists oldest first.
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+        let path = spool.join(format!(
+            "{:020}-{:09}-{}.sqlite.gz",
+            now.as_secs(),
+            now.subsec_nanos(),
+            std::process::id()
+        ));
+        database.export_compressed(&path)?;
+        Some(path)
+    };
+    // Only what the site serves already: a later gather fetches it from there.
+    for path in &done {
+        std::fs::remove_file(path).with_context(|| format!("cannot remove {}", path.display()))?;
+    }
+    println!(
+        "gathered: {} runs served by {url}, {} spooled snapshots with {unserved_runs} runs it does not serve yet; \
+         {} runs in {}{}; {} spooled snapshots removed (the site serves their runs)",
+        served.len(),
+        sources.len() - usize::from(published.is_some()),
+        have.len(),
+        db.display(),
+        mine.map(|p| format!(", spooled as {}", p.display()))
+            .unwrap_or_default(),
+        done.len()
+    );
+    drop(staging);
+    drop(lock);
     Ok(())
 }

@@ -80,3 +80,36 @@ fn outdated_pushes_free_the_runner_and_bench_jobs_always_finish() {
         .expect("the nightly job has a timeout");
     assert_eq!(timeout, "2h");
 }
+
+/// Publishing takes turns on the benchmark machine and gathers the spool first; the behaviour
+/// itself (overlapping pipelines publish every run) is `.ci/pipeline-test`'s and
+/// `tests/history.rs`'s.
+#[test]
+fn pages_jobs_take_turns_and_gather_before_they_publish() {
+    let doc = pipeline();
+    let pages = &doc["pages"];
+    assert_eq!(pages["resource_group"].as_str(), Some("published-history"));
+    assert_eq!(pages["tags"].as_vec().map(Vec::len), Some(1));
+    assert_eq!(pages["tags"][0].as_str(), Some("benchmark"), "where the spool is");
+    let script: Vec<&str> = pages["script"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .filter_map(Yaml::as_str)
+        .collect();
+    let gather = script
+        .iter()
+        .position(|l| l.contains("history gather"))
+        .expect("pages gathers");
+    let site = script
+        .iter()
+        .position(|l| l.contains(" site --db"))
+        .expect("pages builds the site");
+    assert!(gather < site, "the site is built from what was gathered");
+    assert!(script[gather].contains("--spool"));
+    let paths = doc[".bench"]["artifacts"]["paths"].as_vec().unwrap();
+    assert!(
+        paths.iter().any(|p| p.as_str() == Some("bench-bin/")),
+        "pages runs the bench job's build"
+    );
+}

@@ -164,3 +164,204 @@ fn a_published_history_comes_back_whole_and_a_damaged_one_is_refused() {
         assert_eq!(std::fs::read(&kept).unwrap(), b"the old history", "{from}");
     }
 }
+
+fn gather(url: &str, spool: &Path, db: &Path) -> std::process::Output {
+    bench(&[
+        "history".as_ref(),
+        "gather".as_ref(),
+        url.as_ref(),
+        "--spool".as_ref(),
+        spool.as_os_str(),
+        "--db".as_ref(),
+        db.as_os_str(),
+    ])
+}
+
+fn publish(db: &Path, out: &Path) {
+    let done = bench(&[
+        "history".as_ref(),
+        "publish".as_ref(),
+        "--db".as_ref(),
+        db.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert!(done.status.success(), "{}", stderr(&done));
+}
+
+fn run_uuids(db: &Path) -> std::collections::BTreeSet<String> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn.prepare("SELECT run_uuid FROM runs").unwrap();
+    stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+}
+
+/// What the site serves, read back as the next job would fetch it.
+fn served(url: &str, scratch: &Path) -> std::collections::BTreeSet<String> {
+    let db = scratch.join(format!("served-{}.sqlite", std::process::id()));
+    let _ = std::fs::remove_file(&db);
+    let out = fetch(url, &db);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let uuids = run_uuids(&db);
+    std::fs::remove_file(&db).unwrap();
+    uuids
+}
+
+/// Two jobs overlap, as two pushes in a row (or a push and the nightly) do: both fetch the
+/// history before either publishes. The first gathers and publishes, but its publish has not
+/// reached the site when the second gathers; then both publishes land, in order. The site
+/// ends with every run, and no publish ever drops a run the site served before. Without the
+/// spool the second publish, made from the site alone, would drop the first job's run.
+#[test]
+fn overlapping_jobs_publish_every_run() {
+    let repo = Repo::new();
+    let site = repo.out().join("site");
+    let spool = repo.out().join("spool");
+    let scratch = repo.out().join("scratch");
+    std::fs::create_dir_all(&scratch).unwrap();
+
+    repo.commit("c1");
+    let first = repo.out().join("first.sqlite");
+    let out = repo.bench_run(&[("--db", first.to_str().unwrap())]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    publish(&first, &site.join("bench.sqlite.gz"));
+    let server = serve(&site);
+    let url = format!("http://127.0.0.1:{}/bench.sqlite.gz", server.port);
+    let r1 = run_uuids(&first);
+
+    // Both jobs fetch the history of one run, then each benchmarks its commit.
+    let (a, b) = (repo.out().join("a.sqlite"), repo.out().join("b.sqlite"));
+    for db in [&a, &b] {
+        let out = fetch(&url, db);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    repo.commit("c2");
+    let out = repo.bench_run(&[("--db", a.to_str().unwrap())]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    repo.commit("c3");
+    let out = repo.bench_run(&[("--db", b.to_str().unwrap())]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ra: Vec<String> = run_uuids(&a).difference(&r1).cloned().collect();
+    let rb: Vec<String> = run_uuids(&b).difference(&r1).cloned().collect();
+    assert_eq!((ra.len(), rb.len()), (1, 1));
+
+    // A gathers and publishes; its publish is slow to reach the site.
+    let out = gather(&url, &spool, &a);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pending_a = scratch.join("a.sqlite.gz");
+    publish(&a, &pending_a);
+    // B gathers meanwhile: the site still serves one run, the spool has A's.
+    let out = gather(&url, &spool, &b);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("1 spooled snapshots with 1 runs it does not serve yet"),
+        "{text}"
+    );
+    let pending_b = scratch.join("b.sqlite.gz");
+    publish(&b, &pending_b);
+
+    // The publishes land in the order of their gathers; each keeps what the site served.
+    let mut before = served(&url, &scratch);
+    for pending in [&pending_a, &pending_b] {
+        std::fs::copy(pending, site.join("bench.sqlite.gz")).unwrap();
+        let now = served(&url, &scratch);
+        assert!(
+            now.is_superset(&before),
+            "a publish dropped {:?}",
+            before.difference(&now)
+        );
+        before = now;
+    }
+    let all: std::collections::BTreeSet<String> = r1.iter().chain(&ra).chain(&rb).cloned().collect();
+    assert_eq!(before, all, "the site serves every run");
+
+    // A later job's gather removes the snapshots whose runs the site serves, and spools
+    // nothing when it adds nothing.
+    let c = repo.out().join("c.sqlite");
+    assert!(fetch(&url, &c).status.success());
+    assert_eq!(
+        std::fs::read_dir(&spool)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".sqlite.gz")
+            })
+            .count(),
+        2
+    );
+    let out = gather(&url, &spool, &c);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let left: Vec<String> = std::fs::read_dir(&spool)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert_eq!(run_uuids(&c), all);
+}
+
+/// Gathers take turns: while one holds the spool's lock, another waits, and goes on when it
+/// is released.
+#[test]
+fn gathers_wait_for_each_other() {
+    let repo = Repo::new();
+    repo.commit("c1");
+    let out = repo.bench_run(&[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let db = repo.out().join("bench.sqlite");
+    let spool = repo.out().join("spool");
+    std::fs::create_dir_all(&spool).unwrap();
+    let lock = std::fs::File::create(spool.join(".lock")).unwrap();
+    lock.lock().unwrap();
+    let site = repo.out().join("site");
+    std::fs::create_dir_all(&site).unwrap();
+    let server = serve(&site);
+    let url = format!("http://127.0.0.1:{}/bench.sqlite.gz", server.port);
+    let mut child = Command::new(common::bench_exe())
+        .args(["history", "gather", &url, "--spool"])
+        .arg(&spool)
+        .arg("--db")
+        .arg(&db)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the gather did not wait for the lock"
+    );
+    lock.unlock().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the gather did not go on after the lock was released"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = child.wait_with_output().unwrap();
+    assert!(status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("waiting for another job's gather"), "{err}");
+    // The site had no history (404): its own run is spooled for the next job.
+    assert!(err.contains("gathering without it"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(&spool)
+            .unwrap()
+            .filter(|e| e
+                .as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".sqlite.gz"))
+            .count(),
+        1
+    );
+}

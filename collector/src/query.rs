@@ -451,6 +451,13 @@ impl Database {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// The uuids of every run stored, whatever its purpose: what a merge carries over.
+    pub fn run_uuids(&self) -> Result<std::collections::BTreeSet<String>, CollectorError> {
+        let mut stmt = self.conn.prepare("SELECT run_uuid FROM runs")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// A run by its row id, its uuid, a unique prefix of its uuid, or `latest` (the last one
     /// stored).
     pub fn find_run(&self, key: &str) -> Result<Run, CollectorError> {
