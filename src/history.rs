@@ -222,7 +222,7 @@ fn gather(url: &str, spool: &Path, db: &Path, new_if_unavailable: bool) -> anyho
         sources.push((snapshot, unpacked));
     }
     let mut added = Vec::new();
-    let (mut unserved_runs, mut done) = (0, Vec::new());
+    let (mut unserved, mut done) = (BTreeSet::new(), Vec::new());
     for (origin, path) in &sources {
         let report = database
             .merge_from(path)
@@ -230,11 +230,10 @@ fn gather(url: &str, spool: &Path, db: &Path, new_if_unavailable: bool) -> anyho
         added.extend(report.history_runs_added);
         if origin != path {
             let runs = Database::open(path)?.run_uuids()?;
-            let unserved = runs.difference(&served).count();
-            unserved_runs += unserved;
-            if unserved == 0 {
+            if runs.is_subset(&served) {
                 done.push(origin.clone());
             }
+            unserved.extend(runs.difference(&served).cloned());
         }
     }
     crate::ingest::analyze(&mut database, &added)?;
@@ -265,10 +264,11 @@ fn gather(url: &str, spool: &Path, db: &Path, new_if_unavailable: bool) -> anyho
         std::fs::remove_file(path).with_context(|| format!("cannot remove {}", path.display()))?;
     }
     println!(
-        "gathered: {} runs served by {url}, {} spooled snapshots with {unserved_runs} runs it does not serve yet; \
+        "gathered: {} runs served by {url}, {} spooled snapshots with {} runs it does not serve yet; \
          {} runs in {}{}; {} spooled snapshots removed (the site serves their runs)",
         served.len(),
         sources.len() - usize::from(published.is_some()),
+        unserved.len(),
         have.len(),
         db.display(),
         mine.map(|p| format!(", spooled as {}", p.display()))
