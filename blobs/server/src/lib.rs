@@ -169,6 +169,8 @@ impl Server {
             }
             None => public.await,
         }
+        // Every request is done (or was cut off by the shutdown timeout).
+        self.state.storage.shutdown().await;
         Ok(())
     }
 }

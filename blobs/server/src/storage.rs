@@ -412,6 +412,14 @@ impl Storage {
     pub async fn snapshot_user(&self, user: &str, dest: &std::path::Path) -> Result<u64, StorageError> {
         self.fs()?.snapshot_user(user, dest).await
     }
+
+    /// What a server that stops cleanly does once its requests are done: on S3, end its
+    /// registration in etcd at once rather than when its lease runs out.
+    pub async fn shutdown(&self) {
+        if let Storage::S3(b) = self {
+            b.shutdown().await;
+        }
+    }
 }
 
 impl StorageBackend for Storage {

@@ -213,3 +213,31 @@ fn a_sweep_of_the_filesystem_backend_says_it_has_no_bucket() {
     let err = refused(dir.path(), &["sweep-s3"]);
     assert!(err.contains("sweep-s3 needs the S3 backend"), "{err}");
 }
+
+/// A server that stops cleanly (SIGTERM) ends its registration as it exits, instead of
+/// leaving it to expire with its lease (up to 60 s during which a sweep must keep the bytes of
+/// a server that is gone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_stops_cleanly_ends_its_registration() {
+    let Some(b) = Backend::s3() else { return };
+    let Backend::S3 { cluster, prefix } = &b else {
+        unreachable!()
+    };
+    let mut s = b.start();
+    let etcd = etcd(cluster);
+    // The first upload registers the server.
+    assert_eq!(put(&s, "/blobs/alice/one", b"x").await, StatusCode::OK);
+    assert_eq!(registrations(&etcd, prefix).await.len(), 1);
+    let pid = i32::try_from(s.child.id()).unwrap();
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = tokio::task::spawn_blocking(move || s.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status}");
+    assert_eq!(
+        registrations(&etcd, prefix).await,
+        Vec::<String>::new(),
+        "revoked at exit"
+    );
+}

@@ -266,6 +266,11 @@ impl Drop for Reservation {
 }
 
 impl S3Backend {
+    /// Ends this server's registration (see `Registration::revoke`).
+    pub async fn shutdown(&self) {
+        self.registration.revoke().await;
+    }
+
     pub async fn open(c: &S3Config, opts: StoreOptions) -> Result<Self, StorageError> {
         // Client options first: they carry `allow_http`, which `with_allow_http` then sets.
         let store = AmazonS3Builder::new()

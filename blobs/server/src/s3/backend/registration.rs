@@ -78,6 +78,25 @@ impl Registration {
         Ok(lease)
     }
 
+    /// Ends the registration now, as a server that stops cleanly does once its requests are
+    /// done: a sweep may then take the bytes of uploads it did not finish at once, instead of
+    /// waiting up to `TTL` for the lease to expire. An upload still in flight can no longer be
+    /// recorded (its index transaction needs the registration) and fails.
+    pub(super) async fn revoke(&self) {
+        let Some((lease, renewal)) = self.current.lock().await.take() else {
+            return;
+        };
+        renewal.abort();
+        match self.etcd.revoke(lease).await {
+            Ok(()) => tracing::info!(lease = format!("{lease:x}"), "registration in etcd revoked"),
+            Err(e) => tracing::warn!(
+                lease = format!("{lease:x}"),
+                error = %e,
+                "registration in etcd not revoked; it ends by itself within {TTL} s"
+            ),
+        }
+    }
+
     /// The registration under `lease` is gone: the next upload makes a new one.
     pub(super) async fn ended(&self, lease: i64) {
         let mut current = self.current.lock().await;
