@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use collector::Database;
-use collector::comparison::{ComparisonRow, sort_by_effect};
+use collector::comparison::{ComparisonRow, FOLLOWS_THROUGHPUT, sort_by_effect};
 use collector::statistics::paired::{DEFAULT_ROUNDS, MIN_ROUNDS, PairedOptions};
 use contract::Verdict;
 use contract::results::CommitInfo;
@@ -224,15 +224,35 @@ fn p(r: &ComparisonRow) -> String {
     r.p_value.map_or_else(|| "-".into(), p_value)
 }
 
+/// A total of a fixed-duration round, which the paired rounds leave unjudged.
+fn follows_throughput(r: &ComparisonRow) -> bool {
+    r.verdict.is_none() && r.note.as_deref() == Some(FOLLOWS_THROUGHPUT)
+}
+
+/// A row's verdict as the reports show it.
+fn verdict_shown(r: &ComparisonRow) -> &'static str {
+    if follows_throughput(r) {
+        "not judged"
+    } else {
+        r.verdict_name()
+    }
+}
+
 fn counts(rows: &[ComparisonRow]) -> String {
     let n = |v: Option<Verdict>| rows.iter().filter(|r| r.verdict == v).count();
+    let unjudged = rows.iter().filter(|r| follows_throughput(r)).count();
     format!(
-        "{} regressions, {} improvements, {} unchanged, {} noisy, {} not comparable",
+        "{} regressions, {} improvements, {} unchanged, {} noisy, {} not comparable{}",
         n(Some(Verdict::Regression)),
         n(Some(Verdict::Improvement)),
         n(Some(Verdict::Unchanged)),
         n(Some(Verdict::Noisy)),
-        n(None)
+        n(None) - unjudged,
+        if unjudged > 0 {
+            format!(", {unjudged} not judged (totals of fixed-duration rounds, which follow their throughput)")
+        } else {
+            String::new()
+        }
     )
 }
 
@@ -260,7 +280,7 @@ fn table(c: &Compared, all: bool) -> String {
         let _ = writeln!(
             out,
             "{:<12} {:<36} {:<26} {:>12} {:>12} {:>8} {:>18} {:>8}",
-            r.verdict_name(),
+            verdict_shown(r),
             r.scenario_id,
             r.metric,
             value(r.median_a),
@@ -310,7 +330,7 @@ fn markdown(labels: [&str; 2], provenance: [&str; 2], rows: &[ComparisonRow]) ->
     let row = |r: &ComparisonRow| {
         format!(
             "| {} | `{}` | `{}` | {} | {} | {} | {} | {} |\n",
-            r.verdict_name(),
+            verdict_shown(r),
             r.scenario_id,
             r.metric,
             value(r.median_a),
@@ -395,6 +415,44 @@ mod tests {
             verdict: Verdict::parse(verdict),
             note: None,
         }
+    }
+
+    /// A total of a fixed-duration round is "not judged", counted apart from the rows that
+    /// have no ratio.
+    #[test]
+    fn totals_of_fixed_duration_rounds_are_not_judged_in_the_reports() {
+        let unjudged = ComparisonRow {
+            ratio: None,
+            ci_lower: None,
+            ci_upper: None,
+            p_value: None,
+            verdict: None,
+            note: Some(FOLLOWS_THROUGHPUT.into()),
+            ..row("server.load/upload/10k/c10", "server_anon_peak_mib", "", 1.2)
+        };
+        let zero = ComparisonRow {
+            note: Some("a sample is 0".into()),
+            ..unjudged.clone()
+        };
+        let rows = [
+            unjudged,
+            zero,
+            row("server.load/upload/10k/c10", "ops_s", "unchanged", 1.0),
+        ];
+        assert_eq!(
+            counts(&rows),
+            "0 regressions, 0 improvements, 1 unchanged, 0 noisy, 1 not comparable, \
+             1 not judged (totals of fixed-duration rounds, which follow their throughput)"
+        );
+        let text = markdown(["a", "b"], ["x", "y"], &rows);
+        assert!(
+            text.contains("| not judged | `server.load/upload/10k/c10` | `server_anon_peak_mib` |"),
+            "{text}"
+        );
+        assert!(
+            text.contains("| incomparable | `server.load/upload/10k/c10` | `server_anon_peak_mib` |"),
+            "{text}"
+        );
     }
 
     /// Rendered by a CommonMark renderer with GitLab's table extension, the report is two

@@ -39,8 +39,8 @@ enum HistoryCommand {
     /// every run other jobs gathered into the spool that the site may not serve yet, then
     /// spool the database for the jobs after this one. Two jobs whose runs overlap thus
     /// publish each other's runs whatever order they finish in; a run the site served once
-    /// is in every later publish. Jobs gather one at a time (a lock in the spool); spooled
-    /// snapshots whose runs the site serves already are removed.
+    /// is in every later publish. Jobs gather one at a time (a lock in the spool); the spool
+    /// keeps one snapshot, of everything gathered so far.
     Gather {
         url: String,
         /// A directory that outlives the jobs and that only the jobs that publish can write
@@ -186,6 +186,22 @@ fn spooled(spool: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// Writes a snapshot of `database` into the spool, named by the time, so that the spool
+/// lists oldest first.
+fn spool_snapshot(database: &Database, spool: &Path) -> anyhow::Result<PathBuf> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+    let path = spool.join(format!(
+        "{:020}-{:09}-{}.sqlite.gz",
+        now.as_secs(),
+        now.subsec_nanos(),
+        std::process::id()
+    ));
+    database
+        .export_compressed(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
 fn gather(url: &str, spool: &Path, db: &Path, new_if_unavailable: bool) -> anyhow::Result<()> {
     if !db.is_file() {
         bail!("database {} does not exist", db.display());
@@ -205,6 +221,9 @@ fn gather(url: &str, spool: &Path, db: &Path, new_if_unavailable: bool) -> anyho
     }
     // Dropped (and its files removed) before the lock is released.
     let staging = tempfile::Builder::new().prefix(".gather").tempdir_in(spool)?;
+    // This job's runs reach the spool before anything can fail (the site out of reach, a
+    // damaged download): a later gather then has them even if this job never publishes.
+    let arrived = spool_snapshot(&Database::open(db)?, spool)?;
     let published = download(url, new_if_unavailable, staging.path(), "gathering without it")?;
     let served: BTreeSet<String> = match &published {
         Some((path, _)) => Database::open(path)?.run_uuids()?,
@@ -215,25 +234,22 @@ fn gather(url: &str, spool: &Path, db: &Path, new_if_unavailable: bool) -> anyho
     if let Some((path, _)) = &published {
         sources.push((path.clone(), path.clone()));
     }
-    for (i, snapshot) in spooled(spool)?.into_iter().enumerate() {
+    let snapshots = spooled(spool)?;
+    for (i, snapshot) in snapshots.iter().enumerate() {
         let unpacked = staging.path().join(format!("spooled-{i}.sqlite"));
-        Database::import_compressed(&snapshot, &unpacked)
+        Database::import_compressed(snapshot, &unpacked)
             .with_context(|| format!("cannot read the spooled history {}", snapshot.display()))?;
-        sources.push((snapshot, unpacked));
+        sources.push((snapshot.clone(), unpacked));
     }
     let mut added = Vec::new();
-    let (mut unserved, mut done) = (BTreeSet::new(), Vec::new());
+    let mut unserved = BTreeSet::new();
     for (origin, path) in &sources {
         let report = database
             .merge_from(path)
             .with_context(|| format!("cannot merge {}", origin.display()))?;
         added.extend(report.history_runs_added);
-        if origin != path {
-            let runs = Database::open(path)?.run_uuids()?;
-            if runs.is_subset(&served) {
-                done.push(origin.clone());
-            }
-            unserved.extend(runs.difference(&served).cloned());
+        if origin != path && *origin != arrived {
+            unserved.extend(Database::open(path)?.run_uuids()?.difference(&served).cloned());
         }
     }
     crate::ingest::analyze(&mut database, &added)?;
@@ -245,35 +261,22 @@ fn gather(url: &str, spool: &Path, db: &Path, new_if_unavailable: bool) -> anyho
             bail!("{missing} runs of {} did not reach {}", origin.display(), db.display());
         }
     }
-    let mine = if have.is_subset(&served) {
-        None
-    } else {
-        // Named by time, so that the spool lists oldest first.
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
-        let path = spool.join(format!(
-            "{:020}-{:09}-{}.sqlite.gz",
-            now.as_secs(),
-            now.subsec_nanos(),
-            std::process::id()
-        ));
-        database.export_compressed(&path)?;
-        Some(path)
-    };
-    // Only what the site serves already: a later gather fetches it from there.
-    for path in &done {
-        std::fs::remove_file(path).with_context(|| format!("cannot remove {}", path.display()))?;
+    // The spool keeps one snapshot: everything gathered so far, written before the ones it
+    // holds are removed. Kept even when the site serves all of it, so that a site that lost
+    // its history or went back to an older deployment gets every run again at the next
+    // publish.
+    let union = spool_snapshot(&database, spool)?;
+    for snapshot in &snapshots {
+        std::fs::remove_file(snapshot).with_context(|| format!("cannot remove {}", snapshot.display()))?;
     }
     println!(
-        "gathered: {} runs served by {url}, {} spooled snapshots with {} runs it does not serve yet; \
-         {} runs in {}{}; {} spooled snapshots removed (the site serves their runs)",
+        "gathered: {} runs served by {url}; {} runs from the spool that it does not serve yet; {} runs in {}, \
+         spooled as {}",
         served.len(),
-        sources.len() - usize::from(published.is_some()),
         unserved.len(),
         have.len(),
         db.display(),
-        mine.map(|p| format!(", spooled as {}", p.display()))
-            .unwrap_or_default(),
-        done.len()
+        union.display()
     );
     drop(staging);
     drop(lock);

@@ -125,6 +125,13 @@ fn holds(expr: &str, vars: &HashMap<&str, &str>) -> bool {
     let value = |operand: &str| -> Option<String> {
         let operand = operand.trim();
         if let Some(name) = operand.strip_prefix('$') {
+            assert!(
+                !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'),
+                "operand {operand:?} of {expr:?} is outside the subset evaluated here"
+            );
             vars.get(name).map(|v| (*v).to_owned())
         } else if let Some(text) = operand.strip_prefix('"').and_then(|o| o.strip_suffix('"')) {
             Some(text.to_owned())
@@ -132,6 +139,12 @@ fn holds(expr: &str, vars: &HashMap<&str, &str>) -> bool {
             panic!("operand {operand:?} of {expr:?} is outside the subset evaluated here")
         }
     };
+    for unsupported in ["||", "=~", "!~", "(", ")"] {
+        assert!(
+            !expr.contains(unsupported),
+            "{expr:?} uses {unsupported}, outside the subset evaluated here"
+        );
+    }
     expr.split("&&").all(|clause| {
         if let Some((l, r)) = clause.split_once("!=") {
             value(l) != value(r)

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -254,7 +254,7 @@ fn overlapping_jobs_publish_every_run() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("1 spooled snapshots with 1 runs it does not serve yet"),
+        text.contains("1 runs from the spool that it does not serve yet"),
         "{text}"
     );
     let pending_b = scratch.join("b.sqlite.gz");
@@ -275,32 +275,40 @@ fn overlapping_jobs_publish_every_run() {
     let all: std::collections::BTreeSet<String> = r1.iter().chain(&ra).chain(&rb).cloned().collect();
     assert_eq!(before, all, "the site serves every run");
 
-    // A later job's gather removes the snapshots whose runs the site serves, and spools
-    // nothing when it adds nothing.
-    let c = repo.out().join("c.sqlite");
-    assert!(fetch(&url, &c).status.success());
-    assert_eq!(
-        std::fs::read_dir(&spool)
+    // The spool keeps one snapshot, of every run gathered: a site that loses its history
+    // gets all of them back at the next publish.
+    let spooled = |spool: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(spool)
             .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .file_name()
-                    .to_string_lossy()
-                    .ends_with(".sqlite.gz")
-            })
-            .count(),
-        2
-    );
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().ends_with(".sqlite.gz"))
+            .collect()
+    };
+    assert_eq!(spooled(&spool).len(), 1);
+    std::fs::remove_file(site.join("bench.sqlite.gz")).unwrap();
+    let c = repo.out().join("c.sqlite");
+    std::fs::copy(&first, &c).unwrap();
     let out = gather(&url, &spool, &c);
     assert!(out.status.success(), "{}", stderr(&out));
-    let left: Vec<String> = std::fs::read_dir(&spool)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| !n.starts_with('.'))
-        .collect();
-    assert!(left.is_empty(), "{left:?}");
+    assert!(stderr(&out).contains("gathering without it"), "{}", stderr(&out));
+    assert_eq!(spooled(&spool).len(), 1);
     assert_eq!(run_uuids(&c), all);
+
+    // A job whose gather fails (the site out of reach) has its runs in the spool all the same:
+    // the next gather publishes them.
+    let e = repo.out().join("e.sqlite");
+    std::fs::copy(&first, &e).unwrap();
+    let out = repo.bench_run(&[("--db", e.to_str().unwrap())]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let re: Vec<String> = run_uuids(&e).difference(&all).cloned().collect();
+    assert_eq!(re.len(), 1);
+    let out = gather("http://127.0.0.1:9/bench.sqlite.gz", &spool, &e);
+    assert!(!out.status.success(), "an unreachable site is an error");
+    let f = repo.out().join("f.sqlite");
+    std::fs::copy(&first, &f).unwrap();
+    let out = gather(&url, &spool, &f);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(run_uuids(&f).contains(&re[0]), "the failed job's run is gathered");
 }
 
 /// Gathers take turns: while one holds the spool's lock, another waits, and goes on when it
@@ -329,11 +337,44 @@ fn gathers_wait_for_each_other() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    // Its stderr, line by line: it says it waits, and nothing is spooled while it does.
+    let (tx, lines) = std::sync::mpsc::channel::<String>();
+    let stderr_pipe = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        for line in std::io::BufReader::new(stderr_pipe).lines() {
+            let _ = tx.send(line.unwrap());
+        }
+    });
+    let mut err = Vec::new();
+    loop {
+        let line = lines
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the gather says it waits for the lock");
+        let waiting = line.contains("waiting for another job's gather");
+        err.push(line);
+        if waiting {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
     assert!(
         child.try_wait().unwrap().is_none(),
-        "the gather did not wait for the lock"
+        "the gather went on while the lock was held"
     );
+    let spooled = || {
+        std::fs::read_dir(&spool)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".sqlite.gz")
+            })
+            .count()
+    };
+    assert_eq!(spooled(), 0, "nothing is written while another gather holds the lock");
     lock.unlock().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
@@ -346,22 +387,11 @@ fn gathers_wait_for_each_other() {
         );
         std::thread::sleep(Duration::from_millis(50));
     };
-    let out = child.wait_with_output().unwrap();
-    assert!(status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("waiting for another job's gather"), "{err}");
+    reader.join().unwrap();
+    err.extend(lines.try_iter());
+    let err = err.join("\n");
+    assert!(status.success(), "{err}");
     // The site had no history (404): its own run is spooled for the next job.
     assert!(err.contains("gathering without it"), "{err}");
-    assert_eq!(
-        std::fs::read_dir(&spool)
-            .unwrap()
-            .filter(|e| e
-                .as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .ends_with(".sqlite.gz"))
-            .count(),
-        1
-    );
+    assert_eq!(spooled(), 1);
 }

@@ -199,14 +199,27 @@ fn fixed_duration_rounds_judge_throughput_not_what_it_accumulated() {
         "its medians are still shown"
     );
 
-    // Stored, a paired per-commit run's memory verdict then comes from the history.
+    // In a paired per-commit run, its verdict comes from the history instead; the
+    // throughput's stays paired.
     let dir = tempfile::tempdir().unwrap();
     let mut db = Database::open(&dir.path().join("b.sqlite")).unwrap();
-    db.record_comparison(&a, &b, ["a", "b"], &PairedOptions::default())
+    let mut parent = a.clone();
+    parent.run.id = "parent".into();
+    parent.commit = common::commit("aaa", &[], 0, Some("main"));
+    let id = db.ingest(&parent).unwrap().run_id();
+    db.analyze_run(id, &Default::default()).unwrap();
+    let mut kept = a.clone();
+    kept.commit = common::commit("aaa", &[], 0, Some("main"));
+    let mut this = b.clone();
+    this.commit = common::commit("bbb", &["aaa"], 1, Some("main"));
+    let (run, _) = db
+        .record_paired_run(&kept, &this, ["aaa", "bbb"], &PairedOptions::default())
         .unwrap();
-    let stored = db.comparison_rows(db.comparisons().unwrap()[0].id).unwrap();
-    let memory = stored.iter().find(|r| r.metric == "server_anon_peak_mib").unwrap();
-    assert_eq!(memory.note.as_deref(), Some(collector::comparison::FOLLOWS_THROUGHPUT));
+    db.analyze_run(run, &Default::default()).unwrap();
+    let verdicts = db.verdicts(run).unwrap();
+    let of = |m: &str| verdicts.iter().find(|v| v.metric == m).unwrap().method;
+    assert_eq!(of("ops_s"), Method::Paired);
+    assert_eq!(of("server_anon_peak_mib"), Method::History);
 
     a.scenarios[0].fixed_duration = false;
     b.scenarios[0].fixed_duration = false;

@@ -20,7 +20,8 @@ pub fn database(db_path: &Path, out: &Path) -> Result<PathBuf, SiteError> {
 /// A text cell as a spreadsheet will read it: a cell that begins with `=`, `+`, `-`, `@`, a
 /// tab or a carriage return is a formula there (a commit subject such as
 /// `=HYPERLINK(...)` would run when the file is opened), so it gets a leading apostrophe,
-/// which spreadsheets take as "text" and do not show. Numbers are written as numbers.
+/// which makes spreadsheets read it as text (some then show the apostrophe). Numbers are
+/// written as numbers.
 fn text_cell(text: &str) -> String {
     if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{text}")

@@ -158,8 +158,8 @@ fn a_script_in_a_commit_subject_shows_as_text() {
 }
 
 /// A commit subject that a spreadsheet would run as a formula (`=`, `+`, `-`, `@`) reaches the
-/// published CSV files as text: its cell begins with an apostrophe, which spreadsheets read as
-/// "this is text" and do not show. Other subjects and the numbers are written as they are.
+/// published CSV files as text: its cell begins with an apostrophe, which makes spreadsheets
+/// read it as text. Other subjects and the numbers are written as they are.
 #[test]
 fn a_formula_in_a_commit_subject_is_text_in_the_csv_files() {
     let dir = tempfile::tempdir().unwrap();
