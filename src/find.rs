@@ -84,6 +84,15 @@ pub fn run(args: FindArgs) -> anyhow::Result<()> {
         .metric
         .clone()
         .unwrap_or_else(|| planned.params.workload.headline_metric().to_owned());
+    if !planned.params.workload.fixed_work() && contract::metrics::accumulates(&metric) {
+        bail!(
+            "{metric} is a total of {}'s fixed-duration rounds, which follows their throughput: the \
+             paired rounds do not judge it (docs/statistics.md); look for the change in a rate or \
+             a latency, such as {}",
+            args.scenario,
+            planned.params.workload.headline_metric()
+        );
+    }
     let mut set = set.clone();
     set.scenarios.retain(|s| s.id() == args.scenario);
     let cache = args.builds.cache()?;

@@ -319,3 +319,36 @@ fn the_test_command_names_what_it_cannot_install() {
         "{err}"
     );
 }
+
+/// `find` on a total of a fixed-duration scenario (here the load's server CPU seconds) says
+/// at once that the paired rounds do not judge it, before it builds anything.
+#[test]
+fn find_refuses_a_total_of_fixed_duration_rounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenarios = dir.path().join("load.toml");
+    std::fs::write(
+        &scenarios,
+        "[[scenario]]\nworkload = \"server.load\"\nops = [\"upload\"]\nsizes = [\"1k\"]\nconcurrency = [2]\nduration_s = 1\n",
+    )
+    .unwrap();
+    let out = bench(&[
+        os("find"),
+        os("HEAD~1"),
+        os("HEAD"),
+        os("--scenario"),
+        os("server.load/upload/1k/c2"),
+        os("--metric"),
+        os("server_cpu_user_s"),
+        os("--scenarios"),
+        scenarios.as_os_str(),
+        os("--repo"),
+        dir.path().as_os_str(),
+    ]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("server_cpu_user_s is a total of server.load/upload/1k/c2's fixed-duration rounds")
+            && err.contains("such as ops_s"),
+        "{err}"
+    );
+}
