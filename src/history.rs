@@ -225,40 +225,47 @@ fn gather(url: &str, spool: &Path, db: &Path, new_if_unavailable: bool) -> anyho
     // damaged download): a later gather then has them even if this job never publishes.
     let arrived = spool_snapshot(&Database::open(db)?, spool)?;
     let published = download(url, new_if_unavailable, staging.path(), "gathering without it")?;
-    let served: BTreeSet<String> = match &published {
-        Some((path, _)) => Database::open(path)?.run_uuids()?,
-        None => BTreeSet::new(),
-    };
-    let mut database = Database::open(db)?;
-    let mut sources: Vec<(PathBuf, PathBuf)> = Vec::new();
+    // Where each source comes from, and its database: the site's history first, then the
+    // spool's snapshots (this job's own among them).
+    let mut sources: Vec<(String, PathBuf)> = Vec::new();
     if let Some((path, _)) = &published {
-        sources.push((path.clone(), path.clone()));
+        sources.push((url.to_owned(), path.clone()));
     }
     let snapshots = spooled(spool)?;
     for (i, snapshot) in snapshots.iter().enumerate() {
         let unpacked = staging.path().join(format!("spooled-{i}.sqlite"));
         Database::import_compressed(snapshot, &unpacked)
             .with_context(|| format!("cannot read the spooled history {}", snapshot.display()))?;
-        sources.push((snapshot.clone(), unpacked));
+        sources.push((snapshot.display().to_string(), unpacked));
     }
+    let mut database = Database::open(db)?;
     let mut added = Vec::new();
-    let mut unserved = BTreeSet::new();
+    let mut runs_of = Vec::with_capacity(sources.len());
     for (origin, path) in &sources {
         let report = database
             .merge_from(path)
-            .with_context(|| format!("cannot merge {}", origin.display()))?;
+            .with_context(|| format!("cannot merge {origin}"))?;
         added.extend(report.history_runs_added);
-        if origin != path && *origin != arrived {
-            unserved.extend(Database::open(path)?.run_uuids()?.difference(&served).cloned());
-        }
+        runs_of.push(Database::open(path)?.run_uuids()?);
     }
     crate::ingest::analyze(&mut database, &added)?;
+    let served = if published.is_some() {
+        runs_of[0].clone()
+    } else {
+        BTreeSet::new()
+    };
+    let unserved: BTreeSet<&String> = snapshots
+        .iter()
+        .zip(&runs_of[usize::from(published.is_some())..])
+        .filter(|(snapshot, _)| **snapshot != arrived)
+        .flat_map(|(_, runs)| runs.difference(&served))
+        .collect();
     // What a publish of this database may never lose: checked, not assumed.
     let have = database.run_uuids()?;
-    for (origin, path) in &sources {
-        let missing = Database::open(path)?.run_uuids()?.difference(&have).count();
+    for ((origin, _), runs) in sources.iter().zip(&runs_of) {
+        let missing = runs.difference(&have).count();
         if missing > 0 {
-            bail!("{missing} runs of {} did not reach {}", origin.display(), db.display());
+            bail!("{missing} runs of {origin} did not reach {}", db.display());
         }
     }
     // The spool keeps one snapshot: everything gathered so far, written before the ones it

@@ -53,19 +53,17 @@ pub struct MetricDef {
     /// Measured once per scenario, in the count round under Valgrind, instead of in every
     /// round: one sample, the same for every run of the same code (see `counts`).
     pub counted: bool,
-    /// Grows with the work a round does (CPU seconds, IO, calls, faults, switches, memory that
-    /// holds what the round handled). In a fixed-duration scenario (`server.load`) the work is
-    /// whatever the round's throughput allowed, so such a metric follows the throughput, not
-    /// the cost of the code: a paired ratio of it judges throughput twice and over-tightly.
-    pub accumulates: bool,
 }
 
 impl MetricDef {
-    const fn accumulating(self) -> Self {
-        Self {
-            accumulates: true,
-            ..self
-        }
+    /// Grows with the work a round does: a total (CPU seconds, IO, calls, faults, switches,
+    /// errors, memory that holds what the round handled), not a rate, latency, share or the
+    /// round's duration. In a fixed-duration scenario (`server.load`) the work is whatever the
+    /// round's throughput allowed, so such a metric follows the throughput, not the cost of
+    /// the code: a paired ratio of it judges throughput twice and over-tightly.
+    pub fn accumulates(&self) -> bool {
+        matches!(self.unit, "calls" | "faults" | "switches" | "errors" | "MiB")
+            || (self.unit == "s" && self.name.contains("_cpu_"))
     }
 }
 
@@ -76,7 +74,6 @@ const fn lower(name: &'static str, unit: &'static str, description: &'static str
         direction: Direction::Lower,
         description,
         counted: false,
-        accumulates: false,
     }
 }
 
@@ -87,7 +84,6 @@ const fn higher(name: &'static str, unit: &'static str, description: &'static st
         direction: Direction::Higher,
         description,
         counted: false,
-        accumulates: false,
     }
 }
 
@@ -98,7 +94,6 @@ const fn counted(name: &'static str, description: &'static str) -> MetricDef {
         direction: Direction::Lower,
         description,
         counted: true,
-        accumulates: false,
     }
 }
 
@@ -126,7 +121,7 @@ pub const CATALOGUE: &[MetricDef] = &[
         "plaintext MiB moved per second of wall time",
     ),
     higher("ops_s", "ops/s", "operations completed per second of wall time"),
-    lower("error_count", "errors", "operations that failed (server.load)").accumulating(),
+    lower("error_count", "errors", "operations that failed (server.load)"),
     lower(
         "latency_p50_ms",
         "ms",
@@ -182,14 +177,12 @@ pub const CATALOGUE: &[MetricDef] = &[
         "client_cpu_user_s",
         "s",
         "user CPU time of the client driver (10 ms resolution)",
-    )
-    .accumulating(),
+    ),
     lower(
         "client_cpu_sys_s",
         "s",
         "system CPU time of the client driver (10 ms resolution)",
-    )
-    .accumulating(),
+    ),
     lower(
         "client_cpu_pct",
         "%",
@@ -199,14 +192,12 @@ pub const CATALOGUE: &[MetricDef] = &[
         "server_cpu_user_s",
         "s",
         "user CPU time of the server (10 ms resolution)",
-    )
-    .accumulating(),
+    ),
     lower(
         "server_cpu_sys_s",
         "s",
         "system CPU time of the server (10 ms resolution)",
-    )
-    .accumulating(),
+    ),
     lower(
         "server_cpu_pct",
         "%",
@@ -216,146 +207,122 @@ pub const CATALOGUE: &[MetricDef] = &[
         "client_anon_peak_mib",
         "MiB",
         "peak anonymous resident memory (heap, stacks) of the client driver during the round, sampled every 10 ms",
-    )
-    .accumulating(),
+    ),
     lower(
         "server_anon_peak_mib",
         "MiB",
         "peak anonymous resident memory (heap, stacks) of the server during the round, sampled every 10 ms",
-    )
-    .accumulating(),
+    ),
     lower(
         "client_anon_mean_mib",
         "MiB",
         "mean of the sampled anonymous resident memory of the client driver",
-    )
-    .accumulating(),
+    ),
     lower(
         "server_anon_mean_mib",
         "MiB",
         "mean of the sampled anonymous resident memory of the server",
-    )
-    .accumulating(),
+    ),
     lower(
         "client_io_read_mib",
         "MiB",
         "bytes the client driver read from storage (page-cache hits excluded)",
-    )
-    .accumulating(),
+    ),
     lower(
         "client_io_write_mib",
         "MiB",
         "bytes the client driver caused to be written to storage",
-    )
-    .accumulating(),
+    ),
     lower(
         "client_io_read_total_mib",
         "MiB",
         "bytes the client driver read through read-like calls, cache or not",
-    )
-    .accumulating(),
+    ),
     lower(
         "client_io_write_total_mib",
         "MiB",
         "bytes the client driver wrote through write-like calls",
-    )
-    .accumulating(),
+    ),
     lower(
         "server_io_read_mib",
         "MiB",
         "bytes the server read from storage (page-cache hits excluded)",
-    )
-    .accumulating(),
+    ),
     lower(
         "server_io_write_mib",
         "MiB",
         "bytes the server caused to be written to storage",
-    )
-    .accumulating(),
+    ),
     lower(
         "server_io_read_total_mib",
         "MiB",
         "bytes the server read through read-like calls, cache or not",
-    )
-    .accumulating(),
+    ),
     lower(
         "server_io_write_total_mib",
         "MiB",
         "bytes the server wrote through write-like calls",
-    )
-    .accumulating(),
+    ),
     lower(
         "client_read_calls",
         "calls",
         "read-like system calls the client driver made (read, pread, readv; not socket recv)",
-    )
-    .accumulating(),
+    ),
     lower(
         "client_write_calls",
         "calls",
         "write-like system calls the client driver made (write, pwrite, writev; not socket send)",
-    )
-    .accumulating(),
+    ),
     lower(
         "client_minor_faults",
         "faults",
         "page faults of the client driver served without storage (new or cached pages)",
-    )
-    .accumulating(),
+    ),
     lower(
         "client_major_faults",
         "faults",
         "page faults of the client driver that waited for storage",
-    )
-    .accumulating(),
+    ),
     lower(
         "client_voluntary_switches",
         "switches",
         "times a thread of the client driver gave up the CPU to wait (IO, locks, sleeping)",
-    )
-    .accumulating(),
+    ),
     lower(
         "client_involuntary_switches",
         "switches",
         "times a thread of the client driver was preempted while it could still run",
-    )
-    .accumulating(),
+    ),
     lower(
         "server_read_calls",
         "calls",
         "read-like system calls the server made (read, pread, readv; not socket recv)",
-    )
-    .accumulating(),
+    ),
     lower(
         "server_write_calls",
         "calls",
         "write-like system calls the server made (write, pwrite, writev; not socket send)",
-    )
-    .accumulating(),
+    ),
     lower(
         "server_minor_faults",
         "faults",
         "page faults of the server served without storage (new or cached pages)",
-    )
-    .accumulating(),
+    ),
     lower(
         "server_major_faults",
         "faults",
         "page faults of the server that waited for storage",
-    )
-    .accumulating(),
+    ),
     lower(
         "server_voluntary_switches",
         "switches",
         "times a thread of the server gave up the CPU to wait (IO, locks, sleeping)",
-    )
-    .accumulating(),
+    ),
     lower(
         "server_involuntary_switches",
         "switches",
         "times a thread of the server was preempted while it could still run",
-    )
-    .accumulating(),
+    ),
 ];
 
 /// Whether `name` is a count-round metric: one deterministic sample per scenario.
@@ -365,7 +332,7 @@ pub fn is_counted(name: &str) -> bool {
 
 /// Whether `name` grows with the work a round does ([`MetricDef::accumulates`]).
 pub fn accumulates(name: &str) -> bool {
-    lookup(name).is_some_and(|m| m.accumulates)
+    lookup(name).is_some_and(MetricDef::accumulates)
 }
 
 /// Looks a metric up by name.
@@ -409,12 +376,32 @@ mod tests {
     /// duration are not, and neither are the counts (their rounds do fixed work).
     #[test]
     fn totals_accumulate_and_rates_do_not() {
-        for m in CATALOGUE {
-            let total = matches!(m.unit, "calls" | "faults" | "switches" | "errors" | "MiB")
-                || (m.unit == "s" && m.name.contains("_cpu_"));
-            assert_eq!(m.accumulates, total, "{}", m.name);
+        for name in [
+            "server_anon_peak_mib",
+            "client_anon_mean_mib",
+            "server_io_write_total_mib",
+            "client_cpu_user_s",
+            "server_cpu_sys_s",
+            "server_read_calls",
+            "client_minor_faults",
+            "server_involuntary_switches",
+            "error_count",
+        ] {
+            assert!(accumulates(name), "{name}");
         }
-        assert!(accumulates("server_anon_peak_mib"));
-        assert!(!accumulates("ops_s") && !accumulates("latency_p99_ms") && !accumulates("unknown"));
+        for name in [
+            "wall_s",
+            "sync_s",
+            "ops_s",
+            "throughput_mib_s",
+            "latency_p99_ms",
+            "client_cpu_pct",
+            "client_runtime_busy_pct",
+            "client_instructions",
+            "unknown",
+        ] {
+            assert!(!accumulates(name), "{name}");
+        }
+        assert_eq!(CATALOGUE.iter().filter(|m| m.accumulates()).count(), 29);
     }
 }
