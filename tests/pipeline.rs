@@ -50,8 +50,8 @@ fn two_commits_become_two_points_per_series_in_commit_order() {
     let site = repo.out().join("public");
     let index = std::fs::read_to_string(site.join("index.html")).unwrap();
     // The front page says what this runner can judge: every series is in one class.
-    let lead = index.split("commit by commit: ").nth(1).unwrap();
-    let series: usize = lead.split(' ').next().unwrap().parse().unwrap();
+    let lead = index.split(" series in all").next().unwrap();
+    let series: usize = lead.rsplit(", ").next().unwrap().parse().unwrap();
     let section = index
         .split("id=\"resolution\"")
         .nth(1)

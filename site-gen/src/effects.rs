@@ -70,7 +70,7 @@ pub fn effects_svg(effects: &[Effect]) -> Option<String> {
     let w = &mut svg;
     let _ = write!(
         w,
-        r##"<svg viewBox="0 0 {WIDTH} {height}" xmlns="http://www.w3.org/2000/svg" class="plot effects" role="img"><title>Changes of B against A with their 95% confidence intervals</title><rect x="0" y="0" width="{WIDTH}" height="{height}" fill="#fff"/>"##
+        r##"<svg viewBox="0 0 {WIDTH} {height}" xmlns="http://www.w3.org/2000/svg" class="plot effects" role="group" aria-label="Changes of B against A with their 95% confidence intervals; each row links to its series"><title>Changes of B against A with their 95% confidence intervals</title><rect x="0" y="0" width="{WIDTH}" height="{height}" fill="#fff"/>"##
     );
     // Grid: zero, and a few round values on each side.
     let step = nice_step(extent);

@@ -11,6 +11,7 @@ mod effects;
 mod export;
 mod feed;
 pub mod format;
+mod headlines;
 mod model;
 mod pages;
 mod paths;
@@ -18,6 +19,7 @@ mod plot;
 mod render;
 mod scaling;
 mod sparkline;
+mod then;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;

@@ -13,6 +13,8 @@ pub const SCENARIOS: &str = "scenarios";
 pub const COMMITS: &str = "commits";
 pub const COMPARE: &str = "compare";
 pub const DATA: &str = "data";
+/// The page with every series (the front page is the summary).
+pub const SERIES_PAGE: &str = "series.html";
 /// The database export, at the root under this exact name: the next CI job fetches it.
 pub const DATABASE: &str = "bench.sqlite.gz";
 pub const FEED: &str = "regressions.atom";

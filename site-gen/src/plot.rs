@@ -184,18 +184,25 @@ pub fn series_svg(points: &[PlotPoint], shifts: &[Shift], y_label: &str) -> Fall
     }
     let end = svg.rfind("</svg>").ok_or("plotters wrote no SVG")?;
     svg.insert_str(end, &overlay);
-    Ok(responsive(svg))
+    Ok(responsive(
+        svg,
+        &format!("{y_label}, by commit: each commit's median with its 95% interval; each point links to its commit"),
+    ))
 }
 
-/// Lets the page size the plot: the SVG keeps its viewBox and its aspect ratio.
-pub fn responsive(svg: String) -> String {
+/// Lets the page size the plot (the SVG keeps its viewBox and its aspect ratio) and names it
+/// for assistive technology: a plot whose points are links is a group of them (an image
+/// would hide them from the keyboard's reader), any other an image.
+pub fn responsive(svg: String, label: &str) -> String {
     let Some(start) = svg.find("<svg") else { return svg };
     let Some(end) = svg[start..].find('>') else { return svg };
     let head = &svg[start..start + end];
     let cleaned = strip_attribute(&strip_attribute(head, "width"), "height");
+    let role = if svg.contains("<a ") { "group" } else { "img" };
     format!(
-        "{}{cleaned} class=\"plot\" role=\"img\"{}",
+        "{}{cleaned} class=\"plot\" role=\"{role}\" aria-label=\"{}\"{}",
         &svg[..start],
+        crate::render::escape(label),
         &svg[start + end..]
     )
 }

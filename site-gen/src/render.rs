@@ -8,10 +8,11 @@ use tera::{Context, Tera};
 
 use crate::SiteError;
 
-const TEMPLATES: [(&str, &str); 12] = [
+const TEMPLATES: [(&str, &str); 13] = [
     ("components.html", include_str!("../templates/components.html")),
     ("base.html", include_str!("../templates/base.html")),
     ("index.html", include_str!("../templates/index.html")),
+    ("series.html", include_str!("../templates/series.html")),
     ("scenario.html", include_str!("../templates/scenario.html")),
     ("commit.html", include_str!("../templates/commit.html")),
     ("verdict_rows.html", include_str!("../templates/verdict_rows.html")),

@@ -156,7 +156,7 @@ pub fn plots(model: &Model) -> Vec<ScalingPlot> {
             }
             let arrow = if direction == "higher" { "↑" } else { "↓" };
             let y_label = format!("{metric} ({unit}), {direction} is better {arrow}");
-            let Ok(svg) = draw(&drawn, axis, &y_label) else {
+            let Ok(svg) = draw(&drawn, axis, &y_label, &title) else {
                 continue;
             };
             out.push(ScalingPlot {
@@ -174,7 +174,7 @@ type Line = (String, Vec<(f64, f64, f64, f64)>);
 
 const COLOURS: [RGBColor; 7] = [BLUE, VERMILLION, GREEN, ORANGE, PURPLE, SKY, GREY];
 
-fn draw(lines: &[Line], axis: Axis, y_label: &str) -> Result<String, String> {
+fn draw(lines: &[Line], axis: Axis, y_label: &str, title: &str) -> Result<String, String> {
     let err = |e: &dyn std::fmt::Display| e.to_string();
     let xs = lines.iter().flat_map(|(_, l)| l.iter().map(|p| p.0));
     let (x0, x1) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(x), b.max(x)));
@@ -268,7 +268,7 @@ fn draw(lines: &[Line], axis: Axis, y_label: &str) -> Result<String, String> {
         }
         root.present().map_err(|e| err(&e))?;
     }
-    Ok(responsive(svg))
+    Ok(responsive(svg, title))
 }
 
 /// Marker `k`: a shape per line as well as a colour.

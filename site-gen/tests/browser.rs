@@ -251,7 +251,13 @@ fn every_page_loads_clean_from_disk_and_under_a_sub_path() {
     for dir in ["", "scenarios", "commits", "compare"] {
         assert!(kinds.contains(Path::new(dir)), "no page in {dir:?}: {pages:?}");
     }
-    for page in ["index.html", "machines.html", "methodology.html", "compare/index.html"] {
+    for page in [
+        "index.html",
+        "series.html",
+        "machines.html",
+        "methodology.html",
+        "compare/index.html",
+    ] {
         assert!(root.join(page).is_file(), "{page} missing");
     }
     assert!(root.join(site_gen::DATABASE).is_file());
@@ -359,7 +365,7 @@ fn every_page_loads_clean_from_disk_and_under_a_sub_path() {
 
     // A phone: the page itself does not scroll sideways (wide tables scroll in their box).
     browser.viewport(390, 844, 2.0, true);
-    for page in ["index.html", "methodology.html"] {
+    for page in ["index.html", "series.html", "methodology.html"] {
         browser.open(&format!("file://{}", root.join(page).display()));
         // The build log of a commit that did not build, opened.
         let opened = browser

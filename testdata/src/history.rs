@@ -35,6 +35,9 @@ pub struct SyntheticOptions {
     /// Text that must be escaped: a commit subject `<script>alert(1)</script>`, an author
     /// and a scenario with markup in their names.
     pub hostile: bool,
+    /// The nightly set's whole server-load grid (8 client counts, 4 sizes) instead of the CI
+    /// set's four client counts at 10 kB: thousands of series more, for the all-series page.
+    pub nightly: bool,
     /// Three A/A runs of the last commit, recorded as a calibration.
     pub calibration: bool,
     /// An interleaved branch comparison against the last commit.
@@ -53,6 +56,7 @@ impl Default for SyntheticOptions {
             seed: 1,
             branch: "master".into(),
             hostile: false,
+            nightly: false,
             calibration: true,
             comparison: true,
             history: None,
@@ -146,7 +150,7 @@ fn client_metrics(count: u64, bytes: f64, c: u64, mib_s: f64, per_op_s: f64, ser
 }
 
 /// The scenario grid, in the order series are taken from it.
-fn scenarios(hostile: bool) -> Vec<Scenario> {
+fn scenarios(hostile: bool, nightly: bool) -> Vec<Scenario> {
     let mut out = Vec::new();
     let grid: [(u64, u64); 4] = [(1, 10_000_000), (10, 1_000_000), (100, 100_000), (1000, 10_000)];
     for (workload, verb, mib_s) in [
@@ -216,6 +220,25 @@ fn scenarios(hostile: bool) -> Vec<Scenario> {
             m("server_anon_peak_mib", "MiB", false, 21.0, 0.005),
         ],
     });
+    // The mail pipeline of Soledad's legacy-vs-blobs test: the MX delivers, a client processes.
+    for (count, size, mib_s, per_op) in [(1000u64, 10_000u64, 30.0, 0.004), (100, 100_000, 45.0, 0.006)] {
+        out.push(Scenario {
+            id: format!("incoming.deliver/{count}x{}/c4", size_label(size)),
+            workload: "incoming.deliver",
+            description: format!("The MX delivers {count} messages of {size} bytes to the incoming box, 4 at a time."),
+            params: json!({"workload": "incoming.deliver", "count": count, "size": size, "concurrency": 4}),
+            metrics: client_metrics(count, (count * size) as f64, 4, mib_s * 2.0, per_op / 3.0, true),
+        });
+        out.push(Scenario {
+            id: format!("incoming.process/{count}x{}", size_label(size)),
+            workload: "incoming.process",
+            description: format!(
+                "A client lists its pending mail, downloads, decrypts and stores {count} messages of {size} bytes and deletes them from the incoming box."
+            ),
+            params: json!({"workload": "incoming.process", "count": count, "size": size, "concurrency": 1}),
+            metrics: client_metrics(count, (count * size) as f64, 1, mib_s, per_op, true),
+        });
+    }
     for (workload, what, mib_s) in [("store.put", "Storing", 55.0), ("store.get", "Reading back", 210.0)] {
         for (count, size) in [grid[0], grid[3]] {
             out.push(Scenario {
@@ -238,27 +261,57 @@ fn scenarios(hostile: bool) -> Vec<Scenario> {
             });
         }
     }
+    // The nightly set's whole load grid, or the CI set's slice of it.
+    let (sizes, clients): (&[u64], &[u64]) = if nightly {
+        (
+            &[1_000, 10_000, 100_000, 1_000_000],
+            &[25, 50, 75, 100, 125, 150, 175, 200],
+        )
+    } else {
+        (&[10_000], &[25, 50, 100, 200])
+    };
     for op in ["upload", "download"] {
-        for c in [25u64, 50, 100, 200] {
+        for (&size, &c) in sizes.iter().flat_map(|s| clients.iter().map(move |c| (s, c))) {
             let base = if op == "upload" { 420.0 } else { 560.0 };
-            let ops =
-                (c as f64 * base).min(if op == "upload" { 9_500.0 } else { 14_000.0 }) * (1.0 - c as f64 / 2000.0);
+            let ops = (c as f64 * base).min(if op == "upload" { 9_500.0 } else { 14_000.0 })
+                * (1.0 - c as f64 / 2000.0)
+                / (size as f64 / 10_000.0).sqrt();
             let p50 = c as f64 / ops * 1000.0;
             out.push(Scenario {
-                id: format!("server.load/{op}/10k/c{c}"),
+                id: format!("server.load/{op}/{}/c{c}", size_label(size)),
                 workload: "server.load",
-                description: format!("{c} clients each {op} blobs of 10,000 bytes back to back for 3 s; latencies are corrected for coordinated omission."),
-                params: json!({"workload": "server.load", "count": 0, "size": 10_000, "concurrency": c, "op": op, "duration_s": 3}),
+                description: format!("{c} clients each {op} blobs of {size} bytes back to back for 3 s; latencies are corrected for coordinated omission."),
+                params: json!({"workload": "server.load", "count": 0, "size": size, "concurrency": c, "op": op, "duration_s": 3}),
                 metrics: vec![
                     m("ops_s", "ops/s", true, ops, 0.015),
                     m("latency_p99_ms", "ms", false, p50 * (2.5 + c as f64 / 60.0), 0.05),
                     m("latency_p50_ms", "ms", false, p50, 0.02),
-                    m("throughput_mib_s", "MiB/s", true, ops * 10_000.0 / MIB, 0.015),
+                    m("throughput_mib_s", "MiB/s", true, ops * size as f64 / MIB, 0.015),
                     m("server_cpu_user_s", "s", false, 2.1, 0.03),
                     m("server_anon_peak_mib", "MiB", false, 22.0 + c as f64 * 0.35, 0.006),
                     m("server_ping_p99_ms", "ms", false, 2.0 + c as f64 * 0.2, 0.08),
                 ],
             });
+        }
+    }
+    // Every other metric of the catalogue after these, as a real run has them (the series
+    // are taken from the grid by rank, so only a site of more than these asks for them).
+    for s in &mut out {
+        let server = s.metrics.iter().any(|m| m.name.starts_with("server_"));
+        let wall = s.metrics[0].level;
+        for def in contract::metrics::CATALOGUE {
+            let wanted = !def.counted && (server || !def.name.starts_with("server_"));
+            if wanted && !s.metrics.iter().any(|m| m.name == def.name) {
+                let level = match def.unit {
+                    "s" => wall * 0.2,
+                    "MiB" => 12.0,
+                    "%" => 35.0,
+                    "ms" => 1.5,
+                    _ => 2_000.0,
+                };
+                let higher = def.direction == contract::metrics::Direction::Higher;
+                s.metrics.push(m(def.name, def.unit, higher, level, 0.03));
+            }
         }
     }
     if hostile {
@@ -501,7 +554,7 @@ fn record_for(
 pub fn populate(db: &mut Database, options: &SyntheticOptions) -> Result<SyntheticReport, CollectorError> {
     let started = Instant::now();
     let mut rng = StdRng::seed_from_u64(options.seed);
-    let catalogue = scenarios(options.hostile);
+    let catalogue = scenarios(options.hostile, options.nightly);
     let chosen = selection(&catalogue, options.series);
     let commits = match &options.history {
         Some(list) => list.iter().map(|record| Commit { record: record.clone() }).collect(),
@@ -737,9 +790,12 @@ mod tests {
 
     #[test]
     fn the_grid_has_enough_series_and_takes_headlines_first() {
-        let all = scenarios(false);
+        let all = scenarios(false, false);
         let total: usize = all.iter().map(|s| s.metrics.len()).sum();
-        assert!(total >= 200, "{total} series available");
+        // As many as a ci.toml run has (1106), and thousands with the nightly grid.
+        assert!(total >= 1106, "{total} series available");
+        let nightly: usize = scenarios(false, true).iter().map(|s| s.metrics.len()).sum();
+        assert!(nightly >= 4000, "{nightly} series available with the nightly grid");
         let picked = selection(&all, 60);
         assert_eq!(picked.iter().map(Vec::len).sum::<usize>(), 60);
         assert!(

@@ -6,6 +6,7 @@ mod index;
 mod machines;
 mod methodology;
 mod scenario;
+mod series;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -45,7 +46,7 @@ pub struct Site<'a> {
     written: Mutex<HashSet<PathBuf>>,
 }
 
-/// How noisy a series is, as the index and the scenario pages show it.
+/// How noisy a series is, as the all-series and the scenario pages show it.
 #[derive(Serialize)]
 pub struct Noise {
     /// Of its latest point.
@@ -433,6 +434,7 @@ pub fn write_all(model: &Model, out: &Path, options: &SiteOptions) -> Result<(us
     site.file("style.css", STYLE)?;
     site.file("site.js", SCRIPT)?;
     index::write(&site)?;
+    series::write(&site)?;
     let plots = scenario::write_all(&site)?;
     commit::write_all(&site)?;
     compare::write_all(&site)?;
