@@ -55,6 +55,11 @@ impl ServerProcess {
             Some(count) => count.command(binary),
             None => Command::new(binary),
         };
+        // The load's clients stand for as many users but share one account: they get the
+        // whole write bound (the server's default of 50), as that many users would. Set in the
+        // environment, which a server from before the per-user bound ignores (paired rounds
+        // run the previous commit's server).
+        cmd.env("BLOBS_SERVER_MAX_WRITES_PER_USER", "50");
         cmd.envs(env.iter().map(|(k, v)| (k, v)));
         cmd.arg("--listen")
             .arg("127.0.0.1:0")

@@ -32,6 +32,9 @@ pub struct Config {
     /// Uploads and deliveries written at the same time, and apart from them as many flag
     /// changes and deletions; more wait their turn.
     pub max_concurrent_writes: usize,
+    /// Of those, the uploads (and deliveries to) one user may have in flight, and as many of
+    /// the flag changes and deletions: one user cannot hold everyone's slots.
+    pub max_writes_per_user: usize,
     /// How uploads to the filesystem backend are made durable before their 200.
     pub durability: Durability,
     /// How long a write waits for a write slot before it gets 503.
@@ -163,6 +166,7 @@ impl Config {
             services_listen: SocketAddr::from(([127, 0, 0, 1], 2525)),
             tls: None,
             max_concurrent_writes: 50,
+            max_writes_per_user: 25,
             durability: Durability::Fsync,
             write_wait: Duration::from_secs(30),
             max_blob_size: 4 << 30,
@@ -232,6 +236,12 @@ impl Config {
             };
         }
         take!(max_concurrent_writes);
+        // Half of the global bound unless set: with every slot it may take held, one user
+        // still leaves the other half to everyone else.
+        c.max_writes_per_user = a
+            .max_writes_per_user
+            .or(f.max_writes_per_user)
+            .unwrap_or(c.max_concurrent_writes.div_ceil(2));
         take!(durability);
         take!(write_wait);
         take!(max_blob_size);
@@ -315,6 +325,7 @@ impl Config {
         }
         for (key, zero) in [
             ("max_concurrent_writes", c.max_concurrent_writes == 0),
+            ("max_writes_per_user", c.max_writes_per_user == 0),
             ("max_connections", c.max_connections == 0),
             ("max_blob_size", c.max_blob_size == 0),
             ("worker_threads", c.worker_threads == Some(0)),
@@ -327,6 +338,15 @@ impl Config {
                     problem: "must be greater than zero".into(),
                 });
             }
+        }
+        if c.max_writes_per_user > c.max_concurrent_writes {
+            return Err(ConfigError::Invalid {
+                key: "max_writes_per_user",
+                problem: format!(
+                    "{} is more than max_concurrent_writes ({}), the bound it is a share of",
+                    c.max_writes_per_user, c.max_concurrent_writes
+                ),
+            });
         }
         if c.services_tokens.is_some() && c.services_listen == c.listen && c.listen.port() != 0 {
             return Err(ConfigError::Invalid {
@@ -383,6 +403,11 @@ pub struct ServeArgs {
     /// deletions [default: 50].
     #[arg(long, env = "BLOBS_SERVER_MAX_CONCURRENT_WRITES")]
     pub max_concurrent_writes: Option<usize>,
+    /// Of those, the uploads one user may have in flight, and as many flag changes and
+    /// deletions; more of theirs wait, while other users go on [default: half of
+    /// --max-concurrent-writes].
+    #[arg(long, env = "BLOBS_SERVER_MAX_WRITES_PER_USER")]
+    pub max_writes_per_user: Option<usize>,
     /// How uploads to the filesystem backend become durable before their 200: fsync (each
     /// file and directory) or group (syncfs calls shared by the uploads in flight; for a data
     /// directory on a filesystem of its own, as each flushes the whole filesystem; Linux 5.8
@@ -456,6 +481,7 @@ pub struct FileConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     max_concurrent_writes: Option<usize>,
+    max_writes_per_user: Option<usize>,
     durability: Option<Durability>,
     write_wait: Option<Seconds>,
     max_blob_size: Option<Size>,
@@ -612,6 +638,18 @@ mod tests {
             err.contains("line 1") && err.contains("fsync") && err.contains("group"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_packaged_config_is_valid_and_a_user_share_defaults_to_half_the_bound() {
+        let packaged = FileConfig::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("debian/config.toml")).unwrap();
+        let c = Config::resolve(ServeArgs::default(), packaged).unwrap();
+        assert_eq!((c.max_concurrent_writes, c.max_writes_per_user), (50, 25));
+        let f = file("data_dir = \"d\"\ntokens = \"t\"\nmax_concurrent_writes = 7\n").unwrap();
+        assert_eq!(Config::resolve(ServeArgs::default(), f).unwrap().max_writes_per_user, 4);
+        let f = file("data_dir = \"d\"\ntokens = \"t\"\nmax_writes_per_user = 0\n").unwrap();
+        let err = Config::resolve(ServeArgs::default(), f).unwrap_err().to_string();
+        assert!(err.contains("max_writes_per_user"), "{err}");
     }
 
     #[test]

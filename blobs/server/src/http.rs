@@ -7,6 +7,7 @@ pub mod error;
 pub mod idle;
 pub mod metrics;
 pub mod range;
+pub mod reclaim;
 pub mod serve;
 pub mod services;
 pub mod tls;

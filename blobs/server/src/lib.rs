@@ -5,6 +5,7 @@
 
 pub mod admission;
 pub mod config;
+pub mod fairness;
 pub mod flags;
 pub mod fs;
 pub mod http;
@@ -94,6 +95,8 @@ impl Server {
             metrics: Arc::new(http::metrics::Metrics::default()),
             public_metrics: config.public_metrics,
             changes: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_writes.max(1))),
+            upload_shares: fairness::Shares::new(config.max_writes_per_user, config.write_wait),
+            change_shares: fairness::Shares::new(config.max_writes_per_user, config.write_wait),
             write_wait: config.write_wait,
         }));
         Ok(Self {

@@ -38,6 +38,10 @@ pub struct Inner {
     /// The bound on flag changes and deletions in progress (`max_concurrent_writes` of them,
     /// apart from the uploads' own), and how long one waits for a slot before 503.
     pub changes: Arc<tokio::sync::Semaphore>,
+    /// Each user's share of the uploads' slots and of the changes' (`max_writes_per_user`),
+    /// taken before a slot of the global bound.
+    pub upload_shares: Arc<crate::fairness::Shares>,
+    pub change_shares: Arc<crate::fairness::Shares>,
     pub write_wait: std::time::Duration,
 }
 
@@ -215,8 +219,15 @@ async fn to_the_end<T: Send + 'static>(change: impl std::future::Future<Output =
 /// them running; taken before the task, a wait that its client gives up costs nothing. Apart
 /// from the uploads' slots, so that slow uploads cannot hold up flag changes (the incoming
 /// box's reservations) or deletions.
-async fn change_slot(state: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, crate::storage::StorageError> {
-    crate::storage::slot(state.write_wait, state.changes.clone().acquire_owned()).await
+///
+/// The user's share is taken first, so a user who fills it holds no global slot while waiting.
+async fn change_slot(
+    state: &AppState,
+    user: &str,
+) -> Result<(crate::fairness::Share, tokio::sync::OwnedSemaphorePermit), crate::storage::StorageError> {
+    let share = state.change_shares.take(user).await?;
+    let slot = crate::storage::slot(state.write_wait, state.changes.clone().acquire_owned()).await?;
+    Ok((share, slot))
 }
 
 /// Stores an upload on a task of its own (see [`to_the_end`]).
@@ -227,8 +238,12 @@ pub async fn write_to_the_end(
     mode: WriteMode,
     declared: Option<u64>,
 ) -> Result<u64, crate::storage::StorageError> {
+    // The user's share first (the backend takes a global slot): a user who fills their share
+    // waits without holding one of everyone's slots.
+    let share = state.upload_shares.take(blob.user()).await?;
     let state = state.clone();
     to_the_end(async move {
+        let _share = share;
         state
             .storage
             .write(&blob, body.into_data_stream(), mode, declared)
@@ -348,7 +363,7 @@ async fn set_flags(
         .await
         .map_err(|_| ApiError::BodyTooLarge(MAX_FLAGS_BODY))?;
     let flags = FlagSet::from_json(&raw)?;
-    let slot = change_slot(&state).await?;
+    let slot = change_slot(&state, blob.user()).await?;
     to_the_end(async move {
         let _slot = slot;
         state.storage.set_flags(&blob, flags, expect).await
@@ -364,7 +379,7 @@ async fn delete(
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     let blob = resolve(&state, &headers, &user, &id, q.namespace.as_deref())?;
-    let slot = change_slot(&state).await?;
+    let slot = change_slot(&state, blob.user()).await?;
     to_the_end(async move {
         let _slot = slot;
         state.storage.delete(&blob).await

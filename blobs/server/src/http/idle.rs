@@ -14,21 +14,26 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
+use crate::http::reclaim::Activity;
+
 pub struct IdleTimeout<S> {
     inner: S,
     timeout: Duration,
     last_progress: Instant,
     sleep: Pin<Box<Sleep>>,
+    /// The same progress, shared with the registry of open connections.
+    activity: Activity,
 }
 
 impl<S> IdleTimeout<S> {
-    pub fn new(inner: S, timeout: Duration) -> Self {
+    pub fn new(inner: S, timeout: Duration, activity: Activity) -> Self {
         let now = Instant::now();
         Self {
             inner,
             timeout,
             last_progress: now,
             sleep: Box::pin(tokio::time::sleep_until(now + timeout)),
+            activity,
         }
     }
 
@@ -58,6 +63,7 @@ impl<S> IdleTimeout<S> {
         match r {
             Poll::Ready(r) => {
                 self.last_progress = Instant::now();
+                self.activity.touch();
                 Poll::Ready(r)
             }
             Poll::Pending => match self.check(cx) {
