@@ -90,6 +90,12 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<()> {
     if args.paired {
         // Counts need no pairing, and a paired calibration measures the timed series.
         config.valgrind = None;
+        // Every scenario paired, `paired = false` ones too: what pairing would find in them
+        // is what a calibration is for.
+        let mut set = set;
+        for s in &mut set.scenarios {
+            s.paired = true;
+        }
         return paired(&args, crate::run::paired_set(set), commit, &config, &mut db);
     }
     if let Some(dir) = &args.results_dir {

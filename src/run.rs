@@ -391,6 +391,10 @@ fn run_paired(
         0 => note,
         n => format!("{note}; {n} scenarios unpaired, their definition changed since"),
     };
+    let note = match set.scenarios.iter().filter(|s| !s.paired).count() {
+        0 => note,
+        n => format!("{note}; {n} scenarios measured alone (paired = false), judged by their history"),
+    };
     a.run.pairing = Some(format!("{BASELINE_SIDE} {}: {note}", b.run.id));
     b.run.pairing = Some(note);
     Ok(Ok([a, b]))
@@ -398,10 +402,11 @@ fn run_paired(
 
 /// A scenario set for paired rounds: enough rounds for the paired statistics, and each side
 /// half of the time cap, so that scenarios capped by time take as long as unpaired (those of
-/// fixed-duration rounds take twice as long; `docs/statistics.md` has the measured total).
+/// fixed-duration rounds take twice as long, unless marked `paired = false`, which run
+/// alone on their own budget; `docs/statistics.md` has the measured total).
 pub(crate) fn paired_set(mut set: ScenarioSet) -> ScenarioSet {
     let least = collector::statistics::paired::MIN_ROUNDS as u32;
-    for s in &mut set.scenarios {
+    for s in set.scenarios.iter_mut().filter(|s| s.paired) {
         s.budget.min_rounds = s.budget.min_rounds.max(least);
         s.budget.max_rounds = s.budget.max_rounds.max(s.budget.min_rounds);
         s.budget.max_time /= 2;

@@ -231,6 +231,65 @@ fn a_commit_is_paired_with_its_parents_kept_build_and_says_so() {
             ("blobs.upload/3x10k/c2".to_owned(), "history".to_owned())
         ]
     );
+
+    // A scenario marked `paired = false` runs the commit's build alone, on its own budget,
+    // and is judged by its history; the other is still paired.
+    let fourth = repo.commit("fourth");
+    let alone = repo.out().join("alone.toml");
+    let text = common::TINY_SCENARIOS.replace(
+        "workload = \"blobs.download\"",
+        "workload = \"blobs.download\"\npaired = false",
+    );
+    assert!(text.contains("paired = false"));
+    std::fs::write(&alone, text).unwrap();
+    let out = repo.bench_run(&[
+        ("--scenarios", alone.to_str().unwrap()),
+        ("--results", repo.out().join("fourth.json").to_str().unwrap()),
+        ("--baseline", repo.out().join("kept").to_str().unwrap()),
+        ("--keep-build", repo.out().join("kept").to_str().unwrap()),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let b = load_results(&repo.out().join("fourth.json"));
+    let a = load_results(&repo.out().join("fourth.baseline.json"));
+    let ids = |r: &serde_json::Value| -> Vec<String> {
+        r["scenarios"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&b), ["blobs.upload/3x10k/c2", "blobs.download/3x10k/c2"]);
+    assert_eq!(ids(&a), ["blobs.upload/3x10k/c2"], "the kept build did not run it");
+    let download = &b["scenarios"][1];
+    assert_eq!(download["rounds"], 5, "its own budget, not the paired minimum");
+    assert!(download["budget"]["paired_ci"].is_null(), "{}", download["budget"]);
+    assert!(
+        b["run"]["pairing"]
+            .as_str()
+            .unwrap()
+            .ends_with("; 1 scenarios measured alone (paired = false), judged by their history"),
+        "{}",
+        b["run"]["pairing"]
+    );
+    let methods: Vec<(String, String)> = db
+        .prepare(
+            "SELECT s.scenario_id, v.method FROM verdicts v JOIN scenarios s ON s.id = v.scenario_ref
+             JOIN runs r ON r.id = v.run_id WHERE r.commit_sha = ?1 AND r.purpose = 'history' AND v.metric = 'wall_s'
+             ORDER BY 1",
+        )
+        .unwrap()
+        .query_map([&fourth], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        methods,
+        [
+            ("blobs.download/3x10k/c2".to_owned(), "history".to_owned()),
+            ("blobs.upload/3x10k/c2".to_owned(), "paired".to_owned())
+        ]
+    );
 }
 
 #[test]

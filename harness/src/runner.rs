@@ -230,7 +230,7 @@ pub fn run(
     machine: MachineInfo,
     config: &RunConfig,
 ) -> Result<Results, HarnessError> {
-    let [results] = run_builds(set, [commit], machine, config, [config.build()], [true])?;
+    let [results] = run_builds(set, [commit], machine, config, [config.build()], [true], false)?;
     Ok(results)
 }
 
@@ -243,7 +243,7 @@ pub fn run_build(
     config: &RunConfig,
     build: Build,
 ) -> Result<Results, HarnessError> {
-    let [results] = run_builds(set, [commit], machine, config, [build], [true])?;
+    let [results] = run_builds(set, [commit], machine, config, [build], [true], false)?;
     Ok(results)
 }
 
@@ -257,12 +257,12 @@ pub fn run_interleaved(
     config: &RunConfig,
     builds: [Build; 2],
 ) -> Result<[Results; 2], HarnessError> {
-    run_builds(set, commits, machine, config, builds, [true, true])
+    run_builds(set, commits, machine, config, builds, [true, true], false)
 }
 
 /// [`run_interleaved`] for a per-commit run paired with a baseline build (A): only B, the
 /// commit, gets a count round, since counts need no pairing (the baseline's are in the
-/// history).
+/// history), and scenarios marked `paired = false` run B alone (A's results lack them).
 pub fn run_paired(
     set: &ScenarioSet,
     commits: [CommitInfo; 2],
@@ -270,7 +270,7 @@ pub fn run_paired(
     config: &RunConfig,
     builds: [Build; 2],
 ) -> Result<[Results; 2], HarnessError> {
-    run_builds(set, commits, machine, config, builds, [false, true])
+    run_builds(set, commits, machine, config, builds, [false, true], true)
 }
 
 fn run_builds<const N: usize>(
@@ -280,6 +280,7 @@ fn run_builds<const N: usize>(
     config: &RunConfig,
     builds: [Build; N],
     counted: [bool; N],
+    last_alone_when_unpaired: bool,
 ) -> Result<[Results; N], HarnessError> {
     let started_at = SystemTime::now();
     let progress = progress_bar(config, set.max_rounds() * N as u64);
@@ -292,6 +293,22 @@ fn run_builds<const N: usize>(
     let mut per_build: [Vec<ScenarioResult>; N] = std::array::from_fn(|_| Vec::with_capacity(set.scenarios.len()));
     for planned in &set.scenarios {
         let started = Instant::now();
+        if last_alone_when_unpaired && !planned.paired {
+            // The last build alone; the others get no result for this scenario.
+            let last = N - 1;
+            let (results, count_time) = run_scenario(
+                planned,
+                config,
+                &[builds[last].clone()],
+                [counted[last]],
+                &progress,
+                &mut totals,
+            )?;
+            progress.suspend(|| report_scenario(&results, started.elapsed(), count_time));
+            let [result] = results;
+            per_build[last].push(result);
+            continue;
+        }
         let (results, count_time) = run_scenario(planned, config, &builds, counted, &progress, &mut totals)?;
         progress.suspend(|| report_scenario(&results, started.elapsed(), count_time));
         for (list, result) in per_build.iter_mut().zip(results) {

@@ -40,6 +40,11 @@ pub struct PlannedScenario {
     /// Whether the scenario gets a count round when Valgrind is there (`count_round`, on by
     /// default for workloads that do a fixed amount of work, and only for those).
     pub count_round: bool,
+    /// Whether a per-commit run paired with a kept build (`run --baseline`) pairs its rounds
+    /// (`paired`, on by default); off, it runs the commit's build alone and is judged by its
+    /// history, for scenarios whose pairing costs more than it gains (fixed-duration rounds
+    /// that pairing doubles). `compare` pairs every scenario.
+    pub paired: bool,
 }
 
 impl PlannedScenario {
@@ -79,6 +84,7 @@ struct FileToml {
     max_time_s: Option<Spanned<f64>>,
     target_ci: Option<Spanned<f64>>,
     count_round: Option<Spanned<bool>>,
+    paired: Option<Spanned<bool>>,
     #[serde(default, rename = "scenario")]
     scenarios: Vec<Spanned<ScenarioToml>>,
 }
@@ -105,6 +111,7 @@ struct ScenarioToml {
     max_time_s: Option<Spanned<f64>>,
     target_ci: Option<Spanned<f64>>,
     count_round: Option<Spanned<bool>>,
+    paired: Option<Spanned<bool>>,
 }
 
 macro_rules! budget_of {
@@ -308,6 +315,7 @@ impl ScenarioSet {
                 (Some(c), _) => *c.get_ref(),
                 (None, fixed) => fixed && file.count_round.as_ref().is_none_or(|c| *c.get_ref()),
             };
+            let paired = s.paired.as_ref().or(file.paired.as_ref()).is_none_or(|p| *p.get_ref());
 
             let concurrency = p.values(&s.concurrency, shape.concurrency, "concurrency", w, &span, 1)?;
             if let Some(l) = &s.concurrency
@@ -404,6 +412,7 @@ impl ScenarioSet {
                                             params,
                                             budget: budget.clone(),
                                             count_round,
+                                            paired,
                                         };
                                         if scenarios.iter().any(|p| p.id() == planned.id()) {
                                             return Err(p.at(
