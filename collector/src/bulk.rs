@@ -15,7 +15,7 @@ use crate::query::{
 };
 use crate::statistics::Summary;
 use crate::statistics::outliers::Outliers;
-use crate::{CollectorError, Database};
+use crate::{CalibrationKind, CollectorError, Database};
 
 /// What names a series: (machine id, scenario ref, metric).
 pub type SeriesKey = (i64, i64, String);
@@ -325,15 +325,19 @@ impl Database {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// The latest A/A calibration of every calibrated series.
-    pub fn series_calibrations(&self) -> Result<HashMap<SeriesKey, SeriesCalibration>, CollectorError> {
+    /// The latest A/A calibration of `kind` (history or paired) of every series it
+    /// calibrated: each rule has its own false-positive rate.
+    pub fn series_calibrations(
+        &self,
+        kind: CalibrationKind,
+    ) -> Result<HashMap<SeriesKey, SeriesCalibration>, CollectorError> {
         let mut stmt = self.conn.prepare(&format!(
             "SELECT c.machine_id, cs.scenario_ref, cs.metric, {SERIES_CALIBRATION_COLUMNS}
              FROM calibration_series cs JOIN calibrations c ON c.id = cs.calibration_id
-             WHERE c.kind <> 'injected'
+             WHERE c.kind = ?1
              ORDER BY c.id"
         ))?;
-        let rows = stmt.query_map([], |r| {
+        let rows = stmt.query_map([kind.as_str()], |r| {
             Ok(((r.get(0)?, r.get(1)?, r.get(2)?), series_calibration_from(r, 3)?))
         })?;
         // Later calibrations replace earlier ones.

@@ -415,9 +415,11 @@ fn paired_calibrations_measure_false_positives_and_detections_apart() {
         );
         // The series' A/A rate is the paired A/A calibration's, though the injected one is
         // newer: a detection is not a false positive.
-        let rates = db.series_calibrations().unwrap();
+        let rates = db.series_calibrations(CalibrationKind::Paired).unwrap();
         assert!(!rates.is_empty());
         assert!(rates.values().all(|c| c.false_positive_rate == 0.0), "{rates:?}");
+        // The history rule's rate is its own: no history calibration here.
+        assert!(db.series_calibrations(CalibrationKind::History).unwrap().is_empty());
     };
     check(&db);
     let mut other = Database::open(&dir.path().join("other.sqlite")).unwrap();

@@ -23,7 +23,10 @@ pub struct SeriesData {
     /// The verdict of each point's run on this series: an index into [`Model::verdicts`].
     pub verdicts: Vec<Option<usize>>,
     pub change_points: Vec<StoredChangePoint>,
+    /// The latest A/A calibration of the history rule, and of the paired rule: a verdict's
+    /// false-positive rate is that of the rule that decided it.
     pub calibration: Option<SeriesCalibration>,
+    pub paired_calibration: Option<SeriesCalibration>,
     /// The latest injected calibration of the series, with the cost injected.
     pub detection: Option<(SeriesCalibration, String)>,
 }
@@ -158,7 +161,8 @@ impl Model {
             }
             None => HashMap::new(),
         };
-        let mut calibrations = db.series_calibrations()?;
+        let mut calibrations = db.series_calibrations(CalibrationKind::History)?;
+        let mut paired_calibrations = db.series_calibrations(CalibrationKind::Paired)?;
         let mut detections = db.series_detections()?;
 
         // The runs shown: per commit, the run of each point.
@@ -190,6 +194,7 @@ impl Model {
                 SeriesData {
                     change_points: change_points.get(&key).cloned().unwrap_or_default(),
                     calibration: calibrations.remove(&key),
+                    paired_calibration: paired_calibrations.remove(&key),
                     detection: detections.remove(&key),
                     series: h.series,
                     points: h.points,

@@ -226,7 +226,7 @@ impl<'a> Site<'a> {
                 .and_then(|v| v.noise_floor)
                 .map(share)
                 .unwrap_or_else(|| "–".into()),
-            false_positives: self.false_positives(Some(index)),
+            false_positives: self.false_positives(Some(index), verdict.map(|v| v.method)),
             detection: self.model.series[index].detection.as_ref().map(|(c, cost)| {
                 let lower = collector::rate_lower_bound(c.false_regressions as usize, c.comparisons as usize);
                 format!(
@@ -239,16 +239,32 @@ impl<'a> Site<'a> {
         }
     }
 
-    /// The measured A/A false-positive rate of a series: `0 of 12 (at most 22%)`.
-    pub fn false_positives(&self, index: Option<usize>) -> String {
-        match index.and_then(|i| self.model.series[i].calibration.as_ref()) {
-            Some(c) => format!(
+    /// The measured A/A false-positive rate of a series under the rule that decided a
+    /// verdict (`method`; the history rule without one): `0 of 12 (≤ 22%)`. A series that has
+    /// only the other rule's calibration shows that one, named (", paired" or ", history"),
+    /// never mixed in unnamed.
+    pub fn false_positives(&self, index: Option<usize>, method: Option<Method>) -> String {
+        let Some(s) = index.map(|i| &self.model.series[i]) else {
+            return "not calibrated".into();
+        };
+        let paired = method == Some(Method::Paired);
+        let (own, other, other_name) = if paired {
+            (&s.paired_calibration, &s.calibration, "history")
+        } else {
+            (&s.calibration, &s.paired_calibration, "paired")
+        };
+        let text = |c: &collector::query::SeriesCalibration| {
+            format!(
                 "{} of {} (≤ {})",
                 c.false_regressions + c.false_improvements,
                 c.comparisons,
                 share(c.false_positive_upper)
-            ),
-            None => "not calibrated".into(),
+            )
+        };
+        match (own, other) {
+            (Some(c), _) => text(c),
+            (None, Some(c)) => format!("{}, {other_name}", text(c)),
+            (None, None) => "not calibrated".into(),
         }
     }
 
@@ -318,7 +334,7 @@ impl<'a> Site<'a> {
             q: v.q_value.map(format::p_value).unwrap_or_else(|| "–".into()),
             threshold: share(v.threshold),
             noise_floor: v.noise_floor.map(share).unwrap_or_else(|| "–".into()),
-            false_positives: self.false_positives(index),
+            false_positives: self.false_positives(index, Some(v.method)),
             effect: v.relative_change.map_or(0.0, f64::abs),
             relative: v.relative_change.zip(v.relative_ci).map(|(c, (lo, hi))| (c, lo, hi)),
         }
