@@ -63,18 +63,23 @@ impl Cluster {
     /// started from a thread that never ends, with a parent-death signal: whatever way the
     /// test process ends, the script is told to stop its nodes.
     pub fn start() -> Cluster {
+        Self::start_with_etcd_members(1)
+    }
+
+    /// A fresh cluster whose etcd has `members` members (1 or 3).
+    pub fn start_with_etcd_members(members: u32) -> Cluster {
         // A port picked as free can be taken by another process before a node binds it;
         // a fresh range is tried then.
         for _ in 0..2 {
-            if let Some(c) = Self::try_start() {
+            if let Some(c) = Self::try_start(members) {
                 return c;
             }
             eprintln!("the test cluster did not start; trying again on other ports");
         }
-        Self::try_start().expect("the test cluster did not start (see the script's messages above)")
+        Self::try_start(members).expect("the test cluster did not start (see the script's messages above)")
     }
 
-    fn try_start() -> Option<Cluster> {
+    fn try_start(members: u32) -> Option<Cluster> {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("cluster");
         let (tx, rx) = std::sync::mpsc::channel();
@@ -85,7 +90,12 @@ impl Cluster {
             // The script deletes the temp dir itself when it stops: the shared cluster lives
             // in a static, which is never dropped.
             let root = d.parent().expect("the cluster dir is inside the temp dir").to_owned();
-            cmd.arg(script()).arg("run").arg(&d).arg(root).stdout(Stdio::piped());
+            cmd.arg(script())
+                .arg("run")
+                .arg(&d)
+                .arg(root)
+                .env("SOLEDAD_BENCH_ETCD_MEMBERS", members.to_string())
+                .stdout(Stdio::piped());
             // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
             unsafe {
                 cmd.pre_exec(|| {
@@ -145,14 +155,22 @@ impl Cluster {
 
     /// Kills Garage node `n` (1-3) as a crash would.
     pub fn stop_node(&self, n: u32) {
-        let st = Command::new("bash")
-            .arg(script())
-            .args(["stop-node"])
-            .arg(&self.dir)
-            .arg(n.to_string())
-            .status()
-            .unwrap();
-        assert!(st.success());
+        self.kill(&n.to_string());
+    }
+
+    /// Kills a node (`1`-`3` for Garage's, `etcd`, `etcd2`, `etcd3` for etcd's) with SIGKILL.
+    pub fn kill(&self, node: &str) {
+        self.script(&["stop-node", self.dir.to_str().unwrap(), node]);
+    }
+
+    /// Starts a node killed before, on its data.
+    pub fn restart(&self, node: &str) {
+        self.script(&["start-node", self.dir.to_str().unwrap(), node]);
+    }
+
+    fn script(&self, args: &[&str]) {
+        let st = Command::new("bash").arg(script()).args(args).status().unwrap();
+        assert!(st.success(), "cluster {args:?} failed");
     }
 
     /// Flags and environment that point a server at this cluster under `prefix`.

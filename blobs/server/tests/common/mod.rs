@@ -163,8 +163,13 @@ pub fn start_in_env(dir: &Path, extra: &[&str], env: &[(String, String)]) -> Run
 
 /// Starts `command`, which runs the server itself or runs it under a wrapper such as
 /// strace, with the usual arguments added after its own.
-pub fn start_command(mut command: Command, dir: &Path, extra: &[&str]) -> Running {
-    std::fs::write(dir.join("tokens"), TOKENS).unwrap();
+pub fn start_command(command: Command, dir: &Path, extra: &[&str]) -> Running {
+    start_command_with_tokens(command, dir, extra, TOKENS)
+}
+
+/// `start_command` with these users (`user:token` lines) instead of alice and bob.
+pub fn start_command_with_tokens(mut command: Command, dir: &Path, extra: &[&str], tokens: &str) -> Running {
+    std::fs::write(dir.join("tokens"), tokens).unwrap();
     std::fs::write(dir.join("services.tokens"), SERVICE_TOKENS).unwrap();
     let mut child = command
         .args(["--listen", "127.0.0.1:0", "--services-listen", "127.0.0.1:0"])
