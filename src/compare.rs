@@ -103,6 +103,34 @@ pub struct Compared {
     pub results: [Results; 2],
     pub rows: Vec<ComparisonRow>,
     pub comparison_id: i64,
+    /// Why its verdicts deserve less trust: the machine was overloaded.
+    pub overload: Option<String>,
+}
+
+/// Runnable tasks per core (the 5-minute load average) above which A/A comparisons on this
+/// project's machine called false regressions: 2 of 38 at about 5 per core, none of 43 below
+/// 4 (`docs/statistics.md`). The rounds of A and B alternate, but bursts of other work
+/// shorter than a pair of rounds hit one side only.
+const OVERLOADED_PER_CORE: f64 = 4.0;
+
+/// A warning for a comparison that ended with the machine overloaded: `load_5m` the 5-minute
+/// load average, `cores` the cores there are.
+fn overload_warning(load_5m: f64, cores: usize) -> Option<String> {
+    (load_5m > OVERLOADED_PER_CORE * cores as f64).then(|| {
+        format!(
+            "the machine was overloaded (load average {load_5m:.1} over the last 5 minutes on {cores} cores): at more than {OVERLOADED_PER_CORE} per core, comparisons of identical builds called false regressions (docs/statistics.md); compare again on a quieter machine before trusting a change"
+        )
+    })
+}
+
+/// The 5-minute load average, where the system tells it.
+fn load_5m() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 /// Builds both revisions, runs them interleaved, stores and returns the comparison.
@@ -146,6 +174,10 @@ pub fn compare(
         results,
         rows,
         comparison_id: stored.id,
+        overload: load_5m().and_then(|load| {
+            let cores = std::thread::available_parallelism().map_or(1, usize::from);
+            overload_warning(load, cores)
+        }),
     })
 }
 
@@ -197,8 +229,14 @@ fn run(args: CompareArgs) -> anyhow::Result<bool> {
     let config = args.harness.config_for_builds()?;
     let c = compare(&cache, &set, [(a, args.rev_a.clone()), (b, b_name)], &config, &mut db)?;
     print!("{}", table(&c, args.all));
+    if let Some(w) = &c.overload {
+        eprintln!("warning: {w}");
+    }
     if let Some(path) = &args.markdown {
-        let text = markdown([&c.label_a, &c.label_b], [&c.provenance[0], &c.provenance[1]], &c.rows);
+        let mut text = markdown([&c.label_a, &c.label_b], [&c.provenance[0], &c.provenance[1]], &c.rows);
+        if let Some(w) = &c.overload {
+            let _ = writeln!(text, "\n> **Warning:** {w}");
+        }
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     if let Some(path) = &args.json {
@@ -375,6 +413,7 @@ fn json(c: &Compared) -> serde_json::Value {
         "b": {"label": c.label_b, "commit": c.results[1].commit.sha, "run": c.results[1].run.id, "build": c.provenance[1]},
         "comparison_id": c.comparison_id,
         "regression": c.rows.iter().any(|r| r.is(Verdict::Regression)),
+        "overload": c.overload,
         "rows": c.rows.iter().map(|r| serde_json::json!({
             "scenario": r.scenario_id,
             "metric": r.metric,
@@ -396,6 +435,16 @@ fn json(c: &Compared) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_overloaded_machine_is_named_and_a_busy_one_is_not() {
+        // Two cores: 8 runnable tasks is the edge.
+        assert_eq!(overload_warning(8.0, 2), None);
+        assert_eq!(overload_warning(3.9, 1), None);
+        let w = overload_warning(10.2, 2).unwrap();
+        assert!(w.contains("load average 10.2") && w.contains("on 2 cores"), "{w}");
+        assert!(overload_warning(17.0, 4).is_some());
+    }
 
     fn row(scenario: &str, metric: &str, verdict: &str, ratio: f64) -> ComparisonRow {
         ComparisonRow {
