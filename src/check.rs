@@ -29,7 +29,8 @@ pub struct CheckArgs {
     /// List unchanged series too (the table lists only the others by default).
     #[arg(long)]
     all: bool,
-    /// Decide the verdicts again with this soledad-bench's statistics.
+    /// Decide the verdicts again with this soledad-bench's statistics, paired ones from the
+    /// raw samples of both sides.
     #[arg(long)]
     recompute: bool,
 }
@@ -53,7 +54,11 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let mut verdicts = db.verdicts(run.id)?;
     let stale = verdicts.iter().any(|v| v.statistics_version != STATISTICS_VERSION);
     if args.recompute || stale || verdicts.is_empty() {
-        db.analyze_run(run.id, &AnalysisOptions::default())?;
+        let options = AnalysisOptions {
+            redecide_pairs: true,
+            ..AnalysisOptions::default()
+        };
+        db.analyze_run(run.id, &options)?;
         verdicts = db.verdicts(run.id)?;
     }
     let text = match args.format {

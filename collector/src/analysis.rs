@@ -22,6 +22,11 @@ use crate::{CollectorError, Database};
 pub struct AnalysisOptions {
     pub policy: Policy,
     pub change_points: ChangePointOptions,
+    /// Decide the paired comparison of each run asked for again from its raw samples (by the
+    /// paired rule as it is now) before its verdicts are computed, instead of reading back
+    /// the rows stored when it was ingested: `check --recompute`, and any analysis of verdicts
+    /// of an older statistics version.
+    pub redecide_pairs: bool,
 }
 
 /// What an analysis did.
@@ -186,6 +191,11 @@ impl Database {
             let run = load_run(&tx, run_id)?;
             todo.extend(affected_runs(&tx, &graph, run_id, &run)?);
             loaded.insert(run_id, run);
+        }
+        if options.redecide_pairs {
+            for &run_id in run_ids {
+                crate::comparison::redecide_baseline_pair(&tx, run_id, &PairedOptions::default())?;
+            }
         }
         let mut report = AnalysisReport::default();
         let mut cache = PointCache::default();

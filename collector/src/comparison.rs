@@ -129,8 +129,7 @@ pub const FOLLOWS_THROUGHPUT: &str =
 /// direction its ratio points to.
 pub fn paired_rows<P>(a: &Results<P>, b: &Results<P>, options: &PairedOptions) -> Vec<ComparisonRow> {
     let mut rows = Vec::new();
-    // (row, direction, p worse, p better) of every tested row.
-    let mut tests: Vec<(usize, Direction, f64, f64)> = Vec::new();
+    let mut tested: Vec<(usize, &[f64], &[f64])> = Vec::new();
     for sa in &a.scenarios {
         let Some(sb) = b
             .scenarios
@@ -172,23 +171,41 @@ pub fn paired_rows<P>(a: &Results<P>, b: &Results<P>, options: &PairedOptions) -
                 rows.push(row);
                 continue;
             }
-            match compare_paired(&ma.samples, &mb.samples, direction, options) {
-                Ok(c) => {
-                    row.ratio = Some(c.ratio);
-                    row.ci_lower = Some(c.ci_lower);
-                    row.ci_upper = Some(c.ci_upper);
-                    row.ci_level = Some(c.ci_level);
-                    row.verdict = Some(c.verdict);
-                    if let Some(t) = c.test {
-                        tests.push((rows.len(), direction, t.p_worse(direction), t.p_better(direction)));
-                    }
-                }
-                Err(e @ PairedError::NotPositive { .. }) => {
-                    row.note = Some(format!("{e} (a metric that can be zero has no ratio)"));
-                }
-                Err(e) => row.note = Some(e.to_string()),
-            }
+            tested.push((rows.len(), ma.samples.as_slice(), mb.samples.as_slice()));
             rows.push(row);
+        }
+    }
+    decide(&mut rows, &tested, options);
+    rows
+}
+
+/// Tests each of `tested` (a row's index with its A and B samples, round by round) by the
+/// paired rule: its ratio, interval and verdict, its one-sided p-value adjusted by
+/// Benjamini-Hochberg across all of them (B worse one family, B better another; a row keeps
+/// the adjusted p-value of the direction its ratio points to). A row the rule cannot test
+/// (a zero, too few rounds) gets a note instead.
+fn decide(rows: &mut [ComparisonRow], tested: &[(usize, &[f64], &[f64])], options: &PairedOptions) {
+    // (row, direction, p worse, p better) of every tested row.
+    let mut tests: Vec<(usize, Direction, f64, f64)> = Vec::new();
+    for &(i, a, b) in tested {
+        let row = &mut rows[i];
+        let direction = row.direction;
+        match compare_paired(a, b, direction, options) {
+            Ok(c) => {
+                row.ratio = Some(c.ratio);
+                row.ci_lower = Some(c.ci_lower);
+                row.ci_upper = Some(c.ci_upper);
+                row.ci_level = Some(c.ci_level);
+                row.verdict = Some(c.verdict);
+                row.note = None;
+                if let Some(t) = c.test {
+                    tests.push((i, direction, t.p_worse(direction), t.p_better(direction)));
+                }
+            }
+            Err(e @ PairedError::NotPositive { .. }) => {
+                row.note = Some(format!("{e} (a metric that can be zero has no ratio)"));
+            }
+            Err(e) => row.note = Some(e.to_string()),
         }
     }
     let worse = benjamini_hochberg(&tests.iter().map(|t| t.2).collect::<Vec<_>>());
@@ -211,7 +228,6 @@ pub fn paired_rows<P>(a: &Results<P>, b: &Results<P>, options: &PairedOptions) -
             options,
         ));
     }
-    rows
 }
 
 /// A count-round metric's row: one value per build, no test; B changed when the ratio moves
@@ -428,6 +444,98 @@ pub fn sort_by_effect(rows: &mut [ComparisonRow]) {
         let size = |r: &ComparisonRow| r.change().map_or(0.0, f64::abs);
         rank(x.verdict).cmp(&rank(y.verdict)).then(size(y).total_cmp(&size(x)))
     });
+}
+
+/// Decides the tested rows of run B's paired comparison with its baseline build again, from
+/// the raw samples of both runs, by the paired rule as it is now, and stores the result: an
+/// analysis of the run (`check --recompute`, or one after a change of the statistics)
+/// re-decides its paired verdicts instead of reading back what an older rule decided. The
+/// rows the rule did not test (counts, totals of fixed-duration rounds, zeros) stay as
+/// stored, and so does the family of the Benjamini-Hochberg adjustment: the rows tested.
+pub(crate) fn redecide_baseline_pair(
+    tx: &Transaction,
+    run_b: i64,
+    options: &PairedOptions,
+) -> Result<(), CollectorError> {
+    let Some((comparison_id, run_a)) = tx
+        .query_row(
+            "SELECT id, run_a FROM comparisons WHERE run_b = ?1 AND kind = 'baseline'",
+            [run_b],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+        )
+        .optional()?
+    else {
+        return Ok(());
+    };
+    let mut stmt = tx.prepare_cached(
+        "SELECT cr.scenario_ref, cr.metric, m.direction FROM comparison_results cr
+         JOIN metrics m ON m.name = cr.metric
+         WHERE cr.comparison_id = ?1 AND cr.ratio IS NOT NULL ORDER BY cr.scenario_ref, cr.metric",
+    )?;
+    let keys: Vec<(i64, String, Direction)> = stmt
+        .query_map([comparison_id], |r| Ok((r.get(0)?, r.get(1)?, direction_at(r, 2)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut samples = tx.prepare_cached(
+        "SELECT value FROM samples WHERE run_id = ?1 AND scenario_ref = ?2 AND metric = ?3 ORDER BY round",
+    )?;
+    let mut read = |run: i64, scenario_ref: i64, metric: &str| -> Result<Vec<f64>, CollectorError> {
+        Ok(samples
+            .query_map(params![run, scenario_ref, metric], |r| r.get(0))?
+            .collect::<Result<_, _>>()?)
+    };
+    let mut rows = Vec::with_capacity(keys.len());
+    let mut sides = Vec::with_capacity(keys.len());
+    for (scenario_ref, metric, direction) in &keys {
+        let (a, b) = (read(run_a, *scenario_ref, metric)?, read(run_b, *scenario_ref, metric)?);
+        rows.push(ComparisonRow {
+            scenario_id: String::new(),
+            definition_hash: String::new(),
+            metric: metric.clone(),
+            unit: String::new(),
+            direction: *direction,
+            rounds: a.len().min(b.len()),
+            median_a: median(&a),
+            median_b: median(&b),
+            ratio: None,
+            ci_lower: None,
+            ci_upper: None,
+            ci_level: None,
+            p_value: None,
+            verdict: None,
+            note: None,
+        });
+        sides.push((a, b));
+    }
+    let tested: Vec<(usize, &[f64], &[f64])> = sides
+        .iter()
+        .enumerate()
+        .map(|(i, (a, b))| (i, a.as_slice(), b.as_slice()))
+        .collect();
+    decide(&mut rows, &tested, options);
+    let mut update = tx.prepare_cached(
+        "UPDATE comparison_results SET ratio = ?4, ci_lower = ?5, ci_upper = ?6, ci_level = ?7, p_value = ?8,
+                verdict = ?9, note = ?10
+         WHERE comparison_id = ?1 AND scenario_ref = ?2 AND metric = ?3",
+    )?;
+    for ((scenario_ref, metric, _), r) in keys.iter().zip(&rows) {
+        update.execute(params![
+            comparison_id,
+            scenario_ref,
+            metric,
+            r.ratio,
+            r.ci_lower,
+            r.ci_upper,
+            r.ci_level,
+            r.p_value,
+            r.verdict_name(),
+            r.note
+        ])?;
+    }
+    tx.execute(
+        "UPDATE comparisons SET statistics_version = ?2 WHERE id = ?1",
+        params![comparison_id, STATISTICS_VERSION],
+    )?;
+    Ok(())
 }
 
 fn insert_rows(tx: &Transaction, comparison_id: i64, rows: &[ComparisonRow]) -> Result<(), CollectorError> {

@@ -333,6 +333,46 @@ fn a_paired_run_decides_its_commits_verdicts_and_survives_a_merge() {
     check(&db);
     assert_eq!(stored.rows.iter().filter(|r| r.is(Verdict::Regression)).count(), 2);
 
+    // Rows an older paired rule decided (here: written over to say "unchanged") are read back
+    // by an ordinary analysis, and decided again from the raw samples when asked
+    // (`check --recompute`).
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let stale = conn
+        .execute(
+            "UPDATE comparison_results SET verdict = 'unchanged', ratio = 1.0, ci_lower = 0.99, ci_upper = 1.01,
+                    p_value = 0.9 WHERE metric = 'wall_s'",
+            [],
+        )
+        .unwrap();
+    assert_eq!(stale, 1);
+    let wall = |db: &Database| {
+        db.verdicts(run_b)
+            .unwrap()
+            .into_iter()
+            .find(|v| v.metric == "wall_s")
+            .unwrap()
+            .verdict
+    };
+    db.analyze_run(run_b, &Default::default()).unwrap();
+    assert_eq!(wall(&db), Verdict::Unchanged, "the stored row was read back");
+    let redecide = collector::AnalysisOptions {
+        redecide_pairs: true,
+        ..Default::default()
+    };
+    db.analyze_run(run_b, &redecide).unwrap();
+    check(&db);
+    let (ratio, verdict): (f64, String) = conn
+        .query_row(
+            "SELECT ratio, verdict FROM comparison_results WHERE metric = 'wall_s'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(
+        (ratio - 1.10).abs() < 1e-9 && verdict == "regression",
+        "{ratio} {verdict}"
+    );
+
     // A merged copy of the history keeps the pairing, and its analysis decides alike.
     let mut other = Database::open(&dir.path().join("other.sqlite")).unwrap();
     let report = other.merge_from(&path).unwrap();
