@@ -179,6 +179,32 @@ pub fn paired_rows<P>(a: &Results<P>, b: &Results<P>, options: &PairedOptions) -
     rows
 }
 
+/// Smallest shift of a latency (a metric in milliseconds) a paired verdict calls a change:
+/// under half a millisecond, a probe's tail on a shared machine moves with the scheduler's
+/// wake-ups, not with the code. An A/A comparison of the smoke set called a 0.3 ms rise of
+/// the server ping's p99 (0.33 to 0.64 ms, in 14 of 16 pairs) a regression
+/// (`docs/statistics.md`). Like the counts' absolute floor, it is a practical bound, not a
+/// statistical one.
+pub const LATENCY_ABSOLUTE_FLOOR_MS: f64 = 0.5;
+
+/// Holds a latency's verdict to [`LATENCY_ABSOLUTE_FLOOR_MS`]: unchanged when the whole
+/// interval of its shift lies within the floor, noisy when a change was called for a shift
+/// (of the medians) under it.
+fn latency_floor(row: &mut ComparisonRow) {
+    let (Some(verdict), Some(lo), Some(hi)) = (row.verdict, row.ci_lower, row.ci_upper) else {
+        return;
+    };
+    if row.unit != "ms" {
+        return;
+    }
+    let shift = |ratio: f64| ((ratio - 1.0) * row.median_a).abs();
+    if shift(lo) <= LATENCY_ABSOLUTE_FLOOR_MS && shift(hi) <= LATENCY_ABSOLUTE_FLOOR_MS {
+        row.verdict = Some(Verdict::Unchanged);
+    } else if verdict.is_change() && (row.median_b - row.median_a).abs() < LATENCY_ABSOLUTE_FLOOR_MS {
+        row.verdict = Some(Verdict::Noisy);
+    }
+}
+
 /// Tests each of `tested` (a row's index with its A and B samples, round by round) by the
 /// paired rule: its ratio, interval and verdict, its one-sided p-value adjusted by
 /// Benjamini-Hochberg across all of them (B worse one family, B better another; a row keeps
@@ -227,6 +253,9 @@ fn decide(rows: &mut [ComparisonRow], tested: &[(usize, &[f64], &[f64])], option
             *direction,
             options,
         ));
+    }
+    for &(i, _, _) in tested {
+        latency_floor(&mut rows[i]);
     }
 }
 
@@ -468,12 +497,14 @@ pub(crate) fn redecide_baseline_pair(
         return Ok(());
     };
     let mut stmt = tx.prepare_cached(
-        "SELECT cr.scenario_ref, cr.metric, m.direction FROM comparison_results cr
+        "SELECT cr.scenario_ref, cr.metric, m.direction, m.unit FROM comparison_results cr
          JOIN metrics m ON m.name = cr.metric
          WHERE cr.comparison_id = ?1 AND cr.ratio IS NOT NULL ORDER BY cr.scenario_ref, cr.metric",
     )?;
-    let keys: Vec<(i64, String, Direction)> = stmt
-        .query_map([comparison_id], |r| Ok((r.get(0)?, r.get(1)?, direction_at(r, 2)?)))?
+    let keys: Vec<(i64, String, Direction, String)> = stmt
+        .query_map([comparison_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, direction_at(r, 2)?, r.get(3)?))
+        })?
         .collect::<Result<_, _>>()?;
     let mut samples = tx.prepare_cached(
         "SELECT value FROM samples WHERE run_id = ?1 AND scenario_ref = ?2 AND metric = ?3 ORDER BY round",
@@ -485,13 +516,13 @@ pub(crate) fn redecide_baseline_pair(
     };
     let mut rows = Vec::with_capacity(keys.len());
     let mut sides = Vec::with_capacity(keys.len());
-    for (scenario_ref, metric, direction) in &keys {
+    for (scenario_ref, metric, direction, unit) in &keys {
         let (a, b) = (read(run_a, *scenario_ref, metric)?, read(run_b, *scenario_ref, metric)?);
         rows.push(ComparisonRow {
             scenario_id: String::new(),
             definition_hash: String::new(),
             metric: metric.clone(),
-            unit: String::new(),
+            unit: unit.clone(),
             direction: *direction,
             rounds: a.len().min(b.len()),
             median_a: median(&a),
@@ -517,7 +548,7 @@ pub(crate) fn redecide_baseline_pair(
                 verdict = ?9, note = ?10
          WHERE comparison_id = ?1 AND scenario_ref = ?2 AND metric = ?3",
     )?;
-    for ((scenario_ref, metric, _), r) in keys.iter().zip(&rows) {
+    for ((scenario_ref, metric, _, _), r) in keys.iter().zip(&rows) {
         update.execute(params![
             comparison_id,
             scenario_ref,

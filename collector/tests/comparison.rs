@@ -467,3 +467,39 @@ fn paired_calibrations_measure_false_positives_and_detections_apart() {
     assert_eq!(report.calibrations_added, 2);
     check(&other);
 }
+
+#[test]
+fn a_latency_shift_under_half_a_millisecond_is_not_a_change() {
+    // The server ping's p99 of an A/A comparison: 0.3 ms on A, 0.6 ms on B in every pair.
+    let ping = |level: f64| -> Vec<f64> { (0..16).map(|i| level * (1.0 + 0.03 * (i % 4) as f64)).collect() };
+    let tail = |level: f64| -> Vec<f64> { (0..16).map(|i| level * (1.0 + 0.01 * (i % 3) as f64)).collect() };
+    let results = |run: &str, sha: &str, ping_ms: f64, p99_ms: f64| {
+        common::harness_results(
+            run,
+            common::commit(sha, &[], 1, Some("main")),
+            &[
+                ("server_ping_p99_ms", "ms", Direction::Lower, ping(ping_ms)),
+                ("latency_p99_ms", "ms", Direction::Lower, tail(p99_ms)),
+                ("wall_s", "s", Direction::Lower, tail(0.0003)),
+            ],
+        )
+    };
+    let a = results("a", "aaa", 0.3, 10.0);
+    let b = results("b", "bbb", 0.6, 12.0);
+    let rows = collector::comparison::paired_rows(&a, &b, &PairedOptions::default());
+    let verdict = |m: &str| rows.iter().find(|r| r.metric == m).unwrap().verdict;
+    // Doubled, but by 0.3 ms: the whole interval of the shift is under the floor.
+    assert_eq!(verdict("server_ping_p99_ms"), Some(Verdict::Unchanged));
+    // 2 ms more of a 10 ms tail is a change.
+    assert_eq!(verdict("latency_p99_ms"), Some(Verdict::Regression));
+    // Seconds are not held to it, however small.
+    let b = results("b2", "ccc", 0.3, 10.0);
+    let mut b = b;
+    for s in &mut b.scenarios {
+        let wall = s.metrics.get_mut("wall_s").unwrap();
+        wall.samples.iter_mut().for_each(|x| *x *= 1.5);
+    }
+    let rows = collector::comparison::paired_rows(&a, &b, &PairedOptions::default());
+    let wall = rows.iter().find(|r| r.metric == "wall_s").unwrap();
+    assert_eq!(wall.verdict, Some(Verdict::Regression));
+}
