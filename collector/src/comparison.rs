@@ -486,16 +486,56 @@ pub(crate) fn redecide_baseline_pair(
     run_b: i64,
     options: &PairedOptions,
 ) -> Result<(), CollectorError> {
-    let Some((comparison_id, run_a)) = tx
+    let id: Option<i64> = tx
         .query_row(
-            "SELECT id, run_a FROM comparisons WHERE run_b = ?1 AND kind = 'baseline'",
+            "SELECT id FROM comparisons WHERE run_b = ?1 AND kind = 'baseline'",
             [run_b],
-            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+            |r| r.get(0),
         )
-        .optional()?
-    else {
-        return Ok(());
-    };
+        .optional()?;
+    match id {
+        Some(id) => redecide(tx, id, options),
+        None => Ok(()),
+    }
+}
+
+impl Database {
+    /// Decides a stored comparison (a branch comparison or a run's pairing) again from its
+    /// two runs' raw samples by the paired rule as it is now, as `check --recompute` does
+    /// for a run's pairing; returns its decided rows (scenario, metric, verdict), regressions
+    /// first.
+    pub fn redecide_comparison(
+        &mut self,
+        comparison_id: i64,
+    ) -> Result<Vec<(String, String, Verdict)>, CollectorError> {
+        let tx = self.conn.transaction()?;
+        redecide(&tx, comparison_id, &PairedOptions::default())?;
+        let mut rows: Vec<(String, String, Verdict)> = {
+            let mut stmt = tx.prepare(
+                "SELECT s.scenario_id, cr.metric, cr.verdict FROM comparison_results cr
+                 JOIN scenarios s ON s.id = cr.scenario_ref WHERE cr.comparison_id = ?1",
+            )?;
+            let all: Vec<(String, String, String)> = stmt
+                .query_map([comparison_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<_, _>>()?;
+            all.into_iter()
+                .filter_map(|(s, m, v)| Verdict::parse(&v).map(|v| (s, m, v)))
+                .collect()
+        };
+        tx.commit()?;
+        rows.sort_by(|a, b| a.2.cmp(&b.2).then(a.0.cmp(&b.0)).then(a.1.cmp(&b.1)));
+        Ok(rows)
+    }
+}
+
+/// Decides the tested rows of comparison `comparison_id` again (see
+/// [`redecide_baseline_pair`]).
+fn redecide(tx: &Transaction, comparison_id: i64, options: &PairedOptions) -> Result<(), CollectorError> {
+    let (run_a, run_b): (i64, i64) = tx.query_row(
+        "SELECT run_a, run_b FROM comparisons WHERE id = ?1",
+        [comparison_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
     let mut stmt = tx.prepare_cached(
         "SELECT cr.scenario_ref, cr.metric, m.direction, m.unit FROM comparison_results cr
          JOIN metrics m ON m.name = cr.metric

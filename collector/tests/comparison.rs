@@ -372,6 +372,10 @@ fn a_paired_run_decides_its_commits_verdicts_and_survives_a_merge() {
         (ratio - 1.10).abs() < 1e-9 && verdict == "regression",
         "{ratio} {verdict}"
     );
+    // The same for a stored comparison asked by its id: its regressions come first.
+    let rows = db.redecide_comparison(stored.id).unwrap();
+    assert_eq!(rows[0].2, Verdict::Regression, "{rows:?}");
+    assert_eq!(rows.iter().filter(|r| r.2 == Verdict::Regression).count(), 2);
 
     // A merged copy of the history keeps the pairing, and its analysis decides alike.
     let mut other = Database::open(&dir.path().join("other.sqlite")).unwrap();
