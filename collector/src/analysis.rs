@@ -24,8 +24,8 @@ pub struct AnalysisOptions {
     pub change_points: ChangePointOptions,
     /// Decide the paired comparison of each run asked for again from its raw samples (by the
     /// paired rule as it is now) before its verdicts are computed, instead of reading back
-    /// the rows stored when it was ingested: `check --recompute`, and any analysis of verdicts
-    /// of an older statistics version.
+    /// the rows stored when it was ingested: what `check` asks for with `--recompute`, and
+    /// when the run's verdicts or its pairing were decided by older statistics.
     pub redecide_pairs: bool,
 }
 

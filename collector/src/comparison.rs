@@ -500,6 +500,19 @@ pub(crate) fn redecide_baseline_pair(
 }
 
 impl Database {
+    /// The paired statistics version that decided run B's pairing with a baseline build, if
+    /// the run has one: `check` decides the pairing again when it is not the current one.
+    pub fn pairing_statistics_version(&self, run_b: i64) -> Result<Option<i64>, CollectorError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT statistics_version FROM comparisons WHERE run_b = ?1 AND kind = 'baseline'",
+                [run_b],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     /// Decides a stored comparison (a branch comparison or a run's pairing) again from its
     /// two runs' raw samples by the paired rule as it is now, as `check --recompute` does
     /// for a run's pairing; returns its decided rows (scenario, metric, verdict), regressions
@@ -545,7 +558,11 @@ fn redecide(tx: &Transaction, comparison_id: i64, options: &PairedOptions) -> Re
         .query_map([comparison_id], |r| {
             Ok((r.get(0)?, r.get(1)?, direction_at(r, 2)?, r.get(3)?))
         })?
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<Vec<(i64, String, Direction, String)>, _>>()?
+        .into_iter()
+        // A count row has a ratio too, of one value per side: it is not the paired rule's.
+        .filter(|(_, metric, _, _)| !contract::metrics::is_counted(metric))
+        .collect();
     let mut samples = tx.prepare_cached(
         "SELECT value FROM samples WHERE run_id = ?1 AND scenario_ref = ?2 AND metric = ?3 ORDER BY round",
     )?;

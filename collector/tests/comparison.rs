@@ -278,6 +278,21 @@ fn counts_are_compared_by_their_one_value_per_build() {
         ("regression", None, None)
     );
     assert!(row.note.unwrap().contains("counted once per build"));
+    // Deciding the comparison again leaves the count row as it was decided.
+    let rows = db.redecide_comparison(stored.id).unwrap();
+    assert!(
+        rows.iter()
+            .any(|r| r.1 == "server_instructions" && r.2 == Verdict::Regression),
+        "{rows:?}"
+    );
+    let again = db
+        .comparison_rows(stored.id)
+        .unwrap()
+        .into_iter()
+        .find(|r| r.metric == "server_instructions")
+        .unwrap();
+    assert!((again.ratio.unwrap() - 1.3).abs() < 1e-9);
+    assert!(again.note.unwrap().contains("counted once per build"));
 }
 
 #[test]

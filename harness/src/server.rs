@@ -56,10 +56,16 @@ impl ServerProcess {
             None => Command::new(binary),
         };
         // The load's clients stand for as many users but share one account: they get the
-        // whole write bound (the server's default of 50), as that many users would. Set in the
-        // environment, which a server from before the per-user bound ignores (paired rounds
-        // run the previous commit's server).
-        cmd.env("BLOBS_SERVER_MAX_WRITES_PER_USER", "50");
+        // whole write bound (the server's default of 50, or the one set for it), as that many
+        // users would. Set in the environment, which a server from before the per-user bound
+        // ignores (paired rounds run the previous commit's server).
+        let bound = env
+            .iter()
+            .find(|(k, _)| k == "BLOBS_SERVER_MAX_CONCURRENT_WRITES")
+            .map(|(_, v)| v.clone())
+            .or_else(|| std::env::var("BLOBS_SERVER_MAX_CONCURRENT_WRITES").ok())
+            .unwrap_or_else(|| "50".into());
+        cmd.env("BLOBS_SERVER_MAX_WRITES_PER_USER", bound);
         cmd.envs(env.iter().map(|(k, v)| (k, v)));
         cmd.arg("--listen")
             .arg("127.0.0.1:0")

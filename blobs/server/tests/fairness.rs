@@ -138,9 +138,10 @@ fn a_share_larger_than_the_bound_is_refused() {
     );
 }
 
-/// One client's idle keep-alive connections and connections that send their headers slowly
-/// hold every connection slot; another user still gets in, because the server closes idle
-/// connections when the slots run out (long before the idle and header timeouts).
+/// One client holds every connection slot, first with connections that send the start of a
+/// request's head and then nothing, then with idle keep-alive connections; another user still
+/// gets in each time, because the server closes idle connections when the slots run out
+/// (long before the header and idle timeouts, here a minute and two).
 #[tokio::test]
 async fn idle_and_slow_connections_cannot_keep_others_out() {
     use std::io::{Read, Write};
@@ -152,63 +153,64 @@ async fn idle_and_slow_connections_cannot_keep_others_out() {
         "--idle-timeout",
         "120s",
     ]);
-    let bob_get = || {
-        client()
-            .get(s.url("/blobs/bob/"))
-            .header("Authorization", bob())
-            .timeout(Duration::from_secs(20))
-            .send()
-    };
-    assert_eq!(bob_get().await.unwrap().status(), StatusCode::OK);
-
     let connect = || {
         let c = std::net::TcpStream::connect(s.addr).unwrap();
         c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         c
     };
-    // Two keep-alive connections, each after one answered request, left idle.
-    let mut idle = Vec::new();
-    for _ in 0..2 {
-        let mut c = connect();
-        write!(
-            c,
-            "GET /blobs/alice/ HTTP/1.1\r\nHost: a\r\nAuthorization: {}\r\n\r\n",
-            alice()
-        )
-        .unwrap();
-        let mut answer = [0u8; 12];
-        c.read_exact(&mut answer).unwrap();
-        assert_eq!(&answer, b"HTTP/1.1 200");
-        idle.push(c);
-    }
-    // Two that send the start of their headers and then nothing.
-    let mut slow = Vec::new();
-    for _ in 0..2 {
-        let mut c = connect();
-        c.write_all(b"GET / HTTP/1.1\r\nHost: a\r\nX-Slow: ").unwrap();
-        slow.push(c);
-    }
+    // Bob's request on a connection of its own (the others hold all four slots).
+    let bob_gets_in = || async {
+        let asked = Instant::now();
+        let r = client()
+            .get(s.url("/blobs/bob/"))
+            .header("Authorization", bob())
+            .header("Connection", "close")
+            .timeout(Duration::from_secs(20))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("bob was kept out for {:?}: {e}", asked.elapsed()));
+        assert_eq!(r.status(), StatusCode::OK);
+    };
+    // How many of `held` the server closed (a read ends instead of waiting).
+    let closed = |held: &mut Vec<std::net::TcpStream>| {
+        held.iter_mut()
+            .map(|c| {
+                c.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+                let mut rest = Vec::new();
+                c.read_to_end(&mut rest).is_ok()
+            })
+            .filter(|&ended| ended)
+            .count()
+    };
 
-    // Bob gets in (a new connection: the old one's slot is gone, as the others hold all four).
-    let asked = Instant::now();
-    let r = client()
-        .get(s.url("/blobs/bob/"))
-        .header("Authorization", bob())
-        .header("Connection", "close")
-        .timeout(Duration::from_secs(20))
-        .send()
-        .await;
-    let r = r.unwrap_or_else(|e| panic!("bob was kept out for {:?}: {e}", asked.elapsed()));
-    assert_eq!(r.status(), StatusCode::OK);
+    // Four connections that start a request's head and send nothing more.
+    let mut slow: Vec<_> = (0..4)
+        .map(|_| {
+            let mut c = connect();
+            c.write_all(b"GET / HTTP/1.1\r\nHost: a\r\nX-Slow: ").unwrap();
+            c
+        })
+        .collect();
+    bob_gets_in().await;
+    assert!(closed(&mut slow) >= 1, "no slow connection was closed");
+    drop(slow);
 
-    // Some of the idle ones were closed to make room (their next read ends).
-    let mut closed = 0;
-    for c in idle.iter_mut().chain(slow.iter_mut()) {
-        c.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
-        let mut rest = Vec::new();
-        if c.read_to_end(&mut rest).is_ok() {
-            closed += 1;
-        }
-    }
-    assert!(closed >= 1, "no idle connection was closed");
+    // Four keep-alive connections, each after one answered request, left idle.
+    let mut idle: Vec<_> = (0..4)
+        .map(|_| {
+            let mut c = connect();
+            write!(
+                c,
+                "GET /blobs/alice/ HTTP/1.1\r\nHost: a\r\nAuthorization: {}\r\n\r\n",
+                alice()
+            )
+            .unwrap();
+            let mut answer = [0u8; 12];
+            c.read_exact(&mut answer).unwrap();
+            assert_eq!(&answer, b"HTTP/1.1 200");
+            c
+        })
+        .collect();
+    bob_gets_in().await;
+    assert!(closed(&mut idle) >= 1, "no idle connection was closed");
 }

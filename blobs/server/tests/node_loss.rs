@@ -33,7 +33,8 @@ const PHASES: [(&str, Option<&str>, Duration); 5] = [
     ("etcd member 1 back", None, Duration::from_secs(4)),
 ];
 
-/// What the load saw in one phase.
+/// What the load saw in one phase: the answers that came in it (an answer that comes after
+/// a node was killed counts in that node's phase, whenever its request was sent).
 #[derive(Default, Clone)]
 struct Tally {
     requests: u64,

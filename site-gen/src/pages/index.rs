@@ -107,7 +107,7 @@ pub fn write(site: &Site) -> Result<(), SiteError> {
     let (then_now, sources, unmatched) = then_and_now(site, &chosen);
     let at_latest = |kind| model.commits.last().map_or(0, |c| c.count(model, kind));
     let (regressions, improvements) = (at_latest(Verdict::Regression), at_latest(Verdict::Improvement));
-    let noisy = latest_count(model, Verdict::Noisy);
+    let noisy = at_latest(Verdict::Noisy);
 
     let mut ctx = site.base("", "");
     ctx.insert("series_count", &model.series.len());
@@ -165,12 +165,6 @@ fn latest_verdict(model: &Model, index: usize) -> Option<&collector::query::Stor
         .copied()
         .flatten()
         .map(|v| &model.verdicts[v])
-}
-
-fn latest_count(model: &Model, kind: Verdict) -> usize {
-    (0..model.series.len())
-        .filter(|&i| latest_verdict(model, i).is_some_and(|v| v.verdict == kind))
-        .count()
 }
 
 fn number(site: &Site, index: usize) -> Number {

@@ -2,14 +2,18 @@
 //!
 //! A client that opens connections and leaves them idle (keep-alive between requests) or
 //! sends its headers slowly holds a slot each until the idle or header timeout: enough of
-//! them and nobody else gets in. When the slots run out, the accept loop asks the
-//! connections that moved no byte for a while to close; hyper closes one that is between
-//! requests (or still reading a request's head) at once and lets one in a request finish it,
-//! so an answer in progress is never cut.
+//! them and nobody else gets in. When the slots run out, the accept loop closes the
+//! connections that moved no byte for a while: at once when no request's handler runs on
+//! them (between requests, or a head still arriving: dropped, as hyper's graceful shutdown
+//! would wait for a head begun until the header timeout), after the answer when one does (an
+//! upload waiting for a write slot), so that an answer in progress is never cut.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
@@ -35,7 +39,21 @@ impl Activity {
 
 struct Entry {
     activity: Activity,
-    reclaim: CancellationToken,
+    busy: Arc<AtomicUsize>,
+    close: Close,
+}
+
+/// How a connection is asked to close: `now` (dropped) or `after` its answer (graceful).
+#[derive(Clone, Default)]
+pub struct Close {
+    pub now: CancellationToken,
+    pub after: CancellationToken,
+}
+
+impl Close {
+    fn asked(&self) -> bool {
+        self.now.is_cancelled() || self.after.is_cancelled()
+    }
 }
 
 /// The open connections of one listener.
@@ -50,8 +68,9 @@ pub struct Registered {
     id: u64,
     connections: Arc<Connections>,
     pub activity: Activity,
-    /// Cancelled when the connection should close once idle.
-    pub reclaim: CancellationToken,
+    /// Requests of the connection whose handler runs (see [`CountBusy`]).
+    pub busy: Arc<AtomicUsize>,
+    pub close: Close,
 }
 
 impl Connections {
@@ -70,24 +89,28 @@ impl Connections {
             last_ms: Arc::new(AtomicU64::new(0)),
         };
         activity.touch();
-        let reclaim = CancellationToken::new();
+        let busy = Arc::new(AtomicUsize::new(0));
+        let close = Close::default();
         self.open.lock().expect("not poisoned").insert(
             id,
             Entry {
                 activity: activity.clone(),
-                reclaim: reclaim.clone(),
+                busy: busy.clone(),
+                close: close.clone(),
             },
         );
         Registered {
             id,
             connections: self.clone(),
             activity,
-            reclaim,
+            busy,
+            close,
         }
     }
 
     /// Asks up to `most` connections that have been idle for at least `idle` to close, the
-    /// longest idle first; returns how many were asked.
+    /// longest idle first (at once when no handler runs on them, else after their answer);
+    /// returns how many were asked.
     pub fn reclaim(&self, idle: Duration, most: usize) -> usize {
         self.reclaim_at(self.epoch.elapsed().as_millis() as u64, idle, most)
     }
@@ -96,14 +119,18 @@ impl Connections {
         let open = self.open.lock().expect("not poisoned");
         let mut idle_ones: Vec<(Duration, &Entry)> = open
             .values()
-            .filter(|e| !e.reclaim.is_cancelled())
+            .filter(|e| !e.close.asked())
             .map(|e| (e.activity.idle_for(now), e))
             .filter(|(d, _)| *d >= idle)
             .collect();
         idle_ones.sort_by_key(|(d, _)| std::cmp::Reverse(*d));
         idle_ones.truncate(most);
         for (_, e) in &idle_ones {
-            e.reclaim.cancel();
+            if e.busy.load(Ordering::Relaxed) == 0 {
+                e.close.now.cancel();
+            } else {
+                e.close.after.cancel();
+            }
         }
         idle_ones.len()
     }
@@ -123,6 +150,53 @@ impl Drop for Registered {
     }
 }
 
+/// A connection's service that counts its requests whose handler runs, from the call until
+/// the response (its head) is ready.
+#[derive(Clone)]
+pub struct CountBusy<S> {
+    inner: S,
+    busy: Arc<AtomicUsize>,
+}
+
+impl<S> CountBusy<S> {
+    pub fn new(inner: S, busy: Arc<AtomicUsize>) -> Self {
+        Self { inner, busy }
+    }
+}
+
+/// Counts a request out when its handler's future ends or is dropped.
+struct Running(Arc<AtomicUsize>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl<S, R> tower_service::Service<R> for CountBusy<S>
+where
+    S: tower_service::Service<R>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: R) -> Self::Future {
+        self.busy.fetch_add(1, Ordering::Relaxed);
+        let running = Running(self.busy.clone());
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let _running = running;
+            answer.await
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,9 +213,12 @@ mod tests {
         busy.activity.last_ms.store(950, Ordering::Relaxed);
         let idle = Duration::from_millis(500);
         assert_eq!(c.reclaim_at(1000, idle, 1), 1);
-        assert!(older.reclaim.is_cancelled() && !old.reclaim.is_cancelled());
+        assert!(older.close.now.is_cancelled() && !old.close.asked());
+        // A handler runs on `old` (an upload waiting for a slot): closed after its answer.
+        old.busy.store(1, Ordering::Relaxed);
         assert_eq!(c.reclaim_at(1000, idle, 5), 1, "old, not busy");
-        assert!(old.reclaim.is_cancelled() && !busy.reclaim.is_cancelled());
+        assert!(old.close.after.is_cancelled() && !old.close.now.is_cancelled());
+        assert!(!busy.close.asked());
         assert_eq!(c.reclaim_at(1000, idle, 5), 0, "nobody is asked twice");
         drop(older);
         assert_eq!(c.len(), 2);

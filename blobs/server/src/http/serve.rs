@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::http::idle::IdleTimeout;
-use crate::http::reclaim::Connections;
+use crate::http::reclaim::{Close, Connections, CountBusy};
 
 /// Largest request head (request line and headers) accepted; hyper answers 431 past it.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -71,24 +71,29 @@ pub async fn run(listener: TcpListener, app: axum::Router, opts: ConnOptions, st
         let _ = tcp.set_nodelay(true);
         let registered = connections.register();
         let io = IdleTimeout::new(tcp, opts.idle_timeout, registered.activity.clone());
-        let service = TowerToHyperService::new(app.clone());
+        let service = TowerToHyperService::new(CountBusy::new(app.clone(), registered.busy.clone()));
         let http = http.clone();
         let tls = opts.tls.clone();
         let handshake_timeout = opts.header_timeout;
         let stop = stop.clone();
         tasks.spawn(async move {
             let _permit = permit;
-            let close = registered.reclaim.clone();
+            let close = registered.close.clone();
             let result = match tls {
                 None => until_closed(http.serve_connection(TokioIo::new(io), service), &stop, &close).await,
                 Some(acceptor) => {
-                    let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(io)).await {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::debug!(error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => return,
+                    let handshake = tokio::time::timeout(handshake_timeout, acceptor.accept(io));
+                    let stream = tokio::select! {
+                        r = handshake => match r {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => {
+                                tracing::debug!(error = %e, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => return,
+                        },
+                        // A handshake that stalls while the slots run out.
+                        () = close.now.cancelled() => return,
                     };
                     until_closed(http.serve_connection(TokioIo::new(stream), service), &stop, &close).await
                 }
@@ -137,20 +142,20 @@ async fn slot(
     }
 }
 
-/// Drives a connection until it ends; once the server stops or the connection is
-/// reclaimed, shuts it down gracefully: closed at once when between requests, after the
-/// answer when in one.
-async fn until_closed<C: GracefulConnection>(
-    conn: C,
-    stop: &CancellationToken,
-    close: &CancellationToken,
-) -> Result<(), C::Error> {
+/// Drives a connection until it ends; once the server stops or the connection is asked to
+/// close after its answer, shuts it down gracefully (closed at once between requests, after
+/// the answer in one); asked to close now, drops it.
+async fn until_closed<C: GracefulConnection>(conn: C, stop: &CancellationToken, close: &Close) -> Result<(), C::Error> {
     tokio::pin!(conn);
     tokio::select! {
         r = conn.as_mut() => return r,
         () = stop.cancelled() => {}
-        () = close.cancelled() => {}
+        () = close.after.cancelled() => {}
+        () = close.now.cancelled() => return Ok(()),
     }
     conn.as_mut().graceful_shutdown();
-    conn.await
+    tokio::select! {
+        r = conn.as_mut() => r,
+        () = close.now.cancelled() => Ok(()),
+    }
 }
