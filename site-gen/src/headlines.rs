@@ -154,6 +154,28 @@ pub fn scenario_words(scenario_id: &str) -> String {
     }
 }
 
+/// A key that orders scenario ids as a reader counts: the numbers in them by value, so that
+/// `1x10M` comes before `10x1M` and `1000x10k`, and `c4` before `c25`.
+pub fn natural_key(id: &str) -> Vec<(String, u64)> {
+    let mut key = Vec::new();
+    let mut text = String::new();
+    let mut chars = id.chars().peekable();
+    while let Some(c) = chars.next() {
+        if let Some(d) = c.to_digit(10) {
+            let mut n = u64::from(d);
+            while let Some(d) = chars.peek().and_then(|c| c.to_digit(10)) {
+                n = n.saturating_mul(10).saturating_add(u64::from(d));
+                chars.next();
+            }
+            key.push((std::mem::take(&mut text), n));
+        } else {
+            text.push(c);
+        }
+    }
+    key.push((text, 0));
+    key
+}
+
 /// A verdict in a few words: how much better or worse, for the reader. `mde` is the smallest
 /// change the latest point's noise lets the test find; the front page explains "no clear
 /// change" once, and each number says only its MDE.
@@ -197,6 +219,32 @@ mod tests {
         assert_eq!(scenario_words("bare"), "bare");
         // A part that only looks like a concurrency or a payload stays as it is.
         assert_eq!(scenario_words("w/cx/axb"), "cx, axb");
+    }
+
+    #[test]
+    fn payloads_and_concurrency_sort_by_their_numbers() {
+        let mut ids = vec![
+            "blobs.upload/1000x10k/c1",
+            "blobs.upload/100x100k/c4",
+            "blobs.upload/1x10M/c1",
+            "blobs.upload/100x100k/c1",
+            "blobs.upload/10x1M/c1",
+            "server.load/upload/10k/c100",
+            "server.load/upload/10k/c25",
+        ];
+        ids.sort_by_key(|id| natural_key(id));
+        assert_eq!(
+            ids,
+            [
+                "blobs.upload/1x10M/c1",
+                "blobs.upload/10x1M/c1",
+                "blobs.upload/100x100k/c1",
+                "blobs.upload/100x100k/c4",
+                "blobs.upload/1000x10k/c1",
+                "server.load/upload/10k/c25",
+                "server.load/upload/10k/c100",
+            ]
+        );
     }
 
     #[test]

@@ -225,6 +225,9 @@ fn families(site: &Site, chosen: &HashMap<(&str, &str), usize>) -> Vec<FamilyVie
     }
     let known = |w: &str| FAMILIES.iter().position(|f| f.workload == w).unwrap_or(FAMILIES.len());
     scenarios.sort_by(|a, b| known(a.0).cmp(&known(b.0)).then(a.0.cmp(b.0)));
+    for (_, ids) in &mut scenarios {
+        ids.sort_by_key(|id| headlines::natural_key(id));
+    }
     scenarios
         .into_iter()
         .filter_map(|(workload, ids)| {
