@@ -24,6 +24,20 @@ fn paired_run(repo: &Repo, name: &str) -> std::process::Output {
     ])
 }
 
+/// Which rule decided each scenario's `wall_s` verdict in the history run of `sha`.
+fn wall_methods(db: &rusqlite::Connection, sha: &str) -> Vec<(String, String)> {
+    db.prepare(
+        "SELECT s.scenario_id, v.method FROM verdicts v JOIN scenarios s ON s.id = v.scenario_ref
+         JOIN runs r ON r.id = v.run_id WHERE r.commit_sha = ?1 AND r.purpose = 'history' AND v.metric = 'wall_s'
+         ORDER BY 1",
+    )
+    .unwrap()
+    .query_map([sha], |r| Ok((r.get(0)?, r.get(1)?)))
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
+}
+
 fn kept_sha(repo: &Repo) -> String {
     let meta = load_results(&repo.out().join("kept/kept.json"));
     meta["commit"]["sha"].as_str().unwrap().to_owned()
@@ -213,19 +227,8 @@ fn a_commit_is_paired_with_its_parents_kept_build_and_says_so() {
         pairing.ends_with("; 1 scenarios unpaired, their definition changed since"),
         "{pairing}"
     );
-    let methods: Vec<(String, String)> = db
-        .prepare(
-            "SELECT s.scenario_id, v.method FROM verdicts v JOIN scenarios s ON s.id = v.scenario_ref
-             JOIN runs r ON r.id = v.run_id WHERE r.commit_sha = ?1 AND r.purpose = 'history' AND v.metric = 'wall_s'
-             ORDER BY 1",
-        )
-        .unwrap()
-        .query_map([&third], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
     assert_eq!(
-        methods,
+        wall_methods(&db, &third),
         [
             ("blobs.download/3x10k/c2".to_owned(), "paired".to_owned()),
             ("blobs.upload/3x10k/c2".to_owned(), "history".to_owned())
@@ -272,19 +275,8 @@ fn a_commit_is_paired_with_its_parents_kept_build_and_says_so() {
         "{}",
         b["run"]["pairing"]
     );
-    let methods: Vec<(String, String)> = db
-        .prepare(
-            "SELECT s.scenario_id, v.method FROM verdicts v JOIN scenarios s ON s.id = v.scenario_ref
-             JOIN runs r ON r.id = v.run_id WHERE r.commit_sha = ?1 AND r.purpose = 'history' AND v.metric = 'wall_s'
-             ORDER BY 1",
-        )
-        .unwrap()
-        .query_map([&fourth], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
     assert_eq!(
-        methods,
+        wall_methods(&db, &fourth),
         [
             ("blobs.download/3x10k/c2".to_owned(), "history".to_owned()),
             ("blobs.upload/3x10k/c2".to_owned(), "paired".to_owned())

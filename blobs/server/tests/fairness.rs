@@ -104,6 +104,17 @@ async fn a_user_with_slow_uploads_holds_only_their_share() {
         .unwrap();
     assert_eq!(deleted.status(), StatusCode::OK);
 
+    // The two uploads past her share get their 503 after `write_wait` whenever their requests
+    // arrived; only then are the other two finished, so that a freed share cannot go to a
+    // late one (the order does not depend on how fast the machine is).
+    let waited = Instant::now();
+    while holders.iter().filter(|(_, task)| task.is_finished()).count() < 2 {
+        assert!(
+            waited.elapsed() < Duration::from_secs(30),
+            "the uploads past her share never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // Alice's uploads end: two were written, the two past her share waited and got 503.
     let mut statuses = Vec::new();
     for (more, task) in holders {
