@@ -202,7 +202,7 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<()> {
     }
     println!("backfill: {ran} commits benchmarked, {stored} stored already, {broken} do not build");
     if let Some(site) = &args.site {
-        let report = crate::site::generate(&db, site, None)?;
+        let report = crate::site::generate(&mut db, site, None)?;
         println!("site: {}", report.index.display());
     }
     Ok(())

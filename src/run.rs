@@ -320,7 +320,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     let verdicts = db.verdicts(run_id)?;
     // The site publishes the branch just benchmarked, so that this run is on it.
-    let report = crate::site::generate(&db, &args.site, results.commit.branch.clone())?;
+    let report = crate::site::generate(&mut db, &args.site, results.commit.branch.clone())?;
     println!("results:  {}", results_file.display());
     println!("database: {} (run {run_id})", args.db.display());
     println!(

@@ -71,10 +71,10 @@ pub fn run(args: SiteArgs) -> anyhow::Result<()> {
             args.db.display()
         );
     }
-    let db = Database::open(&args.db)?;
+    let mut db = Database::open(&args.db)?;
     let mut options = args.links.options(args.branch);
     options.export_database = !args.no_database;
-    let report = write(&db, &args.out, &options)?;
+    let report = write(&mut db, &args.out, &options)?;
     print_report(&report);
     Ok(())
 }
@@ -99,13 +99,24 @@ fn print_report(report: &SiteReport) {
     );
 }
 
-fn write(db: &Database, out: &Path, options: &SiteOptions) -> anyhow::Result<SiteReport> {
+/// Generates the site, after deciding again what older statistics decided (after an
+/// upgrade of the rules), so that every page shows the rules of this binary.
+fn write(db: &mut Database, out: &Path, options: &SiteOptions) -> anyhow::Result<SiteReport> {
+    let redecided = db
+        .redecide_stale()
+        .context("cannot decide again what older statistics decided")?;
+    if redecided != collector::Redecided::default() {
+        println!(
+            "decided again by the statistics now: {} runs, {} branch comparisons",
+            redecided.runs, redecided.comparisons
+        );
+    }
     site_gen::generate(db, out, options).with_context(|| format!("cannot generate the site in {}", out.display()))
 }
 
 /// The site as `run` regenerates it: `branch` to publish (`None` for the default branch),
 /// links from the CI's variables.
-pub fn generate(db: &Database, out: &Path, branch: Option<String>) -> anyhow::Result<SiteReport> {
+pub fn generate(db: &mut Database, out: &Path, branch: Option<String>) -> anyhow::Result<SiteReport> {
     write(db, out, &LinkArgs::from_env().options(branch))
 }
 

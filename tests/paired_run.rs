@@ -282,6 +282,30 @@ fn a_commit_is_paired_with_its_parents_kept_build_and_says_so() {
             ("blobs.upload/3x10k/c2".to_owned(), "paired".to_owned())
         ]
     );
+
+    // After an upgrade of the paired rule, the site decides the pairings an older rule
+    // decided again before it shows them.
+    let before_upgrade = wall_methods(&db, &second);
+    let stale = db.execute("UPDATE comparisons SET statistics_version = 1", []).unwrap();
+    assert_eq!(stale, 3, "the pairings of the second, third and fourth runs");
+    let out = common::bench(&[
+        "site".as_ref(),
+        "--db".as_ref(),
+        db_path.as_os_str(),
+        "--out".as_ref(),
+        repo.out().join("site").as_os_str(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("decided again by the statistics now: 3 runs, 0 branch comparisons"),
+        "{stdout}"
+    );
+    let oldest: i64 = db
+        .query_row("SELECT MIN(statistics_version) FROM comparisons", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(oldest, collector::statistics::paired::STATISTICS_VERSION);
+    assert_eq!(wall_methods(&db, &second), before_upgrade);
 }
 
 #[test]

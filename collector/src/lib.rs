@@ -20,6 +20,7 @@ pub mod query;
 pub mod record;
 mod schema;
 mod snapshot;
+mod stale;
 pub mod statistics;
 
 pub use analysis::{AnalysisOptions, AnalysisReport, Method};
@@ -32,3 +33,4 @@ pub use db::{CollectorError, Database};
 pub use fingerprint::fingerprint;
 pub use ingest::IngestOutcome;
 pub use merge::MergeReport;
+pub use stale::Redecided;

@@ -295,6 +295,97 @@ fn counts_are_compared_by_their_one_value_per_build() {
     assert!(again.note.unwrap().contains("counted once per build"));
 }
 
+/// After an upgrade of the rules, everything an older rule decided is decided again once,
+/// from the raw samples: a branch comparison, a run's pairing, a run's verdicts. Nothing
+/// current is touched, and a second call finds nothing to do.
+#[test]
+fn what_older_statistics_decided_is_decided_again_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("b.sqlite");
+    let mut db = Database::open(&path).unwrap();
+    let flat = |level: f64| -> Vec<f64> { (0..12).map(|i| level * (1.0 + 0.002 * (i % 3) as f64)).collect() };
+    let slower = |v: Vec<f64>| -> Vec<f64> { v.iter().map(|x| x * 1.10).collect() };
+    let branch = db
+        .record_comparison(
+            &side("ba", "b1", flat(1.0), vec![1.0; 12]),
+            &side("bb", "b2", slower(flat(1.0)), vec![1.0; 12]),
+            ["main", "feature"],
+            &PairedOptions::default(),
+        )
+        .unwrap();
+    let mut parent = side("parent", "aaa", flat(1.0), vec![1.0; 12]);
+    parent.commit = common::commit("aaa", &[], 0, Some("main"));
+    let parent_id = db.ingest(&parent).unwrap().run_id();
+    db.analyze_run(parent_id, &Default::default()).unwrap();
+    let mut ra = side("kept", "aaa", flat(1.0), vec![1.0; 12]);
+    ra.commit = common::commit("aaa", &[], 0, Some("main"));
+    let mut rb = side("this", "bbb", slower(flat(1.0)), vec![1.0; 12]);
+    rb.commit = common::commit("bbb", &["aaa"], 1, Some("main"));
+    let (run_b, pairing) = db
+        .record_paired_run(&ra, &rb, ["aaa", "bbb"], &PairedOptions::default())
+        .unwrap();
+    db.analyze_run(run_b, &Default::default()).unwrap();
+    assert_eq!(
+        db.redecide_stale().unwrap(),
+        collector::Redecided::default(),
+        "all current"
+    );
+
+    // An older rule's rows: the branch comparison and the pairing said "unchanged", and so
+    // did the run's verdicts.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "UPDATE comparison_results SET verdict = 'unchanged' WHERE metric = 'wall_s';
+         UPDATE comparisons SET statistics_version = 2;
+         UPDATE verdicts SET verdict = 'unchanged', statistics_version = 0 WHERE metric = 'wall_s';",
+    )
+    .unwrap();
+    let verdict_of = |db: &Database, comparison: i64| {
+        db.comparison_rows(comparison)
+            .unwrap()
+            .into_iter()
+            .find(|r| r.metric == "wall_s")
+            .unwrap()
+            .verdict_name()
+            .to_owned()
+    };
+    assert_eq!(verdict_of(&db, branch.id), "unchanged");
+    let redecided = db.redecide_stale().unwrap();
+    // The parent's verdicts were stale too (it has no baseline: "incomparable", recomputed).
+    assert_eq!(
+        redecided,
+        collector::Redecided {
+            comparisons: 1,
+            runs: 2
+        }
+    );
+    assert_eq!(verdict_of(&db, branch.id), "regression");
+    assert_eq!(verdict_of(&db, pairing.id), "regression");
+    let wall = db
+        .verdicts(run_b)
+        .unwrap()
+        .into_iter()
+        .find(|v| v.metric == "wall_s")
+        .unwrap();
+    assert_eq!((wall.verdict, wall.method), (Verdict::Regression, Method::Paired));
+    let versions: (i64, i64) = conn
+        .query_row(
+            "SELECT (SELECT MIN(statistics_version) FROM comparisons),
+                    (SELECT MIN(statistics_version) FROM verdicts)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        versions,
+        (
+            collector::statistics::paired::STATISTICS_VERSION,
+            collector::statistics::STATISTICS_VERSION
+        )
+    );
+    assert_eq!(db.redecide_stale().unwrap(), collector::Redecided::default());
+}
+
 #[test]
 fn a_paired_run_decides_its_commits_verdicts_and_survives_a_merge() {
     let dir = tempfile::tempdir().unwrap();
