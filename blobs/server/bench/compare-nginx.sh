@@ -84,8 +84,6 @@ rss() { awk '/VmRSS|VmHWM|RssAnon/ {printf "%s %d MiB  ", $1, $2/1024}' "/proc/$
 
 mkdir -p "$WORK/out"
 NGINX_PIDS="$(cat "$WORK/nginx.pid") $(ps -o pid= --ppid "$(cat "$WORK/nginx.pid")" | tr '\n' ' ')"
-# CPU seconds (user + system) used so far by a list of processes.
-cpu() { for p in "$@"; do cut -d' ' -f14,15 "/proc/$p/stat"; done | awk -v t="$(getconf CLK_TCK)" '{s += $1 + $2} END {printf "%.2f", s / t}'; }
 run() { # name, wrk args...
   local name=$1; shift
   # ONLY=regex restricts a run to some measurements (the summary then skips the others).
@@ -93,13 +91,14 @@ run() { # name, wrk args...
   local out="$WORK/out/$name.$ROUND" pids
   case $name in nginx-*) pids=$NGINX_PIDS ;; *-group) pids=$GROUP_PID ;; blobsB-*) pids=$B_PID ;; *) pids=$BLOBS_PID ;; esac
   # shellcheck disable=SC2086
-  local before; before=$(cpu $pids)
+  local before; before=$(cpu_seconds $pids)
   wrk "$@" > "$out"
   # shellcheck disable=SC2086
-  echo "server_cpu_s $(python3 -c "print($(cpu $pids) - $before)")" >> "$out"
-  printf '%-28s round %s: %s req/s, %s/s, p99 %s, server CPU %s s\n' "$name" "$ROUND" \
+  echo "server_cpu_s $(python3 -c "print($(cpu_seconds $pids) - $before)")" >> "$out"
+  printf '%-28s round %s: %s req/s, %s/s, p99 %s, server CPU %s s, load %s\n' "$name" "$ROUND" \
     "$(awk '/Requests\/sec/ {print $2}' "$out")" "$(awk '/Transfer\/sec/ {print $2}' "$out")" \
-    "$(awk '$1 == "99%" {print $2}' "$out")" "$(awk '/server_cpu_s/ {print $2}' "$out")"
+    "$(awk '$1 == "99%" {print $2}' "$out")" "$(awk '/server_cpu_s/ {print $2}' "$out")" \
+    "$(cut -d' ' -f1 /proc/loadavg)"
 }
 
 # A GET of blobs-server, and of build B if there is one: A and B take turns going first,
@@ -172,6 +171,11 @@ for label, a, b, key in [
         continue
     print(f"{label:24} blobs-server {x:10.1f}   nginx {y:10.1f}   ratio {x / y:.2f}   "
           f"server CPU per request: {cx:.1f} vs {cy:.1f} us (nginx/blobs {cy / cx:.2f})")
+    # Each round's two cells ran seconds apart, so a slow spell of the machine hits both: the
+    # median of the rounds' ratios is steadier than the ratio of the two medians.
+    ratios = [p / q for p, q in zip(vals(a, key), vals(b, key))]
+    print(f"{'  by round':24} ratio " + " ".join(f"{r:.2f}" for r in ratios)
+          + f" (median {statistics.median(ratios):.3f})")
     try:
         name_b = a.replace("blobs-", "blobsB-")
         xb, cb = val(name_b, key), val(name_b, "cpu_us")

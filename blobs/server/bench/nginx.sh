@@ -32,3 +32,9 @@ NGX
 nginx_workers() {
   ps -o pid= --ppid "$(cat "$1/nginx.pid")" | tr -d ' ' | paste -sd,
 }
+
+# CPU seconds (user + system) used so far by the processes whose pids are given.
+cpu_seconds() {
+  for p in "$@"; do cut -d' ' -f14,15 "/proc/$p/stat"; done |
+    awk -v t="$(getconf CLK_TCK)" '{s += $1 + $2} END {printf "%.2f", s / t}'
+}
