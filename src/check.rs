@@ -53,10 +53,10 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let run = db.find_run(&args.run)?;
     let mut verdicts = db.verdicts(run.id)?;
     // Verdicts of older statistics, or a pairing decided by an older paired rule.
-    let stale = verdicts.iter().any(|v| v.statistics_version != STATISTICS_VERSION)
+    let stale = verdicts.iter().any(|v| v.statistics_version < STATISTICS_VERSION)
         || db
             .pairing_statistics_version(run.id)?
-            .is_some_and(|v| v != collector::statistics::paired::STATISTICS_VERSION);
+            .is_some_and(|v| v < collector::statistics::paired::STATISTICS_VERSION);
     if args.recompute || stale || verdicts.is_empty() {
         let options = AnalysisOptions {
             redecide_pairs: true,

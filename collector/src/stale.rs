@@ -21,12 +21,14 @@ pub struct Redecided {
 impl Database {
     /// Decides again, from the raw samples, every run whose verdicts or pairing an older
     /// rule decided and every branch comparison an older paired rule decided. Cheap when
-    /// nothing is stale (two queries), so callers may run it before every read.
+    /// nothing is stale (two queries), so callers may run it before every read. What a newer
+    /// binary decided is left alone: an older one, reading the history a newer one wrote,
+    /// must not undo its rules.
     pub fn redecide_stale(&mut self) -> Result<Redecided, CollectorError> {
         let runs: Vec<i64> = {
             let mut stmt = self.conn.prepare(
-                "SELECT run_id FROM verdicts WHERE statistics_version != ?1
-                 UNION SELECT run_b FROM comparisons WHERE kind = 'baseline' AND statistics_version != ?2
+                "SELECT run_id FROM verdicts WHERE statistics_version < ?1
+                 UNION SELECT run_b FROM comparisons WHERE kind = 'baseline' AND statistics_version < ?2
                  ORDER BY 1",
             )?;
             stmt.query_map([STATISTICS_VERSION, paired::STATISTICS_VERSION], |r| r.get(0))?
@@ -41,7 +43,7 @@ impl Database {
         }
         let comparisons: Vec<i64> = {
             let mut stmt = self.conn.prepare(
-                "SELECT id FROM comparisons WHERE kind != 'baseline' AND statistics_version != ?1 ORDER BY id",
+                "SELECT id FROM comparisons WHERE kind != 'baseline' AND statistics_version < ?1 ORDER BY id",
             )?;
             stmt.query_map([paired::STATISTICS_VERSION], |r| r.get(0))?
                 .collect::<Result<_, _>>()?

@@ -384,6 +384,14 @@ fn what_older_statistics_decided_is_decided_again_once() {
         )
     );
     assert_eq!(db.redecide_stale().unwrap(), collector::Redecided::default());
+
+    // What a newer binary decided is not undone by this one.
+    conn.execute_batch(
+        "UPDATE comparisons SET statistics_version = statistics_version + 1;
+         UPDATE verdicts SET statistics_version = statistics_version + 1;",
+    )
+    .unwrap();
+    assert_eq!(db.redecide_stale().unwrap(), collector::Redecided::default());
 }
 
 #[test]

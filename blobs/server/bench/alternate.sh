@@ -8,19 +8,24 @@
 #   its own port from its own data directory. WARMUP cells of each server run first and are
 #   not counted. The order turns round every round (nginx first, then last), so that
 #   neither side always follows the other. REQUEST=put measures durable uploads of new
-#   10 KiB blobs instead (bench/put.lua; no nginx), each build against the first.
+#   10 KiB blobs instead (bench/put.lua; no nginx), each build against the first, with the
+#   data under BENCH_TMP (default /tmp; its filesystem is printed: tmpfs would make the
+#   fsyncs free and the figures meaningless).
 # Prints every cell, then per build the ratio to nginx (or to the first build) round by
 # round (each round's cells are seconds apart, so the machine's slow spells hit both) and
-# its median.
+# its median. A cell with socket errors or answers other than 2xx stops the run.
 set -euo pipefail
-cd "$(dirname "$0")/../../.."
-[ $# -ge 2 ] || { sed -n 2,12p "$0" >&2; exit 2; }
+[ $# -ge 2 ] || { sed -n 2,17p "$0" >&2; exit 2; }
 CELL=$1; shift
-BINS=("$@")
-for b in "${BINS[@]}"; do [ -x "$b" ] || { echo "$b is not an executable" >&2; exit 1; }; done
+BINS=()
+for b in "$@"; do
+  [ -x "$b" ] || { echo "$b is not an executable" >&2; exit 1; }
+  BINS+=("$(realpath "$b")")
+done
+cd "$(dirname "$0")/../../.."
 HOST=127.0.0.1
 NGINX_PORT=18190
-WORK=$(mktemp -d /tmp/blobs-alt.XXXXXX)
+WORK=$(mktemp -d "${BENCH_TMP:-/tmp}/blobs-alt.XXXXXX")
 chmod 755 "$WORK" # nginx's workers run as another user
 PIDS=()
 cleanup() {
@@ -51,10 +56,12 @@ for i in "${!BINS[@]}"; do
 done
 # shellcheck source=nginx.sh
 source blobs/server/bench/nginx.sh
-start_nginx "$WORK" "$NGINX_PORT"
-NGINX_URL="http://$HOST:$NGINX_PORT/b10k"
-NGINX_PIDS=("$(cat "$WORK/nginx.pid")")
-mapfile -t -O 1 NGINX_PIDS < <(ps -o pid= --ppid "${NGINX_PIDS[0]}" | tr -d ' ')
+if [ "${REQUEST:-get}" != put ]; then
+  start_nginx "$WORK" "$NGINX_PORT"
+  NGINX_URL="http://$HOST:$NGINX_PORT/b10k"
+  NGINX_PIDS=("$(cat "$WORK/nginx.pid")")
+  mapfile -t -O 1 NGINX_PIDS < <(ps -o pid= --ppid "${NGINX_PIDS[0]}" | tr -d ' ')
+fi
 
 # One cell: name, round, url, pids whose CPU counts, [auth header]. Appends
 # "name round req/s cpu_us_per_request load" to $WORK/cells.
@@ -74,6 +81,11 @@ cell() {
   local after
   # shellcheck disable=SC2086
   after=$(cpu_seconds $pids)
+  if grep -qE "Non-2xx or 3xx responses|Socket errors" <<<"$out"; then
+    echo "$name round $round: errors, not counted as throughput:" >&2
+    echo "$out" >&2
+    exit 1
+  fi
   local rps reqs
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   reqs=$(awk '/requests in/ {print $1}' <<<"$out")
@@ -92,7 +104,7 @@ side() { # name index round
   fi
 }
 
-echo "# $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); cells of $CELL, ${ROUNDS:=10} rounds, ${WARMUP:=1} warm-up"
+echo "# $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); cells of $CELL, ${ROUNDS:=10} rounds, ${WARMUP:=1} warm-up; data on $(stat -f -c %T "$WORK")"
 for i in "${!BINS[@]}"; do echo "# build $i: ${BINS[$i]} ($(stat -c %y "${BINS[$i]}"))"; done
 : > "$WORK/cells"
 for w in $(seq "$WARMUP"); do

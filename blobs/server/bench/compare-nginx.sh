@@ -186,6 +186,9 @@ for label, a, b, key in [
     cpu_round = [q / p for p, q in zip(vals(a, "cpu_us"), vals(name_b, "cpu_us"))]
     print(f"{'  the same, build B':24} blobs-server {xb:10.1f}   nginx {y:10.1f}   ratio {xb / y:.2f}   "
           f"server CPU per request: {cb:.1f} vs {cy:.1f} us (nginx/blobs {cy / cb:.2f})")
+    ratios_b = [p / q for p, q in zip(vals(name_b, key), vals(b, key))]
+    print(f"{'  build B by round':24} ratio " + " ".join(f"{r:.2f}" for r in ratios_b)
+          + f" (median {statistics.median(ratios_b):.3f})")
     print(f"{'  B/A by round':24} {key} " + " ".join(f"{r:.3f}" for r in per_round)
           + f" (median {statistics.median(per_round):.3f}); CPU per request "
           + " ".join(f"{r:.3f}" for r in cpu_round) + f" (median {statistics.median(cpu_round):.3f})")
