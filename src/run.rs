@@ -370,12 +370,13 @@ fn run_paired(
         kept.meta.kept_at
     );
     eprintln!("rounds {note}");
+    let (_copies, builds) = driver_copies([kept.build, own.clone()])?;
     let paired = harness::runner::run_paired(
         &paired_set(set.clone()),
         [kept.meta.commit.clone(), commit.clone()],
         machine.clone(),
         config,
-        [kept.build, own.clone()],
+        builds,
     );
     let [mut a, mut b] = match paired {
         Ok(pair) => pair,
@@ -400,6 +401,27 @@ fn run_paired(
     Ok(Ok([a, b]))
 }
 
+/// The two builds of a paired run with their drivers copied into a fresh directory, one
+/// after the other (the directory lives as long as the returned guard). How many pages a
+/// driver faults in depends on how its executable sits in the page cache: started from the
+/// harness's own executable (mapped by the harness already), this commit's drivers took
+/// 2-32% fewer minor page faults than the kept copy of the same binary, and from a fresh
+/// copy against the kept one still 3.5% fewer; the pairs called both an improvement.
+/// Copied alike, they differed by 0.5% at most (docs/statistics.md).
+fn driver_copies(mut builds: [Build; 2]) -> anyhow::Result<(tempfile::TempDir, [Build; 2])> {
+    let dir = tempfile::Builder::new()
+        .prefix("soledad-bench-drivers-")
+        .tempdir()
+        .context("cannot make a directory for copies of the drivers")?;
+    for (build, name) in builds.iter_mut().zip(["a", "b"]) {
+        let to = dir.path().join(name);
+        std::fs::copy(&build.driver_bin, &to)
+            .with_context(|| format!("cannot copy {} to {}", build.driver_bin.display(), to.display()))?;
+        build.driver_bin = to;
+    }
+    Ok((dir, builds))
+}
+
 /// A scenario set for paired rounds: enough rounds for the paired statistics, and each side
 /// half of the time cap, so that scenarios capped by time take as long as unpaired (those of
 /// fixed-duration rounds take twice as long, unless marked `paired = false`, which run
@@ -416,4 +438,46 @@ pub(crate) fn paired_set(mut set: ScenarioSet) -> ScenarioSet {
 
 fn default_results_dir(db: &Path) -> PathBuf {
     db.parent().unwrap_or(Path::new("")).join("results")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both sides run copies, neither of them the file they came from, with its bytes and its
+    /// permission to run.
+    #[test]
+    fn both_drivers_of_a_pair_run_from_copies_made_alike() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let build = |name: &str| {
+            let driver = dir.path().join(name);
+            std::fs::write(&driver, format!("#!/bin/sh\necho {name}\n")).unwrap();
+            std::fs::set_permissions(&driver, std::fs::Permissions::from_mode(0o755)).unwrap();
+            Build {
+                server_bin: dir.path().join("blobs-server"),
+                driver_bin: driver,
+                env: Vec::new(),
+            }
+        };
+        let (copies, [a, b]) = driver_copies([build("kept"), build("own")]).unwrap();
+        for (side, from) in [(&a, "kept"), (&b, "own")] {
+            assert_eq!(side.driver_bin.parent(), Some(copies.path()));
+            assert_ne!(side.driver_bin, dir.path().join(from));
+            assert_eq!(
+                std::fs::read_to_string(&side.driver_bin).unwrap(),
+                format!("#!/bin/sh\necho {from}\n")
+            );
+            let mode = std::fs::metadata(&side.driver_bin).unwrap().permissions().mode();
+            assert_eq!(mode & 0o111, 0o111, "still executable");
+            assert_eq!(
+                side.server_bin,
+                dir.path().join("blobs-server"),
+                "servers are not copied"
+            );
+        }
+        let path = a.driver_bin.clone();
+        drop(copies);
+        assert!(!path.exists(), "the copies go with their guard");
+    }
 }
