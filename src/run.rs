@@ -405,9 +405,8 @@ fn run_paired(
 /// after the other (the directory lives as long as the returned guard). How many pages a
 /// driver faults in depends on how its executable sits in the page cache: started from the
 /// harness's own executable (mapped by the harness already), this commit's drivers took
-/// 2-32% fewer minor page faults than the kept copy of the same binary, and from a fresh
-/// copy against the kept one still 3.5% fewer; the pairs called both an improvement.
-/// Copied alike, they differed by 0.5% at most (docs/statistics.md).
+/// 1.6-32% fewer minor page faults than the kept copy of the same binary, which the pairs
+/// called an improvement. Copied alike, they differed by 0.5% at most (docs/statistics.md).
 fn driver_copies(mut builds: [Build; 2]) -> anyhow::Result<(tempfile::TempDir, [Build; 2])> {
     let dir = tempfile::Builder::new()
         .prefix("soledad-bench-drivers-")

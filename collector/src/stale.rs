@@ -3,7 +3,8 @@
 //! Verdicts and comparisons record the version of the rule that decided them. After an
 //! upgrade changes a rule, `check` decides one run again when it reads it; the site shows
 //! every run and comparison, so it brings them all up to date first
-//! ([`Database::redecide_stale`]), and a reader never sees two rules side by side.
+//! ([`Database::redecide_stale`]): its verdicts and comparisons are then all decided by the
+//! rules of the binary that generated it.
 
 use crate::statistics::STATISTICS_VERSION;
 use crate::statistics::paired;

@@ -36,9 +36,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-TOKEN=bench-token-$(date +%s)
-echo "bench:$TOKEN" > "$WORK/tokens"
-AUTH="Token $(printf 'bench:%s' "$TOKEN" | base64 -w0)"
+# shellcheck source=nginx.sh
+source blobs/server/bench/nginx.sh
+AUTH=$(bench_token "$WORK")
 mkdir -p "$WORK/www"
 head -c 10240 /dev/urandom > "$WORK/www/b10k"
 chmod -R a+rX "$WORK/www"
@@ -54,8 +54,6 @@ for i in "${!BINS[@]}"; do
   curl -sf -X PUT -H "Authorization: $AUTH" --data-binary @"$WORK/www/b10k" "$url" >/dev/null
   URLS+=("$url")
 done
-# shellcheck source=nginx.sh
-source blobs/server/bench/nginx.sh
 if [ "${REQUEST:-get}" != put ]; then
   start_nginx "$WORK" "$NGINX_PORT"
   NGINX_URL="http://$HOST:$NGINX_PORT/b10k"

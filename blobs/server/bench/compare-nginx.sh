@@ -30,9 +30,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-TOKEN=bench-token-$(date +%s)
-echo "bench:$TOKEN" > "$WORK/tokens"
-AUTH="Token $(printf 'bench:%s' "$TOKEN" | base64 -w0)"
+# shellcheck source=nginx.sh
+source blobs/server/bench/nginx.sh
+AUTH=$(bench_token "$WORK")
 export BENCH_AUTH="$AUTH"
 
 # The same bytes for both servers: blobs-server's layout, and a flat docroot for nginx.
@@ -75,8 +75,6 @@ for i in range(1000):
     urllib.request.urlopen(req).read()
 PY
 
-# shellcheck source=nginx.sh
-source blobs/server/bench/nginx.sh
 start_nginx "$WORK" "$NGINX_PORT"
 N="http://$HOST:$NGINX_PORT"
 

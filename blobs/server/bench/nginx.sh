@@ -33,6 +33,15 @@ nginx_workers() {
   ps -o pid= --ppid "$(cat "$1/nginx.pid")" | tr -d ' ' | paste -sd,
 }
 
+# Writes a token file for the user `bench` to $1/tokens and prints the `Authorization`
+# header's value that goes with it.
+bench_token() {
+  local token
+  token=bench-token-$(date +%s)
+  echo "bench:$token" > "$1/tokens"
+  printf 'Token %s' "$(printf 'bench:%s' "$token" | base64 -w0)"
+}
+
 # CPU seconds (user + system) used so far by the processes whose pids are given.
 cpu_seconds() {
   for p in "$@"; do cut -d' ' -f14,15 "/proc/$p/stat"; done |
