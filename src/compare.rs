@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use collector::Database;
-use collector::comparison::{ComparisonRow, FOLLOWS_THROUGHPUT, sort_by_effect};
+use collector::comparison::{ComparisonRow, sort_by_effect};
 use collector::statistics::paired::{DEFAULT_ROUNDS, MIN_ROUNDS, PairedOptions};
 use contract::Verdict;
 use contract::results::CommitInfo;
@@ -262,23 +262,14 @@ fn p(r: &ComparisonRow) -> String {
     r.p_value.map_or_else(|| "-".into(), p_value)
 }
 
-/// A total of a fixed-duration round, which the paired rounds leave unjudged.
-fn follows_throughput(r: &ComparisonRow) -> bool {
-    r.verdict.is_none() && r.note.as_deref() == Some(FOLLOWS_THROUGHPUT)
-}
-
 /// A row's verdict as the reports show it.
 fn verdict_shown(r: &ComparisonRow) -> &'static str {
-    if follows_throughput(r) {
-        "not judged"
-    } else {
-        r.verdict_name()
-    }
+    if r.not_judged() { "not judged" } else { r.verdict_name() }
 }
 
 fn counts(rows: &[ComparisonRow]) -> String {
     let n = |v: Option<Verdict>| rows.iter().filter(|r| r.verdict == v).count();
-    let unjudged = rows.iter().filter(|r| follows_throughput(r)).count();
+    let unjudged = rows.iter().filter(|r| r.not_judged()).count();
     format!(
         "{} regressions, {} improvements, {} unchanged, {} noisy, {} not comparable{}",
         n(Some(Verdict::Regression)),
@@ -287,7 +278,7 @@ fn counts(rows: &[ComparisonRow]) -> String {
         n(Some(Verdict::Noisy)),
         n(None) - unjudged,
         if unjudged > 0 {
-            format!(", {unjudged} not judged (totals of fixed-duration rounds, which follow their throughput)")
+            format!(", {unjudged} not judged (shares of a core, and totals of fixed-duration rounds)")
         } else {
             String::new()
         }
@@ -435,6 +426,7 @@ fn json(c: &Compared) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use collector::comparison::{FOLLOWS_THROUGHPUT, SHARE_OF_A_CORE};
 
     #[test]
     fn an_overloaded_machine_is_named_and_a_busy_one_is_not() {
@@ -466,10 +458,10 @@ mod tests {
         }
     }
 
-    /// A total of a fixed-duration round is "not judged", counted apart from the rows that
-    /// have no ratio.
+    /// A total of a fixed-duration round and a share of a core are "not judged", counted
+    /// apart from the rows that have no ratio.
     #[test]
-    fn totals_of_fixed_duration_rounds_are_not_judged_in_the_reports() {
+    fn unjudged_series_are_not_judged_in_the_reports() {
         let unjudged = ComparisonRow {
             ratio: None,
             ci_lower: None,
@@ -483,15 +475,20 @@ mod tests {
             note: Some("a sample is 0".into()),
             ..unjudged.clone()
         };
+        let share = ComparisonRow {
+            note: Some(SHARE_OF_A_CORE.into()),
+            ..row("crypto.encrypt/v2/1x10m", "client_cpu_pct", "", 1.0)
+        };
         let rows = [
             unjudged,
             zero,
             row("server.load/upload/10k/c10", "ops_s", "unchanged", 1.0),
+            share.clone(),
         ];
         assert_eq!(
             counts(&rows),
             "0 regressions, 0 improvements, 1 unchanged, 0 noisy, 1 not comparable, \
-             1 not judged (totals of fixed-duration rounds, which follow their throughput)"
+             2 not judged (shares of a core, and totals of fixed-duration rounds)"
         );
         let text = markdown(["a", "b"], ["x", "y"], &rows);
         assert!(
@@ -500,6 +497,10 @@ mod tests {
         );
         assert!(
             text.contains("| incomparable | `server.load/upload/10k/c10` | `server_anon_peak_mib` |"),
+            "{text}"
+        );
+        assert!(
+            text.contains("| not judged | `crypto.encrypt/v2/1x10m` | `client_cpu_pct` |"),
             "{text}"
         );
     }

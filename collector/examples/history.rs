@@ -76,6 +76,7 @@ fn main() {
                 definition_hash: "0000000000000001".into(),
                 description: "synthetic series".into(),
                 params: serde_json::json!({}),
+                fixed_duration: false,
                 warmup_rounds: 0,
                 rounds: 10,
                 budget: None,

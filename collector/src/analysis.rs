@@ -107,18 +107,28 @@ pub(crate) fn samples_of(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// The series a run measured: (scenario_ref, metric, direction).
+/// The series a run measured that are judged: (scenario_ref, metric, direction).
 pub(crate) fn run_series(tx: &Transaction, run_id: i64) -> Result<Vec<(i64, String, Direction)>, CollectorError> {
     let mut stmt = tx.prepare_cached(
-        "SELECT d.scenario_ref, d.metric, mt.direction FROM data_points d JOIN metrics mt ON mt.name = d.metric
+        "SELECT d.scenario_ref, d.metric, mt.direction, s.fixed_duration
+         FROM data_points d JOIN metrics mt ON mt.name = d.metric JOIN scenarios s ON s.id = d.scenario_ref
          WHERE d.run_id = ?1 ORDER BY d.scenario_ref, d.metric",
     )?;
     let rows = stmt.query_map([run_id], |r| {
-        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, bool>(3)?,
+        ))
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (scenario_ref, metric, direction) = row?;
+        let (scenario_ref, metric, direction, fixed_duration) = row?;
+        // Shown on the site, never judged: no verdict, no change point, no calibration.
+        if contract::metrics::not_judged(&metric, fixed_duration).is_some() {
+            continue;
+        }
         let direction = Direction::parse(&direction)
             .ok_or_else(|| CollectorError::Conflict(format!("metric {metric} has direction {direction:?}")))?;
         out.push((scenario_ref, metric, direction));

@@ -227,6 +227,7 @@ impl Database {
                 definition_hash: definition_hash_of(&["bmf", name]),
                 description: format!("{name}, imported from Bencher Metric Format"),
                 params: json!({ "benchmark": name }),
+                fixed_duration: false,
                 warmup_rounds: 0,
                 rounds: 1,
                 budget: None,

@@ -77,8 +77,8 @@ fn json_column<T: serde::de::DeserializeOwned>(at: usize, text: &str) -> rusqlit
 /// each row in SQLite.
 struct Tables {
     machines: HashMap<i64, String>,
-    /// scenario_ref: (scenario_id, definition_hash, workload, description).
-    scenarios: HashMap<i64, (String, String, String, String)>,
+    /// scenario_ref: (scenario_id, definition_hash, workload, description, fixed_duration).
+    scenarios: HashMap<i64, (String, String, String, String, bool)>,
     /// name: (unit, direction).
     metrics: HashMap<String, (String, String)>,
     /// sha: (commit, commit_time).
@@ -96,8 +96,11 @@ impl Tables {
             machines.insert(id, fp);
         }
         let mut scenarios = HashMap::new();
-        let mut stmt = conn.prepare("SELECT id, scenario_id, definition_hash, workload, description FROM scenarios")?;
-        for row in stmt.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))))? {
+        let mut stmt = conn
+            .prepare("SELECT id, scenario_id, definition_hash, workload, description, fixed_duration FROM scenarios")?;
+        for row in stmt.query_map([], |r| {
+            Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
+        })? {
             let (id, s) = row?;
             scenarios.insert(id, s);
         }
@@ -176,7 +179,7 @@ impl Database {
         }
         let mut out: Vec<SeriesHistory> = Vec::with_capacity(raw.len());
         for ((machine_id, scenario_ref, metric), mut list) in raw {
-            let (scenario_id, definition_hash, workload, description) =
+            let (scenario_id, definition_hash, workload, description, fixed_duration) =
                 t.scenarios.get(&scenario_ref).ok_or_else(|| missing("scenario"))?;
             let (unit, direction) = t.metrics.get(&metric).ok_or_else(|| missing("metric"))?;
             let commit_of = |run_id: &i64| {
@@ -215,6 +218,7 @@ impl Database {
                     definition_hash: definition_hash.clone(),
                     workload: workload.clone(),
                     description: description.clone(),
+                    fixed_duration: *fixed_duration,
                     metric,
                     unit: unit.clone(),
                     direction: direction.clone(),

@@ -61,6 +61,16 @@ impl ComparisonRow {
     pub fn is(&self, verdict: Verdict) -> bool {
         self.verdict == Some(verdict)
     }
+
+    /// A series no rule judges (`contract::metrics::not_judged`), apart from the rows that had
+    /// no ratio to judge.
+    pub fn not_judged(&self) -> bool {
+        self.verdict.is_none()
+            && self
+                .note
+                .as_deref()
+                .is_some_and(|n| n == FOLLOWS_THROUGHPUT || n == SHARE_OF_A_CORE)
+    }
 }
 
 /// A stored comparison.
@@ -119,9 +129,7 @@ fn median(samples: &[f64]) -> f64 {
     }
 }
 
-/// Why a paired row of a fixed-duration scenario has no verdict.
-pub const FOLLOWS_THROUGHPUT: &str =
-    "accumulated over a fixed-duration round, so it follows the round's throughput: not judged by the paired rounds";
+pub use contract::metrics::{FOLLOWS_THROUGHPUT, SHARE_OF_A_CORE};
 
 /// Paired verdicts of every metric that A and B measured for the same scenario definition.
 /// The one-sided p-values that B is worse are adjusted across all of them (Benjamini-Hochberg)
@@ -163,11 +171,10 @@ pub fn paired_rows<P>(a: &Results<P>, b: &Results<P>, options: &PairedOptions) -
                 rows.push(row);
                 continue;
             }
-            if sa.fixed_duration && contract::metrics::accumulates(name) {
-                // Rounds of a fixed duration do as much work as their throughput allows, and
-                // what they accumulate follows it: left out of the paired verdicts (and of their
-                // family), judged by its history in a per-commit run.
-                row.note = Some(FOLLOWS_THROUGHPUT.into());
+            if let Some(why) = contract::metrics::not_judged(name, sa.fixed_duration) {
+                // Left out of the paired verdicts and of their family, as the history rule
+                // leaves it out of its verdicts.
+                row.note = Some(why.into());
                 rows.push(row);
                 continue;
             }

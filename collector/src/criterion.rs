@@ -229,6 +229,7 @@ impl CriterionBenchmark {
             definition_hash: definition_hash_of(&["criterion", &b.full_id, &params.to_string()]),
             description: format!("criterion benchmark {}", b.title.as_deref().unwrap_or(&b.full_id)),
             params,
+            fixed_duration: false,
             warmup_rounds: 0,
             rounds: samples.len() as u32,
             budget: None,

@@ -187,4 +187,44 @@ mod tests {
         assert!(metrics[1].description.is_some() && metrics[2].description.is_none());
         assert_eq!(db.comparisons().unwrap()[0].statistics_version, 1);
     }
+
+    /// The scenarios stored before version 8 ran for a time exactly when they had a duration.
+    #[test]
+    fn a_version_7_file_learns_which_scenarios_ran_for_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v7.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for m in &MIGRATIONS[..7] {
+                conn.execute_batch(m.sql).unwrap();
+            }
+            conn.execute_batch(
+                r#"PRAGMA user_version = 7;
+                 INSERT INTO scenarios VALUES
+                   (1, 'server.load/download/10k/c25', 'h1', 'server.load', 1, 'd',
+                    '{"workload":"server.load","count":0,"size":10240,"concurrency":25,"op":"download","duration_s":3}'),
+                   (2, 'blobs.upload/10x100k/c1', 'h2', 'blobs.upload', 1, 'd',
+                    '{"workload":"blobs.upload","count":10,"size":100000,"concurrency":1}'),
+                   (3, 'bench', 'h3', 'criterion', 1, 'd', '{"Bytes":1}');"#,
+            )
+            .unwrap();
+        }
+        let db = Database::open(&path).unwrap();
+        let fixed: Vec<(String, bool)> = db
+            .conn
+            .prepare("SELECT scenario_id, fixed_duration FROM scenarios ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            fixed,
+            [
+                ("server.load/download/10k/c25".to_owned(), true),
+                ("blobs.upload/10x100k/c1".to_owned(), false),
+                ("bench".to_owned(), false)
+            ]
+        );
+    }
 }

@@ -64,15 +64,16 @@ pub(crate) fn store_record(tx: &Transaction, record: &RunRecord) -> Result<Inges
     for scenario in &record.scenarios {
         let params = serde_json::to_string(&scenario.params).expect("JSON values serialize");
         tx.execute(
-            "INSERT INTO scenarios (scenario_id, definition_hash, workload, workload_version, description, params)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (scenario_id, definition_hash) DO NOTHING",
+            "INSERT INTO scenarios (scenario_id, definition_hash, workload, workload_version, description, params, fixed_duration)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (scenario_id, definition_hash) DO NOTHING",
             params![
                 scenario.id,
                 scenario.definition_hash,
                 scenario.workload,
                 scenario.workload_version,
                 scenario.description,
-                params
+                params,
+                scenario.fixed_duration
             ],
         )?;
         let scenario_ref: i64 = tx.query_row(

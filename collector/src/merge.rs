@@ -183,7 +183,7 @@ fn read_record(conn: &Connection, id: i64) -> rusqlite::Result<RunRecord> {
     let scenario_rows: Vec<(i64, ScenarioRecord)> = conn
         .prepare(
             "SELECT s.id, s.scenario_id, s.workload, s.workload_version, s.definition_hash, s.description, s.params,
-                    rs.warmup_rounds, rs.rounds, rs.budget, rs.latency_histogram
+                    rs.warmup_rounds, rs.rounds, rs.budget, rs.latency_histogram, s.fixed_duration
              FROM run_scenarios rs JOIN scenarios s ON s.id = rs.scenario_ref
              WHERE rs.run_id = ?1 ORDER BY s.id",
         )?
@@ -200,6 +200,7 @@ fn read_record(conn: &Connection, id: i64) -> rusqlite::Result<RunRecord> {
                     params: serde_json::from_str(&params).map_err(|e| {
                         rusqlite::Error::FromSqlConversionFailure(6, rusqlite::types::Type::Text, e.into())
                     })?,
+                    fixed_duration: r.get(11)?,
                     warmup_rounds: r.get(7)?,
                     rounds: r.get(8)?,
                     budget: r

@@ -26,6 +26,8 @@ pub struct Series {
     pub unit: String,
     /// `lower` or `higher`: which way is better.
     pub direction: String,
+    /// Its scenario's rounds run for a fixed time (`contract::metrics::not_judged`).
+    pub fixed_duration: bool,
 }
 
 /// A metric as stored: what it is, for readers of the store.
@@ -362,7 +364,7 @@ impl Database {
     pub fn series(&self) -> Result<Vec<Series>, CollectorError> {
         let mut stmt = self.conn.prepare(
             "SELECT DISTINCT r.machine_id, m.fingerprint, s.id, s.scenario_id, s.definition_hash, s.workload,
-                             s.description, d.metric, mt.unit, mt.direction
+                             s.description, d.metric, mt.unit, mt.direction, s.fixed_duration
              FROM data_points d
              JOIN runs r ON r.id = d.run_id
              JOIN machines m ON m.id = r.machine_id
@@ -383,6 +385,7 @@ impl Database {
                 metric: r.get(7)?,
                 unit: r.get(8)?,
                 direction: r.get(9)?,
+                fixed_duration: r.get(10)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -89,6 +89,9 @@ pub struct ScenarioRecord {
     pub definition_hash: String,
     pub description: String,
     pub params: serde_json::Value,
+    /// Its rounds run for a fixed time, not a fixed amount of work (`server.load`): what they
+    /// accumulate follows their throughput and is not judged (`contract::metrics::not_judged`).
+    pub fixed_duration: bool,
     pub warmup_rounds: u32,
     pub rounds: u32,
     /// The harness's adaptive-rounds decision, as JSON.
@@ -157,6 +160,7 @@ impl RunRecord {
                     definition_hash: s.definition_hash.clone(),
                     description: s.description.clone(),
                     params: serde_json::to_value(&s.params).expect("params serialize"),
+                    fixed_duration: s.fixed_duration,
                     warmup_rounds: s.warmup_rounds,
                     rounds: s.rounds,
                     budget: s

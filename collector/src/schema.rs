@@ -23,6 +23,7 @@ pub const MIGRATIONS: &[Migration] = &[
         then: Some(crate::ingest::describe_all_metrics),
     },
     Migration { sql: V7, then: None },
+    Migration { sql: V8, then: None },
 ];
 
 const V1: &str =
@@ -322,4 +323,12 @@ const V7: &str = "
     ALTER TABLE calibrations ADD COLUMN kind TEXT NOT NULL DEFAULT 'history'
         CHECK (kind IN ('history', 'paired', 'injected'));
     ALTER TABLE calibrations ADD COLUMN injected TEXT;
+    ";
+
+// 8: a scenario says whether its rounds run for a fixed time instead of a fixed amount of work:
+// what such rounds accumulate follows their throughput and is not judged. Until now only the
+// workloads with a `duration_s` parameter (`server.load`) ran for a time.
+const V8: &str = "
+    ALTER TABLE scenarios ADD COLUMN fixed_duration INTEGER NOT NULL DEFAULT 0 CHECK (fixed_duration IN (0, 1));
+    UPDATE scenarios SET fixed_duration = 1 WHERE json_extract(params, '$.duration_s') IS NOT NULL;
     ";

@@ -304,3 +304,73 @@ fn count_series_are_judged_by_their_spread_not_a_rank_test() {
     // The timed series of the same runs, 5% noise and no change, is not called changed.
     assert!(!verdict_of(&db, runs[12], "wall_s").verdict.is_change());
 }
+
+/// A share of a core is shown and never judged, and so is a total of a fixed-duration round
+/// (a quieter machine does more work per round); the same total of a fixed-work round is
+/// judged, and so is the fixed-duration round's throughput.
+#[test]
+fn series_no_rule_judges_get_no_verdict_and_no_change_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = Database::open(&dir.path().join("b.sqlite")).unwrap();
+    let opts = AnalysisOptions::default();
+    let mut runs = Vec::new();
+    // Eight commits at one level, then eight where everything is 20% higher: a change point.
+    for i in 0..16u64 {
+        let parents: Vec<String> = (i > 0).then(|| format!("c{}", i - 1)).into_iter().collect();
+        let parents: Vec<&str> = parents.iter().map(String::as_str).collect();
+        let c = commit(&format!("c{i}"), &parents, i, Some("main"));
+        let level = if i < 8 { 1.0 } else { 1.2 };
+        let mut r = run(&format!("r{i}"), c, around(level, 0.01, 10, i));
+        let mut load = r.scenarios[0].clone();
+        (load.id, load.definition_hash, load.fixed_duration) = ("load/1".into(), "00000000000000bb".into(), true);
+        for s in [&mut r.scenarios[0], &mut load] {
+            s.metrics = vec![
+                common::metric("ops_s", "ops/s", Direction::Higher, around(100.0 * level, 0.01, 10, i)),
+                common::metric("server_cpu_user_s", "s", Direction::Lower, around(level, 0.01, 10, i)),
+                common::metric(
+                    "client_cpu_pct",
+                    "%",
+                    Direction::Lower,
+                    around(90.0 * level, 0.01, 10, i),
+                ),
+            ];
+        }
+        r.scenarios.push(load);
+        let id = db.ingest_record(&r).unwrap().run_id();
+        db.analyze_run(id, &opts).unwrap();
+        runs.push(id);
+    }
+    let judged = |run: i64| -> Vec<(String, String, Verdict)> {
+        let mut v: Vec<_> = db
+            .verdicts(run)
+            .unwrap()
+            .into_iter()
+            .map(|v| (v.scenario_id, v.metric, v.verdict))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        judged(runs[8]),
+        [
+            ("load/1".into(), "ops_s".into(), Verdict::Improvement),
+            ("s/1".into(), "ops_s".into(), Verdict::Improvement),
+            ("s/1".into(), "server_cpu_user_s".into(), Verdict::Regression),
+        ]
+    );
+    // Change points: on the judged series that moved, on no other.
+    for series in db.series().unwrap() {
+        let judged = series.metric == "ops_s" || (series.scenario_id == "s/1" && series.metric == "server_cpu_user_s");
+        let found = db.change_points(&series, "main").unwrap();
+        assert_eq!(!found.is_empty(), judged, "{} {}", series.scenario_id, series.metric);
+    }
+    // The unjudged series are kept and shown all the same.
+    assert_eq!(
+        db.series()
+            .unwrap()
+            .iter()
+            .filter(|s| s.metric == "client_cpu_pct" || s.metric == "server_cpu_user_s")
+            .count(),
+        4
+    );
+}

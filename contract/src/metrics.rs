@@ -53,6 +53,8 @@ pub struct MetricDef {
     /// Measured once per scenario, in the count round under Valgrind, instead of in every
     /// round: one sample, the same for every run of the same code (see `counts`).
     pub counted: bool,
+    /// Shown with the others but never given a verdict ([`not_judged`]).
+    pub context: bool,
 }
 
 impl MetricDef {
@@ -74,6 +76,7 @@ const fn lower(name: &'static str, unit: &'static str, description: &'static str
         direction: Direction::Lower,
         description,
         counted: false,
+        context: false,
     }
 }
 
@@ -84,6 +87,7 @@ const fn higher(name: &'static str, unit: &'static str, description: &'static st
         direction: Direction::Higher,
         description,
         counted: false,
+        context: false,
     }
 }
 
@@ -94,6 +98,21 @@ const fn counted(name: &'static str, description: &'static str) -> MetricDef {
         direction: Direction::Lower,
         description,
         counted: true,
+        context: false,
+    }
+}
+
+/// A share of one core: context for the CPU seconds beside it, with no better direction. It
+/// rises when the code waits less and falls when the machine is busier, so judging it called
+/// a quieter machine a regression (7 crypto scenarios of one `ci.toml` run, issue 19).
+const fn share_of_core(name: &'static str, description: &'static str) -> MetricDef {
+    MetricDef {
+        name,
+        unit: "%",
+        direction: Direction::Lower,
+        description,
+        counted: false,
+        context: true,
     }
 }
 
@@ -183,9 +202,8 @@ pub const CATALOGUE: &[MetricDef] = &[
         "s",
         "system CPU time of the client driver (10 ms resolution)",
     ),
-    lower(
+    share_of_core(
         "client_cpu_pct",
-        "%",
         "CPU time of the client driver per wall time, in % of one core",
     ),
     lower(
@@ -198,9 +216,8 @@ pub const CATALOGUE: &[MetricDef] = &[
         "s",
         "system CPU time of the server (10 ms resolution)",
     ),
-    lower(
+    share_of_core(
         "server_cpu_pct",
-        "%",
         "CPU time of the server per wall time, in % of one core",
     ),
     lower(
@@ -335,6 +352,28 @@ pub fn accumulates(name: &str) -> bool {
     lookup(name).is_some_and(MetricDef::accumulates)
 }
 
+/// Why a total of a fixed-duration round has no verdict.
+pub const FOLLOWS_THROUGHPUT: &str =
+    "accumulated over a fixed-duration round, so it follows the round's throughput: shown, not judged";
+
+/// Why a share of a core has no verdict.
+pub const SHARE_OF_A_CORE: &str =
+    "a share of a core, which rises when the code waits less and falls when the machine is busier: shown, not judged";
+
+/// Why series `name` of a scenario is shown but given no verdict by any rule, or `None` when it
+/// is judged. `fixed_duration`: the scenario's rounds run for a fixed time
+/// ([`MetricDef::accumulates`]). Metrics outside the catalogue (imports) are judged.
+pub fn not_judged(name: &str, fixed_duration: bool) -> Option<&'static str> {
+    let m = lookup(name)?;
+    if m.context {
+        Some(SHARE_OF_A_CORE)
+    } else if fixed_duration && m.accumulates() {
+        Some(FOLLOWS_THROUGHPUT)
+    } else {
+        None
+    }
+}
+
 /// Looks a metric up by name.
 pub fn lookup(name: &str) -> Option<&'static MetricDef> {
     CATALOGUE.iter().find(|m| m.name == name)
@@ -403,5 +442,23 @@ mod tests {
             assert!(!accumulates(name), "{name}");
         }
         assert_eq!(CATALOGUE.iter().filter(|m| m.accumulates()).count(), 29);
+    }
+
+    #[test]
+    fn shares_of_a_core_and_totals_of_fixed_duration_rounds_are_not_judged() {
+        for fixed_duration in [false, true] {
+            assert_eq!(not_judged("client_cpu_pct", fixed_duration), Some(SHARE_OF_A_CORE));
+            assert_eq!(not_judged("server_cpu_pct", fixed_duration), Some(SHARE_OF_A_CORE));
+            assert_eq!(not_judged("ops_s", fixed_duration), None);
+            assert_eq!(not_judged("latency_p99_ms", fixed_duration), None);
+            assert_eq!(not_judged("imported_metric", fixed_duration), None);
+        }
+        assert_eq!(not_judged("server_cpu_user_s", true), Some(FOLLOWS_THROUGHPUT));
+        assert_eq!(not_judged("server_cpu_user_s", false), None);
+        assert_eq!(not_judged("client_minor_faults", true), Some(FOLLOWS_THROUGHPUT));
+        assert_eq!(not_judged("client_minor_faults", false), None);
+        // Counts do fixed work by definition; a fixed-duration scenario has no count round.
+        assert_eq!(not_judged("client_instructions", false), None);
+        assert_eq!(CATALOGUE.iter().filter(|m| m.context).count(), 2);
     }
 }

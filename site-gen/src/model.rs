@@ -35,7 +35,25 @@ impl SeriesData {
     pub fn latest(&self) -> &Point {
         self.points.last().expect("published series have points")
     }
+
+    /// Why no rule judges this series, if none does (`contract::metrics::not_judged`).
+    pub fn not_judged(&self) -> Option<&'static str> {
+        contract::metrics::not_judged(&self.series.metric, self.series.fixed_duration)
+    }
+
+    /// A point's verdict as the pages show it: its own, or `unjudged` for a series no rule
+    /// judges, or `new` for one without a baseline.
+    pub fn label(&self, verdict: Option<&StoredVerdict>) -> &'static str {
+        match verdict {
+            Some(v) => v.verdict.as_str(),
+            None if self.not_judged().is_some() => UNJUDGED,
+            None => "new",
+        }
+    }
 }
+
+/// The label of a series no rule judges.
+pub const UNJUDGED: &str = "unjudged";
 
 /// A benchmarked commit of the published history.
 pub struct CommitData {

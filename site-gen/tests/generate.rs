@@ -64,3 +64,52 @@ fn the_site_publishes_its_history_and_a_feed_and_regenerates_cleanly() {
     assert_eq!(second.pages, first.pages);
     assert_eq!(std::fs::metadata(out.join("index.html")).unwrap().len(), index_before);
 }
+
+/// A total of a fixed-duration round (the server's CPU seconds under `server.load`) is shown
+/// with its plot, labelled as unjudged with the reason, and counted apart on the series page;
+/// the same metric of a fixed-work scenario keeps its verdicts.
+#[test]
+fn series_no_rule_judges_are_shown_unjudged_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = collector::Database::open(&dir.path().join("bench.sqlite")).unwrap();
+    populate(
+        &mut db,
+        &SyntheticOptions {
+            commits: 8,
+            series: 600,
+            ..SyntheticOptions::default()
+        },
+    )
+    .unwrap();
+    let out = dir.path().join("public");
+    generate(&db, &out, &SiteOptions::default()).unwrap();
+
+    let series = std::fs::read_to_string(out.join("series.html")).unwrap();
+    let rows: Vec<&str> = series
+        .split("<tr ")
+        .filter(|r| r.contains("data-metric=\"server_cpu_user_s\""))
+        .collect();
+    let load: Vec<&&str> = rows
+        .iter()
+        .filter(|r| r.contains("data-scenario=\"server.load/"))
+        .collect();
+    assert!(!load.is_empty(), "the synthetic history has server.load's CPU seconds");
+    for row in &load {
+        assert!(row.contains("data-verdict=\"unjudged\""), "{row}");
+    }
+    assert!(
+        rows.iter()
+            .any(|r| !r.contains("data-scenario=\"server.load/") && !r.contains("data-verdict=\"unjudged\"")),
+        "fixed-work scenarios judge their CPU seconds"
+    );
+    assert!(series.contains("series shown and never judged"), "{series}");
+
+    let scenario = std::fs::read_dir(out.join("scenarios"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .find(|page| page.contains("server.load/") && page.contains("server_cpu_user_s"))
+        .expect("a page of a server.load scenario");
+    let reason = contract::metrics::FOLLOWS_THROUGHPUT.replace('\'', "&#39;");
+    assert!(scenario.contains(&reason), "the reason is given: {scenario}");
+    assert!(scenario.contains("badge unjudged"), "{scenario}");
+}

@@ -613,6 +613,7 @@ pub fn populate(db: &mut Database, options: &SyntheticOptions) -> Result<Synthet
                         definition_hash: collector::record::definition_hash_of(&[&s.id, "synthetic"]),
                         description: s.description.clone(),
                         params: s.params.clone(),
+                        fixed_duration: s.workload == "server.load",
                         warmup_rounds: 1,
                         rounds: rounds as u32,
                         budget: Some(budget(headline, achieved)),

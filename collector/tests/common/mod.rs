@@ -71,6 +71,7 @@ pub fn run(uuid: &str, commit: CommitInfo, wall: Vec<f64>) -> RunRecord {
             definition_hash: "00000000000000aa".into(),
             description: "a test scenario".into(),
             params: serde_json::json!({"n": 1}),
+            fixed_duration: false,
             warmup_rounds: 0,
             rounds: wall.len() as u32,
             budget: None,

@@ -182,7 +182,7 @@ fn number(site: &Site, index: usize) -> Number {
         value: format::value(latest.summary.median),
         unit: s.series.unit.clone(),
         change: verdict.and_then(|v| v.relative_change).map(percent).unwrap_or_default(),
-        verdict: verdict.map_or("new", |v| v.verdict.as_str()),
+        verdict: s.label(verdict),
         words: headlines::verdict_words(verdict, latest.summary.mde),
     }
 }
@@ -205,7 +205,7 @@ fn plot(site: &Site, index: usize, scenario: &str) -> String {
         format::value(lo),
         format::value(hi),
     );
-    let kind = latest_verdict(site.model, index).map_or("new", |v| v.verdict.as_str());
+    let kind = s.label(latest_verdict(site.model, index));
     sparkline(&values, kind, &label)
 }
 

@@ -196,6 +196,9 @@ fn write_one(site: &Site, scenario_id: &str, series: &[usize], scaling: &[Scalin
         let latest = s.latest();
         let verdict = s.verdicts.last().copied().flatten().map(|v| &model.verdicts[v]);
         let mut notes = Vec::new();
+        if let Some(why) = s.not_judged() {
+            notes.push(why.to_owned());
+        }
         if let Some(m) = site.machine_label(se.machine_id) {
             notes.push(format!("machine {m}"));
         }
@@ -228,7 +231,7 @@ fn write_one(site: &Site, scenario_id: &str, series: &[usize], scaling: &[Scalin
                         + p.summary.outliers.low_mild
                         + p.summary.outliers.high_mild
                         + p.summary.outliers.high_severe,
-                    verdict: v.map_or("new", |v| v.verdict.as_str()),
+                    verdict: s.label(v),
                     change: v.and_then(|v| v.relative_change).map(percent).unwrap_or_default(),
                 }
             })
@@ -258,7 +261,7 @@ fn write_one(site: &Site, scenario_id: &str, series: &[usize], scaling: &[Scalin
             note: (!notes.is_empty()).then(|| notes.join("; ")),
             median: format::value(latest.summary.median),
             ci: format::interval(latest.summary.ci_lower, latest.summary.ci_upper),
-            verdict: verdict.map_or("new", |v| v.verdict.as_str()),
+            verdict: s.label(verdict),
             relabelled: verdict.is_some_and(|v| v.verdict != v.gate_verdict),
             change: change_text(verdict),
             change_ci: change_ci_text(verdict),

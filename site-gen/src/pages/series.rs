@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::{Noise, Site, VerdictRow, arrow, change_ci_text, change_text, effect_order};
 use crate::SiteError;
 use crate::format::{self, short_sha};
+use crate::model::UNJUDGED;
 use crate::paths::{self, COMPARE, SERIES_PAGE};
 use crate::sparkline::sparkline;
 
@@ -80,7 +81,7 @@ pub fn write(site: &Site) -> Result<(), SiteError> {
         let se = &s.series;
         let latest = s.latest();
         let verdict = s.verdicts.last().copied().flatten().map(|v| &model.verdicts[v]);
-        let kind = verdict.map_or("new", |v| v.verdict.as_str());
+        let kind = s.label(verdict);
         let start = s.points.len().saturating_sub(SPARK_POINTS);
         let trend: Vec<f64> = s.points[start..].iter().map(|p| p.summary.median).collect();
         groups.entry(se.workload.clone()).or_default().push(Row {
@@ -160,7 +161,8 @@ pub fn write(site: &Site) -> Result<(), SiteError> {
     let mut ctx = site.base("", "All series");
     ctx.insert("groups", &groups);
     ctx.insert("metrics", &metrics);
-    ctx.insert("verdicts", &Verdict::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>());
+    let labels: Vec<&str> = Verdict::ALL.iter().map(|v| v.as_str()).chain([UNJUDGED]).collect();
+    ctx.insert("verdicts", &labels);
     ctx.insert("latest", &latest);
     ctx.insert("series_count", &model.series.len());
     ctx.insert("commit_count", &model.commits.len());
@@ -201,7 +203,8 @@ pub fn resolution(model: &crate::model::Model) -> Vec<Resolution> {
         ("series that need more than 10% (MDE > 10%)", 0.10, f64::INFINITY),
     ];
     let counted = |s: &&crate::model::SeriesData| contract::metrics::is_counted(&s.series.metric);
-    let measured = || model.series.iter().filter(|s| !counted(s));
+    let unjudged = |s: &&crate::model::SeriesData| s.not_judged().is_some();
+    let measured = || model.series.iter().filter(|s| !counted(s) && !unjudged(s));
     let mut out = vec![Resolution {
         what: "instruction counts (one count per run under Valgrind): a change beyond 0.5% and 100,000 instructions",
         series: model.series.iter().filter(counted).count(),
@@ -217,6 +220,10 @@ pub fn resolution(model: &crate::model::Model) -> Vec<Resolution> {
     out.push(Resolution {
         what: "series without an MDE (too few samples, or a zero median)",
         series: measured().filter(|s| s.latest().summary.mde.is_none()).count(),
+    });
+    out.push(Resolution {
+        what: "series shown and never judged: shares of a core, and totals of fixed-duration rounds (they follow the throughput)",
+        series: model.series.iter().filter(unjudged).count(),
     });
     out
 }
