@@ -18,7 +18,8 @@
 //! server and client data directory for every count round (the measured rounds before it
 //! leave a number of blobs that depends on when the adaptive budget stopped), the same
 //! round number and payload seed, no loop-lag probe in the driver and no ping to the server
-//! (both tick with wall time, which Valgrind stretches unevenly).
+//! (both tick with wall time, which Valgrind stretches unevenly), and uploads that fsync their
+//! own files (the default durability chooses by the time of the last filesystem sync).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -112,7 +113,11 @@ impl Counted {
             .arg("-q")
             .arg(exe)
             .env("TOKIO_WORKER_THREADS", "1")
-            .env("GLIBC_TUNABLES", STRING_TUNABLES);
+            .env("GLIBC_TUNABLES", STRING_TUNABLES)
+            // The server's default durability (`auto`) takes one of two paths by how long the
+            // filesystem's last sync took; counted, an upload always fsyncs its own files, as
+            // every upload did before `auto` (so the count series go on across it).
+            .env("BLOBS_SERVER_DURABILITY", "fsync");
         if let Some(cpu) = self.valgrind.cpu {
             // SAFETY: runs between fork and exec; the set is built on the stack and
             // sched_setaffinity is a system call: nothing allocates or takes a lock.

@@ -65,8 +65,14 @@ impl Backend {
     pub(crate) async fn prepare(params: &Params, ctx: &Context) -> Result<Self, WorkloadError> {
         let opts = StoreOptions {
             max_concurrent_writes: MAX_CONCURRENT_WRITES,
-            // The server's default.
-            durability: Default::default(),
+            // The server's default, except in the count round: `auto` chooses each upload's
+            // path by how long the last filesystem sync took, so counted, every upload fsyncs
+            // its own files (as every upload did before `auto`).
+            durability: if std::env::var_os(crate::COUNT_ROUND_ENV).is_some() {
+                blobs_server::config::Durability::Fsync
+            } else {
+                Default::default()
+            },
             write_wait: std::time::Duration::from_secs(600),
             max_blob_size: u64::MAX,
             quota: None,

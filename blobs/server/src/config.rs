@@ -138,12 +138,16 @@ pub struct TlsFiles {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Durability {
-    /// fsync the file, link it, fsync its directory: each upload on its own.
+    /// `group` while the filesystem's syncs are quick, `fsync` while another writer makes
+    /// them slow and after a sync failed (`fs::group_sync::Adapt`); `fsync` alone before
+    /// Linux 5.8.
     #[default]
+    Auto,
+    /// fsync the file, link it, fsync its directory: each upload on its own.
     Fsync,
     /// One `syncfs` for all uploads in flight (group commit). Cheaper under concurrent
-    /// uploads (BENCHMARKS.md), but it flushes the whole filesystem: for a data directory on
-    /// a filesystem of its own.
+    /// uploads (BENCHMARKS.md), but it flushes the whole filesystem, however much another
+    /// program has written to it: for a data directory on a filesystem of its own.
     Group,
 }
 
@@ -167,7 +171,7 @@ impl Config {
             tls: None,
             max_concurrent_writes: 50,
             max_writes_per_user: 25,
-            durability: Durability::Fsync,
+            durability: Durability::Auto,
             write_wait: Duration::from_secs(30),
             max_blob_size: 4 << 30,
             quota: None,
@@ -409,9 +413,10 @@ pub struct ServeArgs {
     #[arg(long, env = "BLOBS_SERVER_MAX_WRITES_PER_USER")]
     pub max_writes_per_user: Option<usize>,
     /// How uploads to the filesystem backend become durable before their 200: fsync (each
-    /// file and directory) or group (syncfs calls shared by the uploads in flight; for a data
+    /// file and directory), group (syncfs calls shared by the uploads in flight; for a data
     /// directory on a filesystem of its own, as each flushes the whole filesystem; Linux 5.8
-    /// or later) [default: fsync].
+    /// or later), or auto (group while the syncs take at most 10 ms, fsync while they are
+    /// slower, probing once a second) [default: auto].
     #[arg(long, env = "BLOBS_SERVER_DURABILITY", value_enum)]
     pub durability: Option<Durability>,
     /// How long a write waits for a write slot before 503, e.g. `30s` [default: 30s].
@@ -653,13 +658,14 @@ mod tests {
     }
 
     #[test]
-    fn durability_defaults_to_fsync_and_group_is_read_from_the_file() {
+    fn durability_defaults_to_auto_and_the_others_are_read_from_the_file() {
         let read = |text: &str| {
             let f = file(&format!("data_dir = \"d\"\ntokens = \"t\"\n{text}")).unwrap();
             Config::resolve(ServeArgs::default(), f).unwrap().durability
         };
-        assert_eq!(read(""), Durability::Fsync);
+        assert_eq!(read(""), Durability::Auto);
         assert_eq!(read("durability = \"group\"\n"), Durability::Group);
+        assert_eq!(read("durability = \"fsync\"\n"), Durability::Fsync);
     }
 
     #[test]

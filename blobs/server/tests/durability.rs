@@ -19,6 +19,13 @@ fn body_of(i: usize) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_during_100_uploads_loses_nothing_acknowledged() {
+    sigkill_during_100_uploads(&["--durability", "fsync"]).await;
+}
+
+/// The same with the default, `auto`: each upload shares the syncs or fsyncs its own files by
+/// how long the last sync took.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_during_100_uploads_by_default_loses_nothing_acknowledged() {
     sigkill_during_100_uploads(&[]).await;
 }
 
@@ -280,6 +287,11 @@ async fn hung_up_uploads_are_all_or_nothing(args: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hung_up_uploads_are_all_or_nothing_with_fsync() {
+    hung_up_uploads_are_all_or_nothing(&["--durability", "fsync"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hung_up_uploads_are_all_or_nothing_by_default() {
     hung_up_uploads_are_all_or_nothing(&[]).await;
 }
 
@@ -308,7 +320,7 @@ fn path_of(s: &Running, id: &str, suffix: &str) -> std::path::PathBuf {
 /// server answers for it as it is, not as if it were absent, until and after a restart.
 #[tokio::test]
 async fn an_upload_that_fails_after_its_link_is_not_acknowledged_but_served() {
-    for args in [&[][..], &["--durability", "group"][..]] {
+    for args in [&["--durability", "fsync"][..], &["--durability", "group"][..], &[][..]] {
         let dir = tempfile::tempdir().unwrap();
         let s = start_in(dir.path(), args);
         assert_eq!(put(&s, "/blobs/alice/doc", b"first").await, StatusCode::OK);

@@ -24,7 +24,7 @@ use crate::admission::{self, Admitted};
 use crate::config::Durability;
 use crate::flags::{Flag, FlagSet};
 use crate::fs::disk::{self, DirSync, Publish, TempFile};
-use crate::fs::group_sync::GroupSync;
+use crate::fs::group_sync::{Adapt, GroupSync};
 use crate::fs::index::{BlobMeta, UserIndex};
 use crate::fs::layout::{self, LOCK_FILE, SNAPSHOT_DIR, TMP_DIR};
 use crate::storage::{self, incoming_preamble};
@@ -62,7 +62,7 @@ pub struct FsBackend {
     id_locks: Box<[tokio::sync::Mutex<()>]>,
     hasher: std::collections::hash_map::RandomState,
     totals: Totals,
-    /// The group commit of `durability = "group"`; `None` for fsync per upload.
+    /// The group commit of `durability = "group"` and `"auto"`; `None` for fsync per upload.
     group: Option<GroupSync>,
 }
 
@@ -93,7 +93,14 @@ impl FsBackend {
         }
         let group = match opts.durability {
             Durability::Fsync => None,
-            Durability::Group => Some(GroupSync::start(&root)?),
+            Durability::Group => Some(GroupSync::start(&root, None)?),
+            Durability::Auto => match GroupSync::start(&root, Some(Adapt::default())) {
+                Ok(group) => Some(group),
+                Err(e) => {
+                    tracing::info!(error = %e, "durability auto: no group commit here, every upload fsyncs its own files");
+                    None
+                }
+            },
         };
         Ok(Self {
             group,
@@ -338,12 +345,10 @@ impl FsBackend {
         let path = self.blob_path(blob);
         let tmp_dir = self.tmp.clone();
         // The file is durable before it is linked into place, and the link before the 200:
-        // by fsyncs of its own, or by filesystem syncs shared with other uploads (`group`).
-        let dir_sync = if self.group.is_some() {
-            DirSync::Caller
-        } else {
-            DirSync::Now
-        };
+        // by fsyncs of its own, or by filesystem syncs shared with other uploads (`group`, and
+        // `auto` while the syncs are quick). Decided once, for the whole upload.
+        let group = self.group.as_ref().filter(|g| g.shared());
+        let dir_sync = if group.is_some() { DirSync::Caller } else { DirSync::Now };
         // Only a delivery needs its id in the blocking step (no allocation on other uploads).
         let delivery_id = incoming.then(|| blob.id().to_owned());
         // A deletion whose removal of the flags failed leaves them beside the tombstone; a new
@@ -403,7 +408,7 @@ impl FsBackend {
             }
             Ok::<_, StorageError>((published?, mtime, flags_time, stored))
         };
-        let (published, mtime, flags_time, stored) = match &self.group {
+        let (published, mtime, flags_time, stored) = match group {
             None => tokio::task::spawn_blocking(move || publish(write()?))
                 .await
                 .expect("publishing does not panic")?,

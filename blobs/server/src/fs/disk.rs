@@ -3,7 +3,8 @@
 //! The rules that make a 200 mean "on disk" and keep every reader consistent:
 //! - a file is written under `.tmp` (unnamed where the filesystem allows), fsynced, then
 //!   linked or renamed into place, and the directory is fsynced (or, for uploads with
-//!   `durability = "group"`, the filesystem is synced in their place, see `group_sync`); no
+//!   `durability = "group"`, and with `auto` while syncs are quick, the filesystem is synced
+//!   in their place, see `group_sync`); no
 //!   file is ever modified in place after that, so a hard link (backups) always sees one
 //!   consistent version;
 //! - a blob and its tombstone never both exist once a change is finished; deletion renames

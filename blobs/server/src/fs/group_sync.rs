@@ -9,7 +9,13 @@
 //! instead of making a hundred fsyncs. Measured in BENCHMARKS.md.
 //!
 //! The price: `syncfs` flushes everything dirty on the filesystem, also other programs' data,
-//! so this mode is for a data directory on a filesystem of its own.
+//! so a sync takes as long as the busiest writer on the filesystem makes it. Measured on a
+//! disk that `dd` was writing 3 GB to: 49-52 ms per `syncfs` at the median and up to 0.95 s,
+//! where 50 uploads' own fsyncs took 19-27 ms (BENCHMARKS.md). `durability = "group"` takes
+//! that price, for a data directory on a filesystem of its own. The default, `auto`
+//! ([`Adapt`]), shares the syncs only while they are quick: after a sync slower than
+//! [`SLOW_SYNC`] the uploads fsync their own files, and a probe sync every
+//! [`PROBE_EVERY`] tells when the syncs are quick again.
 //!
 //! The syncs run on a thread of their own, not on a request's task, so that a request that
 //! is cancelled (its client gone) cannot leave the others waiting for a sync nobody runs.
@@ -17,13 +23,19 @@
 //! A failed sync fails every later one too, until the server is restarted. The kernel
 //! reports a writeback error to a descriptor once: an upload whose pages failed to write
 //! during one sync may be waiting for the next, which would then succeed and acknowledge
-//! lost bytes. (PostgreSQL stops for the same reason after a failed fsync.)
+//! lost bytes. (PostgreSQL stops for the same reason after a failed fsync.) With `auto`,
+//! every ask waiting then fails the same way, and later uploads fsync their own files: an
+//! fsync reports the errors of its own file's pages, so no upload after the failure can be
+//! acknowledged on the strength of the failed sync.
 
 use std::fs::File;
 use std::os::fd::AsRawFd as _;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -41,26 +53,66 @@ enum Step {
     AfterNextSync(Job),
 }
 
+/// A sync slower than this means that something else is writing to the filesystem: an upload
+/// then waits for two or three such syncs, longer than for an fsync of its own (19-27 ms for
+/// 50 in parallel beside a 3 GB writer, BENCHMARKS.md), and each sync forces that writer's
+/// data out. Quiet, a sync of 50 small uploads took 1.1-1.8 ms here.
+pub const SLOW_SYNC: Duration = Duration::from_millis(10);
+
+/// How often `auto` tries a sync while the uploads fsync their own files, to learn when the
+/// syncs are quick again. Rare enough that the probes force little of another writer's data
+/// out early.
+pub const PROBE_EVERY: Duration = Duration::from_secs(1);
+
+/// When the uploads share the syncs (`durability = "auto"`): while the last sync, an upload's
+/// or a probe's, took at most `slow`, and never after a failed one.
+#[derive(Debug, Clone, Copy)]
+pub struct Adapt {
+    pub slow: Duration,
+    pub probe_every: Duration,
+}
+
+impl Default for Adapt {
+    fn default() -> Self {
+        Self {
+            slow: SLOW_SYNC,
+            probe_every: PROBE_EVERY,
+        }
+    }
+}
+
 pub struct GroupSync {
     asks: mpsc::Sender<Job>,
     root: std::path::PathBuf,
+    /// Whether uploads should share the syncs now: always without [`Adapt`].
+    shared: Arc<AtomicBool>,
 }
 
 impl GroupSync {
-    /// Starts the sync thread for the filesystem that holds `root`. The thread ends when the
-    /// `GroupSync` is dropped.
-    pub fn start(root: &Path) -> Result<Self, DiskError> {
+    /// Starts the sync thread for the filesystem that holds `root`, sharing its syncs always
+    /// (`durability = "group"`) or with `adapt` only while they are quick (`auto`). The thread
+    /// ends when the `GroupSync` is dropped.
+    pub fn start(root: &Path, adapt: Option<Adapt>) -> Result<Self, DiskError> {
         check_kernel().map_err(err(root))?;
         let dir = File::open(root).map_err(err(root))?;
-        Self::start_with(root, move || syncfs(&dir))
+        Self::start_with(root, adapt, move || syncfs(&dir))
+    }
+
+    /// Whether an upload should hand its link to the group now, instead of fsyncing its own
+    /// file and directory ([`Adapt`]).
+    pub fn shared(&self) -> bool {
+        self.shared.load(Ordering::Relaxed)
     }
 
     /// As [`start`](Self::start), with `sync` in place of `syncfs` (for tests).
     fn start_with(
         root: &Path,
+        adapt: Option<Adapt>,
         mut sync: impl FnMut() -> std::io::Result<()> + Send + 'static,
     ) -> Result<Self, DiskError> {
         let (asks, incoming) = mpsc::channel::<Job>();
+        let shared = Arc::new(AtomicBool::new(true));
+        let shared_now = shared.clone();
         std::thread::Builder::new()
             .name("group-sync".into())
             .spawn(move || {
@@ -69,13 +121,25 @@ impl GroupSync {
                 let mut due: Vec<Job> = Vec::new();
                 loop {
                     if due.is_empty() {
-                        match incoming.recv() {
-                            Ok(job) => due.push(job),
-                            // Dropped, and nothing left to answer.
-                            Err(_) => break,
-                        }
+                        // While the uploads fsync their own files, nobody asks: a sync with
+                        // nothing due is the probe that tells when syncs are quick again.
+                        let probe = adapt.filter(|_| failed.is_none() && !shared_now.load(Ordering::Relaxed));
+                        let next = match probe {
+                            Some(a) => match incoming.recv_timeout(a.probe_every) {
+                                Ok(job) => Some(job),
+                                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                            },
+                            None => match incoming.recv() {
+                                Ok(job) => Some(job),
+                                // Dropped, and nothing left to answer.
+                                Err(_) => break,
+                            },
+                        };
+                        due.extend(next);
                     }
                     due.extend(incoming.try_iter());
+                    let started = Instant::now();
                     let outcome = match &failed {
                         Some((kind, message)) => Err((
                             *kind,
@@ -84,8 +148,24 @@ impl GroupSync {
                         None => sync().map_err(|e| (e.kind(), e.to_string())),
                     };
                     if let (Err(e), None) = (&outcome, &failed) {
-                        tracing::error!(error = %e.1, "a filesystem sync failed: no upload is acknowledged until a restart");
+                        if adapt.is_some() {
+                            tracing::error!(error = %e.1, "a filesystem sync failed: the uploads waiting for it fail, later ones fsync their own files");
+                        } else {
+                            tracing::error!(error = %e.1, "a filesystem sync failed: no upload is acknowledged until a restart");
+                        }
                         failed = Some(e.clone());
+                    }
+                    if let Some(a) = adapt {
+                        let took = started.elapsed();
+                        let quick = outcome.is_ok() && took <= a.slow;
+                        if shared_now.swap(quick, Ordering::Relaxed) != quick && outcome.is_ok() {
+                            let ms = took.as_secs_f64() * 1e3;
+                            if quick {
+                                tracing::info!(sync_ms = ms, "filesystem syncs are quick again: uploads share them");
+                            } else {
+                                tracing::info!(sync_ms = ms, "a filesystem sync was slow: uploads fsync their own files for now");
+                            }
+                        }
                     }
                     for job in std::mem::take(&mut due) {
                         // A panicking job drops its answer (its caller gets an error); the
@@ -102,6 +182,7 @@ impl GroupSync {
         Ok(Self {
             asks,
             root: root.to_owned(),
+            shared,
         })
     }
 
@@ -224,7 +305,7 @@ mod tests {
         };
         let in_sync = record.clone();
         let g = Arc::new(
-            GroupSync::start_with(dir.path(), move || {
+            GroupSync::start_with(dir.path(), None, move || {
                 in_sync(Event::SyncStarted);
                 std::thread::sleep(Duration::from_millis(5));
                 in_sync(Event::SyncEnded);
@@ -293,7 +374,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let syncs = Arc::new(AtomicU32::new(0));
         let counted = syncs.clone();
-        let g = GroupSync::start_with(dir.path(), move || {
+        let g = GroupSync::start_with(dir.path(), None, move || {
             counted.fetch_add(1, Ordering::SeqCst);
             Ok(())
         })
@@ -322,7 +403,7 @@ mod tests {
         for failing_call in [1, 2] {
             let calls = Arc::new(AtomicU32::new(0));
             let counted = calls.clone();
-            let g = GroupSync::start_with(dir.path(), move || {
+            let g = GroupSync::start_with(dir.path(), None, move || {
                 if counted.fetch_add(1, Ordering::SeqCst) + 1 == failing_call {
                     Err(std::io::Error::other("EIO from the disk"))
                 } else {
@@ -360,7 +441,7 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_link_fails_its_own_ask_only() {
         let dir = tempfile::tempdir().unwrap();
-        let g = GroupSync::start_with(dir.path(), || Ok(())).unwrap();
+        let g = GroupSync::start_with(dir.path(), None, || Ok(())).unwrap();
         let e = within(g.sync_link_sync(|| -> ((), bool) { panic!("a bug in a link") }))
             .await
             .unwrap_err();
@@ -382,7 +463,7 @@ mod tests {
         let syncs = Arc::new(AtomicU32::new(0));
         let counted = syncs.clone();
         let g = Arc::new(
-            GroupSync::start_with(dir.path(), move || {
+            GroupSync::start_with(dir.path(), None, move || {
                 counted.fetch_add(1, Ordering::SeqCst);
                 std::thread::sleep(Duration::from_millis(50));
                 Ok(())
@@ -423,7 +504,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let calls = Arc::new(AtomicU32::new(0));
         let counted = calls.clone();
-        let g = GroupSync::start_with(dir.path(), move || match counted.fetch_add(1, Ordering::SeqCst) {
+        let g = GroupSync::start_with(dir.path(), None, move || match counted.fetch_add(1, Ordering::SeqCst) {
             1 => Err(std::io::Error::other("EIO from the disk")),
             _ => Ok(()),
         })
@@ -439,10 +520,108 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 2, "no sync runs after a failure");
     }
 
+    /// A sync whose duration the test sets, counting its calls.
+    fn timed_sync(calls: &Arc<AtomicU32>, ms: &Arc<AtomicU32>) -> impl FnMut() -> std::io::Result<()> + Send + 'static {
+        let (calls, ms) = (calls.clone(), ms.clone());
+        move || {
+            calls.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(ms.load(Ordering::SeqCst).into()));
+            Ok(())
+        }
+    }
+
+    /// Polls `done` for up to 10 s.
+    async fn eventually(done: impl Fn() -> bool) -> bool {
+        for _ in 0..1000 {
+            if done() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        done()
+    }
+
+    #[tokio::test]
+    async fn auto_shares_the_syncs_while_they_are_quick_and_probes_while_they_are_slow() {
+        let dir = tempfile::tempdir().unwrap();
+        let (calls, ms) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+        let adapt = Adapt {
+            slow: Duration::from_millis(40),
+            probe_every: Duration::from_millis(50),
+        };
+        let g = GroupSync::start_with(dir.path(), Some(adapt), timed_sync(&calls, &ms)).unwrap();
+        assert!(g.shared(), "shared from the start");
+        within(g.sync()).await.unwrap();
+        assert!(g.shared(), "a quick sync keeps it shared");
+        // Idle and quick: no sync runs without an ask.
+        let before = calls.load(Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(calls.load(Ordering::SeqCst), before, "no probes while shared");
+
+        ms.store(80, Ordering::SeqCst);
+        within(g.sync()).await.unwrap();
+        assert!(!g.shared(), "a slow sync: uploads fsync their own files");
+        // Slow and idle: probes, each slow, keep it unshared.
+        let before = calls.load(Ordering::SeqCst);
+        assert!(
+            eventually(|| calls.load(Ordering::SeqCst) >= before + 2).await,
+            "probes run while nobody asks"
+        );
+        assert!(!g.shared(), "slow probes keep it unshared");
+
+        ms.store(0, Ordering::SeqCst);
+        assert!(eventually(|| g.shared()).await, "a quick probe shares the syncs again");
+        let before = calls.load(Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            calls.load(Ordering::SeqCst) <= before + 1,
+            "the probes stop once shared"
+        );
+    }
+
+    #[tokio::test]
+    async fn auto_after_a_failed_sync_fails_the_waiting_asks_and_never_shares_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let calls = Arc::new(AtomicU32::new(0));
+        let counted = calls.clone();
+        let adapt = Adapt {
+            slow: Duration::from_secs(1),
+            probe_every: Duration::from_millis(20),
+        };
+        let g = GroupSync::start_with(dir.path(), Some(adapt), move || {
+            match counted.fetch_add(1, Ordering::SeqCst) {
+                1 => Err(std::io::Error::other("EIO from the disk")),
+                _ => Ok(()),
+            }
+        })
+        .unwrap();
+        within(g.sync()).await.unwrap();
+        let e = within(g.sync()).await.unwrap_err();
+        assert!(e.to_string().contains("EIO from the disk"), "{e}");
+        assert!(!g.shared(), "after a failure uploads fsync their own files");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "no probe after a failure");
+        assert!(!g.shared());
+        // An ask that raced the switch is refused, never answered by a later sync.
+        let e = within(g.sync()).await.unwrap_err();
+        assert!(e.to_string().contains("an earlier filesystem sync failed"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn group_shares_the_syncs_however_slow_they_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let (calls, ms) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(60)));
+        let g = GroupSync::start_with(dir.path(), None, timed_sync(&calls, &ms)).unwrap();
+        within(g.sync()).await.unwrap();
+        assert!(g.shared());
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "no probes");
+    }
+
     #[tokio::test]
     async fn the_real_syncfs_succeeds_here() {
         let dir = tempfile::tempdir().unwrap();
-        let g = GroupSync::start(dir.path()).unwrap();
+        let g = GroupSync::start(dir.path(), None).unwrap();
         std::fs::write(dir.path().join("f"), b"bytes").unwrap();
         within(g.sync()).await.unwrap();
     }
@@ -451,7 +630,7 @@ mod tests {
     fn a_missing_root_is_an_error_naming_it() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope");
-        let e = GroupSync::start(&missing).err().expect("no such directory");
+        let e = GroupSync::start(&missing, None).err().expect("no such directory");
         assert!(e.to_string().contains("nope"), "{e}");
     }
 }
