@@ -119,6 +119,13 @@ for r in $(seq "$ROUNDS"); do
     for k in "${!names[@]}"; do side "${names[$k]}" "$((k - 1))" "$r"; done
   fi
 done
+if [ "${REQUEST:-get}" = put ]; then
+  # How often durability auto found the filesystem's syncs slow and let the uploads fsync
+  # their own files instead (the server logs each switch).
+  for i in "${!BINS[@]}"; do
+    echo "# build $i: $(grep -c 'syncs are slow' "$WORK/server-$i.err" || true) switches from shared syncs to fsyncs"
+  done
+fi
 python3 - "$WORK/cells" "${#BINS[@]}" "${REQUEST:-get}" <<'PY'
 import collections, statistics, sys
 cells = collections.defaultdict(dict)

@@ -415,8 +415,9 @@ pub struct ServeArgs {
     /// How uploads to the filesystem backend become durable before their 200: fsync (each
     /// file and directory), group (syncfs calls shared by the uploads in flight; for a data
     /// directory on a filesystem of its own, as each flushes the whole filesystem; Linux 5.8
-    /// or later), or auto (group while the syncs take at most 10 ms, fsync while they are
-    /// slower, probing once a second) [default: auto].
+    /// or later), or auto (group until the syncs' moving mean exceeds 25 ms, as another
+    /// writer on the filesystem makes it; then fsync, probing once a second, until the mean is
+    /// under 10 ms) [default: auto].
     #[arg(long, env = "BLOBS_SERVER_DURABILITY", value_enum)]
     pub durability: Option<Durability>,
     /// How long a write waits for a write slot before 503, e.g. `30s` [default: 30s].

@@ -13,9 +13,9 @@
 //! disk that `dd` was writing 3 GB to: 49-52 ms per `syncfs` at the median and up to 0.95 s,
 //! where 50 uploads' own fsyncs took 19-27 ms (BENCHMARKS.md). `durability = "group"` takes
 //! that price, for a data directory on a filesystem of its own. The default, `auto`
-//! ([`Adapt`]), shares the syncs only while they are quick: after a sync slower than
-//! [`SLOW_SYNC`] the uploads fsync their own files, and a probe sync every
-//! [`PROBE_EVERY`] tells when the syncs are quick again.
+//! ([`Adapt`]), shares the syncs only while they are quick: once the syncs' moving mean
+//! exceeds [`SLOW_SYNC`] the uploads fsync their own files, and a probe sync every
+//! [`PROBE_EVERY`] tells when the mean is under [`QUICK_SYNC`] again.
 //!
 //! The syncs run on a thread of their own, not on a request's task, so that a request that
 //! is cancelled (its client gone) cannot leave the others waiting for a sync nobody runs.
@@ -53,22 +53,33 @@ enum Step {
     AfterNextSync(Job),
 }
 
-/// A sync slower than this means that something else is writing to the filesystem: an upload
-/// then waits for two or three such syncs, longer than for an fsync of its own (19-27 ms for
-/// 50 in parallel beside a 3 GB writer, BENCHMARKS.md), and each sync forces that writer's
-/// data out. Quiet, a sync of 50 small uploads took 1.1-1.8 ms here.
-pub const SLOW_SYNC: Duration = Duration::from_millis(10);
+/// Syncs slower than this on the moving mean mean that something else is writing to the
+/// filesystem: an upload then waits for two or three such syncs, longer than for an fsync of
+/// its own (19-27 ms for 50 in parallel beside a 3 GB writer, whose syncs took 49-52 ms at
+/// the median, BENCHMARKS.md), and each sync forces that writer's data out. Quiet, a sync of
+/// 50 small uploads took 1.1-1.8 ms here; under the uploads' own load on a machine with every
+/// core busy, 10-23 ms, most of it waiting for a core once the disk was done (which fsyncs of
+/// each upload's own would not shorten: they cost the CPU more).
+pub const SLOW_SYNC: Duration = Duration::from_millis(25);
+
+/// The moving mean under which the uploads share the syncs again: below [`SLOW_SYNC`], so
+/// that syncs near the line do not switch the uploads back and forth (which a single
+/// threshold of 10 ms did, 27 times in 8 s, under the uploads' own load).
+pub const QUICK_SYNC: Duration = Duration::from_millis(10);
 
 /// How often `auto` tries a sync while the uploads fsync their own files, to learn when the
 /// syncs are quick again. Rare enough that the probes force little of another writer's data
 /// out early.
 pub const PROBE_EVERY: Duration = Duration::from_secs(1);
 
-/// When the uploads share the syncs (`durability = "auto"`): while the last sync, an upload's
-/// or a probe's, took at most `slow`, and never after a failed one.
+/// When the uploads share the syncs (`durability = "auto"`), by the moving mean of the syncs'
+/// times (an upload's or a probe's, each weighing a quarter): from the start, and again once
+/// the mean is under `quick`; no longer once it is over `slow`, nor ever after a failed sync.
+/// A single sync of 4 times `slow` switches at once.
 #[derive(Debug, Clone, Copy)]
 pub struct Adapt {
     pub slow: Duration,
+    pub quick: Duration,
     pub probe_every: Duration,
 }
 
@@ -76,6 +87,7 @@ impl Default for Adapt {
     fn default() -> Self {
         Self {
             slow: SLOW_SYNC,
+            quick: QUICK_SYNC,
             probe_every: PROBE_EVERY,
         }
     }
@@ -119,6 +131,8 @@ impl GroupSync {
                 let mut failed: Option<(std::io::ErrorKind, String)> = None;
                 // Jobs the next sync answers: new asks, and links made since the last sync.
                 let mut due: Vec<Job> = Vec::new();
+                // The syncs' moving mean, in seconds (`Adapt`).
+                let mut mean = 0.0_f64;
                 loop {
                     if due.is_empty() {
                         // While the uploads fsync their own files, nobody asks: a sync with
@@ -156,14 +170,22 @@ impl GroupSync {
                         failed = Some(e.clone());
                     }
                     if let Some(a) = adapt {
-                        let took = started.elapsed();
-                        let quick = outcome.is_ok() && took <= a.slow;
-                        if shared_now.swap(quick, Ordering::Relaxed) != quick && outcome.is_ok() {
-                            let ms = took.as_secs_f64() * 1e3;
-                            if quick {
-                                tracing::info!(sync_ms = ms, "filesystem syncs are quick again: uploads share them");
+                        let took = started.elapsed().as_secs_f64();
+                        mean = 0.75 * mean + 0.25 * took;
+                        let was = shared_now.load(Ordering::Relaxed);
+                        let now = outcome.is_ok()
+                            && if was {
+                                mean <= a.slow.as_secs_f64()
                             } else {
-                                tracing::info!(sync_ms = ms, "a filesystem sync was slow: uploads fsync their own files for now");
+                                mean < a.quick.as_secs_f64()
+                            };
+                        if now != was {
+                            shared_now.store(now, Ordering::Relaxed);
+                            let (sync_ms, mean_ms) = (took * 1e3, mean * 1e3);
+                            if now {
+                                tracing::info!(sync_ms, mean_ms, "filesystem syncs are quick again: uploads share them");
+                            } else if outcome.is_ok() {
+                                tracing::info!(sync_ms, mean_ms, "filesystem syncs are slow: uploads fsync their own files for now");
                             }
                         }
                     }
@@ -546,7 +568,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (calls, ms) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
         let adapt = Adapt {
-            slow: Duration::from_millis(40),
+            slow: Duration::from_millis(20),
+            quick: Duration::from_millis(5),
             probe_every: Duration::from_millis(50),
         };
         let g = GroupSync::start_with(dir.path(), Some(adapt), timed_sync(&calls, &ms)).unwrap();
@@ -558,7 +581,14 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(calls.load(Ordering::SeqCst), before, "no probes while shared");
 
-        ms.store(80, Ordering::SeqCst);
+        // Syncs near the line move the mean, not the uploads: 12 ms is over `quick`, under
+        // `slow`.
+        ms.store(12, Ordering::SeqCst);
+        for _ in 0..8 {
+            within(g.sync()).await.unwrap();
+        }
+        assert!(g.shared(), "syncs between quick and slow keep it shared");
+        ms.store(100, Ordering::SeqCst);
         within(g.sync()).await.unwrap();
         assert!(!g.shared(), "a slow sync: uploads fsync their own files");
         // Slow and idle: probes, each slow, keep it unshared.
@@ -586,6 +616,7 @@ mod tests {
         let counted = calls.clone();
         let adapt = Adapt {
             slow: Duration::from_secs(1),
+            quick: Duration::from_millis(500),
             probe_every: Duration::from_millis(20),
         };
         let g = GroupSync::start_with(dir.path(), Some(adapt), move || {
