@@ -84,11 +84,10 @@ pub fn run(args: FindArgs) -> anyhow::Result<()> {
         .metric
         .clone()
         .unwrap_or_else(|| planned.params.workload.headline_metric().to_owned());
-    if !planned.params.workload.fixed_work() && contract::metrics::accumulates(&metric) {
+    if let Some(why) = contract::metrics::not_judged(&metric, !planned.params.workload.fixed_work()) {
         bail!(
-            "{metric} is a total of {}'s fixed-duration rounds, which follows their throughput: the \
-             paired rounds do not judge it (docs/statistics.md); look for the change in a rate or \
-             a latency, such as {}",
+            "{metric} of {} is {why} (docs/statistics.md, \"Series no rule judges\"); look for the \
+             change in a rate, a latency or CPU seconds, such as {}",
             args.scenario,
             planned.params.workload.headline_metric()
         );

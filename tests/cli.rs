@@ -320,10 +320,10 @@ fn the_test_command_names_what_it_cannot_install() {
     );
 }
 
-/// `find` on a total of a fixed-duration scenario (here the load's server CPU seconds) says
-/// at once that the paired rounds do not judge it, before it builds anything.
+/// `find` on a series no rule judges (a total of a fixed-duration scenario, here the load's
+/// server CPU seconds, or a share of a core) says so at once, before it builds anything.
 #[test]
-fn find_refuses_a_total_of_fixed_duration_rounds() {
+fn find_refuses_a_series_no_rule_judges() {
     let dir = tempfile::tempdir().unwrap();
     let scenarios = dir.path().join("load.toml");
     std::fs::write(
@@ -347,8 +347,28 @@ fn find_refuses_a_total_of_fixed_duration_rounds() {
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(
-        err.contains("server_cpu_user_s is a total of server.load/upload/1k/c2's fixed-duration rounds")
+        err.contains("server_cpu_user_s of server.load/upload/1k/c2 is accumulated over a fixed-duration round")
             && err.contains("such as ops_s"),
+        "{err}"
+    );
+    // A share of a core has no better direction, in any scenario.
+    let out = bench(&[
+        os("find"),
+        os("HEAD~1"),
+        os("HEAD"),
+        os("--scenario"),
+        os("server.load/upload/1k/c2"),
+        os("--metric"),
+        os("server_cpu_pct"),
+        os("--scenarios"),
+        scenarios.as_os_str(),
+        os("--repo"),
+        dir.path().as_os_str(),
+    ]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("server_cpu_pct of server.load/upload/1k/c2 is a share of a core"),
         "{err}"
     );
 }
