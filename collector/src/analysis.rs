@@ -109,6 +109,24 @@ pub(crate) fn samples_of(
 
 /// The series a run measured that are judged: (scenario_ref, metric, direction).
 pub(crate) fn run_series(tx: &Transaction, run_id: i64) -> Result<Vec<(i64, String, Direction)>, CollectorError> {
+    Ok(all_run_series(tx, run_id)?
+        .into_iter()
+        .filter(|s| s.3)
+        .map(|(scenario_ref, metric, direction, _)| (scenario_ref, metric, direction))
+        .collect())
+}
+
+/// The series a run measured that no rule judges: (scenario_ref, metric).
+fn unjudged_series(tx: &Transaction, run_id: i64) -> Result<Vec<(i64, String)>, CollectorError> {
+    Ok(all_run_series(tx, run_id)?
+        .into_iter()
+        .filter(|s| !s.3)
+        .map(|(scenario_ref, metric, ..)| (scenario_ref, metric))
+        .collect())
+}
+
+/// Every series a run measured: (scenario_ref, metric, direction, judged).
+fn all_run_series(tx: &Transaction, run_id: i64) -> Result<Vec<(i64, String, Direction, bool)>, CollectorError> {
     let mut stmt = tx.prepare_cached(
         "SELECT d.scenario_ref, d.metric, mt.direction, s.fixed_duration
          FROM data_points d JOIN metrics mt ON mt.name = d.metric JOIN scenarios s ON s.id = d.scenario_ref
@@ -126,12 +144,10 @@ pub(crate) fn run_series(tx: &Transaction, run_id: i64) -> Result<Vec<(i64, Stri
     for row in rows {
         let (scenario_ref, metric, direction, fixed_duration) = row?;
         // Shown on the site, never judged: no verdict, no change point, no calibration.
-        if contract::metrics::not_judged(&metric, fixed_duration).is_some() {
-            continue;
-        }
+        let judged = contract::metrics::not_judged(&metric, fixed_duration).is_none();
         let direction = Direction::parse(&direction)
             .ok_or_else(|| CollectorError::Conflict(format!("metric {metric} has direction {direction:?}")))?;
-        out.push((scenario_ref, metric, direction));
+        out.push((scenario_ref, metric, direction, judged));
     }
     Ok(out)
 }
@@ -222,6 +238,20 @@ impl Database {
                 Some(run) => run,
                 None => load_run(&tx, run_id)?,
             };
+            // Change points an older rule found on a series no rule judges now go (their
+            // verdicts went with the run's, above).
+            for (scenario_ref, metric) in unjudged_series(&tx, run_id)? {
+                tx.execute(
+                    "UPDATE verdicts SET verdict = gate_verdict, change_point_id = NULL
+                     WHERE change_point_id IN (SELECT id FROM change_points
+                                               WHERE machine_id = ?1 AND scenario_ref = ?2 AND metric = ?3)",
+                    params![run.machine_id, scenario_ref, metric],
+                )?;
+                tx.execute(
+                    "DELETE FROM change_points WHERE machine_id = ?1 AND scenario_ref = ?2 AND metric = ?3",
+                    params![run.machine_id, scenario_ref, metric],
+                )?;
+            }
             for (scenario_ref, metric, direction) in run_series(&tx, run_id)? {
                 let key = (run.machine_id, scenario_ref, metric.clone(), run.branch.clone());
                 if !done.insert(key) {

@@ -557,18 +557,18 @@ fn redecide(tx: &Transaction, comparison_id: i64, options: &PairedOptions) -> Re
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
     let mut stmt = tx.prepare_cached(
-        "SELECT cr.scenario_ref, cr.metric, m.direction, m.unit FROM comparison_results cr
-         JOIN metrics m ON m.name = cr.metric
+        "SELECT cr.scenario_ref, cr.metric, m.direction, m.unit, s.fixed_duration FROM comparison_results cr
+         JOIN metrics m ON m.name = cr.metric JOIN scenarios s ON s.id = cr.scenario_ref
          WHERE cr.comparison_id = ?1 AND cr.ratio IS NOT NULL ORDER BY cr.scenario_ref, cr.metric",
     )?;
-    let keys: Vec<(i64, String, Direction, String)> = stmt
+    let keys: Vec<(i64, String, Direction, String, bool)> = stmt
         .query_map([comparison_id], |r| {
-            Ok((r.get(0)?, r.get(1)?, direction_at(r, 2)?, r.get(3)?))
+            Ok((r.get(0)?, r.get(1)?, direction_at(r, 2)?, r.get(3)?, r.get(4)?))
         })?
-        .collect::<Result<Vec<(i64, String, Direction, String)>, _>>()?
+        .collect::<Result<Vec<(i64, String, Direction, String, bool)>, _>>()?
         .into_iter()
         // A count row has a ratio too, of one value per side: it is not the paired rule's.
-        .filter(|(_, metric, _, _)| !contract::metrics::is_counted(metric))
+        .filter(|(_, metric, ..)| !contract::metrics::is_counted(metric))
         .collect();
     let mut samples = tx.prepare_cached(
         "SELECT value FROM samples WHERE run_id = ?1 AND scenario_ref = ?2 AND metric = ?3 ORDER BY round",
@@ -580,7 +580,7 @@ fn redecide(tx: &Transaction, comparison_id: i64, options: &PairedOptions) -> Re
     };
     let mut rows = Vec::with_capacity(keys.len());
     let mut sides = Vec::with_capacity(keys.len());
-    for (scenario_ref, metric, direction, unit) in &keys {
+    for (scenario_ref, metric, direction, unit, fixed_duration) in &keys {
         let (a, b) = (read(run_a, *scenario_ref, metric)?, read(run_b, *scenario_ref, metric)?);
         rows.push(ComparisonRow {
             scenario_id: String::new(),
@@ -597,13 +597,16 @@ fn redecide(tx: &Transaction, comparison_id: i64, options: &PairedOptions) -> Re
             ci_level: None,
             p_value: None,
             verdict: None,
-            note: None,
+            // Tested by an older rule, judged by none now: its ratio and verdict go, and it
+            // leaves the family.
+            note: contract::metrics::not_judged(metric, *fixed_duration).map(str::to_owned),
         });
         sides.push((a, b));
     }
     let tested: Vec<(usize, &[f64], &[f64])> = sides
         .iter()
         .enumerate()
+        .filter(|(i, _)| rows[*i].note.is_none())
         .map(|(i, (a, b))| (i, a.as_slice(), b.as_slice()))
         .collect();
     decide(&mut rows, &tested, options);
@@ -612,7 +615,7 @@ fn redecide(tx: &Transaction, comparison_id: i64, options: &PairedOptions) -> Re
                 verdict = ?9, note = ?10
          WHERE comparison_id = ?1 AND scenario_ref = ?2 AND metric = ?3",
     )?;
-    for ((scenario_ref, metric, _, _), r) in keys.iter().zip(&rows) {
+    for ((scenario_ref, metric, ..), r) in keys.iter().zip(&rows) {
         update.execute(params![
             comparison_id,
             scenario_ref,

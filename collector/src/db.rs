@@ -205,7 +205,9 @@ mod tests {
                     '{"workload":"server.load","count":0,"size":10240,"concurrency":25,"op":"download","duration_s":3}'),
                    (2, 'blobs.upload/10x100k/c1', 'h2', 'blobs.upload', 1, 'd',
                     '{"workload":"blobs.upload","count":10,"size":100000,"concurrency":1}'),
-                   (3, 'bench', 'h3', 'criterion', 1, 'd', '{"Bytes":1}');"#,
+                   (3, 'bench', 'h3', 'criterion', 1, 'd', '{"Bytes":1}'),
+                   (4, 'server.load/upload/1k/c2', 'h4', 'server.load', 1, 'd',
+                    '{"workload":"server.load","count":0,"size":1024,"concurrency":2,"op":"upload"}');"#,
             )
             .unwrap();
         }
@@ -223,7 +225,8 @@ mod tests {
             [
                 ("server.load/download/10k/c25".to_owned(), true),
                 ("blobs.upload/10x100k/c1".to_owned(), false),
-                ("bench".to_owned(), false)
+                ("bench".to_owned(), false),
+                ("server.load/upload/1k/c2".to_owned(), true)
             ]
         );
     }

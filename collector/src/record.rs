@@ -160,7 +160,9 @@ impl RunRecord {
                     definition_hash: s.definition_hash.clone(),
                     description: s.description.clone(),
                     params: serde_json::to_value(&s.params).expect("params serialize"),
-                    fixed_duration: s.fixed_duration,
+                    // Results files from before the field lack it; `server.load` is the one
+                    // workload that has run for a time.
+                    fixed_duration: s.fixed_duration || s.workload == "server.load",
                     warmup_rounds: s.warmup_rounds,
                     rounds: s.rounds,
                     budget: s

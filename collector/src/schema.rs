@@ -326,9 +326,10 @@ const V7: &str = "
     ";
 
 // 8: a scenario says whether its rounds run for a fixed time instead of a fixed amount of work:
-// what such rounds accumulate follows their throughput and is not judged. Until now only the
-// workloads with a `duration_s` parameter (`server.load`) ran for a time.
+// what such rounds accumulate follows their throughput and is not judged. Until now only
+// `server.load` ran for a time (its `duration_s` is optional, with a default).
 const V8: &str = "
     ALTER TABLE scenarios ADD COLUMN fixed_duration INTEGER NOT NULL DEFAULT 0 CHECK (fixed_duration IN (0, 1));
-    UPDATE scenarios SET fixed_duration = 1 WHERE json_extract(params, '$.duration_s') IS NOT NULL;
+    UPDATE scenarios SET fixed_duration = 1
+     WHERE workload = 'server.load' OR json_extract(params, '$.duration_s') IS NOT NULL;
     ";

@@ -364,6 +364,32 @@ fn series_no_rule_judges_get_no_verdict_and_no_change_point() {
         let found = db.change_points(&series, "main").unwrap();
         assert_eq!(!found.is_empty(), judged, "{} {}", series.scenario_id, series.metric);
     }
+    // A database an older rule analysed has a change point on a series no rule judges now,
+    // and verdicts of its version: deciding again removes it.
+    let path = dir.path().join("b.sqlite");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "INSERT INTO change_points (machine_id, scenario_ref, metric, branch, commit_sha, previous_sha,
+                                    points_before, points_after, mean_before, mean_after, stddev_before,
+                                    stddev_after, relative_change, p_value, kind, detected_at)
+         SELECT 1, id, 'server_cpu_user_s', 'main', 'c8', 'c7', 8, 8, 1.0, 1.2, 0.01, 0.01, 0.2, 0.001,
+                'regression', 0 FROM scenarios WHERE scenario_id = 'load/1';
+         UPDATE verdicts SET statistics_version = 1;",
+    )
+    .unwrap();
+    let on_load_cpu = |conn: &rusqlite::Connection| -> i64 {
+        conn.query_row(
+            "SELECT count(*) FROM change_points cp JOIN scenarios s ON s.id = cp.scenario_ref
+             WHERE s.scenario_id = 'load/1' AND cp.metric = 'server_cpu_user_s'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert_eq!(on_load_cpu(&conn), 1);
+    assert_eq!(db.redecide_stale().unwrap().runs, 16);
+    assert_eq!(on_load_cpu(&conn), 0, "the older rule's change point is gone");
+
     // The unjudged series are kept and shown all the same.
     assert_eq!(
         db.series()

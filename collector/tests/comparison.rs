@@ -623,3 +623,62 @@ fn a_latency_shift_under_half_a_millisecond_is_not_a_change() {
     let wall = rows.iter().find(|r| r.metric == "wall_s").unwrap();
     assert_eq!(wall.verdict, Some(Verdict::Regression));
 }
+
+/// A share of a core that paired statistics version 3 tested (ratio, verdict, a place in the
+/// family) is, decided again, shown without a verdict and left out of the family.
+#[test]
+fn a_share_of_a_core_an_older_rule_judged_is_unjudged_when_decided_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("b.sqlite");
+    let mut db = Database::open(&path).unwrap();
+    let flat: Vec<f64> = (0..12).map(|i| 1.0 + 0.002 * (i % 3) as f64).collect();
+    let with_share = |run: &str, sha: &str, share: f64| {
+        let mut r = side(run, sha, flat.clone(), vec![1.0; 12]);
+        r.scenarios[0].metrics.insert(
+            "client_cpu_pct".into(),
+            contract::results::MetricSamples {
+                unit: "%".into(),
+                direction: Direction::Lower,
+                samples: flat.iter().map(|x| x * share).collect(),
+            },
+        );
+        r
+    };
+    let c = db
+        .record_comparison(
+            &with_share("a", "a1", 90.0),
+            &with_share("b", "b1", 99.0),
+            ["main", "feature"],
+            &PairedOptions::default(),
+        )
+        .unwrap();
+    let share = |db: &Database| {
+        db.comparison_rows(c.id)
+            .unwrap()
+            .into_iter()
+            .find(|r| r.metric == "client_cpu_pct")
+            .unwrap()
+    };
+    assert!(share(&db).not_judged(), "{:?}", share(&db));
+    // As version 3 stored it.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "UPDATE comparison_results SET ratio = 1.1, verdict = 'regression', p_value = 0.001, note = NULL
+           WHERE metric = 'client_cpu_pct';
+         UPDATE comparisons SET statistics_version = 3;",
+    )
+    .unwrap();
+    assert_eq!(share(&db).verdict_name(), "regression");
+    assert_eq!(db.redecide_stale().unwrap().comparisons, 1);
+    let row = share(&db);
+    assert!(row.not_judged(), "{row:?}");
+    assert_eq!((row.ratio, row.p_value), (None, None));
+    assert_eq!(row.note.as_deref(), Some(contract::metrics::SHARE_OF_A_CORE));
+    let wall = db
+        .comparison_rows(c.id)
+        .unwrap()
+        .into_iter()
+        .find(|r| r.metric == "wall_s")
+        .unwrap();
+    assert_eq!(wall.verdict_name(), "unchanged", "the others are decided as before");
+}

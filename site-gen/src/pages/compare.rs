@@ -92,7 +92,11 @@ pub fn write_all(site: &Site) -> Result<(), SiteError> {
 
 fn paired_row(site: &Site, root: &str, r: &ComparisonRow) -> PairedRow {
     PairedRow {
-        verdict: r.verdict_name().to_owned(),
+        verdict: if r.not_judged() {
+            crate::model::UNJUDGED.to_owned()
+        } else {
+            r.verdict_name().to_owned()
+        },
         scenario_id: r.scenario_id.clone(),
         href: site
             .files

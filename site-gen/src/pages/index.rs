@@ -183,7 +183,11 @@ fn number(site: &Site, index: usize) -> Number {
         unit: s.series.unit.clone(),
         change: verdict.and_then(|v| v.relative_change).map(percent).unwrap_or_default(),
         verdict: s.label(verdict),
-        words: headlines::verdict_words(verdict, latest.summary.mde),
+        words: match s.not_judged() {
+            // It follows the throughput, or is a share of a core: no verdict to put in words.
+            Some(_) => "not judged".into(),
+            None => headlines::verdict_words(verdict, latest.summary.mde),
+        },
     }
 }
 

@@ -68,23 +68,130 @@ pub enum DirSync {
     Caller,
 }
 
+/// Directories made whose entries may not be durable yet: made for an upload that leaves the
+/// syncing to a filesystem sync (`DirSync::Caller`) that has not finished, or not yet fsynced
+/// by the step that made them. An upload that fsyncs its own files into a directory that is
+/// already there syncs these ancestors of it too (`sync_unsynced_ancestors`): otherwise it
+/// could be acknowledged while its directory's own entry could still vanish in a crash, for
+/// as long as a sync of the group takes (`durability = "auto"` mixes both kinds of upload).
+mod unsynced {
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+
+    struct Dirs {
+        /// Counts the filesystem syncs that started.
+        generation: u64,
+        /// Each directory, and the generation in which it was made (`None` while it is
+        /// being made): a sync that started in a later generation covers it.
+        dirs: Vec<(PathBuf, Option<u64>)>,
+    }
+
+    static DIRS: Mutex<Dirs> = Mutex::new(Dirs {
+        generation: 0,
+        dirs: Vec::new(),
+    });
+
+    fn dirs() -> std::sync::MutexGuard<'static, Dirs> {
+        DIRS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Before `dirs` are made.
+    pub fn making(dirs: &[PathBuf]) {
+        let mut d = self::dirs();
+        d.dirs.extend(dirs.iter().map(|p| (p.clone(), None)));
+    }
+
+    /// Once `dirs` are made: the next sync to start covers them.
+    pub fn made(dirs: &[PathBuf]) {
+        let mut d = self::dirs();
+        let generation = d.generation;
+        for (p, g) in &mut d.dirs {
+            if g.is_none() && dirs.contains(p) {
+                *g = Some(generation);
+            }
+        }
+    }
+
+    /// Once `dirs` and their entries are fsynced.
+    pub fn synced(dirs: &[PathBuf]) {
+        self::dirs().dirs.retain(|(p, _)| !dirs.contains(p));
+    }
+
+    /// A filesystem sync starts; returns its generation, for [`filesystem_synced`].
+    pub fn sync_starting() -> u64 {
+        let mut d = dirs();
+        d.generation += 1;
+        d.generation
+    }
+
+    /// The sync of generation `generation`, of the filesystem holding `root`, succeeded:
+    /// every directory under `root` made before it started is durable.
+    pub fn filesystem_synced(root: &Path, generation: u64) {
+        dirs()
+            .dirs
+            .retain(|(p, g)| !(p.starts_with(root) && g.is_some_and(|g| g < generation)));
+    }
+
+    /// The unsynced directories that are `dir` or its ancestors.
+    pub fn on_path(dir: &Path) -> Vec<PathBuf> {
+        let d = dirs();
+        let mut out: Vec<PathBuf> = d
+            .dirs
+            .iter()
+            .filter(|(p, _)| dir.starts_with(p))
+            .map(|(p, _)| p.clone())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+pub use unsynced::{filesystem_synced, sync_starting};
+
+/// Fsyncs every directory on the way to `dir` whose entry may not be durable yet
+/// ([`unsynced`]): its parent, and itself if it holds the next one.
+fn sync_unsynced_ancestors(dir: &Path) -> Result<(), DiskError> {
+    let found = unsynced::on_path(dir);
+    if found.is_empty() {
+        return Ok(());
+    }
+    let mut to_sync: Vec<&Path> = Vec::new();
+    for d in &found {
+        to_sync.push(d.parent().expect("a made directory has a parent"));
+        if d.as_path() != dir {
+            to_sync.push(d);
+        }
+    }
+    to_sync.sort();
+    to_sync.dedup();
+    for d in to_sync {
+        sync_dir(d)?;
+    }
+    unsynced::synced(&found);
+    Ok(())
+}
+
 /// Creates `dir` and its missing parents, and makes the new entries durable (`DirSync::Now`).
 pub fn make_dirs(dir: &Path, sync: DirSync) -> Result<(), DiskError> {
-    let mut first_new = None;
-    for ancestor in dir.ancestors() {
-        if ancestor.exists() {
-            break;
-        }
-        first_new = Some(ancestor.to_owned());
-    }
+    let new: Vec<PathBuf> = dir
+        .ancestors()
+        .take_while(|a| !a.exists())
+        .map(Path::to_path_buf)
+        .collect();
+    unsynced::making(&new);
+    // On failure the new entries stay listed: some may have been made, and an upload that
+    // finds them is to sync them.
     fs::create_dir_all(dir).map_err(err(dir))?;
-    if let Some(first_new) = first_new.filter(|_| sync == DirSync::Now) {
+    unsynced::made(&new);
+    if let Some(first_new) = new.last().filter(|_| sync == DirSync::Now) {
         let mut d = dir;
         while d != first_new {
             d = d.parent().expect("first_new is an ancestor");
             sync_dir(d)?;
         }
         sync_dir(first_new.parent().expect("a new directory has a parent"))?;
+        unsynced::synced(&new);
     }
     Ok(())
 }
@@ -264,7 +371,11 @@ pub fn publish(
             false => Ok(()),
         })
         .then(|| match sync {
-            DirSync::Now => sync_dir(path.parent().expect("blob paths have parents")),
+            DirSync::Now => {
+                let dir = path.parent().expect("blob paths have parents");
+                sync_dir(dir)?;
+                sync_unsynced_ancestors(dir)
+            }
             DirSync::Caller => Ok(()),
         }))
 }
@@ -578,6 +689,58 @@ mod tests {
     /// parent is fsynced before the link, and the blob's own directory after it. (Deferring
     /// the first to after the link, to share one journal commit, measured no faster at 50
     /// concurrent uploads: `BENCHMARKS.md`.)
+    #[test]
+    /// Group upload A makes a new shard's directories and leaves them to its filesystem sync;
+    /// upload B, which fsyncs its own files, links into the same shard before that sync: B
+    /// syncs the directories A made too, so its 200 does not rest on A's sync. After a sync
+    /// that started once they were made, nobody has to.
+    fn directories_another_upload_made_are_synced_before_an_fsynced_upload_is_done() {
+        let (root, tmp, blob) = dirs();
+        fs::create_dir_all(root.path().join("u/default")).unwrap();
+        let shard = blob.parent().unwrap();
+        make_dirs(shard, DirSync::Caller).unwrap();
+        let generation = sync_starting();
+        // Made after that sync started: not covered by it.
+        let later = root.path().join("u/default/b/bcd/bcdefa");
+        make_dirs(&later, DirSync::Caller).unwrap();
+
+        SYNCED_DIRS.with(|s| s.borrow_mut().clear());
+        let t = TempFile::create(&tmp, true).unwrap();
+        assert!(
+            publish(t, &blob, Publish::New, false, DirSync::Now)
+                .unwrap()
+                .into_result()
+                .unwrap()
+        );
+        let at = |p: &str| root.path().join(p);
+        let mut synced = SYNCED_DIRS.with(|s| s.take());
+        synced.sort();
+        assert_eq!(
+            synced,
+            [
+                at("u/default"),
+                at("u/default/a"),
+                at("u/default/a/abc"),
+                at("u/default/a/abc/abcdef")
+            ],
+            "its own directory, then the parents of the three the other upload made"
+        );
+        // Synced now: the next upload into the shard fsyncs its own directory only.
+        let t = TempFile::create(&tmp, true).unwrap();
+        assert!(
+            publish(t, &blob.with_file_name("abcdef-2"), Publish::New, false, DirSync::Now)
+                .unwrap()
+                .value
+        );
+        assert_eq!(SYNCED_DIRS.with(|s| s.take()), [at("u/default/a/abc/abcdef")]);
+
+        // The sync that started before `later` was made does not cover it; a later one does.
+        filesystem_synced(root.path(), generation);
+        assert_eq!(unsynced::on_path(&later).len(), 3);
+        filesystem_synced(root.path(), sync_starting());
+        assert!(unsynced::on_path(&later).is_empty());
+    }
+
     #[test]
     fn directories_made_for_a_blob_are_fsynced_with_it() {
         let (root, tmp, blob) = dirs();

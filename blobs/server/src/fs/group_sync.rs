@@ -75,7 +75,7 @@ pub const PROBE_EVERY: Duration = Duration::from_secs(1);
 /// When the uploads share the syncs (`durability = "auto"`), by the moving mean of the syncs'
 /// times (an upload's or a probe's, each weighing a quarter): from the start, and again once
 /// the mean is under `quick`; no longer once it is over `slow`, nor ever after a failed sync.
-/// A single sync of 4 times `slow` switches at once.
+/// A single sync of more than 4 times `slow` switches at once.
 #[derive(Debug, Clone, Copy)]
 pub struct Adapt {
     pub slow: Duration,
@@ -107,7 +107,14 @@ impl GroupSync {
     pub fn start(root: &Path, adapt: Option<Adapt>) -> Result<Self, DiskError> {
         check_kernel().map_err(err(root))?;
         let dir = File::open(root).map_err(err(root))?;
-        Self::start_with(root, adapt, move || syncfs(&dir))
+        let synced_root = root.to_owned();
+        Self::start_with(root, adapt, move || {
+            let generation = crate::fs::disk::sync_starting();
+            syncfs(&dir)?;
+            // The directories made for uploads before this sync are durable now.
+            crate::fs::disk::filesystem_synced(&synced_root, generation);
+            Ok(())
+        })
     }
 
     /// Whether an upload should hand its link to the group now, instead of fsyncing its own
@@ -598,6 +605,11 @@ mod tests {
             "probes run while nobody asks"
         );
         assert!(!g.shared(), "slow probes keep it unshared");
+        // Probes between quick and slow do not share them again either.
+        ms.store(12, Ordering::SeqCst);
+        let before = calls.load(Ordering::SeqCst);
+        assert!(eventually(|| calls.load(Ordering::SeqCst) >= before + 12).await);
+        assert!(!g.shared(), "a mean over `quick` keeps it unshared");
 
         ms.store(0, Ordering::SeqCst);
         assert!(eventually(|| g.shared()).await, "a quick probe shares the syncs again");
