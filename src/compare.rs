@@ -278,7 +278,7 @@ fn counts(rows: &[ComparisonRow]) -> String {
         n(Some(Verdict::Noisy)),
         n(None) - unjudged,
         if unjudged > 0 {
-            format!(", {unjudged} not judged (shares of a core, and totals of fixed-duration rounds)")
+            format!(", {unjudged} not judged (shares of a core, preemptions, totals of fixed-duration rounds)")
         } else {
             String::new()
         }
@@ -488,7 +488,7 @@ mod tests {
         assert_eq!(
             counts(&rows),
             "0 regressions, 0 improvements, 1 unchanged, 0 noisy, 1 not comparable, \
-             2 not judged (shares of a core, and totals of fixed-duration rounds)"
+             2 not judged (shares of a core, preemptions, totals of fixed-duration rounds)"
         );
         let text = markdown(["a", "b"], ["x", "y"], &rows);
         assert!(

@@ -69,7 +69,7 @@ impl ComparisonRow {
             && self
                 .note
                 .as_deref()
-                .is_some_and(|n| n == FOLLOWS_THROUGHPUT || n == SHARE_OF_A_CORE)
+                .is_some_and(|n| contract::metrics::NOT_JUDGED.contains(&n))
     }
 }
 
@@ -129,7 +129,7 @@ fn median(samples: &[f64]) -> f64 {
     }
 }
 
-pub use contract::metrics::{FOLLOWS_THROUGHPUT, SHARE_OF_A_CORE};
+pub use contract::metrics::{FOLLOWS_THROUGHPUT, PREEMPTIONS, SHARE_OF_A_CORE};
 
 /// Paired verdicts of every metric that A and B measured for the same scenario definition.
 /// The one-sided p-values that B is worse are adjusted across all of them (Benjamini-Hochberg)

@@ -19,7 +19,9 @@
 //! leave a number of blobs that depends on when the adaptive budget stopped), the same
 //! round number and payload seed, no loop-lag probe in the driver and no ping to the server
 //! (both tick with wall time, which Valgrind stretches unevenly), and uploads that fsync their
-//! own files (the default durability chooses by the time of the last filesystem sync).
+//! own files (the default durability chooses by the time of the last filesystem sync); glibc's
+//! mmap threshold, mimalloc's purges and the server's timers ([`Counted::command`]); ids from
+//! a fixed sequence and blocking threads started before the round (the driver's part).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -38,8 +40,12 @@ pub const PROFILES_ENV: &str = "SOLEDAD_BENCH_COUNT_PROFILES";
 /// then counted 32 times what the same copy in smaller pieces did, so the count followed how
 /// the socket happened to split the data (measured: the server's count of one upload scenario
 /// moved 4.5% between identical runs, two thirds of it in `memcpy`).
-const STRING_TUNABLES: &str =
-    "glibc.cpu.x86_rep_movsb_threshold=0xffffffffffffffff:glibc.cpu.x86_rep_stosb_threshold=0xffffffffffffffff";
+///
+/// `mmap_threshold` fixes the size above which glibc's malloc maps memory of its own; left
+/// dynamic, it moves with what was freed before, and with it whether a growing buffer
+/// (`FsBackend::write`'s, 64 to 256 KiB) is extended in place or copied: 6 or 8 copies in
+/// `server.backend/write/fs/10x1M`, 3.1% of the client's count between identical runs.
+const GLIBC_TUNABLES: &str = "glibc.cpu.x86_rep_movsb_threshold=0xffffffffffffffff:glibc.cpu.x86_rep_stosb_threshold=0xffffffffffffffff:glibc.malloc.mmap_threshold=131072";
 
 /// How long one `vgdb` command may take: it interrupts a process blocked in a system call
 /// through ptrace, which takes milliseconds.
@@ -113,11 +119,18 @@ impl Counted {
             .arg("-q")
             .arg(exe)
             .env("TOKIO_WORKER_THREADS", "1")
-            .env("GLIBC_TUNABLES", STRING_TUNABLES)
+            .env("GLIBC_TUNABLES", GLIBC_TUNABLES)
             // The server's default durability (`auto`) takes one of two paths by how long the
             // filesystem's last sync took; counted, an upload always fsyncs its own files, as
             // every upload did before `auto` (so the count series go on across it).
-            .env("BLOBS_SERVER_DURABILITY", "fsync");
+            .env("BLOBS_SERVER_DURABILITY", "fsync")
+            // Work that follows the wall clock, which Valgrind stretches unevenly: mimalloc
+            // returns freed memory 1 s after it fell free (up to 55,000 instructions in a
+            // round), and the header and idle timeouts wake the server's event loop (some
+            // 1,100 instructions a turn; `incoming.process` took 730 to 960 turns).
+            .env("MIMALLOC_PURGE_DELAY", "-1")
+            .env("BLOBS_SERVER_HEADER_TIMEOUT", "86400")
+            .env("BLOBS_SERVER_IDLE_TIMEOUT", "86400");
         if let Some(cpu) = self.valgrind.cpu {
             // SAFETY: runs between fork and exec; the set is built on the stack and
             // sched_setaffinity is a system call: nothing allocates or takes a lock.

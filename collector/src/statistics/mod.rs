@@ -48,5 +48,5 @@ pub const CONFIDENCE: f64 = 0.95;
 
 /// Version of the statistics, stored with every verdict so that a later version can tell
 /// which rows it must recompute: 2 leaves the series `contract::metrics::not_judged` names
-/// (shares of a core, totals of fixed-duration rounds) without a verdict.
+/// (shares of a core, preemptions, totals of fixed-duration rounds) without a verdict.
 pub const STATISTICS_VERSION: i64 = 2;

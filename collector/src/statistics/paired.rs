@@ -29,8 +29,8 @@ pub const MIN_ROUNDS: usize = 6;
 
 /// Version of these statistics, stored with every comparison: 1 was the signed-rank test at
 /// 0.05 with a bootstrap interval; 2 this test; 3 adds the latencies' absolute floor
-/// (`comparison::LATENCY_ABSOLUTE_FLOOR_MS`); 4 leaves shares of a core out of the family
-/// (`contract::metrics::not_judged`).
+/// (`comparison::LATENCY_ABSOLUTE_FLOOR_MS`); 4 leaves shares of a core and preemptions out of
+/// the family (`contract::metrics::not_judged`).
 pub const STATISTICS_VERSION: i64 = 4;
 
 /// Paired rounds a comparison runs unless told otherwise: at 2% noise per round, 16 rounds

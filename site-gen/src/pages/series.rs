@@ -222,7 +222,7 @@ pub fn resolution(model: &crate::model::Model) -> Vec<Resolution> {
         series: measured().filter(|s| s.latest().summary.mde.is_none()).count(),
     });
     out.push(Resolution {
-        what: "series shown and never judged: shares of a core, and totals of fixed-duration rounds (they follow the throughput)",
+        what: "series shown and never judged: shares of a core, preemptions, and totals of fixed-duration rounds (they follow the throughput)",
         series: model.series.iter().filter(unjudged).count(),
     });
     out

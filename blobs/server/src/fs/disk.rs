@@ -68,12 +68,14 @@ pub enum DirSync {
     Caller,
 }
 
-/// Directories made whose entries may not be durable yet: made for an upload that leaves the
-/// syncing to a filesystem sync (`DirSync::Caller`) that has not finished, or not yet fsynced
-/// by the step that made them. An upload that fsyncs its own files into a directory that is
-/// already there syncs these ancestors of it too (`sync_unsynced_ancestors`): otherwise it
-/// could be acknowledged while its directory's own entry could still vanish in a crash, for
-/// as long as a sync of the group takes (`durability = "auto"` mixes both kinds of upload).
+/// Directories made for an upload that leaves the syncing to a filesystem sync
+/// (`DirSync::Caller`) that has not finished: their entries may not be durable yet. An upload
+/// that fsyncs its own files into a directory that is already there syncs these ancestors of
+/// it too (`sync_unsynced_ancestors`): otherwise it could be acknowledged while its
+/// directory's own entry could still vanish in a crash, for as long as a sync of the group
+/// takes (`durability = "auto"` mixes both kinds of upload). A directory a step fsyncs itself
+/// is not listed: between its making and its fsync lie microseconds, where listing every one
+/// cost a tenth of the instructions of 1,000 uploads at 10 at a time.
 mod unsynced {
     use std::path::{Path, PathBuf};
     use std::sync::Mutex;
@@ -134,11 +136,20 @@ mod unsynced {
 
     /// The unsynced directories that are `dir` or its ancestors.
     pub fn on_path(dir: &Path) -> Vec<PathBuf> {
+        use std::os::unix::ffi::OsStrExt as _;
         let d = dirs();
+        if d.dirs.is_empty() {
+            return Vec::new();
+        }
+        // By bytes: `Path::starts_with` parses both paths into components on every call.
+        let dir = dir.as_os_str().as_bytes();
         let mut out: Vec<PathBuf> = d
             .dirs
             .iter()
-            .filter(|(p, _)| dir.starts_with(p))
+            .filter(|(p, _)| {
+                let p = p.as_os_str().as_bytes();
+                dir.starts_with(p) && (dir.len() == p.len() || dir[p.len()] == b'/')
+            })
             .map(|(p, _)| p.clone())
             .collect();
         out.sort();
@@ -179,11 +190,15 @@ pub fn make_dirs(dir: &Path, sync: DirSync) -> Result<(), DiskError> {
         .take_while(|a| !a.exists())
         .map(Path::to_path_buf)
         .collect();
-    unsynced::making(&new);
+    if sync == DirSync::Caller {
+        unsynced::making(&new);
+    }
     // On failure the new entries stay listed: some may have been made, and an upload that
     // finds them is to sync them.
     fs::create_dir_all(dir).map_err(err(dir))?;
-    unsynced::made(&new);
+    if sync == DirSync::Caller {
+        unsynced::made(&new);
+    }
     if let Some(first_new) = new.last().filter(|_| sync == DirSync::Now) {
         let mut d = dir;
         while d != first_new {
@@ -191,7 +206,6 @@ pub fn make_dirs(dir: &Path, sync: DirSync) -> Result<(), DiskError> {
             sync_dir(d)?;
         }
         sync_dir(first_new.parent().expect("a new directory has a parent"))?;
-        unsynced::synced(&new);
     }
     Ok(())
 }
