@@ -118,7 +118,7 @@ pub fn run(args: DriveArgs) -> anyhow::Result<()> {
 
 /// Blocking threads started before a counted round, more than its blocking work uses at once:
 /// `server.backend` at 10 at a time started 5 to 21 inside its measured part, as many as
-/// earlier blocking tasks happened to have left busy, at some 20,000 instructions each.
+/// earlier blocking tasks happened to have left busy.
 const COUNTED_BLOCKING_THREADS: usize = 64;
 
 /// Starts `n` blocking threads and leaves them idle in the pool: each task waits until all

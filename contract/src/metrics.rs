@@ -103,7 +103,7 @@ const fn counted(name: &'static str, description: &'static str) -> MetricDef {
 }
 
 /// Preemptions: the scheduler's answer to the machine's other load more than to the code,
-/// whose own share shows in its CPU seconds. At the single-digit counts of short rounds, 12 of
+/// whose own share shows in its CPU seconds. At the small counts of short rounds, 12 of
 /// the 13 changes three paired A/A runs of `ci.toml` called were of these (4 against 1
 /// preemptions, 5 against 13; `docs/statistics.md`).
 const fn preemptions(name: &'static str, description: &'static str) -> MetricDef {

@@ -44,7 +44,8 @@ pub const PROFILES_ENV: &str = "SOLEDAD_BENCH_COUNT_PROFILES";
 /// `mmap_threshold` fixes the size above which glibc's malloc maps memory of its own; left
 /// dynamic, it moves with what was freed before, and with it whether a growing buffer
 /// (`FsBackend::write`'s, 64 to 256 KiB) is extended in place or copied: 6 or 8 copies in
-/// `server.backend/write/fs/10x1M`, 3.1% of the client's count between identical runs.
+/// `server.backend/write/fs/10x1M`, most of its client count's 3.1% spread between identical
+/// runs.
 const GLIBC_TUNABLES: &str = "glibc.cpu.x86_rep_movsb_threshold=0xffffffffffffffff:glibc.cpu.x86_rep_stosb_threshold=0xffffffffffffffff:glibc.malloc.mmap_threshold=131072";
 
 /// How long one `vgdb` command may take: it interrupts a process blocked in a system call

@@ -58,13 +58,13 @@ enum Step {
 /// its own (19-27 ms for 50 in parallel beside a 3 GB writer, whose syncs took 49-52 ms at
 /// the median, BENCHMARKS.md), and each sync forces that writer's data out. Quiet, a sync of
 /// 50 small uploads took 1.1-1.8 ms here; under the uploads' own load on a machine with every
-/// core busy, 10-23 ms, most of it waiting for a core once the disk was done (which fsyncs of
-/// each upload's own would not shorten: they cost the CPU more).
+/// core busy, some took 10.6-12.3 ms (the ones logged), probably waiting for a core as much as
+/// for the disk, which fsyncs of each upload's own would not shorten: they cost more CPU.
 pub const SLOW_SYNC: Duration = Duration::from_millis(25);
 
 /// The moving mean under which the uploads share the syncs again: below [`SLOW_SYNC`], so
-/// that syncs near the line do not switch the uploads back and forth (which a single
-/// threshold of 10 ms did, 27 times in 8 s, under the uploads' own load).
+/// that syncs near the line do not switch the uploads back and forth (a single threshold of
+/// 10 ms did, 5 times in the first 2 s of the uploads' own load, 27 times in the whole test).
 pub const QUICK_SYNC: Duration = Duration::from_millis(10);
 
 /// How often `auto` tries a sync while the uploads fsync their own files, to learn when the
