@@ -46,7 +46,13 @@ pub const PROFILES_ENV: &str = "SOLEDAD_BENCH_COUNT_PROFILES";
 /// (`FsBackend::write`'s, 64 to 256 KiB) is extended in place or copied: 6 or 8 copies in
 /// `server.backend/write/fs/10x1M`, most of its client count's 3.1% spread between identical
 /// runs.
-const GLIBC_TUNABLES: &str = "glibc.cpu.x86_rep_movsb_threshold=0xffffffffffffffff:glibc.cpu.x86_rep_stosb_threshold=0xffffffffffffffff:glibc.malloc.mmap_threshold=131072";
+///
+/// The rest keep what malloc does from following the order in which concurrent work freed
+/// memory: `mxfast=0` turns off the fast bins, whose consolidation took 33,000 to 49,000
+/// instructions in `blobs.sync/none`'s client, and a trim threshold of 1 GiB keeps it from
+/// returning the top of the heap to the kernel (`systrim`, 0 or 23,000 instructions in
+/// `server.backend/read/fs/1000x10k`).
+const GLIBC_TUNABLES: &str = "glibc.cpu.x86_rep_movsb_threshold=0xffffffffffffffff:glibc.cpu.x86_rep_stosb_threshold=0xffffffffffffffff:glibc.malloc.mmap_threshold=131072:glibc.malloc.mxfast=0:glibc.malloc.trim_threshold=1073741824";
 
 /// How long one `vgdb` command may take: it interrupts a process blocked in a system call
 /// through ptrace, which takes milliseconds.
@@ -131,7 +137,10 @@ impl Counted {
             // 1,100 instructions a turn; `incoming.process` took 730 to 960 turns).
             .env("MIMALLOC_PURGE_DELAY", "-1")
             .env("BLOBS_SERVER_HEADER_TIMEOUT", "86400")
-            .env("BLOBS_SERVER_IDLE_TIMEOUT", "86400");
+            .env("BLOBS_SERVER_IDLE_TIMEOUT", "86400")
+            // An idle blocking thread exits after 10 s by default, at some 21,000
+            // instructions, and Valgrind's slowness puts such exits inside the round.
+            .env("BLOBS_SERVER_BLOCKING_KEEP_ALIVE", "86400");
         if let Some(cpu) = self.valgrind.cpu {
             // SAFETY: runs between fork and exec; the set is built on the stack and
             // sched_setaffinity is a system call: nothing allocates or takes a lock.

@@ -270,8 +270,14 @@ impl Params {
 
     /// Hash of everything that defines what is measured, including the workload's version.
     pub fn definition_hash(&self) -> String {
+        self.definition_hash_at(self.workload.version())
+    }
+
+    /// The hash these parameters had at `version` of their workload: what a results file
+    /// written before a version change recorded.
+    pub fn definition_hash_at(&self, version: u32) -> String {
         let mut canonical = serde_json::to_value(self).expect("params serialize");
-        canonical["version"] = self.workload.version().into();
+        canonical["version"] = version.into();
         // serde_json's map is sorted, so the text is canonical.
         hex::encode(&Sha256::digest(canonical.to_string().as_bytes())[..8])
     }
@@ -377,8 +383,10 @@ mod tests {
     fn ids_and_hashes_are_stable() {
         let p = Params::new(kind("blobs.upload"), 10, Size::Fixed(100_000), 1);
         assert_eq!(p.scenario_id(), "blobs.upload/10x100k/c1");
-        // The walking skeleton's hash of this scenario: existing series must not break.
-        assert_eq!(p.definition_hash(), "0a239c4659efbfde");
+        // The walking skeleton's hash of this scenario (version 1 of `blobs.upload`), and
+        // today's: existing series must not break but by a version change.
+        assert_eq!(p.definition_hash_at(1), "0a239c4659efbfde");
+        assert_eq!(p.definition_hash(), "ccf96de8e947e5c7");
         let q = Params {
             concurrency: 10,
             ..p.clone()

@@ -181,6 +181,7 @@ fn run(config: Config) -> anyhow::Result<()> {
     if let Some(n) = config.worker_threads {
         builder.worker_threads(n);
     }
+    builder.thread_keep_alive(config.blocking_keep_alive);
     let runtime = builder.enable_all().build().context("cannot start the async runtime")?;
     runtime.block_on(async {
         // Installed before the address is printed: a SIGTERM sent as soon as the server

@@ -371,3 +371,37 @@ fn logs_written_to_a_file_have_no_escape_codes() {
     assert!(text.contains("serving blobs") && text.contains("stopped"), "{text}");
     assert!(!text.contains('\x1b'), "escape codes in {text:?}");
 }
+
+/// Idle threads of the blocking pool (file IO) leave after `blocking_keep_alive`; the
+/// benchmark's count round sets a day, so that no thread's exit falls inside what it counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_blocking_threads_leave_after_their_keep_alive() {
+    let threads = |s: &Running| {
+        std::fs::read_dir(format!("/proc/{}/task", s.child.id()))
+            .unwrap()
+            .count()
+    };
+    for (keep_alive, leave) in [("1", true), ("1d", false)] {
+        let s = start_with(&["--blocking-keep-alive", keep_alive]);
+        let before = threads(&s);
+        let puts = (0..8u8).map(|i| {
+            let s = &s;
+            async move { put(s, &format!("/blobs/alice/b{i}"), &[i; 100_000]).await }
+        });
+        for status in futures::future::join_all(puts).await {
+            assert_eq!(status, StatusCode::OK);
+        }
+        let busy = threads(&s);
+        assert!(
+            busy > before,
+            "the uploads started no blocking thread: {before} then {busy}"
+        );
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let idle = threads(&s);
+        if leave {
+            assert!(idle < busy, "keep-alive {keep_alive}: {busy} threads, then {idle}");
+        } else {
+            assert_eq!(idle, busy, "keep-alive {keep_alive}");
+        }
+    }
+}
