@@ -79,8 +79,35 @@ fn the_count_round_counts_the_measured_part_of_both_processes() {
         "Valgrind is needed for this test: scripts/test installs it"
     );
     let repo = repo();
-    let (_, first) = run(&repo, "first", &[]);
+    let (output, first) = run(&repo, "first", &[]);
     let (_, second) = run(&repo, "second", &[]);
+    // The front page puts the four count series (the crypto clients', the upload's client
+    // and server) among those without the history to know their spread: two runs are not
+    // enough.
+    let index = std::fs::read_to_string(repo.out().join("second-site/index.html")).unwrap();
+    let section = index.split("id=\"resolution\"").nth(1).unwrap();
+    let classes: Vec<&str> = section
+        .split("</p>")
+        .next()
+        .unwrap()
+        .split("<span class=\"num\">")
+        .skip(1)
+        .collect();
+    assert!(
+        classes[0].starts_with("0<") && classes[0].contains("with the history"),
+        "{section}"
+    );
+    assert!(
+        classes[1].starts_with("4<") && classes[1].contains("less history"),
+        "{section}"
+    );
+    // The run's last line names the counted scenarios: all but the load scenario.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let scenarios = first["scenarios"].as_array().unwrap().len();
+    assert!(
+        stdout.contains(&format!("; {} were counted too", scenarios - 1)),
+        "{stdout}"
+    );
 
     let small = count(&first, "crypto.encrypt/v1/1x1M", "client_instructions").expect("counted");
     let large = count(&first, "crypto.encrypt/v1/1x2M", "client_instructions").expect("counted");
@@ -124,6 +151,7 @@ fn without_valgrind_the_run_warns_once_and_counts_nothing() {
     assert_eq!(err.matches("warning: no count round").count(), 1, "{err}");
     assert!(err.contains("install Valgrind"), "{err}");
     assert_eq!(count(&results, "blobs.upload/2x100k/c1", "client_instructions"), None);
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("counted too"));
     // Asked not to count: no counts and no warning.
     let (output, results) = run(&repo, "off", &[common::NO_COUNT_ROUND]);
     assert!(!stderr(&output).contains("count round"), "{}", stderr(&output));

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use collector::statistics::counts::{COUNT_ABSOLUTE_FLOOR, COUNT_FLOOR, UNKNOWN_SERVER_SPREAD, UNKNOWN_SPREAD};
+use collector::statistics::noise_floor::MIN_CHANGES;
 use collector::statistics::verdict::Verdict;
 use serde::Serialize;
 
@@ -187,13 +189,14 @@ pub fn write(site: &Site) -> Result<(), SiteError> {
 /// A class of series by the smallest change they can judge.
 #[derive(Serialize)]
 pub struct Resolution {
-    what: &'static str,
+    what: String,
     series: usize,
 }
 
 /// How many series this runner can judge at which size of change: the instruction counts
-/// (deterministic, judged at 0.5%), then the others by their latest point's MDE. It
-/// says up front what a "noisy" verdict means here, instead of leaving it in a column.
+/// (deterministic: with enough history judged beyond their own spread and 0.5%, before that
+/// only beyond the spread assumed for any count), then the others by their latest point's
+/// MDE. It says up front what a "noisy" verdict means here, instead of leaving it in a column.
 pub fn resolution(model: &crate::model::Model) -> Vec<Resolution> {
     // (what, MDE above, MDE at most)
     let classes = [
@@ -205,24 +208,47 @@ pub fn resolution(model: &crate::model::Model) -> Vec<Resolution> {
     let counted = |s: &&crate::model::SeriesData| contract::metrics::is_counted(&s.series.metric);
     let unjudged = |s: &&crate::model::SeriesData| s.not_judged().is_some();
     let measured = || model.series.iter().filter(|s| !counted(s) && !unjudged(s));
-    let mut out = vec![Resolution {
-        what: "instruction counts (one count per run under Valgrind): a change beyond 0.5% and 100,000 instructions",
-        series: model.series.iter().filter(counted).count(),
-    }];
+    // A count's latest verdict has a noise floor once its series has the history for one:
+    // from then on its own spread sets the bar, before that the spread assumed for any count.
+    let own_spread = |s: &&crate::model::SeriesData| {
+        let latest = s.verdicts.len().checked_sub(1);
+        latest
+            .and_then(|j| s.verdicts[j])
+            .is_some_and(|v| model.verdicts[v].noise_floor.is_some())
+    };
+    let mut out = vec![
+        Resolution {
+            what: format!(
+                "instruction counts (one count per run under Valgrind) with the history to know their spread: a change beyond that spread, {} and {} instructions",
+                format::share(COUNT_FLOOR),
+                format::value(COUNT_ABSOLUTE_FLOOR)
+            ),
+            series: model.series.iter().filter(counted).filter(own_spread).count(),
+        },
+        Resolution {
+            what: format!(
+                "instruction counts with less history (their spread is known once {} runs are behind them): only a change beyond {} for a client, {} for a server",
+                MIN_CHANGES + 1,
+                format::share(UNKNOWN_SPREAD),
+                format::share(UNKNOWN_SERVER_SPREAD)
+            ),
+            series: model.series.iter().filter(counted).filter(|s| !own_spread(s)).count(),
+        },
+    ];
     for (what, above, at_most) in classes {
         out.push(Resolution {
-            what,
+            what: what.into(),
             series: measured()
                 .filter(|s| s.latest().summary.mde.is_some_and(|m| m > above && m <= at_most))
                 .count(),
         });
     }
     out.push(Resolution {
-        what: "series without an MDE (too few samples, or a zero median)",
+        what: "series without an MDE (too few samples, or a zero median)".into(),
         series: measured().filter(|s| s.latest().summary.mde.is_none()).count(),
     });
     out.push(Resolution {
-        what: "series shown and never judged: shares of a core, preemptions, and totals of fixed-duration rounds (they follow the throughput)",
+        what: "series shown and never judged: shares of a core, preemptions, and totals of fixed-duration rounds (they follow the throughput)".into(),
         series: model.series.iter().filter(unjudged).count(),
     });
     out
