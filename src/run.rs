@@ -21,6 +21,8 @@ use crate::kept_build::{self, KeptBuild, KeptMeta, ThisRun};
 /// How a paired run's baseline side begins its `pairing`, so that its results file is never
 /// taken for a run of its own commit (`ingest` refuses it).
 pub(crate) const BASELINE_SIDE: &str = "baseline side of run";
+use collector::statistics::counts::{UNKNOWN_SERVER_SPREAD, UNKNOWN_SPREAD};
+use collector::statistics::noise_floor::MIN_CHANGES;
 use collector::statistics::paired::PairedOptions;
 
 /// Most disk space that finished rounds' and scenarios' small files may hold until the
@@ -345,7 +347,7 @@ fn target_summary(results: &harness::runner::Results) -> String {
         ""
     };
     let mut line = format!(
-        "{reached} of {} scenarios reached their {paired}CI target on wall time",
+        "{reached} of {} scenarios reached their {paired}CI target on their headline number",
         budgets.len()
     );
     if reached < budgets.len() {
@@ -354,12 +356,17 @@ fn target_summary(results: &harness::runner::Results) -> String {
     let counted = results
         .scenarios
         .iter()
-        .filter(|s| s.metrics.keys().any(|m| m.ends_with("_instructions")))
+        .filter(|s| s.metrics.keys().any(|m| contract::metrics::is_counted(m)))
         .count();
     if counted > 0 {
         line.push_str(&format!(
-            "; {counted} were counted too, and their instruction counts judge a change in work \
-             however noisy the machine (the site's front page says what each series can judge)"
+            "; {counted} were counted too: a noisy machine barely moves their instruction \
+             counts, which are judged by their own spread once {} runs are behind them, before that \
+             only beyond {}% for a client and {}% for a server (the site's front page says \
+             what each series can judge)",
+            MIN_CHANGES + 1,
+            UNKNOWN_SPREAD * 100.0,
+            UNKNOWN_SERVER_SPREAD * 100.0
         ));
     }
     line

@@ -362,3 +362,69 @@ fn find_refuses_a_series_no_rule_judges() {
         "{err}"
     );
 }
+
+/// The front page's classes of what this runner can judge: a count series with 11 runs
+/// behind it is judged by its own spread, one with fewer only beyond the spread assumed for
+/// any count, and a series of a superseded definition (a workload's version changed) is
+/// counted apart, as no longer measured.
+#[test]
+fn the_front_page_says_which_counts_know_their_spread_and_sets_retired_series_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("b.sqlite");
+    let mut files = Vec::new();
+    for i in 0..15u64 {
+        let parents: Vec<String> = (i > 0).then(|| format!("c{}", i - 1)).into_iter().collect();
+        let parents: Vec<&str> = parents.iter().map(String::as_str).collect();
+        let wall: Vec<f64> = (0..10).map(|k| 0.1 + 0.0001 * k as f64).collect();
+        let mut r = results_json(&format!("run-{i}"), &format!("c{i}"), &parents, i, &wall);
+        let s = &mut r["scenarios"][0];
+        // The last three commits measure a new version of the workload: a new definition.
+        if i >= 12 {
+            s["workload_version"] = 2.into();
+            s["definition_hash"] = "fedcba9876543210".into();
+        }
+        s["metrics"]["client_instructions"] = serde_json::json!({
+            "unit": "instructions", "direction": "lower", "samples": [1e9 + (i % 2) as f64 * 1e5]
+        });
+        let file = dir.path().join(format!("r{i}.json"));
+        write_json(&file, &r);
+        files.push(file);
+    }
+    let classes = |files: &[std::path::PathBuf]| {
+        let mut args = vec![os("ingest")];
+        args.extend(files.iter().map(|f| f.as_os_str()));
+        args.extend([os("--db"), db.as_os_str()]);
+        let out = bench(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let site = dir.path().join("site");
+        let out = bench(&[os("site"), os("--db"), db.as_os_str(), os("--out"), site.as_os_str()]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let index = std::fs::read_to_string(site.join("index.html")).unwrap();
+        let section = index
+            .split("id=\"resolution\"")
+            .nth(1)
+            .unwrap()
+            .split("</p>")
+            .next()
+            .unwrap()
+            .to_owned();
+        let class = |words: &str| -> usize {
+            let part = section
+                .split("<span class=\"num\">")
+                .find(|c| c.contains(words))
+                .unwrap_or_else(|| panic!("no class {words:?} in {section}"));
+            part.split('<').next().unwrap().parse().unwrap()
+        };
+        assert!(section.contains("100,000 instructions"), "{section}");
+        [
+            class("instruction counts (one count per run under Valgrind) with the history"),
+            class("instruction counts with less history"),
+            class("no longer measured"),
+        ]
+    };
+    // Twelve runs of version 1: the count's latest verdict has 11 points behind it.
+    assert_eq!(classes(&files[..12]), [1, 0, 0]);
+    // Then three of version 2: version 1's three series (wall time, throughput, count) are
+    // no longer measured, and version 2's count has 3 runs.
+    assert_eq!(classes(&files[12..]), [0, 1, 3]);
+}

@@ -12,6 +12,20 @@ pub fn value(v: f64) -> String {
     format!("{v:.decimals$}")
 }
 
+/// A whole number with its thousands grouped: `100,000`. (Five lines; a formatting crate
+/// for one constant on one page would weigh more.)
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(d);
+    }
+    out
+}
+
 /// `[lower, upper]` with the same precision as [`value`].
 pub fn interval(lower: f64, upper: f64) -> String {
     format!("{} – {}", value(lower), value(upper))
@@ -114,6 +128,10 @@ mod tests {
         assert_eq!(value(0.0), "0");
         assert_eq!(date(0), "1970-01-01 00:00 UTC");
         assert_eq!(day(86_400 * 365), "1971-01-01");
+        assert_eq!(thousands(100_000), "100,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(0), "0");
     }
 
     #[test]

@@ -239,9 +239,13 @@ fn runtime_busy() -> (u32, Duration) {
     )
 }
 
-/// What a finished round still holds, such as the S3 scenarios' storage client and Garage
-/// cluster. Stopping a cluster takes seconds, so the driver releases it only after the
-/// harness has read the round's counters, and off the runtime's workers.
+/// What a finished round still holds, dropped after the clock stops: the S3 scenarios'
+/// storage client and Garage cluster (stopping a cluster takes seconds), and the client of
+/// every workload that talks to the server, with its local store and its connections
+/// (since their version 2: closing the store checkpoints its write-ahead log, which is not
+/// what a user waits for, and the server's side of closing the connections is not the
+/// round's work). The driver releases it only after the harness has read the round's
+/// counters, and off the runtime's workers.
 #[derive(Default)]
 pub struct Leftovers(Option<Box<dyn Send>>);
 

@@ -729,6 +729,16 @@ mod tests {
         };
         let err = Config::resolve(args, FileConfig::default()).unwrap_err();
         assert!(err.to_string().contains("max_concurrent_writes"), "{err}");
+        let err = Config::resolve(
+            ServeArgs::default(),
+            file("data_dir = \"d\"\ntokens = \"t\"\nblocking_keep_alive = \"0s\"\n").unwrap(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("blocking_keep_alive: must be greater than zero"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The all-series page: every series in one table, grouped by workload, with filters, and
 //! the latest commits with their counts of verdicts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use collector::statistics::counts::{COUNT_ABSOLUTE_FLOOR, COUNT_FLOOR, UNKNOWN_SERVER_SPREAD, UNKNOWN_SPREAD};
 use collector::statistics::noise_floor::MIN_CHANGES;
@@ -205,9 +205,37 @@ pub fn resolution(model: &crate::model::Model) -> Vec<Resolution> {
         ("series that find 10% (MDE 5-10%)", 0.05, 0.10),
         ("series that need more than 10% (MDE > 10%)", 0.10, f64::INFINITY),
     ];
+    // A series whose scenario has a newer definition on the same machine (a workload's
+    // version changed) is no longer measured: it judges nothing today, however long its
+    // history.
+    let mut newest: HashMap<(i64, &str, &str), (usize, usize)> = HashMap::new();
+    for (i, s) in model.series.iter().enumerate() {
+        let key = (
+            s.series.machine_id,
+            s.series.scenario_id.as_str(),
+            s.series.metric.as_str(),
+        );
+        let at = model.commit_at.get(&s.latest().commit.sha).copied().unwrap_or(0);
+        let e = newest.entry(key).or_insert((at, i));
+        if (at, s.points.len()) > (e.0, model.series[e.1].points.len()) {
+            *e = (at, i);
+        }
+    }
+    let mut current = vec![false; model.series.len()];
+    for &(_, i) in newest.values() {
+        current[i] = true;
+    }
+    let series = || {
+        model
+            .series
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| current[*i])
+            .map(|(_, s)| s)
+    };
     let counted = |s: &&crate::model::SeriesData| contract::metrics::is_counted(&s.series.metric);
     let unjudged = |s: &&crate::model::SeriesData| s.not_judged().is_some();
-    let measured = || model.series.iter().filter(|s| !counted(s) && !unjudged(s));
+    let measured = || series().filter(|s| !counted(s) && !unjudged(s));
     // A count's latest verdict has a noise floor once its series has the history for one:
     // from then on its own spread sets the bar, before that the spread assumed for any count.
     let own_spread = |s: &&crate::model::SeriesData| {
@@ -221,9 +249,9 @@ pub fn resolution(model: &crate::model::Model) -> Vec<Resolution> {
             what: format!(
                 "instruction counts (one count per run under Valgrind) with the history to know their spread: a change beyond that spread, {} and {} instructions",
                 format::share(COUNT_FLOOR),
-                format::value(COUNT_ABSOLUTE_FLOOR)
+                format::thousands(COUNT_ABSOLUTE_FLOOR as u64)
             ),
-            series: model.series.iter().filter(counted).filter(own_spread).count(),
+            series: series().filter(counted).filter(own_spread).count(),
         },
         Resolution {
             what: format!(
@@ -232,7 +260,7 @@ pub fn resolution(model: &crate::model::Model) -> Vec<Resolution> {
                 format::share(UNKNOWN_SPREAD),
                 format::share(UNKNOWN_SERVER_SPREAD)
             ),
-            series: model.series.iter().filter(counted).filter(|s| !own_spread(s)).count(),
+            series: series().filter(counted).filter(|s| !own_spread(s)).count(),
         },
     ];
     for (what, above, at_most) in classes {
@@ -249,7 +277,11 @@ pub fn resolution(model: &crate::model::Model) -> Vec<Resolution> {
     });
     out.push(Resolution {
         what: "series shown and never judged: shares of a core, preemptions, and totals of fixed-duration rounds (they follow the throughput)".into(),
-        series: model.series.iter().filter(unjudged).count(),
+        series: series().filter(unjudged).count(),
+    });
+    out.push(Resolution {
+        what: "series of an earlier definition of their scenario, no longer measured".into(),
+        series: current.iter().filter(|c| !**c).count(),
     });
     out
 }
