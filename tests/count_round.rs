@@ -85,21 +85,14 @@ fn the_count_round_counts_the_measured_part_of_both_processes() {
     // and server) among those without the history to know their spread: two runs are not
     // enough.
     let index = std::fs::read_to_string(repo.out().join("second-site/index.html")).unwrap();
-    let section = index.split("id=\"resolution\"").nth(1).unwrap();
-    let classes: Vec<&str> = section
-        .split("</p>")
-        .next()
-        .unwrap()
-        .split("<span class=\"num\">")
-        .skip(1)
-        .collect();
+    let classes = common::resolution_classes(&index);
     assert!(
-        classes[0].starts_with("0<") && classes[0].contains("with the history"),
-        "{section}"
+        classes[0].0 == 0 && classes[0].1.contains("with the history"),
+        "{classes:?}"
     );
     assert!(
-        classes[1].starts_with("4<") && classes[1].contains("less history"),
-        "{section}"
+        classes[1].0 == 4 && classes[1].1.contains("less history"),
+        "{classes:?}"
     );
     // The run's last line names the counted scenarios: all but the load scenario.
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -52,18 +52,9 @@ fn two_commits_become_two_points_per_series_in_commit_order() {
     // The front page says what this runner can judge: every series is in one class.
     let lead = index.split(" series in all").next().unwrap();
     let series: usize = lead.rsplit(", ").next().unwrap().parse().unwrap();
-    let section = index
-        .split("id=\"resolution\"")
-        .nth(1)
-        .unwrap()
-        .split("</p>")
-        .next()
-        .unwrap();
-    let classes: Vec<usize> = section
-        .split("<span class=\"num\">")
-        .skip(1)
-        .map(|c| c.split('<').next().unwrap().parse().unwrap())
-        .collect();
+    let resolution = common::resolution_classes(&index);
+    let section = format!("{resolution:?}");
+    let classes: Vec<usize> = resolution.iter().map(|(n, _)| *n).collect();
     assert_eq!(classes.len(), 9, "{section}");
     assert_eq!(classes.iter().sum::<usize>(), series, "{section}");
     // The shares of a core and the preemptions, of the client and the server in each of the

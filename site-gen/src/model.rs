@@ -387,6 +387,14 @@ impl Model {
         }
     }
 
+    /// How recent series `index` is: the published commit of its latest point, then its
+    /// length. Of two definitions of one scenario's metric, the more recent is the current.
+    pub fn recency(&self, index: usize) -> (usize, usize) {
+        let s = &self.series[index];
+        let at = self.commit_at.get(&s.latest().commit.sha).copied().unwrap_or(0);
+        (at, s.points.len())
+    }
+
     /// The verdict of series `index` at its point `j`.
     pub fn point_verdict(&self, index: usize, j: usize) -> Option<&StoredVerdict> {
         self.series[index].verdicts[j].map(|v| &self.verdicts[v])

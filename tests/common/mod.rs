@@ -223,3 +223,23 @@ pub fn processes_mentioning(needle: &str) -> Vec<u32> {
     }
     pids
 }
+
+/// The front page's classes of what this runner can judge (`id="resolution"`), in order:
+/// how many series each holds, and its words.
+pub fn resolution_classes(index_html: &str) -> Vec<(usize, String)> {
+    let section = index_html
+        .split("id=\"resolution\"")
+        .nth(1)
+        .expect("the front page has the resolution classes")
+        .split("</p>")
+        .next()
+        .unwrap();
+    section
+        .split("<span class=\"num\">")
+        .skip(1)
+        .map(|c| {
+            let (n, words) = c.split_once("</span>").unwrap();
+            (n.parse().unwrap(), words.trim().to_owned())
+        })
+        .collect()
+}

@@ -139,16 +139,11 @@ pub fn write(site: &Site) -> Result<(), SiteError> {
 /// The series shown for each (scenario, metric): on a site of several machines, the one
 /// measured most recently (the runner CI uses now), then the longest.
 fn chosen_series(model: &Model) -> HashMap<(&str, &str), usize> {
-    let recency = |i: usize| {
-        let s = &model.series[i];
-        let at = model.commit_at.get(&s.latest().commit.sha).copied().unwrap_or(0);
-        (at, s.points.len())
-    };
     let mut chosen: HashMap<(&str, &str), usize> = HashMap::new();
     for (i, s) in model.series.iter().enumerate() {
         let key = (s.series.scenario_id.as_str(), s.series.metric.as_str());
         match chosen.get(&key) {
-            Some(&j) if recency(j) >= recency(i) => {}
+            Some(&j) if model.recency(j) >= model.recency(i) => {}
             _ => {
                 chosen.insert(key, i);
             }

@@ -208,21 +208,20 @@ pub fn resolution(model: &crate::model::Model) -> Vec<Resolution> {
     // A series whose scenario has a newer definition on the same machine (a workload's
     // version changed) is no longer measured: it judges nothing today, however long its
     // history.
-    let mut newest: HashMap<(i64, &str, &str), (usize, usize)> = HashMap::new();
+    let mut newest: HashMap<(i64, &str, &str), usize> = HashMap::new();
     for (i, s) in model.series.iter().enumerate() {
         let key = (
             s.series.machine_id,
             s.series.scenario_id.as_str(),
             s.series.metric.as_str(),
         );
-        let at = model.commit_at.get(&s.latest().commit.sha).copied().unwrap_or(0);
-        let e = newest.entry(key).or_insert((at, i));
-        if (at, s.points.len()) > (e.0, model.series[e.1].points.len()) {
-            *e = (at, i);
+        let e = newest.entry(key).or_insert(i);
+        if model.recency(i) > model.recency(*e) {
+            *e = i;
         }
     }
     let mut current = vec![false; model.series.len()];
-    for &(_, i) in newest.values() {
+    for &i in newest.values() {
         current[i] = true;
     }
     let series = || {
