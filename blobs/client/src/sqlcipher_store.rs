@@ -156,24 +156,34 @@ fn bad(what: &'static str, value: impl ToString) -> rusqlite::Error {
     }))
 }
 
+/// The columns [`state_from_row`] reads, in its order. Read by position: a lookup by name
+/// compares the name with every column's, and took a third of the client's instructions in a
+/// sync that finds nothing to do (13,200 lookups for 1,200 states).
+macro_rules! state_columns {
+    () => {
+        "namespace, blob_id, sync_status, priority, attempts, verify_failures, failure, last_error, queued_at, \
+         remote_etag, replace"
+    };
+}
+
 fn state_from_row(r: &Row<'_>) -> rusqlite::Result<BlobState> {
-    let status: i64 = r.get("sync_status")?;
-    let priority: i64 = r.get("priority")?;
-    let failure: Option<String> = r.get("failure")?;
+    let status: i64 = r.get(2)?;
+    let priority: i64 = r.get(3)?;
+    let failure: Option<String> = r.get(6)?;
     Ok(BlobState {
-        namespace: r.get("namespace")?,
-        id: r.get("blob_id")?,
+        namespace: r.get(0)?,
+        id: r.get(1)?,
         status: SyncStatus::from_code(status).ok_or_else(|| bad("sync status", status))?,
         priority: Priority::from_code(priority).ok_or_else(|| bad("priority", priority))?,
-        attempts: r.get("attempts")?,
-        verify_failures: r.get("verify_failures")?,
+        attempts: r.get(4)?,
+        verify_failures: r.get(5)?,
         failure: failure
             .map(|f| FailureKind::parse(&f).ok_or_else(|| bad("failure kind", f)))
             .transpose()?,
-        last_error: r.get("last_error")?,
-        queued_at_ms: r.get::<_, i64>("queued_at")? as u64,
-        remote_etag: r.get("remote_etag")?,
-        replace: r.get("replace")?,
+        last_error: r.get(7)?,
+        queued_at_ms: r.get::<_, i64>(8)? as u64,
+        remote_etag: r.get(9)?,
+        replace: r.get(10)?,
     })
 }
 
@@ -268,7 +278,11 @@ impl LocalStore for SqlcipherStore {
         Ok(self
             .inner
             .conn()
-            .prepare_cached("SELECT * FROM sync_state WHERE namespace = ?1 AND blob_id = ?2")?
+            .prepare_cached(concat!(
+                "SELECT ",
+                state_columns!(),
+                " FROM sync_state WHERE namespace = ?1 AND blob_id = ?2"
+            ))?
             .query_row(params![namespace, id], state_from_row)
             .optional()?)
     }
@@ -293,11 +307,13 @@ impl LocalStore for SqlcipherStore {
 
     fn states(&self, namespace: Option<&str>, status: Option<SyncStatus>) -> Result<Vec<BlobState>, StoreError> {
         let conn = self.inner.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT * FROM sync_state
+        let mut stmt = conn.prepare_cached(concat!(
+            "SELECT ",
+            state_columns!(),
+            " FROM sync_state
              WHERE (?1 IS NULL OR namespace = ?1) AND (?2 IS NULL OR sync_status = ?2)
-             ORDER BY priority DESC, queued_at, namespace, blob_id",
-        )?;
+             ORDER BY priority DESC, queued_at, namespace, blob_id"
+        ))?;
         let rows = stmt
             .query_map(params![namespace, status.map(|s| s as i64)], state_from_row)?
             .collect::<Result<_, _>>()?;

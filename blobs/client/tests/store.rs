@@ -275,3 +275,28 @@ fn a_torn_journal_tail_is_cut_off() {
     let store = open_store(StoreKind::Fs, &p);
     assert_eq!(store.states(Some("ns"), None).unwrap().len(), 3);
 }
+
+/// Every field of a state, each set apart from its default and from the others, comes back
+/// as stored, one at a time and in a listing.
+#[test]
+fn every_field_of_a_state_comes_back_as_stored() {
+    for kind in KINDS {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(kind, &path(dir.path(), kind));
+        let mut state = BlobState::new("ns", "all", SyncStatus::FailedDownload, Priority::Urgent);
+        state.attempts = 3;
+        state.verify_failures = 7;
+        state.failure = Some(blobs_client::FailureKind::Conflict);
+        state.last_error = Some("409 from the server".into());
+        state.queued_at_ms = 1_765_000_000_123;
+        state.remote_etag = Some("\"e9\"".into());
+        state.replace = true;
+        store.put_state(&state).unwrap();
+        assert_eq!(store.state("ns", "all").unwrap().unwrap(), state, "{kind:?}");
+        assert_eq!(
+            store.states(Some("ns"), Some(SyncStatus::FailedDownload)).unwrap(),
+            [state.clone()],
+            "{kind:?}"
+        );
+    }
+}
