@@ -282,7 +282,50 @@ impl Worker {
         Ok(())
     }
 
-    fn body(&mut self, data: &[u8]) -> Result<(), ClientError> {
+    /// Hands `data` on in pieces cut so that each checkpoint falls where the stage first
+    /// reaches the next `checkpoint_every` bytes, wherever the network split the body. A
+    /// checkpoint writes the store's partial row, so the rows a blob is stored in, and the
+    /// work of storing them, then no longer follow the splits (the count round's client counts
+    /// did). A v2 piece is at most one sealed chunk, so that at most one chunk comes out of it;
+    /// v1 (stored) and external bodies come out as they go in, cut at the checkpoint itself.
+    fn body(&mut self, mut data: &[u8]) -> Result<(), ClientError> {
+        while !data.is_empty() {
+            let (piece, rest) = data.split_at(self.piece_len(data.len()));
+            self.body_piece(piece)?;
+            data = rest;
+        }
+        Ok(())
+    }
+
+    /// How much of the `available` bytes [`Self::body`] hands on next.
+    fn piece_len(&self, available: usize) -> usize {
+        let (
+            Some((_, decoder, meta)),
+            Sink::Store {
+                writer: Some(w),
+                checkpointed,
+            },
+        ) = (&self.state, &self.sink)
+        else {
+            return available;
+        };
+        // Without an ETag there are no checkpoints to place.
+        if meta.etag.is_empty() {
+            return available;
+        }
+        match decoder {
+            Decoder::V2(_) => available.min(v2::SEALED_CHUNK_LEN),
+            Decoder::V1(None) | Decoder::External => {
+                match usize::try_from((checkpointed + self.checkpoint_every).saturating_sub(w.len())) {
+                    Ok(0) | Err(_) => available,
+                    Ok(to_checkpoint) => available.min(to_checkpoint),
+                }
+            }
+            Decoder::V1(Some(_)) => available,
+        }
+    }
+
+    fn body_piece(&mut self, data: &[u8]) -> Result<(), ClientError> {
         if data.is_empty() {
             return Ok(());
         }
@@ -729,6 +772,80 @@ impl BlobManager {
             Ok(_) => Ok(None),
             Err(e) if e.class() == ErrorClass::Verification => Ok(None),
             Err(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::sqlcipher_store::{ROW_LEN, SqlcipherStore};
+
+    /// Stores `blob` (id `b`) through a worker, the body handed over in pieces of the sizes in
+    /// `splits`, in turn; returns the stored plaintext's rows.
+    fn stored_rows(secret: &blobs_crypto::BlobSecret, blob: &[u8], splits: &[usize]) -> Vec<Vec<u8>> {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn LocalStore> = Arc::new(SqlcipherStore::open(&dir.path().join("s.db"), &[9; 32]).unwrap());
+        let worker = Worker {
+            store: store.clone(),
+            secret: secret.clone(),
+            namespace: "default".into(),
+            id: "b".into(),
+            policy: SchemePolicy::SymkeyOnly,
+            etag: Some("\"e1\"".into()),
+            tag: None,
+            checkpoint_every: 1 << 20,
+            sink: Sink::Store {
+                writer: None,
+                checkpointed: 0,
+            },
+            state: None,
+        };
+        let (tx, rx) = mpsc::channel(4);
+        let feeder = {
+            let blob = blob.to_vec();
+            let splits = splits.to_vec();
+            std::thread::spawn(move || {
+                let mut rest = &blob[..];
+                for &n in splits.iter().cycle() {
+                    if rest.is_empty() {
+                        break;
+                    }
+                    let (piece, after) = rest.split_at(n.min(rest.len()));
+                    tx.blocking_send(Msg::Data(Bytes::copy_from_slice(piece))).unwrap();
+                    rest = after;
+                }
+                tx.blocking_send(Msg::End).unwrap();
+            })
+        };
+        let outcome = worker.run(rx).unwrap();
+        feeder.join().unwrap();
+        assert!(matches!(outcome, Outcome::Committed(_)));
+        let mut reader = store.open_content("default", "b").unwrap().unwrap();
+        std::iter::from_fn(|| reader.next_chunk().unwrap()).collect()
+    }
+
+    #[test]
+    fn a_stored_blob_takes_the_same_rows_however_the_network_split_it() {
+        let secret = blobs_crypto::BlobSecret::new(vec![7u8; 512]).unwrap();
+        let plain: Vec<u8> = (0..3 * (1 << 20) + 5000).map(|i| (i * 31 % 251) as u8).collect();
+        let blob = v2::encrypt(&secret, "b", &plain).unwrap();
+        // Whole, in odd small pieces, in pieces larger than a sealed chunk, and so that the
+        // first megabyte ends inside a piece: the same rows every time. The first checkpoint
+        // cuts a row short where the first chunk past a MiB ends (65,528 bytes into the row:
+        // the first chunk holds 8 bytes less); the later ones follow a MiB apart, on rows'
+        // ends; the last row holds the rest.
+        let whole = stored_rows(&secret, &blob, &[usize::MAX]);
+        let lens: Vec<usize> = whole.iter().map(Vec::len).collect();
+        let short: Vec<usize> = lens.iter().copied().filter(|&l| l != ROW_LEN).collect();
+        assert_eq!(short, [65_528, plain.len() - 65_528 - 11 * ROW_LEN], "{lens:?}");
+        assert_eq!(whole.concat(), plain);
+        for splits in [&[1000, 70_001, 4096][..], &[333_333], &[v2::SEALED_CHUNK_LEN * 3 + 7]] {
+            let rows = stored_rows(&secret, &blob, splits);
+            assert_eq!(rows.iter().map(Vec::len).collect::<Vec<_>>(), lens, "{splits:?}");
+            assert_eq!(rows.concat(), plain, "{splits:?}");
         }
     }
 }
