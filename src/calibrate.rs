@@ -6,7 +6,9 @@
 //! each repetition runs two copies of this build interleaved. `--inject-build DIR` runs the
 //! build in DIR, made with the `injected-cost` feature (`docs/statistics.md`), on both sides,
 //! the cost injected into B only, and counts how often each series calls the regression it
-//! causes: its detection rate.
+//! causes: its detection rate. With `--paired`, by the paired rule; without, by the rules a
+//! commit's run is judged by against its history, the count round's instruction counts
+//! among them.
 
 use std::path::PathBuf;
 
@@ -50,11 +52,17 @@ pub struct CalibrateArgs {
     /// rounds interleaved as per-commit runs with `--baseline` run them (no count round).
     #[arg(long)]
     paired: bool,
-    /// With --paired: both sides run the build in this directory (`soledad-bench` and
-    /// `blobs-server`, built with the `injected-cost` feature), A without the cost and B with
-    /// the cost SOLEDAD_BENCH_INJECTED_CRYPTO and SOLEDAD_BENCH_INJECTED_REQUEST set; each
-    /// series' share of pairs calling the regression is its detection rate.
-    #[arg(long, requires = "paired")]
+    /// Measure detection instead of false positives: both sides run the build in this
+    /// directory (`soledad-bench` and `blobs-server`, built with the `injected-cost` feature),
+    /// A without the cost and B with the cost SOLEDAD_BENCH_INJECTED_CRYPTO and
+    /// SOLEDAD_BENCH_INJECTED_REQUEST set. With --paired, each series' share of pairs calling
+    /// the regression is its detection rate. Without, each repetition runs A and B (rounds
+    /// interleaved, each with its count round), every run is compared with the one before by
+    /// the history and count rules, their history followed by all the A runs (11 repetitions
+    /// give the count rule its spread in a new database), and a series' share of comparisons
+    /// calling the change (a regression from A to B, an improvement back) is its detection
+    /// rate.
+    #[arg(long)]
     inject_build: Option<PathBuf>,
     #[command(flatten)]
     checkout: Checkout,
@@ -97,6 +105,9 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<()> {
             s.paired = true;
         }
         return paired(&args, crate::run::paired_set(set), commit, &config, &mut db);
+    }
+    if let Some(dir) = &args.inject_build {
+        return injected_history(&args, dir, &set, commit, &config, &mut db);
     }
     if let Some(dir) = &args.results_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -163,6 +174,89 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<()> {
         report.failing_comparisons,
         report.comparisons,
         collector::rate_upper_bound(report.failing_comparisons, report.comparisons) * 100.0
+    );
+    println!("database: {}", args.db.display());
+    Ok(())
+}
+
+/// `--inject-build` without `--paired`: repetitions of the injected build without the cost
+/// (A) and with it (B), rounds interleaved, count rounds included; every run compared with the
+/// one before by the history and count rules, recorded as an `injected-history` calibration.
+fn injected_history(
+    args: &CalibrateArgs,
+    dir: &std::path::Path,
+    set: &ScenarioSet,
+    commit: contract::results::CommitInfo,
+    config: &harness::runner::RunConfig,
+    db: &mut Database,
+) -> anyhow::Result<()> {
+    let (builds, cost) = injected_builds(dir)?;
+    if let Some(dir) = &args.results_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    eprintln!(
+        "calibrating detection on {} ({}): {} runs without and {} with {cost}, of {} scenarios from {}{}",
+        &commit.sha[..10],
+        commit.subject,
+        args.repetitions,
+        args.repetitions,
+        set.scenarios.len(),
+        set.path.display(),
+        if config.valgrind.is_some() {
+            ", count rounds included"
+        } else {
+            ""
+        }
+    );
+    let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let mut run_ids = Vec::new();
+    let mut uuids = Vec::new();
+    let mut with_cost = Vec::new();
+    for i in 0..args.repetitions {
+        eprintln!("A and B {}/{}", i + 1, args.repetitions);
+        let machine = harness::machine::describe(harness::binaries::profile());
+        let pair =
+            harness::runner::run_interleaved(set, [commit.clone(), commit.clone()], machine, config, builds.clone())?;
+        for (side, results) in ["a", "b"].into_iter().zip(&pair) {
+            if let Some(dir) = &args.results_dir {
+                results.save(&dir.join(format!("{}.{side}.json", results.run.id)))?;
+            }
+            let mut record = RunRecord::from_results(results)?;
+            record.purpose = Purpose::Calibration;
+            uuids.push(record.uuid.clone());
+            run_ids.push(db.ingest_record(&record)?.run_id());
+            with_cost.push(side == "b");
+        }
+    }
+    let finished_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let parts: Vec<&[u8]> = uuids.iter().map(|u| u.as_bytes()).collect();
+    let report = db.record_injected_calibration(
+        &CalibrationRuns {
+            uuid: content_uuid(&parts),
+            run_ids,
+            scenario_file: set.path.display().to_string(),
+            started_at,
+            finished_at,
+        },
+        &with_cost,
+        &cost,
+        &AnalysisOptions::default().policy,
+    )?;
+    print_series(&report, "comparisons", "detected", "95% bound", |s| {
+        rate_lower_bound(s.false_regressions, s.comparisons)
+    });
+    let every = report
+        .series
+        .iter()
+        .filter(|s| s.comparisons > 0 && s.false_regressions == s.comparisons)
+        .count();
+    println!(
+        "calibration {} ({cost}): {} comparisons of {} runs; {} of {} series found the cost in every one",
+        report.calibration_id,
+        report.comparisons,
+        with_cost.len(),
+        every,
+        report.series.len()
     );
     println!("database: {}", args.db.display());
     Ok(())

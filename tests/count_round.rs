@@ -150,3 +150,117 @@ fn without_valgrind_the_run_warns_once_and_counts_nothing() {
     assert!(!stderr(&output).contains("count round"), "{}", stderr(&output));
     assert_eq!(count(&results, "crypto.encrypt/v1/1x1M", "client_instructions"), None);
 }
+
+/// `calibrate --inject-build` without `--paired`: the injected build without the cost (A) and
+/// with it (B), rounds interleaved and each side counted, every run compared with the one
+/// before by the history and count rules. The workspace's own binaries stand in for an
+/// injected build: they carry no cost, so this checks what is measured, recorded and shown;
+/// `collector/tests/analysis.rs` checks what the rules find when a cost is there.
+#[test]
+fn calibrate_with_an_injected_build_counts_both_sides_and_records_detection() {
+    assert!(
+        harness::count::Valgrind::find().is_ok(),
+        "Valgrind is needed for this test: scripts/test installs it"
+    );
+    let repo = repo();
+    // A history run first, so that the site has the series to show the detection beside.
+    run(&repo, "first", &[]);
+    let db = repo.out().join("first.sqlite");
+    let bins = std::path::Path::new(common::bench_exe()).parent().unwrap().to_owned();
+    let output = Command::new(common::bench_exe())
+        .current_dir(repo.path())
+        .args(["calibrate", "--inject-build"])
+        .arg(&bins)
+        .args([
+            "--scenarios",
+            "count.toml",
+            "--only",
+            "blobs.upload",
+            "--repetitions",
+            "2",
+        ])
+        .arg("--db")
+        .arg(&db)
+        .arg("--server-bin")
+        .arg(common::server_exe())
+        .arg("--work-dir")
+        .arg(repo.out().join("work"))
+        .env("SOLEDAD_BENCH_INJECTED_REQUEST", "150")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("(SOLEDAD_BENCH_INJECTED_REQUEST=150): 3 comparisons of 4 runs"),
+        "{stdout}"
+    );
+    assert!(stderr(&output).contains("count rounds included"), "{}", stderr(&output));
+
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let (kind, injected, repetitions, comparisons): (String, String, i64, i64) = conn
+        .query_row(
+            "SELECT kind, injected, repetitions, comparisons FROM calibrations",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (kind.as_str(), injected.as_str(), repetitions, comparisons),
+        ("injected-history", "SOLEDAD_BENCH_INJECTED_REQUEST=150", 4, 3)
+    );
+    // Both sides of both repetitions were counted, client and server.
+    let counted: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM data_points d JOIN calibration_runs c ON c.run_id = d.run_id
+             WHERE d.metric IN ('client_instructions', 'server_instructions')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(counted, 8);
+    // Every judged series of the upload was compared three times: its counts too. Nothing
+    // was injected, and no rule made up a change in a count.
+    let rows: Vec<(String, i64, i64)> = conn
+        .prepare(
+            "SELECT metric, comparisons, false_regressions + false_improvements FROM calibration_series
+             WHERE metric LIKE '%instructions' ORDER BY metric",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        rows,
+        [
+            ("client_instructions".to_owned(), 3, 0),
+            ("server_instructions".to_owned(), 3, 0)
+        ]
+    );
+    let wall: i64 = conn
+        .query_row(
+            "SELECT comparisons FROM calibration_series WHERE metric = 'wall_s'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(wall, 3);
+
+    // The scenario page shows each series' detection by the unpaired rules.
+    let site = repo.out().join("calibrated-site");
+    let out = common::bench(&[
+        "site".as_ref(),
+        "--db".as_ref(),
+        db.as_os_str(),
+        "--out".as_ref(),
+        site.as_os_str(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let page = std::fs::read_to_string(site.join("scenarios/blobs.upload_2x100k_c1.html")).unwrap();
+    assert!(
+        page.contains(
+            "injected cost found in 0 of 3 unpaired comparisons (≥ 0.0%) with SOLEDAD_BENCH_INJECTED_REQUEST=150"
+        ),
+        "{page}"
+    );
+}

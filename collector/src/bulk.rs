@@ -17,6 +17,17 @@ use crate::statistics::Summary;
 use crate::statistics::outliers::Outliers;
 use crate::{CalibrationKind, CollectorError, Database};
 
+/// How often a series found a known injected cost, by one rule ([`CalibrationKind::Injected`]:
+/// the paired rule; [`CalibrationKind::InjectedHistory`]: the history and count rules).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesDetection {
+    pub kind: CalibrationKind,
+    /// Its `false_regressions` are the comparisons that found the cost.
+    pub calibration: SeriesCalibration,
+    /// The cost injected, in words.
+    pub injected: String,
+}
+
 /// What names a series: (machine id, scenario ref, metric).
 pub type SeriesKey = (i64, i64, String);
 
@@ -353,27 +364,41 @@ impl Database {
         Ok(out)
     }
 
-    /// The latest injected calibration of every series it measured, with the cost injected:
-    /// its `false_regressions` are the pairs that found the cost (`calibrate --paired
-    /// --inject-build`).
-    pub fn series_detections(&self) -> Result<HashMap<SeriesKey, (SeriesCalibration, String)>, CollectorError> {
+    /// The latest injected calibration of every series it measured, by rule (`paired`:
+    /// `calibrate --paired --inject-build`; `history`: `calibrate --inject-build`, count
+    /// series included), paired first: its `false_regressions` are the comparisons that found
+    /// the cost.
+    pub fn series_detections(&self) -> Result<HashMap<SeriesKey, Vec<SeriesDetection>>, CollectorError> {
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT c.machine_id, cs.scenario_ref, cs.metric, coalesce(c.injected, ''), {SERIES_CALIBRATION_COLUMNS}
+            "SELECT c.machine_id, cs.scenario_ref, cs.metric, coalesce(c.injected, ''), c.kind,
+                    {SERIES_CALIBRATION_COLUMNS}
              FROM calibration_series cs JOIN calibrations c ON c.id = cs.calibration_id
-             WHERE c.kind = 'injected'
+             WHERE c.kind IN ('injected', 'injected-history')
              ORDER BY c.id"
         ))?;
         let rows = stmt.query_map([], |r| {
+            let kind = CalibrationKind::parse(&r.get::<_, String>(4)?).unwrap_or(CalibrationKind::Injected);
             Ok((
                 (r.get(0)?, r.get(1)?, r.get(2)?),
-                (series_calibration_from(r, 4)?, r.get::<_, String>(3)?),
+                SeriesDetection {
+                    kind,
+                    calibration: series_calibration_from(r, 5)?,
+                    injected: r.get(3)?,
+                },
             ))
         })?;
-        // Later calibrations replace earlier ones.
-        let mut out = HashMap::new();
+        // Later calibrations of the same rule replace earlier ones.
+        let mut latest: HashMap<(SeriesKey, &'static str), SeriesDetection> = HashMap::new();
         for row in rows {
             let (key, detection) = row?;
-            out.insert(key, detection);
+            latest.insert((key, detection.kind.as_str()), detection);
+        }
+        let mut out: HashMap<SeriesKey, Vec<SeriesDetection>> = HashMap::new();
+        for ((key, _), detection) in latest {
+            out.entry(key).or_default().push(detection);
+        }
+        for list in out.values_mut() {
+            list.sort_by_key(|d| d.kind != CalibrationKind::Injected);
         }
         Ok(out)
     }

@@ -135,6 +135,11 @@ pub enum CalibrationKind {
     /// the share of comparisons that call the regression, per series (its detection rate),
     /// stored in the columns of false regressions.
     Injected,
+    /// Runs of the build with a known cost, alternately without it (A) and with it (B), each
+    /// compared with the one before as a commit with its baseline: the detection rate of the
+    /// history rule and of the count rule (`calibrate --inject-build` without `--paired`),
+    /// stored as for `Injected`.
+    InjectedHistory,
 }
 
 impl CalibrationKind {
@@ -143,11 +148,18 @@ impl CalibrationKind {
             Self::History => "history",
             Self::Paired => "paired",
             Self::Injected => "injected",
+            Self::InjectedHistory => "injected-history",
         }
     }
 
+    /// Whether the calibration measured detection of an injected cost rather than false
+    /// positives.
+    pub fn is_injected(self) -> bool {
+        matches!(self, Self::Injected | Self::InjectedHistory)
+    }
+
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::History, Self::Paired, Self::Injected]
+        [Self::History, Self::Paired, Self::Injected, Self::InjectedHistory]
             .into_iter()
             .find(|k| k.as_str() == s)
     }
@@ -309,6 +321,47 @@ impl Database {
         runs: &CalibrationRuns,
         policy: &Policy,
     ) -> Result<CalibrationReport, CollectorError> {
+        self.record_history_rule(runs, None, policy)
+    }
+
+    /// Stores runs of a build with a known cost injected into some of them (`with_cost`, one
+    /// flag per run, in the order they ran; the cost in words in `cost`), each compared with the
+    /// one before it as [`Database::record_calibration`] compares them. A comparison from a
+    /// run without the cost to one with it should call a regression, the other way an
+    /// improvement: per series, the share that did is its detection rate (stored as the
+    /// false regressions, the calls the wrong way as false improvements). Each comparison's
+    /// history is the series' own, followed by every run of the calibration without the cost:
+    /// what the series moves by when nothing changes, so that a calibration of 11 or more such
+    /// runs measures the rules with the spread known (the count rule's, above all) even in a
+    /// new database. A series whose history holds real changes has a wider floor than that.
+    pub fn record_injected_calibration(
+        &mut self,
+        runs: &CalibrationRuns,
+        with_cost: &[bool],
+        cost: &str,
+        policy: &Policy,
+    ) -> Result<CalibrationReport, CollectorError> {
+        if with_cost.len() != runs.run_ids.len() {
+            return Err(CollectorError::Conflict(format!(
+                "{} runs but {} flags saying which carried the cost",
+                runs.run_ids.len(),
+                with_cost.len()
+            )));
+        }
+        if !with_cost.windows(2).any(|w| w[0] != w[1]) {
+            return Err(CollectorError::Conflict(
+                "an injected calibration needs a run with the cost next to one without it".into(),
+            ));
+        }
+        self.record_history_rule(runs, Some((with_cost, cost)), policy)
+    }
+
+    fn record_history_rule(
+        &mut self,
+        runs: &CalibrationRuns,
+        injected: Option<(&[bool], &str)>,
+        policy: &Policy,
+    ) -> Result<CalibrationReport, CollectorError> {
         if runs.run_ids.len() < 2 {
             return Err(CollectorError::Conflict(
                 "a calibration needs at least two runs of the same build".into(),
@@ -346,12 +399,31 @@ impl Database {
 
         let mut outcomes: HashMap<(i64, String), SeriesOutcome> = HashMap::new();
         let mut failing = 0;
-        for pair in runs.run_ids.windows(2) {
+        let mut comparisons_made = 0;
+        for (i, pair) in runs.run_ids.windows(2).enumerate() {
+            // What a comparison should find: nothing in an A/A calibration; where the cost
+            // comes in, a regression, where it goes, an improvement. Runs on the same side
+            // of an injected calibration are not compared.
+            let expected = match injected {
+                None => None,
+                Some((with_cost, _)) if with_cost[i] == with_cost[i + 1] => continue,
+                Some((with_cost, _)) => Some(if with_cost[i + 1] {
+                    Verdict::Regression
+                } else {
+                    Verdict::Improvement
+                }),
+            };
+            comparisons_made += 1;
             let series = run_series(&tx, pair[1])?;
             let mut comparisons = Vec::new();
             for (scenario_ref, metric, direction) in &series {
                 let points = series_points(&tx, machine_id, *scenario_ref, metric)?;
-                let (_, history) = baseline_and_history(&chain, &points);
+                let (_, mut history) = baseline_and_history(&chain, &points);
+                if let Some((with_cost, _)) = injected {
+                    for (&run, _) in runs.run_ids.iter().zip(with_cost).filter(|(_, c)| !**c) {
+                        history.extend(median_of(&tx, run, *scenario_ref, metric)?);
+                    }
+                }
                 let a = samples_of(&tx, pair[0], *scenario_ref, metric)?;
                 let b = samples_of(&tx, pair[1], *scenario_ref, metric)?;
                 let base = (!a.is_empty()).then_some(a.as_slice());
@@ -374,18 +446,26 @@ impl Database {
                 if a.verdict == Verdict::New {
                     continue;
                 }
-                any_regression |= a.verdict == Verdict::Regression;
-                o.record(a.verdict, a.comparison.p_value);
+                // Recorded as seen from A to B: a found cost is a regression either way.
+                let verdict = match (expected, a.verdict) {
+                    (Some(Verdict::Improvement), Verdict::Improvement) => Verdict::Regression,
+                    (Some(Verdict::Improvement), Verdict::Regression) => Verdict::Improvement,
+                    (_, v) => v,
+                };
+                any_regression |= verdict == Verdict::Regression;
+                o.record(verdict, a.comparison.p_value);
             }
             failing += usize::from(any_regression);
         }
         let mut series: Vec<SeriesOutcome> = outcomes.into_values().collect();
         for o in &mut series {
-            o.settle(o.false_regressions + o.false_improvements);
+            o.settle(match injected {
+                Some(_) => o.false_regressions,
+                None => o.false_regressions + o.false_improvements,
+            });
         }
         series.sort_by(|a, b| (&a.scenario_id, &a.metric).cmp(&(&b.scenario_id, &b.metric)));
 
-        let comparisons = runs.run_ids.len() - 1;
         let calibration_id = insert_calibration(
             &tx,
             &StoredCalibration {
@@ -395,7 +475,7 @@ impl Database {
                 branch,
                 scenario_file: runs.scenario_file.clone(),
                 repetitions: runs.run_ids.len() as i64,
-                comparisons: comparisons as i64,
+                comparisons: comparisons_made as i64,
                 failing_comparisons: failing as i64,
                 alpha: policy.alpha,
                 practical_floor: policy.practical_floor,
@@ -404,18 +484,31 @@ impl Database {
                 finished_at: runs.finished_at.clone(),
                 run_ids: runs.run_ids.clone(),
                 series: series.clone(),
-                kind: CalibrationKind::History,
-                injected: None,
+                kind: if injected.is_some() {
+                    CalibrationKind::InjectedHistory
+                } else {
+                    CalibrationKind::History
+                },
+                injected: injected.map(|(_, cost)| cost.to_owned()),
             },
         )?;
         tx.commit()?;
         Ok(CalibrationReport {
             calibration_id,
-            comparisons,
+            comparisons: comparisons_made,
             failing_comparisons: failing,
             series,
         })
     }
+}
+
+/// The median of a run's data point of a series, if it has one.
+fn median_of(tx: &Transaction, run_id: i64, scenario_ref: i64, metric: &str) -> Result<Option<f64>, CollectorError> {
+    use rusqlite::OptionalExtension as _;
+    Ok(tx
+        .prepare_cached("SELECT median FROM data_points WHERE run_id = ?1 AND scenario_ref = ?2 AND metric = ?3")?
+        .query_row(params![run_id, scenario_ref, metric], |r| r.get(0))
+        .optional()?)
 }
 
 /// Paired calibration runs to record: each pair ran interleaved (A B B A ...), A always this

@@ -24,6 +24,7 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration { sql: V7, then: None },
     Migration { sql: V8, then: None },
+    Migration { sql: V9, then: None },
 ];
 
 const V1: &str =
@@ -332,4 +333,14 @@ const V8: &str = "
     ALTER TABLE scenarios ADD COLUMN fixed_duration INTEGER NOT NULL DEFAULT 0 CHECK (fixed_duration IN (0, 1));
     UPDATE scenarios SET fixed_duration = 1
      WHERE workload = 'server.load' OR json_extract(params, '$.duration_s') IS NOT NULL;
+    ";
+
+// 9: a calibration may measure the history and count rules against a known injected cost
+// (`injected-history`). The CHECK on `kind` is rebuilt as V3 rebuilt `purpose`.
+const V9: &str = "
+    ALTER TABLE calibrations RENAME COLUMN kind TO kind_v8;
+    ALTER TABLE calibrations ADD COLUMN kind TEXT NOT NULL DEFAULT 'history'
+        CHECK (kind IN ('history', 'paired', 'injected', 'injected-history'));
+    UPDATE calibrations SET kind = kind_v8;
+    ALTER TABLE calibrations DROP COLUMN kind_v8;
     ";

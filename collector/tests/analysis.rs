@@ -206,6 +206,132 @@ fn calibration_runs_stay_out_of_history() {
     assert_eq!(count(&path, "calibration_series"), 2);
 }
 
+/// An injected calibration (`calibrate --inject-build` without `--paired`): runs alternately
+/// without (A) and with (B) a cost of 5% of wall time and 1% of the client's instructions,
+/// each compared with the one before. The count rule finds 1% only once the A runs give it
+/// the series' spread (11 of them); a comparison back from B to A that calls an improvement
+/// found the cost too.
+#[test]
+fn injected_calibrations_measure_detection_by_the_history_and_count_rules() {
+    fn calibrate(db: &mut Database, name: &str, pairs: u64) -> collector::CalibrationReport {
+        let c = commit("c0", &[], 0, Some("main"));
+        let (mut ids, mut with_cost) = (Vec::new(), Vec::new());
+        for i in 0..pairs {
+            for cost in [false, true] {
+                let level = if cost { 1.05 } else { 1.0 };
+                let mut r = run(
+                    &format!("{name}-{i}-{cost}"),
+                    c.clone(),
+                    around(level, 0.02, 10, 2 * i + u64::from(cost)),
+                );
+                // The A runs' counts move by up to 0.02%; the cost adds 1%.
+                let count = 1e8 * (1.0 + 0.0002 * (i % 2) as f64) * if cost { 1.01 } else { 1.0 };
+                r.scenarios[0].metrics.push(collector::record::MetricRecord {
+                    name: "client_instructions".into(),
+                    unit: "instructions".into(),
+                    direction: Direction::Lower,
+                    samples: vec![count],
+                    reported: None,
+                });
+                r.purpose = Purpose::Calibration;
+                ids.push(db.ingest_record(&r).unwrap().run_id());
+                with_cost.push(cost);
+            }
+        }
+        db.record_injected_calibration(
+            &CalibrationRuns {
+                uuid: name.into(),
+                run_ids: ids,
+                scenario_file: "scenarios/test.toml".into(),
+                started_at: "2026-12-07T00:00:00Z".into(),
+                finished_at: "2026-12-07T00:05:00Z".into(),
+            },
+            &with_cost,
+            "SOLEDAD_BENCH_INJECTED_CRYPTO=250",
+            &AnalysisOptions::default().policy,
+        )
+        .unwrap()
+    }
+    let of = |report: &collector::CalibrationReport, metric: &str| {
+        let s = report.series.iter().find(|s| s.metric == metric).unwrap().clone();
+        (s.comparisons, s.false_regressions, s.false_improvements, s.noisy)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = Database::open(&dir.path().join("b.sqlite")).unwrap();
+
+    // Three A runs: no spread known, so 1% is within what a count may move by itself.
+    let few = calibrate(&mut db, "few", 3);
+    assert_eq!(few.comparisons, 5);
+    assert_eq!(of(&few, "client_instructions"), (5, 0, 0, 5));
+    // The wall time's 5% stands out of 2% rounds in every comparison, both ways.
+    assert_eq!(of(&few, "wall_s"), (5, 5, 0, 0));
+    assert_eq!(of(&few, "throughput"), (5, 5, 0, 0));
+    assert_eq!(few.failing_comparisons, 5);
+
+    // Eleven: the count rule knows the spread (0.02%) and finds 1% every time.
+    let known = calibrate(&mut db, "known", 11);
+    assert_eq!(of(&known, "client_instructions"), (21, 21, 0, 0));
+    let counted = known.series.iter().find(|s| s.metric == "client_instructions").unwrap();
+    assert_eq!(counted.false_positive_rate, 1.0);
+    assert!(collector::rate_lower_bound(21, 21) > 0.86);
+
+    // Stored as a detection, not as false positives; the latest per series and rule.
+    let summaries = db.calibrations().unwrap();
+    assert!(
+        summaries
+            .iter()
+            .all(|c| c.kind == collector::CalibrationKind::InjectedHistory)
+    );
+    assert_eq!(
+        summaries[0].injected.as_deref(),
+        Some("SOLEDAD_BENCH_INJECTED_CRYPTO=250")
+    );
+    assert!(
+        db.series_calibrations(collector::CalibrationKind::History)
+            .unwrap()
+            .is_empty()
+    );
+    let detections = db.series_detections().unwrap();
+    let count_series = db
+        .series()
+        .unwrap_or_default()
+        .into_iter()
+        .find(|s| s.metric == "client_instructions");
+    // Calibration runs make no series; the detection is keyed as the series would be.
+    assert!(count_series.is_none());
+    let found: Vec<_> = detections
+        .iter()
+        .filter(|(key, _)| key.2 == "client_instructions")
+        .flat_map(|(_, list)| list)
+        .collect();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].kind, collector::CalibrationKind::InjectedHistory);
+    assert_eq!(
+        (found[0].calibration.comparisons, found[0].calibration.false_regressions),
+        (21, 21)
+    );
+
+    // Runs all on one side compare nothing.
+    let err = db
+        .record_injected_calibration(
+            &CalibrationRuns {
+                uuid: "one-side".into(),
+                run_ids: vec![1, 2],
+                scenario_file: "scenarios/test.toml".into(),
+                started_at: "2026-12-07T00:00:00Z".into(),
+                finished_at: "2026-12-07T00:05:00Z".into(),
+            },
+            &[true, true],
+            "SOLEDAD_BENCH_INJECTED_CRYPTO=250",
+            &AnalysisOptions::default().policy,
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("a run with the cost next to one without it"),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_backfill_on_main_keeps_a_feature_branch_change_point_labelled() {
     let dir = tempfile::tempdir().unwrap();

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use collector::bulk::{RoundBudget, ScenarioInfo, SeriesKey};
+use collector::bulk::{RoundBudget, ScenarioInfo, SeriesDetection, SeriesKey};
 use collector::comparison::{ComparisonKind, ComparisonRow, ComparisonSummary};
 use collector::query::{Commit, Machine, Point, Run, Series, SeriesCalibration, StoredChangePoint, StoredVerdict};
 use collector::statistics::verdict::Verdict;
@@ -27,8 +27,8 @@ pub struct SeriesData {
     /// false-positive rate is that of the rule that decided it.
     pub calibration: Option<SeriesCalibration>,
     pub paired_calibration: Option<SeriesCalibration>,
-    /// The latest injected calibration of the series, with the cost injected.
-    pub detection: Option<(SeriesCalibration, String)>,
+    /// The latest injected calibration of the series by each rule that has one, paired first.
+    pub detections: Vec<SeriesDetection>,
 }
 
 impl SeriesData {
@@ -213,7 +213,7 @@ impl Model {
                     change_points: change_points.get(&key).cloned().unwrap_or_default(),
                     calibration: calibrations.remove(&key),
                     paired_calibration: paired_calibrations.remove(&key),
-                    detection: detections.remove(&key),
+                    detections: detections.remove(&key).unwrap_or_default(),
                     series: h.series,
                     points: h.points,
                     verdicts,
@@ -356,7 +356,7 @@ impl Model {
             calibrations: db
                 .calibrations()?
                 .into_iter()
-                .filter(|c| c.kind != CalibrationKind::Injected)
+                .filter(|c| !c.kind.is_injected())
                 .collect(),
             comparisons,
             parents: db.commit_parents()?,

@@ -55,7 +55,8 @@ pub struct Noise {
     /// From history, as its latest verdict used it.
     pub floor: String,
     pub false_positives: String,
-    /// How often a known injected cost was found: `2 of 10 pairs (≥ 4%) with ...`.
+    /// How often a known injected cost was found, by each rule calibrated: `2 of 10 pairs
+    /// (≥ 4%) with ...; 9 of 9 unpaired comparisons (≥ 72%) with ...`.
     pub detection: Option<String>,
 }
 
@@ -227,16 +228,33 @@ impl<'a> Site<'a> {
                 .map(share)
                 .unwrap_or_else(|| "–".into()),
             false_positives: self.false_positives(Some(index), verdict.map(|v| v.method)),
-            detection: self.model.series[index].detection.as_ref().map(|(c, cost)| {
+            detection: self.detection(index),
+        }
+    }
+
+    /// How often series `index` found a known injected cost, per rule calibrated (see
+    /// [`Noise::detection`]).
+    fn detection(&self, index: usize) -> Option<String> {
+        let texts: Vec<String> = self.model.series[index]
+            .detections
+            .iter()
+            .map(|d| {
+                let c = &d.calibration;
                 let lower = collector::rate_lower_bound(c.false_regressions as usize, c.comparisons as usize);
+                let compared = match d.kind {
+                    collector::CalibrationKind::Injected => "pairs",
+                    _ => "unpaired comparisons",
+                };
                 format!(
-                    "{} of {} pairs (≥ {}) with {cost}",
+                    "{} of {} {compared} (≥ {}) with {}",
                     c.false_regressions,
                     c.comparisons,
-                    share(lower)
+                    share(lower),
+                    d.injected
                 )
-            }),
-        }
+            })
+            .collect();
+        (!texts.is_empty()).then(|| texts.join("; "))
     }
 
     /// The measured A/A false-positive rate of a series under the rule that decided a
