@@ -208,6 +208,18 @@ fn injected_history(
             ""
         }
     );
+    // The count rule's floor needs this many points; fewer A runs leave count series without
+    // a spread of their own unless the database's history gives them one.
+    let floor_points = collector::statistics::noise_floor::MIN_CHANGES as u32 + 1;
+    if config.valgrind.is_some() && args.repetitions < floor_points {
+        eprintln!(
+            "warning: {} repetitions give the count rule no spread of its own (it needs {floor_points} runs \
+             without the cost): count series without that much history in {} are judged against the \
+             spread assumed for any count, and read as noisy, not as missed",
+            args.repetitions,
+            args.db.display()
+        );
+    }
     let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let mut run_ids = Vec::new();
     let mut uuids = Vec::new();

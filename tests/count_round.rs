@@ -195,6 +195,12 @@ fn calibrate_with_an_injected_build_counts_both_sides_and_records_detection() {
         "{stdout}"
     );
     assert!(stderr(&output).contains("count rounds included"), "{}", stderr(&output));
+    // Two repetitions cannot give the count rule a spread: it says so.
+    assert!(
+        stderr(&output).contains("warning: 2 repetitions give the count rule no spread of its own"),
+        "{}",
+        stderr(&output)
+    );
 
     let conn = rusqlite::Connection::open(&db).unwrap();
     let (kind, injected, repetitions, comparisons): (String, String, i64, i64) = conn

@@ -285,7 +285,9 @@ impl Database {
             "SELECT c.id, c.machine_id, c.commit_sha, c.branch, c.scenario_file, c.repetitions, c.comparisons,
                     c.failing_comparisons, c.alpha, c.practical_floor, c.started_at, c.finished_at,
                     count(cs.metric), coalesce(sum(cs.comparisons), 0),
-                    coalesce(sum(cs.false_regressions + cs.false_improvements), 0), c.kind, c.injected
+                    coalesce(sum(CASE WHEN c.kind IN ('injected', 'injected-history') THEN cs.false_regressions
+                                      ELSE cs.false_regressions + cs.false_improvements END), 0),
+                    c.kind, c.injected
              FROM calibrations c LEFT JOIN calibration_series cs ON cs.calibration_id = c.id
              GROUP BY c.id ORDER BY c.id DESC",
         )?;

@@ -557,7 +557,8 @@ impl Database {
                 &format!(
                     "SELECT {SERIES_CALIBRATION_COLUMNS}
                      FROM calibration_series cs JOIN calibrations c ON c.id = cs.calibration_id
-                     WHERE c.machine_id = ?1 AND cs.scenario_ref = ?2 AND cs.metric = ?3 AND c.kind <> 'injected'
+                     WHERE c.machine_id = ?1 AND cs.scenario_ref = ?2 AND cs.metric = ?3
+                       AND c.kind IN ('history', 'paired')
                      ORDER BY c.id DESC LIMIT 1"
                 ),
                 params![series.machine_id, series.scenario_ref, series.metric],

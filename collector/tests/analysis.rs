@@ -258,6 +258,13 @@ fn injected_calibrations_measure_detection_by_the_history_and_count_rules() {
     };
     let dir = tempfile::tempdir().unwrap();
     let mut db = Database::open(&dir.path().join("b.sqlite")).unwrap();
+    // One history run, so that the series exist.
+    db.ingest_record(&run(
+        "history",
+        commit("c0", &[], 0, Some("main")),
+        around(1.0, 0.02, 10, 99),
+    ))
+    .unwrap();
 
     // Three A runs: no spread known, so 1% is within what a count may move by itself.
     let few = calibrate(&mut db, "few", 3);
@@ -291,14 +298,11 @@ fn injected_calibrations_measure_detection_by_the_history_and_count_rules() {
             .unwrap()
             .is_empty()
     );
+    // Its total counts the calls that found the cost: 21 for each of the three series.
+    assert_eq!(summaries[0].false_positives, 63);
+    // Nor is it the series' A/A calibration.
+    assert_eq!(db.calibration(&wall_series(&db)).unwrap(), None);
     let detections = db.series_detections().unwrap();
-    let count_series = db
-        .series()
-        .unwrap_or_default()
-        .into_iter()
-        .find(|s| s.metric == "client_instructions");
-    // Calibration runs make no series; the detection is keyed as the series would be.
-    assert!(count_series.is_none());
     let found: Vec<_> = detections
         .iter()
         .filter(|(key, _)| key.2 == "client_instructions")

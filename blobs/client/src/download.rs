@@ -286,8 +286,9 @@ impl Worker {
     /// reaches the next `checkpoint_every` bytes, wherever the network split the body. A
     /// checkpoint writes the store's partial row, so the rows a blob is stored in, and the
     /// work of storing them, then no longer follow the splits (the count round's client counts
-    /// did). A v2 piece is at most one sealed chunk, so that at most one chunk comes out of it;
-    /// v1 (stored) and external bodies come out as they go in, cut at the checkpoint itself.
+    /// did). A v2 piece ends no later than the chunk being received, so that at most one chunk
+    /// comes out of it, at its end (the last chunk may be short); v1 (stored) and external
+    /// bodies come out as they go in, cut at the checkpoint itself.
     fn body(&mut self, mut data: &[u8]) -> Result<(), ClientError> {
         while !data.is_empty() {
             let (piece, rest) = data.split_at(self.piece_len(data.len()));
@@ -314,7 +315,10 @@ impl Worker {
             return available;
         }
         match decoder {
-            Decoder::V2(_) => available.min(v2::SEALED_CHUNK_LEN),
+            Decoder::V2(dec) => match dec.to_chunk_end() {
+                0 => available,
+                to_chunk_end => available.min(to_chunk_end),
+            },
             Decoder::V1(None) | Decoder::External => {
                 match usize::try_from((checkpointed + self.checkpoint_every).saturating_sub(w.len())) {
                     Ok(0) | Err(_) => available,
@@ -830,19 +834,54 @@ mod tests {
     #[test]
     fn a_stored_blob_takes_the_same_rows_however_the_network_split_it() {
         let secret = blobs_crypto::BlobSecret::new(vec![7u8; 512]).unwrap();
-        let plain: Vec<u8> = (0..3 * (1 << 20) + 5000).map(|i| (i * 31 % 251) as u8).collect();
+        let noise = |n: usize| -> Vec<u8> { (0..n).map(|i| (i * 31 % 251) as u8).collect() };
+        // Handed over whole, in odd small pieces, in pieces larger than a sealed chunk, and
+        // so that the first MiB ends inside a piece: the same rows every time.
+        let splits: [&[usize]; 4] = [
+            &[1000, 70_001, 4096],
+            &[333_333],
+            &[v2::SEALED_CHUNK_LEN * 3 + 7],
+            &[100_000],
+        ];
+
+        // 3 MiB and a bit: the first checkpoint cuts a row short where the first chunk past
+        // a MiB ends (65,528 bytes into the row: the first chunk holds 8 bytes less); the
+        // later ones follow a MiB apart, on rows' ends; the last row holds the rest.
+        let plain = noise(3 * (1 << 20) + 5000);
         let blob = v2::encrypt(&secret, "b", &plain).unwrap();
-        // Whole, in odd small pieces, in pieces larger than a sealed chunk, and so that the
-        // first megabyte ends inside a piece: the same rows every time. The first checkpoint
-        // cuts a row short where the first chunk past a MiB ends (65,528 bytes into the row:
-        // the first chunk holds 8 bytes less); the later ones follow a MiB apart, on rows'
-        // ends; the last row holds the rest.
         let whole = stored_rows(&secret, &blob, &[usize::MAX]);
         let lens: Vec<usize> = whole.iter().map(Vec::len).collect();
         let short: Vec<usize> = lens.iter().copied().filter(|&l| l != ROW_LEN).collect();
         assert_eq!(short, [65_528, plain.len() - 65_528 - 11 * ROW_LEN], "{lens:?}");
         assert_eq!(whole.concat(), plain);
-        for splits in [&[1000, 70_001, 4096][..], &[333_333], &[v2::SEALED_CHUNK_LEN * 3 + 7]] {
+        for splits in splits {
+            let rows = stored_rows(&secret, &blob, splits);
+            assert_eq!(rows.iter().map(Vec::len).collect::<Vec<_>>(), lens, "{splits:?}");
+            assert_eq!(rows.concat(), plain, "{splits:?}");
+        }
+
+        // 1,120,000 bytes, padded to 17.5 chunks: the MiB is passed at the end of chunk 16,
+        // and the short last chunk follows it. Pieces of 100,000 bytes hold over half of
+        // chunk 16 in one and the rest of it with all of chunk 17 in the next: the
+        // checkpoint still falls between them.
+        let plain = noise(1_120_000);
+        let blob = v2::encrypt(&secret, "b", &plain).unwrap();
+        let lens: Vec<usize> = stored_rows(&secret, &blob, &[usize::MAX])
+            .iter()
+            .map(Vec::len)
+            .collect();
+        assert_eq!(
+            lens,
+            [
+                ROW_LEN,
+                ROW_LEN,
+                ROW_LEN,
+                ROW_LEN,
+                65_528,
+                plain.len() - 65_528 - 4 * ROW_LEN
+            ]
+        );
+        for splits in splits {
             let rows = stored_rows(&secret, &blob, splits);
             assert_eq!(rows.iter().map(Vec::len).collect::<Vec<_>>(), lens, "{splits:?}");
             assert_eq!(rows.concat(), plain, "{splits:?}");

@@ -358,6 +358,16 @@ impl Decryptor {
         body_len(self.padded)
     }
 
+    /// Body bytes that would complete the chunk being received: none once every chunk came.
+    /// A caller that hands over no more than this at a time gets at most one chunk out of
+    /// each call, at the end of its input.
+    pub fn to_chunk_end(&self) -> usize {
+        if self.progress.next_chunk >= self.chunks {
+            return 0;
+        }
+        self.sealed_len(self.progress.next_chunk) - self.pending.len()
+    }
+
     /// Sealed length of chunk `index`.
     fn sealed_len(&self, index: u64) -> usize {
         let start = index * CHUNK_LEN as u64;
