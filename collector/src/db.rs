@@ -230,4 +230,64 @@ mod tests {
             ]
         );
     }
+
+    /// Version 9 rebuilds the check on a calibration's kind: the kinds stored keep their
+    /// values and the calibrations their series, and `injected-history` is now allowed.
+    #[test]
+    fn a_version_8_file_keeps_its_calibrations_and_takes_the_new_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v8.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for m in &MIGRATIONS[..8] {
+                conn.execute_batch(m.sql).unwrap();
+            }
+            conn.execute_batch(
+                "PRAGMA user_version = 8;
+                 INSERT INTO machines VALUES (1, 'fp', 'cpu', 2, 2, 1024, 'k', 'os', 'x86_64', 'rustc', 'release');
+                 INSERT INTO commits VALUES ('aaa', 's', 'a', 1, 1, 0);
+                 INSERT INTO scenarios (id, scenario_id, definition_hash, workload, workload_version, description, params)
+                      VALUES (1, 's/1', 'h', 'w', 1, 'd', '{}');
+                 INSERT INTO metrics (name, unit, direction) VALUES ('wall_s', 's', 'lower');
+                 INSERT INTO calibrations (id, calibration_uuid, machine_id, commit_sha, scenario_file, repetitions,
+                                           comparisons, failing_comparisons, alpha, practical_floor,
+                                           statistics_version, started_at, finished_at, kind, injected)
+                      VALUES (1, 'c1', 1, 'aaa', 'f.toml', 3, 2, 0, 0.05, 0.01, 1, 't0', 't1', 'history', NULL),
+                             (2, 'c2', 1, 'aaa', 'f.toml', 2, 2, 0, 0.05, 0.01, 1, 't0', 't1', 'paired', NULL),
+                             (3, 'c3', 1, 'aaa', 'f.toml', 2, 2, 1, 0.05, 0.01, 1, 't0', 't1', 'injected', 'X=1');
+                 INSERT INTO calibration_series (calibration_id, scenario_ref, metric, comparisons, false_regressions,
+                                                 false_improvements, noisy, false_positive_rate, false_positive_upper)
+                      VALUES (3, 1, 'wall_s', 2, 1, 0, 1, 0.5, 0.97);",
+            )
+            .unwrap();
+        }
+        let db = Database::open(&path).unwrap();
+        let kinds: Vec<(String, Option<String>, i64)> = db
+            .conn
+            .prepare("SELECT kind, injected, (SELECT count(*) FROM calibration_series WHERE calibration_id = c.id) FROM calibrations c ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            kinds,
+            [
+                ("history".to_owned(), None, 0),
+                ("paired".to_owned(), None, 0),
+                ("injected".to_owned(), Some("X=1".to_owned()), 1)
+            ]
+        );
+        let insert = |kind: &str| {
+            db.conn.execute(
+                "INSERT INTO calibrations (calibration_uuid, machine_id, commit_sha, scenario_file, repetitions,
+                                           comparisons, failing_comparisons, alpha, practical_floor,
+                                           statistics_version, started_at, finished_at, kind)
+                 VALUES (?1, 1, 'aaa', 'f.toml', 2, 1, 0, 0.05, 0.01, 1, 't0', 't1', ?1)",
+                [kind],
+            )
+        };
+        insert("injected-history").unwrap();
+        assert!(insert("made-up").is_err(), "the kind is still checked");
+    }
 }
