@@ -12,7 +12,8 @@
 //!   verifies;
 //! - external (incoming box, `MX`): the payload is kept as delivered.
 //!
-//! Progress is checkpointed every `checkpoint_every` bytes and when the connection drops,
+//! Progress is checkpointed every `checkpoint_every` bytes (where the stage first reaches
+//! each, however the network split the body: see `Worker::body`) and when the connection drops,
 //! with the server's ETag, so that a resumed request (`Range` + `If-Range`) continues the
 //! same version or starts over if the blob changed.
 
