@@ -109,9 +109,7 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<()> {
     if let Some(dir) = &args.inject_build {
         return injected_history(&args, dir, &set, commit, &config, &mut db);
     }
-    if let Some(dir) = &args.results_dir {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
+    let mut runs = StoredRuns::start(args.results_dir.as_deref())?;
     eprintln!(
         "calibrating on {} ({}): {} runs of {} scenarios from {}",
         &commit.sha[..10],
@@ -120,34 +118,14 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<()> {
         set.scenarios.len(),
         set.path.display()
     );
-    let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let mut run_ids = Vec::new();
-    let mut uuids = Vec::new();
     for i in 0..args.repetitions {
         eprintln!("A/A run {}/{}", i + 1, args.repetitions);
         // Volatile readings are taken afresh for every run; the fingerprint stays the same.
         let machine = harness::machine::describe(harness::binaries::profile());
         let results = harness::runner::run(&set, commit.clone(), machine, &config)?;
-        if let Some(dir) = &args.results_dir {
-            results.save(&dir.join(format!("{}.json", results.run.id)))?;
-        }
-        let mut record = RunRecord::from_results(&results)?;
-        record.purpose = Purpose::Calibration;
-        uuids.push(record.uuid.clone());
-        run_ids.push(db.ingest_record(&record)?.run_id());
+        runs.add(&mut db, &results, "")?;
     }
-    let finished_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let parts: Vec<&[u8]> = uuids.iter().map(|u| u.as_bytes()).collect();
-    let report = db.record_calibration(
-        &CalibrationRuns {
-            uuid: content_uuid(&parts),
-            run_ids,
-            scenario_file: set.path.display().to_string(),
-            started_at,
-            finished_at,
-        },
-        &AnalysisOptions::default().policy,
-    )?;
+    let report = db.record_calibration(&runs.finish(&set), &AnalysisOptions::default().policy)?;
 
     print_series(&report, "comparisons", "false positives", "95% upper", |s| {
         s.false_positive_upper
@@ -191,9 +169,7 @@ fn injected_history(
     db: &mut Database,
 ) -> anyhow::Result<()> {
     let (builds, cost) = injected_builds(dir)?;
-    if let Some(dir) = &args.results_dir {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
+    let mut runs = StoredRuns::start(args.results_dir.as_deref())?;
     eprintln!(
         "calibrating detection on {} ({}): {} runs without and {} with {cost}, of {} scenarios from {}{}",
         &commit.sha[..10],
@@ -220,40 +196,19 @@ fn injected_history(
             args.db.display()
         );
     }
-    let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let mut run_ids = Vec::new();
-    let mut uuids = Vec::new();
     let mut with_cost = Vec::new();
     for i in 0..args.repetitions {
         eprintln!("A and B {}/{}", i + 1, args.repetitions);
         let machine = harness::machine::describe(harness::binaries::profile());
         let pair =
             harness::runner::run_interleaved(set, [commit.clone(), commit.clone()], machine, config, builds.clone())?;
-        for (side, results) in ["a", "b"].into_iter().zip(&pair) {
-            if let Some(dir) = &args.results_dir {
-                results.save(&dir.join(format!("{}.{side}.json", results.run.id)))?;
-            }
-            let mut record = RunRecord::from_results(results)?;
-            record.purpose = Purpose::Calibration;
-            uuids.push(record.uuid.clone());
-            run_ids.push(db.ingest_record(&record)?.run_id());
-            with_cost.push(side == "b");
+        for (side, results) in [".a", ".b"].into_iter().zip(&pair) {
+            runs.add(db, results, side)?;
+            with_cost.push(side == ".b");
         }
     }
-    let finished_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let parts: Vec<&[u8]> = uuids.iter().map(|u| u.as_bytes()).collect();
-    let report = db.record_injected_calibration(
-        &CalibrationRuns {
-            uuid: content_uuid(&parts),
-            run_ids,
-            scenario_file: set.path.display().to_string(),
-            started_at,
-            finished_at,
-        },
-        &with_cost,
-        &cost,
-        &AnalysisOptions::default().policy,
-    )?;
+    let report =
+        db.record_injected_calibration(&runs.finish(set), &with_cost, &cost, &AnalysisOptions::default().policy)?;
     print_series(&report, "comparisons", "detected", "95% bound", |s| {
         rate_lower_bound(s.false_regressions, s.comparisons)
     });
@@ -272,6 +227,59 @@ fn injected_history(
     );
     println!("database: {}", args.db.display());
     Ok(())
+}
+
+/// The runs of a calibration by the history rule, stored (purpose `calibration`) as each
+/// finishes, and their results files kept in `--results-dir` if given.
+struct StoredRuns<'a> {
+    results_dir: Option<&'a std::path::Path>,
+    started_at: String,
+    run_ids: Vec<i64>,
+    uuids: Vec<String>,
+}
+
+impl<'a> StoredRuns<'a> {
+    /// Starts the clock; the results directory is made now, not after the first run.
+    fn start(results_dir: Option<&'a std::path::Path>) -> anyhow::Result<Self> {
+        if let Some(dir) = results_dir {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        Ok(Self {
+            results_dir,
+            started_at: now(),
+            run_ids: Vec::new(),
+            uuids: Vec::new(),
+        })
+    }
+
+    /// Keeps `results` (as `RUN_ID{suffix}.json`) and stores it.
+    fn add(&mut self, db: &mut Database, results: &harness::runner::Results, suffix: &str) -> anyhow::Result<()> {
+        if let Some(dir) = self.results_dir {
+            results.save(&dir.join(format!("{}{suffix}.json", results.run.id)))?;
+        }
+        let mut record = RunRecord::from_results(results)?;
+        record.purpose = Purpose::Calibration;
+        self.uuids.push(record.uuid.clone());
+        self.run_ids.push(db.ingest_record(&record)?.run_id());
+        Ok(())
+    }
+
+    /// The runs, in the order they ran, as a calibration of `set` that ends now.
+    fn finish(self, set: &ScenarioSet) -> CalibrationRuns {
+        let parts: Vec<&[u8]> = self.uuids.iter().map(|u| u.as_bytes()).collect();
+        CalibrationRuns {
+            uuid: content_uuid(&parts),
+            run_ids: self.run_ids,
+            scenario_file: set.path.display().to_string(),
+            started_at: self.started_at,
+            finished_at: now(),
+        }
+    }
+}
+
+/// The time now, as calibrations record it (RFC 3339, UTC).
+fn now() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
 /// The variables that size the injected cost (`blobs_crypto::injected_cost`).
@@ -329,7 +337,7 @@ fn paired(
             .as_deref()
             .map_or("a copy of A".to_owned(), |c| format!("with {c}"))
     );
-    let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let started_at = now();
     let mut pairs = Vec::new();
     for i in 0..args.repetitions {
         eprintln!("pair {}/{}", i + 1, args.repetitions);
@@ -343,7 +351,7 @@ fn paired(
         }
         pairs.push(pair);
     }
-    let finished_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let finished_at = now();
     let report = db.record_paired_calibration(
         &PairedCalibration {
             pairs: &pairs,

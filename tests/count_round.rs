@@ -254,14 +254,7 @@ fn calibrate_with_an_injected_build_counts_both_sides_and_records_detection() {
 
     // The scenario page shows each series' detection by the unpaired rules.
     let site = repo.out().join("calibrated-site");
-    let out = common::bench(&[
-        "site".as_ref(),
-        "--db".as_ref(),
-        db.as_os_str(),
-        "--out".as_ref(),
-        site.as_os_str(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    common::render_site(&db, &site);
     let page = std::fs::read_to_string(site.join("scenarios/blobs.upload_2x100k_c1.html")).unwrap();
     assert!(
         page.contains(

@@ -288,14 +288,7 @@ fn a_commit_is_paired_with_its_parents_kept_build_and_says_so() {
     let before_upgrade = wall_methods(&db, &second);
     let stale = db.execute("UPDATE comparisons SET statistics_version = 1", []).unwrap();
     assert_eq!(stale, 3, "the pairings of the second, third and fourth runs");
-    let out = common::bench(&[
-        "site".as_ref(),
-        "--db".as_ref(),
-        db_path.as_os_str(),
-        "--out".as_ref(),
-        repo.out().join("site").as_os_str(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = common::render_site(&db_path, &repo.out().join("site"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("decided again by the statistics now: 3 runs, 0 branch comparisons"),
@@ -447,14 +440,7 @@ fn calibrate_paired_records_the_paired_rule_and_an_injected_build() {
 
     // The scenario page shows each series' detection beside its false positives.
     let site = repo.out().join("site");
-    let out = common::bench(&[
-        "site".as_ref(),
-        "--db".as_ref(),
-        db.as_os_str(),
-        "--out".as_ref(),
-        site.as_os_str(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    common::render_site(&db, &site);
     let page = std::fs::read_to_string(site.join("scenarios/blobs.upload_3x10k_c2.html")).unwrap();
     assert!(page.contains("injected cost found in "), "{page}");
     assert!(page.contains(" of 2 pairs (≥ ") && page.contains("with SOLEDAD_BENCH_INJECTED_REQUEST=150"));

@@ -395,6 +395,22 @@ impl Model {
         (at, s.points.len())
     }
 
+    /// For each key `key` gives a series, the most recent series with it ([`Self::recency`];
+    /// the first of equals).
+    pub fn most_recent_by<'m, K: std::hash::Hash + Eq>(
+        &'m self,
+        key: impl Fn(&'m SeriesData) -> K,
+    ) -> HashMap<K, usize> {
+        let mut chosen: HashMap<K, usize> = HashMap::new();
+        for (i, s) in self.series.iter().enumerate() {
+            let j = chosen.entry(key(s)).or_insert(i);
+            if self.recency(i) > self.recency(*j) {
+                *j = i;
+            }
+        }
+        chosen
+    }
+
     /// The verdict of series `index` at its point `j`.
     pub fn point_verdict(&self, index: usize, j: usize) -> Option<&StoredVerdict> {
         self.series[index].verdicts[j].map(|v| &self.verdicts[v])

@@ -203,6 +203,19 @@ pub fn bench(args: &[&std::ffi::OsStr]) -> Output {
         .unwrap()
 }
 
+/// `soledad-bench site` of the database at `db` into `out`, which must succeed; its output.
+pub fn render_site(db: &Path, out: &Path) -> Output {
+    let output = bench(&[
+        "site".as_ref(),
+        "--db".as_ref(),
+        db.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    output
+}
+
 /// Pids of live processes whose command line mentions `needle` (zombies count as gone).
 pub fn processes_mentioning(needle: &str) -> Vec<u32> {
     let mut pids = Vec::new();

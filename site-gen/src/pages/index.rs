@@ -139,17 +139,7 @@ pub fn write(site: &Site) -> Result<(), SiteError> {
 /// The series shown for each (scenario, metric): on a site of several machines, the one
 /// measured most recently (the runner CI uses now), then the longest.
 fn chosen_series(model: &Model) -> HashMap<(&str, &str), usize> {
-    let mut chosen: HashMap<(&str, &str), usize> = HashMap::new();
-    for (i, s) in model.series.iter().enumerate() {
-        let key = (s.series.scenario_id.as_str(), s.series.metric.as_str());
-        match chosen.get(&key) {
-            Some(&j) if model.recency(j) >= model.recency(i) => {}
-            _ => {
-                chosen.insert(key, i);
-            }
-        }
-    }
-    chosen
+    model.most_recent_by(|s| (s.series.scenario_id.as_str(), s.series.metric.as_str()))
 }
 
 /// The verdict of a series' latest point, if it has one.

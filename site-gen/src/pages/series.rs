@@ -1,7 +1,7 @@
 //! The all-series page: every series in one table, grouped by workload, with filters, and
 //! the latest commits with their counts of verdicts.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use collector::statistics::counts::{COUNT_ABSOLUTE_FLOOR, COUNT_FLOOR, UNKNOWN_SERVER_SPREAD, UNKNOWN_SPREAD};
 use collector::statistics::noise_floor::MIN_CHANGES;
@@ -208,18 +208,13 @@ pub fn resolution(model: &crate::model::Model) -> Vec<Resolution> {
     // A series whose scenario has a newer definition on the same machine (a workload's
     // version changed) is no longer measured: it judges nothing today, however long its
     // history.
-    let mut newest: HashMap<(i64, &str, &str), usize> = HashMap::new();
-    for (i, s) in model.series.iter().enumerate() {
-        let key = (
+    let newest = model.most_recent_by(|s| {
+        (
             s.series.machine_id,
             s.series.scenario_id.as_str(),
             s.series.metric.as_str(),
-        );
-        let e = newest.entry(key).or_insert(i);
-        if model.recency(i) > model.recency(*e) {
-            *e = i;
-        }
-    }
+        )
+    });
     let mut current = vec![false; model.series.len()];
     for &i in newest.values() {
         current[i] = true;
