@@ -77,10 +77,15 @@ pub fn run(args: DriveArgs) -> anyhow::Result<()> {
     let counted = std::env::var_os(workloads::COUNT_ROUND_ENV).is_some();
     let runtime = if counted {
         // Counted: idle blocking threads are kept (tokio lets one go after 10 s, which under
-        // Valgrind can fall inside the measured part) and started before it (below).
+        // Valgrind can fall inside the measured part) and started before it (below), and no
+        // more are started. With real-time turns (`harness::count::Turns`) a thread woken for
+        // a task runs only once the one handing out tasks waits, so a burst of them (the
+        // preparation of `server.backend`'s 1,000 blobs) found no idle thread and started
+        // one each: past 500, Valgrind's limit, the driver died.
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .thread_keep_alive(std::time::Duration::from_secs(24 * 3600))
+            .max_blocking_threads(COUNTED_BLOCKING_THREADS)
             .build()
     } else {
         tokio::runtime::Runtime::new()

@@ -183,7 +183,16 @@ impl HarnessArgs {
             return None;
         }
         match harness::count::Valgrind::find() {
-            Ok(v) => Some(v),
+            Ok(v) => {
+                if let harness::count::Turns::TimeSliced { why } = v.turns() {
+                    eprintln!(
+                        "warning: the count round's processes take turns by time slices ({why}): \
+                         server counts then follow how the socket splits the data (1-9% apart \
+                         between identical runs, harness/RESULTS.md)"
+                    );
+                }
+                Some(v)
+            }
             Err(e) => {
                 eprintln!(
                     "warning: no count round ({e}); install Valgrind for the client_instructions and server_instructions series"

@@ -71,7 +71,43 @@ pub struct Valgrind {
     /// The one CPU both counted processes run on, so that they take turns instead of running
     /// side by side (see [`Counted::command`]).
     cpu: Option<usize>,
+    turns: Turns,
+    /// A directory in memory for the count round's data, where there is one with room.
+    scratch: Option<PathBuf>,
 }
+
+/// How the two counted processes take turns on their CPU.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Turns {
+    /// Real-time, first in first out, at the lowest priority (`SCHED_FIFO` 1): a process runs
+    /// until it blocks. The client then writes until the socket is full or it waits for an
+    /// answer, and the server reads all there is before it waits again, so the pieces the
+    /// server reads, and the turns of its event loop, are the same in every run.
+    RealTime,
+    /// The normal scheduler, which also switches when a time slice ends or a woken process
+    /// is due, wherever the other one is: the server's counts then follow the timing
+    /// (`harness/RESULTS.md`, "Real-time turns", has both measured).
+    TimeSliced {
+        /// Why real time was not used.
+        why: String,
+    },
+}
+
+/// Set to a non-empty value other than `0`, the count round runs as it did before its
+/// real-time turns and its data in memory (to measure what they change): time slices, and the
+/// data under the run's work directory.
+pub const UNPINNED_ENV: &str = "SOLEDAD_BENCH_COUNT_UNPINNED";
+
+/// Where the count round keeps its data when that is a memory filesystem with this much room.
+/// With the data on a disk, a client and a server that both wait for an fsync resume in the
+/// order their disk answers, and the pieces the server reads follow that order (measured with
+/// real-time turns: a 10 MB download's server count spread 0.82% on disk, 0.13% in memory).
+/// The instructions counted are the same code's either way.
+const SCRATCH: &str = "/dev/shm";
+const SCRATCH_ROOM: u64 = 2 << 30;
+/// The count round's directories there are named `PREFIX<pid>-...` after the run's process,
+/// so that a later run can tell those of a run that was killed (see [`clear_abandoned`]).
+const SCRATCH_PREFIX: &str = "soledad-bench-count-";
 
 impl Valgrind {
     /// Finds `valgrind` and `vgdb` on the `PATH` and checks that they run.
@@ -90,11 +126,61 @@ impl Valgrind {
         run("valgrind", "--version")?;
         // vgdb prints its usage and exits 0 for --help.
         run("vgdb", "--help")?;
+        let cpus = allowed_cpus();
+        let cpu = cpus.first().copied();
+        let unpinned = std::env::var(UNPINNED_ENV).is_ok_and(|v| !v.is_empty() && v != "0");
+        let turns = if unpinned {
+            Turns::TimeSliced {
+                why: format!("{UNPINNED_ENV} is set"),
+            }
+        } else if cpus.len() < 2 {
+            // The harness must keep a CPU of its own: a real-time process that computes
+            // leaves a CPU's other work only 5% of its time.
+            Turns::TimeSliced {
+                why: format!(
+                    "{} CPU allowed, and real time needs a second one for the rest",
+                    cpus.len()
+                ),
+            }
+        } else {
+            match probe_real_time("valgrind") {
+                Ok(()) => Turns::RealTime,
+                Err(why) => Turns::TimeSliced { why },
+            }
+        };
         Ok(Self {
             valgrind: PathBuf::from("valgrind"),
             vgdb: PathBuf::from("vgdb"),
-            cpu: first_allowed_cpu(),
+            cpu,
+            turns,
+            scratch: if unpinned {
+                None
+            } else {
+                memory_scratch(Path::new(SCRATCH))
+            },
         })
+    }
+
+    /// How the counted processes take turns in this run.
+    pub fn turns(&self) -> &Turns {
+        &self.turns
+    }
+
+    /// A new directory for a count round's data: in memory where there is room (removed
+    /// when the guard is dropped), else `None`, and the round uses the run's work directory.
+    pub fn scratch(&self) -> std::io::Result<Option<tempfile::TempDir>> {
+        let Some(memory) = &self.scratch else {
+            return Ok(None);
+        };
+        tempfile::Builder::new()
+            .prefix(&format!("{SCRATCH_PREFIX}{}-", std::process::id()))
+            .tempdir_in(memory)
+            .map(Some)
+    }
+
+    /// Whether the count round keeps its data in memory.
+    pub fn in_memory(&self) -> bool {
+        self.scratch.is_some()
     }
 
     /// A process to count, with its files under `dir` named after `name`.
@@ -126,6 +212,9 @@ impl Counted {
             .arg("--instr-atstart=no")
             .arg(format!("--callgrind-out-file={}", self.out.display()))
             .arg("--vgdb=yes")
+            // Drivers built before they bounded their blocking threads in the count round
+            // start one per task of a burst under real-time turns, beyond the default 500.
+            .arg("--max-threads=1024")
             .arg(format!("--vgdb-prefix={}", self.vgdb_prefix.display()))
             // Only Valgrind's own errors on stderr, not its banner.
             .arg("-q")
@@ -146,20 +235,7 @@ impl Counted {
             // An idle blocking thread exits after 10 s by default, at some 21,000
             // instructions, and Valgrind's slowness puts such exits inside the round.
             .env("BLOBS_SERVER_BLOCKING_KEEP_ALIVE", "86400");
-        if let Some(cpu) = self.valgrind.cpu {
-            // SAFETY: runs between fork and exec; the set is built on the stack and
-            // sched_setaffinity is a system call: nothing allocates or takes a lock.
-            unsafe {
-                std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
-                    let mut set: libc::cpu_set_t = std::mem::zeroed();
-                    libc::CPU_SET(cpu, &mut set);
-                    if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
-        }
+        take_turns(&mut cmd, self.valgrind.cpu, self.valgrind.turns == Turns::RealTime);
         cmd
     }
 
@@ -223,15 +299,106 @@ impl Counted {
     }
 }
 
-/// The first CPU this process may run on.
-fn first_allowed_cpu() -> Option<usize> {
+/// Runs `cmd` on `cpu` alone and, with `real_time`, under `SCHED_FIFO` at priority 1 (see
+/// [`Turns`]); its threads inherit both. Hand-written because std sets neither for a child.
+fn take_turns(cmd: &mut Command, cpu: Option<usize>, real_time: bool) {
+    if cpu.is_none() && !real_time {
+        return;
+    }
+    // SAFETY: runs between fork and exec; the set and the parameters are built on the stack
+    // and both calls are system calls: nothing allocates or takes a lock.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(cmd, move || {
+            if let Some(cpu) = cpu {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(cpu, &mut set);
+                if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            if real_time {
+                let param = libc::sched_param { sched_priority: 1 };
+                if libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Whether a child may run under `SCHED_FIFO`, found by starting `program --version` so:
+/// it needs `CAP_SYS_NICE` or a real-time priority limit (`ulimit -r`) of at least 1, and in
+/// a control group with its own real-time budget, some of that budget.
+fn probe_real_time(program: &str) -> Result<(), String> {
+    let mut cmd = Command::new(program);
+    cmd.arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    take_turns(&mut cmd, None, true);
+    match cmd.status() {
+        Ok(s) if s.success() => Ok(()),
+        Ok(s) => Err(format!("{program} --version exited with {s} under SCHED_FIFO")),
+        Err(e) => Err(format!(
+            "SCHED_FIFO refused ({e}); it needs CAP_SYS_NICE or `ulimit -r 1` (in a container, --cap-add SYS_NICE)"
+        )),
+    }
+}
+
+/// `dir` if it is a memory filesystem (tmpfs) with [`SCRATCH_ROOM`] free that this process
+/// can write to.
+fn memory_scratch(dir: &Path) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statfs fills the struct it is given for a NUL-terminated path.
+    let (kind, free) = unsafe {
+        let mut fs: libc::statfs = std::mem::zeroed();
+        if libc::statfs(path.as_ptr(), &mut fs) != 0 {
+            return None;
+        }
+        (fs.f_type, fs.f_bavail as u64 * fs.f_bsize as u64)
+    };
+    if kind != libc::TMPFS_MAGIC || free < SCRATCH_ROOM || tempfile::tempdir_in(dir).is_err() {
+        return None;
+    }
+    clear_abandoned(dir);
+    Some(dir.to_owned())
+}
+
+/// Removes the count round directories in `dir` left by runs whose process is gone (killed
+/// before they could remove them): in memory, they would hold it until the next boot.
+fn clear_abandoned(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(SCRATCH_PREFIX))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// The CPUs this process may run on, in order.
+fn allowed_cpus() -> Vec<usize> {
     // SAFETY: sched_getaffinity writes into the set it is given, of the size it is told.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-            return None;
+            return Vec::new();
         }
-        (0..libc::CPU_SETSIZE as usize).find(|&cpu| libc::CPU_ISSET(cpu, &set))
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&cpu| libc::CPU_ISSET(cpu, &set))
+            .collect()
     }
 }
 
@@ -260,6 +427,53 @@ mod tests {
         assert_eq!(total("totals: many\n"), None);
     }
 
+    /// A counted process runs on the one CPU it is given and, where the system allows it,
+    /// in real time: read back from the child's own `/proc` entries.
+    #[test]
+    fn a_counted_process_runs_on_its_cpu_and_in_real_time_where_allowed() {
+        let cpu = *allowed_cpus().last().expect("some CPU is allowed");
+        let real_time = probe_real_time("cat").is_ok();
+        let mut cmd = Command::new("cat");
+        cmd.args(["/proc/self/stat", "/proc/self/status"]);
+        take_turns(&mut cmd, Some(cpu), real_time);
+        let out = cmd.output().expect("cat runs");
+        assert!(out.status.success(), "{out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        // `stat`'s fields after the command name: the 40th is the real-time priority, the
+        // 41st the policy (proc(5)); the first after the name is the 3rd.
+        let stat = text.lines().next().unwrap();
+        let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
+        let (priority, policy) = (fields[40 - 3], fields[41 - 3]);
+        if real_time {
+            assert_eq!((policy, priority), (libc::SCHED_FIFO.to_string().as_str(), "1"));
+        } else {
+            assert_eq!((policy, priority), (libc::SCHED_OTHER.to_string().as_str(), "0"));
+        }
+        let allowed = text.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:"));
+        assert_eq!(allowed.map(str::trim), Some(cpu.to_string().as_str()));
+    }
+
+    /// A run's count directories in memory are removed by a later run once the run's
+    /// process is gone, and only then.
+    #[test]
+    fn directories_of_a_killed_run_are_cleared_and_a_live_runs_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        let live = dir.path().join(format!("{SCRATCH_PREFIX}{}-a1", child.id()));
+        let own = dir.path().join(format!("{SCRATCH_PREFIX}{}-b2", std::process::id()));
+        let other = dir.path().join("soledad-bench-other-1-c3");
+        for d in [&live, &own, &other] {
+            std::fs::create_dir_all(d.join("server")).unwrap();
+        }
+        clear_abandoned(dir.path());
+        assert!(live.exists() && own.exists() && other.exists());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        clear_abandoned(dir.path());
+        assert!(!live.exists(), "the directory of a process that is gone stays");
+        assert!(own.exists() && other.exists());
+    }
+
     /// Every server setting the count round pins is one the server reads: a renamed variable
     /// would be ignored without a word, and the count would follow the clock again.
     #[test]
@@ -278,6 +492,8 @@ mod tests {
             valgrind: "valgrind".into(),
             vgdb: "vgdb".into(),
             cpu: None,
+            turns: Turns::RealTime,
+            scratch: None,
         };
         let cmd = valgrind
             .counted(Path::new("."), "server")

@@ -555,8 +555,13 @@ fn run_scenario<const N: usize>(
     if let Some(valgrind) = config.valgrind.as_ref().filter(|_| planned.count_round) {
         let count_started = Instant::now();
         progress.set_message(format!("{id} count round (Valgrind)"));
+        // In memory where there is room (`count::Valgrind::scratch`), removed with the guard.
+        let scratch = valgrind
+            .scratch()
+            .map_err(HarnessError::io("cannot create the count round's directory in memory"))?;
+        let count_root = scratch.as_ref().map_or(dir.path(), |d| d.path());
         for (side, build) in builds.iter().enumerate().filter(|(side, _)| count_sides[*side]) {
-            let count_dir = dir.path().join(format!("build-{side}")).join("count");
+            let count_dir = count_root.join(format!("build-{side}")).join("count");
             match count_round(planned, config, build, side, &count_dir, valgrind) {
                 Ok(c) => counts[side] = c,
                 Err(e) if e == INTERRUPTED => return Err(HarnessError::Interrupted),
