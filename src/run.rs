@@ -187,8 +187,14 @@ impl HarnessArgs {
                 if let harness::count::Turns::TimeSliced { why } = v.turns() {
                     eprintln!(
                         "warning: the count round's processes take turns by time slices ({why}): \
-                         server counts then follow how the socket splits the data (1-9% apart \
-                         between identical runs, harness/RESULTS.md)"
+                         server counts then follow how the socket splits the data (up to 6% \
+                         apart between identical runs, harness/RESULTS.md)"
+                    );
+                } else if !v.in_memory() {
+                    eprintln!(
+                        "warning: the count round keeps its data on disk (/dev/shm is not a memory \
+                         filesystem with 2 GiB free; in a container, --shm-size): server counts \
+                         then spread more (up to 1% apart, harness/RESULTS.md)"
                     );
                 }
                 Some(v)

@@ -133,15 +133,18 @@ fn the_count_round_counts_the_measured_part_of_both_processes() {
         "{}",
         stderr(&output)
     );
+    // The server's count of two small uploads is some 200,000 instructions, where one more
+    // body chunk and turn of its loop (4,300, `harness/RESULTS.md`) is 2%: that much is
+    // allowed besides.
     let (client_within, server_within) = if pinned { (0.001, 0.005) } else { (0.03, 0.50) };
-    for (id, metric, within) in [
-        ("crypto.encrypt/v1/1x1M", "client_instructions", 0.001),
-        ("crypto.encrypt/v1/1x2M", "client_instructions", 0.001),
-        ("blobs.upload/2x100k/c1", "client_instructions", client_within),
-        ("blobs.upload/2x100k/c1", "server_instructions", server_within),
+    for (id, metric, within, slack) in [
+        ("crypto.encrypt/v1/1x1M", "client_instructions", 0.001, 0.0),
+        ("crypto.encrypt/v1/1x2M", "client_instructions", 0.001, 0.0),
+        ("blobs.upload/2x100k/c1", "client_instructions", client_within, 0.0),
+        ("blobs.upload/2x100k/c1", "server_instructions", server_within, 4_300.0),
     ] {
         let (a, b) = (count(&first, id, metric).unwrap(), count(&second, id, metric).unwrap());
-        assert!((b / a - 1.0).abs() < within, "{id} {metric}: {a} then {b}");
+        assert!((b - a).abs() <= within * a + slack, "{id} {metric}: {a} then {b}");
     }
 }
 

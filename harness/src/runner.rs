@@ -555,11 +555,16 @@ fn run_scenario<const N: usize>(
     if let Some(valgrind) = config.valgrind.as_ref().filter(|_| planned.count_round) {
         let count_started = Instant::now();
         progress.set_message(format!("{id} count round (Valgrind)"));
-        // In memory where there is room (`count::Valgrind::scratch`), removed with the guard.
-        let scratch = valgrind
-            .scratch()
-            .map_err(HarnessError::io("cannot create the count round's directory in memory"))?;
+        // In memory where there is room (`count::Valgrind::scratch`), removed with the guard;
+        // where it cannot be made, under the scenario's directory, as without room.
+        let scratch = valgrind.scratch().unwrap_or_else(|e| {
+            progress.suspend(|| eprintln!("  {id}: count round on disk: no directory in memory: {e}"));
+            None
+        });
         let count_root = scratch.as_ref().map_or(dir.path(), |d| d.path());
+        progress.set_message(format!("{id} count round (Valgrind; waiting for another run's to end)"));
+        let _cpu = valgrind.take_the_cpu();
+        progress.set_message(format!("{id} count round (Valgrind)"));
         for (side, build) in builds.iter().enumerate().filter(|(side, _)| count_sides[*side]) {
             let count_dir = count_root.join(format!("build-{side}")).join("count");
             match count_round(planned, config, build, side, &count_dir, valgrind) {
