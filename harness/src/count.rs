@@ -510,8 +510,10 @@ mod tests {
     fn a_process_is_asleep_only_while_it_waits() {
         let mut busy = Command::new("sh").args(["-c", "while :; do :; done"]).spawn().unwrap();
         let mut waiting = Command::new("sleep").arg("30").spawn().unwrap();
-        std::thread::sleep(Duration::from_millis(100));
         assert!(!all_asleep(busy.id()));
+        // Until `sleep` has started and reached its system call it runs too: on a loaded
+        // machine that takes a while, so it is waited for (and would fail after 10 s).
+        wait_until_asleep(waiting.id(), Duration::from_secs(10));
         assert!(all_asleep(waiting.id()));
         let started = Instant::now();
         wait_until_asleep(busy.id(), Duration::from_millis(200));
